@@ -1,0 +1,1 @@
+"""Shared contracts of the eCRM pipeline: event models, the topic registry, settings helpers."""

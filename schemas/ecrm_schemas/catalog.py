@@ -1,0 +1,164 @@
+"""Typed domain events: the track events the eCRM understands, by source.
+
+A track event whose ``event`` name is in :data:`CATALOG` must carry properties of the
+listed model; other names are custom events with free properties. Property names follow
+the Segment e-commerce and email specs (snake_case). Extra properties are kept.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, NonNegativeInt
+
+
+class Source(StrEnum):
+    """Where a domain event comes from in the eCRM lifecycle."""
+
+    WEB = "web"
+    EMAIL = "email"
+    SURVEY = "survey"
+    BACKEND = "backend"
+
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class _Properties(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- web behaviour (passive collection) -------------------------------------------------
+
+
+class ProductViewed(_Properties):
+    product_id: str = Field(min_length=1)
+    sku: str | None = None
+    name: str | None = None
+    category: str | None = None
+    price: Money | None = None
+    currency: Currency | None = None
+    url: str | None = None
+
+
+class ElementClicked(_Properties):
+    element_id: str | None = None
+    element_text: str | None = None
+    href: str | None = None
+    page_url: str | None = None
+
+
+class ProductAdded(_Properties):
+    product_id: str = Field(min_length=1)
+    cart_id: str | None = None
+    quantity: int = Field(default=1, ge=1)
+    price: Money | None = None
+    currency: Currency | None = None
+
+
+class OrderProduct(_Properties):
+    product_id: str = Field(min_length=1)
+    quantity: int = Field(default=1, ge=1)
+    price: Money | None = None
+
+
+class OrderCompleted(_Properties):
+    order_id: str = Field(min_length=1)
+    total: Money
+    revenue: Money | None = None
+    currency: Currency = "EUR"
+    products: list[OrderProduct] = Field(default_factory=list)
+
+
+# --- email (the channel's own events) ---------------------------------------------------
+
+
+class _EmailProperties(_Properties):
+    email_id: str = Field(min_length=1, description="The id of the sent message.")
+    campaign_id: str | None = None
+    rule_id: str | None = None
+    template: str | None = None
+
+
+class EmailSent(_EmailProperties):
+    subject: str | None = None
+
+
+class EmailDelivered(_EmailProperties):
+    pass
+
+
+class EmailOpened(_EmailProperties):
+    machine_open: bool = Field(default=False, description="Likely a mail privacy proxy.")
+
+
+class EmailLinkClicked(_EmailProperties):
+    link_url: HttpUrl
+
+
+class EmailBounced(_EmailProperties):
+    bounce_type: Literal["hard", "soft"]
+    reason: str | None = None
+
+
+class EmailMarkedAsSpam(_EmailProperties):
+    pass
+
+
+class Unsubscribed(_EmailProperties):
+    email_id: str | None = None  # type: ignore[assignment]
+    list_id: str | None = None
+
+
+# --- surveys (active collection) --------------------------------------------------------
+
+
+class SurveyAnswered(_Properties):
+    survey_id: str = Field(min_length=1)
+    question_id: str = Field(min_length=1)
+    answer: str | int | float | bool | list[str] | None = None
+    text: str | None = Field(default=None, max_length=4000)
+
+
+class NpsAnswered(_Properties):
+    survey_id: str = Field(min_length=1)
+    question_id: str = "nps"
+    score: Annotated[int, Field(ge=0, le=10)]
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class DomainEvent(BaseModel):
+    """One catalogued track event: its name, source and properties model."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    source: Source
+    properties: Any
+    description: str
+
+
+def _entry(name: str, source: Source, model: type[_Properties], description: str) -> tuple[str, DomainEvent]:
+    return name, DomainEvent(name=name, source=source, properties=model, description=description)
+
+
+CATALOG: dict[str, DomainEvent] = dict(
+    [
+        _entry("Product Viewed", Source.WEB, ProductViewed, "A product page was viewed."),
+        _entry("Element Clicked", Source.WEB, ElementClicked, "A tracked element was clicked."),
+        _entry("Product Added", Source.WEB, ProductAdded, "A product was added to the cart."),
+        _entry("Order Completed", Source.WEB, OrderCompleted, "An order was placed."),
+        _entry("Email Sent", Source.EMAIL, EmailSent, "An email was handed to the mail server."),
+        _entry("Email Delivered", Source.EMAIL, EmailDelivered, "The recipient's server accepted it."),
+        _entry("Email Opened", Source.EMAIL, EmailOpened, "The email was opened."),
+        _entry("Email Link Clicked", Source.EMAIL, EmailLinkClicked, "A link in the email was clicked."),
+        _entry("Email Bounced", Source.EMAIL, EmailBounced, "The email bounced (hard or soft)."),
+        _entry("Email Marked as Spam", Source.EMAIL, EmailMarkedAsSpam, "The recipient complained."),
+        _entry("Unsubscribed", Source.EMAIL, Unsubscribed, "The recipient unsubscribed."),
+        _entry("Survey Answered", Source.SURVEY, SurveyAnswered, "A survey question was answered."),
+        _entry("NPS Answered", Source.SURVEY, NpsAnswered, "A Net Promoter Score answer, 0 to 10."),
+    ]
+)

@@ -1,0 +1,67 @@
+"""The customer profile and the profile-changed event the aggregator emits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class CustomerProfile(BaseModel):
+    """Everything the pipeline knows about one customer, folded from their events."""
+
+    customer_id: str
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    email: str | None = None
+    traits: dict[str, Any] = Field(default_factory=dict)
+    """Identify traits, latest value of each trait wins by event timestamp."""
+    traits_updated_at: datetime | None = None
+    first_seen: datetime
+    last_seen: datetime
+    event_count: int = 0
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    """Events seen, by label: the track event's name, else the event type."""
+    page_views: int = 0
+    orders: int = 0
+    revenue: Decimal = Decimal(0)
+    email_sent: int = 0
+    email_opened: int = 0
+    email_clicked: int = 0
+    email_bounced: int = 0
+    surveys_answered: int = 0
+    nps_latest: int | None = None
+    nps_at: datetime | None = None
+    version: int = 0
+    """Increases by one for every event folded in."""
+    source_partition: int = -1
+    source_offset: int = -1
+    """Kafka position of the last event folded in: a redelivered event at or before it is skipped."""
+
+
+class TriggerEvent(BaseModel):
+    """An event that caused a profile change, as much of it as rules need."""
+
+    message_id: str
+    type: str
+    event: str | None = None
+    """The track event's name; none for other types."""
+    timestamp: datetime
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileChanged(BaseModel):
+    """A profile after new events were folded in: the new state, what changed and why."""
+
+    customer_id: str
+    profile: CustomerProfile
+    changed: list[str]
+    """The names of the profile fields whose value changed."""
+    triggers: list[TriggerEvent]
+    """The events folded in by this change, in order."""
+    emitted_at: datetime
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()

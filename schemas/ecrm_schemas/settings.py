@@ -1,0 +1,66 @@
+"""Settings pieces shared by the services.
+
+Each service defines ONE pydantic-settings class that inherits from these mixins, builds
+it once at start-up and passes it down. Environment variables are the field names in
+upper case (``KAFKA_BOOTSTRAP_SERVERS``, ``LOG_LEVEL``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    """What every service has: its environment and how it logs."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    ecrm_env: Environment = "development"
+    """``production`` refuses development defaults (see each service's checks)."""
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @property
+    def is_production(self) -> bool:
+        return self.ecrm_env == "production"
+
+    def production_problems(self) -> list[str]:
+        """Settings that are unsafe in production; services extend this list."""
+        return []
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> ServiceSettings:
+        if self.is_production and (problems := self.production_problems()):
+            raise ValueError("unsafe settings for ECRM_ENV=production: " + "; ".join(problems))
+        return self
+
+
+class KafkaSettings(BaseSettings):
+    """How a service reaches Kafka; mixed into each service's settings class."""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_session_timeout_ms: int = 45000
+    """Consumer-group session timeout; the dev stack and tests use 6000 for fast joins."""
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka connection settings (confluent-kafka) for any client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return config

@@ -1,0 +1,92 @@
+"""The topic registry: the only place a Kafka topic name is written.
+
+Every topic declares its partitions, key, retention, the models of its values, who
+produces and consumes it, and its dead-letter topic. Services, the dev stack, the test
+fixtures and the deployment manifests all read this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One Kafka topic and its contract."""
+
+    name: str
+    description: str
+    key: str
+    """What the message key is (all messages of one key land on one partition, in order)."""
+    value: str
+    """The dotted path of the pydantic model (or union) that every value validates as."""
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    partitions: int = 3
+    retention_ms: int = 7 * DAY_MS
+    cleanup_policy: Literal["delete", "compact"] = "delete"
+    dead_letter: str | None = None
+    """The topic where consumers put values they cannot process, with the reason."""
+    schema_version: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+    def topic_config(self) -> dict[str, str]:
+        """The broker-side configuration to create this topic with."""
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            **self.config,
+        }
+
+
+EVENTS_DLQ = Topic(
+    name="ecrm.events.dlq",
+    description="Events that failed validation, with the reason, the raw payload and the source.",
+    key="customer key when known, else none",
+    value="ecrm_schemas.dead_letter.DeadLetter",
+    producers=("collector", "aggregator"),
+    consumers=("operators (inspection and replay)",),
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+)
+
+EVENTS = Topic(
+    name="ecrm.events",
+    description="Every validated customer event: web, email, survey and back-end, Segment-shaped.",
+    key="userId, else anonymousId",
+    value="ecrm_schemas.events.Event",
+    producers=("collector", "interaction"),
+    consumers=("aggregator",),
+    partitions=3,
+    retention_ms=7 * DAY_MS,
+    dead_letter=EVENTS_DLQ.name,
+)
+
+PROFILE_CHANGES_DLQ = Topic(
+    name="ecrm.profile-changes.dlq",
+    description="Profile changes the interaction service could not process, with the reason.",
+    key="customer id",
+    value="ecrm_schemas.dead_letter.DeadLetter",
+    producers=("interaction",),
+    consumers=("operators (inspection and replay)",),
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+)
+
+PROFILE_CHANGES = Topic(
+    name="ecrm.profile-changes",
+    description="A customer's profile after new events were folded in, with what changed and why.",
+    key="customer id",
+    value="ecrm_schemas.profile.ProfileChanged",
+    producers=("aggregator",),
+    consumers=("interaction",),
+    partitions=3,
+    retention_ms=3 * DAY_MS,
+    dead_letter=PROFILE_CHANGES_DLQ.name,
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (EVENTS, EVENTS_DLQ, PROFILE_CHANGES, PROFILE_CHANGES_DLQ)
+TOPICS_BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
