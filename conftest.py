@@ -1,0 +1,1 @@
+pytest_plugins = ["ecrm_embedded.testing"]

@@ -1,0 +1,132 @@
+"""pytest fixtures that start the real components: broker, ClickHouse engine, SMTP, PostgreSQL.
+
+Loaded by the top-level ``conftest.py``. Each fixture starts a real process on a free
+loopback port and stops it afterwards; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ecrm_embedded.broker import TansuBroker
+from ecrm_embedded.net import free_port, wait_http_ok
+from ecrm_embedded.postgres import PostgresCluster, find_pg_bin
+from ecrm_embedded.smtp_sink import SmtpSink
+from ecrm_schemas.kafka_admin import ensure_topics
+
+
+@pytest.fixture(scope="module")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """A fresh tansu broker per test module, with the registry's topics created."""
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    broker = TansuBroker(port=free_port(), log_path=log).start()
+    ensure_topics({"bootstrap.servers": broker.bootstrap})
+    yield broker
+    broker.stop()
+
+
+class ClickHouseServer:
+    """The chdb-backed ClickHouse HTTP server, running as its own process."""
+
+    def __init__(self, data_path: Path, port: int, log_path: Path) -> None:
+        self.data_path, self.port, self.log_path = data_path, port, log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ClickHouseServer:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ecrm_embedded.clickhouse_http", "--data-path", str(self.data_path),
+                 "--host", "127.0.0.1", "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_http_ok(f"{self.url}/ping", timeout_s=120)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseServer]:
+    """One chdb-backed ClickHouse HTTP server for the session; tests isolate by database."""
+    base = tmp_path_factory.mktemp("clickhouse")
+    server = ClickHouseServer(base / "data", free_port(), base / "server.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clickhouse_database() -> str:
+    """A database name unique to the test (created by the migrations that use it)."""
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    sink = SmtpSink(tmp_path / "mail", port=free_port()).start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the session (server binaries from the machine)."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are required in CI")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="ecrm-pg-")), free_port(), bin_dir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """A fresh, empty database on the session's PostgreSQL cluster."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_cluster.url().replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres_cluster.url(name)
+
+
+def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[tuple[bytes | None, bytes]]:
+    """Read a topic from the beginning of every partition until ``expect`` records arrived.
+
+    Uses partition assignment (no consumer group), so it never waits for a group join.
+    """
+    import time
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        records: list[tuple[bytes | None, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(records) < expect and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None or message.error():
+                continue
+            records.append((message.key(), message.value()))
+        return records
+    finally:
+        consumer.close()

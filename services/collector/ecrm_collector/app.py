@@ -1,0 +1,192 @@
+"""The collector's HTTP shell: write key in, events validated and on Kafka, JSON out.
+
+Every answer other than 2xx is JSON: ``{"error": {"code", "message", "errors": [...]}}``
+with, for invalid events, the field and rule that failed. A 2xx is sent only after Kafka
+acknowledged every accepted event of the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ecrm_schemas.events import EVENT_TYPES
+from ecrm_schemas.topics import EVENTS
+from ecrm_collector import metrics
+from ecrm_collector.http_body import BodyError, read_json_body
+from ecrm_collector.ingest import IngestPlan, Record, plan_ingest
+from ecrm_collector.producer import AsyncProducer, DeliveryFailed
+from ecrm_collector.settings import CollectorSettings
+
+log = structlog.get_logger()
+RETRY_AFTER_S = 5
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None, **headers: str
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.errors = errors or []
+        self.headers = headers
+
+
+def _error_response(exc: ApiError) -> JSONResponse:
+    body = {"error": {"code": exc.code, "message": exc.message, "errors": exc.errors}}
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except ValueError:
+            return None
+        return decoded.partition(":")[0] or None
+    return None
+
+
+def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
+    """Build the collector's ASGI app around an already connected producer."""
+    app = FastAPI(
+        title="eCRM collector",
+        version="0.1.0",
+        description="Segment-compatible ingest API. Authenticate with the write key as the HTTP Basic "
+        "username or as a Bearer token.",
+    )
+    write_keys = settings.write_keys()
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.REQUESTS.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+        return response
+
+    def authenticate(request: Request) -> str:
+        presented = _presented_key(request)
+        if presented is None:
+            raise ApiError(401, "unauthorized", "send the write key as the HTTP Basic username or a Bearer token")
+        if not any(hmac.compare_digest(presented.encode(), key.encode()) for key in write_keys):
+            raise ApiError(401, "unauthorized", "unknown write key")
+        return "collector"
+
+    async def body_of(request: Request, limit: int) -> Any:
+        try:
+            return await read_json_body(
+                request.stream(), encoding=request.headers.get("content-encoding"), limit=limit
+            )
+        except BodyError as exc:
+            raise ApiError(exc.status, exc.rule, exc.message) from None
+
+    async def deliver(plan: IngestPlan) -> None:
+        """Produce the plan's records and wait for every acknowledgment, or raise 503."""
+        started = time.perf_counter()
+        futures = [producer.produce(EVENTS.name, r.key, r.value) for r in plan.accepted]
+        futures += [producer.produce(_dlq(), r.dead_letter.key, r.dead_letter.value) for r in plan.rejected]
+        metrics.PRODUCER_QUEUE.set(producer.queue_length())
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), settings.collector_produce_timeout_s)
+        except (DeliveryFailed, TimeoutError) as exc:
+            for future in futures:
+                future.cancel()
+            log.warning("produce_failed", error=str(exc) or "timeout", records=len(futures))
+            raise ApiError(
+                503, "broker_unavailable", "events could not be stored; retry later", **{"Retry-After": str(RETRY_AFTER_S)}
+            ) from None
+        metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVENTS_ACCEPTED.inc(len(plan.accepted))
+        for rejection in plan.rejected:
+            for error in rejection.errors:
+                metrics.EVENTS_REJECTED.labels(error.rule).inc()
+
+    def single_route(event_type: str) -> Any:
+        async def ingest_one(request: Request) -> JSONResponse:
+            source = authenticate(request)
+            raw = await body_of(request, settings.collector_max_event_bytes)
+            plan = plan_ingest(
+                [raw],
+                received_at=datetime.now(UTC),
+                source=source,
+                max_event_bytes=settings.collector_max_event_bytes,
+                event_type=event_type,
+            )
+            await deliver(plan)
+            if plan.rejected:
+                errors = [e.as_dict() for e in plan.rejected[0].errors]
+                raise ApiError(400, "invalid_event", "the event is invalid", errors)
+            return JSONResponse({"success": True})
+
+        ingest_one.__name__ = f"ingest_{event_type}"
+        ingest_one.__doc__ = f"Accept one `{event_type}` event (Segment spec) and put it on Kafka."
+        return ingest_one
+
+    for event_type in EVENT_TYPES:
+        app.add_api_route(f"/v1/{event_type}", single_route(event_type), methods=["POST"], tags=["ingest"])
+
+    @app.post("/v1/batch", tags=["ingest"])
+    async def ingest_batch(request: Request) -> JSONResponse:
+        """Accept many events at once. Valid events are stored; invalid ones are listed by index
+        and go to the dead-letter topic with their reason."""
+        source = authenticate(request)
+        body = await body_of(request, settings.collector_max_batch_bytes)
+        if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+            raise ApiError(400, "invalid_batch", "the body must be an object with a `batch` array", [
+                {"field": "batch", "rule": "list_type", "message": "Input should be a valid list"}
+            ])
+        defaults = {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}
+        plan = plan_ingest(
+            body["batch"],
+            received_at=datetime.now(UTC),
+            source=source,
+            max_event_bytes=settings.collector_max_event_bytes,
+            batch_defaults=defaults,
+        )
+        await deliver(plan)
+        rejected = [{"index": r.index, "errors": [e.as_dict() for e in r.errors]} for r in plan.rejected]
+        return JSONResponse({"success": True, "accepted": len(plan.accepted), "rejected": rejected})
+
+    @app.get("/livez", tags=["operations"])
+    async def livez() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Ready when the broker answers."""
+        if await asyncio.to_thread(producer.broker_reachable, 2.0):
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unready", "reason": "broker unreachable"}, status_code=503)
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus_metrics() -> Response:
+        metrics.PRODUCER_QUEUE.set(producer.queue_length())
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _dlq() -> str:
+    assert EVENTS.dead_letter is not None
+    return EVENTS.dead_letter
+
+
+__all__ = ["ApiError", "Record", "create_app"]

@@ -1,0 +1,99 @@
+"""The collector's pure step: a request's decoded events in, Kafka records out.
+
+No I/O here: the HTTP shell decodes the body and produces what :func:`plan_ingest` returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.events import encode_event
+from ecrm_schemas.topics import EVENTS
+from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
+from ecrm_collector.stamping import stamp
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record to produce."""
+
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An event that failed validation: its index in the request and why."""
+
+    index: int
+    errors: list[FieldError]
+    dead_letter: Record
+
+
+@dataclass(slots=True)
+class IngestPlan:
+    accepted: list[Record] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def _event_size_error(limit: int, size: int) -> FieldError:
+    return FieldError("$", "too_large", f"event is {size} bytes; the limit is {limit}")
+
+
+def plan_ingest(
+    raw_events: list[Any],
+    *,
+    received_at: datetime,
+    source: str,
+    max_event_bytes: int,
+    event_type: str | None = None,
+    batch_defaults: dict[str, Any] | None = None,
+) -> IngestPlan:
+    """Stamp and validate each event; valid ones become event records, invalid ones DLQ records.
+
+    ``batch_defaults`` (a batch's top-level ``context``, ``integrations`` and ``sentAt``)
+    fill what an event does not set itself.
+    """
+    plan = IngestPlan()
+    for index, raw in enumerate(raw_events):
+        raw_bytes = orjson.dumps(raw)
+        try:
+            if len(raw_bytes) > max_event_bytes:
+                raise InvalidEvent([_event_size_error(max_event_bytes, len(raw_bytes))])
+            if isinstance(raw, dict) and batch_defaults:
+                raw = _apply_defaults(raw, batch_defaults)
+            candidate = stamp(raw, received_at, event_type) if isinstance(raw, dict) else raw
+            event = validate_event(candidate)
+        except InvalidEvent as invalid:
+            letter = DeadLetter.build(
+                topic=EVENTS.name, source=source, reason="invalid_event", errors=invalid.errors, payload=raw_bytes
+            )
+            key = _key_of(raw)
+            plan.rejected.append(Rejection(index, invalid.errors, Record(key, letter.model_dump_json().encode())))
+            continue
+        plan.accepted.append(Record(event.customer_key.encode(), encode_event(event)))
+    return plan
+
+
+def _apply_defaults(raw: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(raw)
+    for name in ("sentAt", "integrations"):
+        if name in defaults and name not in merged:
+            merged[name] = defaults[name]
+    if isinstance(defaults.get("context"), dict):
+        own = merged.get("context") if isinstance(merged.get("context"), dict) else {}
+        merged["context"] = {**defaults["context"], **own}
+    return merged
+
+
+def _key_of(raw: Any) -> bytes | None:
+    if isinstance(raw, dict):
+        for name in ("userId", "anonymousId"):
+            if isinstance(raw.get(name), str) and raw[name]:
+                return raw[name].encode()
+    return None

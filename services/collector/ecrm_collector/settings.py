@@ -1,0 +1,32 @@
+"""The collector's settings: one class, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from ecrm_schemas.settings import KafkaSettings, ServiceSettings
+
+DEV_WRITE_KEY = "ecrm_dev_write_key"
+
+
+class CollectorSettings(ServiceSettings, KafkaSettings):
+    """Environment variables: the field names in upper case."""
+
+    collector_host: str = "127.0.0.1"
+    collector_port: int = 8080
+    collector_write_keys: SecretStr = SecretStr(DEV_WRITE_KEY)
+    """Comma-separated write keys that may send events (sent as the HTTP Basic username or a Bearer token)."""
+    collector_max_event_bytes: int = Field(default=32 * 1024, gt=0)
+    collector_max_batch_bytes: int = Field(default=500 * 1024, gt=0)
+    collector_produce_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a request waits for the broker's acknowledgment before answering 503."""
+    collector_linger_ms: int = Field(default=5, ge=0)
+
+    def write_keys(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.collector_write_keys.get_secret_value().split(",") if k.strip())
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if DEV_WRITE_KEY in self.write_keys():
+            problems.append("COLLECTOR_WRITE_KEYS contains the development write key")
+        return problems

@@ -1,0 +1,111 @@
+"""The collector against the real broker: 200 only after Kafka has the events."""
+
+import base64
+import gzip
+
+import httpx
+import orjson
+import pytest
+
+from ecrm_collector.app import create_app
+from ecrm_collector.producer import AsyncProducer
+from ecrm_collector.settings import CollectorSettings
+from ecrm_embedded.testing import read_topic
+from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.events import decode_event
+from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
+
+pytestmark = pytest.mark.kafka
+KEY = "test-key"
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+
+
+@pytest.fixture
+async def client(kafka_broker):
+    settings = CollectorSettings(kafka_bootstrap_servers=kafka_broker.bootstrap, collector_write_keys=KEY)
+    producer = AsyncProducer({**settings.kafka_client_config(), "linger.ms": 1})
+    transport = httpx.ASGITransport(app=create_app(settings, producer))
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+        yield http
+    producer.close()
+
+
+async def test_track_and_identify_reach_kafka(client, kafka_broker) -> None:
+    r1 = await client.post("/v1/identify", headers=AUTH, json={"userId": "k-1", "traits": {"email": "k1@example.com"}})
+    r2 = await client.post(
+        "/v1/track", headers={"Authorization": f"Bearer {KEY}"}, json={"userId": "k-1", "event": "Signed Up"}
+    )
+    assert (r1.status_code, r1.json()) == (200, {"success": True})
+    assert r2.status_code == 200
+    records = read_topic(kafka_broker.bootstrap, EVENTS.name, expect=2)
+    events = sorted((decode_event(v) for _, v in records), key=lambda e: e.type)
+    assert [e.type for e in events] == ["identify", "track"]
+    assert {k for k, _ in records} == {b"k-1"}
+
+
+async def test_invalid_event_is_400_with_field_and_dead_lettered(client, kafka_broker) -> None:
+    response = await client.post("/v1/track", headers=AUTH, json={"userId": "k-2"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"]["code"] == "invalid_event"
+    assert body["error"]["errors"] == [{"field": "event", "rule": "missing", "message": "Field required"}]
+    [(key, value)] = read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=1)
+    letter = DeadLetter.model_validate_json(value)
+    assert key == b"k-2" and letter.errors[0].field == "event"
+
+
+async def test_batch_accepts_valid_and_reports_rejected_indexes(client, kafka_broker) -> None:
+    batch = {
+        "batch": [
+            {"type": "page", "anonymousId": "anon-3", "name": "Home"},
+            {"type": "track", "anonymousId": "anon-3"},
+            {"type": "track", "userId": "k-3", "event": "Order Completed", "properties": {"order_id": "o", "total": 5}},
+        ],
+        "context": {"library": {"name": "test-sdk"}},
+    }
+    response = await client.post(
+        "/v1/batch", headers={**AUTH, "Content-Encoding": "gzip"}, content=gzip.compress(orjson.dumps(batch))
+    )
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 2
+    assert [r["index"] for r in response.json()["rejected"]] == [1]
+    records = read_topic(kafka_broker.bootstrap, EVENTS.name, expect=10, timeout_s=3)
+    libraries = [decode_event(v).context.library for _, v in records]
+    assert libraries.count({"name": "test-sdk"}) == 2
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic !!"}])
+async def test_unknown_write_key_is_401(client, headers) -> None:
+    response = await client.post("/v1/track", headers=headers, json={"userId": "x", "event": "E"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_oversized_body_is_413(client) -> None:
+    response = await client.post("/v1/track", headers=AUTH, content=b'{"a":"' + b"x" * 40_000 + b'"}')
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+
+
+async def test_health_and_metrics(client) -> None:
+    assert (await client.get("/livez")).status_code == 200
+    assert (await client.get("/readyz")).json() == {"status": "ready"}
+    await client.post("/v1/page", headers=AUTH, json={"userId": "k-4"})
+    text = (await client.get("/metrics")).text
+    assert 'ecrm_collector_requests_total{route="/v1/page",status="200"}' in text
+    assert "ecrm_collector_events_accepted_total" in text
+
+
+async def test_broker_down_answers_503_with_retry_after(kafka_broker) -> None:
+    settings = CollectorSettings(
+        kafka_bootstrap_servers="127.0.0.1:1", collector_write_keys=KEY, collector_produce_timeout_s=1.0
+    )
+    producer = AsyncProducer({**settings.kafka_client_config(), "message.timeout.ms": 1000})
+    transport = httpx.ASGITransport(app=create_app(settings, producer))
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+        response = await http.post("/v1/track", headers=AUTH, json={"userId": "x", "event": "E"})
+        ready = await http.get("/readyz")
+    producer.close(timeout_s=0)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert ready.status_code == 503

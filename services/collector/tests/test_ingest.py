@@ -1,0 +1,58 @@
+from datetime import UTC, datetime
+
+import orjson
+
+from ecrm_collector.ingest import plan_ingest
+from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.events import decode_event
+
+NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+
+
+def _plan(events, **kwargs):
+    return plan_ingest(events, received_at=NOW, source="test", max_event_bytes=32 * 1024, **kwargs)
+
+
+def test_valid_events_become_keyed_records() -> None:
+    plan = _plan([{"type": "identify", "userId": "u1", "traits": {"email": "a@example.com"}}])
+    assert not plan.rejected
+    [record] = plan.accepted
+    assert record.key == b"u1"
+    event = decode_event(record.value)
+    assert event.type == "identify" and event.receivedAt == NOW
+
+
+def test_invalid_events_become_dead_letters_with_reason() -> None:
+    raw = {"type": "track", "userId": "u1", "event": "NPS Answered", "properties": {"survey_id": "s", "score": 42}}
+    plan = _plan([raw, {"type": "page", "anonymousId": "a1"}])
+    assert len(plan.accepted) == 1
+    [rejection] = plan.rejected
+    assert rejection.index == 0
+    assert [(e.field, e.rule) for e in rejection.errors] == [("properties.score", "less_than_equal")]
+    letter = DeadLetter.model_validate_json(rejection.dead_letter.value)
+    assert letter.reason == "invalid_event" and letter.source == "test"
+    assert orjson.loads(letter.raw_payload()) == raw
+    assert rejection.dead_letter.key == b"u1"
+
+
+def test_oversized_event_is_rejected() -> None:
+    raw = {"type": "track", "userId": "u1", "event": "Big", "properties": {"blob": "x" * 40_000}}
+    plan = _plan([raw])
+    assert not plan.accepted
+    assert plan.rejected[0].errors[0].rule == "too_large"
+
+
+def test_batch_defaults_fill_context_and_sent_at() -> None:
+    defaults = {"context": {"library": {"name": "sdk"}, "locale": "fr-FR"}, "sentAt": "2026-11-20T12:00:00Z"}
+    raw = {"type": "track", "userId": "u1", "event": "X", "context": {"locale": "en-GB"}, "timestamp": "2026-11-20T11:59:00Z"}
+    [record] = _plan([raw], batch_defaults=defaults).accepted
+    event = decode_event(record.value)
+    assert event.context.locale == "en-GB"
+    assert event.context.library == {"name": "sdk"}
+    assert event.sentAt is not None
+
+
+def test_non_object_in_batch_is_rejected_by_index() -> None:
+    plan = _plan([{"type": "page", "userId": "u1"}, 7])
+    assert [r.index for r in plan.rejected] == [1]
+    assert plan.rejected[0].dead_letter.key is None

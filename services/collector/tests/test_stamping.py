@@ -1,0 +1,37 @@
+from datetime import UTC, datetime
+
+from ecrm_collector.stamping import stamp
+
+NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+
+
+def test_missing_id_and_timestamp_are_filled() -> None:
+    event = stamp({"userId": "u1"}, NOW, "track")
+    assert event["type"] == "track"
+    assert len(event["messageId"]) == 36
+    assert event["receivedAt"] == event["timestamp"] == "2026-11-20T12:00:00.000Z"
+
+
+def test_client_clock_is_corrected_with_sent_at() -> None:
+    # The client's clock is 1 hour behind: it says sentAt 11:00 while we receive at 12:00.
+    raw = {"timestamp": "2026-11-20T10:59:50Z", "sentAt": "2026-11-20T11:00:00Z", "messageId": "m1"}
+    event = stamp(raw, NOW)
+    assert event["timestamp"] == "2026-11-20T11:59:50.000Z"
+    assert event["originalTimestamp"] == "2026-11-20T10:59:50Z"
+    assert event["messageId"] == "m1"
+
+
+def test_without_sent_at_the_timestamp_is_kept() -> None:
+    event = stamp({"timestamp": "2026-11-20T10:00:00+01:00"}, NOW)
+    assert event["timestamp"] == "2026-11-20T10:00:00+01:00"
+
+
+def test_unparseable_timestamp_is_left_for_validation() -> None:
+    event = stamp({"timestamp": "yesterday"}, NOW)
+    assert event["timestamp"] == "yesterday"
+
+
+def test_input_is_not_mutated() -> None:
+    raw = {"userId": "u1"}
+    stamp(raw, NOW, "identify")
+    assert raw == {"userId": "u1"}
