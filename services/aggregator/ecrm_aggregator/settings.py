@@ -1,0 +1,32 @@
+"""The aggregator's settings: one class, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from ecrm_schemas.settings import KafkaSettings, ServiceSettings
+
+
+class AggregatorSettings(ServiceSettings, KafkaSettings):
+    """Environment variables: the field names in upper case."""
+
+    clickhouse_url: str = "http://127.0.0.1:8123"
+    """A ClickHouse HTTP(S) endpoint, or ``chdb:///path`` for the in-process engine."""
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = Field(default="ecrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    aggregator_group_id: str = "ecrm-aggregator"
+    """The Kafka consumer group (faust app id); workers with the same id share partitions."""
+    aggregator_batch_size: int = Field(default=2000, gt=0)
+    aggregator_batch_wait_s: float = Field(default=0.5, gt=0)
+    """A batch is written when it is full or when this much time has passed since its first event."""
+    aggregator_metrics_port: int = 9101
+    aggregator_max_invalid_ratio: float = Field(default=0.5, ge=0, le=1)
+    """Above this share of invalid events in a batch of at least 100, the worker stops instead of
+    pouring the topic into the dead-letter queue."""
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if self.clickhouse_url.startswith("chdb://"):
+            problems.append("CLICKHOUSE_URL points at the in-process chdb engine")
+        return problems

@@ -1,0 +1,93 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from aggregator_factories import event, record
+
+from ecrm_aggregator.decode import decode_records
+from ecrm_aggregator.pipeline import dedup_token, fold_batch, plan_batch
+from ecrm_aggregator.profile_folding import fold
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def _history():
+    return [
+        record(event("identify", traits={"email": "ada@example.com", "name": "Ada"}, ts="2026-11-20T10:00:00Z"), 0),
+        record(event("page", ts="2026-11-20T10:01:00Z"), 1),
+        record(event(event="Order Completed", properties={"order_id": "o1", "total": 20.5}, ts="2026-11-20T10:02:00Z"), 2),
+        record(event(event="Order Completed", properties={"order_id": "o2", "total": 10, "revenue": 8}, ts="2026-11-20T10:03:00Z"), 3),
+        record(event(event="Email Opened", properties={"email_id": "e1"}, ts="2026-11-20T10:04:00Z"), 4),
+        record(event(event="Email Link Clicked", properties={"email_id": "e1", "link_url": "https://x.example/"}, ts="2026-11-20T10:05:00Z"), 5),
+        record(event(event="NPS Answered", properties={"survey_id": "s", "score": 3}, ts="2026-11-20T10:06:00Z"), 6),
+        record(event(event="NPS Answered", properties={"survey_id": "s", "score": 9}, ts="2026-11-20T09:00:00Z"), 7),
+    ]  # fmt: skip
+
+
+def test_profile_folds_counts_revenue_email_and_latest_nps() -> None:
+    folded = fold(None, decode_records(_history()).events)
+    assert folded is not None
+    p = folded.profile
+    assert (p.customer_id, p.email, p.traits["name"]) == ("u1", "ada@example.com", "Ada")
+    assert p.event_count == 8 and p.page_views == 1 and p.orders == 2
+    assert p.revenue == Decimal("28.5")  # revenue wins over total when both are sent
+    assert (p.email_opened, p.email_clicked) == (1, 1)
+    assert p.nps_latest == 3  # the score answered at 09:00 arrived late and is older
+    assert p.surveys_answered == 2
+    assert p.event_counts == {"identify": 1, "page": 1, "Order Completed": 2, "Email Opened": 1,
+                              "Email Link Clicked": 1, "NPS Answered": 2}  # fmt: skip
+    assert p.first_seen == datetime(2026, 11, 20, 9, tzinfo=UTC)
+    assert (p.source_partition, p.source_offset, p.version) == (0, 7, 8)
+    assert "email" in folded.changed and "version" not in folded.changed
+
+
+def test_redelivered_events_are_not_folded_twice() -> None:
+    events = decode_records(_history()).events
+    first = fold(None, events[:5])
+    assert first is not None
+    again = fold(first.profile, events)  # 0..4 redelivered, 5..7 new
+    assert again is not None
+    assert again.profile.event_count == 8 and again.profile.orders == 2
+    assert [p.offset for p in again.folded] == [5, 6, 7]
+    assert fold(again.profile, events) is None
+
+
+def test_late_identify_does_not_overwrite_newer_traits() -> None:
+    records = [
+        record(event("identify", traits={"plan": "gold"}, ts="2026-11-20T12:00:00Z"), 0),
+        record(event("identify", traits={"plan": "free", "city": "Oslo"}, ts="2026-11-20T08:00:00Z"), 1),
+    ]
+    folded = fold(None, decode_records(records).events)
+    assert folded is not None and folded.profile.traits == {"plan": "gold", "city": "Oslo"}
+
+
+def test_invalid_records_become_dead_letters() -> None:
+    decoded = decode_records([record(b"{not json", 0), record({"type": "track", "userId": "u"}, 1), record(event("page"), 2)])
+    assert [d.reason for d in decoded.dead_letters] == ["undecodable", "invalid_event"]
+    assert decoded.dead_letters[1].offset == 1 and decoded.dead_letters[1].source == "aggregator"
+    assert len(decoded.events) == 1
+
+
+def test_batch_gives_rows_and_one_change_per_customer() -> None:
+    records = [*_history(), record(event("page", customer="u2"), 0, partition=1)]
+    plan = plan_batch(records)
+    assert len(plan.event_rows) == 9
+    result = fold_batch(plan, {}, NOW)
+    assert sorted(c.customer_id for c in result.changes) == ["u1", "u2"]
+    u1 = next(c for c in result.changes if c.customer_id == "u1")
+    assert [t.type for t in u1.triggers][:2] == ["identify", "page"]
+    assert u1.triggers[2].event == "Order Completed" and u1.triggers[2].properties["order_id"] == "o1"
+    assert len(result.profile_rows) == 2
+
+
+def test_redelivered_batch_changes_nothing() -> None:
+    plan = plan_batch(_history())
+    first = fold_batch(plan, {}, NOW)
+    current = {c.customer_id: c.profile for c in first.changes}
+    again = fold_batch(plan_batch(_history()), current, NOW)
+    assert again.changes == [] and again.profile_rows == []
+
+
+def test_dedup_token_is_deterministic_per_span() -> None:
+    records = _history()
+    assert dedup_token(records) == dedup_token(list(reversed(records)))
+    assert dedup_token(records) != dedup_token(records[:-1])
