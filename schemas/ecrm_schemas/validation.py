@@ -35,7 +35,8 @@ class InvalidEvent(ValueError):
         self.errors = errors
 
 
-def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+def field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+    """pydantic's errors as :class:`FieldError` s with dotted paths."""
     errors = []
     for err in exc.errors(include_url=False):
         # The discriminated union adds the tag ("track", ...) as the first path element.
@@ -59,11 +60,11 @@ def validate_event(raw: Any) -> Event:
     try:
         event = EVENT_ADAPTER.validate_python(raw)
     except ValidationError as exc:
-        raise InvalidEvent(_field_errors(exc)) from None
+        raise InvalidEvent(field_errors(exc)) from None
     if isinstance(event, TrackEvent) and (entry := CATALOG.get(event.event)) is not None:
         # Validated but kept as sent: the typed model checks, it does not rewrite.
         try:
             entry.properties.model_validate(event.properties)
         except ValidationError as exc:
-            raise InvalidEvent(_field_errors(exc, prefix=("properties",))) from None
+            raise InvalidEvent(field_errors(exc, prefix=("properties",))) from None
     return event

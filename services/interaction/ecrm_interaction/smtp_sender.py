@@ -1,0 +1,64 @@
+"""The SMTP shell: build the MIME message and hand it to the mail server (aiosmtplib)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from ecrm_interaction.rendering import RenderedEmail
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpTarget:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (465 if parts.scheme == "smtps" else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            implicit_tls=parts.scheme == "smtps",
+        )
+
+
+def compose(email: RenderedEmail, *, sender: str, recipient: str, send_id: str, rule_id: str) -> EmailMessage:
+    """A multipart (text, and HTML when the template has it) message with a stable Message-ID."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = email.subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(idstring=send_id, domain="ecrm.localhost")
+    message["X-ECRM-Send-Id"] = send_id
+    message["X-ECRM-Rule"] = rule_id
+    message.set_content(email.text)
+    if email.html:
+        message.add_alternative(email.html, subtype="html")
+    return message
+
+
+async def deliver(message: EmailMessage, target: SmtpTarget, timeout_s: float) -> None:
+    """Send one message; raises ``aiosmtplib.SMTPException`` or ``OSError`` on failure."""
+    await aiosmtplib.send(
+        message,
+        hostname=target.host,
+        port=target.port,
+        username=target.username,
+        password=target.password,
+        use_tls=target.implicit_tls,
+        start_tls=None if not target.implicit_tls else False,
+        timeout=timeout_s,
+    )
