@@ -81,9 +81,18 @@ def fold_batch(plan: BatchPlan, current: dict[str, CustomerProfile], now: dateti
     """Fold each customer's events into their current profile; one change event per customer."""
     result = FoldResult()
     for customer_id, events in plan.by_customer.items():
-        folded = fold(current.get(customer_id), events)
-        if folded is None:
-            continue  # every event was already folded: a redelivery
+        before = current.get(customer_id)
+        folded = fold(before, events)
+        if folded is None and before is not None:
+            # A redelivery of events already folded (the worker died after writing the
+            # profile): no new version, but the change is emitted again, because it may never
+            # have reached Kafka. Consumers deduplicate by trigger message id.
+            result.changes.append(
+                ProfileChanged(customer_id=customer_id, profile=before, changed=[],
+                               triggers=[trigger_of(p) for p in events], emitted_at=now)
+            )  # fmt: skip
+            continue
+        assert folded is not None
         result.profile_rows.append(profile_row(folded.profile))
         result.changes.append(
             ProfileChanged(

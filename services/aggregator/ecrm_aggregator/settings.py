@@ -20,7 +20,9 @@ class AggregatorSettings(ServiceSettings, KafkaSettings):
     aggregator_batch_size: int = Field(default=2000, gt=0)
     aggregator_batch_wait_s: float = Field(default=0.5, gt=0)
     """A batch is written when it is full or when this much time has passed since its first event."""
+    aggregator_metrics_host: str = "127.0.0.1"
     aggregator_metrics_port: int = 9101
+    """Where Prometheus scrapes the aggregator (``/metrics``); containers use host 0.0.0.0."""
     aggregator_max_invalid_ratio: float = Field(default=0.5, ge=0, le=1)
     """Above this share of invalid events in a batch of at least 100, the worker stops instead of
     pouring the topic into the dead-letter queue."""

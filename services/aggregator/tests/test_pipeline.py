@@ -79,12 +79,15 @@ def test_batch_gives_rows_and_one_change_per_customer() -> None:
     assert len(result.profile_rows) == 2
 
 
-def test_redelivered_batch_changes_nothing() -> None:
+def test_redelivered_batch_writes_no_profile_but_emits_the_change_again() -> None:
     plan = plan_batch(_history())
     first = fold_batch(plan, {}, NOW)
     current = {c.customer_id: c.profile for c in first.changes}
     again = fold_batch(plan_batch(_history()), current, NOW)
-    assert again.changes == [] and again.profile_rows == []
+    assert again.profile_rows == []
+    [change] = again.changes
+    assert change.changed == [] and change.profile == current["u1"]
+    assert [t.message_id for t in change.triggers] == [t.message_id for t in first.changes[0].triggers]
 
 
 def test_dedup_token_is_deterministic_per_span() -> None:

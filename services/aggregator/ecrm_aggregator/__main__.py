@@ -1,0 +1,54 @@
+"""``ecrm-aggregator``: apply ClickHouse migrations, then run the faust worker."""
+
+from __future__ import annotations
+
+import typer
+from faust.worker import Worker
+from prometheus_client import start_http_server
+from tenacity import retry, stop_after_delay, wait_fixed
+
+from ecrm_schemas.logs import configure_logging
+from ecrm_aggregator.batch_writer import BatchWriter
+from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
+from ecrm_aggregator.migrate import migrate
+from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_aggregator.worker import build_app, kafka_producer
+
+cli = typer.Typer(add_completion=False, help="The eCRM aggregator.", no_args_is_help=True)
+
+
+@retry(stop=stop_after_delay(120), wait=wait_fixed(1), reraise=True)
+def _connect_and_migrate(settings: AggregatorSettings) -> ClickHouseStore:
+    client = connect(settings)
+    migrate(client, settings.clickhouse_database)
+    return ClickHouseStore(client, settings.clickhouse_database)
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Apply the pending ClickHouse migrations to CLICKHOUSE_DATABASE."""
+    settings = AggregatorSettings()
+    configure_logging("aggregator", settings.log_level, settings.log_format)
+    applied = migrate(connect(settings), settings.clickhouse_database)
+    typer.echo(f"applied migrations: {applied or 'none (up to date)'}")
+
+
+@cli.command()
+def serve() -> None:
+    """Wait for ClickHouse, migrate, serve metrics, and consume events until stopped."""
+    settings = AggregatorSettings()
+    configure_logging("aggregator", settings.log_level, settings.log_format)
+    store = _connect_and_migrate(settings)
+    start_http_server(settings.aggregator_metrics_port, addr=settings.aggregator_metrics_host)
+    writer = BatchWriter(store, kafka_producer(settings), settings.aggregator_max_invalid_ratio)
+    app = build_app(settings, writer)
+    worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
+    worker.execute_from_commandline()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Process one batch end to end: the pipeline's pure steps around ClickHouse and Kafka I/O.
+
+Called by the faust agent; returns only when everything the batch produced is stored and
+acknowledged, so the agent may then let faust commit the batch's offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+from confluent_kafka import Producer
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_exponential
+
+from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
+from ecrm_aggregator import metrics
+from ecrm_aggregator.clickhouse_store import ClickHouseStore
+from ecrm_aggregator.decode import SourceRecord
+from ecrm_aggregator.pipeline import BatchPlan, FoldResult, fold_batch, plan_batch
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+
+class TooManyInvalid(RuntimeError):
+    """Most of a batch is invalid: likely a broken producer; stop instead of draining into the DLQ."""
+
+
+class BatchWriter:
+    def __init__(self, store: ClickHouseStore, producer: Producer, max_invalid_ratio: float) -> None:
+        self.store, self.producer, self.max_invalid_ratio = store, producer, max_invalid_ratio
+
+    def process(self, records: list[SourceRecord]) -> None:
+        """Write, fold and emit one batch, retrying I/O failures until they succeed."""
+        started = time.perf_counter()
+        plan = plan_batch(records)
+        invalid = len(plan.decoded.dead_letters)
+        if len(records) >= 100 and invalid / len(records) > self.max_invalid_ratio:
+            raise TooManyInvalid(f"{invalid} of {len(records)} records in a batch are invalid")
+
+        # Each stage is retried on its own so a retry never redoes (and never loses) an earlier
+        # stage's result: the fold must run against the profiles as they were before this batch.
+        self._retry(self.store.insert_events, plan.event_rows, dedup_token=plan.dedup_token, table="events")
+        now = datetime.now(UTC)
+        for positioned in plan.decoded.events:
+            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - positioned.event.receivedAt).total_seconds()))
+        metrics.EVENTS_WRITTEN.inc(len(plan.event_rows))
+        current = self._retry(self.store.load_profiles, list(plan.by_customer))
+        result = fold_batch(plan, current, now)
+        self._retry(self.store.insert_profiles, result.profile_rows, dedup_token=plan.dedup_token, table="profiles")
+        self._retry(self._produce, plan, result)
+
+        metrics.EVENTS_CONSUMED.inc(len(records))
+        metrics.BATCH_RECORDS.observe(len(records))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _retry(self, func: Callable[..., T], *args: Any, table: str | None = None, **kwargs: Any) -> T:
+        """Call ``func`` until it succeeds, backing off; offsets stay uncommitted meanwhile."""
+        for attempt in Retrying(
+            wait=wait_exponential(multiplier=0.2, max=10),
+            retry=retry_if_exception_type(Exception),
+            before_sleep=before_sleep_log(logging.getLogger("ecrm.aggregator"), logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    metrics.WRITE_RETRIES.inc()
+                t0 = time.perf_counter()
+                value = func(*args, **kwargs)
+                if table is not None:
+                    metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - t0)
+                return value
+        raise AssertionError("unreachable: Retrying without a stop either returns or keeps trying")
+
+    def _produce(self, plan: BatchPlan, result: FoldResult) -> None:
+        assert EVENTS.dead_letter is not None
+        for letter in plan.decoded.dead_letters:
+            self.producer.produce(EVENTS.dead_letter, value=letter.model_dump_json().encode())
+        for change in result.changes:
+            self.producer.produce(PROFILE_CHANGES.name, key=change.customer_id.encode(), value=change.encode())
+        left = self.producer.flush(30)
+        if left:
+            raise RuntimeError(f"{left} records were not acknowledged by the broker")
+        for letter in plan.decoded.dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        metrics.PROFILE_CHANGES.inc(len(result.changes))
+        if plan.decoded.dead_letters:
+            log.warning("dead_lettered", records=len(plan.decoded.dead_letters))

@@ -1,0 +1,21 @@
+"""Every metric the aggregator exports, declared once."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_CONSUMED = Counter("ecrm_aggregator_events_consumed_total", "Records read from the events topic.")
+EVENTS_WRITTEN = Counter("ecrm_aggregator_events_written_total", "Valid events written to ClickHouse.")
+DEAD_LETTERS = Counter("ecrm_aggregator_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"])
+PROFILE_CHANGES = Counter("ecrm_aggregator_profile_changes_total", "Profile-changed events emitted.")
+BATCH_RECORDS = Histogram(
+    "ecrm_aggregator_batch_records", "Records per processed batch.", buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000)
+)
+INSERT_SECONDS = Histogram("ecrm_aggregator_clickhouse_insert_seconds", "ClickHouse insert latency, by table.", ["table"])
+BATCH_SECONDS = Histogram("ecrm_aggregator_batch_seconds", "Time to process one batch, read to produced.")
+END_TO_END_SECONDS = Histogram(
+    "ecrm_aggregator_event_to_written_seconds",
+    "From an event's receipt at the collector to its row written in ClickHouse.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+WRITE_RETRIES = Counter("ecrm_aggregator_write_retries_total", "Batch writes retried after a failure.")
