@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 
 class Source(StrEnum):

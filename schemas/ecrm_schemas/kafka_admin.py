@@ -28,7 +28,9 @@ def ensure_topics(
         return []
     futures = admin.create_topics(
         [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication_factor, config=t.topic_config())
+            NewTopic(
+                t.name, num_partitions=t.partitions, replication_factor=replication_factor, config=t.topic_config()
+            )
             for t in wanted
         ],
         operation_timeout=timeout_s,

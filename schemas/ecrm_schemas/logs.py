@@ -60,6 +60,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
+
     def add_service(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event_dict.setdefault("service", service)
         return event_dict

@@ -2,11 +2,10 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, TypeAdapter
-
 from ecrm_schemas.events import AliasEvent, IdentifyEvent, TrackEvent, decode_event, encode_event, event_label
 from ecrm_schemas.topics import ALL_TOPICS, TOPICS_BY_NAME
 from ecrm_schemas.validation import InvalidEvent, validate_event
+from pydantic import BaseModel, TypeAdapter
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ecrm_schemas" / "examples"
 
@@ -89,7 +88,9 @@ def test_missing_type_and_non_object() -> None:
 
 def test_catalogued_properties_are_typed() -> None:
     with pytest.raises(InvalidEvent) as info:
-        validate_event(_stamped(type="track", userId="u1", event="NPS Answered", properties={"survey_id": "s", "score": 11}))
+        validate_event(
+            _stamped(type="track", userId="u1", event="NPS Answered", properties={"survey_id": "s", "score": 11})
+        )
     [error] = info.value.errors
     assert (error.field, error.rule) == ("properties.score", "less_than_equal")
 

@@ -2,7 +2,6 @@ import json
 import logging
 
 import structlog
-
 from ecrm_schemas.logs import configure_logging
 
 

@@ -50,7 +50,12 @@ class TansuBroker:
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
-        @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.1), retry=retry_if_exception_type(Exception), reraise=True)
+        @retry(
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception_type(Exception),
+            reraise=True,
+        )
         def probe() -> None:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"tansu exited with code {self.process.returncode}")

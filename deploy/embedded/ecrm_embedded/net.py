@@ -18,7 +18,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 def wait_http_ok(url: str, timeout_s: float = 60.0) -> None:
     """Block until ``url`` answers 2xx, or raise after ``timeout_s``."""
 
-    @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.2), retry=retry_if_exception_type(Exception), reraise=True)
+    @retry(
+        stop=stop_after_delay(timeout_s), wait=wait_fixed(0.2), retry=retry_if_exception_type(Exception), reraise=True
+    )
     def probe() -> None:
         httpx.get(url, timeout=2).raise_for_status()
 

@@ -66,3 +66,4 @@ class PostgresCluster:
                 capture_output=True,
                 user=self._run_as(),
             )
+        shutil.rmtree(self.directory, ignore_errors=True)

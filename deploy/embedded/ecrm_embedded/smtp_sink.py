@@ -28,13 +28,12 @@ class EmlWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._sequence = itertools.count(1)
 
-    async def handle_DATA(self, _server: Any, _session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: Any, _session: Session, envelope: Envelope) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
         name = f"{stamp}-{os.getpid()}-{next(self._sequence)}.eml"
         content = envelope.original_content or b""
         header = (
-            f"X-Sink-Mail-From: {envelope.mail_from}\r\n"
-            f"X-Sink-Rcpt-To: {', '.join(envelope.rcpt_tos)}\r\n"
+            f"X-Sink-Mail-From: {envelope.mail_from}\r\nX-Sink-Rcpt-To: {', '.join(envelope.rcpt_tos)}\r\n"
         ).encode()
         tmp = self.directory / f".{name}.tmp"
         tmp.write_bytes(header + content)

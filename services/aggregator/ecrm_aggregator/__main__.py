@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import typer
+from ecrm_schemas.logs import configure_logging
 from faust.worker import Worker
 from prometheus_client import start_http_server
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from ecrm_schemas.logs import configure_logging
 from ecrm_aggregator.batch_writer import BatchWriter
 from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.migrate import migrate

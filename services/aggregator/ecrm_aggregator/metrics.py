@@ -6,12 +6,16 @@ from prometheus_client import Counter, Histogram
 
 EVENTS_CONSUMED = Counter("ecrm_aggregator_events_consumed_total", "Records read from the events topic.")
 EVENTS_WRITTEN = Counter("ecrm_aggregator_events_written_total", "Valid events written to ClickHouse.")
-DEAD_LETTERS = Counter("ecrm_aggregator_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"])
+DEAD_LETTERS = Counter(
+    "ecrm_aggregator_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
+)
 PROFILE_CHANGES = Counter("ecrm_aggregator_profile_changes_total", "Profile-changed events emitted.")
 BATCH_RECORDS = Histogram(
     "ecrm_aggregator_batch_records", "Records per processed batch.", buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000)
 )
-INSERT_SECONDS = Histogram("ecrm_aggregator_clickhouse_insert_seconds", "ClickHouse insert latency, by table.", ["table"])
+INSERT_SECONDS = Histogram(
+    "ecrm_aggregator_clickhouse_insert_seconds", "ClickHouse insert latency, by table.", ["table"]
+)
 BATCH_SECONDS = Histogram("ecrm_aggregator_batch_seconds", "Time to process one batch, read to produced.")
 END_TO_END_SECONDS = Histogram(
     "ecrm_aggregator_event_to_written_seconds",

@@ -14,6 +14,7 @@ from typing import Any
 
 from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label
 from ecrm_schemas.profile import CustomerProfile
+
 from ecrm_aggregator.decode import PositionedEvent
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset"})

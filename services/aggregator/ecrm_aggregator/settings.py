@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings
+from pydantic import Field, SecretStr
 
 
 class AggregatorSettings(ServiceSettings, KafkaSettings):

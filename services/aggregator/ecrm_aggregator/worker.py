@@ -16,8 +16,8 @@ import os
 import faust
 import structlog
 from confluent_kafka import Producer
-
 from ecrm_schemas.topics import EVENTS
+
 from ecrm_aggregator.batch_writer import BatchWriter, TooManyInvalid
 from ecrm_aggregator.decode import SourceRecord
 from ecrm_aggregator.settings import AggregatorSettings

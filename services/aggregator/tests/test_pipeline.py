@@ -2,7 +2,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from aggregator_factories import event, record
-
 from ecrm_aggregator.decode import decode_records
 from ecrm_aggregator.pipeline import dedup_token, fold_batch, plan_batch
 from ecrm_aggregator.profile_folding import fold
@@ -11,16 +10,18 @@ NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 def _history():
+    order = "Order Completed"
+    click = {"email_id": "e1", "link_url": "https://x.example/"}
     return [
         record(event("identify", traits={"email": "ada@example.com", "name": "Ada"}, ts="2026-11-20T10:00:00Z"), 0),
         record(event("page", ts="2026-11-20T10:01:00Z"), 1),
-        record(event(event="Order Completed", properties={"order_id": "o1", "total": 20.5}, ts="2026-11-20T10:02:00Z"), 2),
-        record(event(event="Order Completed", properties={"order_id": "o2", "total": 10, "revenue": 8}, ts="2026-11-20T10:03:00Z"), 3),
+        record(event(event=order, properties={"order_id": "o1", "total": 20.5}, ts="2026-11-20T10:02:00Z"), 2),
+        record(event(event=order, properties={"order_id": "o2", "total": 10, "revenue": 8}, ts="2026-11-20T10:03Z"), 3),
         record(event(event="Email Opened", properties={"email_id": "e1"}, ts="2026-11-20T10:04:00Z"), 4),
-        record(event(event="Email Link Clicked", properties={"email_id": "e1", "link_url": "https://x.example/"}, ts="2026-11-20T10:05:00Z"), 5),
+        record(event(event="Email Link Clicked", properties=click, ts="2026-11-20T10:05:00Z"), 5),
         record(event(event="NPS Answered", properties={"survey_id": "s", "score": 3}, ts="2026-11-20T10:06:00Z"), 6),
         record(event(event="NPS Answered", properties={"survey_id": "s", "score": 9}, ts="2026-11-20T09:00:00Z"), 7),
-    ]  # fmt: skip
+    ]
 
 
 def test_profile_folds_counts_revenue_email_and_latest_nps() -> None:
@@ -61,7 +62,9 @@ def test_late_identify_does_not_overwrite_newer_traits() -> None:
 
 
 def test_invalid_records_become_dead_letters() -> None:
-    decoded = decode_records([record(b"{not json", 0), record({"type": "track", "userId": "u"}, 1), record(event("page"), 2)])
+    decoded = decode_records(
+        [record(b"{not json", 0), record({"type": "track", "userId": "u"}, 1), record(event("page"), 2)]
+    )
     assert [d.reason for d in decoded.dead_letters] == ["undecodable", "invalid_event"]
     assert decoded.dead_letters[1].offset == 1 and decoded.dead_letters[1].source == "aggregator"
     assert len(decoded.events) == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 import uvicorn
-
 from ecrm_schemas.logs import configure_logging
+
 from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from ecrm_schemas.events import EVENT_TYPES
+from ecrm_schemas.topics import EVENTS
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ecrm_schemas.events import EVENT_TYPES
-from ecrm_schemas.topics import EVENTS
 from ecrm_collector import metrics
 from ecrm_collector.http_body import BodyError, read_json_body
 from ecrm_collector.ingest import IngestPlan, Record, plan_ingest
@@ -91,9 +91,7 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
 
     async def body_of(request: Request, limit: int) -> Any:
         try:
-            return await read_json_body(
-                request.stream(), encoding=request.headers.get("content-encoding"), limit=limit
-            )
+            return await read_json_body(request.stream(), encoding=request.headers.get("content-encoding"), limit=limit)
         except BodyError as exc:
             raise ApiError(exc.status, exc.rule, exc.message) from None
 
@@ -110,7 +108,10 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
                 future.cancel()
             log.warning("produce_failed", error=str(exc) or "timeout", records=len(futures))
             raise ApiError(
-                503, "broker_unavailable", "events could not be stored; retry later", **{"Retry-After": str(RETRY_AFTER_S)}
+                503,
+                "broker_unavailable",
+                "events could not be stored; retry later",
+                **{"Retry-After": str(RETRY_AFTER_S)},
             ) from None
         metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_ACCEPTED.inc(len(plan.accepted))
@@ -149,9 +150,12 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         source = authenticate(request)
         body = await body_of(request, settings.collector_max_batch_bytes)
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
-            raise ApiError(400, "invalid_batch", "the body must be an object with a `batch` array", [
-                {"field": "batch", "rule": "list_type", "message": "Input should be a valid list"}
-            ])
+            raise ApiError(
+                400,
+                "invalid_batch",
+                "the body must be an object with a `batch` array",
+                [{"field": "batch", "rule": "list_type", "message": "Input should be a valid list"}],
+            )
         defaults = {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}
         plan = plan_ingest(
             body["batch"],

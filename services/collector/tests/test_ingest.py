@@ -1,7 +1,6 @@
 from datetime import UTC, datetime
 
 import orjson
-
 from ecrm_collector.ingest import plan_ingest
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import decode_event
@@ -44,7 +43,13 @@ def test_oversized_event_is_rejected() -> None:
 
 def test_batch_defaults_fill_context_and_sent_at() -> None:
     defaults = {"context": {"library": {"name": "sdk"}, "locale": "fr-FR"}, "sentAt": "2026-11-20T12:00:00Z"}
-    raw = {"type": "track", "userId": "u1", "event": "X", "context": {"locale": "en-GB"}, "timestamp": "2026-11-20T11:59:00Z"}
+    raw = {
+        "type": "track",
+        "userId": "u1",
+        "event": "X",
+        "context": {"locale": "en-GB"},
+        "timestamp": "2026-11-20T11:59:00Z",
+    }
     [record] = _plan([raw], batch_defaults=defaults).accepted
     event = decode_event(record.value)
     assert event.context.locale == "en-GB"

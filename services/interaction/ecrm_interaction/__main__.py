@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 import uvicorn
-
 from ecrm_schemas.logs import configure_logging
+
 from ecrm_interaction.app import create_app
 from ecrm_interaction.rules_file import load_rules_file
 from ecrm_interaction.settings import InteractionSettings

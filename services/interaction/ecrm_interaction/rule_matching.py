@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from ecrm_schemas.profile import ProfileChanged, TriggerEvent
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class TemplateSpec(BaseModel):

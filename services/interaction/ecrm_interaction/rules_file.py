@@ -1,16 +1,16 @@
 """Rules and templates from a YAML file (how example rules ship and how teams keep them in git).
 
-    templates:
-      - id: welcome
-        subject: "Welcome, {{ traits.firstName | default('there') }}"
-        text: "..."
-        html: "..."
-    rules:
-      - id: welcome-on-first-identify
-        name: Welcome email on a customer's first identify
-        trigger_event: identify
-        template_id: welcome
-        once_per_customer: true
+templates:
+  - id: welcome
+    subject: "Welcome, {{ traits.firstName | default('there') }}"
+    text: "..."
+    html: "..."
+rules:
+  - id: welcome-on-first-identify
+    name: Welcome email on a customer's first identify
+    trigger_event: identify
+    template_id: welcome
+    once_per_customer: true
 """
 
 from __future__ import annotations

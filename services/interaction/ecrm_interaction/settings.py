@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings
+from pydantic import Field, SecretStr
 
 DEV_API_TOKEN = "ecrm_dev_api_token"
 

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from ecrm_interaction.models import EmailTemplate, Rule, Send
 from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec

@@ -18,13 +18,13 @@ from typing import Any
 import orjson
 import structlog
 from confluent_kafka import Consumer, Message, Producer
-from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
-
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.profile import ProfileChanged
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
 from ecrm_schemas.validation import field_errors
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
 from ecrm_interaction import metrics
 from ecrm_interaction.decide import Decision, decide
 from ecrm_interaction.settings import InteractionSettings
@@ -141,7 +141,11 @@ class InteractionWorker:
                     await deliver(message, self.smtp, self.settings.smtp_timeout_s)
         except Exception as exc:
             await asyncio.to_thread(
-                self.store.finish_send, send.id, status="failed", reason=type(exc).__name__, subject=decision.email.subject
+                self.store.finish_send,
+                send.id,
+                status="failed",
+                reason=type(exc).__name__,
+                subject=decision.email.subject,
             )
             metrics.DECISIONS.labels("failed", type(exc).__name__).inc()
             raise SendFailed(f"rule {match.rule.id}: {type(exc).__name__}") from exc
@@ -153,7 +157,9 @@ class InteractionWorker:
         log.info("email_sent", rule=match.rule.id, send_id=send.id)
         self._publish_email_sent(change, send.id, match.rule.id, match.rule.template_id, decision.email.subject)
 
-    def _publish_email_sent(self, change: ProfileChanged, send_id: str, rule_id: str, template: str, subject: str) -> None:
+    def _publish_email_sent(
+        self, change: ProfileChanged, send_id: str, rule_id: str, template: str, subject: str
+    ) -> None:
         """Tell the pipeline what was sent, so the email aggregates count it."""
         profile = change.profile
         now = datetime.now(UTC).isoformat()

@@ -1,15 +1,18 @@
 """The relational store on SQLite and on a real PostgreSQL started by the fixtures."""
 
 import pytest
-from sqlalchemy import inspect
-
 from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec
 from ecrm_interaction.store import Store, make_engine, migrate
+from sqlalchemy import inspect
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path}/db/interaction.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path}/db/interaction.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     engine = make_engine(url)
     migrate(engine)
     yield Store(engine)

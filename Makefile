@@ -1,0 +1,51 @@
+# The two commands a new machine needs: `make run` and `make test`.
+# Both install what they need (uv is bootstrapped with pip when missing).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_BIN := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV_BIN),)
+UV := $(PYTHON) -m uv
+else
+UV := $(UV_BIN)
+endif
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap install run test test-unit lint format jsonschema clean
+
+help:
+	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
+	@echo "make test        run the test suite (starts its own broker, ClickHouse, SMTP, PostgreSQL)"
+	@echo "make test-unit   only the tests that need no running component"
+	@echo "make lint        ruff and mypy"
+	@echo "make jsonschema  regenerate schemas/jsonschema from the models"
+
+bootstrap:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+install: bootstrap
+	$(UV) sync --frozen --all-packages
+
+run: install
+	$(UV) run --frozen ecrm-dev run
+
+test: install
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(UV) run --frozen pytest -m "not kafka and not clickhouse and not smtp and not postgres and not e2e" $(PYTEST_ARGS)
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy schemas/ecrm_schemas services/*/ecrm_* deploy/embedded/ecrm_embedded
+
+format: install
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+jsonschema: install
+	$(UV) run --frozen python -m ecrm_schemas jsonschema
+
+clean:
+	rm -rf .ecrm .pytest_cache .mypy_cache .ruff_cache

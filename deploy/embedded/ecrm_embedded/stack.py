@@ -1,0 +1,203 @@
+"""The embedded development stack behind ``make run``: every component on loopback.
+
+Starts, in order: the tansu broker (and the registry's topics), ClickHouse (chdb served
+over ClickHouse's HTTP interface), the SMTP sink, then the aggregator, the interaction
+service and the collector as separate processes, configured exactly as in production:
+through environment variables. Stops everything, in reverse order, on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecrm_schemas.kafka_admin import ensure_topics
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ecrm_embedded.broker import TansuBroker
+from ecrm_embedded.net import wait_http_ok
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE_RULES = REPO_ROOT / "services" / "interaction" / "examples" / "rules.yaml"
+
+
+class StackSettings(BaseSettings):
+    """Ports and the data directory of the dev stack (environment variables, upper case)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    ecrm_data_dir: Path = Path(".ecrm")
+    kafka_port: int = 9092
+    clickhouse_port: int = 8123
+    smtp_port: int = 1025
+    collector_port: int = 8080
+    interaction_port: int = 8081
+    aggregator_metrics_port: int = 9101
+    collector_write_keys: str = "ecrm_dev_write_key"
+    interaction_api_token: str = "ecrm_dev_api_token"
+    interaction_rules_file: Path = EXAMPLE_RULES
+    startup_timeout_s: float = Field(default=180, gt=0)
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class Stack:
+    settings: StackSettings
+    broker: TansuBroker | None = None
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.ecrm_data_dir.resolve()
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+        log_path = self.data_dir / "logs" / f"{name}.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def service_env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "ECRM_ENV": "development",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{s.kafka_port}",
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "CLICKHOUSE_URL": f"http://127.0.0.1:{s.clickhouse_port}",
+            "DATABASE_URL": f"sqlite:///{self.data_dir / 'interaction.db'}",
+            "SMTP_URL": f"smtp://127.0.0.1:{s.smtp_port}",
+            "COLLECTOR_PORT": str(s.collector_port),
+            "COLLECTOR_WRITE_KEYS": s.collector_write_keys,
+            "INTERACTION_PORT": str(s.interaction_port),
+            "INTERACTION_API_TOKEN": s.interaction_api_token,
+            "INTERACTION_RULES_FILE": str(s.interaction_rules_file),
+            "AGGREGATOR_METRICS_PORT": str(s.aggregator_metrics_port),
+        }
+
+    def start(self) -> None:
+        s, timeout = self.settings, self.settings.startup_timeout_s
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "mail").mkdir(parents=True, exist_ok=True)
+        py = sys.executable
+
+        self.broker = TansuBroker(port=s.kafka_port, log_path=self.data_dir / "logs" / "kafka.log").start(timeout)
+        ensure_topics({"bootstrap.servers": self.broker.bootstrap})
+        self._spawn("clickhouse", [py, "-m", "ecrm_embedded.clickhouse_http", "--data-path",
+                                   str(self.data_dir / "clickhouse"), "--port", str(s.clickhouse_port)])  # fmt: skip
+        self._spawn("smtp", [py, "-m", "ecrm_embedded.smtp_sink", "--dir", str(self.data_dir / "mail"),
+                             "--port", str(s.smtp_port)])  # fmt: skip
+        self._wait(f"http://127.0.0.1:{s.clickhouse_port}/ping", timeout)
+
+        env = self.service_env()
+        self._spawn("aggregator", [py, "-m", "ecrm_aggregator", "serve"], env)
+        self._spawn("interaction", [py, "-m", "ecrm_interaction", "serve"], env)
+        self._spawn("collector", [py, "-m", "ecrm_collector", "serve"], env)
+        self._wait(f"http://127.0.0.1:{s.aggregator_metrics_port}/metrics", timeout)
+        self._wait(f"http://127.0.0.1:{s.interaction_port}/readyz", timeout)
+        self._wait(f"http://127.0.0.1:{s.collector_port}/readyz", timeout)
+
+    def _wait(self, url: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_children()
+            try:
+                wait_http_ok(url, timeout_s=1)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not become ready within {timeout_s:.0f} s") from None
+
+    def check_children(self) -> None:
+        """Raise if a component died; its log's last lines say why."""
+        for child in self.children:
+            if child.process.poll() is not None:
+                tail = child.log_path.read_text(errors="replace").splitlines()[-20:]
+                raise RuntimeError(
+                    f"{child.name} exited with code {child.process.returncode}; last lines of {child.log_path}:\n"
+                    + "\n".join(tail)
+                )
+        if self.broker and self.broker.process and self.broker.process.poll() is not None:
+            raise RuntimeError("the Kafka broker exited; see " + str(self.data_dir / "logs" / "kafka.log"))
+
+    def stop(self) -> None:
+        """Stop the services first, then the infrastructure, each given time to finish."""
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            try:
+                child.process.wait(20)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def banner(self) -> str:
+        s, d = self.settings, self.data_dir
+        key = s.collector_write_keys.split(",")[0]
+        return f"""
+eCRM is running (development stack, data in {d})
+
+  Collector (ingest API)   http://127.0.0.1:{s.collector_port}      docs: http://127.0.0.1:{s.collector_port}/docs
+  Interaction API          http://127.0.0.1:{s.interaction_port}      token: {s.interaction_api_token}
+  ClickHouse (HTTP)        http://127.0.0.1:{s.clickhouse_port}      database: ecrm
+  Kafka (tansu, memory)    127.0.0.1:{s.kafka_port}
+  SMTP sink                127.0.0.1:{s.smtp_port}      mail saved as .eml in {d / "mail"}
+  Aggregator metrics       http://127.0.0.1:{s.aggregator_metrics_port}/metrics
+  Logs                     {d / "logs"}
+
+Development write key: {key}
+
+Try it:
+  curl -u {key}: http://127.0.0.1:{s.collector_port}/v1/identify \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"userId": "ada", "traits": {{"email": "ada@example.com", "firstName": "Ada"}}}}'
+  curl 'http://127.0.0.1:{s.clickhouse_port}/?query=SELECT+customer_id,email,event_count+FROM+ecrm.profiles+FINAL+FORMAT+PrettyCompact'
+  ls {d / "mail"}
+
+Press Ctrl-C to stop.
+"""
+
+
+def run(settings: StackSettings | None = None) -> int:
+    """Start the stack, print where everything is, and run until Ctrl-C or a component dies."""
+    stack = Stack(settings or StackSettings())
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        print("starting the eCRM development stack...", flush=True)
+        stack.start()
+        print(stack.banner(), flush=True)
+        while not stopping:
+            time.sleep(0.5)
+            stack.check_children()
+        return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+        print("stopped.", flush=True)

@@ -1,0 +1,82 @@
+"""The aggregator process against the real broker and ClickHouse engine."""
+
+import os
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from ecrm_aggregator.clickhouse_store import connect
+from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_embedded.net import free_port
+from ecrm_embedded.testing import read_topic
+from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.profile import ProfileChanged
+from ecrm_schemas.topics import EVENTS, EVENTS_DLQ, PROFILE_CHANGES
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+
+def _event(i: int, customer: str) -> dict:
+    return {"type": "track", "event": "Order Completed", "messageId": f"w-{i}", "userId": customer,
+            "properties": {"order_id": f"o{i}", "total": 10}, "timestamp": "2026-11-20T10:00:00Z",
+            "receivedAt": "2026-11-20T10:00:00Z"}  # fmt: skip
+
+
+def test_worker_writes_events_profiles_changes_and_dead_letters(
+    kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+):
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for i in range(30):
+        customer = f"c{i % 3}"
+        producer.produce(EVENTS.name, key=customer.encode(), value=orjson.dumps(_event(i, customer)))
+    producer.produce(EVENTS.name, key=b"c0", value=b"{broken")
+    producer.flush(10)
+
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "CLICKHOUSE_URL": clickhouse_server.url,
+        "CLICKHOUSE_DATABASE": clickhouse_database,
+        "AGGREGATOR_METRICS_PORT": str(free_port()),
+        "AGGREGATOR_GROUP_ID": f"agg-{clickhouse_database}",
+        "AGGREGATOR_BATCH_WAIT_S": "0.2",
+    }
+    log = open(tmp_path / "aggregator.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "ecrm_aggregator", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        client = connect(AggregatorSettings(clickhouse_url=clickhouse_server.url))
+        deadline = time.monotonic() + 90
+        orders = {}
+        while time.monotonic() < deadline and sum(orders.values()) < 30:
+            time.sleep(0.5)
+            assert worker.poll() is None, (tmp_path / "aggregator.log").read_text()[-3000:]
+            try:
+                rows = client.query(f"SELECT customer_id, orders FROM {clickhouse_database}.profiles FINAL").result_rows
+            except Exception:
+                continue
+            orders = dict(rows)
+        assert orders == {"c0": 10, "c1": 10, "c2": 10}, (tmp_path / "aggregator.log").read_text()[-3000:]
+        count = client.query(f"SELECT count() FROM {clickhouse_database}.events").result_rows[0][0]
+        assert count == 30
+
+        changes = [
+            ProfileChanged.model_validate_json(v)
+            for _, v in read_topic(kafka_broker.bootstrap, PROFILE_CHANGES.name, expect=30, timeout_s=5)
+        ]
+        assert {c.customer_id for c in changes} == {"c0", "c1", "c2"}
+        assert sum(len(c.triggers) for c in changes) == 30
+        [(_, letter)] = read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=1)
+        assert DeadLetter.model_validate_json(letter).reason == "undecodable"
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
