@@ -1,0 +1,39 @@
+"""Lists that must agree, checked so that a change to one fails until the other follows."""
+
+import re
+from pathlib import Path
+
+from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_collector.settings import CollectorSettings
+from ecrm_interaction.settings import InteractionSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", README, flags=re.MULTILINE))
+    read = {
+        name.upper()
+        for settings in (CollectorSettings, AggregatorSettings, InteractionSettings)
+        for name in settings.model_fields
+    }
+    assert read - documented == set(), f"settings missing from the README's configuration table: {read - documented}"
+    assert documented - read == set(), f"README documents settings no service reads: {documented - read}"
+
+
+def test_readme_shows_the_two_commands_and_ci_calls_make_test() -> None:
+    assert "make run" in README and "make test" in README
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_no_topic_name_is_written_outside_the_registry() -> None:
+    from ecrm_schemas.topics import ALL_TOPICS
+
+    offenders = []
+    for path in ROOT.glob("*/**/*.py"):
+        if ".venv" in path.parts or path.name == "topics.py" or "tests" in path.parts:
+            continue
+        text = path.read_text()
+        offenders += [f"{path.relative_to(ROOT)}: {t.name}" for t in ALL_TOPICS if f'"{t.name}"' in text]
+    assert not offenders, f"topic names must come from ecrm_schemas.topics: {offenders}"
