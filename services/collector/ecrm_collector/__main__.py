@@ -10,7 +10,12 @@ from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
 
-cli = typer.Typer(add_completion=False, help="The eCRM collector (Segment-compatible ingest API).")
+cli = typer.Typer(add_completion=False, help="The eCRM collector (Segment-compatible ingest API).", no_args_is_help=True)
+
+
+@cli.callback()
+def _commands() -> None:
+    """Subcommands always need their name (`ecrm-collector serve`)."""
 
 
 @cli.command()
