@@ -11,6 +11,7 @@ from email import policy
 import clickhouse_connect
 import httpx
 import pytest
+
 from ecrm_embedded.net import free_port
 from ecrm_embedded.stack import Stack, StackSettings
 

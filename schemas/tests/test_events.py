@@ -2,10 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, TypeAdapter
+
 from ecrm_schemas.events import AliasEvent, IdentifyEvent, TrackEvent, decode_event, encode_event, event_label
 from ecrm_schemas.topics import ALL_TOPICS, TOPICS_BY_NAME
 from ecrm_schemas.validation import InvalidEvent, validate_event
-from pydantic import BaseModel, TypeAdapter
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ecrm_schemas" / "examples"
 

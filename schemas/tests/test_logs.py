@@ -1,8 +1,20 @@
 import json
 import logging
 
+import pytest
 import structlog
+
 from ecrm_schemas.logs import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 def test_personal_data_and_secrets_never_reach_the_log(capsys) -> None:

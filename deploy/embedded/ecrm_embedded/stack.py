@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecrm_schemas.kafka_admin import ensure_topics
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import wait_http_ok
+from ecrm_schemas.kafka_admin import ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE_RULES = REPO_ROOT / "services" / "interaction" / "examples" / "rules.yaml"

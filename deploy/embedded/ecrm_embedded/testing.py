@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ecrm_schemas.kafka_admin import ensure_topics
 
 from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import free_port, wait_http_ok
 from ecrm_embedded.postgres import PostgresCluster, find_pg_bin
 from ecrm_embedded.smtp_sink import SmtpSink
+from ecrm_schemas.kafka_admin import ensure_topics
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
+
 from ecrm_embedded.clickhouse_http import _parse_insert_head
 from ecrm_embedded.net import free_port, wait_http_ok
 

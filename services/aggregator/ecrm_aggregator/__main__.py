@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from ecrm_schemas.logs import configure_logging
 from faust.worker import Worker
 from prometheus_client import start_http_server
 from tenacity import retry, stop_after_delay, wait_fixed
@@ -13,6 +12,7 @@ from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_aggregator.worker import build_app, kafka_producer
+from ecrm_schemas.logs import configure_logging
 
 cli = typer.Typer(add_completion=False, help="The eCRM aggregator.", no_args_is_help=True)
 

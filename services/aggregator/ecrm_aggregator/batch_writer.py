@@ -14,13 +14,13 @@ from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import Producer
-from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from ecrm_aggregator import metrics
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.decode import SourceRecord
 from ecrm_aggregator.pipeline import BatchPlan, FoldResult, fold_batch, plan_batch
+from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
 
 log = structlog.get_logger()
 T = TypeVar("T")

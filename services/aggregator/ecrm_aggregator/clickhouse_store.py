@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from ecrm_schemas.profile import CustomerProfile
 
 from ecrm_aggregator.rows import EVENT_COLUMNS, PROFILE_COLUMNS, profile_from_row
 from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_schemas.profile import CustomerProfile
 
 
 def connect(settings: AggregatorSettings, database: str | None = None) -> Client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
+
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import Event
 from ecrm_schemas.topics import EVENTS

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecrm_schemas.events import TrackEvent
-from ecrm_schemas.profile import CustomerProfile, ProfileChanged, TriggerEvent
-
 from ecrm_aggregator.decode import Decoded, PositionedEvent, SourceRecord, decode_records
 from ecrm_aggregator.profile_folding import customer_id_of, fold
 from ecrm_aggregator.rows import event_row, profile_row
+from ecrm_schemas.events import TrackEvent
+from ecrm_schemas.profile import CustomerProfile, ProfileChanged, TriggerEvent
 
 
 @dataclass(slots=True)

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ecrm_aggregator.decode import PositionedEvent
 from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label
 from ecrm_schemas.profile import CustomerProfile
-
-from ecrm_aggregator.decode import PositionedEvent
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset"})
 EMAIL_COUNTERS = {

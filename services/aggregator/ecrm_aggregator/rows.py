@@ -11,11 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from ecrm_schemas.events import TrackEvent
-from ecrm_schemas.profile import CustomerProfile
 
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.profile_folding import customer_id_of
+from ecrm_schemas.events import TrackEvent
+from ecrm_schemas.profile import CustomerProfile
 
 EVENT_COLUMNS = (
     "message_id", "customer_id", "user_id", "anonymous_id", "type", "event", "timestamp", "sent_at",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ecrm_schemas.settings import KafkaSettings, ServiceSettings
 from pydantic import Field, SecretStr
+
+from ecrm_schemas.settings import KafkaSettings, ServiceSettings
 
 
 class AggregatorSettings(ServiceSettings, KafkaSettings):

@@ -16,11 +16,11 @@ import os
 import faust
 import structlog
 from confluent_kafka import Producer
-from ecrm_schemas.topics import EVENTS
 
 from ecrm_aggregator.batch_writer import BatchWriter, TooManyInvalid
 from ecrm_aggregator.decode import SourceRecord
 from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_schemas.topics import EVENTS
 
 log = structlog.get_logger()
 EXIT_TOO_MANY_INVALID = 70

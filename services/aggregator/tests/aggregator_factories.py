@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from ecrm_aggregator.decode import SourceRecord
 
 

@@ -8,6 +8,7 @@ import time
 import orjson
 import pytest
 from confluent_kafka import Producer
+
 from ecrm_aggregator.clickhouse_store import connect
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_embedded.net import free_port

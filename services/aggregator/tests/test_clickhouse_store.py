@@ -4,11 +4,12 @@ from datetime import UTC, datetime
 
 import pytest
 from aggregator_factories import event, record
+from test_pipeline import _history
+
 from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.migrate import Migration, MigrationDrift, load_migrations, migrate
 from ecrm_aggregator.pipeline import fold_batch, plan_batch
 from ecrm_aggregator.settings import AggregatorSettings
-from test_pipeline import _history
 
 pytestmark = pytest.mark.clickhouse
 

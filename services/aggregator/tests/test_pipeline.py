@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from aggregator_factories import event, record
+
 from ecrm_aggregator.decode import decode_records
 from ecrm_aggregator.pipeline import dedup_token, fold_batch, plan_batch
 from ecrm_aggregator.profile_folding import fold

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import typer
 import uvicorn
-from ecrm_schemas.logs import configure_logging
 
 from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
+from ecrm_schemas.logs import configure_logging
 
-cli = typer.Typer(add_completion=False, help="The eCRM collector (Segment-compatible ingest API).", no_args_is_help=True)
+cli = typer.Typer(
+    add_completion=False, help="The eCRM collector (Segment-compatible ingest API).", no_args_is_help=True
+)
 
 
 @cli.callback()

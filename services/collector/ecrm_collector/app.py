@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from ecrm_schemas.events import EVENT_TYPES
-from ecrm_schemas.topics import EVENTS
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,6 +24,8 @@ from ecrm_collector.http_body import BodyError, read_json_body
 from ecrm_collector.ingest import IngestPlan, Record, plan_ingest
 from ecrm_collector.producer import AsyncProducer, DeliveryFailed
 from ecrm_collector.settings import CollectorSettings
+from ecrm_schemas.events import EVENT_TYPES
+from ecrm_schemas.topics import EVENTS
 
 log = structlog.get_logger()
 RETRY_AFTER_S = 5

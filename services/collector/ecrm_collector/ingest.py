@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
+from ecrm_collector.stamping import stamp
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.topics import EVENTS
 from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
-
-from ecrm_collector.stamping import stamp
 
 
 @dataclass(frozen=True, slots=True)

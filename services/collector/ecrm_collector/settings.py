@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ecrm_schemas.settings import KafkaSettings, ServiceSettings
 from pydantic import Field, SecretStr
+
+from ecrm_schemas.settings import KafkaSettings, ServiceSettings
 
 DEV_WRITE_KEY = "ecrm_dev_write_key"
 

@@ -6,6 +6,7 @@ import gzip
 import httpx
 import orjson
 import pytest
+
 from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings

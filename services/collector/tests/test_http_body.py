@@ -1,6 +1,7 @@
 import gzip
 
 import pytest
+
 from ecrm_collector.http_body import BodyError, read_json_body
 
 

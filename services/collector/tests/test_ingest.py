@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 import orjson
+
 from ecrm_collector.ingest import plan_ingest
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import decode_event

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 import uvicorn
-from ecrm_schemas.logs import configure_logging
 
 from ecrm_interaction.app import create_app
 from ecrm_interaction.rules_file import load_rules_file
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, make_engine, migrate
 from ecrm_interaction.worker import InteractionWorker
+from ecrm_schemas.logs import configure_logging
 
 cli = typer.Typer(add_completion=False, help="The eCRM interaction service.", no_args_is_help=True)
 

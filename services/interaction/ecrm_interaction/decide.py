@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecrm_schemas.profile import ProfileChanged
-
 from ecrm_interaction.rendering import RenderedEmail, RenderError, render_email
 from ecrm_interaction.rule_matching import Match, RuleSpec, TemplateSpec, match_rules
+from ecrm_schemas.profile import ProfileChanged
 
 
 @dataclass(frozen=True, slots=True)

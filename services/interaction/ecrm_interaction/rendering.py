@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ecrm_schemas.profile import CustomerProfile, TriggerEvent
 from jinja2 import ChainableUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ecrm_interaction.rule_matching import TemplateSpec
+from ecrm_schemas.profile import CustomerProfile, TriggerEvent
 
 _TEXT = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
 _HTML = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from pydantic import BaseModel, ConfigDict, Field
+
+from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 
 
 class TemplateSpec(BaseModel):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecrm_schemas.settings import KafkaSettings, ServiceSettings
 from pydantic import Field, SecretStr
+
+from ecrm_schemas.settings import KafkaSettings, ServiceSettings
 
 DEV_API_TOKEN = "ecrm_dev_api_token"
 

@@ -18,10 +18,6 @@ from typing import Any
 import orjson
 import structlog
 from confluent_kafka import Consumer, Message, Producer
-from ecrm_schemas.dead_letter import DeadLetter
-from ecrm_schemas.profile import ProfileChanged
-from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
-from ecrm_schemas.validation import field_errors
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -30,6 +26,10 @@ from ecrm_interaction.decide import Decision, decide
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
 from ecrm_interaction.store import Store
+from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.profile import ProfileChanged
+from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
+from ecrm_schemas.validation import field_errors
 
 log = structlog.get_logger()
 

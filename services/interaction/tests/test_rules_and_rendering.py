@@ -1,12 +1,13 @@
 from pathlib import Path
 
 import pytest
+from interaction_factories import change, trigger
+from pydantic import ValidationError
+
 from ecrm_interaction.decide import decide
 from ecrm_interaction.rendering import RenderError, render_email
 from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec, match_rules
 from ecrm_interaction.rules_file import RulesFile, load_rules_file
-from interaction_factories import change, trigger
-from pydantic import ValidationError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "rules.yaml"
 WELCOME = RuleSpec(id="welcome", name="w", trigger_event="identify", template_id="t", once_per_customer=True)

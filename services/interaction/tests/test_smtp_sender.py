@@ -4,6 +4,7 @@ import email
 from email import policy
 
 import pytest
+
 from ecrm_interaction.rendering import RenderedEmail
 from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
 

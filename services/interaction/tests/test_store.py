@@ -1,9 +1,10 @@
 """The relational store on SQLite and on a real PostgreSQL started by the fixtures."""
 
 import pytest
+from sqlalchemy import inspect
+
 from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec
 from ecrm_interaction.store import Store, make_engine, migrate
-from sqlalchemy import inspect
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
