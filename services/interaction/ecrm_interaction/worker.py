@@ -15,7 +15,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 from confluent_kafka import Consumer, Message, Producer
 from pydantic import ValidationError
@@ -27,9 +26,10 @@ from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
 from ecrm_interaction.store import Store
 from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.events import encode_event
 from ecrm_schemas.profile import ProfileChanged
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
-from ecrm_schemas.validation import field_errors
+from ecrm_schemas.validation import field_errors, validate_event
 
 log = structlog.get_logger()
 
@@ -176,8 +176,8 @@ class InteractionWorker:
             event["userId"] = profile.user_id
         else:
             event["anonymousId"] = profile.anonymous_id or change.customer_id
-        key = (profile.user_id or event.get("anonymousId") or change.customer_id).encode()
-        self.producer.produce(EVENTS.name, key=key, value=orjson.dumps(event))
+        valid = validate_event(event)  # the same gate as the collector's
+        self.producer.produce(EVENTS.name, key=valid.customer_key.encode(), value=encode_event(valid))
 
     def _dead_letter(self, message: Message, exc: ValidationError) -> None:
         letter = DeadLetter.build(
