@@ -31,8 +31,11 @@ async def test_redelivered_change_sends_once_and_garbage_is_dead_lettered(kafka_
     store = Store(engine)
     store.upsert_rules(
         [TemplateSpec(id="welcome", subject="Welcome {{ traits.firstName }}", text="Hi {{ traits.firstName }}")],
-        [RuleSpec(id="welcome", name="Welcome", trigger_event="identify", template_id="welcome",
-                  once_per_customer=True)],  # fmt: skip
+        [
+            RuleSpec(
+                id="welcome", name="Welcome", trigger_event="identify", template_id="welcome", once_per_customer=True
+            )
+        ],
     )
 
     payload = change(trigger("identify", message_id="m-1"), firstName="Ada").encode()
