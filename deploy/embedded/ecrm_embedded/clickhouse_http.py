@@ -390,7 +390,9 @@ class _Decoder:
         self._started = False  # a gzip/deflate/lz4 stream is under way
         if encoding == "zstd":
             self._zstd = zstandard.ZstdDecompressor().stream_writer(
-                _SinkWriter(sink), write_size=_DECODE_STEP, closefd=False
+                _SinkWriter(sink),  # type: ignore[arg-type]
+                write_size=_DECODE_STEP,
+                closefd=False,
             )
         elif encoding in ("gzip", "x-gzip", "deflate"):
             self._obj = zlib.decompressobj(47)  # 32 + 15: accept a gzip or a zlib header
@@ -778,7 +780,7 @@ async def _read_form(request: Request, params: dict[str, str]) -> None:
         if part.get_filename() is not None:
             raise ClickHouseError(48, "NOT_IMPLEMENTED", "External data (temporary tables) is not supported")
         if isinstance(name, str):
-            params[name] = (part.get_payload(decode=True) or b"").decode()
+            params[name] = (part.get_payload(decode=True) or b"").decode()  # type: ignore[union-attr]
 
 
 async def _read_statement(request: Request, params: dict[str, str], tmp_dir: str) -> _Statement:

@@ -126,7 +126,7 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
-            records.append((message.key(), message.value()))
+            records.append((message.key(), message.value() or b""))
         return records
     finally:
         consumer.close()

@@ -51,7 +51,8 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
 
     @app.agent(events)
     async def aggregate(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.aggregator_batch_size, settings.aggregator_batch_wait_s):
+        batches = stream.take_events(settings.aggregator_batch_size, settings.aggregator_batch_wait_s)  # type: ignore[attr-defined]
+        async for batch in batches:
             records = [
                 SourceRecord(e.message.partition, e.message.offset, e.message.key, e.message.value) for e in batch
             ]

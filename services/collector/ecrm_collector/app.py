@@ -33,12 +33,17 @@ RETRY_AFTER_S = 5
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None, **headers: str
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.errors = errors or []
-        self.headers = headers
+        self.headers = headers or {}
 
 
 def _error_response(exc: ApiError) -> JSONResponse:
@@ -111,7 +116,7 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
                 503,
                 "broker_unavailable",
                 "events could not be stored; retry later",
-                **{"Retry-After": str(RETRY_AFTER_S)},
+                headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
         metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_ACCEPTED.inc(len(plan.accepted))

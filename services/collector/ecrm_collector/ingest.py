@@ -86,7 +86,8 @@ def _apply_defaults(raw: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
         if name in defaults and name not in merged:
             merged[name] = defaults[name]
     if isinstance(defaults.get("context"), dict):
-        own = merged.get("context") if isinstance(merged.get("context"), dict) else {}
+        own_context = merged.get("context")
+        own = own_context if isinstance(own_context, dict) else {}
         merged["context"] = {**defaults["context"], **own}
     return merged
 
