@@ -11,6 +11,7 @@ from confluent_kafka import Producer
 
 from ecrm_aggregator.clickhouse_store import connect
 from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_aggregator.worker import EXIT_TOO_MANY_INVALID
 from ecrm_embedded.net import free_port
 from ecrm_embedded.testing import read_topic
 from ecrm_schemas.dead_letter import DeadLetter
@@ -26,6 +27,19 @@ def _event(i: int, customer: str) -> dict:
             "receivedAt": "2026-11-20T10:00:00Z"}  # fmt: skip
 
 
+def _worker_env(kafka_broker, clickhouse_server, clickhouse_database) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "CLICKHOUSE_URL": clickhouse_server.url,
+        "CLICKHOUSE_DATABASE": clickhouse_database,
+        "AGGREGATOR_METRICS_PORT": str(free_port()),
+        "AGGREGATOR_GROUP_ID": f"agg-{clickhouse_database}",
+        "AGGREGATOR_BATCH_WAIT_S": "0.2",
+    }
+
+
 def test_worker_writes_events_profiles_changes_and_dead_letters(
     kafka_broker, clickhouse_server, clickhouse_database, tmp_path
 ):
@@ -36,16 +50,7 @@ def test_worker_writes_events_profiles_changes_and_dead_letters(
     producer.produce(EVENTS.name, key=b"c0", value=b"{broken")
     producer.flush(10)
 
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "CLICKHOUSE_URL": clickhouse_server.url,
-        "CLICKHOUSE_DATABASE": clickhouse_database,
-        "AGGREGATOR_METRICS_PORT": str(free_port()),
-        "AGGREGATOR_GROUP_ID": f"agg-{clickhouse_database}",
-        "AGGREGATOR_BATCH_WAIT_S": "0.2",
-    }
+    env = _worker_env(kafka_broker, clickhouse_server, clickhouse_database)
     log = open(tmp_path / "aggregator.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
         [sys.executable, "-m", "ecrm_aggregator", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -81,3 +86,26 @@ def test_worker_writes_events_profiles_changes_and_dead_letters(
         except subprocess.TimeoutExpired:
             worker.kill()
         log.close()
+
+
+def test_worker_stops_instead_of_draining_a_broken_topic_into_the_dlq(
+    kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+):
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for _ in range(300):
+        producer.produce(EVENTS.name, key=b"x", value=b'{"type": "track", "userId": "x"}')  # no event name
+    producer.flush(10)
+    dead_before = len(read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=10_000, timeout_s=2))
+
+    env = _worker_env(kafka_broker, clickhouse_server, clickhouse_database) | {"AGGREGATOR_BATCH_WAIT_S": "2"}
+    with open(tmp_path / "aggregator.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "ecrm_aggregator", "serve"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            code = worker.wait(90)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    assert code == EXIT_TOO_MANY_INVALID, (tmp_path / "aggregator.log").read_text()[-3000:]
+    dead_after = len(read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=10_000, timeout_s=2))
+    assert dead_after == dead_before
