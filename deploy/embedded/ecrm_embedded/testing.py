@@ -7,14 +7,18 @@ loopback port and stops it afterwards; nothing is mocked.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import clickhouse_connect
 import pytest
+from clickhouse_connect.driver.client import Client
 
 from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import free_port, wait_http_ok
@@ -34,14 +38,19 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBrok
 
 
 class ClickHouseServer:
-    """The chdb-backed ClickHouse HTTP server, running as its own process."""
+    """``python -m ecrm_embedded.clickhouse_http`` as a subprocess; restartable on the same data dir."""
 
-    def __init__(self, data_path: Path, port: int, log_path: Path) -> None:
-        self.data_path, self.port, self.log_path = data_path, port, log_path
-        self.url = f"http://127.0.0.1:{port}"
+    def __init__(self, data_path: Path, log_path: Path) -> None:
+        self.data_path, self.log_path = data_path, log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ClickHouseServer:
+        self.port = free_port()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ecrm_embedded.clickhouse_http", "--data-path", str(self.data_path),
@@ -51,21 +60,27 @@ class ClickHouseServer:
         wait_http_ok(f"{self.url}/ping", timeout_s=120)
         return self
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self) -> int | None:
+        """SIGTERM and wait; returns the exit code (uvicorn re-raises SIGTERM after a graceful shutdown)."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def client(self, **kwargs: Any) -> Client:
+        return clickhouse_connect.get_client(host="127.0.0.1", port=self.port, **kwargs)
 
 
 @pytest.fixture(scope="session")
 def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseServer]:
     """One chdb-backed ClickHouse HTTP server for the session; tests isolate by database."""
     base = tmp_path_factory.mktemp("clickhouse")
-    server = ClickHouseServer(base / "data", free_port(), base / "server.log").start()
+    server = ClickHouseServer(base / "data", base / "server.log").start()
     yield server
     server.stop()
 

@@ -8,81 +8,39 @@ from __future__ import annotations
 
 import gzip
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import clickhouse_connect
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from ecrm_embedded.clickhouse_http import _parse_insert_head
-from ecrm_embedded.net import free_port, wait_http_ok
+from ecrm_embedded.testing import ClickHouseServer
 
 pytestmark = pytest.mark.clickhouse
 
 
-class Server:
-    """``python -m ecrm_embedded.clickhouse_http`` as a subprocess; restartable on the same data dir."""
-
-    def __init__(self, data_path: Path, log_path: Path) -> None:
-        self.data_path, self.log_path = data_path, log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        self.port = free_port()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "ecrm_embedded.clickhouse_http", "--data-path", str(self.data_path),
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait_http_ok(f"{self.url}/ping", timeout_s=60)
-        return self
-
-    def stop(self) -> int:
-        """SIGTERM and wait; returns the exit code (uvicorn re-raises SIGTERM after a graceful shutdown)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-    def client(self, **kwargs: object) -> Client:
-        return clickhouse_connect.get_client(host="127.0.0.1", port=self.port, **kwargs)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseServer]:
     base = tmp_path_factory.mktemp("clickhouse_http")
-    srv = Server(base / "data", base / "server.log").start()
+    srv = ClickHouseServer(base / "data", base / "server.log").start()
     yield srv
     if srv.process is not None and srv.process.poll() is None:
         srv.stop()
 
 
 @pytest.fixture
-def client(server: Server) -> Iterator[Client]:
+def client(server: ClickHouseServer) -> Iterator[Client]:
     c = server.client()
     yield c
     c.close()
 
 
-def test_ping_and_select_one(server: Server, client: Client) -> None:
+def test_ping_and_select_one(server: ClickHouseServer, client: Client) -> None:
     assert client.ping()
     assert httpx.get(f"{server.url}/ping").text == "Ok.\n"
     assert client.server_version.startswith("26.")
@@ -140,7 +98,7 @@ def test_insert_deduplication_token(client: Client) -> None:
     assert client.command("SELECT getSetting('insert_deduplication_token')") == ""
 
 
-def test_settings_are_per_request_and_set_is_per_session(server: Server, client: Client) -> None:
+def test_settings_are_per_request_and_set_is_per_session(server: ClickHouseServer, client: Client) -> None:
     default = client.command("SELECT getSetting('max_block_size')")
     assert client.command("SELECT getSetting('max_block_size')", settings={"max_block_size": 1234}) == 1234
     assert client.command("SELECT getSetting('max_block_size')") == default
@@ -152,7 +110,7 @@ def test_settings_are_per_request_and_set_is_per_session(server: Server, client:
     other.close()
 
 
-def test_database_param_selects_database(server: Server, client: Client) -> None:
+def test_database_param_selects_database(server: ClickHouseServer, client: Client) -> None:
     client.command("CREATE DATABASE IF NOT EXISTS http_db")
     client.command("CREATE TABLE http_db.items (id UInt8) ENGINE = MergeTree ORDER BY id")
     scoped = server.client(database="http_db")
@@ -170,7 +128,7 @@ def test_server_side_parameters(client: Client) -> None:
     assert client.query("SELECT {s:String}", parameters={"s": big}).result_rows == [(big,)]
 
 
-def test_errors_are_clickhouse_exceptions(server: Server, client: Client) -> None:
+def test_errors_are_clickhouse_exceptions(server: ClickHouseServer, client: Client) -> None:
     with pytest.raises(DatabaseError) as raised:
         client.query("SELECT * FROM no_such_table")
     assert raised.value.code == 60
@@ -186,7 +144,7 @@ def test_errors_are_clickhouse_exceptions(server: Server, client: Client) -> Non
     assert httpx.get(server.url, params={"query": "SELECT * FROM no_such_table"}).status_code == 404
 
 
-def test_plain_http(server: Server) -> None:
+def test_plain_http(server: ClickHouseServer) -> None:
     response = httpx.get(f"{server.url}/?query=SELECT%201")
     assert (response.status_code, response.text) == (200, "1\n")
     assert response.headers["X-ClickHouse-Format"] == "TabSeparated"
@@ -220,7 +178,7 @@ def test_plain_http(server: Server) -> None:
     assert listed.text.splitlines() == ['{"a":1,"b":"one"}', '{"a":2,"b":"two"}', '{"a":3,"b":"three"}']
 
 
-def test_ping_answers_while_a_slow_query_runs(server: Server) -> None:
+def test_ping_answers_while_a_slow_query_runs(server: ClickHouseServer) -> None:
     slow = server.client()
     worker = threading.Thread(target=slow.command, args=("SELECT sleep(1)",))
     worker.start()
@@ -234,7 +192,7 @@ def test_ping_answers_while_a_slow_query_runs(server: Server) -> None:
     assert still_running and elapsed < 0.3
 
 
-def test_data_persists_across_restart(server: Server, client: Client) -> None:
+def test_data_persists_across_restart(server: ClickHouseServer, client: Client) -> None:
     client.command("CREATE TABLE kept (id UInt64) ENGINE = MergeTree ORDER BY id")
     client.insert("kept", [(1,), (2,), (3,)])
     assert server.stop() in (0, -signal.SIGTERM)

@@ -44,21 +44,18 @@ class ClickHouseStore:
 
     def insert_events(self, rows: Sequence[Sequence[Any]], dedup_token: str) -> None:
         """Insert event rows; the same token inserted twice is stored once."""
-        if rows:
-            self.client.insert(
-                f"{self.database}.events",
-                rows,
-                column_names=list(EVENT_COLUMNS),
-                settings={"insert_deduplication_token": dedup_token},
-            )
+        self._insert("events", EVENT_COLUMNS, rows, dedup_token)
 
     def insert_profiles(self, rows: Sequence[Sequence[Any]], dedup_token: str) -> None:
         """Insert profile rows (new versions); the same token inserted twice is stored once."""
+        self._insert("profiles", PROFILE_COLUMNS, rows, dedup_token)
+
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], dedup_token: str) -> None:
         if rows:
             self.client.insert(
-                f"{self.database}.profiles",
+                f"{self.database}.{table}",
                 rows,
-                column_names=list(PROFILE_COLUMNS),
+                column_names=list(columns),
                 settings={"insert_deduplication_token": dedup_token},
             )
 
