@@ -135,16 +135,19 @@ class Stack:
             raise RuntimeError("the Kafka broker exited; see " + str(self.data_dir / "logs" / "kafka.log"))
 
     def stop(self) -> None:
-        """Stop the services first, then the infrastructure, each given time to finish."""
+        """Stop the services (newest first), then the infrastructure they write to.
+
+        A service is stopped only after the ones started after it have exited, so nothing
+        loses its broker, ClickHouse or SMTP server while it is still finishing work.
+        """
         for child in reversed(self.children):
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
-        for child in reversed(self.children):
-            try:
-                child.process.wait(20)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+                try:
+                    child.process.wait(30)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
         if self.broker is not None:
             self.broker.stop()
 

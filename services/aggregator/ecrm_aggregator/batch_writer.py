@@ -7,6 +7,7 @@ acknowledged, so the agent may then let faust commit the batch's offsets.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,6 +34,11 @@ class TooManyInvalid(RuntimeError):
 class BatchWriter:
     def __init__(self, store: ClickHouseStore, producer: Producer, max_invalid_ratio: float) -> None:
         self.store, self.producer, self.max_invalid_ratio = store, producer, max_invalid_ratio
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Give up retrying: the batch in progress fails (and is not acked) so the worker can stop."""
+        self._stopping.set()
 
     def process(self, records: list[SourceRecord]) -> None:
         """Write, fold and emit one batch, retrying I/O failures until they succeed."""
@@ -59,9 +65,11 @@ class BatchWriter:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     def _retry(self, func: Callable[..., T], *args: Any, table: str | None = None, **kwargs: Any) -> T:
-        """Call ``func`` until it succeeds, backing off; offsets stay uncommitted meanwhile."""
+        """Call ``func`` until it succeeds or the worker stops, backing off; offsets stay uncommitted meanwhile."""
         for attempt in Retrying(
+            stop=lambda _state: self._stopping.is_set(),
             wait=wait_exponential(multiplier=0.2, max=10),
+            sleep=self._stopping.wait,  # a stop cuts the back-off short
             retry=retry_if_exception_type(Exception),
             before_sleep=before_sleep_log(logging.getLogger("ecrm.aggregator"), logging.WARNING),
             reraise=True,
@@ -74,7 +82,7 @@ class BatchWriter:
                 if table is not None:
                     metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - t0)
                 return value
-        raise AssertionError("unreachable: Retrying without a stop either returns or keeps trying")
+        raise AssertionError("unreachable: Retrying with reraise either returns or raises")
 
     def _produce(self, plan: BatchPlan, result: FoldResult) -> None:
         assert EVENTS.dead_letter is not None

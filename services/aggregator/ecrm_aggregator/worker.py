@@ -1,10 +1,11 @@
 """The aggregator's Kafka shell: a faust-streaming app with one batching agent.
 
-faust acks the events of a ``take_events`` batch only when the agent asks for the next
-batch, i.e. after :meth:`BatchWriter.process` returned; offsets are committed from acked
-events only. So a worker that dies mid-batch has that batch delivered again, and the
-idempotent writes (insert deduplication tokens, ReplacingMergeTree, position-checked
-profile folding) keep the result exactly once.
+The agent takes batches with ``noack_take`` and acks a batch's events itself, only after
+:meth:`BatchWriter.process` returned; faust commits offsets of acked events only. (Plain
+``take``/``take_events`` ack in a ``finally``, so a batch cancelled at shutdown would be
+committed unwritten.) A worker that stops or dies mid-batch has that batch delivered
+again, and the idempotent writes (insert deduplication tokens, ReplacingMergeTree,
+position-checked profile folding) keep the result exactly once.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
 
     @app.agent(events)
     async def aggregate(stream: faust.StreamT) -> None:
-        batches = stream.take_events(settings.aggregator_batch_size, settings.aggregator_batch_wait_s)  # type: ignore[attr-defined]
+        batches = stream.noack_take(settings.aggregator_batch_size, settings.aggregator_batch_wait_s)  # type: ignore[attr-defined]
         async for batch in batches:
             records = [
                 SourceRecord(e.message.partition, e.message.offset, e.message.key, e.message.value) for e in batch
@@ -63,6 +64,12 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
                 log.critical("too_many_invalid_events", error=str(exc))
                 logging.shutdown()
                 os._exit(EXIT_TOO_MANY_INVALID)
+            for event in batch:
+                await stream.ack(event)
+
+    @app.on_before_shutdown.connect
+    async def stop_retrying(_app: faust.App, **_kwargs: object) -> None:
+        writer.stop()
 
     return app
 
