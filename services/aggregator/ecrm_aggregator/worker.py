@@ -45,6 +45,10 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
         broker_session_timeout=session_timeout_s,
         broker_heartbeat_interval=min(3.0, session_timeout_s / 10),
         broker_commit_interval=1.0,
+        # Do not wait for the batch in flight before stopping or rebalancing: it is not
+        # acked, so it is delivered again, and waiting could block forever while
+        # ClickHouse is down.
+        stream_wait_empty=False,
         key_serializer="raw",
         value_serializer="raw",
     )

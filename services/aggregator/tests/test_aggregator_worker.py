@@ -7,13 +7,14 @@ import time
 
 import orjson
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 from confluent_kafka import Producer
 
 from ecrm_aggregator.clickhouse_store import connect
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_aggregator.worker import EXIT_TOO_MANY_INVALID
 from ecrm_embedded.net import free_port
-from ecrm_embedded.testing import read_topic
+from ecrm_embedded.testing import ClickHouseServer, read_topic
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.profile import ProfileChanged
 from ecrm_schemas.topics import EVENTS, EVENTS_DLQ, PROFILE_CHANGES
@@ -109,3 +110,61 @@ def test_worker_stops_instead_of_draining_a_broken_topic_into_the_dlq(
     assert code == EXIT_TOO_MANY_INVALID, (tmp_path / "aggregator.log").read_text()[-3000:]
     dead_after = len(read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=10_000, timeout_s=2))
     assert dead_after == dead_before
+
+
+def test_a_batch_stopped_mid_outage_is_not_committed_and_comes_again(kafka_broker, clickhouse_database, tmp_path):
+    """ClickHouse goes away; the worker retries, is stopped (SIGTERM), and loses nothing."""
+    clickhouse = ClickHouseServer(tmp_path / "ch", tmp_path / "ch.log").start()
+    env = _worker_env(kafka_broker, clickhouse, clickhouse_database) | {"AGGREGATOR_GROUP_ID": "outage-test"}
+
+    def start_worker(name: str) -> subprocess.Popen[bytes]:
+        env["CLICKHOUSE_URL"] = clickhouse.url
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            return subprocess.Popen([sys.executable, "-m", "ecrm_aggregator", "serve"], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)  # fmt: skip
+
+    def produce(first: int, count: int) -> None:
+        producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+        for i in range(first, first + count):
+            producer.produce(EVENTS.name, key=b"z", value=orjson.dumps(_event(1000 + i, "z")))
+        producer.flush(10)
+
+    def orders() -> int:
+        try:
+            rows = clickhouse.client().query(
+                f"SELECT orders FROM {clickhouse_database}.profiles FINAL WHERE customer_id = 'z'"
+            )
+        except DatabaseError:  # not migrated yet
+            return 0
+        return rows.result_rows[0][0] if rows.result_rows else 0
+
+    worker = start_worker("first")
+    try:
+        produce(0, 5)
+        deadline = time.monotonic() + 60
+        while orders() < 5 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert orders() == 5, (tmp_path / "first.log").read_text()[-3000:]
+
+        clickhouse.stop()
+        produce(5, 5)
+        time.sleep(3)  # the worker is now retrying the batch against a dead ClickHouse
+        worker.terminate()
+        assert worker.wait(30) is not None
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    clickhouse.start()  # same data directory, new port
+    worker = start_worker("second")
+    try:
+        deadline = time.monotonic() + 60
+        while orders() < 10 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert orders() == 10, (tmp_path / "second.log").read_text()[-3000:]
+        count = clickhouse.client().query(f"SELECT count(), uniqExact(message_id) FROM {clickhouse_database}.events")
+        assert count.result_rows == [(10, 10)]
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        clickhouse.stop()
