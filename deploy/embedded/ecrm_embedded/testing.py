@@ -27,14 +27,24 @@ from ecrm_embedded.smtp_sink import SmtpSink
 from ecrm_schemas.kafka_admin import ensure_topics
 
 
-@pytest.fixture(scope="module")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    """A fresh tansu broker per test module, with the registry's topics created."""
+def _broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
     log = tmp_path_factory.mktemp("tansu") / "tansu.log"
     broker = TansuBroker(port=free_port(), log_path=log).start()
     ensure_topics({"bootstrap.servers": broker.bootstrap})
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """A tansu broker shared by a test module, with the registry's topics created."""
+    yield from _broker(tmp_path_factory)
+
+
+@pytest.fixture
+def fresh_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """A tansu broker of the test's own, for tests that leave the topics unusable for others."""
+    yield from _broker(tmp_path_factory)
 
 
 class ClickHouseServer:

@@ -90,15 +90,15 @@ def test_worker_writes_events_profiles_changes_and_dead_letters(
 
 
 def test_worker_stops_instead_of_draining_a_broken_topic_into_the_dlq(
-    kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+    fresh_kafka_broker, clickhouse_server, clickhouse_database, tmp_path
 ):
-    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap})
     for _ in range(300):
         producer.produce(EVENTS.name, key=b"x", value=b'{"type": "track", "userId": "x"}')  # no event name
     producer.flush(10)
-    dead_before = len(read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=10_000, timeout_s=2))
+    dead_before = len(read_topic(fresh_kafka_broker.bootstrap, EVENTS_DLQ.name, expect=10_000, timeout_s=2))
 
-    env = _worker_env(kafka_broker, clickhouse_server, clickhouse_database) | {"AGGREGATOR_BATCH_WAIT_S": "2"}
+    env = _worker_env(fresh_kafka_broker, clickhouse_server, clickhouse_database) | {"AGGREGATOR_BATCH_WAIT_S": "2"}
     with open(tmp_path / "aggregator.log", "wb") as log:
         worker = subprocess.Popen([sys.executable, "-m", "ecrm_aggregator", "serve"], env=env, stdout=log,
                                   stderr=subprocess.STDOUT)  # fmt: skip
@@ -108,7 +108,7 @@ def test_worker_stops_instead_of_draining_a_broken_topic_into_the_dlq(
             if worker.poll() is None:
                 worker.kill()
     assert code == EXIT_TOO_MANY_INVALID, (tmp_path / "aggregator.log").read_text()[-3000:]
-    dead_after = len(read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=10_000, timeout_s=2))
+    dead_after = len(read_topic(fresh_kafka_broker.bootstrap, EVENTS_DLQ.name, expect=10_000, timeout_s=2))
     assert dead_after == dead_before
 
 
@@ -162,7 +162,9 @@ def test_a_batch_stopped_mid_outage_is_not_committed_and_comes_again(kafka_broke
         while orders() < 10 and time.monotonic() < deadline:
             time.sleep(0.3)
         assert orders() == 10, (tmp_path / "second.log").read_text()[-3000:]
-        count = clickhouse.client().query(f"SELECT count(), uniqExact(message_id) FROM {clickhouse_database}.events")
+        count = clickhouse.client().query(
+            f"SELECT count(), uniqExact(message_id) FROM {clickhouse_database}.events WHERE customer_id = 'z'"
+        )
         assert count.result_rows == [(10, 10)]
     finally:
         worker.terminate()
