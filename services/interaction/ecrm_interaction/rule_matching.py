@@ -40,14 +40,8 @@ class RuleSpec(BaseModel):
 
     @classmethod
     def from_row(cls, row: Any) -> RuleSpec:
-        return cls(
-            id=row.id,
-            name=row.name,
-            trigger_event=row.trigger_event,
-            template_id=row.template_id,
-            once_per_customer=row.once_per_customer,
-            enabled=row.enabled,
-        )
+        """From the ORM row (same field names)."""
+        return cls.model_validate(row, from_attributes=True)
 
 
 @dataclass(frozen=True, slots=True)

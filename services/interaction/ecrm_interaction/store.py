@@ -55,16 +55,7 @@ class Store:
                 session.merge(EmailTemplate(id=t.id, subject=t.subject, text_body=t.text, html_body=t.html))
             session.flush()
             for r in rules:
-                session.merge(
-                    Rule(
-                        id=r.id,
-                        name=r.name,
-                        trigger_event=r.trigger_event,
-                        template_id=r.template_id,
-                        once_per_customer=r.once_per_customer,
-                        enabled=r.enabled,
-                    )
-                )
+                session.merge(Rule(**r.model_dump()))
 
     def enabled_rules(self) -> tuple[list[RuleSpec], dict[str, TemplateSpec]]:
         with self.sessions() as session:
