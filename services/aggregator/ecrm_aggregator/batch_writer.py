@@ -40,6 +40,9 @@ class BatchWriter:
         """Give up retrying: the batch in progress fails (and is not acked) so the worker can stop."""
         self._stopping.set()
 
+    def _back_off(self, seconds: float) -> None:
+        self._stopping.wait(seconds)  # a stop cuts the back-off short
+
     def process(self, records: list[SourceRecord]) -> None:
         """Write, fold and emit one batch, retrying I/O failures until they succeed."""
         started = time.perf_counter()
@@ -69,7 +72,7 @@ class BatchWriter:
         for attempt in Retrying(
             stop=lambda _state: self._stopping.is_set(),
             wait=wait_exponential(multiplier=0.2, max=10),
-            sleep=self._stopping.wait,  # a stop cuts the back-off short
+            sleep=self._back_off,
             retry=retry_if_exception_type(Exception),
             before_sleep=before_sleep_log(logging.getLogger("ecrm.aggregator"), logging.WARNING),
             reraise=True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Any
 
 import faust
 import structlog
@@ -71,8 +72,8 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
             for event in batch:
                 await stream.ack(event)
 
-    @app.on_before_shutdown.connect
-    async def stop_retrying(_app: faust.App, **_kwargs: object) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types the receiver narrower than it calls it
+    async def stop_retrying(_app: Any, *_args: Any, **_kwargs: Any) -> None:
         writer.stop()
 
     return app
