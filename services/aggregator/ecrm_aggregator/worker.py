@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+import ssl
+from typing import Any, NoReturn
 
 import faust
 import structlog
@@ -26,6 +27,14 @@ from ecrm_schemas.topics import EVENTS
 
 log = structlog.get_logger()
 EXIT_TOO_MANY_INVALID = 70
+EXIT_BATCH_FAILED = 75
+
+
+def _exit_unacked(code: int, reason: str, exc: BaseException) -> NoReturn:
+    """Leave the process at once, acking and committing nothing more."""
+    log.critical(reason, error=str(exc), exit_code=code)
+    logging.shutdown()
+    os._exit(code)
 
 
 def faust_broker_url(bootstrap_servers: str) -> str:
@@ -33,11 +42,27 @@ def faust_broker_url(bootstrap_servers: str) -> str:
     return "kafka://" + ";".join(s.strip() for s in bootstrap_servers.split(",") if s.strip())
 
 
+def faust_credentials(settings: AggregatorSettings) -> faust.auth.Credentials | None:
+    """The same security settings the confluent-kafka clients use, in faust's terms."""
+    protocol = settings.kafka_security_protocol
+    tls = ssl.create_default_context() if protocol in ("SSL", "SASL_SSL") else None
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=tls,
+        )
+    return faust.SSLCredentials(tls) if tls is not None else None
+
+
 def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
     session_timeout_s = settings.kafka_session_timeout_ms / 1000
     app = faust.App(
         settings.aggregator_group_id,
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         web_enabled=False,
         topic_disable_leader=True,
@@ -64,13 +89,19 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
             ]
             try:
                 await asyncio.to_thread(writer.process, records)
+            except asyncio.CancelledError:
+                raise  # stopping: the batch stays unacked and comes again
             except TooManyInvalid as exc:
-                # Leave without acking or committing anything of this batch.
-                log.critical("too_many_invalid_events", error=str(exc))
-                logging.shutdown()
-                os._exit(EXIT_TOO_MANY_INVALID)
+                _exit_unacked(EXIT_TOO_MANY_INVALID, "too_many_invalid_events", exc)
+            except Exception as exc:
+                # faust would restart the agent, and acks of later batches would commit past
+                # this one: leave now, so the batch is delivered again.
+                _exit_unacked(EXIT_BATCH_FAILED, "batch_failed", exc)
             for event in batch:
                 await stream.ack(event)
+            # Commit now rather than on the timer: fewer redeliveries after a rebalance.
+            # (False means a timer commit was in flight; the next batch or the timer catches up.)
+            await app.consumer.commit()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types the receiver narrower than it calls it
     async def stop_retrying(_app: Any, *_args: Any, **_kwargs: Any) -> None:

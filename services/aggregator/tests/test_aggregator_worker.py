@@ -115,6 +115,13 @@ def test_worker_stops_instead_of_draining_a_broken_topic_into_the_dlq(
 def test_a_batch_stopped_mid_outage_is_not_committed_and_comes_again(kafka_broker, clickhouse_database, tmp_path):
     """ClickHouse goes away; the worker retries, is stopped (SIGTERM), and loses nothing."""
     clickhouse = ClickHouseServer(tmp_path / "ch", tmp_path / "ch.log").start()
+    try:
+        _outage_then_restart(kafka_broker, clickhouse, clickhouse_database, tmp_path)
+    finally:
+        clickhouse.stop()
+
+
+def _outage_then_restart(kafka_broker, clickhouse, clickhouse_database, tmp_path) -> None:
     env = _worker_env(kafka_broker, clickhouse, clickhouse_database) | {"AGGREGATOR_GROUP_ID": "outage-test"}
 
     def start_worker(name: str) -> subprocess.Popen[bytes]:
@@ -169,4 +176,3 @@ def test_a_batch_stopped_mid_outage_is_not_committed_and_comes_again(kafka_broke
     finally:
         worker.terminate()
         worker.wait(30)
-        clickhouse.stop()
