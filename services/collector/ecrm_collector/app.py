@@ -18,6 +18,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecrm_collector import metrics
 from ecrm_collector.http_body import BodyError, read_json_body
@@ -78,6 +79,11 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error_response(ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
 
     @app.middleware("http")
     async def _count(request: Request, call_next: Any) -> Response:

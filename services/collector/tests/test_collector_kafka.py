@@ -109,3 +109,10 @@ async def test_broker_down_answers_503_with_retry_after(kafka_broker) -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert ready.status_code == 503
+
+
+async def test_unknown_routes_and_methods_answer_in_the_same_json_shape(client) -> None:
+    missing = await client.post("/v1/nope", headers=AUTH, json={})
+    wrong_method = await client.get("/v1/track", headers=AUTH)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    assert (wrong_method.status_code, wrong_method.json()["error"]["code"]) == (405, "method_not_allowed")
