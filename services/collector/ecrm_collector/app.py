@@ -83,7 +83,7 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_response(ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+        return _error_response(ApiError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})))
 
     @app.middleware("http")
     async def _count(request: Request, call_next: Any) -> Response:
