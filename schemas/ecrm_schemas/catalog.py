@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, NonNegativeInt
 
 
 class Source(StrEnum):
@@ -130,6 +130,35 @@ class NpsAnswered(_Properties):
     comment: str | None = Field(default=None, max_length=4000)
 
 
+# --- back-end systems (orders, billing, inventory, logistics) ---------------------------
+
+
+class OrderRefunded(_Properties):
+    order_id: str = Field(min_length=1)
+    total: Money
+    currency: Currency = "EUR"
+    reason: str | None = None
+
+
+class InvoicePaid(_Properties):
+    invoice_id: str = Field(min_length=1)
+    amount: Money
+    currency: Currency = "EUR"
+
+
+class InventoryUpdated(_Properties):
+    product_id: str = Field(min_length=1)
+    quantity: NonNegativeInt
+    warehouse: str | None = None
+
+
+class ShipmentUpdated(_Properties):
+    order_id: str = Field(min_length=1)
+    status: Literal["created", "shipped", "in_transit", "delivered", "returned", "lost"]
+    carrier: str | None = None
+    tracking_id: str | None = None
+
+
 class DomainEvent(BaseModel):
     """One catalogued track event: its name, source and properties model."""
 
@@ -139,10 +168,16 @@ class DomainEvent(BaseModel):
     source: Source
     properties: Any
     description: str
+    server_only: bool = False
+    """Only server write keys may send it: a browser key is public, so it must not be able to
+    claim orders, refunds, billing or inventory changes."""
 
 
-def _entry(name: str, source: Source, model: type[_Properties], description: str) -> tuple[str, DomainEvent]:
-    return name, DomainEvent(name=name, source=source, properties=model, description=description)
+def _entry(
+    name: str, source: Source, model: type[_Properties], description: str, *, server_only: bool = False
+) -> tuple[str, DomainEvent]:
+    entry = DomainEvent(name=name, source=source, properties=model, description=description, server_only=server_only)
+    return name, entry
 
 
 CATALOG: dict[str, DomainEvent] = dict(
@@ -150,7 +185,7 @@ CATALOG: dict[str, DomainEvent] = dict(
         _entry("Product Viewed", Source.WEB, ProductViewed, "A product page was viewed."),
         _entry("Element Clicked", Source.WEB, ElementClicked, "A tracked element was clicked."),
         _entry("Product Added", Source.WEB, ProductAdded, "A product was added to the cart."),
-        _entry("Order Completed", Source.WEB, OrderCompleted, "An order was placed."),
+        _entry("Order Completed", Source.WEB, OrderCompleted, "An order was placed.", server_only=True),
         _entry("Email Sent", Source.EMAIL, EmailSent, "An email was handed to the mail server."),
         _entry("Email Delivered", Source.EMAIL, EmailDelivered, "The recipient's server accepted it."),
         _entry("Email Opened", Source.EMAIL, EmailOpened, "The email was opened."),
@@ -160,5 +195,9 @@ CATALOG: dict[str, DomainEvent] = dict(
         _entry("Unsubscribed", Source.EMAIL, Unsubscribed, "The recipient unsubscribed."),
         _entry("Survey Answered", Source.SURVEY, SurveyAnswered, "A survey question was answered."),
         _entry("NPS Answered", Source.SURVEY, NpsAnswered, "A Net Promoter Score answer, 0 to 10."),
+        _entry("Order Refunded", Source.BACKEND, OrderRefunded, "An order was refunded.", server_only=True),
+        _entry("Invoice Paid", Source.BACKEND, InvoicePaid, "A bill was paid.", server_only=True),
+        _entry("Inventory Updated", Source.BACKEND, InventoryUpdated, "Stock of a product changed.", server_only=True),
+        _entry("Shipment Updated", Source.BACKEND, ShipmentUpdated, "A delivery changed status.", server_only=True),
     ]
 )

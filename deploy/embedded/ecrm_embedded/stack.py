@@ -83,6 +83,7 @@ class Stack:
             "SMTP_URL": f"smtp://127.0.0.1:{s.smtp_port}",
             "COLLECTOR_PORT": str(s.collector_port),
             "COLLECTOR_WRITE_KEYS": s.collector_write_keys,
+            "COLLECTOR_SOURCES_FILE": str(self.data_dir / "sources.json"),
             "INTERACTION_PORT": str(s.interaction_port),
             "INTERACTION_API_TOKEN": s.interaction_api_token,
             "INTERACTION_RULES_FILE": str(s.interaction_rules_file),

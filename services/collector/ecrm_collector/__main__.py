@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 import uvicorn
 
 from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
+from ecrm_collector.sources import SourceError, SourceRegistry
 from ecrm_schemas.logs import configure_logging
 
 cli = typer.Typer(
@@ -38,6 +42,63 @@ def serve() -> None:
         )
     finally:
         producer.close()
+
+
+sources_cli = typer.Typer(add_completion=False, help="Manage sources and their write keys.", no_args_is_help=True)
+cli.add_typer(sources_cli, name="sources")
+
+
+def _sources_file(file: Path | None) -> Path:
+    path = file or CollectorSettings().collector_sources_file
+    if path is None:
+        raise typer.BadParameter("set COLLECTOR_SOURCES_FILE or pass --file")
+    return path
+
+
+FileOption = Annotated[Path | None, typer.Option("--file", help="Registry file (default: COLLECTOR_SOURCES_FILE).")]
+
+
+@sources_cli.command("add")
+def sources_add(
+    name: str,
+    kind: Annotated[str, typer.Option(help="browser (public key, CORS origins) or server (secret key)")] = "server",
+    origin: Annotated[
+        list[str] | None, typer.Option(help="An origin a browser source may send from; repeatable.")
+    ] = None,
+    file: FileOption = None,
+) -> None:
+    """Create a source and print its write key (shown this once; only its hash is stored)."""
+    if kind not in ("browser", "server"):
+        raise typer.BadParameter("kind must be browser or server")
+    path = _sources_file(file)
+    registry = SourceRegistry.load(path)
+    try:
+        _source, key = registry.add(name, kind, tuple(origin or ()))  # type: ignore[arg-type]
+    except SourceError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    registry.save(path)
+    typer.echo(key)
+
+
+@sources_cli.command("list")
+def sources_list(file: FileOption = None) -> None:
+    """List sources (never their keys)."""
+    for source in SourceRegistry.load(_sources_file(file)).sources.values():
+        state = "revoked" if source.revoked else "active"
+        typer.echo(f"{source.name}\t{source.kind}\t{state}\t{','.join(source.allowed_origins) or '-'}")
+
+
+@sources_cli.command("revoke")
+def sources_revoke(name: str, file: FileOption = None) -> None:
+    """Revoke a source's write key; the collector refuses it within a second."""
+    path = _sources_file(file)
+    registry = SourceRegistry.load(path)
+    try:
+        registry.revoke(name)
+    except SourceError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    registry.save(path)
+    typer.echo(f"revoked {name}")
 
 
 def main() -> None:

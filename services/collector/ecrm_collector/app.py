@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +25,7 @@ from ecrm_collector.http_body import BodyError, read_json_body
 from ecrm_collector.ingest import IngestPlan, Record, plan_ingest
 from ecrm_collector.producer import AsyncProducer, DeliveryFailed
 from ecrm_collector.settings import CollectorSettings
+from ecrm_collector.sources import Source, SourceDirectory
 from ecrm_schemas.events import EVENT_TYPES
 from ecrm_schemas.topics import EVENTS
 
@@ -74,7 +75,16 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         description="Segment-compatible ingest API. Authenticate with the write key as the HTTP Basic "
         "username or as a Bearer token.",
     )
-    write_keys = settings.write_keys()
+    sources = SourceDirectory(settings.collector_sources_file, settings.write_keys())
+    # Preflights carry no write key, so they are answered for any origin; the real request
+    # is then checked against its source's allowed origins.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        max_age=600,
+    )
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -92,13 +102,16 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         metrics.REQUESTS.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
         return response
 
-    def authenticate(request: Request) -> str:
+    def authenticate(request: Request) -> Source:
         presented = _presented_key(request)
         if presented is None:
             raise ApiError(401, "unauthorized", "send the write key as the HTTP Basic username or a Bearer token")
-        if not any(hmac.compare_digest(presented.encode(), key.encode()) for key in write_keys):
-            raise ApiError(401, "unauthorized", "unknown write key")
-        return "collector"
+        source = sources.find(presented)
+        if source is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked write key")
+        if not source.allows_origin(request.headers.get("origin")):
+            raise ApiError(403, "origin_not_allowed", "this source does not accept events from this origin")
+        return source
 
     async def body_of(request: Request, limit: int) -> Any:
         try:
@@ -137,7 +150,8 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
             plan = plan_ingest(
                 [raw],
                 received_at=datetime.now(UTC),
-                source=source,
+                source=f"collector:{source.name}",
+                server_events_allowed=source.kind == "server",
                 max_event_bytes=settings.collector_max_event_bytes,
                 event_type=event_type,
             )
@@ -171,7 +185,8 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         plan = plan_ingest(
             body["batch"],
             received_at=datetime.now(UTC),
-            source=source,
+            source=f"collector:{source.name}",
+            server_events_allowed=source.kind == "server",
             max_event_bytes=settings.collector_max_event_bytes,
             batch_defaults=defaults,
         )

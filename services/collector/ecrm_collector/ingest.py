@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 
 from ecrm_collector.stamping import stamp
+from ecrm_schemas.catalog import CATALOG
 from ecrm_schemas.dead_letter import DeadLetter
-from ecrm_schemas.events import encode_event
+from ecrm_schemas.events import Event, TrackEvent, encode_event
 from ecrm_schemas.topics import EVENTS
 from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
 
@@ -53,11 +54,13 @@ def plan_ingest(
     max_event_bytes: int,
     event_type: str | None = None,
     batch_defaults: dict[str, Any] | None = None,
+    server_events_allowed: bool = True,
 ) -> IngestPlan:
     """Stamp and validate each event; valid ones become event records, invalid ones DLQ records.
 
     ``batch_defaults`` (a batch's top-level ``context``, ``integrations`` and ``sentAt``)
-    fill what an event does not set itself.
+    fill what an event does not set itself. Without ``server_events_allowed`` (a browser
+    source), back-end events such as orders and refunds are rejected.
     """
     plan = IngestPlan()
     for index, raw in enumerate(raw_events):
@@ -69,6 +72,8 @@ def plan_ingest(
                 raw = _apply_defaults(raw, batch_defaults)
             candidate = stamp(raw, received_at, event_type) if isinstance(raw, dict) else raw
             event = validate_event(candidate)
+            if not server_events_allowed and _server_only(event):
+                raise InvalidEvent([FieldError("event", "server_only", "only server sources may send this event")])
         except InvalidEvent as invalid:
             letter = DeadLetter.build(
                 topic=EVENTS.name, source=source, reason="invalid_event", errors=invalid.errors, payload=raw_bytes
@@ -78,6 +83,11 @@ def plan_ingest(
             continue
         plan.accepted.append(Record(event.customer_key.encode(), encode_event(event)))
     return plan
+
+
+def _server_only(event: Event) -> bool:
+    entry = CATALOG.get(event.event) if isinstance(event, TrackEvent) else None
+    return entry is not None and entry.server_only
 
 
 def _apply_defaults(raw: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings
@@ -15,7 +17,9 @@ class CollectorSettings(ServiceSettings, KafkaSettings):
     collector_host: str = "127.0.0.1"
     collector_port: int = 8080
     collector_write_keys: SecretStr = SecretStr(DEV_WRITE_KEY)
-    """Comma-separated write keys that may send events (sent as the HTTP Basic username or a Bearer token)."""
+    """Comma-separated write keys of server kind given in the environment (development, bootstrapping)."""
+    collector_sources_file: Path | None = None
+    """The sources registry (hashed write keys) managed by ``ecrm-collector sources``; re-read when it changes."""
     collector_max_event_bytes: int = Field(default=32 * 1024, gt=0)
     collector_max_batch_bytes: int = Field(default=500 * 1024, gt=0)
     collector_produce_timeout_s: float = Field(default=10.0, gt=0)

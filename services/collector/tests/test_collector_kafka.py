@@ -10,6 +10,7 @@ import pytest
 from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
+from ecrm_collector.sources import SourceRegistry
 from ecrm_embedded.testing import read_topic
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import decode_event
@@ -21,8 +22,20 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode(
 
 
 @pytest.fixture
-async def client(kafka_broker):
-    settings = CollectorSettings(kafka_bootstrap_servers=kafka_broker.bootstrap, collector_write_keys=KEY)
+def browser_key(tmp_path):
+    registry = SourceRegistry()
+    _, key = registry.add("shop-web", "browser", ("https://shop.example.com",))
+    registry.save(tmp_path / "sources.json")
+    return key
+
+
+@pytest.fixture
+async def client(kafka_broker, tmp_path, browser_key):
+    settings = CollectorSettings(
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        collector_write_keys=KEY,
+        collector_sources_file=tmp_path / "sources.json",
+    )
     producer = AsyncProducer({**settings.kafka_client_config(), "linger.ms": 1})
     transport = httpx.ASGITransport(app=create_app(settings, producer))
     async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
@@ -116,3 +129,26 @@ async def test_unknown_routes_and_methods_answer_in_the_same_json_shape(client) 
     wrong_method = await client.get("/v1/track", headers=AUTH)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
     assert (wrong_method.status_code, wrong_method.json()["error"]["code"]) == (405, "method_not_allowed")
+
+
+async def test_browser_key_sends_from_its_origin_but_no_back_end_events(client, browser_key) -> None:
+    auth = {"Authorization": f"Bearer {browser_key}"}
+    good = await client.post(
+        "/v1/page", headers=auth | {"Origin": "https://shop.example.com"}, json={"anonymousId": "a"}
+    )
+    assert good.status_code == 200
+    assert good.headers["access-control-allow-origin"] == "*"
+    other = await client.post(
+        "/v1/page", headers=auth | {"Origin": "https://evil.example.net"}, json={"anonymousId": "a"}
+    )
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "origin_not_allowed")
+    order = {"anonymousId": "a", "event": "Order Completed", "properties": {"order_id": "o", "total": 1}}
+    refused = await client.post("/v1/track", headers=auth, json=order)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["errors"][0]["rule"] == "server_only"
+    preflight = await client.options(
+        "/v1/track",
+        headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"},
+    )  # fmt: skip
+    assert preflight.status_code == 200

@@ -62,3 +62,12 @@ def test_non_object_in_batch_is_rejected_by_index() -> None:
     plan = _plan([{"type": "page", "userId": "u1"}, 7])
     assert [r.index for r in plan.rejected] == [1]
     assert plan.rejected[0].dead_letter.key is None
+
+
+def test_browser_sources_cannot_send_back_end_events() -> None:
+    order = {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"order_id": "o", "total": 1}}
+    view = {"type": "track", "userId": "u1", "event": "Product Viewed", "properties": {"product_id": "p"}}
+    plan = _plan([order, view], server_events_allowed=False)
+    assert [(r.index, r.errors[0].field, r.errors[0].rule) for r in plan.rejected] == [(0, "event", "server_only")]
+    assert len(plan.accepted) == 1
+    assert not _plan([order]).rejected
