@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+import limits
+import limits.storage
+import limits.strategies
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -76,6 +80,8 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         "username or as a Bearer token.",
     )
     sources = SourceDirectory(settings.collector_sources_file, settings.write_keys())
+    rate = limits.parse(settings.collector_rate_limit)
+    limiter = limits.strategies.SlidingWindowCounterRateLimiter(limits.storage.MemoryStorage())
     # Preflights carry no write key, so they are answered for any origin; the real request
     # is then checked against its source's allowed origins.
     app.add_middleware(
@@ -111,6 +117,12 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
             raise ApiError(401, "unauthorized", "unknown or revoked write key")
         if not source.allows_origin(request.headers.get("origin")):
             raise ApiError(403, "origin_not_allowed", "this source does not accept events from this origin")
+        if not limiter.hit(rate, source.key_hash):
+            reset_at = limiter.get_window_stats(rate, source.key_hash).reset_time
+            retry_after = max(1, math.ceil(reset_at - time.time()))
+            metrics.RATE_LIMITED.inc()
+            raise ApiError(429, "rate_limited", f"this source is limited to {settings.collector_rate_limit}",
+                           headers={"Retry-After": str(retry_after)})  # fmt: skip
         return source
 
     async def body_of(request: Request, limit: int) -> Any:

@@ -15,3 +15,6 @@ PRODUCE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 PRODUCER_QUEUE = Gauge("ecrm_collector_producer_queue_records", "Records waiting for the broker's acknowledgment.")
+RATE_LIMITED = Counter(
+    "ecrm_collector_rate_limited_total", "Requests refused with 429 because a source was over its rate."
+)

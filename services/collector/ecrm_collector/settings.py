@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+import limits
+from pydantic import Field, SecretStr, field_validator
 
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings
 
@@ -20,11 +21,19 @@ class CollectorSettings(ServiceSettings, KafkaSettings):
     """Comma-separated write keys of server kind given in the environment (development, bootstrapping)."""
     collector_sources_file: Path | None = None
     """The sources registry (hashed write keys) managed by ``ecrm-collector sources``; re-read when it changes."""
+    collector_rate_limit: str = "500/second"
+    """Requests each source may make (``limits`` notation: ``500/second``, ``10000/minute``); over it: 429."""
     collector_max_event_bytes: int = Field(default=32 * 1024, gt=0)
     collector_max_batch_bytes: int = Field(default=500 * 1024, gt=0)
     collector_produce_timeout_s: float = Field(default=10.0, gt=0)
     """How long a request waits for the broker's acknowledgment before answering 503."""
     collector_linger_ms: int = Field(default=5, ge=0)
+
+    @field_validator("collector_rate_limit")
+    @classmethod
+    def _parseable_rate(cls, value: str) -> str:
+        limits.parse(value)  # raises ValueError with the reason
+        return value
 
     def write_keys(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.collector_write_keys.get_secret_value().split(",") if k.strip())

@@ -152,3 +152,23 @@ async def test_browser_key_sends_from_its_origin_but_no_back_end_events(client, 
                  "Access-Control-Request-Headers": "authorization,content-type"},
     )  # fmt: skip
     assert preflight.status_code == 200
+
+
+async def test_rate_limit_is_per_source(kafka_broker, tmp_path, browser_key) -> None:
+    settings = CollectorSettings(
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        collector_write_keys=KEY,
+        collector_sources_file=tmp_path / "sources.json",
+        collector_rate_limit="3/minute",
+    )
+    producer = AsyncProducer({**settings.kafka_client_config(), "linger.ms": 1})
+    transport = httpx.ASGITransport(app=create_app(settings, producer))
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+        statuses = [(await http.post("/v1/page", headers=AUTH, json={"userId": "r"})).status_code for _ in range(4)]
+        limited = await http.post("/v1/page", headers=AUTH, json={"userId": "r"})
+        other = await http.post("/v1/page", headers={"Authorization": f"Bearer {browser_key}"}, json={"userId": "r"})
+    producer.close()
+    assert statuses == [200, 200, 200, 429]
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert other.status_code == 200
