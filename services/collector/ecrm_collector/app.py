@@ -13,6 +13,7 @@ import math
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import limits
 import limits.storage
@@ -20,16 +21,17 @@ import limits.strategies
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecrm_collector import metrics
-from ecrm_collector.http_body import BodyError, read_json_body
+from ecrm_collector.http_body import BodyError, read_body, read_json_body
 from ecrm_collector.ingest import IngestPlan, Record, plan_ingest
 from ecrm_collector.producer import AsyncProducer, DeliveryFailed
 from ecrm_collector.settings import CollectorSettings
 from ecrm_collector.sources import Source, SourceDirectory
+from ecrm_collector.surveys import form_to_response, response_events
 from ecrm_schemas.events import EVENT_TYPES
 from ecrm_schemas.topics import EVENTS
 
@@ -108,8 +110,8 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         metrics.REQUESTS.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
         return response
 
-    def authenticate(request: Request) -> Source:
-        presented = _presented_key(request)
+    def authenticate(request: Request, presented: str | None = None) -> Source:
+        presented = presented or _presented_key(request)
         if presented is None:
             raise ApiError(401, "unauthorized", "send the write key as the HTTP Basic username or a Bearer token")
         source = sources.find(presented)
@@ -205,6 +207,45 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         await deliver(plan)
         rejected = [{"index": r.index, "errors": [e.as_dict() for e in r.errors]} for r in plan.rejected]
         return JSONResponse({"success": True, "accepted": len(plan.accepted), "rejected": rejected})
+
+    @app.post("/v1/surveys/{survey_id}/responses", tags=["surveys"])
+    async def survey_response(survey_id: str, request: Request) -> Response:
+        """Answers to a questionnaire, as JSON or straight from an HTML form (urlencoded, with a
+        ``writeKey`` field). Each answer becomes a ``Survey Answered`` event; a ``score`` 0 to 10
+        becomes ``NPS Answered``."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_form = content_type == "application/x-www-form-urlencoded"
+        if content_type.startswith("multipart/"):
+            raise ApiError(415, "content_type", "post the form urlencoded (the HTML default), or JSON")
+        if is_form:
+            try:
+                raw = await read_body(request.stream(), encoding=request.headers.get("content-encoding"),
+                                      limit=settings.collector_max_batch_bytes)  # fmt: skip
+            except BodyError as exc:
+                raise ApiError(exc.status, exc.rule, exc.message) from None
+            fields = parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=False)
+            source = authenticate(request, dict(fields).get("writeKey"))
+            body: Any = form_to_response(fields)
+        else:
+            source = authenticate(request)
+            body = await body_of(request, settings.collector_max_batch_bytes)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_response", "the body must be a JSON object", [
+                {"field": "$", "rule": "dict_type", "message": "Input should be an object"}])  # fmt: skip
+        plan = plan_ingest(
+            response_events(survey_id, body),
+            received_at=datetime.now(UTC),
+            source=f"collector:{source.name}",
+            max_event_bytes=settings.collector_max_event_bytes,
+            server_events_allowed=source.kind == "server",
+        )
+        await deliver(plan)
+        if plan.rejected:
+            errors = [e.as_dict() | {"index": r.index} for r in plan.rejected for e in r.errors]
+            raise ApiError(400, "invalid_answers", "some answers are invalid and were not stored", errors)
+        if is_form:
+            return HTMLResponse("<!doctype html><title>Thank you</title><p>Thank you for your answers.</p>")
+        return JSONResponse({"success": True, "accepted": len(plan.accepted)})
 
     @app.get("/livez", tags=["operations"])
     async def livez() -> dict[str, str]:

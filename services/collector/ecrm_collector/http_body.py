@@ -17,8 +17,8 @@ class BodyError(Exception):
         self.status, self.rule, self.message = status, rule, message
 
 
-async def read_json_body(chunks: AsyncIterator[bytes], *, encoding: str | None, limit: int) -> Any:
-    """Collect at most ``limit`` decoded bytes (gzip allowed) and parse them as JSON.
+async def read_body(chunks: AsyncIterator[bytes], *, encoding: str | None, limit: int) -> bytes:
+    """Collect at most ``limit`` decoded bytes (gzip allowed).
 
     Stops reading as soon as the limit is passed, so a huge body never sits in memory.
     """
@@ -38,6 +38,12 @@ async def read_json_body(chunks: AsyncIterator[bytes], *, encoding: str | None, 
             raise BodyError(413, "too_large", f"the body is larger than {limit} bytes")
     if inflater is not None and not inflater.eof:
         raise BodyError(400, "gzip", "the gzip body is truncated")
+    return bytes(body)
+
+
+async def read_json_body(chunks: AsyncIterator[bytes], *, encoding: str | None, limit: int) -> Any:
+    """:func:`read_body`, parsed as JSON."""
+    body = await read_body(chunks, encoding=encoding, limit=limit)
     if not body:
         raise BodyError(400, "json_invalid", "the body is empty")
     try:

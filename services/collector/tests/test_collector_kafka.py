@@ -172,3 +172,25 @@ async def test_rate_limit_is_per_source(kafka_broker, tmp_path, browser_key) -> 
     assert limited.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert other.status_code == 200
+
+
+async def test_survey_responses_from_json_and_from_an_html_form(client, browser_key, kafka_broker) -> None:
+    body = {"userId": "s-1", "answers": [{"question_id": "fit", "answer": "ok"}, {"question_id": "nps", "score": 9}]}
+    ok = await client.post("/v1/surveys/post-purchase/responses", headers=AUTH, json=body)
+    assert (ok.status_code, ok.json()) == (200, {"success": True, "accepted": 2})
+
+    form = {"writeKey": browser_key, "anonymousId": "s-2", "nps_nps": "7", "text_nps": "fine"}
+    page = await client.post("/v1/surveys/post-purchase/responses", data=form,
+                             headers={"Origin": "https://shop.example.com"})  # fmt: skip
+    assert page.status_code == 200 and "Thank you" in page.text
+
+    bad = await client.post("/v1/surveys/s/responses", headers=AUTH,
+                            json={"userId": "s-3", "answers": [{"question_id": "nps", "score": 11}]})  # fmt: skip
+    assert bad.status_code == 400
+    assert bad.json()["error"]["errors"][0]["field"] == "properties.score"
+
+    events = [decode_event(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=100, timeout_s=3)]
+    nps = {
+        e.userId or e.anonymousId: e.properties["score"] for e in events if getattr(e, "event", "") == "NPS Answered"
+    }
+    assert nps["s-1"] == 9 and nps["s-2"] == 7
