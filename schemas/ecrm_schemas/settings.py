@@ -64,3 +64,17 @@ class KafkaSettings(BaseSettings):
         if self.kafka_sasl_password:
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         return config
+
+
+DEV_TRACKING_SECRET = "ecrm_dev_tracking_secret"
+
+
+class TrackingSettings(BaseSettings):
+    """The secret that signs email tracking links (shared by the interaction service and the collector)."""
+
+    tracking_secret: SecretStr = SecretStr(DEV_TRACKING_SECRET)
+
+    def tracking_problems(self) -> list[str]:
+        if self.tracking_secret.get_secret_value() == DEV_TRACKING_SECRET:
+            return ["TRACKING_SECRET is the development secret"]
+        return []

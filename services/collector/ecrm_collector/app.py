@@ -21,11 +21,12 @@ import limits.strategies
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecrm_collector import metrics
+from ecrm_collector.email_tracking import PIXEL_GIF, click_event, is_machine_open, open_event
 from ecrm_collector.http_body import BodyError, read_body, read_json_body
 from ecrm_collector.ingest import IngestPlan, Record, plan_ingest
 from ecrm_collector.producer import AsyncProducer, DeliveryFailed
@@ -34,6 +35,7 @@ from ecrm_collector.sources import Source, SourceDirectory
 from ecrm_collector.surveys import form_to_response, response_events
 from ecrm_schemas.events import EVENT_TYPES
 from ecrm_schemas.topics import EVENTS
+from ecrm_schemas.tracking import InvalidToken, TrackingToken, verify
 
 log = structlog.get_logger()
 RETRY_AFTER_S = 5
@@ -246,6 +248,35 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         if is_form:
             return HTMLResponse("<!doctype html><title>Thank you</title><p>Thank you for your answers.</p>")
         return JSONResponse({"success": True, "accepted": len(plan.accepted)})
+
+    async def tracked(raw_event: dict[str, Any]) -> None:
+        plan = plan_ingest([raw_event], received_at=datetime.now(UTC), source="collector:email-tracking",
+                           max_event_bytes=settings.collector_max_event_bytes)  # fmt: skip
+        await deliver(plan)
+
+    def token_of(value: str) -> TrackingToken:
+        try:
+            return verify(value, settings.tracking_secret.get_secret_value())
+        except InvalidToken:
+            raise ApiError(400, "invalid_token", "the tracking token is invalid or was altered") from None
+
+    @app.get("/v1/e/o/{token}.gif", tags=["email"])
+    async def email_open(token: str, request: Request) -> Response:
+        """Open pixel: records ``Email Opened`` (flagging likely machine opens) and returns a 1x1 GIF."""
+        claims = token_of(token)
+        agent = request.headers.get("user-agent")
+        machine = is_machine_open(claims, agent, time.time(), settings.collector_machine_open_s)
+        await tracked(open_event(claims, machine_open=machine, user_agent=agent))
+        return Response(PIXEL_GIF, media_type="image/gif", headers={"Cache-Control": "no-store, max-age=0"})
+
+    @app.get("/v1/e/c/{token}", tags=["email"])
+    async def email_click(token: str, request: Request) -> Response:
+        """Click redirect: records ``Email Link Clicked`` and redirects to the signed URL, and only there."""
+        claims = token_of(token)
+        if not claims.url or not claims.url.startswith(("https://", "http://")):
+            raise ApiError(400, "invalid_token", "the tracking token carries no link")
+        await tracked(click_event(claims, request.headers.get("user-agent")))
+        return RedirectResponse(claims.url, status_code=302, headers={"Cache-Control": "no-store"})
 
     @app.get("/livez", tags=["operations"])
     async def livez() -> dict[str, str]:

@@ -7,12 +7,12 @@ from pathlib import Path
 import limits
 from pydantic import Field, SecretStr, field_validator
 
-from ecrm_schemas.settings import KafkaSettings, ServiceSettings
+from ecrm_schemas.settings import KafkaSettings, ServiceSettings, TrackingSettings
 
 DEV_WRITE_KEY = "ecrm_dev_write_key"
 
 
-class CollectorSettings(ServiceSettings, KafkaSettings):
+class CollectorSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     """Environment variables: the field names in upper case."""
 
     collector_host: str = "127.0.0.1"
@@ -27,6 +27,8 @@ class CollectorSettings(ServiceSettings, KafkaSettings):
     collector_max_batch_bytes: int = Field(default=500 * 1024, gt=0)
     collector_produce_timeout_s: float = Field(default=10.0, gt=0)
     """How long a request waits for the broker's acknowledgment before answering 503."""
+    collector_machine_open_s: float = Field(default=2.0, ge=0)
+    """An open this soon after the email was sent is flagged as a machine open (prefetch, scanner)."""
     collector_linger_ms: int = Field(default=5, ge=0)
 
     @field_validator("collector_rate_limit")
@@ -39,7 +41,7 @@ class CollectorSettings(ServiceSettings, KafkaSettings):
         return frozenset(k.strip() for k in self.collector_write_keys.get_secret_value().split(",") if k.strip())
 
     def production_problems(self) -> list[str]:
-        problems = super().production_problems()
+        problems = super().production_problems() + self.tracking_problems()
         if DEV_WRITE_KEY in self.write_keys():
             problems.append("COLLECTOR_WRITE_KEYS contains the development write key")
         return problems

@@ -2,6 +2,7 @@
 
 import base64
 import gzip
+import time
 
 import httpx
 import orjson
@@ -15,6 +16,7 @@ from ecrm_embedded.testing import read_topic
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import decode_event
 from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
+from ecrm_schemas.tracking import TrackingToken, sign
 
 pytestmark = pytest.mark.kafka
 KEY = "test-key"
@@ -194,3 +196,21 @@ async def test_survey_responses_from_json_and_from_an_html_form(client, browser_
         e.userId or e.anonymousId: e.properties["score"] for e in events if getattr(e, "event", "") == "NPS Answered"
     }
     assert nps["s-1"] == 9 and nps["s-2"] == 7
+
+
+async def test_open_pixel_and_click_redirect(client, kafka_broker) -> None:
+    secret = CollectorSettings().tracking_secret.get_secret_value()
+    token = TrackingToken(email_id="s-9", customer="t-1", rule_id="welcome", url="https://shop.example.com/sale",
+                          issued_at=time.time() - 60)  # fmt: skip
+    ua = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
+    pixel = await client.get(f"/v1/e/o/{sign(token, secret)}.gif", headers=ua)
+    assert (pixel.status_code, pixel.headers["content-type"], pixel.content[:6]) == (200, "image/gif", b"GIF89a")
+    click = await client.get(f"/v1/e/c/{sign(token, secret)}", headers=ua)
+    assert (click.status_code, click.headers["location"]) == (302, "https://shop.example.com/sale")
+    tampered = await client.get(f"/v1/e/c/{sign(token.model_copy(update={'url': 'https://evil.example'}), 'guess')}")
+    assert (tampered.status_code, tampered.json()["error"]["code"]) == (400, "invalid_token")
+
+    events = [decode_event(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=100, timeout_s=3)]
+    mine = {e.event: e.properties for e in events if e.userId == "t-1"}
+    assert mine["Email Opened"]["machine_open"] is False
+    assert mine["Email Link Clicked"]["link_url"] == "https://shop.example.com/sale"
