@@ -29,7 +29,14 @@ def serve() -> None:
     """Serve the ingest API; settings come from the environment (see the README)."""
     settings = CollectorSettings()
     configure_logging("collector", settings.log_level, settings.log_format)
-    producer = AsyncProducer({**settings.kafka_client_config(), "linger.ms": settings.collector_linger_ms})
+    producer = AsyncProducer(
+        {
+            **settings.kafka_client_config(),
+            "linger.ms": settings.collector_linger_ms,
+            # A record not acknowledged when the request gives up (503) is dropped, not sent later.
+            "message.timeout.ms": int(settings.collector_produce_timeout_s * 1000),
+        }
+    )
     app = create_app(settings, producer)
     try:
         uvicorn.run(

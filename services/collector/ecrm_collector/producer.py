@@ -12,7 +12,12 @@ import logging
 import threading
 from typing import Any
 
+import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+log = structlog.get_logger()
+# Delivery errors after which this producer's idempotence state is dead: only a new one works.
+_UNUSABLE = frozenset({KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FENCED})
 
 
 class DeliveryFailed(Exception):
@@ -20,19 +25,34 @@ class DeliveryFailed(Exception):
 
 
 class AsyncProducer:
+    """Rebuilds its librdkafka producer after a fatal error (librdkafka's rule: a producer
+    that raised a fatal error, e.g. fenced after an idempotence epoch problem, is unusable)."""
+
     def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer(
-            {
-                **config,
-                "enable.idempotence": True,
-                "acks": "all",
-                "compression.type": config.get("compression.type", "lz4"),
-                "logger": logging.getLogger("ecrm.kafka"),
-            }
-        )
+        self._config = {
+            **config,
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": config.get("compression.type", "lz4"),
+            "logger": logging.getLogger("ecrm.kafka"),
+            "error_cb": self._on_error,
+        }
+        self._fatal = threading.Event()
+        self._producer = Producer(self._config)
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery", daemon=True)
         self._poller.start()
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal.set()
+
+    def _rebuild_if_fatal(self) -> None:
+        if self._fatal.is_set():
+            self._fatal.clear()
+            broken, self._producer = self._producer, Producer(self._config)
+            broken.purge()
+            log.warning("kafka_producer_rebuilt_after_fatal_error")
 
     def _poll_forever(self) -> None:
         while not self._stopping.is_set():
@@ -44,8 +64,11 @@ class AsyncProducer:
         future: asyncio.Future[None] = loop.create_future()
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None and (err.fatal() or err.code() in _UNUSABLE):
+                self._fatal.set()
             loop.call_soon_threadsafe(_settle, future, err)
 
+        self._rebuild_if_fatal()
         try:
             self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
         except (BufferError, KafkaException) as exc:
