@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from confluent_kafka import Producer
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from ecrm_aggregator import metrics
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.decode import SourceRecord
 from ecrm_aggregator.pipeline import BatchPlan, FoldResult, fold_batch, plan_batch
+from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
 
 log = structlog.get_logger()
@@ -32,7 +32,7 @@ class TooManyInvalid(RuntimeError):
 
 
 class BatchWriter:
-    def __init__(self, store: ClickHouseStore, producer: Producer, max_invalid_ratio: float) -> None:
+    def __init__(self, store: ClickHouseStore, producer: ReliableProducer, max_invalid_ratio: float) -> None:
         self.store, self.producer, self.max_invalid_ratio = store, producer, max_invalid_ratio
         self._stopping = threading.Event()
 
@@ -90,12 +90,10 @@ class BatchWriter:
     def _produce(self, plan: BatchPlan, result: FoldResult) -> None:
         assert EVENTS.dead_letter is not None
         for letter in plan.decoded.dead_letters:
-            self.producer.produce(EVENTS.dead_letter, value=letter.model_dump_json().encode())
+            self.producer.produce(EVENTS.dead_letter, letter.model_dump_json().encode())
         for change in result.changes:
-            self.producer.produce(PROFILE_CHANGES.name, key=change.customer_id.encode(), value=change.encode())
-        left = self.producer.flush(30)
-        if left:
-            raise RuntimeError(f"{left} records were not acknowledged by the broker")
+            self.producer.produce(PROFILE_CHANGES.name, change.encode(), key=change.customer_id.encode())
+        self.producer.flush_or_raise(30)
         for letter in plan.decoded.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.reason).inc()
         metrics.PROFILE_CHANGES.inc(len(result.changes))

@@ -18,11 +18,11 @@ from typing import Any, NoReturn
 
 import faust
 import structlog
-from confluent_kafka import Producer
 
 from ecrm_aggregator.batch_writer import BatchWriter, TooManyInvalid
 from ecrm_aggregator.decode import SourceRecord
 from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import EVENTS
 
 log = structlog.get_logger()
@@ -110,14 +110,5 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
     return app
 
 
-def kafka_producer(settings: AggregatorSettings) -> Producer:
-    return Producer(
-        {
-            **settings.kafka_client_config(),
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "logger": logging.getLogger("ecrm.kafka"),
-        }
-    )
+def kafka_producer(settings: AggregatorSettings) -> ReliableProducer:
+    return ReliableProducer(settings.kafka_client_config())

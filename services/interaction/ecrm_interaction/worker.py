@@ -10,13 +10,14 @@ again, and claimed sends that already went out are not repeated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Message
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -27,6 +28,7 @@ from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
 from ecrm_interaction.store import Store
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
+from ecrm_schemas.kafka_producer import DeliveryError, ReliableProducer
 from ecrm_schemas.profile import ProfileChanged
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
 from ecrm_schemas.validation import field_errors, validate_event
@@ -43,14 +45,7 @@ class InteractionWorker:
         self.settings, self.store = settings, store
         self.smtp = SmtpTarget.from_url(settings.smtp_url)
         self.retry_budget_s = retry_budget_s
-        self.producer = Producer(
-            {
-                **settings.kafka_client_config(),
-                "enable.idempotence": True,
-                "acks": "all",
-                "logger": logging.getLogger("ecrm.kafka"),
-            }
-        )
+        self.producer = ReliableProducer(settings.kafka_client_config())
         self.ready = False
 
     def _consumer(self) -> Consumer:
@@ -74,13 +69,14 @@ class InteractionWorker:
             self.ready = True
             try:
                 await self._consume(consumer, stopping)
-            except SendFailed as exc:
+            except (SendFailed, DeliveryError) as exc:
                 log.error("batch_not_committed", error=str(exc))
                 await asyncio.sleep(1)
             finally:
                 self.ready = False
                 await asyncio.to_thread(consumer.close)
-        self.producer.flush(10)
+        with contextlib.suppress(DeliveryError):
+            self.producer.flush_or_raise(10)
 
     async def _consume(self, consumer: Consumer, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -90,7 +86,7 @@ class InteractionWorker:
                 continue
             for message in messages:
                 await self.handle(message)
-            self.producer.flush(30)
+            await asyncio.to_thread(self.producer.flush_or_raise, 30)
             await asyncio.to_thread(consumer.commit, asynchronous=False)
 
     async def handle(self, message: Message) -> None:
@@ -177,7 +173,7 @@ class InteractionWorker:
         else:
             event["anonymousId"] = profile.anonymous_id or change.customer_id
         valid = validate_event(event)  # the same gate as the collector's
-        self.producer.produce(EVENTS.name, key=valid.customer_key.encode(), value=encode_event(valid))
+        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
 
     def _dead_letter(self, message: Message, exc: ValidationError) -> None:
         letter = DeadLetter.build(
@@ -190,6 +186,6 @@ class InteractionWorker:
             offset=message.offset(),
         )
         assert PROFILE_CHANGES.dead_letter is not None
-        self.producer.produce(PROFILE_CHANGES.dead_letter, key=message.key(), value=letter.model_dump_json().encode())
+        self.producer.produce(PROFILE_CHANGES.dead_letter, letter.model_dump_json().encode(), key=message.key())
         metrics.DEAD_LETTERS.inc()
         log.warning("profile_change_dead_lettered", partition=message.partition(), offset=message.offset())
