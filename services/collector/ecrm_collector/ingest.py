@@ -5,6 +5,7 @@ No I/O here: the HTTP shell decodes the body and produces what :func:`plan_inges
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,7 +48,7 @@ def _event_size_error(limit: int, size: int) -> FieldError:
 
 
 def plan_ingest(
-    raw_events: list[Any],
+    raw_events: Sequence[Any],
     *,
     received_at: datetime,
     source: str,

@@ -18,3 +18,7 @@ PRODUCER_QUEUE = Gauge("ecrm_collector_producer_queue_records", "Records waiting
 RATE_LIMITED = Counter(
     "ecrm_collector_rate_limited_total", "Requests refused with 429 because a source was over its rate."
 )
+PRODUCE_FAILURES = Counter(
+    "ecrm_collector_produce_failures_total",
+    "Requests answered 503 because Kafka did not acknowledge their records in time (or refused them).",
+)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import limits
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings, TrackingSettings
 
@@ -21,8 +20,10 @@ class CollectorSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     """Comma-separated write keys of server kind given in the environment (development, bootstrapping)."""
     collector_sources_file: Path | None = None
     """The sources registry (hashed write keys) managed by ``ecrm-collector sources``; re-read when it changes."""
-    collector_rate_limit: str = "500/second"
-    """Requests each source may make (``limits`` notation: ``500/second``, ``10000/minute``); over it: 429."""
+    collector_rate_limit_per_s: float = Field(default=500.0, gt=0)
+    """Requests per second each source may make on average (token bucket refill rate); over it: 429."""
+    collector_rate_limit_burst: int = Field(default=1000, ge=1)
+    """Requests a source may make at once after a quiet spell (token bucket size)."""
     collector_max_event_bytes: int = Field(default=32 * 1024, gt=0)
     collector_max_batch_bytes: int = Field(default=500 * 1024, gt=0)
     collector_produce_timeout_s: float = Field(default=10.0, gt=0)
@@ -30,12 +31,6 @@ class CollectorSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     collector_machine_open_s: float = Field(default=2.0, ge=0)
     """An open this soon after the email was sent is flagged as a machine open (prefetch, scanner)."""
     collector_linger_ms: int = Field(default=5, ge=0)
-
-    @field_validator("collector_rate_limit")
-    @classmethod
-    def _parseable_rate(cls, value: str) -> str:
-        limits.parse(value)  # raises ValueError with the reason
-        return value
 
     def write_keys(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.collector_write_keys.get_secret_value().split(",") if k.strip())

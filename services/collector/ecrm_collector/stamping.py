@@ -32,6 +32,7 @@ def stamp(raw: dict[str, Any], received_at: datetime, event_type: str | None = N
     server cannot interpret are left for validation to reject.
     """
     event = dict(raw)
+    event.pop("writeKey", None)  # analytics.js may carry it in the body; it must never reach Kafka
     if event_type is not None:
         event["type"] = event_type
     if not event.get("messageId"):

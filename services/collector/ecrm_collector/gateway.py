@@ -1,0 +1,229 @@
+"""What every ingest route shares: errors, authentication, bounded bodies and acknowledged delivery.
+
+A route is a thin shell: it asks the :class:`Gateway` who is calling (write key → source),
+reads the body within its limit, hands the decoded events to the pure ingest step and
+awaits :meth:`Gateway.deliver`, which returns only when Kafka acknowledged every record
+(or raises a 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ecrm_collector import metrics
+from ecrm_collector.http_body import BodyError, read_body, read_json_body
+from ecrm_collector.ingest import IngestPlan, plan_ingest
+from ecrm_collector.producer import AsyncProducer, DeliveryFailed
+from ecrm_collector.rate_limit import SourceRateLimiter
+from ecrm_collector.settings import CollectorSettings
+from ecrm_collector.sources import Source, SourceDirectory
+from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
+
+log = structlog.get_logger()
+RETRY_AFTER_S = 5
+WRITE_KEY_FIELD = "writeKey"
+"""Segment's analytics.js puts the write key in the body (sent as text/plain, so browsers
+make a simple CORS request with no preflight); Basic or Bearer auth work too."""
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, rendered as ``{"error": {"code", "message", "errors"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.errors = errors or []
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"code": self.code, "message": self.message, "errors": self.errors}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers or None)
+
+
+def presented_key(request: Request) -> str | None:
+    """The write key from ``Authorization``: the Basic username (Segment) or a Bearer token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except ValueError:
+            return None
+        return decoded.partition(":")[0] or None
+    return None
+
+
+def pop_body_key(body: Any) -> str | None:
+    """Remove and return a ``writeKey`` carried in a JSON body (it must never reach Kafka)."""
+    if isinstance(body, dict):
+        value = body.pop(WRITE_KEY_FIELD, None)
+        return value if isinstance(value, str) and value else None
+    return None
+
+
+@dataclass(slots=True)
+class Gateway:
+    """The collector's shared I/O: sources, the rate limiter and the producer."""
+
+    settings: CollectorSettings
+    producer: AsyncProducer
+    sources: SourceDirectory
+    limiter: SourceRateLimiter
+
+    @classmethod
+    def build(cls, settings: CollectorSettings, producer: AsyncProducer) -> Gateway:
+        return cls(
+            settings=settings,
+            producer=producer,
+            sources=SourceDirectory(settings.collector_sources_file, settings.write_keys()),
+            limiter=SourceRateLimiter(settings.collector_rate_limit_per_s, settings.collector_rate_limit_burst),
+        )
+
+    def authenticate(self, request: Request, presented: str | None) -> Source:
+        """The active source of ``presented``, allowed from the request's origin and under its rate."""
+        if presented is None:
+            raise ApiError(
+                401, "unauthorized", "send the write key as the HTTP Basic username, a Bearer token or `writeKey`"
+            )
+        source = self.sources.find(presented)
+        if source is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked write key")
+        if not source.allows_origin(request.headers.get("origin")):
+            raise ApiError(403, "origin_not_allowed", "this source does not accept events from this origin")
+        retry_after = self.limiter.admit(source.key_hash)
+        if retry_after is not None:
+            metrics.RATE_LIMITED.inc()
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"this source may make {self.settings.collector_rate_limit_per_s:g} requests per second",
+                headers={"Retry-After": str(retry_after)},
+            )
+        return source
+
+    async def read_raw(self, request: Request, limit: int) -> bytes:
+        try:
+            return await read_body(request.stream(), encoding=request.headers.get("content-encoding"), limit=limit)
+        except BodyError as exc:
+            raise ApiError(exc.status, exc.rule, exc.message) from None
+
+    async def read_json(self, request: Request, limit: int) -> Any:
+        try:
+            return await read_json_body(request.stream(), encoding=request.headers.get("content-encoding"), limit=limit)
+        except BodyError as exc:
+            raise ApiError(exc.status, exc.rule, exc.message) from None
+
+    async def authenticated_json(self, request: Request, limit: int) -> tuple[Source, Any]:
+        """Authenticate and read a JSON body; the key may be in the header or the body.
+
+        With an ``Authorization`` header the key is checked before the body is read, so an
+        unknown caller never costs a body read.
+        """
+        header_key = presented_key(request)
+        if header_key is not None or request.headers.get("authorization"):
+            source = self.authenticate(request, header_key)
+            body = await self.read_json(request, limit)
+            pop_body_key(body)
+            return source, body
+        body = await self.read_json(request, limit)
+        return self.authenticate(request, pop_body_key(body)), body
+
+    def plan(
+        self,
+        raw_events: Sequence[Any],
+        source: Source | str,
+        *,
+        event_type: str | None = None,
+        batch_defaults: dict[str, Any] | None = None,
+    ) -> IngestPlan:
+        """The pure ingest step with this collector's limits; ``source`` is a source or a route name."""
+        name = source.name if isinstance(source, Source) else source
+        return plan_ingest(
+            raw_events,
+            received_at=datetime.now(UTC),
+            source=f"collector:{name}",
+            server_events_allowed=not isinstance(source, Source) or source.kind == "server",
+            max_event_bytes=self.settings.collector_max_event_bytes,
+            event_type=event_type,
+            batch_defaults=batch_defaults,
+        )
+
+    async def deliver(self, plan: IngestPlan) -> None:
+        """Produce the plan's records and wait for every acknowledgment, or raise 503."""
+        started = time.perf_counter()
+        futures = [self.producer.produce(EVENTS.name, r.key, r.value) for r in plan.accepted]
+        futures += [
+            self.producer.produce(EVENTS_DLQ.name, r.dead_letter.key, r.dead_letter.value) for r in plan.rejected
+        ]
+        metrics.PRODUCER_QUEUE.set(self.producer.queue_length())
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), self.settings.collector_produce_timeout_s)
+        except (DeliveryFailed, TimeoutError) as exc:
+            for future in futures:
+                future.cancel()
+            metrics.PRODUCE_FAILURES.inc()
+            log.warning("produce_failed", error=str(exc) or "timeout", records=len(futures))
+            raise ApiError(
+                503,
+                "broker_unavailable",
+                "events could not be stored; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVENTS_ACCEPTED.inc(len(plan.accepted))
+        for rejection in plan.rejected:
+            for error in rejection.errors:
+                metrics.EVENTS_REJECTED.labels(error.rule).inc()
+
+
+class FieldErrorBody(BaseModel):
+    field: str
+    rule: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    errors: list[dict[str, Any]]
+    """For invalid events: ``field``, ``rule`` and ``message`` of each failed rule (and ``index`` in a list)."""
+
+
+class ErrorBody(BaseModel):
+    """Every answer other than 2xx."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route can answer."""
+    meaning = {
+        400: "Invalid body or event: the field and rule that failed",
+        401: "Missing, unknown or revoked write key",
+        403: "The source does not accept requests from this origin",
+        413: "Body or event over its size limit",
+        415: "Unsupported Content-Encoding or Content-Type",
+        429: "Over the source's rate; see Retry-After",
+        503: "Kafka did not acknowledge in time; nothing is promised stored, retry after Retry-After",
+    }
+    return {status: {"model": ErrorBody, "description": meaning[status]} for status in statuses}
