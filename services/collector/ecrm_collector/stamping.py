@@ -47,5 +47,8 @@ def stamp(raw: dict[str, Any], received_at: datetime, event_type: str | None = N
         return event
     event["originalTimestamp"] = event["timestamp"]
     if sent_at is not None:
-        event["timestamp"] = _iso(received_at - (sent_at - original))
+        try:
+            event["timestamp"] = _iso(received_at - (sent_at - original))
+        except OverflowError:
+            pass  # a clock so far off that the correction leaves the calendar: keep what the client said
     return event

@@ -35,3 +35,9 @@ def test_input_is_not_mutated() -> None:
     raw = {"userId": "u1"}
     stamp(raw, NOW, "identify")
     assert raw == {"userId": "u1"}
+
+
+def test_an_absurd_client_clock_does_not_break_stamping() -> None:
+    raw = {"type": "track", "sentAt": "4026-01-01T00:00:00Z", "timestamp": "2000-01-01T00:00:00Z"}
+    stamped = stamp(raw, datetime(2026, 11, 20, tzinfo=UTC))
+    assert stamped["timestamp"] == "2000-01-01T00:00:00Z"
