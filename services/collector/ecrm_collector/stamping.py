@@ -6,6 +6,7 @@ client sent both ``sentAt`` and ``timestamp``, which corrects a client clock tha
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -47,8 +48,7 @@ def stamp(raw: dict[str, Any], received_at: datetime, event_type: str | None = N
         return event
     event["originalTimestamp"] = event["timestamp"]
     if sent_at is not None:
-        try:
+        # A clock so far off that the correction leaves the calendar: keep what the client said.
+        with contextlib.suppress(OverflowError):
             event["timestamp"] = _iso(received_at - (sent_at - original))
-        except OverflowError:
-            pass  # a clock so far off that the correction leaves the calendar: keep what the client said
     return event

@@ -272,7 +272,9 @@ async def test_a_survey_response_with_an_invalid_answer_stores_none_of_it(client
     assert response.status_code == 400
     assert [(e["index"], e["field"]) for e in response.json()["error"]["errors"]] == [(1, "properties.score")]
     stored = [v for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=1000, timeout_s=2) if b"s-all" in v]
-    dead = [v for _, v in read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=1000, timeout_s=2) if b"s-all" in v]
+    dead = [
+        v for _, v in read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name, expect=1000, timeout_s=2) if b"s-all" in v
+    ]
     assert stored == [] and len(dead) == 1
 
 
