@@ -174,7 +174,8 @@ def test_logs_never_contain_write_keys_emails_or_tokens(fresh_kafka_broker, tmp_
         httpx.get(f"{running.url}/v1/e/c/{token}")
         httpx.get(f"{running.url}/v1/e/o/{token}x.gif")
         broker.process.send_signal(signal.SIGSTOP)  # a 503 path logs the failure
-        failed = httpx.post(f"{running.url}/v1/identify", headers=auth, json={"userId": "log-1", "traits": {"email": email}})
+        identify = {"userId": "log-1", "traits": {"email": email}}
+        failed = httpx.post(f"{running.url}/v1/identify", headers=auth, json=identify)
         assert failed.status_code == 503
     finally:
         broker.process.send_signal(signal.SIGCONT)
