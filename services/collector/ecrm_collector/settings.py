@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
+from ecrm_collector.esp_webhooks import SNS_CERT_URL_PATTERN, load_sendgrid_public_key
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings, TrackingSettings
 
 DEV_WRITE_KEY = "ecrm_dev_write_key"
@@ -31,6 +32,25 @@ class CollectorSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     collector_machine_open_s: float = Field(default=2.0, ge=0)
     """An open this soon after the email was sent is flagged as a machine open (prefetch, scanner)."""
     collector_linger_ms: int = Field(default=5, ge=0)
+    collector_sendgrid_verification_key: str | None = None
+    """SendGrid's Signed Event Webhook verification key (base64, as its settings page shows it);
+    enables ``/v1/email/events/sendgrid``."""
+    collector_mailgun_signing_key: SecretStr | None = None
+    """Mailgun's HTTP webhook signing key; enables ``/v1/email/events/mailgun``."""
+    collector_ses_topic_arns: str = ""
+    """Comma-separated SNS topic ARNs whose SES notifications are accepted; enables ``/v1/email/events/ses``."""
+    collector_sns_cert_url_pattern: str = SNS_CERT_URL_PATTERN
+    """Where SNS signing certificates and subscription confirmations may be fetched from (AWS only)."""
+
+    @field_validator("collector_sendgrid_verification_key")
+    @classmethod
+    def _loadable_sendgrid_key(cls, value: str | None) -> str | None:
+        if value:
+            load_sendgrid_public_key(value)  # ValueError names the problem at start-up
+        return value or None
+
+    def ses_topic_arns(self) -> frozenset[str]:
+        return frozenset(arn.strip() for arn in self.collector_ses_topic_arns.split(",") if arn.strip())
 
     def write_keys(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.collector_write_keys.get_secret_value().split(",") if k.strip())
