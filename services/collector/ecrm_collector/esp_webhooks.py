@@ -54,8 +54,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+import ecrm_schemas.email_tags as email_tags
 from ecrm_collector.email_tracking import MACHINE_AGENTS
-from ecrm_schemas import email_tags
 
 LIBRARY_NAME = "ecrm-esp-webhook"
 SNS_CERT_URL_PATTERN = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from esp_signing import SENDGRID_VERIFICATION_KEY, certificate, mailgun_body, sendgrid_signature, sns_sign
 
 from ecrm_collector.app import create_app
 from ecrm_collector.esp_webhooks import SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER
@@ -21,7 +22,6 @@ from ecrm_collector.settings import CollectorSettings
 from ecrm_embedded.testing import read_topic
 from ecrm_schemas.events import decode_event
 from ecrm_schemas.topics import EVENTS
-from esp_signing import SENDGRID_VERIFICATION_KEY, certificate, mailgun_body, sendgrid_signature, sns_sign
 
 pytestmark = pytest.mark.kafka
 MAILGUN_KEY = "mailgun-signing-key"
