@@ -11,7 +11,7 @@ UV := $(UV_BIN)
 endif
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap install run test test-unit lint format jsonschema clean
+.PHONY: help bootstrap install browser run test test-unit lint format jsonschema clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -26,14 +26,19 @@ bootstrap:
 install: bootstrap
 	$(UV) sync --frozen --all-packages
 
+# The browser-tracker tests drive Debian's Chromium (headless); installed here when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (apt)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 run: install
 	$(UV) run --frozen ecrm-dev run
 
-test: install
+test: install browser
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-unit: install
-	$(UV) run --frozen pytest -m "not kafka and not clickhouse and not smtp and not postgres and not e2e" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -m "not kafka and not clickhouse and not smtp and not postgres and not e2e and not browser" $(PYTEST_ARGS)
 
 lint: install
 	$(UV) run --frozen ruff check .
