@@ -299,3 +299,15 @@ async def test_the_tracker_script_is_served_with_an_etag(client) -> None:
     assert b"analytics" in script.content
     again = await client.get("/v1/ecrm.js", headers={"If-None-Match": script.headers["etag"]})
     assert again.status_code == 304
+
+
+async def test_a_full_producer_queue_answers_503_not_2xx(kafka_broker) -> None:
+    settings = CollectorSettings(kafka_bootstrap_servers=kafka_broker.bootstrap, collector_write_keys=KEY)
+    producer = AsyncProducer({**settings.kafka_client_config(), "queue.buffering.max.messages": 2, "linger.ms": 50})
+    transport = httpx.ASGITransport(app=create_app(settings, producer))
+    batch = {"batch": [{"type": "page", "userId": f"q-{i}"} for i in range(10)]}
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+        response = await http.post("/v1/batch", headers=AUTH, json=batch)
+    producer.close()
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "broker_unavailable")
+    assert response.headers["Retry-After"] == "5"
