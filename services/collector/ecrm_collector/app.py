@@ -52,6 +52,7 @@ def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
         allow_origins=["*"],
         allow_methods=["POST"],
         allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        expose_headers=["Retry-After"],
         max_age=600,
     )
 
