@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from fastapi import Request
@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from ecrm_collector import metrics
-from ecrm_collector.http_body import BodyError, read_body, read_json_body
+from ecrm_collector.http_body import BodyError, parse_json, read_body
 from ecrm_collector.ingest import IngestPlan, plan_ingest
 from ecrm_collector.producer import AsyncProducer, DeliveryFailed
 from ecrm_collector.rate_limit import SourceRateLimiter
@@ -81,6 +81,14 @@ def pop_body_key(body: Any) -> str | None:
     return None
 
 
+class JsonRequest(NamedTuple):
+    """An authenticated request's source and JSON body (``writeKey`` removed), and the body's size."""
+
+    source: Source
+    body: Any
+    size: int
+
+
 @dataclass(slots=True)
 class Gateway:
     """The collector's shared I/O: sources, the rate limiter and the producer."""
@@ -128,10 +136,11 @@ class Gateway:
         except BodyError as exc:
             raise ApiError(exc.status, exc.rule, exc.message) from None
 
-    async def read_json(self, request: Request, limit: int) -> Any:
-        self._refuse_declared_oversize(request, limit)
+    async def read_json(self, request: Request, limit: int) -> tuple[Any, int]:
+        """The body parsed as JSON, and its (decoded) size in bytes."""
+        raw = await self.read_raw(request, limit)
         try:
-            return await read_json_body(request.stream(), encoding=request.headers.get("content-encoding"), limit=limit)
+            return parse_json(raw), len(raw)
         except BodyError as exc:
             raise ApiError(exc.status, exc.rule, exc.message) from None
 
@@ -143,7 +152,7 @@ class Gateway:
         if declared.isdigit() and int(declared) > limit + limit // 100 + 1024:
             raise ApiError(413, "too_large", f"the body is larger than {limit} bytes")
 
-    async def authenticated_json(self, request: Request, limit: int) -> tuple[Source, Any]:
+    async def authenticated_json(self, request: Request, limit: int) -> JsonRequest:
         """Authenticate and read a JSON body; the key may be in the header or the body.
 
         With an ``Authorization`` header the key is checked before the body is read, so an
@@ -152,11 +161,11 @@ class Gateway:
         header_key = presented_key(request)
         if header_key is not None or request.headers.get("authorization"):
             source = self.authenticate(request, header_key)
-            body = await self.read_json(request, limit)
+            body, size = await self.read_json(request, limit)
             pop_body_key(body)
-            return source, body
-        body = await self.read_json(request, limit)
-        return self.authenticate(request, pop_body_key(body)), body
+            return JsonRequest(source, body, size)
+        body, size = await self.read_json(request, limit)
+        return JsonRequest(self.authenticate(request, pop_body_key(body)), body, size)
 
     def plan(
         self,
@@ -165,6 +174,7 @@ class Gateway:
         *,
         event_type: str | None = None,
         batch_defaults: dict[str, Any] | None = None,
+        request_bytes: int | None = None,
     ) -> IngestPlan:
         """The pure ingest step with this collector's limits; ``source`` is a source or a route name."""
         name = source.name if isinstance(source, Source) else source
@@ -176,23 +186,20 @@ class Gateway:
             max_event_bytes=self.settings.collector_max_event_bytes,
             event_type=event_type,
             batch_defaults=batch_defaults,
+            request_bytes=request_bytes,
         )
 
     async def deliver(self, plan: IngestPlan) -> None:
         """Produce the plan's records and wait for every acknowledgment, or raise 503."""
         started = time.perf_counter()
-        futures = [self.producer.produce(EVENTS.name, r.key, r.value) for r in plan.accepted]
-        futures += [
-            self.producer.produce(EVENTS_DLQ.name, r.dead_letter.key, r.dead_letter.value) for r in plan.rejected
-        ]
-        metrics.PRODUCER_QUEUE.set(self.producer.queue_length())
+        records = [(EVENTS.name, r.key, r.value) for r in plan.accepted]
+        records += [(EVENTS_DLQ.name, r.dead_letter.key, r.dead_letter.value) for r in plan.rejected]
+        acknowledged = self.producer.produce_all(records)
         try:
-            await asyncio.wait_for(asyncio.gather(*futures), self.settings.collector_produce_timeout_s)
+            await asyncio.wait_for(acknowledged, self.settings.collector_produce_timeout_s)
         except (DeliveryFailed, TimeoutError) as exc:
-            for future in futures:
-                future.cancel()
             metrics.PRODUCE_FAILURES.inc()
-            log.warning("produce_failed", error=str(exc) or "timeout", records=len(futures))
+            log.warning("produce_failed", error=str(exc) or "timeout", records=len(records))
             raise ApiError(
                 503,
                 "broker_unavailable",

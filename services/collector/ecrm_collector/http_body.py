@@ -43,7 +43,11 @@ async def read_body(chunks: AsyncIterator[bytes], *, encoding: str | None, limit
 
 async def read_json_body(chunks: AsyncIterator[bytes], *, encoding: str | None, limit: int) -> Any:
     """:func:`read_body`, parsed as JSON."""
-    body = await read_body(chunks, encoding=encoding, limit=limit)
+    return parse_json(await read_body(chunks, encoding=encoding, limit=limit))
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON, or :class:`BodyError` (400 ``json_invalid``)."""
     if not body:
         raise BodyError(400, "json_invalid", "the body is empty")
     try:

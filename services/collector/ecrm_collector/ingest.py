@@ -56,19 +56,22 @@ def plan_ingest(
     event_type: str | None = None,
     batch_defaults: dict[str, Any] | None = None,
     server_events_allowed: bool = True,
+    request_bytes: int | None = None,
 ) -> IngestPlan:
     """Stamp and validate each event; valid ones become event records, invalid ones DLQ records.
 
     ``batch_defaults`` (a batch's top-level ``context``, ``integrations`` and ``sentAt``)
     fill what an event does not set itself. Without ``server_events_allowed`` (a browser
-    source), back-end events such as orders and refunds are rejected.
+    source), back-end events such as orders and refunds are rejected. ``request_bytes``, the
+    size of the whole request, spares measuring each event when the request itself is
+    within the per-event limit.
     """
     plan = IngestPlan()
+    measure = request_bytes is None or request_bytes > max_event_bytes
     for index, raw in enumerate(raw_events):
-        raw_bytes = orjson.dumps(raw)
         try:
-            if len(raw_bytes) > max_event_bytes:
-                raise InvalidEvent([_event_size_error(max_event_bytes, len(raw_bytes))])
+            if measure and (size := len(orjson.dumps(raw))) > max_event_bytes:
+                raise InvalidEvent([_event_size_error(max_event_bytes, size)])
             if isinstance(raw, dict) and batch_defaults:
                 raw = _apply_defaults(raw, batch_defaults)
             candidate = stamp(raw, received_at, event_type) if isinstance(raw, dict) else raw
@@ -77,7 +80,11 @@ def plan_ingest(
                 raise InvalidEvent([FieldError("event", "server_only", "only server sources may send this event")])
         except InvalidEvent as invalid:
             letter = DeadLetter.build(
-                topic=EVENTS.name, source=source, reason="invalid_event", errors=invalid.errors, payload=raw_bytes
+                topic=EVENTS.name,
+                source=source,
+                reason="invalid_event",
+                errors=invalid.errors,
+                payload=orjson.dumps(raw),
             )
             key = _key_of(raw)
             plan.rejected.append(Rejection(index, invalid.errors, Record(key, letter.model_dump_json().encode())))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -58,22 +59,32 @@ class AsyncProducer:
         while not self._stopping.is_set():
             self._producer.poll(0.1)
 
-    def produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
-        """Queue one record; the returned future resolves on the broker's acknowledgment."""
+    def produce_all(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> asyncio.Future[None]:
+        """Queue ``(topic, key, value)`` records; the future resolves once the broker acknowledged
+        all of them, or fails with the first delivery error.
+
+        One future per request, not per record: the delivery thread counts acknowledgments
+        and wakes the event loop once, which keeps a 50-event batch from costing 50 wake-ups.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None and (err.fatal() or err.code() in _UNUSABLE):
-                self._fatal.set()
-            loop.call_soon_threadsafe(_settle, future, err)
-
+        if not records:
+            future.set_result(None)
+            return future
+        acknowledgment = _Acknowledgment(loop, future, len(records), self._fatal)
         self._rebuild_if_fatal()
+        produce = self._producer.produce
         try:
-            self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
+            for topic, key, value in records:
+                produce(topic, value=value, key=key, on_delivery=acknowledgment)
         except (BufferError, KafkaException) as exc:
+            acknowledgment.settled = True
             future.set_exception(DeliveryFailed(f"could not queue the record: {exc}"))
         return future
+
+    def produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+        """Queue one record; the returned future resolves on the broker's acknowledgment."""
+        return self.produce_all([(topic, key, value)])
 
     def queue_length(self) -> int:
         """Records waiting for delivery (librdkafka's queue)."""
@@ -87,17 +98,42 @@ class AsyncProducer:
         return bool(metadata.brokers)
 
     def close(self, timeout_s: float = 10.0) -> int:
-        """Flush what is in flight, stop the delivery thread; returns records left undelivered."""
-        left = self._producer.flush(timeout_s)
+        """Stop the delivery thread, flush what is in flight; returns records left undelivered."""
         self._stopping.set()
         self._poller.join(timeout=2)
-        return left
+        return self._producer.flush(timeout_s)  # serves the remaining delivery callbacks here
 
 
-def _settle(future: asyncio.Future[None], err: KafkaError | None) -> None:
+class _Acknowledgment:
+    """The delivery callback of one request's records (called on the delivery thread, one at a time)."""
+
+    __slots__ = ("fatal", "future", "loop", "pending", "settled")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], pending: int, fatal: threading.Event
+    ) -> None:
+        self.loop, self.future, self.pending, self.fatal = loop, future, pending, fatal
+        self.settled = False
+
+    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None and (err.fatal() or err.code() in _UNUSABLE):
+            self.fatal.set()
+        if self.settled:
+            return
+        if err is not None:
+            self.settled = True
+            self.loop.call_soon_threadsafe(_settle, self.future, DeliveryFailed(err.str()))
+            return
+        self.pending -= 1
+        if self.pending == 0:
+            self.settled = True
+            self.loop.call_soon_threadsafe(_settle, self.future, None)
+
+
+def _settle(future: asyncio.Future[None], error: DeliveryFailed | None) -> None:
     if future.done():
-        return
-    if err is None:
+        return  # the request gave up (timeout) and cancelled it
+    if error is None:
         future.set_result(None)
     else:
-        future.set_exception(DeliveryFailed(err.str()))
+        future.set_exception(error)

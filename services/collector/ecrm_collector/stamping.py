@@ -2,6 +2,8 @@
 
 Follows the Segment spec: ``timestamp = receivedAt - (sentAt - originalTimestamp)`` when the
 client sent both ``sentAt`` and ``timestamp``, which corrects a client clock that is off.
+Times the server sets are ``datetime`` objects (validation takes them as they are, with no
+formatting and re-parsing per event); what the client sent is kept as sent.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
+@lru_cache(maxsize=256)
+def _parse_text(value: str) -> datetime | None:
+    # Cached: a batch's events share its sentAt, and SDK timestamps repeat within a request.
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -22,8 +25,8 @@ def _parse(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _parse(value: Any) -> datetime | None:
+    return _parse_text(value) if isinstance(value, str) else None
 
 
 def stamp(raw: dict[str, Any], received_at: datetime, event_type: str | None = None) -> dict[str, Any]:
@@ -38,17 +41,17 @@ def stamp(raw: dict[str, Any], received_at: datetime, event_type: str | None = N
         event["type"] = event_type
     if not event.get("messageId"):
         event["messageId"] = str(uuid.uuid4())
-    event["receivedAt"] = _iso(received_at)
-    sent_at = _parse(event.get("sentAt"))
-    original = _parse(event.get("timestamp"))
-    if "timestamp" in event and original is None:
-        return event  # unparseable: validation names the field
-    if original is None:
-        event["timestamp"] = event["receivedAt"]
+    event["receivedAt"] = received_at
+    if "timestamp" not in event or event["timestamp"] is None:
+        event["timestamp"] = received_at
         return event
+    original = _parse(event["timestamp"])
+    if original is None:
+        return event  # unparseable: validation names the field
     event["originalTimestamp"] = event["timestamp"]
+    sent_at = _parse(event.get("sentAt"))
     if sent_at is not None:
         # A clock so far off that the correction leaves the calendar: keep what the client said.
         with contextlib.suppress(OverflowError):
-            event["timestamp"] = _iso(received_at - (sent_at - original))
+            event["timestamp"] = received_at - (sent_at - original)
     return event

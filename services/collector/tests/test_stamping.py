@@ -9,14 +9,14 @@ def test_missing_id_and_timestamp_are_filled() -> None:
     event = stamp({"userId": "u1"}, NOW, "track")
     assert event["type"] == "track"
     assert len(event["messageId"]) == 36
-    assert event["receivedAt"] == event["timestamp"] == "2026-11-20T12:00:00.000Z"
+    assert event["receivedAt"] == event["timestamp"] == NOW
 
 
 def test_client_clock_is_corrected_with_sent_at() -> None:
     # The client's clock is 1 hour behind: it says sentAt 11:00 while we receive at 12:00.
     raw = {"timestamp": "2026-11-20T10:59:50Z", "sentAt": "2026-11-20T11:00:00Z", "messageId": "m1"}
     event = stamp(raw, NOW)
-    assert event["timestamp"] == "2026-11-20T11:59:50.000Z"
+    assert event["timestamp"] == datetime(2026, 11, 20, 11, 59, 50, tzinfo=UTC)
     assert event["originalTimestamp"] == "2026-11-20T10:59:50Z"
     assert event["messageId"] == "m1"
 

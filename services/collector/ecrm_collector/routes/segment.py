@@ -53,8 +53,8 @@ def router(gateway: Gateway) -> APIRouter:
 
     def single_route(event_type: str) -> Any:
         async def ingest_one(request: Request) -> Response:
-            source, raw = await gateway.authenticated_json(request, limits.collector_max_event_bytes)
-            plan = gateway.plan([raw], source, event_type=event_type)
+            source, raw, size = await gateway.authenticated_json(request, limits.collector_max_event_bytes)
+            plan = gateway.plan([raw], source, event_type=event_type, request_bytes=size)
             await gateway.deliver(plan)
             if plan.rejected:
                 errors = [e.as_dict() for e in plan.rejected[0].errors]
@@ -86,12 +86,12 @@ def router(gateway: Gateway) -> APIRouter:
         """Accept many events at once. Valid events are stored; invalid ones are listed by index
         and go to the dead-letter topic with their reason. The batch's `context`, `integrations`
         and `sentAt` apply to every event that does not set its own."""
-        source, body = await gateway.authenticated_json(request, limits.collector_max_batch_bytes)
+        source, body, size = await gateway.authenticated_json(request, limits.collector_max_batch_bytes)
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
             error = FieldError("batch", "list_type", "the body must be an object with a `batch` array")
             raise ApiError(400, "invalid_batch", error.message, [error.as_dict()])
         defaults = {k: body[k] for k in BATCH_DEFAULTS if k in body}
-        plan = gateway.plan(body["batch"], source, batch_defaults=defaults)
+        plan = gateway.plan(body["batch"], source, batch_defaults=defaults, request_bytes=size)
         await gateway.deliver(plan)
         rejected = [{"index": r.index, "errors": [e.as_dict() for e in r.errors]} for r in plan.rejected]
         return json_response({"success": True, "accepted": len(plan.accepted), "rejected": rejected})

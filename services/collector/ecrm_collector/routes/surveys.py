@@ -69,7 +69,7 @@ def router(gateway: Gateway) -> APIRouter:
             source = gateway.authenticate(request, dict(fields).get("writeKey"))
             body: Any = form_to_response(fields)
         else:
-            source, body = await gateway.authenticated_json(request, limit)
+            source, body, _size = await gateway.authenticated_json(request, limit)
         if not isinstance(body, dict):
             error = FieldError("$", "dict_type", "the body must be a JSON object")
             raise ApiError(400, "invalid_response", error.message, [error.as_dict()])
