@@ -32,7 +32,10 @@ def _as_utc(value: datetime) -> datetime:
     """Naive timestamps are taken as UTC; aware ones are converted to UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is outside the calendar once converted to UTC") from None
 
 
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]

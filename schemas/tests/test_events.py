@@ -121,3 +121,11 @@ def test_values_are_models() -> None:
         assert topic.dead_letter is None or topic.dead_letter in TOPICS_BY_NAME
         assert isinstance(topic.partitions, int) and topic.partitions > 0
     assert issubclass(IdentifyEvent, BaseModel)
+
+
+def test_a_timestamp_that_leaves_the_calendar_in_utc_is_invalid_not_a_crash() -> None:
+    raw = {"type": "page", "userId": "u", "messageId": "m", "receivedAt": "2026-11-20T10:00:00Z",
+           "timestamp": "0001-01-01T00:00:00+05:00"}  # fmt: skip
+    with pytest.raises(InvalidEvent) as caught:
+        validate_event(raw)
+    assert caught.value.errors[0].field == "timestamp"
