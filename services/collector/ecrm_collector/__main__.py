@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
@@ -26,7 +27,28 @@ def _commands() -> None:
 
 @cli.command()
 def serve() -> None:
-    """Serve the ingest API; settings come from the environment (see the README)."""
+    """Serve the ingest API; settings come from the environment (see the README).
+
+    With ``COLLECTOR_WORKERS`` > 1 uvicorn runs that many processes on the port, each with
+    its own producer (:func:`app_from_environment`).
+    """
+    settings = CollectorSettings()
+    configure_logging("collector", settings.log_level, settings.log_format)
+    uvicorn.run(
+        "ecrm_collector.__main__:app_from_environment",
+        factory=True,
+        host=settings.collector_host,
+        port=settings.collector_port,
+        workers=settings.collector_workers,
+        log_config=None,
+        access_log=False,  # tracking URLs carry tokens
+        timeout_graceful_shutdown=10,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one server process: settings, logging and a producer of its own, closed
+    (flushed) after uvicorn's graceful shutdown has let in-flight requests finish."""
     settings = CollectorSettings()
     configure_logging("collector", settings.log_level, settings.log_format)
     producer = AsyncProducer(
@@ -37,18 +59,7 @@ def serve() -> None:
             "message.timeout.ms": int(settings.collector_produce_timeout_s * 1000),
         }
     )
-    app = create_app(settings, producer)
-    try:
-        uvicorn.run(
-            app,
-            host=settings.collector_host,
-            port=settings.collector_port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
-    finally:
-        producer.close()
+    return create_app(settings, producer, close_producer_at_shutdown=True)
 
 
 sources_cli = typer.Typer(add_completion=False, help="Manage sources and their write keys.", no_args_is_help=True)

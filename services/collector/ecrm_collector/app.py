@@ -15,8 +15,12 @@ The routes, by caller:
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -33,11 +37,25 @@ from ecrm_collector.settings import CollectorSettings
 from ecrm_schemas.validation import FieldError
 
 VERSION = "0.1.0"
+log = structlog.get_logger()
 
 
-def create_app(settings: CollectorSettings, producer: AsyncProducer) -> FastAPI:
-    """Build the collector's ASGI app around an already connected producer."""
+def create_app(
+    settings: CollectorSettings, producer: AsyncProducer, *, close_producer_at_shutdown: bool = False
+) -> FastAPI:
+    """Build the collector's ASGI app around an already connected producer (closed at the
+    app's shutdown if ``close_producer_at_shutdown``; otherwise the caller's to close)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_producer_at_shutdown:
+            left = await asyncio.to_thread(producer.close)
+            if left:
+                log.warning("records_left_unflushed", records=left)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="eCRM collector",
         version=VERSION,
         description="Segment-compatible ingest API for web, email, surveys and back-end events. "

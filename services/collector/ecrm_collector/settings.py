@@ -17,6 +17,8 @@ class CollectorSettings(ServiceSettings, KafkaSettings, TrackingSettings):
 
     collector_host: str = "127.0.0.1"
     collector_port: int = 8080
+    collector_workers: int = Field(default=1, ge=1)
+    """Server processes on the port (uvicorn workers), each with its own Kafka producer."""
     collector_write_keys: SecretStr = SecretStr(DEV_WRITE_KEY)
     """Comma-separated write keys of server kind given in the environment (development, bootstrapping)."""
     collector_sources_file: Path | None = None

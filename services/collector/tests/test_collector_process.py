@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -184,3 +185,19 @@ def test_logs_never_contain_write_keys_emails_or_tokens(fresh_kafka_broker, tmp_
     assert "produce_failed" in logs, "the run should have logged something to check"
     for secret_text in (running.key, email, token, secret):
         assert secret_text not in logs, f"a secret or personal value is in the logs: {secret_text[:6]}…"
+
+
+def test_several_worker_processes_share_the_port(kafka_broker, tmp_path) -> None:
+    running = _start(kafka_broker.bootstrap, tmp_path, COLLECTOR_WORKERS="2")
+    try:
+        with httpx.Client(base_url=running.url, headers=running.auth()) as http:
+            statuses = [http.post("/v1/page", json={"userId": f"w-{i}"}).status_code for i in range(20)]
+    finally:
+        _stop(running)
+    started = re.findall(r"Started server process \[(\d+)\]", running.log_path.read_text())
+    assert len(set(started)) == 2, started
+    assert statuses == [200] * 20
+    users = {
+        decode_event(v).userId for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=10_000, timeout_s=3)
+    }
+    assert {f"w-{i}" for i in range(20)} <= users
