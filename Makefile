@@ -10,8 +10,9 @@ else
 UV := $(UV_BIN)
 endif
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser run test test-unit lint format jsonschema clean
+.PHONY: help bootstrap install browser wrk run test test-unit lint format jsonschema bench-collector clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -19,6 +20,7 @@ help:
 	@echo "make test-unit   only the tests that need no running component"
 	@echo "make lint        ruff and mypy"
 	@echo "make jsonschema  regenerate schemas/jsonschema from the models"
+	@echo "make bench-collector  the collector's benchmark (BENCH_ARGS=--quick for a short run)"
 
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -30,6 +32,11 @@ install: bootstrap
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { echo "installing chromium (apt)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The benchmarks' load generator.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || \
+	  { echo "installing wrk (apt)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 run: install
 	$(UV) run --frozen ecrm-dev run
@@ -48,6 +55,10 @@ lint: install
 format: install
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
+
+# The collector against its ceilings (no-op handler, raw produce loop); BENCH_ARGS=--quick for about a minute.
+bench-collector: install wrk
+	$(UV) run --frozen python -m bench.collector_bench run $(BENCH_ARGS)
 
 jsonschema: install
 	$(UV) run --frozen python -m ecrm_schemas jsonschema
