@@ -55,6 +55,7 @@ from ecrm_collector.ingest import Record, plan_ingest
 from ecrm_collector.settings import DEV_WRITE_KEY, CollectorSettings
 from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import free_port
+from ecrm_embedded.processes import terminate
 from ecrm_schemas.kafka_admin import ensure_topics
 from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
 
@@ -255,14 +256,8 @@ class Server:
             time.sleep(0.1)
 
     def __exit__(self, *_exc: object) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            terminate(self.process)
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

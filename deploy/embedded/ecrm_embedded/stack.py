@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import wait_http_ok
+from ecrm_embedded.processes import terminate
 from ecrm_schemas.kafka_admin import ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -142,13 +143,7 @@ class Stack:
         loses its broker, ClickHouse or SMTP server while it is still finishing work.
         """
         for child in reversed(self.children):
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-                try:
-                    child.process.wait(30)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
+            terminate(child.process)
         if self.broker is not None:
             self.broker.stop()
 

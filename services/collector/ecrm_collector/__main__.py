@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -59,7 +60,15 @@ def app_from_environment() -> FastAPI:
             "message.timeout.ms": int(settings.collector_produce_timeout_s * 1000),
         }
     )
-    return create_app(settings, producer, close_producer_at_shutdown=True)
+    app = create_app(settings, producer, close_producer_at_shutdown=True)
+    # Everything built so far lives as long as the process: keep it out of the garbage
+    # collector's scans, which otherwise walk it on every full collection (p99 stalls).
+    # Requests allocate many short-lived objects and few cycles: collect the young generation
+    # less often than CPython's default of every 700 allocations.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+    return app
 
 
 sources_cli = typer.Typer(add_completion=False, help="Manage sources and their write keys.", no_args_is_help=True)

@@ -26,6 +26,7 @@ import pytest
 from ecrm_collector.settings import CollectorSettings
 from ecrm_collector.sources import SourceRegistry
 from ecrm_embedded.net import free_port, wait_http_ok
+from ecrm_embedded.processes import terminate
 from ecrm_embedded.testing import read_topic
 from ecrm_schemas.events import decode_event
 from ecrm_schemas.topics import EVENTS
@@ -76,13 +77,7 @@ def _start(bootstrap: str, tmp_path: Path, **env: str) -> CollectorProcess:
 
 
 def _stop(collector: CollectorProcess) -> None:
-    if collector.process.poll() is None:
-        collector.process.send_signal(signal.SIGTERM)
-        try:
-            collector.process.wait(20)
-        except subprocess.TimeoutExpired:
-            collector.process.kill()
-            collector.process.wait()
+    terminate(collector.process, timeout_s=20)
 
 
 @pytest.fixture
