@@ -148,7 +148,7 @@ def _esp_webhooks(gateway: Gateway) -> APIRouter:
         (`COLLECTOR_MAILGUN_SIGNING_KEY`). A replayed signature is acknowledged and dropped."""
         if settings.collector_mailgun_signing_key is None:
             raise not_enabled("Mailgun", "collector_mailgun_signing_key")
-        body = await gateway.read_raw(request, settings.collector_max_event_bytes)
+        body = await gateway.read_raw(request, settings.collector_max_batch_bytes)
         now = time.time()
         try:
             result = esp.handle_mailgun(
