@@ -75,7 +75,7 @@ SCENARIOS = ("raw-produce", "async-producer", "noop-batch", "noop-single", "coll
 DESCRIPTIONS = {
     "raw-produce": "confluent-kafka produce loop, collector's producer settings, collector's records",
     "async-producer": "the collector's AsyncProducer, no HTTP: tasks (one per connection) produce 50 records "
-    "and await their acks (produce_all when it has it, as the gateway)",
+    "and await their acks (produce_all, as the gateway)",
     "noop-batch": "no-op FastAPI handler, POST /v1/batch (auth + read body)",
     "noop-single": "no-op FastAPI handler, POST /v1/track (auth + read body)",
     "collector-batch": "ecrm-collector, POST /v1/batch, 50 events per request",
@@ -475,7 +475,6 @@ async def _drive_async_producer(
     """``tasks`` coroutines each produce ``per_request`` records and await all their acks, like
     concurrent batch requests; returns records acknowledged, per-round latencies, elapsed time."""
     acked, latencies = 0, []
-    batched = hasattr(producer, "produce_all")
     started = time.perf_counter()
     deadline = started + seconds
 
@@ -486,10 +485,8 @@ async def _drive_async_producer(
             chunk = [records[(index + i) % len(records)] for i in range(per_request)]
             index += per_request * tasks
             sent = time.perf_counter()
-            if batched:  # one future per request, as the gateway does
-                await producer.produce_all([(EVENTS.name, r.key, r.value) for r in chunk])
-            else:
-                await asyncio.gather(*(producer.produce(EVENTS.name, r.key, r.value) for r in chunk))
+            # One future per request, as the gateway does.
+            await producer.produce_all([(EVENTS.name, r.key, r.value) for r in chunk])
             latencies.append(time.perf_counter() - sent)
             acked += len(chunk)
 

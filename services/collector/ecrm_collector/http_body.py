@@ -41,11 +41,6 @@ async def read_body(chunks: AsyncIterator[bytes], *, encoding: str | None, limit
     return bytes(body)
 
 
-async def read_json_body(chunks: AsyncIterator[bytes], *, encoding: str | None, limit: int) -> Any:
-    """:func:`read_body`, parsed as JSON."""
-    return parse_json(await read_body(chunks, encoding=encoding, limit=limit))
-
-
 def parse_json(body: bytes) -> Any:
     """A request body as JSON, or :class:`BodyError` (400 ``json_invalid``)."""
     if not body:

@@ -1,7 +1,7 @@
 """An asyncio face on confluent-kafka's idempotent producer.
 
-``produce`` returns a future that resolves when the broker has acknowledged the record
-(acks=all) or fails with the delivery error. A background thread serves librdkafka's
+``produce_all`` returns a future that resolves when the broker has acknowledged every
+record (acks=all) or fails with the delivery error. A background thread serves librdkafka's
 delivery callbacks.
 """
 
@@ -81,10 +81,6 @@ class AsyncProducer:
             acknowledgment.settled = True
             future.set_exception(DeliveryFailed(f"could not queue the record: {exc}"))
         return future
-
-    def produce(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
-        """Queue one record; the returned future resolves on the broker's acknowledgment."""
-        return self.produce_all([(topic, key, value)])
 
     def queue_length(self) -> int:
         """Records waiting for delivery (librdkafka's queue)."""

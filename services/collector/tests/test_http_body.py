@@ -2,7 +2,11 @@ import gzip
 
 import pytest
 
-from ecrm_collector.http_body import BodyError, read_json_body
+from ecrm_collector.http_body import BodyError, parse_json, read_body
+
+
+async def read_json(chunks, *, encoding, limit):
+    return parse_json(await read_body(chunks, encoding=encoding, limit=limit))
 
 
 async def _chunks(data: bytes, size: int = 1024):
@@ -11,14 +15,14 @@ async def _chunks(data: bytes, size: int = 1024):
 
 
 async def test_plain_and_gzip_json() -> None:
-    assert await read_json_body(_chunks(b'{"a": 1}'), encoding=None, limit=100) == {"a": 1}
-    assert await read_json_body(_chunks(gzip.compress(b'{"a": 2}')), encoding="gzip", limit=100) == {"a": 2}
+    assert await read_json(_chunks(b'{"a": 1}'), encoding=None, limit=100) == {"a": 1}
+    assert await read_json(_chunks(gzip.compress(b'{"a": 2}')), encoding="gzip", limit=100) == {"a": 2}
 
 
 async def test_limit_applies_to_decompressed_size() -> None:
     bomb = gzip.compress(b"[" + b"0," * 1_000_000 + b"0]")
     with pytest.raises(BodyError) as info:
-        await read_json_body(_chunks(bomb), encoding="gzip", limit=10_000)
+        await read_json(_chunks(bomb), encoding="gzip", limit=10_000)
     assert info.value.status == 413
 
 
@@ -32,7 +36,7 @@ async def test_streamed_body_over_limit_stops_early() -> None:
             yield b"x" * 1024
 
     with pytest.raises(BodyError) as info:
-        await read_json_body(endless(), encoding=None, limit=10 * 1024)
+        await read_json(endless(), encoding=None, limit=10 * 1024)
     assert info.value.status == 413 and consumed <= 11
 
 
@@ -47,5 +51,5 @@ async def test_streamed_body_over_limit_stops_early() -> None:
 )
 async def test_bad_bodies(body: bytes, encoding: str | None, rule: str, status: int) -> None:
     with pytest.raises(BodyError) as info:
-        await read_json_body(_chunks(body), encoding=encoding, limit=100)
+        await read_json(_chunks(body), encoding=encoding, limit=100)
     assert (info.value.rule, info.value.status) == (rule, status)
