@@ -153,12 +153,13 @@ class Gateway:
             raise ApiError(413, "too_large", f"the body is larger than {limit} bytes")
 
     async def authenticated_json(self, request: Request, limit: int) -> JsonRequest:
-        """Authenticate and read a JSON body; the key may be in the header or the body.
+        """Authenticate and read a JSON body; the key may be in the header, the query string
+        (``?writeKey=``, RudderStack's beacon) or the body.
 
-        With an ``Authorization`` header the key is checked before the body is read, so an
+        With a key in the header or query string it is checked before the body is read, so an
         unknown caller never costs a body read.
         """
-        header_key = presented_key(request)
+        header_key = presented_key(request) or request.query_params.get(WRITE_KEY_FIELD)
         if header_key is not None or request.headers.get("authorization"):
             source = self.authenticate(request, header_key)
             body, size = await self.read_json(request, limit)

@@ -311,3 +311,14 @@ async def test_a_full_producer_queue_answers_503_not_2xx(kafka_broker) -> None:
     producer.close()
     assert (response.status_code, response.json()["error"]["code"]) == (503, "broker_unavailable")
     assert response.headers["Retry-After"] == "5"
+
+
+async def test_rudderstack_beacon_with_the_key_in_the_query_string(client, kafka_broker, browser_key) -> None:
+    batch = {"batch": [{"type": "track", "anonymousId": "rs-1", "event": "Page Unloaded"}]}
+    headers = {"Content-Type": "text/plain", "Origin": "https://shop.example.com"}
+    sent = await client.post(f"/beacon/v1/batch?writeKey={browser_key}", headers=headers, content=orjson.dumps(batch))
+    refused = await client.post("/beacon/v1/batch?writeKey=nope", headers=headers, content=orjson.dumps(batch))
+    assert (sent.status_code, sent.json()["accepted"]) == (200, 1)
+    assert refused.status_code == 401
+    mine = [v for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=1000, timeout_s=2) if b"rs-1" in v]
+    assert [decode_event(v).event for v in mine] == ["Page Unloaded"]

@@ -1,7 +1,8 @@
 """The Segment HTTP Tracking API: ``/v1/track`` … ``/v1/alias`` and ``/v1/batch``.
 
 Also under the one-letter paths analytics.js posts to (``/v1/t``, ``/v1/p``, …, ``/v1/b``
-for batches), so its SDKs work when pointed at the collector.
+for batches) and RudderStack's beacon path (``/beacon/v1/batch?writeKey=…``), so their SDKs
+work when pointed at the collector.
 """
 
 from __future__ import annotations
@@ -105,4 +106,5 @@ def router(gateway: Gateway) -> APIRouter:
         openapi_extra=json_body("BatchBody"),
     )
     routes.add_api_route("/v1/b", ingest_batch, methods=["POST"], include_in_schema=False)
+    routes.add_api_route("/beacon/v1/batch", ingest_batch, methods=["POST"], include_in_schema=False)
     return routes
