@@ -4,9 +4,30 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+
+class ComputedTraits(BaseModel):
+    """Scores derived from a profile's aggregates as of a moment (formulas: the aggregator's
+    ``computed_traits`` module). Empty values mean "not yet" (no order, no NPS answer)."""
+
+    as_of: datetime
+    rfm_recency: int | None = None
+    rfm_frequency: int | None = None
+    rfm_monetary: int | None = None
+    rfm_segment: str | None = None
+    engagement_score: int = 0
+    """0 to 100, activity with time decay."""
+    nps_category: Literal["promoter", "passive", "detractor"] | None = None
+    nps_trend: Literal["up", "down", "flat"] | None = None
+    churn_ratio: float | None = None
+    """Idle time over the customer's typical interval between visits."""
+    churn_risk: Literal["low", "medium", "high"] | None = None
+    lifecycle_stage: Literal["prospect", "new", "active", "at_risk", "churned"] = "prospect"
+    loyalty_points: int = 0
+    loyalty_tier: str = "bronze"
 
 
 class CustomerProfile(BaseModel):
@@ -34,6 +55,20 @@ class CustomerProfile(BaseModel):
     surveys_answered: int = 0
     nps_latest: int | None = None
     nps_at: datetime | None = None
+    nps_previous: int | None = None
+    """The NPS answer before the latest (for the trend)."""
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
+    refunded: Decimal = Decimal(0)
+    last_active_at: datetime | None = None
+    """The customer's last own activity (views, clicks, orders, opens, answers; not mail we send)."""
+    typical_interval_days: float | None = None
+    """Smoothed mean of the gaps between the customer's visits; none before a second visit."""
+    engagement_raw: float = 0.0
+    engagement_at: datetime | None = None
+    """The decaying engagement sum and the moment it is as of."""
+    computed: ComputedTraits | None = None
+    """Computed traits as of the last fold (or timer)."""
     version: int = 0
     """Increases by one for every event folded in."""
     source_partition: int = -1

@@ -52,6 +52,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
+from ecrm_schemas.profile import ComputedTraits, CustomerProfile
+
 DAY = timedelta(days=1)
 
 NpsCategory = Literal["promoter", "passive", "detractor"]
@@ -296,3 +298,29 @@ def loyalty_tier(points: int, policy: TraitPolicy = DEFAULT_POLICY) -> str:
         if points >= threshold:
             tier = name
     return tier
+
+
+# --- all of them, for a profile -----------------------------------------------------------
+
+
+def compute(profile: CustomerProfile, now: datetime, policy: TraitPolicy = DEFAULT_POLICY) -> ComputedTraits:
+    """Every computed trait of ``profile`` as of ``now``."""
+    scores = rfm(profile.last_order_at, profile.orders, profile.revenue - profile.refunded, now, policy)
+    last_activity = profile.last_active_at or profile.last_seen
+    churn = churn_risk(last_activity, profile.typical_interval_days, now, policy)
+    points = loyalty_points(profile.revenue - profile.refunded, policy)
+    return ComputedTraits(
+        as_of=now.replace(microsecond=now.microsecond // 1000 * 1000),  # as precise as ClickHouse keeps it
+        rfm_recency=scores.recency if scores else None,
+        rfm_frequency=scores.frequency if scores else None,
+        rfm_monetary=scores.monetary if scores else None,
+        rfm_segment=scores.segment if scores else None,
+        engagement_score=engagement_score(profile.engagement_raw, profile.engagement_at, now, policy),
+        nps_category=nps_category(profile.nps_latest),
+        nps_trend=nps_trend(profile.nps_latest, profile.nps_previous),
+        churn_ratio=churn.ratio,
+        churn_risk=churn.level,
+        lifecycle_stage=lifecycle_stage(profile.orders, profile.first_order_at, last_activity, churn, now, policy),
+        loyalty_points=points,
+        loyalty_tier=loyalty_tier(points, policy),
+    )

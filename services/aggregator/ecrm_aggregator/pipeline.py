@@ -82,7 +82,7 @@ def fold_batch(plan: BatchPlan, current: dict[str, CustomerProfile], now: dateti
     result = FoldResult()
     for customer_id, events in plan.by_customer.items():
         before = current.get(customer_id)
-        folded = fold(before, events)
+        folded = fold(before, events, now)
         if folded is None and before is not None:
             # A redelivery of events already folded (the worker died after writing the
             # profile): no new version, but the change is emitted again, because it may never

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ecrm_aggregator.computed_traits import add_engagement, compute, event_weight, typical_interval_after
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label
-from ecrm_schemas.profile import CustomerProfile
+from ecrm_schemas.profile import ComputedTraits, CustomerProfile
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset"})
 EMAIL_COUNTERS = {
@@ -51,10 +53,13 @@ class Folded:
     """The events that were new to the profile, in order."""
 
 
-def fold(profile: CustomerProfile | None, events: Iterable[PositionedEvent]) -> Folded | None:
-    """Fold one customer's ``events`` (in Kafka order) into ``profile`` (None: never seen).
+def fold(profile: CustomerProfile | None, events: Iterable[PositionedEvent], now: datetime) -> Folded | None:
+    """Fold one customer's ``events`` (in Kafka order) into ``profile`` (None: never seen), and
+    compute its traits as of ``now``.
 
     Returns None when every event was already folded, i.e. the batch is a redelivery.
+    ``changed`` names the profile fields whose value changed, and ``computed.<trait>`` for
+    each computed trait that changed.
     """
     fresh = [p for p in events if profile is None or not _already_folded(profile, p)]
     if not fresh:
@@ -70,9 +75,19 @@ def fold(profile: CustomerProfile | None, events: Iterable[PositionedEvent]) -> 
     )
     for positioned in fresh:
         _apply(state, positioned)
+    state.computed = compute(state, now)
     after = state.model_dump()
-    changed = [name for name in after if name not in BOOKKEEPING and before.get(name) != after[name]]
+    changed = [
+        name for name in after if name not in BOOKKEEPING and name != "computed" and before.get(name) != after[name]
+    ]
+    changed += changed_traits(profile.computed if profile else None, state.computed)
     return Folded(state, changed, fresh)
+
+
+def changed_traits(before: ComputedTraits | None, after: ComputedTraits) -> list[str]:
+    """``computed.<trait>`` for each computed trait whose value differs (the moment aside)."""
+    old = before.model_dump(exclude={"as_of"}) if before else {}
+    return [f"computed.{name}" for name, value in after.model_dump(exclude={"as_of"}).items() if old.get(name) != value]
 
 
 def _apply(state: CustomerProfile, positioned: PositionedEvent) -> None:
@@ -88,6 +103,17 @@ def _apply(state: CustomerProfile, positioned: PositionedEvent) -> None:
         state.user_id = event.userId
     if event.anonymousId and not state.anonymous_id:
         state.anonymous_id = event.anonymousId
+
+    properties = getattr(event, "properties", None)
+    weight = event_weight(label, properties)
+    if weight > 0:  # the customer's own activity (not mail we send)
+        state.typical_interval_days = typical_interval_after(
+            state.typical_interval_days, state.last_active_at, event.timestamp
+        )
+        state.last_active_at = max(state.last_active_at or event.timestamp, event.timestamp)
+        state.engagement_raw, state.engagement_at = add_engagement(
+            state.engagement_raw, state.engagement_at, weight, event.timestamp
+        )
 
     if isinstance(event, IdentifyEvent):
         if state.traits_updated_at is None or event.timestamp >= state.traits_updated_at:
@@ -108,11 +134,18 @@ def _apply_track(state: CustomerProfile, event: TrackEvent) -> None:
     if event.event == "Order Completed":
         state.orders += 1
         state.revenue += _money(props.get("revenue", props.get("total")))
+        state.first_order_at = min(state.first_order_at or event.timestamp, event.timestamp)
+        state.last_order_at = max(state.last_order_at or event.timestamp, event.timestamp)
+    elif event.event == "Order Refunded":
+        state.refunded += _money(props.get("total"))
     elif event.event in EMAIL_COUNTERS:
         field = EMAIL_COUNTERS[event.event]
         setattr(state, field, getattr(state, field) + 1)
     elif event.event in ("Survey Answered", "NPS Answered"):
         state.surveys_answered += 1
         if event.event == "NPS Answered" and (state.nps_at is None or event.timestamp >= state.nps_at):
+            state.nps_previous = state.nps_latest
             state.nps_latest = int(props["score"])
             state.nps_at = event.timestamp
+        elif event.event == "NPS Answered" and state.nps_previous is None:
+            state.nps_previous = int(props["score"])  # an older answer arriving late

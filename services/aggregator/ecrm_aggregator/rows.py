@@ -15,18 +15,28 @@ import orjson
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.profile_folding import customer_id_of
 from ecrm_schemas.events import TrackEvent
-from ecrm_schemas.profile import CustomerProfile
+from ecrm_schemas.profile import ComputedTraits, CustomerProfile
 
 EVENT_COLUMNS = (
     "message_id", "customer_id", "user_id", "anonymous_id", "type", "event", "timestamp", "sent_at",
     "received_at", "properties", "traits", "context", "source_partition", "source_offset",
 )  # fmt: skip
 
+COMPUTED_COLUMNS = (
+    "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment", "engagement_score", "nps_category", "nps_trend",
+    "churn_ratio", "churn_risk", "lifecycle_stage", "loyalty_points", "loyalty_tier",
+)  # fmt: skip
+"""The columns of :class:`ComputedTraits` (its ``as_of`` is ``traits_as_of``); text traits store "" for none."""
+TEXT_TRAITS = frozenset({"rfm_segment", "nps_category", "nps_trend", "churn_risk", "lifecycle_stage", "loyalty_tier"})
+
 PROFILE_COLUMNS = (
     "customer_id", "user_id", "anonymous_id", "email", "traits", "traits_updated_at", "first_seen", "last_seen",
     "event_count", "event_counts", "page_views", "orders", "revenue", "email_sent", "email_opened",
     "email_clicked", "email_bounced", "surveys_answered", "nps_latest", "nps_at", "version",
     "source_partition", "source_offset",
+    # 0003_profile_traits
+    "nps_previous", "first_order_at", "last_order_at", "refunded", "last_active_at", "typical_interval_days",
+    "engagement_raw", "engagement_at", "traits_as_of", *COMPUTED_COLUMNS,
 )  # fmt: skip
 
 
@@ -84,7 +94,29 @@ def profile_row(profile: CustomerProfile) -> list[Any]:
         profile.version,
         profile.source_partition,
         profile.source_offset,
+        profile.nps_previous,
+        profile.first_order_at,
+        profile.last_order_at,
+        profile.refunded,
+        profile.last_active_at,
+        profile.typical_interval_days,
+        profile.engagement_raw,
+        profile.engagement_at,
+        *_computed_values(profile.computed),
     ]
+
+
+def _computed_values(computed: ComputedTraits | None) -> list[Any]:
+    """``traits_as_of`` and the computed columns."""
+    if computed is None:
+        defaults = {name: ComputedTraits.model_fields[name].default for name in COMPUTED_COLUMNS}
+        return [None, *(_column_value(name, defaults[name]) for name in COMPUTED_COLUMNS)]
+    values = computed.model_dump()
+    return [computed.as_of, *(_column_value(name, values[name]) for name in COMPUTED_COLUMNS)]
+
+
+def _column_value(name: str, value: Any) -> Any:
+    return (value or "") if name in TEXT_TRAITS else value
 
 
 def profile_from_row(row: Sequence[Any]) -> CustomerProfile:
@@ -93,5 +125,11 @@ def profile_from_row(row: Sequence[Any]) -> CustomerProfile:
         values[name] = values[name] or None
     values["traits"] = orjson.loads(values["traits"] or "{}")
     values["revenue"] = Decimal(values["revenue"])
+    values["refunded"] = Decimal(values["refunded"])
     values["event_counts"] = dict(values["event_counts"])
+    computed = {name: values.pop(name) for name in COMPUTED_COLUMNS}
+    as_of = values.pop("traits_as_of")
+    if as_of is not None:
+        texts = {name: computed[name] or None for name in TEXT_TRAITS}
+        values["computed"] = ComputedTraits.model_validate({**computed, **texts, "as_of": as_of})
     return CustomerProfile.model_validate(values)

@@ -26,7 +26,7 @@ def _history():
 
 
 def test_profile_folds_counts_revenue_email_and_latest_nps() -> None:
-    folded = fold(None, decode_records(_history()).events)
+    folded = fold(None, decode_records(_history()).events, NOW)
     assert folded is not None
     p = folded.profile
     assert (p.customer_id, p.email, p.traits["name"]) == ("u1", "ada@example.com", "Ada")
@@ -44,13 +44,13 @@ def test_profile_folds_counts_revenue_email_and_latest_nps() -> None:
 
 def test_redelivered_events_are_not_folded_twice() -> None:
     events = decode_records(_history()).events
-    first = fold(None, events[:5])
+    first = fold(None, events[:5], NOW)
     assert first is not None
-    again = fold(first.profile, events)  # 0..4 redelivered, 5..7 new
+    again = fold(first.profile, events, NOW)  # 0..4 redelivered, 5..7 new
     assert again is not None
     assert again.profile.event_count == 8 and again.profile.orders == 2
     assert [p.offset for p in again.folded] == [5, 6, 7]
-    assert fold(again.profile, events) is None
+    assert fold(again.profile, events, NOW) is None
 
 
 def test_late_identify_does_not_overwrite_newer_traits() -> None:
@@ -58,7 +58,7 @@ def test_late_identify_does_not_overwrite_newer_traits() -> None:
         record(event("identify", traits={"plan": "gold"}, ts="2026-11-20T12:00:00Z"), 0),
         record(event("identify", traits={"plan": "free", "city": "Oslo"}, ts="2026-11-20T08:00:00Z"), 1),
     ]
-    folded = fold(None, decode_records(records).events)
+    folded = fold(None, decode_records(records).events, NOW)
     assert folded is not None and folded.profile.traits == {"plan": "gold", "city": "Oslo"}
 
 
@@ -98,3 +98,32 @@ def test_dedup_token_is_deterministic_per_span() -> None:
     records = _history()
     assert dedup_token(records) == dedup_token(list(reversed(records)))
     assert dedup_token(records) != dedup_token(records[:-1])
+
+
+def test_folding_keeps_what_computed_traits_need_and_computes_them() -> None:
+    folded = fold(None, decode_records(_history()).events, NOW)
+    assert folded is not None
+    p = folded.profile
+    assert p.first_order_at == datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
+    assert p.last_order_at == datetime(2026, 11, 20, 10, 3, tzinfo=UTC)
+    assert p.last_active_at == datetime(2026, 11, 20, 10, 6, tzinfo=UTC)  # the NPS answer; identify is not activity
+    assert p.nps_previous == 9  # the older answer, arrived late, becomes the previous one
+    assert p.engagement_raw > 0 and p.engagement_at == p.last_active_at
+    computed = p.computed
+    assert computed is not None and computed.as_of == NOW
+    assert (computed.rfm_recency, computed.rfm_frequency, computed.rfm_monetary) == (5, 2, 1)
+    assert (computed.nps_category, computed.nps_trend, computed.lifecycle_stage) == ("detractor", "down", "new")
+    assert (computed.loyalty_points, computed.loyalty_tier) == (28, "bronze")
+    assert "computed.lifecycle_stage" in folded.changed and "computed" not in folded.changed
+
+
+def test_refunds_lower_loyalty_points_and_only_changed_traits_are_reported() -> None:
+    order = {"order_id": "o1", "total": 600}
+    first = fold(None, decode_records([record(event(event="Order Completed", properties=order), 0)]).events, NOW)
+    assert first is not None and first.profile.computed is not None
+    assert first.profile.computed.loyalty_tier == "silver"
+    refund = record(event(event="Order Refunded", properties={"order_id": "o1", "total": 200}), 1)
+    second = fold(first.profile, decode_records([refund]).events, NOW)
+    assert second is not None and second.profile.computed is not None
+    assert (second.profile.refunded, second.profile.computed.loyalty_points) == (Decimal(200), 400)
+    assert "computed.loyalty_tier" in second.changed and "computed.lifecycle_stage" not in second.changed
