@@ -69,11 +69,16 @@ class CustomerProfile(BaseModel):
     """The decaying engagement sum and the moment it is as of."""
     computed: ComputedTraits | None = None
     """Computed traits as of the last fold (or timer)."""
+    merged_into: str | None = None
+    """Set on an anonymous visitor's profile once it was stitched to a known user's profile."""
     version: int = 0
-    """Increases by one for every event folded in."""
+    """Increases with every event folded in and every recomputation (merge, unmerge, timer)."""
     source_partition: int = -1
     source_offset: int = -1
-    """Kafka position of the last event folded in: a redelivered event at or before it is skipped."""
+    """Kafka position of the last event folded in."""
+    positions: dict[int, int] = Field(default_factory=dict)
+    """The last offset folded in, per partition: a redelivered event at or before it is skipped.
+    (A stitched customer's events come from the partitions of all their ids.)"""
 
 
 class TriggerEvent(BaseModel):

@@ -7,9 +7,9 @@ from faust.worker import Worker
 from prometheus_client import start_http_server
 from tenacity import retry, stop_after_delay, wait_fixed
 
+from ecrm_aggregator.admin import migrate_command, prepare_clickhouse
 from ecrm_aggregator.batch_writer import BatchWriter
-from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
-from ecrm_aggregator.migrate import migrate
+from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_aggregator.worker import build_app, kafka_producer
 from ecrm_schemas.logs import configure_logging
@@ -19,18 +19,11 @@ cli = typer.Typer(add_completion=False, help="The eCRM aggregator.", no_args_is_
 
 @retry(stop=stop_after_delay(120), wait=wait_fixed(1), reraise=True)
 def _connect_and_migrate(settings: AggregatorSettings) -> ClickHouseStore:
-    client = connect(settings)
-    migrate(client, settings.clickhouse_database)
-    return ClickHouseStore(client, settings.clickhouse_database)
+    store, _ = prepare_clickhouse(settings)
+    return store
 
 
-@cli.command("migrate")
-def migrate_command() -> None:
-    """Apply the pending ClickHouse migrations to CLICKHOUSE_DATABASE."""
-    settings = AggregatorSettings()
-    configure_logging("aggregator", settings.log_level, settings.log_format)
-    applied = migrate(connect(settings), settings.clickhouse_database)
-    typer.echo(f"applied migrations: {applied or 'none (up to date)'}")
+cli.command("migrate", help="Apply the pending ClickHouse migrations (the same as `ecrm migrate`).")(migrate_command)
 
 
 @cli.command()

@@ -19,7 +19,16 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_e
 from ecrm_aggregator import metrics
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.decode import SourceRecord
-from ecrm_aggregator.pipeline import BatchPlan, FoldResult, fold_batch, plan_batch
+from ecrm_aggregator.identity import decide
+from ecrm_aggregator.pipeline import (
+    BatchPlan,
+    FoldResult,
+    fold_batch,
+    group_by_customer,
+    merges_to_apply,
+    new_events,
+    plan_batch,
+)
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
 
@@ -32,7 +41,7 @@ class TooManyInvalid(RuntimeError):
 
 
 class BatchWriter:
-    def __init__(self, store: ClickHouseStore, producer: ReliableProducer, max_invalid_ratio: float) -> None:
+    def __init__(self, store: ClickHouseStore, producer: ReliableProducer | None, max_invalid_ratio: float) -> None:
         self.store, self.producer, self.max_invalid_ratio = store, producer, max_invalid_ratio
         self._stopping = threading.Event()
 
@@ -51,21 +60,45 @@ class BatchWriter:
         if len(records) >= 100 and invalid / len(records) > self.max_invalid_ratio:
             raise TooManyInvalid(f"{invalid} of {len(records)} records in a batch are invalid")
 
-        # Each stage is retried on its own so a retry never redoes (and never loses) an earlier
-        # stage's result: the fold must run against the profiles as they were before this batch.
-        self._retry(self.store.insert_events, plan.event_rows, dedup_token=plan.dedup_token, table="events")
-        now = datetime.now(UTC)
-        for positioned in plan.decoded.events:
-            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - positioned.event.receivedAt).total_seconds()))
-        metrics.EVENTS_WRITTEN.inc(len(plan.event_rows))
-        current = self._retry(self.store.load_profiles, list(plan.by_customer))
-        result = fold_batch(plan, current, now)
-        self._retry(self.store.insert_profiles, result.profile_rows, dedup_token=plan.dedup_token, table="profiles")
+        result = self.store_batch(plan)
         self._retry(self._produce, plan, result)
 
         metrics.EVENTS_CONSUMED.inc(len(records))
         metrics.BATCH_RECORDS.observe(len(records))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def store_batch(self, plan: BatchPlan) -> FoldResult:
+        """Everything a batch changes in ClickHouse: events, identity links, profiles."""
+        # Each stage is retried on its own so a retry never redoes (and never loses) an earlier
+        # stage's result: the fold must run against the profiles as they were before this batch.
+        stored = self._retry(self.store.stored_positions, plan.keys, plan.message_ids)
+        fresh = new_events(plan, stored)
+        self._retry(self.store.insert_events, fresh.rows, dedup_token=plan.dedup_token, table="events")
+        now = datetime.now(UTC)
+        for positioned in plan.decoded.events:
+            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - positioned.event.receivedAt).total_seconds()))
+        metrics.EVENTS_WRITTEN.inc(len(fresh.rows))
+
+        ids = plan.ids_to_look_up()
+        links = self._retry(self.store.load_links, ids)
+        linked = {link.anonymous_id for link in links.values()} | {link.user_id for link in links.values()}
+        current = self._retry(self.store.load_profiles, sorted(set(ids) | linked))
+        known_users = plan.known_users | {c for c, p in current.items() if p.user_id == c}
+        identity = decide(plan.link_requests, links, known_users, now)
+        if identity.records:
+            self._retry(self.store.insert_identity, identity.new_links, identity.records, plan.dedup_token)
+            metrics.IDENTITY_DECISIONS.labels("merged").inc(len(identity.new_links))
+            metrics.IDENTITY_DECISIONS.labels("refused").inc(len(identity.records) - len(identity.new_links))
+
+        by_customer = group_by_customer(fresh.to_fold, identity)
+        merged = merges_to_apply(list(by_customer), identity, current)
+        histories = {
+            customer: self._retry(self.store.load_history, [customer, *anonymous])
+            for customer, anonymous in merged.items()
+        }
+        result = fold_batch(by_customer, current, now, histories, merged)
+        self._retry(self.store.insert_profiles, result.profile_rows, dedup_token=plan.dedup_token, table="profiles")
+        return result
 
     def _retry(self, func: Callable[..., T], *args: Any, table: str | None = None, **kwargs: Any) -> T:
         """Call ``func`` until it succeeds or the worker stops, backing off; offsets stay uncommitted meanwhile."""
@@ -88,7 +121,7 @@ class BatchWriter:
         raise AssertionError("unreachable: Retrying with reraise either returns or raises")
 
     def _produce(self, plan: BatchPlan, result: FoldResult) -> None:
-        assert EVENTS.dead_letter is not None
+        assert EVENTS.dead_letter is not None and self.producer is not None
         for letter in plan.decoded.dead_letters:
             self.producer.produce(EVENTS.dead_letter, letter.model_dump_json().encode())
         for change in result.changes:

@@ -10,7 +10,19 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from ecrm_aggregator.rows import EVENT_COLUMNS, PROFILE_COLUMNS, profile_from_row
+from ecrm_aggregator.decode import PositionedEvent
+from ecrm_aggregator.identity import IdentityLink, MergeRecord
+from ecrm_aggregator.rows import (
+    EVENT_COLUMNS,
+    LINK_COLUMNS,
+    MERGE_COLUMNS,
+    PROFILE_COLUMNS,
+    link_from_row,
+    link_row,
+    merge_row,
+    positioned_from_row,
+    profile_from_row,
+)
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.profile import CustomerProfile
 
@@ -58,6 +70,55 @@ class ClickHouseStore:
                 column_names=list(columns),
                 settings={"insert_deduplication_token": dedup_token},
             )
+
+    def stored_positions(self, keys: Sequence[str], message_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Message id → (partition, offset) of those of ``message_ids`` already stored.
+
+        ``keys`` are the ids the events were sent with: the table's sort key starts with them,
+        so the look-up reads only those customers' rows.
+        """
+        if not message_ids:
+            return {}
+        result = self.client.query(
+            f"SELECT message_id, source_partition, source_offset FROM {self.database}.events "
+            "WHERE customer_id IN {keys:Array(String)} AND message_id IN {ids:Array(String)}",
+            parameters={"keys": list(keys), "ids": list(message_ids)},
+        )
+        return {row[0]: (row[1], row[2]) for row in result.result_rows}
+
+    def load_links(self, ids: Sequence[str]) -> dict[str, IdentityLink]:
+        """The links of ``ids`` as anonymous ids, and of every anonymous id linked to one of ``ids``."""
+        if not ids:
+            return {}
+        result = self.client.query(
+            f"SELECT {', '.join(LINK_COLUMNS)} FROM {self.database}.identity_links FINAL "
+            "WHERE anonymous_id IN {ids:Array(String)} OR user_id IN {ids:Array(String)}",
+            parameters={"ids": list(ids)},
+        )
+        return {row[0]: link_from_row([_utc(v) for v in row]) for row in result.result_rows}
+
+    def insert_identity(self, links: Sequence[IdentityLink], records: Sequence[MergeRecord], dedup_token: str) -> None:
+        """Record new or changed links, then the merge log."""
+        self._insert("identity_links", LINK_COLUMNS, [link_row(link) for link in links], dedup_token)
+        self._insert("identity_merges", MERGE_COLUMNS, [merge_row(r) for r in records], dedup_token)
+
+    def merge_log(self, customer_id: str) -> list[MergeRecord]:
+        """Every merge, refusal and unmerge that involved ``customer_id``, oldest first."""
+        result = self.client.query(
+            f"SELECT {', '.join(MERGE_COLUMNS)} FROM {self.database}.identity_merges FINAL "
+            "WHERE anonymous_id = {id:String} OR user_id = {id:String} ORDER BY at",
+            parameters={"id": customer_id},
+        )
+        return [MergeRecord(*[_utc(v) for v in row]) for row in result.result_rows]
+
+    def load_history(self, keys: Sequence[str]) -> list[PositionedEvent]:
+        """Every stored event sent with one of ``keys``, oldest first."""
+        result = self.client.query(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self.database}.events FINAL "
+            "WHERE customer_id IN {keys:Array(String)} ORDER BY timestamp, source_partition, source_offset",
+            parameters={"keys": list(keys)},
+        )
+        return [positioned_from_row([_utc(v) for v in row]) for row in result.result_rows]
 
     def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, CustomerProfile]:
         """The latest profile of each customer that has one."""

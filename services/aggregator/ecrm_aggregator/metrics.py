@@ -23,3 +23,6 @@ END_TO_END_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
 WRITE_RETRIES = Counter("ecrm_aggregator_write_retries_total", "Batch writes retried after a failure.")
+IDENTITY_DECISIONS = Counter(
+    "ecrm_aggregator_identity_decisions_total", "Identity links made or refused by the merge guard.", ["decision"]
+)

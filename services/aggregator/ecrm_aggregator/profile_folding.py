@@ -1,8 +1,9 @@
 """Step 2: fold a customer's new events into their profile (pure).
 
-Folding is idempotent per Kafka position: an event at or before the profile's recorded
-``(source_partition, source_offset)`` was already folded and is skipped, so a redelivered
-batch never counts twice.
+Folding is idempotent per Kafka position: an event at or before the offset the profile
+recorded for its partition was already folded and is skipped, so a redelivered batch never
+counts twice. A stitched customer (see :mod:`ecrm_aggregator.identity`) is recomputed from
+all their events instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ecrm_aggregator.decode import PositionedEvent
 from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label
 from ecrm_schemas.profile import ComputedTraits, CustomerProfile
 
-BOOKKEEPING = frozenset({"version", "source_partition", "source_offset"})
+BOOKKEEPING = frozenset({"version", "source_partition", "source_offset", "positions"})
 EMAIL_COUNTERS = {
     "Email Sent": "email_sent",
     "Email Opened": "email_opened",
@@ -28,12 +29,19 @@ EMAIL_COUNTERS = {
 
 
 def customer_id_of(positioned: PositionedEvent) -> str:
-    """The profile an event belongs to (identity stitching refines this)."""
+    """The id an event was sent with (its Kafka key); identity stitching may map it to a user."""
     return positioned.event.customer_key
 
 
-def _already_folded(profile: CustomerProfile, positioned: PositionedEvent) -> bool:
-    return positioned.partition == profile.source_partition and positioned.offset <= profile.source_offset
+def folded_positions(profile: CustomerProfile) -> dict[int, int]:
+    """The last folded offset per partition (profiles written before 0004 recorded only one)."""
+    if profile.positions or profile.source_partition < 0:
+        return profile.positions
+    return {profile.source_partition: profile.source_offset}
+
+
+def _already_folded(positions: dict[int, int], positioned: PositionedEvent) -> bool:
+    return positioned.offset <= positions.get(positioned.partition, -1)
 
 
 def _money(value: Any) -> Decimal:
@@ -53,35 +61,63 @@ class Folded:
     """The events that were new to the profile, in order."""
 
 
-def fold(profile: CustomerProfile | None, events: Iterable[PositionedEvent], now: datetime) -> Folded | None:
+def fold(
+    profile: CustomerProfile | None, events: Iterable[PositionedEvent], now: datetime, customer_id: str | None = None
+) -> Folded | None:
     """Fold one customer's ``events`` (in Kafka order) into ``profile`` (None: never seen), and
-    compute its traits as of ``now``.
+    compute its traits as of ``now``. ``customer_id`` names a new profile (default: the first
+    event's key).
 
     Returns None when every event was already folded, i.e. the batch is a redelivery.
     ``changed`` names the profile fields whose value changed, and ``computed.<trait>`` for
     each computed trait that changed.
     """
-    fresh = [p for p in events if profile is None or not _already_folded(profile, p)]
+    positions = folded_positions(profile) if profile else {}
+    fresh = [p for p in events if not _already_folded(positions, p)]
     if not fresh:
         return None
     first = fresh[0]
-    before = profile.model_dump() if profile else {}
     state = (
         profile.model_copy(deep=True)
         if profile
         else CustomerProfile(
-            customer_id=customer_id_of(first), first_seen=first.event.timestamp, last_seen=first.event.timestamp
+            customer_id=customer_id or customer_id_of(first),
+            first_seen=first.event.timestamp,
+            last_seen=first.event.timestamp,
         )
     )
+    state.positions = dict(positions)
     for positioned in fresh:
         _apply(state, positioned)
     state.computed = compute(state, now)
-    after = state.model_dump()
-    changed = [
-        name for name in after if name not in BOOKKEEPING and name != "computed" and before.get(name) != after[name]
-    ]
-    changed += changed_traits(profile.computed if profile else None, state.computed)
-    return Folded(state, changed, fresh)
+    return Folded(state, changes_between(profile, state), fresh)
+
+
+def recompute(
+    previous: CustomerProfile | None, customer_id: str, events: list[PositionedEvent], now: datetime
+) -> Folded:
+    """Rebuild ``customer_id``'s profile from all its events (after a merge or an unmerge).
+
+    The new profile's version is above ``previous``'s, so it replaces it.
+    """
+    ordered = sorted(events, key=lambda p: (p.event.timestamp, p.partition, p.offset))
+    if not ordered:
+        raise ValueError(f"no events to recompute {customer_id!r} from")
+    folded = fold(None, ordered, now, customer_id=customer_id)
+    assert folded is not None
+    state = folded.profile
+    state.version = max(state.version, previous.version + 1 if previous else 0)
+    return Folded(state, changes_between(previous, state), folded.folded)
+
+
+def changes_between(before: CustomerProfile | None, after: CustomerProfile) -> list[str]:
+    """Profile fields whose value changed, then ``computed.<trait>`` for each changed computed trait."""
+    old = before.model_dump() if before else {}
+    new = after.model_dump()
+    changed = [name for name in new if name not in BOOKKEEPING and name != "computed" and old.get(name) != new[name]]
+    if after.computed is not None:
+        changed += changed_traits(before.computed if before else None, after.computed)
+    return changed
 
 
 def changed_traits(before: ComputedTraits | None, after: ComputedTraits) -> list[str]:
@@ -99,6 +135,7 @@ def _apply(state: CustomerProfile, positioned: PositionedEvent) -> None:
     state.first_seen = min(state.first_seen, event.timestamp)
     state.last_seen = max(state.last_seen, event.timestamp)
     state.source_partition, state.source_offset = positioned.partition, positioned.offset
+    state.positions[positioned.partition] = max(state.positions.get(positioned.partition, -1), positioned.offset)
     if event.userId:
         state.user_id = event.userId
     if event.anonymousId and not state.anonymous_id:

@@ -13,9 +13,11 @@ from typing import Any
 import orjson
 
 from ecrm_aggregator.decode import PositionedEvent
+from ecrm_aggregator.identity import IdentityLink, MergeRecord
 from ecrm_aggregator.profile_folding import customer_id_of
 from ecrm_schemas.events import TrackEvent
 from ecrm_schemas.profile import ComputedTraits, CustomerProfile
+from ecrm_schemas.validation import validate_event
 
 EVENT_COLUMNS = (
     "message_id", "customer_id", "user_id", "anonymous_id", "type", "event", "timestamp", "sent_at",
@@ -37,6 +39,8 @@ PROFILE_COLUMNS = (
     # 0003_profile_traits
     "nps_previous", "first_order_at", "last_order_at", "refunded", "last_active_at", "typical_interval_days",
     "engagement_raw", "engagement_at", "traits_as_of", *COMPUTED_COLUMNS,
+    # 0004_identity
+    "merged_into", "positions",
 )  # fmt: skip
 
 
@@ -103,6 +107,8 @@ def profile_row(profile: CustomerProfile) -> list[Any]:
         profile.engagement_raw,
         profile.engagement_at,
         *_computed_values(profile.computed),
+        profile.merged_into or "",
+        profile.positions,
     ]
 
 
@@ -121,15 +127,64 @@ def _column_value(name: str, value: Any) -> Any:
 
 def profile_from_row(row: Sequence[Any]) -> CustomerProfile:
     values = dict(zip(PROFILE_COLUMNS, row, strict=True))
-    for name in ("user_id", "anonymous_id", "email"):
+    for name in ("user_id", "anonymous_id", "email", "merged_into"):
         values[name] = values[name] or None
     values["traits"] = orjson.loads(values["traits"] or "{}")
     values["revenue"] = Decimal(values["revenue"])
     values["refunded"] = Decimal(values["refunded"])
     values["event_counts"] = dict(values["event_counts"])
+    values["positions"] = dict(values["positions"])
     computed = {name: values.pop(name) for name in COMPUTED_COLUMNS}
     as_of = values.pop("traits_as_of")
     if as_of is not None:
         texts = {name: computed[name] or None for name in TEXT_TRAITS}
         values["computed"] = ComputedTraits.model_validate({**computed, **texts, "as_of": as_of})
     return CustomerProfile.model_validate(values)
+
+
+def positioned_from_row(row: Sequence[Any]) -> PositionedEvent:
+    """An event read back from the ``events`` table, for recomputing a profile."""
+    values = dict(zip(EVENT_COLUMNS, row, strict=True))
+    properties = orjson.loads(values["properties"] or "{}")
+    body: dict[str, Any] = {
+        "type": values["type"],
+        "messageId": values["message_id"],
+        "timestamp": values["timestamp"],
+        "receivedAt": values["received_at"],
+        "context": orjson.loads(values["context"] or "{}"),
+    }
+    if values["sent_at"] is not None:
+        body["sentAt"] = values["sent_at"]
+    for column, name in (("user_id", "userId"), ("anonymous_id", "anonymousId")):
+        if values[column]:
+            body[name] = values[column]
+    if values["type"] == "alias":
+        body["previousId"] = properties.pop("previousId")
+    elif values["type"] == "group":
+        body["groupId"] = properties.pop("groupId")
+    if values["type"] in ("identify", "group"):
+        body["traits"] = orjson.loads(values["traits"] or "{}")
+    elif values["type"] != "alias":
+        body["properties"] = properties
+    if values["type"] == "track":
+        body["event"] = values["event"]
+    return PositionedEvent(validate_event(body), values["source_partition"], values["source_offset"])
+
+
+LINK_COLUMNS = ("anonymous_id", "user_id", "state", "message_id", "changed_at", "actor", "version")
+MERGE_COLUMNS = ("at", "action", "anonymous_id", "user_id", "message_id", "actor", "reason")
+
+
+def link_row(link: IdentityLink) -> list[Any]:
+    version = int(link.changed_at.timestamp() * 1000)
+    return [link.anonymous_id, link.user_id, link.state, link.message_id, link.changed_at, link.actor, version]
+
+
+def link_from_row(row: Sequence[Any]) -> IdentityLink:
+    anonymous_id, user_id, state, message_id, changed_at, actor = row[:6]
+    return IdentityLink(anonymous_id, user_id, state, message_id, changed_at, actor)
+
+
+def merge_row(record: MergeRecord) -> list[Any]:
+    return [record.at, record.action, record.anonymous_id, record.user_id, record.message_id, record.actor,
+            record.reason]  # fmt: skip

@@ -15,6 +15,10 @@ class AggregatorSettings(ServiceSettings, KafkaSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field(default="ecrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """A ClickHouse cluster name: migrations then create Replicated and Distributed tables ON CLUSTER."""
+    aggregator_events_retention_days: int = Field(default=0, ge=0)
+    """How long the events table keeps an event (by its timestamp); 0 keeps events forever."""
     aggregator_group_id: str = "ecrm-aggregator"
     """The Kafka consumer group (faust app id); workers with the same id share partitions."""
     aggregator_batch_size: int = Field(default=2000, gt=0)

@@ -1,14 +1,13 @@
 """Migrations and the store against the real ClickHouse engine, over its HTTP interface."""
 
-from datetime import UTC, datetime
-
 import pytest
 from aggregator_factories import event, record
 from test_pipeline import _history
 
+from ecrm_aggregator.batch_writer import BatchWriter
 from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.migrate import Migration, MigrationDrift, load_migrations, migrate
-from ecrm_aggregator.pipeline import fold_batch, plan_batch
+from ecrm_aggregator.pipeline import new_events, plan_batch
 from ecrm_aggregator.settings import AggregatorSettings
 
 pytestmark = pytest.mark.clickhouse
@@ -42,21 +41,31 @@ def test_events_and_profiles_round_trip_exactly_once(client, clickhouse_database
     migrate(client, clickhouse_database)
     store = ClickHouseStore(client, clickhouse_database)
     plan = plan_batch(_history())
-    store.insert_events(plan.event_rows, plan.dedup_token)
-    store.insert_events(plan.event_rows, plan.dedup_token)  # a redelivered batch
+    rows = new_events(plan, {}).rows
+    store.insert_events(rows, plan.dedup_token)
+    store.insert_events(rows, plan.dedup_token)  # the same insert again: deduplicated by its token
     counts = client.query(f"SELECT count(), uniqExact(message_id) FROM {clickhouse_database}.events").result_rows
     assert counts == [(8, 8)]
+    assert store.stored_positions(["u1"], [*plan.message_ids[:2], "unknown"]) == {
+        plan.message_ids[0]: (0, 0),
+        plan.message_ids[1]: (0, 1),
+    }
+    assert [p.event for p in store.load_history(["u1"])] == sorted(
+        (p.event for p in plan.decoded.events), key=lambda e: e.timestamp
+    )
 
-    result = fold_batch(plan, store.load_profiles(list(plan.by_customer)), datetime.now(UTC))
-    store.insert_profiles(result.profile_rows, plan.dedup_token)
+    writer = BatchWriter(store, None, 0.5)
+    result = writer.store_batch(plan_batch(_history()))
     loaded = store.load_profiles(["u1", "nobody"])
     assert list(loaded) == ["u1"]
     assert loaded["u1"] == result.changes[0].profile
 
-    later = plan_batch([record(event("page", ts="2026-11-21T10:00:00Z"), 8)])
-    result = fold_batch(later, store.load_profiles(["u1"]), datetime.now(UTC))
-    store.insert_profiles(result.profile_rows, later.dedup_token)
+    writer.store_batch(plan_batch([record(event("page", ts="2026-11-21T10:00:00Z"), 8)]))
     assert store.load_profiles(["u1"])["u1"].page_views == 2
+    writer.store_batch(plan_batch([*_history(), record(event("page", ts="2026-11-21T10:00:00Z"), 8)]))  # redelivered
+    assert store.load_profiles(["u1"])["u1"].page_views == 2
+    counts = client.query(f"SELECT count(), uniqExact(message_id) FROM {clickhouse_database}.events").result_rows
+    assert counts == [(9, 9)]
     row = client.query(
         f"SELECT JSONExtractString(properties, 'order_id') FROM {clickhouse_database}.events "
         "WHERE event = 'Order Completed' ORDER BY timestamp LIMIT 1"

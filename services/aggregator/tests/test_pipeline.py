@@ -4,10 +4,18 @@ from decimal import Decimal
 from aggregator_factories import event, record
 
 from ecrm_aggregator.decode import decode_records
-from ecrm_aggregator.pipeline import dedup_token, fold_batch, plan_batch
+from ecrm_aggregator.identity import decide
+from ecrm_aggregator.pipeline import FoldResult, dedup_token, fold_batch, group_by_customer, new_events, plan_batch
 from ecrm_aggregator.profile_folding import fold
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def fold_records(records, current=None, stored=None) -> FoldResult:
+    """The pure chain for a batch without identity links or stored history."""
+    plan = plan_batch(records)
+    identity = decide(plan.link_requests, {}, plan.known_users, NOW)
+    return fold_batch(group_by_customer(new_events(plan, stored or {}).to_fold, identity), current or {}, NOW)
 
 
 def _history():
@@ -38,7 +46,7 @@ def test_profile_folds_counts_revenue_email_and_latest_nps() -> None:
     assert p.event_counts == {"identify": 1, "page": 1, "Order Completed": 2, "Email Opened": 1,
                               "Email Link Clicked": 1, "NPS Answered": 2}  # fmt: skip
     assert p.first_seen == datetime(2026, 11, 20, 9, tzinfo=UTC)
-    assert (p.source_partition, p.source_offset, p.version) == (0, 7, 8)
+    assert (p.source_partition, p.source_offset, p.positions, p.version) == (0, 7, {0: 7}, 8)
     assert "email" in folded.changed and "version" not in folded.changed
 
 
@@ -73,9 +81,8 @@ def test_invalid_records_become_dead_letters() -> None:
 
 def test_batch_gives_rows_and_one_change_per_customer() -> None:
     records = [*_history(), record(event("page", customer="u2"), 0, partition=1)]
-    plan = plan_batch(records)
-    assert len(plan.event_rows) == 9
-    result = fold_batch(plan, {}, NOW)
+    assert len(new_events(plan_batch(records), {}).rows) == 9
+    result = fold_records(records)
     assert sorted(c.customer_id for c in result.changes) == ["u1", "u2"]
     u1 = next(c for c in result.changes if c.customer_id == "u1")
     assert [t.type for t in u1.triggers][:2] == ["identify", "page"]
@@ -84,10 +91,9 @@ def test_batch_gives_rows_and_one_change_per_customer() -> None:
 
 
 def test_redelivered_batch_writes_no_profile_but_emits_the_change_again() -> None:
-    plan = plan_batch(_history())
-    first = fold_batch(plan, {}, NOW)
+    first = fold_records(_history())
     current = {c.customer_id: c.profile for c in first.changes}
-    again = fold_batch(plan_batch(_history()), current, NOW)
+    again = fold_records(_history(), current)
     assert again.profile_rows == []
     [change] = again.changes
     assert change.changed == [] and change.profile == current["u1"]
@@ -127,3 +133,29 @@ def test_refunds_lower_loyalty_points_and_only_changed_traits_are_reported() -> 
     assert second is not None and second.profile.computed is not None
     assert (second.profile.refunded, second.profile.computed.loyalty_points) == (Decimal(200), 400)
     assert "computed.loyalty_tier" in second.changed and "computed.lifecycle_stage" not in second.changed
+
+
+def test_stored_events_are_not_inserted_again_and_client_retries_are_not_folded() -> None:
+    records = _history()
+    plan = plan_batch(records)
+    first, second = plan.message_ids[:2]
+    retried = record(event("page", ts="2026-11-20T10:01:00Z"), 9)  # same message id as offset 1, sent again
+    plan = plan_batch([*records, retried])
+    split = new_events(plan, {first: (0, 0), second: (3, 99)})
+    assert [row[0] for row in split.rows] == plan.message_ids[2:8]
+    assert [p.offset for p in split.to_fold] == [0, 2, 3, 4, 5, 6, 7]  # offset 1 came from elsewhere, 9 repeats it
+
+
+def test_redelivery_is_recognised_per_partition() -> None:
+    first = fold_records([record(event("page", customer="u"), 5, partition=1)])
+    profile = first.changes[0].profile
+    again = fold_records(
+        [
+            record(event("page", customer="u"), 5, partition=1),
+            record(event("page", customer="u", messageId="p2"), 3, partition=2),
+        ],
+        {"u": profile},
+    )
+    [change] = again.changes
+    assert change.profile.page_views == 2 and change.profile.positions == {1: 5, 2: 3}
+    assert [t.message_id for t in change.triggers] == ["p2"]

@@ -1,0 +1,145 @@
+"""Step: identity stitching (pure).
+
+``identify`` (userId + anonymousId) and ``alias`` (previousId → userId) ask to link an
+anonymous id to a known user; from then on the anonymous id's events, earlier ones included,
+belong to that user's profile. The merge guard: an id that is itself a known userId is
+never merged into another user automatically, an anonymous id linked to one user is never
+moved to another, and a link an operator undid is not made again by the same user's events.
+Every decision (merged, refused) is recorded with the event that caused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Literal
+
+from ecrm_aggregator.decode import PositionedEvent
+from ecrm_schemas.events import AliasEvent, IdentifyEvent
+
+LinkState = Literal["merged", "unmerged"]
+MergeAction = Literal["merged", "refused", "unmerged"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRequest:
+    """An event asking for ``anonymous_id`` to be treated as ``user_id``."""
+
+    anonymous_id: str
+    user_id: str
+    message_id: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityLink:
+    """The current link of one anonymous id (``identity_links``)."""
+
+    anonymous_id: str
+    user_id: str
+    state: LinkState
+    message_id: str
+    changed_at: datetime
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRecord:
+    """One line of the merge log (``identity_merges``)."""
+
+    at: datetime
+    action: MergeAction
+    anonymous_id: str
+    user_id: str
+    message_id: str
+    actor: str
+    reason: str
+
+
+@dataclass(slots=True)
+class IdentityDecision:
+    new_links: list[IdentityLink] = field(default_factory=list)
+    records: list[MergeRecord] = field(default_factory=list)
+    links: dict[str, IdentityLink] = field(default_factory=dict)
+    """Every link known after this batch, by anonymous id."""
+
+    def resolve(self, key: str) -> str:
+        """The customer an event keyed ``key`` belongs to."""
+        link = self.links.get(key)
+        return link.user_id if link is not None and link.state == "merged" else key
+
+    def anonymous_ids_of(self, user_id: str) -> list[str]:
+        return sorted(a for a, link in self.links.items() if link.state == "merged" and link.user_id == user_id)
+
+
+def link_requests(events: Iterable[PositionedEvent]) -> list[LinkRequest]:
+    """The stitching asked for by a batch's identify and alias events, in order."""
+    requests = []
+    for positioned in events:
+        event = positioned.event
+        if isinstance(event, AliasEvent):
+            anonymous, user = event.previousId, event.userId
+        elif isinstance(event, IdentifyEvent) and event.userId and event.anonymousId:
+            anonymous, user = event.anonymousId, event.userId
+        else:
+            continue
+        if anonymous != user:
+            requests.append(LinkRequest(anonymous, user, event.messageId, event.timestamp))
+    return requests
+
+
+def known_user_ids(events: Iterable[PositionedEvent]) -> set[str]:
+    """Ids a batch shows to be userIds (sent as ``userId``)."""
+    return {p.event.userId for p in events if p.event.userId}
+
+
+def decide(
+    requests: Iterable[LinkRequest],
+    links: Mapping[str, IdentityLink],
+    known_users: set[str],
+    now: datetime,
+) -> IdentityDecision:
+    """Apply the merge guard to each request, in order, against the links known so far.
+
+    ``known_users``: ids known to be userIds (from this batch and from stored profiles).
+    """
+    decision = IdentityDecision(links=dict(links))
+    for request in requests:
+        current = decision.links.get(request.anonymous_id)
+        if current is not None and current.state == "merged" and current.user_id == request.user_id:
+            continue  # already merged into this user: a redelivery or a repeated identify
+        refusal = _refusal(request, current, known_users)
+        if refusal is not None:
+            decision.records.append(_record(request, "refused", refusal, now))
+            continue
+        link = IdentityLink(request.anonymous_id, request.user_id, "merged", request.message_id, now, "aggregator")
+        decision.links[request.anonymous_id] = link
+        decision.new_links.append(link)
+        decision.records.append(_record(request, "merged", "", now))
+    return decision
+
+
+def _refusal(request: LinkRequest, current: IdentityLink | None, known_users: set[str]) -> str | None:
+    if request.anonymous_id in known_users:
+        return f"{request.anonymous_id!r} is a known userId: two known users are never merged automatically"
+    if current is None:
+        return None
+    if current.state == "merged":
+        return "the anonymous id is already merged into another user"
+    if current.state == "unmerged" and current.user_id == request.user_id:
+        return "an operator undid this merge; it is not made again automatically"
+    return None
+
+
+def _record(request: LinkRequest, action: MergeAction, reason: str, now: datetime) -> MergeRecord:
+    return MergeRecord(now, action, request.anonymous_id, request.user_id, request.message_id, "aggregator", reason)
+
+
+def unmerge(
+    link: IdentityLink, actor: str, reason: str, now: datetime, message_id: str
+) -> tuple[IdentityLink, MergeRecord]:
+    """An operator's undo of ``link``: the link is kept as ``unmerged`` so it is not made again."""
+    undone = replace(link, state="unmerged", message_id=message_id, changed_at=now, actor=actor)
+    record = MergeRecord(now, "unmerged", link.anonymous_id, link.user_id, message_id, actor, reason)
+    return undone, record

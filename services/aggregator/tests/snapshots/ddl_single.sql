@@ -1,0 +1,126 @@
+CREATE DATABASE IF NOT EXISTS ecrm;
+
+CREATE TABLE IF NOT EXISTS ecrm.schema_migrations (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS ecrm.events
+(
+    message_id String,
+    customer_id String,
+    user_id String,
+    anonymous_id String,
+    type LowCardinality(String),
+    event LowCardinality(String),
+    timestamp DateTime64(3, 'UTC'),
+    sent_at Nullable(DateTime64(3, 'UTC')),
+    received_at DateTime64(3, 'UTC'),
+    properties String,
+    traits String,
+    context String,
+    source_partition UInt16,
+    source_offset UInt64,
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (customer_id, type, event, timestamp, message_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS ecrm.profiles
+(
+    customer_id String,
+    user_id String,
+    anonymous_id String,
+    email String,
+    traits String,
+    traits_updated_at Nullable(DateTime64(3, 'UTC')),
+    first_seen DateTime64(3, 'UTC'),
+    last_seen DateTime64(3, 'UTC'),
+    event_count UInt64,
+    event_counts Map(String, UInt64),
+    page_views UInt64,
+    orders UInt64,
+    revenue Decimal(18, 4),
+    email_sent UInt64,
+    email_opened UInt64,
+    email_clicked UInt64,
+    email_bounced UInt64,
+    surveys_answered UInt64,
+    nps_latest Nullable(UInt8),
+    nps_at Nullable(DateTime64(3, 'UTC')),
+    version UInt64,
+    source_partition Int32,
+    source_offset Int64,
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY customer_id
+SETTINGS non_replicated_deduplication_window = 1000;
+
+ALTER TABLE ecrm.profiles
+    ADD COLUMN IF NOT EXISTS nps_previous Nullable(UInt8),
+    ADD COLUMN IF NOT EXISTS first_order_at Nullable(DateTime64(3, 'UTC')),
+    ADD COLUMN IF NOT EXISTS last_order_at Nullable(DateTime64(3, 'UTC')),
+    ADD COLUMN IF NOT EXISTS refunded Decimal(18, 4),
+    ADD COLUMN IF NOT EXISTS last_active_at Nullable(DateTime64(3, 'UTC')),
+    ADD COLUMN IF NOT EXISTS typical_interval_days Nullable(Float64),
+    ADD COLUMN IF NOT EXISTS engagement_raw Float64,
+    ADD COLUMN IF NOT EXISTS engagement_at Nullable(DateTime64(3, 'UTC')),
+    ADD COLUMN IF NOT EXISTS traits_as_of Nullable(DateTime64(3, 'UTC')),
+    ADD COLUMN IF NOT EXISTS rfm_recency Nullable(UInt8),
+    ADD COLUMN IF NOT EXISTS rfm_frequency Nullable(UInt8),
+    ADD COLUMN IF NOT EXISTS rfm_monetary Nullable(UInt8),
+    ADD COLUMN IF NOT EXISTS rfm_segment LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS engagement_score UInt8,
+    ADD COLUMN IF NOT EXISTS nps_category LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS nps_trend LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS churn_ratio Nullable(Float64),
+    ADD COLUMN IF NOT EXISTS churn_risk LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS lifecycle_stage LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS loyalty_points UInt64,
+    ADD COLUMN IF NOT EXISTS loyalty_tier LowCardinality(String);
+
+CREATE TABLE IF NOT EXISTS ecrm.identity_links
+(
+    anonymous_id String,
+    user_id String,
+    state Enum8('merged' = 1, 'unmerged' = 2),
+    message_id String,
+    changed_at DateTime64(3, 'UTC'),
+    actor String,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY anonymous_id
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS ecrm.identity_merges
+(
+    at DateTime64(3, 'UTC'),
+    action Enum8('merged' = 1, 'refused' = 2, 'unmerged' = 3),
+    anonymous_id String,
+    user_id String,
+    message_id String,
+    actor String,
+    reason String
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (anonymous_id, user_id, action, message_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+ALTER TABLE ecrm.profiles
+    ADD COLUMN IF NOT EXISTS merged_into String,
+    ADD COLUMN IF NOT EXISTS positions Map(UInt16, Int64);
+
+CREATE VIEW IF NOT EXISTS ecrm.customer_events AS
+SELECT
+    if(link.user_id != '', link.user_id, e.customer_id) AS customer_id,
+    e.customer_id AS key_id,
+    e.* EXCEPT (customer_id)
+FROM ecrm.events AS e
+LEFT ANY JOIN
+(
+    SELECT anonymous_id, user_id FROM ecrm.identity_links FINAL WHERE state = 'merged'
+) AS link ON e.customer_id = link.anonymous_id;
+
+CREATE VIEW IF NOT EXISTS ecrm.customer_profiles AS
+SELECT * FROM ecrm.profiles FINAL WHERE merged_into = '';
