@@ -15,6 +15,7 @@ from ecrm_schemas.catalog import CATALOG
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import EVENT_ADAPTER
 from ecrm_schemas.profile import ProfileChanged
+from ecrm_schemas.segments import SegmentDefinition, SegmentMembershipChanged
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "jsonschema"
 
@@ -29,6 +30,8 @@ def build_schemas() -> dict[str, dict[str, Any]]:
         "event.schema.json": EVENT_ADAPTER.json_schema(),
         "profile-changed.schema.json": ProfileChanged.model_json_schema(),
         "dead-letter.schema.json": DeadLetter.model_json_schema(),
+        "segment-definition.schema.json": SegmentDefinition.model_json_schema(),
+        "segment-membership-changed.schema.json": SegmentMembershipChanged.model_json_schema(),
     }
     for name, entry in sorted(CATALOG.items()):
         schema = entry.properties.model_json_schema()

@@ -88,5 +88,35 @@ PROFILE_CHANGES = Topic(
     dead_letter=PROFILE_CHANGES_DLQ.name,
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (EVENTS, EVENTS_DLQ, PROFILE_CHANGES, PROFILE_CHANGES_DLQ)
+SEGMENT_DEFINITIONS = Topic(
+    name="ecrm.segment-definitions",
+    description="Marketers' segment definitions, the latest per segment id; an empty value deletes one.",
+    key="segment id",
+    value="ecrm_schemas.segments.SegmentDefinition",
+    producers=("interaction", "operators (ecrm segments put)"),
+    consumers=("aggregator",),
+    partitions=1,
+    retention_ms=-1,
+    cleanup_policy="compact",
+)
+
+SEGMENT_MEMBERSHIP = Topic(
+    name="ecrm.segment-membership",
+    description="A customer entered or left a segment, with the cause and the reason.",
+    key="customer id",
+    value="ecrm_schemas.segments.SegmentMembershipChanged",
+    producers=("aggregator",),
+    consumers=("interaction",),
+    partitions=3,
+    retention_ms=7 * DAY_MS,
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    EVENTS,
+    EVENTS_DLQ,
+    PROFILE_CHANGES,
+    PROFILE_CHANGES_DLQ,
+    SEGMENT_DEFINITIONS,
+    SEGMENT_MEMBERSHIP,
+)
 TOPICS_BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

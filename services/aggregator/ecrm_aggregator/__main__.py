@@ -10,6 +10,8 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from ecrm_aggregator.admin import migrate_command, prepare_clickhouse
 from ecrm_aggregator.batch_writer import BatchWriter
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
+from ecrm_aggregator.segment_follower import SegmentFollower
+from ecrm_aggregator.segmentation import SegmentRegistry
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_aggregator.worker import build_app, kafka_producer
 from ecrm_schemas.logs import configure_logging
@@ -33,7 +35,12 @@ def serve() -> None:
     configure_logging("aggregator", settings.log_level, settings.log_format)
     store = _connect_and_migrate(settings)
     start_http_server(settings.aggregator_metrics_port, addr=settings.aggregator_metrics_host)
-    writer = BatchWriter(store, kafka_producer(settings), settings.aggregator_max_invalid_ratio)
+    segments = SegmentRegistry()
+    SegmentFollower(settings.kafka_client_config(), segments).start()
+    writer = BatchWriter(
+        store, kafka_producer(settings), settings.aggregator_max_invalid_ratio, segments,
+        settings.aggregator_traits_refresh_s,
+    )  # fmt: skip
     app = build_app(settings, writer)
     worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()

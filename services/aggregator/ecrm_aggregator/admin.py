@@ -3,6 +3,9 @@
     ecrm migrate [--print]                 apply (or print) the ClickHouse migrations
     ecrm identity show ID                  an id's link and its merge log
     ecrm identity unmerge ANONYMOUS_ID     preview undoing a merge; --apply to do it
+    ecrm segments put FILE.json            publish a segment definition (new or changed)
+    ecrm segments delete ID                delete a segment (its members leave it)
+    ecrm segments members ID               who is in a segment now
 
 Settings come from the environment, as for the services (``CLICKHOUSE_URL`` …).
 """
@@ -10,19 +13,27 @@ Settings come from the environment, as for the services (``CLICKHOUSE_URL`` …)
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.identity_admin import UnmergeRefused, apply_unmerge, plan_unmerge
 from ecrm_aggregator.migrate import all_statements, apply_events_retention, migrate
+from ecrm_aggregator.segment_sql import UnknownTrait, membership_query
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.logs import configure_logging
+from ecrm_schemas.segments import SegmentDefinition, explain
+from ecrm_schemas.topics import SEGMENT_DEFINITIONS
 
 cli = typer.Typer(add_completion=False, help="Operate the eCRM's ClickHouse data.", no_args_is_help=True)
 identity_cli = typer.Typer(help="Identity stitching: inspect and undo merges.", no_args_is_help=True)
 cli.add_typer(identity_cli, name="identity")
+segments_cli = typer.Typer(help="Segment definitions and membership.", no_args_is_help=True)
+cli.add_typer(segments_cli, name="segments")
 
 
 def _settings() -> AggregatorSettings:
@@ -91,6 +102,46 @@ def identity_unmerge(
         return
     apply_unmerge(store, plan, ReliableProducer(settings.kafka_client_config()))
     typer.echo("unmerged; both profiles recomputed and their changes emitted")
+
+
+@segments_cli.command("put")
+def segments_put(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Publish the definition in PATH (JSON) on the segment-definitions topic."""
+    settings = _settings()
+    try:
+        definition = SegmentDefinition.model_validate_json(path.read_bytes())
+        membership_query(settings.clickhouse_database, [definition], customers=[])
+    except (ValidationError, UnknownTrait) as exc:
+        typer.echo(f"invalid definition: {exc}", err=True)
+        raise typer.Exit(2) from None
+    producer = ReliableProducer(settings.kafka_client_config())
+    producer.produce(SEGMENT_DEFINITIONS.name, definition.encode(), key=definition.id.encode())
+    producer.flush_or_raise(30)
+    typer.echo(f"published {definition.id!r}: {explain(definition.condition)}")
+
+
+@segments_cli.command("delete")
+def segments_delete(segment_id: str) -> None:
+    """Delete SEGMENT_ID (a tombstone on the compacted topic); its members leave it at the next tick."""
+    settings = _settings()
+    producer = ReliableProducer(settings.kafka_client_config())
+    producer.produce(SEGMENT_DEFINITIONS.name, b"", key=segment_id.encode())
+    producer.flush_or_raise(30)
+    typer.echo(f"deleted {segment_id!r}")
+
+
+@segments_cli.command("members")
+def segments_members(segment_id: str, limit: int = typer.Option(100, min=1)) -> None:
+    """The customers in SEGMENT_ID now, newest members first."""
+    settings = _settings()
+    client = connect(settings)
+    rows = client.query(
+        f"SELECT customer_id, member_since FROM {settings.clickhouse_database}.segment_members "
+        "WHERE segment_id = {id:String} ORDER BY member_since DESC LIMIT {limit:UInt32}",
+        parameters={"id": segment_id, "limit": limit},
+    ).result_rows
+    for customer_id, since in rows:
+        typer.echo(f"{customer_id}\t{since:%Y-%m-%d %H:%M:%S}")
 
 
 def main() -> None:

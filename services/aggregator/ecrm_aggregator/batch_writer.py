@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -28,9 +28,13 @@ from ecrm_aggregator.pipeline import (
     merges_to_apply,
     new_events,
     plan_batch,
+    review_traits,
 )
+from ecrm_aggregator.segment_sql import membership_query
+from ecrm_aggregator.segmentation import SegmentRegistry, membership_changes
+from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import ReliableProducer
-from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
+from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -41,9 +45,22 @@ class TooManyInvalid(RuntimeError):
 
 
 class BatchWriter:
-    def __init__(self, store: ClickHouseStore, producer: ReliableProducer | None, max_invalid_ratio: float) -> None:
+    """The aggregator's I/O around the pure steps. ``producer`` None: ClickHouse only (tools, tests)."""
+
+    def __init__(
+        self,
+        store: ClickHouseStore,
+        producer: ReliableProducer | None,
+        max_invalid_ratio: float,
+        segments: SegmentRegistry | None = None,
+        traits_refresh_s: float = 3600.0,
+    ) -> None:
         self.store, self.producer, self.max_invalid_ratio = store, producer, max_invalid_ratio
+        self.segments = segments or SegmentRegistry()
+        self.traits_refresh_s = traits_refresh_s
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        """Batches and timer ticks take turns: both read, change and write profiles."""
 
     def stop(self) -> None:
         """Give up retrying: the batch in progress fails (and is not acked) so the worker can stop."""
@@ -60,8 +77,10 @@ class BatchWriter:
         if len(records) >= 100 and invalid / len(records) > self.max_invalid_ratio:
             raise TooManyInvalid(f"{invalid} of {len(records)} records in a batch are invalid")
 
-        result = self.store_batch(plan)
-        self._retry(self._produce, plan, result)
+        with self._lock:
+            result = self.store_batch(plan)
+            self._retry(self._produce, plan.decoded.dead_letters, result)
+            self._retry(self.store.insert_membership, result.membership, plan.dedup_token)
 
         metrics.EVENTS_CONSUMED.inc(len(records))
         metrics.BATCH_RECORDS.observe(len(records))
@@ -98,7 +117,62 @@ class BatchWriter:
         }
         result = fold_batch(by_customer, current, now, histories, merged)
         self._retry(self.store.insert_profiles, result.profile_rows, dedup_token=plan.dedup_token, table="profiles")
+
+        definitions = self.segments.current()
+        if definitions and by_customer:
+            customers = sorted(set(by_customer) | {a for anonymous in merged.values() for a in anonymous})
+            stitched = {a: c for c in by_customer for a in identity.anonymous_ids_of(c)}
+            query = membership_query(self.store.database, definitions, customers, stitched)
+            evaluated = self._retry(self.store.segment_members, query, now)
+            stored_membership = self._retry(self.store.stored_membership, customers)
+            triggers = {c: [p.event.messageId for p in events] for c, events in by_customer.items()}
+            result.membership = membership_changes(
+                definitions, evaluated, stored_membership, now, "event", plan.dedup_token, triggers
+            )
         return result
+
+    def tick(self, partitions: list[int], now: datetime | None = None) -> None:
+        """The timer: refresh stale computed traits, then re-evaluate every segment, for the
+        customers of ``partitions`` (the worker's own, so two workers never do the same)."""
+        if not partitions:
+            return
+        now = now or datetime.now(UTC)
+        with self._lock:
+            reviewed = 0
+            while not self._stopping.is_set():
+                stale_before = now - timedelta(seconds=self.traits_refresh_s)
+                stale = self._retry(self.store.profiles_to_review, partitions, stale_before, 5000)
+                if not stale:
+                    break
+                result = review_traits(stale, now)
+                token = f"review-{now.isoformat()}-{reviewed}"
+                self._retry(self.store.insert_profiles, result.profile_rows, dedup_token=token, table="profiles")
+                self._retry(self._produce, [], result)
+                reviewed += len(stale)
+            metrics.TRAITS_REVIEWED.inc(reviewed)
+            self._tick_segments(partitions, now)
+
+    def _tick_segments(self, partitions: list[int], now: datetime) -> None:
+        changed = self.segments.take_changed()
+        definitions = self.segments.current()
+        if changed:
+            kept = [d for d in definitions if d.id in changed]
+            self._retry(self.store.record_definitions, kept, sorted(changed - {d.id for d in kept}))
+        stored_membership = self._retry(self.store.stored_membership, None, partitions)
+        evaluated: dict[str, set[str]] = {}
+        if definitions:
+            query = membership_query(self.store.database, definitions, partitions=partitions)
+            evaluated = self._retry(self.store.segment_members, query, now)
+        # Only customers in scope and stored members count: a customer outside every segment
+        # who is not stored as a member of any needs nothing.
+        evaluated = {c: s for c, s in evaluated.items() if s or c in stored_membership}
+        update = membership_changes(
+            definitions, evaluated, stored_membership, now, "definition" if changed else "timer",
+            f"tick-{now.isoformat()}-{','.join(map(str, partitions))}",
+        )  # fmt: skip
+        if update.events:
+            self._retry(self._produce, [], FoldResult(membership=update))
+            self._retry(self.store.insert_membership, update, f"tick-{now.isoformat()}-{partitions}")
 
     def _retry(self, func: Callable[..., T], *args: Any, table: str | None = None, **kwargs: Any) -> T:
         """Call ``func`` until it succeeds or the worker stops, backing off; offsets stay uncommitted meanwhile."""
@@ -120,15 +194,24 @@ class BatchWriter:
                 return value
         raise AssertionError("unreachable: Retrying with reraise either returns or raises")
 
-    def _produce(self, plan: BatchPlan, result: FoldResult) -> None:
-        assert EVENTS.dead_letter is not None and self.producer is not None
-        for letter in plan.decoded.dead_letters:
+    def _produce(self, dead_letters: list[DeadLetter], result: FoldResult) -> None:
+        """Dead letters, profile changes and segment changes, all acknowledged before returning."""
+        if self.producer is None:
+            return
+        assert EVENTS.dead_letter is not None
+        for letter in dead_letters:
             self.producer.produce(EVENTS.dead_letter, letter.model_dump_json().encode())
         for change in result.changes:
             self.producer.produce(PROFILE_CHANGES.name, change.encode(), key=change.customer_id.encode())
+        for segment_change in result.membership.events:
+            self.producer.produce(
+                SEGMENT_MEMBERSHIP.name, segment_change.encode(), key=segment_change.customer_id.encode()
+            )
         self.producer.flush_or_raise(30)
-        for letter in plan.decoded.dead_letters:
+        for letter in dead_letters:
             metrics.DEAD_LETTERS.labels(letter.reason).inc()
         metrics.PROFILE_CHANGES.inc(len(result.changes))
-        if plan.decoded.dead_letters:
-            log.warning("dead_lettered", records=len(plan.decoded.dead_letters))
+        for segment_change in result.membership.events:
+            metrics.SEGMENT_CHANGES.labels(segment_change.type).inc()
+        if dead_letters:
+            log.warning("dead_lettered", records=len(dead_letters))

@@ -23,8 +23,15 @@ from ecrm_aggregator.rows import (
     positioned_from_row,
     profile_from_row,
 )
+from ecrm_aggregator.segment_sql import SegmentQuery
+from ecrm_aggregator.segmentation import MembershipUpdate
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.profile import CustomerProfile
+from ecrm_schemas.segments import SegmentDefinition
+
+MEMBERSHIP_COLUMNS = ("segment_id", "customer_id", "is_member", "changed_at", "reason", "version")
+SEGMENT_CHANGE_COLUMNS = ("at", "segment_id", "segment_name", "customer_id", "change", "trigger", "reason", "event_id")
+DEFINITION_COLUMNS = ("segment_id", "name", "description", "definition", "deleted", "updated_at", "version")
 
 
 def connect(settings: AggregatorSettings, database: str | None = None) -> Client:
@@ -119,6 +126,52 @@ class ClickHouseStore:
             parameters={"keys": list(keys)},
         )
         return [positioned_from_row([_utc(v) for v in row]) for row in result.result_rows]
+
+    def segment_members(self, query: SegmentQuery, now: datetime) -> dict[str, set[str]]:
+        """Run a membership query: customer → the segments they satisfy at ``now``."""
+        result = self.client.query(query.sql, parameters={**query.parameters, "now": now})
+        return {row[0]: set(row[1]) for row in result.result_rows}
+
+    def stored_membership(
+        self, customers: Sequence[str] | None = None, partitions: Sequence[int] | None = None
+    ) -> dict[str, set[str]]:
+        """customer → segments they are stored as members of, for ``customers``, or for the
+        customers whose profile was last folded from one of ``partitions``."""
+        parameters: dict[str, Any]
+        if customers is not None:
+            scope, parameters = "customer_id IN {ids:Array(String)}", {"ids": list(customers)}
+        else:
+            scope = (f"customer_id IN (SELECT customer_id FROM {self.database}.profiles FINAL "
+                     "WHERE source_partition IN {parts:Array(Int32)})")  # fmt: skip
+            parameters = {"parts": list(partitions or [])}
+        result = self.client.query(
+            f"SELECT customer_id, groupArray(segment_id) FROM {self.database}.segment_membership FINAL "
+            f"WHERE is_member = 1 AND {scope} GROUP BY customer_id",
+            parameters=parameters,
+        )
+        return {row[0]: set(row[1]) for row in result.result_rows}
+
+    def insert_membership(self, update: MembershipUpdate, dedup_token: str) -> None:
+        self._insert("segment_membership", MEMBERSHIP_COLUMNS, update.rows, dedup_token)
+        self._insert("segment_changes", SEGMENT_CHANGE_COLUMNS, update.history, dedup_token)
+
+    def record_definitions(self, definitions: Sequence[SegmentDefinition], deleted: Sequence[str]) -> None:
+        """Keep the definitions in ClickHouse too, so data teams can join segment names."""
+        now = datetime.now(UTC)
+        rows = [[d.id, d.name, d.description, d.condition.model_dump_json(), 0, d.updated_at,
+                 int(now.timestamp() * 1_000_000)] for d in definitions]  # fmt: skip
+        rows += [[i, "", "", "", 1, now, int(now.timestamp() * 1_000_000)] for i in deleted]
+        self._insert("segment_definitions", DEFINITION_COLUMNS, rows, f"definitions-{now.isoformat()}")
+
+    def profiles_to_review(self, partitions: Sequence[int], before: datetime, limit: int) -> list[CustomerProfile]:
+        """Current profiles last folded from ``partitions`` whose computed traits are older than ``before``."""
+        result = self.client.query(
+            f"SELECT {', '.join(PROFILE_COLUMNS)} FROM {self.database}.profiles FINAL "
+            "WHERE merged_into = '' AND source_partition IN {parts:Array(Int32)} "
+            "AND (traits_as_of IS NULL OR traits_as_of < {before:DateTime64(3, 'UTC')}) LIMIT {limit:UInt32}",
+            parameters={"parts": list(partitions), "before": before, "limit": limit},
+        )
+        return [profile_from_row([_utc(v) for v in row]) for row in result.result_rows]
 
     def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, CustomerProfile]:
         """The latest profile of each customer that has one."""

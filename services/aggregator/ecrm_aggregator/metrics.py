@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter("ecrm_aggregator_events_consumed_total", "Records read from the events topic.")
 EVENTS_WRITTEN = Counter("ecrm_aggregator_events_written_total", "Valid events written to ClickHouse.")
@@ -25,4 +25,13 @@ END_TO_END_SECONDS = Histogram(
 WRITE_RETRIES = Counter("ecrm_aggregator_write_retries_total", "Batch writes retried after a failure.")
 IDENTITY_DECISIONS = Counter(
     "ecrm_aggregator_identity_decisions_total", "Identity links made or refused by the merge guard.", ["decision"]
+)
+SEGMENT_CHANGES = Counter(
+    "ecrm_aggregator_segment_changes_total", "Customers entering and leaving segments, by type.", ["type"]
+)
+TRAITS_REVIEWED = Counter(
+    "ecrm_aggregator_traits_reviewed_total", "Profiles whose computed traits the timer recomputed."
+)
+CONSUMER_LAG = Gauge(
+    "ecrm_aggregator_consumer_lag", "Events not yet processed, per partition of the events topic.", ["partition"]
 )

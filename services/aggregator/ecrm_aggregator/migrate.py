@@ -43,7 +43,11 @@ class Migration:
         return [out for statement in single for out in for_cluster(statement, database, cluster)]
 
 
-SHARDING_KEYS = {"identity_links": "cityHash64(anonymous_id)", "identity_merges": "cityHash64(anonymous_id)"}
+SHARDING_KEYS = {
+    "identity_links": "cityHash64(anonymous_id)",
+    "identity_merges": "cityHash64(anonymous_id)",
+    "segment_definitions": "cityHash64(segment_id)",
+}
 """Tables not sharded by customer; every row of one key must land on one shard for FINAL."""
 CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(", re.S)
 ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")

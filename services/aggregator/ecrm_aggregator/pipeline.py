@@ -1,15 +1,14 @@
 """The aggregator's chain of steps, in one place.
 
     records ─▶ decode_records ─▶ plan_batch
-                                    │  [stored positions of the batch's message ids]
-                                    ├▶ new_event_rows ─▶ [insert events]
-                                    │  [links and profiles of the batch's ids]
-                                    ├▶ identity.decide ─▶ [insert links and merge log]
-                                    │  [events of customers with a merge to apply]
-                                    └▶ fold_batch ─▶ profile rows ─▶ [insert profiles]
-                                                  └▶ ProfileChanged
-                                    segments.evaluate ─▶ [produce membership changes] ─▶ [insert membership]
-    dead letters, profile changes ─▶ [produce]        then ─▶ [commit offsets]
+      [stored positions of the batch's message ids] ─▶ new_events ─▶ [insert events]
+      [links and profiles of the batch's ids] ─▶ identity.decide ─▶ [insert links, merge log]
+      group_by_customer ─▶ merges_to_apply ─▶ [their stored events] ─▶ fold_batch ─▶ [insert profiles]
+      segment_sql.membership_query ─▶ [evaluate] + [stored membership] ─▶ segmentation.membership_changes
+      dead letters, ProfileChanged, segment changes ─▶ [produce] ─▶ [insert membership] ─▶ [commit offsets]
+
+    timer: [stale profiles] ─▶ review_traits ─▶ [insert, produce]; then segments as above over
+           every customer of the worker's partitions
 
 Bracketed steps are I/O done by :mod:`ecrm_aggregator.batch_writer`; everything here is
 pure and unit-tested without a broker or ClickHouse.
@@ -24,10 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ecrm_aggregator.computed_traits import compute
 from ecrm_aggregator.decode import Decoded, PositionedEvent, SourceRecord, decode_records
 from ecrm_aggregator.identity import IdentityDecision, LinkRequest, known_user_ids, link_requests
-from ecrm_aggregator.profile_folding import Folded, customer_id_of, fold, recompute
+from ecrm_aggregator.profile_folding import Folded, changed_traits, customer_id_of, fold, recompute
 from ecrm_aggregator.rows import event_row, profile_row
+from ecrm_aggregator.segmentation import MembershipUpdate
 from ecrm_schemas.events import TrackEvent
 from ecrm_schemas.profile import CustomerProfile, ProfileChanged, TriggerEvent
 
@@ -74,6 +75,7 @@ class NewEvents:
 class FoldResult:
     profile_rows: list[list[Any]] = field(default_factory=list)
     changes: list[ProfileChanged] = field(default_factory=list)
+    membership: MembershipUpdate = field(default_factory=MembershipUpdate)
 
 
 def dedup_token(records: list[SourceRecord]) -> str:
@@ -183,6 +185,21 @@ def fold_batch(
             if result_of_merge is not None:
                 result.profile_rows.append(profile_row(result_of_merge))
                 result.changes.append(_change(anonymous_id, result_of_merge, ["merged_into"], events, now))
+    return result
+
+
+def review_traits(profiles: list[CustomerProfile], now: datetime) -> FoldResult:
+    """The timer's step: recompute ``profiles``' traits as of ``now``. Every profile gets a
+    new version (so it is not reviewed again until it is stale); a change event goes out
+    only for those whose computed traits changed, naming them."""
+    result = FoldResult()
+    for profile in profiles:
+        reviewed = profile.model_copy(update={"computed": compute(profile, now), "version": profile.version + 1})
+        result.profile_rows.append(profile_row(reviewed))
+        assert reviewed.computed is not None
+        changed = changed_traits(profile.computed, reviewed.computed)
+        if changed:
+            result.changes.append(_change(profile.customer_id, reviewed, changed, [], now))
     return result
 
 

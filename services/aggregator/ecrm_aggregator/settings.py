@@ -24,6 +24,11 @@ class AggregatorSettings(ServiceSettings, KafkaSettings):
     aggregator_batch_size: int = Field(default=2000, gt=0)
     aggregator_batch_wait_s: float = Field(default=0.5, gt=0)
     """A batch is written when it is full or when this much time has passed since its first event."""
+    aggregator_timer_interval_s: float = Field(default=60.0, gt=0)
+    """How often the timer looks for time-based changes: stale computed traits, segment windows."""
+    aggregator_traits_refresh_s: float = Field(default=3600.0, gt=0)
+    """Computed traits older than this are recomputed by the timer (a customer becomes "at risk"
+    because nothing happened)."""
     aggregator_metrics_host: str = "127.0.0.1"
     aggregator_metrics_port: int = 9101
     """Where Prometheus scrapes the aggregator (``/metrics``); containers use host 0.0.0.0."""

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import faust
 import structlog
 
+from ecrm_aggregator import metrics
 from ecrm_aggregator.batch_writer import BatchWriter, TooManyInvalid
 from ecrm_aggregator.decode import SourceRecord
 from ecrm_aggregator.settings import AggregatorSettings
@@ -102,6 +103,20 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
             # Commit now rather than on the timer: fewer redeliveries after a rebalance.
             # (False means a timer commit was in flight; the next batch or the timer catches up.)
             await app.consumer.commit()
+
+    @app.timer(settings.aggregator_timer_interval_s)
+    async def tick() -> None:
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == EVENTS.name]
+        try:
+            await asyncio.to_thread(writer.tick, sorted(tp.partition for tp in assigned))
+        except Exception as exc:  # the next tick tries again; batches go on meanwhile
+            log.error("timer_failed", error=str(exc))
+        if assigned:
+            highwaters = await app.consumer.highwaters(*assigned)
+            for tp in assigned:
+                position = await app.consumer.position(tp)
+                if position is not None and tp in highwaters:
+                    metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwaters[tp] - position))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types the receiver narrower than it calls it
     async def stop_retrying(_app: Any, *_args: Any, **_kwargs: Any) -> None:

@@ -1,6 +1,7 @@
 """The aggregator process against the real broker and ClickHouse engine."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ from ecrm_embedded.net import free_port
 from ecrm_embedded.testing import ClickHouseServer, read_topic
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.profile import ProfileChanged
-from ecrm_schemas.topics import EVENTS, EVENTS_DLQ, PROFILE_CHANGES
+from ecrm_schemas.segments import SegmentMembershipChanged
+from ecrm_schemas.topics import EVENTS, EVENTS_DLQ, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -173,6 +175,90 @@ def _outage_then_restart(kafka_broker, clickhouse, clickhouse_database, tmp_path
             f"SELECT count(), uniqExact(message_id) FROM {clickhouse_database}.events WHERE customer_id = 'z'"
         )
         assert count.result_rows == [(10, 10)]
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def _start(env: dict[str, str], log_path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "ecrm_aggregator", "serve"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def test_sigkill_mid_stream_never_loses_or_duplicates_an_event(
+    fresh_kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+):
+    sent = 12_000
+    producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap, "linger.ms": 20})
+    for i in range(sent):
+        customer = f"k{i % 40}"
+        producer.produce(EVENTS.name, key=customer.encode(), value=orjson.dumps(_event(i, customer)))
+    producer.flush(30)
+    env = _worker_env(fresh_kafka_broker, clickhouse_server, clickhouse_database) | {
+        "AGGREGATOR_BATCH_SIZE": "300", "AGGREGATOR_BATCH_WAIT_S": "0.1"}  # fmt: skip
+    client = connect(AggregatorSettings(clickhouse_url=clickhouse_server.url))
+    log_path = tmp_path / "aggregator.log"
+
+    def written() -> int:
+        try:
+            return client.query(f"SELECT count() FROM {clickhouse_database}.events").result_rows[0][0]
+        except DatabaseError:  # not migrated yet
+            return 0
+
+    kills = 0
+    while kills < 3:
+        worker = _start(env, log_path)
+        before, deadline = written(), time.monotonic() + 60
+        while written() < before + 1500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)  # mid-stream: batches in flight, offsets not committed
+        worker.wait(10)
+        kills += 1
+        assert written() < sent, "the stream ended before the kill; send more events"
+
+    worker = _start(env, log_path)
+    try:
+        deadline = time.monotonic() + 120
+        while written() < sent and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(2)  # anything redelivered after the last count would show up now
+        counts = client.query(f"SELECT count(), uniqExact(message_id) FROM {clickhouse_database}.events").result_rows
+        assert counts == [(sent, sent)], log_path.read_text()[-3000:]
+        orders = client.query(f"SELECT sum(orders) FROM {clickhouse_database}.profiles FINAL").result_rows
+        assert orders == [(sent,)]
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def test_segment_definitions_reach_a_running_worker_and_membership_is_emitted(
+    kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+):
+    env = _worker_env(kafka_broker, clickhouse_server, clickhouse_database) | {"AGGREGATOR_GROUP_ID": "seg-test"}
+    worker = _start(env, tmp_path / "aggregator.log")
+    try:
+        definition = tmp_path / "big-spenders.json"
+        definition.write_text(orjson.dumps({
+            "id": "big-spenders", "name": "Big spenders",
+            "condition": {"kind": "trait", "trait": "revenue", "op": "gte", "value": 110},
+        }).decode())  # fmt: skip
+        put = subprocess.run(["ecrm", "segments", "put", str(definition)], env=env, capture_output=True, text=True)
+        assert put.returncode == 0, put.stderr
+        assert "revenue ≥ 110" in put.stdout
+        time.sleep(2)  # the follower picks the definition up
+        producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+        for i in range(12):  # 12 orders of 10
+            producer.produce(EVENTS.name, key=b"spender", value=orjson.dumps(_event(5000 + i, "spender")))
+        producer.flush(10)
+        records = read_topic(kafka_broker.bootstrap, SEGMENT_MEMBERSHIP.name, expect=1, timeout_s=60)
+        changes = [SegmentMembershipChanged.model_validate_json(v) for _, v in records]
+        assert [(c.type, c.customer_id, c.segment_id) for c in changes] == [
+            ("segment.entered", "spender", "big-spenders")
+        ], (tmp_path / "aggregator.log").read_text()[-3000:]
+        members = subprocess.run(["ecrm", "segments", "members", "big-spenders"], env=env, capture_output=True,
+                                 text=True)  # fmt: skip
+        assert members.stdout.startswith("spender\t"), members.stderr
     finally:
         worker.terminate()
         worker.wait(30)

@@ -151,3 +151,53 @@ GLOBAL LEFT ANY JOIN
 
 CREATE VIEW IF NOT EXISTS ecrm.customer_profiles ON CLUSTER ecrm_cluster AS
 SELECT * FROM ecrm.profiles FINAL WHERE merged_into = '';
+
+CREATE TABLE IF NOT EXISTS ecrm.segment_definitions_local ON CLUSTER ecrm_cluster (
+    segment_id String,
+    name String,
+    description String,
+    definition String,
+    deleted UInt8,
+    updated_at DateTime64(3, 'UTC'),
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ecrm/segment_definitions_local', '{replica}', version)
+ORDER BY segment_id;
+
+CREATE TABLE IF NOT EXISTS ecrm.segment_definitions ON CLUSTER ecrm_cluster AS ecrm.segment_definitions_local ENGINE = Distributed(ecrm_cluster, ecrm, segment_definitions_local, cityHash64(segment_id));
+
+CREATE TABLE IF NOT EXISTS ecrm.segment_membership_local ON CLUSTER ecrm_cluster (
+    segment_id String,
+    customer_id String,
+    is_member UInt8,
+    changed_at DateTime64(3, 'UTC'),
+    reason String,
+    version UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ecrm/segment_membership_local', '{replica}', version)
+ORDER BY (customer_id, segment_id)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS ecrm.segment_membership ON CLUSTER ecrm_cluster AS ecrm.segment_membership_local ENGINE = Distributed(ecrm_cluster, ecrm, segment_membership_local, cityHash64(customer_id));
+
+CREATE TABLE IF NOT EXISTS ecrm.segment_changes_local ON CLUSTER ecrm_cluster (
+    at DateTime64(3, 'UTC'),
+    segment_id String,
+    segment_name String,
+    customer_id String,
+    change Enum8('entered' = 1, 'exited' = 2),
+    trigger LowCardinality(String),
+    reason String,
+    event_id String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ecrm/segment_changes_local', '{replica}')
+PARTITION BY toYYYYMM(at)
+ORDER BY (segment_id, customer_id, at, event_id)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS ecrm.segment_changes ON CLUSTER ecrm_cluster AS ecrm.segment_changes_local ENGINE = Distributed(ecrm_cluster, ecrm, segment_changes_local, cityHash64(customer_id));
+
+CREATE VIEW IF NOT EXISTS ecrm.segment_members ON CLUSTER ecrm_cluster AS
+SELECT segment_id, customer_id, changed_at AS member_since, reason
+FROM ecrm.segment_membership FINAL
+WHERE is_member = 1;

@@ -202,3 +202,62 @@ CREATE TABLE ecrm.schema_migrations
 ENGINE = MergeTree
 ORDER BY version
 SETTINGS index_granularity = 8192
+
+CREATE TABLE ecrm.segment_changes
+(
+    `at` DateTime64(3, 'UTC'),
+    `segment_id` String,
+    `segment_name` String,
+    `customer_id` String,
+    `change` Enum8('entered' = 1, 'exited' = 2),
+    `trigger` LowCardinality(String),
+    `reason` String,
+    `event_id` String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(at)
+ORDER BY (segment_id, customer_id, at, event_id)
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
+
+CREATE TABLE ecrm.segment_definitions
+(
+    `segment_id` String,
+    `name` String,
+    `description` String,
+    `definition` String,
+    `deleted` UInt8,
+    `updated_at` DateTime64(3, 'UTC'),
+    `version` UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY segment_id
+SETTINGS index_granularity = 8192
+
+CREATE VIEW ecrm.segment_members
+(
+    `segment_id` String,
+    `customer_id` String,
+    `member_since` DateTime64(3, 'UTC'),
+    `reason` String
+)
+AS SELECT
+    segment_id,
+    customer_id,
+    changed_at AS member_since,
+    reason
+FROM ecrm.segment_membership
+FINAL
+WHERE is_member = 1
+
+CREATE TABLE ecrm.segment_membership
+(
+    `segment_id` String,
+    `customer_id` String,
+    `is_member` UInt8,
+    `changed_at` DateTime64(3, 'UTC'),
+    `reason` String,
+    `version` UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (customer_id, segment_id)
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192

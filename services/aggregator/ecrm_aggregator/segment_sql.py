@@ -1,0 +1,181 @@
+"""Step: segment definitions as one ClickHouse query (pure: builds SQL text and parameters).
+
+Membership is evaluated where the data is: one query per batch (or timer tick) computes,
+for every customer in scope, which segments they satisfy now. Trait conditions read the
+profile's columns; event conditions count the customer's events in a window, anonymous
+events stitched to them included. Every value a marketer typed travels as a query
+parameter, never as SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecrm_schemas.segments import AllOf, AnyOf, EventCondition, NoneOf, SegmentDefinition, TraitCondition
+
+NUMERIC_FIELDS = frozenset({
+    "event_count", "page_views", "orders", "revenue", "refunded", "email_sent", "email_opened", "email_clicked",
+    "email_bounced", "surveys_answered", "nps_latest", "nps_previous", "typical_interval_days",
+    "computed.rfm_recency", "computed.rfm_frequency", "computed.rfm_monetary", "computed.engagement_score",
+    "computed.churn_ratio", "computed.loyalty_points",
+})  # fmt: skip
+TEXT_FIELDS = frozenset({
+    "user_id", "anonymous_id", "email", "computed.rfm_segment", "computed.nps_category", "computed.nps_trend",
+    "computed.churn_risk", "computed.lifecycle_stage", "computed.loyalty_tier",
+})  # fmt: skip
+TIME_FIELDS = frozenset({"first_seen", "last_seen", "first_order_at", "last_order_at", "last_active_at", "nps_at"})
+COMPARISONS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class UnknownTrait(ValueError):
+    """A condition names a profile field that does not exist."""
+
+
+@dataclass(slots=True)
+class _Builder:
+    parameters: dict[str, Any] = field(default_factory=dict)
+    event_counts: list[str] = field(default_factory=list)
+    """``countIf`` expressions over the events, one per event condition."""
+    longest_window_days: int = 0
+
+    def parameter(self, value: Any, type_: str) -> str:
+        name = f"p{len(self.parameters)}"
+        self.parameters[name] = value
+        return f"{{{name}:{type_}}}"
+
+    def condition(self, node: Any) -> str:
+        if isinstance(node, TraitCondition):
+            return self.trait(node)
+        if isinstance(node, EventCondition):
+            return self.events(node)
+        inner = [self.condition(c) for c in node.conditions]
+        if isinstance(node, AllOf):
+            return "(" + " AND ".join(inner) + ")"
+        if isinstance(node, AnyOf):
+            return "(" + " OR ".join(inner) + ")"
+        assert isinstance(node, NoneOf)
+        return "NOT (" + " OR ".join(inner) + ")"
+
+    def trait(self, node: TraitCondition) -> str:
+        column, kind = self._column(node.trait, node.value)
+        if node.op in ("exists", "not_exists"):
+            present = {"text": f"{column} != ''", "json": f"JSONHas(p.traits, {self._json_key(node.trait)})"}.get(
+                kind, f"isNotNull({column})"
+            )
+            return present if node.op == "exists" else f"NOT ({present})"
+        type_ = {"number": "Float64", "time": "DateTime64(3, 'UTC')"}.get(kind, "String")
+        if node.op in ("in", "not_in"):
+            values = node.value if isinstance(node.value, list) else [node.value]
+            array = self.parameter([_typed(v, kind) for v in values], f"Array({type_})")
+            test = f"has({array}, {column})"
+            return test if node.op == "in" else f"NOT {test}"
+        return f"ifNull({column} {COMPARISONS[node.op]} {self.parameter(_typed(node.value, kind), type_)}, 0)"
+
+    def _json_key(self, path: str) -> str:
+        return self.parameter(path.removeprefix("traits."), "String")
+
+    def _column(self, path: str, value: Any) -> tuple[str, str]:
+        if path.startswith("traits."):
+            key = self._json_key(path)
+            sample = value[0] if isinstance(value, list) and value else value
+            if isinstance(sample, bool):
+                return f"JSONExtractBool(p.traits, {key})", "number"
+            if isinstance(sample, int | float):
+                return f"JSONExtractFloat(p.traits, {key})", "number"
+            return f"JSONExtractString(p.traits, {key})", "json"
+        if path.startswith("event_counts."):
+            return f"p.event_counts[{self.parameter(path.removeprefix('event_counts.'), 'String')}]", "number"
+        column = "p." + path.removeprefix("computed.")
+        if path in NUMERIC_FIELDS:
+            return column, "number"
+        if path in TEXT_FIELDS:
+            return column, "text"
+        if path in TIME_FIELDS:
+            return column, "time"
+        raise UnknownTrait(f"no profile field {path!r}")
+
+    def events(self, node: EventCondition) -> str:
+        self.longest_window_days = max(self.longest_window_days, node.within_days)
+        tests = [
+            f"label = {self.parameter(node.event, 'String')}",
+            f"timestamp >= {{now:DateTime64(3, 'UTC')}} - toIntervalDay({node.within_days})",
+        ]
+        for key, value in node.where.items():
+            name = self.parameter(key, "String")
+            if isinstance(value, bool):
+                tests.append(f"JSONExtractBool(properties, {name}) = {self.parameter(value, 'Bool')}")
+            elif isinstance(value, int | float):
+                tests.append(f"JSONExtractFloat(properties, {name}) = {self.parameter(float(value), 'Float64')}")
+            else:
+                tests.append(f"JSONExtractString(properties, {name}) = {self.parameter(value, 'String')}")
+        alias = f"e{len(self.event_counts)}"
+        self.event_counts.append(f"countIf({' AND '.join(tests)}) AS {alias}")
+        return f"ev.{alias} {COMPARISONS[node.op]} {node.count}"
+
+
+def _typed(value: Any, kind: str) -> Any:
+    if kind == "number":
+        return float(value)
+    return value if kind == "time" else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentQuery:
+    sql: str
+    parameters: dict[str, Any]
+    segment_ids: list[str]
+    """The order of the ids in the query's ``members`` array."""
+
+
+def membership_query(
+    database: str,
+    definitions: list[SegmentDefinition],
+    customers: list[str] | None = None,
+    links: dict[str, str] | None = None,
+    partitions: list[int] | None = None,
+) -> SegmentQuery:
+    """The query giving, per customer in scope, the ids of the segments they are in now.
+
+    The scope: ``customers`` (with ``links``, their stitched anonymous ids → customer, so
+    their events are read by the table's sort key), or else every current profile last
+    folded from one of ``partitions``. Bind ``now`` when running it.
+    """
+    if not definitions:
+        raise ValueError("no segment to evaluate")
+    builder = _Builder()
+    flags = [builder.condition(d.condition) for d in definitions]
+    ids = [d.id for d in definitions]
+    if customers is not None:
+        scope = f" AND customer_id IN {builder.parameter(customers, 'Array(String)')}"
+    else:
+        scope = f" AND source_partition IN {builder.parameter(partitions or [], 'Array(Int32)')}"
+    events_join = ""
+    if builder.event_counts:
+        window = f"timestamp >= {{now:DateTime64(3, 'UTC')}} - toIntervalDay({builder.longest_window_days})"
+        if customers is None:
+            source = (
+                "(SELECT customer_id, if(type = 'track', event, type) AS label, timestamp, properties "
+                f"FROM {database}.customer_events WHERE {window})"
+            )
+        else:
+            anonymous = list(links or {})
+            keys = builder.parameter(sorted(set(customers) | set(anonymous)), "Array(String)")
+            resolve = (
+                f"transform(customer_id, {builder.parameter(anonymous, 'Array(String)')}, "
+                f"{builder.parameter([(links or {})[a] for a in anonymous], 'Array(String)')}, customer_id)"
+            )
+            source = (f"(SELECT {resolve} AS customer_id, if(type = 'track', event, type) AS label, timestamp, "
+                      f"properties FROM {database}.events WHERE customer_id IN {keys} AND {window})")  # fmt: skip
+        events_join = (
+            f" LEFT JOIN (SELECT customer_id, {', '.join(builder.event_counts)} FROM {source} "
+            "GROUP BY customer_id) AS ev ON p.customer_id = ev.customer_id"
+        )
+    members = "arrayFilter((id, hit) -> hit, {ids:Array(String)}, [" + ", ".join(f"toUInt8({f})" for f in flags) + "])"
+    builder.parameters["ids"] = ids
+    sql = (
+        f"SELECT p.customer_id, {members} AS members "
+        f"FROM (SELECT * FROM {database}.profiles FINAL WHERE merged_into = ''{scope}) AS p{events_join} "
+        "SETTINGS join_use_nulls = 0"
+    )
+    return SegmentQuery(sql, builder.parameters, ids)
