@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk run test test-unit lint format jsonschema bench-collector clean
+.PHONY: help bootstrap install browser wrk run test test-unit lint format jsonschema bench-collector bench-aggregator clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint        ruff and mypy"
 	@echo "make jsonschema  regenerate schemas/jsonschema from the models"
 	@echo "make bench-collector  the collector's benchmark (BENCH_ARGS=--quick for a short run)"
+	@echo "make bench-aggregator the aggregator against a raw consume→insert loop (BENCH_ARGS=\"--events N\")"
 
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -59,6 +60,10 @@ format: install
 # The collector against its ceilings (no-op handler, raw produce loop); BENCH_ARGS=--quick for about a minute.
 bench-collector: install wrk
 	$(UV) run --frozen python -m bench.collector_bench run $(BENCH_ARGS)
+
+# The aggregator (1 and 2 workers) against a raw confluent-kafka → clickhouse-connect loop, same data.
+bench-aggregator: install
+	$(UV) run --frozen python -m bench.aggregator_bench $(BENCH_ARGS)
 
 jsonschema: install
 	$(UV) run --frozen python -m ecrm_schemas jsonschema

@@ -63,6 +63,7 @@ class IdentityDecision:
     records: list[MergeRecord] = field(default_factory=list)
     links: dict[str, IdentityLink] = field(default_factory=dict)
     """Every link known after this batch, by anonymous id."""
+    _by_user: dict[str, list[str]] | None = None
 
     def resolve(self, key: str) -> str:
         """The customer an event keyed ``key`` belongs to."""
@@ -70,7 +71,12 @@ class IdentityDecision:
         return link.user_id if link is not None and link.state == "merged" else key
 
     def anonymous_ids_of(self, user_id: str) -> list[str]:
-        return sorted(a for a, link in self.links.items() if link.state == "merged" and link.user_id == user_id)
+        if self._by_user is None:
+            self._by_user = {}
+            for anonymous_id, link in self.links.items():
+                if link.state == "merged":
+                    self._by_user.setdefault(link.user_id, []).append(anonymous_id)
+        return sorted(self._by_user.get(user_id, []))
 
 
 def link_requests(events: Iterable[PositionedEvent]) -> list[LinkRequest]:
@@ -115,6 +121,7 @@ def decide(
             continue
         link = IdentityLink(request.anonymous_id, request.user_id, "merged", request.message_id, now, "aggregator")
         decision.links[request.anonymous_id] = link
+        decision._by_user = None
         decision.new_links.append(link)
         decision.records.append(_record(request, "merged", "", now))
     return decision

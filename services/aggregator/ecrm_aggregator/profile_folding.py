@@ -78,7 +78,9 @@ def fold(
         return None
     first = fresh[0]
     state = (
-        profile.model_copy(deep=True)
+        # Shallow, with a copy of the one container _apply changes in place (a deep copy cost
+        # more than the whole fold); the others are replaced, never mutated.
+        profile.model_copy(update={"event_counts": dict(profile.event_counts)})
         if profile
         else CustomerProfile(
             customer_id=customer_id or customer_id_of(first),
