@@ -31,7 +31,7 @@ from ecrm_aggregator.pipeline import (
     review_traits,
 )
 from ecrm_aggregator.segment_sql import membership_query
-from ecrm_aggregator.segmentation import SegmentRegistry, membership_changes
+from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_changes
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
@@ -166,13 +166,12 @@ class BatchWriter:
         # Only customers in scope and stored members count: a customer outside every segment
         # who is not stored as a member of any needs nothing.
         evaluated = {c: s for c, s in evaluated.items() if s or c in stored_membership}
-        update = membership_changes(
-            definitions, evaluated, stored_membership, now, "definition" if changed else "timer",
-            f"tick-{now.isoformat()}-{','.join(map(str, partitions))}",
-        )  # fmt: skip
+        cause = f"tick-{now.isoformat()}-{','.join(map(str, partitions))}"
+        trigger: Trigger = "definition" if changed else "timer"
+        update = membership_changes(definitions, evaluated, stored_membership, now, trigger, cause)
         if update.events:
             self._retry(self._produce, [], FoldResult(membership=update))
-            self._retry(self.store.insert_membership, update, f"tick-{now.isoformat()}-{partitions}")
+            self._retry(self.store.insert_membership, update, cause)
 
     def _retry(self, func: Callable[..., T], *args: Any, table: str | None = None, **kwargs: Any) -> T:
         """Call ``func`` until it succeeds or the worker stops, backing off; offsets stay uncommitted meanwhile."""

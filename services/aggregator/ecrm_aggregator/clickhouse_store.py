@@ -13,10 +13,13 @@ from clickhouse_connect.driver.client import Client
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.identity import IdentityLink, MergeRecord
 from ecrm_aggregator.rows import (
+    DEFINITION_COLUMNS,
     EVENT_COLUMNS,
     LINK_COLUMNS,
+    MEMBERSHIP_COLUMNS,
     MERGE_COLUMNS,
     PROFILE_COLUMNS,
+    SEGMENT_CHANGE_COLUMNS,
     link_from_row,
     link_row,
     merge_row,
@@ -28,10 +31,6 @@ from ecrm_aggregator.segmentation import MembershipUpdate
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.profile import CustomerProfile
 from ecrm_schemas.segments import SegmentDefinition
-
-MEMBERSHIP_COLUMNS = ("segment_id", "customer_id", "is_member", "changed_at", "reason", "version")
-SEGMENT_CHANGE_COLUMNS = ("at", "segment_id", "segment_name", "customer_id", "change", "trigger", "reason", "event_id")
-DEFINITION_COLUMNS = ("segment_id", "name", "description", "definition", "deleted", "updated_at", "version")
 
 
 def connect(settings: AggregatorSettings, database: str | None = None) -> Client:

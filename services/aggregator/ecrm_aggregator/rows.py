@@ -171,6 +171,11 @@ def positioned_from_row(row: Sequence[Any]) -> PositionedEvent:
     return PositionedEvent(validate_event(body), values["source_partition"], values["source_offset"])
 
 
+MEMBERSHIP_COLUMNS = ("segment_id", "customer_id", "is_member", "changed_at", "reason", "version")
+"""The rows :class:`~ecrm_aggregator.segmentation.MembershipUpdate` builds, in this order."""
+SEGMENT_CHANGE_COLUMNS = ("at", "segment_id", "segment_name", "customer_id", "change", "trigger", "reason", "event_id")
+DEFINITION_COLUMNS = ("segment_id", "name", "description", "definition", "deleted", "updated_at", "version")
+
 LINK_COLUMNS = ("anonymous_id", "user_id", "state", "message_id", "changed_at", "actor", "version")
 MERGE_COLUMNS = ("at", "action", "anonymous_id", "user_id", "message_id", "actor", "reason")
 

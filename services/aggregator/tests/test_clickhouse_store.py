@@ -5,21 +5,11 @@ from aggregator_factories import event, record
 from test_pipeline import _history
 
 from ecrm_aggregator.batch_writer import BatchWriter
-from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
+from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.migrate import Migration, MigrationDrift, load_migrations, migrate
 from ecrm_aggregator.pipeline import new_events, plan_batch
-from ecrm_aggregator.settings import AggregatorSettings
 
 pytestmark = pytest.mark.clickhouse
-
-
-@pytest.fixture
-def client(clickhouse_server, clickhouse_database):
-    settings = AggregatorSettings(clickhouse_url=clickhouse_server.url, clickhouse_database=clickhouse_database)
-    client = connect(settings)
-    yield client
-    client.command(f"DROP DATABASE IF EXISTS {clickhouse_database}")
-    client.close()
 
 
 def test_migrations_apply_once_from_empty(client, clickhouse_database) -> None:

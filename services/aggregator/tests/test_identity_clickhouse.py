@@ -4,22 +4,10 @@ import pytest
 from aggregator_factories import event, record
 
 from ecrm_aggregator.batch_writer import BatchWriter
-from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.identity_admin import UnmergeRefused, apply_unmerge, plan_unmerge
-from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.pipeline import plan_batch
-from ecrm_aggregator.settings import AggregatorSettings
 
 pytestmark = pytest.mark.clickhouse
-
-
-@pytest.fixture
-def store(clickhouse_server, clickhouse_database):
-    client = connect(AggregatorSettings(clickhouse_url=clickhouse_server.url))
-    migrate(client, clickhouse_database)
-    yield ClickHouseStore(client, clickhouse_database)
-    client.command(f"DROP DATABASE IF EXISTS {clickhouse_database}")
-    client.close()
 
 
 def _anonymous(type_: str, offset: int, anonymous_id: str = "a1", **fields):

@@ -12,7 +12,7 @@ import pytest
 from aggregator_factories import event, record
 
 from ecrm_aggregator.batch_writer import BatchWriter
-from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
+from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.migrate import (
     all_statements,
     apply_events_retention,
@@ -21,7 +21,6 @@ from ecrm_aggregator.migrate import (
     migrate,
 )
 from ecrm_aggregator.pipeline import plan_batch
-from ecrm_aggregator.settings import AggregatorSettings
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -51,14 +50,6 @@ def test_cluster_ddl_replicates_every_table_and_runs_on_the_cluster() -> None:
     assert events_ttl_statement("ecrm", 30, "", "c1") == (
         "ALTER TABLE ecrm.events_local ON CLUSTER c1 MODIFY TTL toDateTime(timestamp) + INTERVAL 30 DAY"
     )
-
-
-@pytest.fixture
-def client(clickhouse_server, clickhouse_database):
-    client = connect(AggregatorSettings(clickhouse_url=clickhouse_server.url))
-    yield client
-    client.command(f"DROP DATABASE IF EXISTS {clickhouse_database}")
-    client.close()
 
 
 @pytest.mark.clickhouse

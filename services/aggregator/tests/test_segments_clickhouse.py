@@ -8,22 +8,10 @@ from aggregator_factories import event, record
 from test_segments import detractors, hesitant
 
 from ecrm_aggregator.batch_writer import BatchWriter
-from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
-from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.pipeline import plan_batch
 from ecrm_aggregator.segmentation import SegmentRegistry
-from ecrm_aggregator.settings import AggregatorSettings
 
 pytestmark = pytest.mark.clickhouse
-
-
-@pytest.fixture
-def store(clickhouse_server, clickhouse_database):
-    client = connect(AggregatorSettings(clickhouse_url=clickhouse_server.url))
-    migrate(client, clickhouse_database)
-    yield ClickHouseStore(client, clickhouse_database)
-    client.command(f"DROP DATABASE IF EXISTS {clickhouse_database}")
-    client.close()
 
 
 def _ago(**delta) -> str:
