@@ -5,15 +5,18 @@ For each measurement a fresh tansu broker and a fresh chdb-backed ClickHouse HTT
 (page views, product views, orders, email events, identifies; a few events per customer),
 and then one of:
 
-* ``raw``: a bare confluent-kafka consumer → clickhouse-connect insert loop into a copy of
-  the events table, 2000 rows per insert (no validation, no profiles): the ceiling;
-* ``aggregator-1`` / ``aggregator-2``: one or two ``ecrm-aggregator serve`` processes in
-  one consumer group, timed from the first event row written to the last profile folded.
+* ``raw``: a bare confluent-kafka consumer → clickhouse-connect insert loop into the same
+  (migrated) events table, as many rows per insert as the aggregator's batch size: JSON
+  decoded, the row built from the dict, no validation, no profiles. The ceiling;
+* ``kafka-1`` / ``kafka-2``: one or two ``ecrm-aggregator serve`` processes with the default
+  engine in one consumer group;
+* ``faust-1``: one process with ``AGGREGATOR_ENGINE=faust`` (the framework's cost, visible).
 
-Events/s is events over that time. The report goes to ``bench/results/aggregator-*.json``
-and ``.md``.
+An aggregator run is timed from the first event row written to the last profile folded
+(the sum of the profiles' event counts reaching the events sent). Events/s is events over
+that time. The report goes to ``bench/results/aggregator-*.json`` and ``.md``.
 
-    uv run --frozen python -m bench.aggregator_bench [--events N]
+    uv run --frozen python -m bench.aggregator_bench [--events N] [--runs raw,kafka-1,...]
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ import orjson
 import typer
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from ecrm_aggregator.migrate import migrate
+from ecrm_aggregator.rows import EVENT_COLUMNS
+from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import free_port
 from ecrm_embedded.testing import ClickHouseServer
@@ -89,30 +95,27 @@ def fill(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
     producer.flush(60)
 
 
-def measure_raw(bootstrap: str, clickhouse: ClickHouseServer, total: int) -> dict[str, float]:
+def measure_raw(bootstrap: str, clickhouse: ClickHouseServer, total: int, batch_size: int) -> dict[str, float]:
     client = clickhouse.client()
-    client.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-    client.command(
-        f"CREATE TABLE {DATABASE}.raw_events (message_id String, customer_id String, type LowCardinality(String), "
-        "event LowCardinality(String), timestamp DateTime64(3, 'UTC'), properties String) "
-        "ENGINE = MergeTree ORDER BY (customer_id, timestamp)"
-    )
+    migrate(client, DATABASE)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "raw", "enable.auto.commit": False})
     consumer.assign([TopicPartition(EVENTS.name, p, OFFSET_BEGINNING) for p in range(EVENTS.partitions)])
     started, done = time.perf_counter(), 0
     while done < total:
-        messages = consumer.consume(2000, 1.0)
+        messages = consumer.consume(batch_size, 1.0)
         rows = []
         for message in messages:
             if message.error():
                 continue
             body = orjson.loads(message.value())
-            rows.append([body["messageId"], body.get("userId") or body.get("anonymousId"), body["type"],
-                         body.get("event", ""), datetime.fromisoformat(body["timestamp"]),
-                         orjson.dumps(body.get("properties", {})).decode()])  # fmt: skip
+            key = body.get("userId") or body.get("anonymousId")
+            rows.append([body["messageId"], key, body.get("userId", ""), body.get("anonymousId", ""), body["type"],
+                         body.get("event", ""), datetime.fromisoformat(body["timestamp"]), None,
+                         datetime.fromisoformat(body["receivedAt"]), orjson.dumps(body.get("properties", {})).decode(),
+                         orjson.dumps(body.get("traits", {})).decode(), "{}", message.partition(),
+                         message.offset()])  # fmt: skip
         if rows:
-            columns = ["message_id", "customer_id", "type", "event", "timestamp", "properties"]
-            client.insert(f"{DATABASE}.raw_events", rows, column_names=columns)
+            client.insert(f"{DATABASE}.events", rows, column_names=list(EVENT_COLUMNS))
             done += len(rows)
     elapsed = time.perf_counter() - started
     consumer.close()
@@ -120,15 +123,15 @@ def measure_raw(bootstrap: str, clickhouse: ClickHouseServer, total: int) -> dic
 
 
 def measure_aggregator(
-    bootstrap: str, clickhouse: ClickHouseServer, total: int, workers: int, workdir: Path
+    bootstrap: str, clickhouse: ClickHouseServer, total: int, engine: str, workers: int, workdir: Path
 ) -> dict[str, float]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_SESSION_TIMEOUT_MS": "6000",
            "CLICKHOUSE_URL": clickhouse.url, "CLICKHOUSE_DATABASE": DATABASE, "LOG_LEVEL": "WARNING",
-           "AGGREGATOR_GROUP_ID": f"bench-{workers}"}  # fmt: skip
+           "AGGREGATOR_GROUP_ID": f"bench-{engine}-{workers}", "AGGREGATOR_ENGINE": engine}  # fmt: skip
     client = clickhouse.client()
     processes = []
     for n in range(workers):
-        log = open(workdir / f"aggregator-{workers}-{n}.log", "wb")  # noqa: SIM115
+        log = open(workdir / f"aggregator-{engine}-{workers}-{n}.log", "wb")  # noqa: SIM115
         processes.append(subprocess.Popen([sys.executable, "-m", "ecrm_aggregator", "serve"],
                                           env=env | {"AGGREGATOR_METRICS_PORT": str(free_port())},
                                           stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
@@ -160,32 +163,41 @@ def measure_aggregator(
     return {"events": folded, "rows": written, "seconds": round(elapsed, 2), "events_per_s": round(folded / elapsed)}
 
 
-def main(events: Annotated[int, typer.Option(help="Events in the workload.")] = 100_000) -> None:
+RUNS = ("raw", "kafka-1", "kafka-2", "faust-1")
+
+
+def main(
+    events: Annotated[int, typer.Option(help="Events in the workload.")] = 100_000,
+    runs: Annotated[str, typer.Option(help="Comma-separated, from: " + ", ".join(RUNS))] = ",".join(RUNS),
+) -> None:
+    chosen = [r.strip() for r in runs.split(",") if r.strip()]
+    if set(chosen) - set(RUNS) or "raw" not in chosen:
+        raise typer.BadParameter(f"choose from {', '.join(RUNS)}, raw (the ceiling) included")
+    batch_size = AggregatorSettings().aggregator_batch_size
     records = workload(events, customers=max(1, events // 20))
     report: dict[str, Any] = {"events": events, "customers": max(1, events // 20), "at": datetime.now(UTC).isoformat(),
-                              "cpus": os.cpu_count(), "runs": {}}  # fmt: skip
-    for name in ("raw", "aggregator-1", "aggregator-2"):
+                              "cpus": os.cpu_count(), "batch_size": batch_size, "runs": {}}  # fmt: skip
+    for name in chosen:
         with tempfile.TemporaryDirectory() as tmp, infrastructure(Path(tmp)) as (broker, clickhouse):
             fill(broker.bootstrap, records)
             if name == "raw":
-                result = measure_raw(broker.bootstrap, clickhouse, events)
+                result = measure_raw(broker.bootstrap, clickhouse, events, batch_size)
             else:
-                result = measure_aggregator(broker.bootstrap, clickhouse, events, int(name[-1]), Path(tmp))
+                engine, workers = name.split("-")
+                result = measure_aggregator(broker.bootstrap, clickhouse, events, engine, int(workers), Path(tmp))
         report["runs"][name] = result
         typer.echo(
             f"{name:14} {result['events_per_s']:>8} events/s  ({result['events']} events, {result['seconds']} s)"
         )
     raw = report["runs"]["raw"]["events_per_s"]
-    for name in ("aggregator-1", "aggregator-2"):
-        report["runs"][name]["of_raw"] = round(report["runs"][name]["events_per_s"] / raw, 3)
+    for run in report["runs"].values():
+        run["of_raw"] = round(run["events_per_s"] / raw, 3)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"aggregator-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| run | events/s | of raw | events | seconds |", "|---|---|---|---|---|"]
     for name, run in report["runs"].items():
-        lines.append(
-            f"| {name} | {run['events_per_s']} | {run.get('of_raw', 1.0)} | {run['events']} | {run['seconds']} |"
-        )
+        lines.append(f"| {name} | {run['events_per_s']} | {run['of_raw']} | {run['events']} | {run['seconds']} |")
     (RESULTS / f"aggregator-{stamp}.md").write_text("\n".join(lines) + "\n")
     typer.echo("\n".join(lines))
 

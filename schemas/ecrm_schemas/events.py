@@ -159,3 +159,13 @@ def encode_event(event: Event) -> bytes:
 def event_label(event: Event) -> str:
     """A short label for counting: the track event's name, else the event type."""
     return event.event if isinstance(event, TrackEvent) else event.type
+
+
+def event_properties(event: Event) -> dict[str, Any] | None:
+    """The ``properties`` of a track, page or screen event; None for the other types."""
+    return event.properties if isinstance(event, TrackEvent | PageEvent | ScreenEvent) else None
+
+
+def event_traits(event: Event) -> dict[str, Any] | None:
+    """The ``traits`` of an identify or group event; None for the other types."""
+    return event.traits if isinstance(event, IdentifyEvent | GroupEvent) else None

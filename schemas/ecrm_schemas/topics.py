@@ -60,7 +60,7 @@ EVENTS = Topic(
     value="ecrm_schemas.events.Event",
     producers=("collector", "interaction"),
     consumers=("aggregator",),
-    partitions=3,
+    partitions=12,
     retention_ms=7 * DAY_MS,
     dead_letter=EVENTS_DLQ.name,
 )

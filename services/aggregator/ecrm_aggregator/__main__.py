@@ -10,11 +10,13 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from ecrm_aggregator.admin import migrate_command, prepare_clickhouse
 from ecrm_aggregator.batch_writer import BatchWriter
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
+from ecrm_aggregator.consumer import BatchConsumer
 from ecrm_aggregator.segment_follower import SegmentFollower
 from ecrm_aggregator.segmentation import SegmentRegistry
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_aggregator.worker import build_app, kafka_producer
 from ecrm_schemas.logs import configure_logging
+from ecrm_schemas.runtime import settle_garbage_collector
 
 cli = typer.Typer(add_completion=False, help="The eCRM aggregator.", no_args_is_help=True)
 
@@ -41,9 +43,15 @@ def serve() -> None:
         store, kafka_producer(settings), settings.aggregator_max_invalid_ratio, segments,
         settings.aggregator_traits_refresh_s,
     )  # fmt: skip
-    app = build_app(settings, writer)
-    worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
-    worker.execute_from_commandline()
+    if settings.aggregator_engine == "faust":
+        app = build_app(settings, writer)
+        worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
+        settle_garbage_collector()
+        worker.execute_from_commandline()
+    else:
+        consumer = BatchConsumer(settings, writer)
+        settle_garbage_collector()
+        consumer.run()
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from ecrm_aggregator.pipeline import (
     new_events,
     plan_batch,
     review_traits,
+    to_look_up,
 )
 from ecrm_aggregator.segment_sql import membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_changes
@@ -61,6 +62,15 @@ class BatchWriter:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         """Batches and timer ticks take turns: both read, change and write profiles."""
+        self._next_offsets: dict[int, int] = {}
+        """Per partition, the offset after the last record this writer processed and settled:
+        a batch that starts there follows on from our own writes and needs no look-up."""
+
+    def partitions_revoked(self, partitions: list[int]) -> None:
+        """Another worker may write these partitions now: look their events up again when they come back."""
+        with self._lock:
+            for partition in partitions:
+                self._next_offsets.pop(partition, None)
 
     def stop(self) -> None:
         """Give up retrying: the batch in progress fails (and is not acked) so the worker can stop."""
@@ -90,20 +100,22 @@ class BatchWriter:
         """Everything a batch changes in ClickHouse: events, identity links, profiles."""
         # Each stage is retried on its own so a retry never redoes (and never loses) an earlier
         # stage's result: the fold must run against the profiles as they were before this batch.
-        stored = self._retry(self.store.stored_positions, plan.keys, plan.message_ids)
-        fresh = new_events(plan, stored)
-        self._retry(self.store.insert_events, fresh.rows, dedup_token=plan.dedup_token, table="events")
         now = datetime.now(UTC)
-        for positioned in plan.decoded.events:
-            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - positioned.event.receivedAt).total_seconds()))
-        metrics.EVENTS_WRITTEN.inc(len(fresh.rows))
-
         ids = plan.ids_to_look_up()
         links = self._retry(self.store.load_links, ids)
         linked = {link.anonymous_id for link in links.values()} | {link.user_id for link in links.values()}
         current = self._retry(self.store.load_profiles, sorted(set(ids) | linked))
         known_users = plan.known_users | {c for c, p in current.items() if p.user_id == c}
         identity = decide(plan.link_requests, links, known_users, now)
+
+        unsettled = {p for p, (first, _) in plan.spans.items() if self._next_offsets.get(p) != first}
+        keys, message_ids = to_look_up(plan, unsettled, identity, current)
+        stored = self._retry(self.store.stored_positions, keys, message_ids) if message_ids else {}
+        fresh = new_events(plan, identity, current, stored, unsettled)
+        self._retry(self.store.insert_events, fresh.rows, dedup_token=plan.dedup_token, table="events")
+        for positioned in plan.decoded.events:
+            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - positioned.event.receivedAt).total_seconds()))
+        metrics.EVENTS_WRITTEN.inc(len(fresh.rows))
         if identity.records:
             self._retry(self.store.insert_identity, identity.new_links, identity.records, plan.dedup_token)
             metrics.IDENTITY_DECISIONS.labels("merged").inc(len(identity.new_links))
@@ -129,6 +141,11 @@ class BatchWriter:
             result.membership = membership_changes(
                 definitions, evaluated, stored_membership, now, "event", plan.dedup_token, triggers
             )
+        for partition, (_, last) in plan.spans.items():
+            if partition not in unsettled or partition in fresh.settled:
+                self._next_offsets[partition] = last + 1
+            else:
+                self._next_offsets.pop(partition, None)
         return result
 
     def tick(self, partitions: list[int], now: datetime | None = None) -> None:

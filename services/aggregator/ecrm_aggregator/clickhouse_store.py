@@ -1,4 +1,8 @@
-"""The aggregator's ClickHouse shell: insert events and profiles, read current profiles."""
+"""The aggregator's ClickHouse shell: insert events and profiles, read current profiles.
+
+Clients are built with ``tz_mode="aware"``: every DateTime64 column is UTC, and comes back
+as an aware datetime.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.identity import IdentityLink, MergeRecord
+from ecrm_aggregator.profile_state import ProfileState
 from ecrm_aggregator.rows import (
     DEFINITION_COLUMNS,
     EVENT_COLUMNS,
@@ -29,7 +34,6 @@ from ecrm_aggregator.rows import (
 from ecrm_aggregator.segment_sql import SegmentQuery
 from ecrm_aggregator.segmentation import MembershipUpdate
 from ecrm_aggregator.settings import AggregatorSettings
-from ecrm_schemas.profile import CustomerProfile
 from ecrm_schemas.segments import SegmentDefinition
 
 
@@ -37,7 +41,7 @@ def connect(settings: AggregatorSettings, database: str | None = None) -> Client
     """A clickhouse-connect client for ``CLICKHOUSE_URL`` (http, https or chdb)."""
     url = settings.clickhouse_url
     if url.startswith("chdb://"):
-        return clickhouse_connect.get_client(dsn=url)
+        return clickhouse_connect.get_client(dsn=url, tz_mode="aware")
     parts = urlsplit(url)
     return clickhouse_connect.get_client(
         host=parts.hostname or "127.0.0.1",
@@ -47,17 +51,14 @@ def connect(settings: AggregatorSettings, database: str | None = None) -> Client
         password=settings.clickhouse_password.get_secret_value(),
         database=database or "default",
         autogenerate_session_id=False,
+        tz_mode="aware",
     )
-
-
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class ClickHouseStore:
     def __init__(self, client: Client, database: str) -> None:
+        if client.tz_mode != "aware":
+            raise ValueError('the store needs a client built with tz_mode="aware" (see connect())')
         self.client, self.database = client, database
 
     def insert_events(self, rows: Sequence[Sequence[Any]], dedup_token: str) -> None:
@@ -93,15 +94,17 @@ class ClickHouseStore:
         return {row[0]: (row[1], row[2]) for row in result.result_rows}
 
     def load_links(self, ids: Sequence[str]) -> dict[str, IdentityLink]:
-        """The links of ``ids`` as anonymous ids, and of every anonymous id linked to one of ``ids``."""
+        """The links of ``ids`` as anonymous ids, and of every anonymous id ever linked to one of
+        ``ids`` as a user (read through the ``by_user`` projection), as they are now."""
         if not ids:
             return {}
+        table = f"{self.database}.identity_links"
         result = self.client.query(
-            f"SELECT {', '.join(LINK_COLUMNS)} FROM {self.database}.identity_links FINAL "
-            "WHERE anonymous_id IN {ids:Array(String)} OR user_id IN {ids:Array(String)}",
+            f"SELECT {', '.join(LINK_COLUMNS)} FROM {table} FINAL WHERE anonymous_id IN {{ids:Array(String)}} "
+            f"OR anonymous_id IN (SELECT anonymous_id FROM {table} WHERE user_id IN {{ids:Array(String)}})",
             parameters={"ids": list(ids)},
         )
-        return {row[0]: link_from_row([_utc(v) for v in row]) for row in result.result_rows}
+        return {row[0]: link_from_row(row) for row in result.result_rows}
 
     def insert_identity(self, links: Sequence[IdentityLink], records: Sequence[MergeRecord], dedup_token: str) -> None:
         """Record new or changed links, then the merge log."""
@@ -115,7 +118,7 @@ class ClickHouseStore:
             "WHERE anonymous_id = {id:String} OR user_id = {id:String} ORDER BY at",
             parameters={"id": customer_id},
         )
-        return [MergeRecord(*[_utc(v) for v in row]) for row in result.result_rows]
+        return [MergeRecord(*row) for row in result.result_rows]
 
     def load_history(self, keys: Sequence[str]) -> list[PositionedEvent]:
         """Every stored event sent with one of ``keys``, oldest first."""
@@ -124,7 +127,7 @@ class ClickHouseStore:
             "WHERE customer_id IN {keys:Array(String)} ORDER BY timestamp, source_partition, source_offset",
             parameters={"keys": list(keys)},
         )
-        return [positioned_from_row([_utc(v) for v in row]) for row in result.result_rows]
+        return [positioned_from_row(row) for row in result.result_rows]
 
     def segment_members(self, query: SegmentQuery, now: datetime) -> dict[str, set[str]]:
         """Run a membership query: customer → the segments they satisfy at ``now``."""
@@ -162,7 +165,7 @@ class ClickHouseStore:
         rows += [[i, "", "", "", 1, now, int(now.timestamp() * 1_000_000)] for i in deleted]
         self._insert("segment_definitions", DEFINITION_COLUMNS, rows, f"definitions-{now.isoformat()}")
 
-    def profiles_to_review(self, partitions: Sequence[int], before: datetime, limit: int) -> list[CustomerProfile]:
+    def profiles_to_review(self, partitions: Sequence[int], before: datetime, limit: int) -> list[ProfileState]:
         """Current profiles last folded from ``partitions`` whose computed traits are older than ``before``."""
         result = self.client.query(
             f"SELECT {', '.join(PROFILE_COLUMNS)} FROM {self.database}.profiles FINAL "
@@ -170,9 +173,9 @@ class ClickHouseStore:
             "AND (traits_as_of IS NULL OR traits_as_of < {before:DateTime64(3, 'UTC')}) LIMIT {limit:UInt32}",
             parameters={"parts": list(partitions), "before": before, "limit": limit},
         )
-        return [profile_from_row([_utc(v) for v in row]) for row in result.result_rows]
+        return [profile_from_row(row) for row in result.result_rows]
 
-    def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, CustomerProfile]:
+    def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, ProfileState]:
         """The latest profile of each customer that has one."""
         if not customer_ids:
             return {}
@@ -183,6 +186,6 @@ class ClickHouseStore:
         )
         profiles = {}
         for row in result.result_rows:
-            profile = profile_from_row([_utc(v) for v in row])
+            profile = profile_from_row(row)
             profiles[profile.customer_id] = profile
         return profiles

@@ -52,7 +52,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
-from ecrm_schemas.profile import ComputedTraits, CustomerProfile
+from ecrm_aggregator.profile_state import ProfileState, Traits
 
 DAY = timedelta(days=1)
 
@@ -303,13 +303,13 @@ def loyalty_tier(points: int, policy: TraitPolicy = DEFAULT_POLICY) -> str:
 # --- all of them, for a profile -----------------------------------------------------------
 
 
-def compute(profile: CustomerProfile, now: datetime, policy: TraitPolicy = DEFAULT_POLICY) -> ComputedTraits:
+def compute(profile: ProfileState, now: datetime, policy: TraitPolicy = DEFAULT_POLICY) -> Traits:
     """Every computed trait of ``profile`` as of ``now``."""
     scores = rfm(profile.last_order_at, profile.orders, profile.revenue - profile.refunded, now, policy)
     last_activity = profile.last_active_at or profile.last_seen
     churn = churn_risk(last_activity, profile.typical_interval_days, now, policy)
     points = loyalty_points(profile.revenue - profile.refunded, policy)
-    return ComputedTraits(
+    return Traits(
         as_of=now.replace(microsecond=now.microsecond // 1000 * 1000),  # as precise as ClickHouse keeps it
         rfm_recency=scores.recency if scores else None,
         rfm_frequency=scores.frequency if scores else None,

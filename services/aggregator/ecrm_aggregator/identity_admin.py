@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.identity import IdentityLink, MergeRecord, unmerge
 from ecrm_aggregator.profile_folding import changes_between, recompute
+from ecrm_aggregator.profile_state import Change, ProfileState
 from ecrm_aggregator.rows import profile_row
 from ecrm_schemas.kafka_producer import ReliableProducer
-from ecrm_schemas.profile import CustomerProfile, ProfileChanged
 from ecrm_schemas.topics import PROFILE_CHANGES
 
 
@@ -29,11 +29,11 @@ class UnmergePlan:
     link: IdentityLink
     undone: IdentityLink
     record: MergeRecord
-    user_before: CustomerProfile | None
-    user_after: CustomerProfile | None
+    user_before: ProfileState | None
+    user_after: ProfileState | None
     """None when the user has no event of their own left."""
-    anonymous_before: CustomerProfile | None
-    anonymous_after: CustomerProfile | None
+    anonymous_before: ProfileState | None
+    anonymous_after: ProfileState | None
 
     def summary(self) -> list[str]:
         """What applying the plan changes, line by line, for the operator to read."""
@@ -48,7 +48,7 @@ class UnmergePlan:
         return lines
 
 
-def _brief(profile: CustomerProfile | None) -> str:
+def _brief(profile: ProfileState | None) -> str:
     if profile is None:
         return "no profile"
     merged = f", merged into {profile.merged_into}" if profile.merged_into else ""
@@ -88,12 +88,8 @@ def apply_unmerge(store: ClickHouseStore, plan: UnmergePlan, producer: ReliableP
         return
     befores = {plan.link.user_id: plan.user_before, plan.link.anonymous_id: plan.anonymous_before}
     for profile in recomputed:
-        change = ProfileChanged(
-            customer_id=profile.customer_id,
-            profile=profile,
-            changed=changes_between(befores[profile.customer_id], profile),
-            triggers=[],
-            emitted_at=plan.record.at,
+        change = Change(
+            profile.customer_id, profile, changes_between(befores[profile.customer_id], profile), [], plan.record.at
         )
         producer.produce(PROFILE_CHANGES.name, change.encode(), key=profile.customer_id.encode())
     producer.flush_or_raise(30)

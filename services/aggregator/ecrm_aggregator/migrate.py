@@ -55,6 +55,18 @@ ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\.(\w+)\s", re.S)
 CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+)\.(\w+) AS", re.S)
 
 
+def _adds_columns_only(alter_clauses: str) -> bool:
+    """Whether every clause of an ALTER adds a column (the Distributed table needs the columns too)."""
+    clauses, depth, start = [], 0, 0
+    for i, char in enumerate(alter_clauses):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            clauses.append(alter_clauses[start:i])
+            start = i + 1
+    clauses.append(alter_clauses[start:])
+    return all(c.strip().startswith("ADD COLUMN") for c in clauses)
+
+
 def for_cluster(statement: str, database: str, cluster: str) -> list[str]:
     """One single-server statement as the statements that do the same on ``cluster``."""
     if match := CREATE_TABLE.match(statement):
@@ -76,10 +88,10 @@ def for_cluster(statement: str, database: str, cluster: str) -> list[str]:
         return [replicated, distributed]
     if match := ALTER_TABLE.match(statement):
         rest = statement[match.end() :]
-        return [
-            f"ALTER TABLE {database}.{match[2]}_local ON CLUSTER {cluster} {rest}",
-            f"ALTER TABLE {database}.{match[2]} ON CLUSTER {cluster} {rest}",
-        ]
+        local = f"ALTER TABLE {database}.{match[2]}_local ON CLUSTER {cluster} {rest}"
+        if not _adds_columns_only(rest):
+            return [local]  # projections and storage settings exist on the shards' tables only
+        return [local, f"ALTER TABLE {database}.{match[2]} ON CLUSTER {cluster} {rest}"]
     if match := CREATE_VIEW.match(statement):
         rest = statement[match.end() :].replace("LEFT ANY JOIN", "GLOBAL LEFT ANY JOIN")
         return [f"CREATE VIEW IF NOT EXISTS {database}.{match[2]} ON CLUSTER {cluster} AS{rest}"]

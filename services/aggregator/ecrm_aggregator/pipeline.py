@@ -1,9 +1,10 @@
 """The aggregator's chain of steps, in one place.
 
     records ─▶ decode_records ─▶ plan_batch
-      [stored positions of the batch's message ids] ─▶ new_events ─▶ [insert events]
-      [links and profiles of the batch's ids] ─▶ identity.decide ─▶ [insert links, merge log]
-      group_by_customer ─▶ merges_to_apply ─▶ [their stored events] ─▶ fold_batch ─▶ [insert profiles]
+      [links and profiles of the batch's ids] ─▶ identity.decide
+      [stored positions, only for partitions not yet settled] ─▶ new_events ─▶ [insert events]
+      [insert links, merge log] ─▶ group_by_customer ─▶ merges_to_apply ─▶ [their stored events]
+      fold_batch ─▶ [insert profiles]
       segment_sql.membership_query ─▶ [evaluate] + [stored membership] ─▶ segmentation.membership_changes
       dead letters, ProfileChanged, segment changes ─▶ [produce] ─▶ [insert membership] ─▶ [commit offsets]
 
@@ -12,6 +13,13 @@
 
 Bracketed steps are I/O done by :mod:`ecrm_aggregator.batch_writer`; everything here is
 pure and unit-tested without a broker or ClickHouse.
+
+Exactly once, without looking every message id up: events are inserted before the profiles
+of the same batch, so an event its customer's profile has folded (by Kafka position) is
+stored, and a message id among the profile's recent ones is a client's retry. Only after a
+restart or a rebalance can a batch have been stored without its profiles (the worker died
+between the two inserts); until a partition's records follow on from what this worker
+processed itself, its new events are looked up in ClickHouse first.
 """
 
 from __future__ import annotations
@@ -26,11 +34,11 @@ from typing import Any
 from ecrm_aggregator.computed_traits import compute
 from ecrm_aggregator.decode import Decoded, PositionedEvent, SourceRecord, decode_records
 from ecrm_aggregator.identity import IdentityDecision, LinkRequest, known_user_ids, link_requests
-from ecrm_aggregator.profile_folding import Folded, changed_traits, customer_id_of, fold, recompute
+from ecrm_aggregator.profile_folding import Folded, already_folded, changed_traits, customer_id_of, fold, recompute
+from ecrm_aggregator.profile_state import Change, ProfileState, Trigger
 from ecrm_aggregator.rows import event_row, profile_row
 from ecrm_aggregator.segmentation import MembershipUpdate
-from ecrm_schemas.events import TrackEvent
-from ecrm_schemas.profile import CustomerProfile, ProfileChanged, TriggerEvent
+from ecrm_schemas.events import TrackEvent, event_properties, event_traits
 
 
 @dataclass(slots=True)
@@ -41,6 +49,8 @@ class BatchPlan:
     link_requests: list[LinkRequest]
     dedup_token: str
     """Deterministic for the same records, so a redelivered batch is stored once."""
+    spans: dict[int, tuple[int, int]]
+    """The first and last offset read from each partition, valid records or not."""
 
     @property
     def keys(self) -> list[str]:
@@ -68,48 +78,110 @@ class NewEvents:
     rows: list[list[Any]]
     """Rows of events not stored yet."""
     to_fold: list[PositionedEvent]
-    """Events to fold: all but repeats of a message id stored from another Kafka position."""
+    """Events to fold: all but client retries (the fold itself skips what a profile already has)."""
+    settled: set[int] = field(default_factory=set)
+    """Partitions looked up whose last event turned out new: from here on, nothing of theirs is stored yet."""
 
 
 @dataclass(slots=True)
 class FoldResult:
     profile_rows: list[list[Any]] = field(default_factory=list)
-    changes: list[ProfileChanged] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
     membership: MembershipUpdate = field(default_factory=MembershipUpdate)
 
 
-def dedup_token(records: list[SourceRecord]) -> str:
+def offset_spans(records: list[SourceRecord]) -> dict[int, tuple[int, int]]:
     spans: dict[int, tuple[int, int]] = {}
     for r in records:
         low, high = spans.get(r.partition, (r.offset, r.offset))
         spans[r.partition] = (min(low, r.offset), max(high, r.offset))
-    text = ",".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(spans.items()))
+    return spans
+
+
+def dedup_token(records: list[SourceRecord], spans: dict[int, tuple[int, int]] | None = None) -> str:
+    text = ",".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted((spans or offset_spans(records)).items()))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def plan_batch(records: list[SourceRecord]) -> BatchPlan:
-    decoded = decode_records(records)
-    return BatchPlan(decoded=decoded, link_requests=link_requests(decoded.events), dedup_token=dedup_token(records))
+    decoded, spans = decode_records(records), offset_spans(records)
+    return BatchPlan(decoded, link_requests(decoded.events), dedup_token(records, spans), spans)
 
 
-def new_events(plan: BatchPlan, stored: Mapping[str, tuple[int, int]]) -> NewEvents:
-    """Split the batch by what ClickHouse already holds, ``stored``: message id → (partition, offset).
-
-    An event stored from the same position is a redelivery: not inserted again, still folded
-    (folding skips what the profile already has). One stored from another position is a
-    client's retry of a message already received: neither inserted nor folded. Within the
-    batch, only the first of a repeated message id counts.
-    """
-    rows, to_fold, seen = [], [], dict(stored)
+def to_look_up(
+    plan: BatchPlan, unsettled: set[int], identity: IdentityDecision, profiles: Mapping[str, ProfileState]
+) -> tuple[list[str], list[str]]:
+    """The keys and message ids to look up in the events table: events of ``unsettled``
+    partitions that no profile has folded yet."""  # fmt: skip
+    keys, ids = set(), []
     for positioned in plan.decoded.events:
-        position = (positioned.partition, positioned.offset)
-        where = seen.setdefault(positioned.event.messageId, position)
-        if where != position:
+        if positioned.partition in unsettled:
+            key = customer_id_of(positioned)
+            if not already_folded(profiles.get(identity.resolve(key)), positioned):
+                keys.add(key)
+                ids.append(positioned.event.messageId)
+    return sorted(keys), ids
+
+
+def new_events(
+    plan: BatchPlan,
+    identity: IdentityDecision,
+    profiles: Mapping[str, ProfileState],
+    stored: Mapping[str, tuple[int, int]] | None = None,
+    unsettled: set[int] | None = None,
+) -> NewEvents:
+    """Which of the batch's events to insert and which to fold.
+
+    ``profiles``: the current profiles of the batch's customers. ``stored``: message id →
+    (partition, offset) of events of ``unsettled`` partitions found in ClickHouse.
+
+    * An event its customer's profile has folded is stored: not inserted, not folded again.
+    * A message id the customer's profile holds among its recent ones, or found stored at
+      another position, or repeated in the batch, is a client's retry: neither inserted nor
+      folded.
+    * An event found stored at its own position was written by a batch that died before its
+      profiles: folded, not inserted again.
+    """
+    stored, unsettled = stored or {}, unsettled or set()
+    rows: list[list[Any]] = []
+    to_fold: list[PositionedEvent] = []
+    seen: dict[str, tuple[int, int]] = {}
+    recent: dict[str, frozenset[str]] = {}
+    for positioned in plan.decoded.events:
+        message_id, position = positioned.event.messageId, (positioned.partition, positioned.offset)
+        key = customer_id_of(positioned)
+        customer = identity.resolve(key)
+        profile = profiles.get(customer)
+        if seen.setdefault(message_id, position) != position:
+            continue
+        if already_folded(profile, positioned):
+            to_fold.append(positioned)  # the fold skips it; kept so the change names its trigger again
+            continue
+        if customer not in recent:
+            ids = set(profile.recent_message_ids) if profile else set()
+            if key != customer and key in profiles:
+                ids |= set(profiles[key].recent_message_ids)
+            recent[customer] = frozenset(ids)
+        if message_id in recent[customer]:
+            continue
+        where = stored.get(message_id)
+        if where is not None and where != position:
             continue
         to_fold.append(positioned)
-        if positioned.event.messageId not in stored:
+        if where is None:
             rows.append(event_row(positioned))
-    return NewEvents(rows, to_fold)
+    # A partition is settled once its last event here is neither stored nor folded: whatever a
+    # dead batch wrote ends before it.
+    last: dict[int, PositionedEvent] = {}
+    for positioned in plan.decoded.events:
+        if positioned.partition in unsettled:
+            last[positioned.partition] = positioned
+    settled = {
+        partition for partition, tail in last.items()
+        if tail.event.messageId not in stored
+        and not already_folded(profiles.get(identity.resolve(customer_id_of(tail))), tail)
+    }  # fmt: skip
+    return NewEvents(rows, to_fold, settled)
 
 
 def group_by_customer(events: list[PositionedEvent], identity: IdentityDecision) -> dict[str, list[PositionedEvent]]:
@@ -123,7 +195,7 @@ def group_by_customer(events: list[PositionedEvent], identity: IdentityDecision)
 
 
 def merges_to_apply(
-    customers: list[str], identity: IdentityDecision, profiles: Mapping[str, CustomerProfile]
+    customers: list[str], identity: IdentityDecision, profiles: Mapping[str, ProfileState]
 ) -> dict[str, list[str]]:
     """Customers with an anonymous profile not yet folded into theirs → all their anonymous ids.
 
@@ -138,20 +210,20 @@ def merges_to_apply(
     return pending
 
 
-def trigger_of(positioned: PositionedEvent) -> TriggerEvent:
+def trigger_of(positioned: PositionedEvent) -> Trigger:
     event = positioned.event
-    return TriggerEvent(
+    return Trigger(
         message_id=event.messageId,
         type=event.type,
         event=event.event if isinstance(event, TrackEvent) else None,
         timestamp=event.timestamp,
-        properties=getattr(event, "properties", None) or getattr(event, "traits", None) or {},
+        properties=event_properties(event) or event_traits(event) or {},
     )
 
 
 def fold_batch(
     by_customer: Mapping[str, list[PositionedEvent]],
-    current: Mapping[str, CustomerProfile],
+    current: Mapping[str, ProfileState],
     now: datetime,
     histories: Mapping[str, list[PositionedEvent]] | None = None,
     merged: Mapping[str, list[str]] | None = None,
@@ -188,32 +260,31 @@ def fold_batch(
     return result
 
 
-def review_traits(profiles: list[CustomerProfile], now: datetime) -> FoldResult:
+def review_traits(profiles: list[ProfileState], now: datetime) -> FoldResult:
     """The timer's step: recompute ``profiles``' traits as of ``now``. Every profile gets a
     new version (so it is not reviewed again until it is stale); a change event goes out
     only for those whose computed traits changed, naming them."""
     result = FoldResult()
     for profile in profiles:
-        reviewed = profile.model_copy(update={"computed": compute(profile, now), "version": profile.version + 1})
+        reviewed = profile.copy()
+        reviewed.computed, reviewed.version = compute(profile, now), profile.version + 1
         result.profile_rows.append(profile_row(reviewed))
-        assert reviewed.computed is not None
         changed = changed_traits(profile.computed, reviewed.computed)
         if changed:
             result.changes.append(_change(profile.customer_id, reviewed, changed, [], now))
     return result
 
 
-def mark_merged(profile: CustomerProfile | None, into: str) -> CustomerProfile | None:
+def mark_merged(profile: ProfileState | None, into: str) -> ProfileState | None:
     """A new version of an anonymous profile, marked as merged into ``into`` (None: nothing to mark)."""
     if profile is None or profile.merged_into == into:
         return None
-    return profile.model_copy(update={"merged_into": into, "version": profile.version + 1})
+    marked = profile.copy()
+    marked.merged_into, marked.version = into, profile.version + 1
+    return marked
 
 
 def _change(
-    customer_id: str, profile: CustomerProfile, changed: list[str], events: list[PositionedEvent], now: datetime
-) -> ProfileChanged:
-    return ProfileChanged(
-        customer_id=customer_id, profile=profile, changed=changed, triggers=[trigger_of(p) for p in events],
-        emitted_at=now,
-    )  # fmt: skip
+    customer_id: str, profile: ProfileState, changed: list[str], events: list[PositionedEvent], now: datetime
+) -> Change:
+    return Change(customer_id, profile, changed, [trigger_of(p) for p in events], now)

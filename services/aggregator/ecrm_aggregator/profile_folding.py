@@ -16,10 +16,12 @@ from typing import Any
 
 from ecrm_aggregator.computed_traits import add_engagement, compute, event_weight, typical_interval_after
 from ecrm_aggregator.decode import PositionedEvent
-from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label
-from ecrm_schemas.profile import ComputedTraits, CustomerProfile
+from ecrm_aggregator.profile_state import CONTRACT_FIELDS, RECENT_MESSAGE_IDS, TRAIT_NAMES, ProfileState, Traits
+from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_properties
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset", "positions"})
+COMPARED_FIELDS: tuple[str, ...] = tuple(n for n in CONTRACT_FIELDS if n not in BOOKKEEPING and n != "computed")
+"""The fields whose change a profile-changed event reports by name."""
 EMAIL_COUNTERS = {
     "Email Sent": "email_sent",
     "Email Opened": "email_opened",
@@ -33,15 +35,18 @@ def customer_id_of(positioned: PositionedEvent) -> str:
     return positioned.event.customer_key
 
 
-def folded_positions(profile: CustomerProfile) -> dict[int, int]:
+def folded_positions(profile: ProfileState) -> dict[int, int]:
     """The last folded offset per partition (profiles written before 0004 recorded only one)."""
     if profile.positions or profile.source_partition < 0:
         return profile.positions
     return {profile.source_partition: profile.source_offset}
 
 
-def _already_folded(positions: dict[int, int], positioned: PositionedEvent) -> bool:
-    return positioned.offset <= positions.get(positioned.partition, -1)
+def already_folded(profile: ProfileState | None, positioned: PositionedEvent) -> bool:
+    """Whether ``profile`` has folded the event at this Kafka position (a redelivery)."""
+    if profile is None:
+        return False
+    return positioned.offset <= folded_positions(profile).get(positioned.partition, -1)
 
 
 def _money(value: Any) -> Decimal:
@@ -54,7 +59,7 @@ def _money(value: Any) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Folded:
-    profile: CustomerProfile
+    profile: ProfileState
     changed: list[str]
     """Names of the profile fields whose value changed."""
     folded: list[PositionedEvent]
@@ -62,42 +67,38 @@ class Folded:
 
 
 def fold(
-    profile: CustomerProfile | None, events: Iterable[PositionedEvent], now: datetime, customer_id: str | None = None
+    profile: ProfileState | None, events: Iterable[PositionedEvent], now: datetime, customer_id: str | None = None
 ) -> Folded | None:
     """Fold one customer's ``events`` (in Kafka order) into ``profile`` (None: never seen), and
     compute its traits as of ``now``. ``customer_id`` names a new profile (default: the first
-    event's key).
+    event's key). ``profile`` is not changed.
 
     Returns None when every event was already folded, i.e. the batch is a redelivery.
     ``changed`` names the profile fields whose value changed, and ``computed.<trait>`` for
     each computed trait that changed.
     """
-    positions = folded_positions(profile) if profile else {}
-    fresh = [p for p in events if not _already_folded(positions, p)]
+    fresh = [p for p in events if not already_folded(profile, p)]
     if not fresh:
         return None
     first = fresh[0]
-    state = (
-        # Shallow, with a copy of the one container _apply changes in place (a deep copy cost
-        # more than the whole fold); the others are replaced, never mutated.
-        profile.model_copy(update={"event_counts": dict(profile.event_counts)})
-        if profile
-        else CustomerProfile(
+    if profile is not None:
+        state = profile.copy()
+        state.positions = dict(folded_positions(profile))
+    else:
+        state = ProfileState(
             customer_id=customer_id or customer_id_of(first),
             first_seen=first.event.timestamp,
             last_seen=first.event.timestamp,
         )
-    )
-    state.positions = dict(positions)
     for positioned in fresh:
         _apply(state, positioned)
+    if len(state.recent_message_ids) > RECENT_MESSAGE_IDS:
+        del state.recent_message_ids[:-RECENT_MESSAGE_IDS]
     state.computed = compute(state, now)
     return Folded(state, changes_between(profile, state), fresh)
 
 
-def recompute(
-    previous: CustomerProfile | None, customer_id: str, events: list[PositionedEvent], now: datetime
-) -> Folded:
+def recompute(previous: ProfileState | None, customer_id: str, events: list[PositionedEvent], now: datetime) -> Folded:
     """Rebuild ``customer_id``'s profile from all its events (after a merge or an unmerge).
 
     The new profile's version is above ``previous``'s, so it replaces it.
@@ -112,23 +113,25 @@ def recompute(
     return Folded(state, changes_between(previous, state), folded.folded)
 
 
-def changes_between(before: CustomerProfile | None, after: CustomerProfile) -> list[str]:
+def changes_between(before: ProfileState | None, after: ProfileState) -> list[str]:
     """Profile fields whose value changed, then ``computed.<trait>`` for each changed computed trait."""
-    old = before.model_dump() if before else {}
-    new = after.model_dump()
-    changed = [name for name in new if name not in BOOKKEEPING and name != "computed" and old.get(name) != new[name]]
+    if before is None:  # everything known is new
+        changed = [name for name in COMPARED_FIELDS if getattr(after, name) is not None]
+    else:
+        changed = [name for name in COMPARED_FIELDS if getattr(before, name) != getattr(after, name)]
     if after.computed is not None:
         changed += changed_traits(before.computed if before else None, after.computed)
     return changed
 
 
-def changed_traits(before: ComputedTraits | None, after: ComputedTraits) -> list[str]:
+def changed_traits(before: Traits | None, after: Traits) -> list[str]:
     """``computed.<trait>`` for each computed trait whose value differs (the moment aside)."""
-    old = before.model_dump(exclude={"as_of"}) if before else {}
-    return [f"computed.{name}" for name, value in after.model_dump(exclude={"as_of"}).items() if old.get(name) != value]
+    new = after.values()
+    old = before.values() if before is not None else (None,) * len(new)
+    return [f"computed.{name}" for name, a, b in zip(TRAIT_NAMES, old, new, strict=True) if a != b]
 
 
-def _apply(state: CustomerProfile, positioned: PositionedEvent) -> None:
+def _apply(state: ProfileState, positioned: PositionedEvent) -> None:
     event = positioned.event
     label = event_label(event)
     state.version += 1
@@ -138,13 +141,13 @@ def _apply(state: CustomerProfile, positioned: PositionedEvent) -> None:
     state.last_seen = max(state.last_seen, event.timestamp)
     state.source_partition, state.source_offset = positioned.partition, positioned.offset
     state.positions[positioned.partition] = max(state.positions.get(positioned.partition, -1), positioned.offset)
+    state.recent_message_ids.append(event.messageId)
     if event.userId:
         state.user_id = event.userId
     if event.anonymousId and not state.anonymous_id:
         state.anonymous_id = event.anonymousId
 
-    properties = getattr(event, "properties", None)
-    weight = event_weight(label, properties)
+    weight = event_weight(label, event_properties(event))
     if weight > 0:  # the customer's own activity (not mail we send)
         state.typical_interval_days = typical_interval_after(
             state.typical_interval_days, state.last_active_at, event.timestamp
@@ -168,7 +171,7 @@ def _apply(state: CustomerProfile, positioned: PositionedEvent) -> None:
         _apply_track(state, event)
 
 
-def _apply_track(state: CustomerProfile, event: TrackEvent) -> None:
+def _apply_track(state: ProfileState, event: TrackEvent) -> None:
     props = event.properties
     if event.event == "Order Completed":
         state.orders += 1

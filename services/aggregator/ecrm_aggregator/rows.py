@@ -15,8 +15,8 @@ import orjson
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.identity import IdentityLink, MergeRecord
 from ecrm_aggregator.profile_folding import customer_id_of
-from ecrm_schemas.events import TrackEvent
-from ecrm_schemas.profile import ComputedTraits, CustomerProfile
+from ecrm_aggregator.profile_state import ProfileState, Traits
+from ecrm_schemas.events import AliasEvent, GroupEvent, TrackEvent, event_properties, event_traits
 from ecrm_schemas.validation import validate_event
 
 EVENT_COLUMNS = (
@@ -28,7 +28,7 @@ COMPUTED_COLUMNS = (
     "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment", "engagement_score", "nps_category", "nps_trend",
     "churn_ratio", "churn_risk", "lifecycle_stage", "loyalty_points", "loyalty_tier",
 )  # fmt: skip
-"""The columns of :class:`ComputedTraits` (its ``as_of`` is ``traits_as_of``); text traits store "" for none."""
+"""The columns of :class:`Traits` (its ``as_of`` is ``traits_as_of``); text traits store "" for none."""
 TEXT_TRAITS = frozenset({"rfm_segment", "nps_category", "nps_trend", "churn_risk", "lifecycle_stage", "loyalty_tier"})
 
 PROFILE_COLUMNS = (
@@ -41,6 +41,8 @@ PROFILE_COLUMNS = (
     "engagement_raw", "engagement_at", "traits_as_of", *COMPUTED_COLUMNS,
     # 0004_identity
     "merged_into", "positions",
+    # 0006_hot_path
+    "recent_message_ids",
 )  # fmt: skip
 
 
@@ -50,11 +52,11 @@ def _json(value: Any) -> str:
 
 def event_row(positioned: PositionedEvent) -> list[Any]:
     event = positioned.event
-    properties = getattr(event, "properties", None)
-    traits = getattr(event, "traits", None)
-    extra = {"previousId": event.previousId} if event.type == "alias" else {}  # type: ignore[union-attr]
-    if event.type == "group":
-        extra = {"groupId": event.groupId}  # type: ignore[union-attr]
+    properties = event_properties(event)
+    if isinstance(event, AliasEvent):
+        properties = {"previousId": event.previousId}
+    elif isinstance(event, GroupEvent):
+        properties = {"groupId": event.groupId}
     return [
         event.messageId,
         customer_id_of(positioned),
@@ -65,15 +67,15 @@ def event_row(positioned: PositionedEvent) -> list[Any]:
         event.timestamp,
         event.sentAt,
         event.receivedAt,
-        _json({**(properties or {}), **extra}),
-        _json(traits),
+        _json(properties),
+        _json(event_traits(event)),
         _json(event.context.model_dump(exclude_none=True)),
         positioned.partition,
         positioned.offset,
     ]
 
 
-def profile_row(profile: CustomerProfile) -> list[Any]:
+def profile_row(profile: ProfileState) -> list[Any]:
     return [
         profile.customer_id,
         profile.user_id or "",
@@ -109,37 +111,45 @@ def profile_row(profile: CustomerProfile) -> list[Any]:
         *_computed_values(profile.computed),
         profile.merged_into or "",
         profile.positions,
+        profile.recent_message_ids,
     ]
 
 
-def _computed_values(computed: ComputedTraits | None) -> list[Any]:
+_TRAIT_DEFAULTS = Traits(as_of=None)  # type: ignore[arg-type]
+
+
+def _computed_values(computed: Traits | None) -> list[Any]:
     """``traits_as_of`` and the computed columns."""
-    if computed is None:
-        defaults = {name: ComputedTraits.model_fields[name].default for name in COMPUTED_COLUMNS}
-        return [None, *(_column_value(name, defaults[name]) for name in COMPUTED_COLUMNS)]
-    values = computed.model_dump()
-    return [computed.as_of, *(_column_value(name, values[name]) for name in COMPUTED_COLUMNS)]
+    source = _TRAIT_DEFAULTS if computed is None else computed
+    values = [getattr(source, name) for name in COMPUTED_COLUMNS]
+    return [
+        source.as_of,
+        *(v or "" if name in TEXT_TRAITS else v for name, v in zip(COMPUTED_COLUMNS, values, strict=True)),
+    ]
 
 
-def _column_value(name: str, value: Any) -> Any:
-    return (value or "") if name in TEXT_TRAITS else value
+_NULLABLE_TEXT = ("user_id", "anonymous_id", "email", "merged_into")
 
 
-def profile_from_row(row: Sequence[Any]) -> CustomerProfile:
+def profile_from_row(row: Sequence[Any]) -> ProfileState:
+    """A profile read back from ``profiles`` (datetimes must come back timezone-aware)."""
     values = dict(zip(PROFILE_COLUMNS, row, strict=True))
-    for name in ("user_id", "anonymous_id", "email", "merged_into"):
+    for name in _NULLABLE_TEXT:
         values[name] = values[name] or None
     values["traits"] = orjson.loads(values["traits"] or "{}")
     values["revenue"] = Decimal(values["revenue"])
     values["refunded"] = Decimal(values["refunded"])
     values["event_counts"] = dict(values["event_counts"])
     values["positions"] = dict(values["positions"])
+    values["recent_message_ids"] = list(values["recent_message_ids"])
     computed = {name: values.pop(name) for name in COMPUTED_COLUMNS}
     as_of = values.pop("traits_as_of")
+    state = ProfileState(**values)
     if as_of is not None:
-        texts = {name: computed[name] or None for name in TEXT_TRAITS}
-        values["computed"] = ComputedTraits.model_validate({**computed, **texts, "as_of": as_of})
-    return CustomerProfile.model_validate(values)
+        for name in TEXT_TRAITS:
+            computed[name] = computed[name] or None
+        state.computed = Traits(as_of=as_of, **computed)
+    return state
 
 
 def positioned_from_row(row: Sequence[Any]) -> PositionedEvent:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings
@@ -19,9 +21,12 @@ class AggregatorSettings(ServiceSettings, KafkaSettings):
     """A ClickHouse cluster name: migrations then create Replicated and Distributed tables ON CLUSTER."""
     aggregator_events_retention_days: int = Field(default=0, ge=0)
     """How long the events table keeps an event (by its timestamp); 0 keeps events forever."""
+    aggregator_engine: Literal["kafka", "faust"] = "kafka"
+    """How the events topic is read: ``kafka``, batches from a confluent-kafka consumer (the
+    default), or ``faust``, a faust-streaming agent (about 10k events/s per process at most)."""
     aggregator_group_id: str = "ecrm-aggregator"
     """The Kafka consumer group (faust app id); workers with the same id share partitions."""
-    aggregator_batch_size: int = Field(default=2000, gt=0)
+    aggregator_batch_size: int = Field(default=10_000, gt=0)
     aggregator_batch_wait_s: float = Field(default=0.5, gt=0)
     """A batch is written when it is full or when this much time has passed since its first event."""
     aggregator_timer_interval_s: float = Field(default=60.0, gt=0)

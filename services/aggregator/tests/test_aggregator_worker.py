@@ -12,8 +12,8 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from confluent_kafka import Producer
 
 from ecrm_aggregator.clickhouse_store import connect
+from ecrm_aggregator.consumer import EXIT_TOO_MANY_INVALID
 from ecrm_aggregator.settings import AggregatorSettings
-from ecrm_aggregator.worker import EXIT_TOO_MANY_INVALID
 from ecrm_embedded.net import free_port
 from ecrm_embedded.testing import ClickHouseServer, read_topic
 from ecrm_schemas.dead_letter import DeadLetter
@@ -43,9 +43,15 @@ def _worker_env(kafka_broker, clickhouse_server, clickhouse_database) -> dict[st
     }
 
 
+ENGINES = pytest.mark.parametrize("engine", ["kafka", "faust"])
+"""The tests every engine (settings.aggregator_engine) must pass."""
+
+
+@ENGINES
 def test_worker_writes_events_profiles_changes_and_dead_letters(
-    kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+    fresh_kafka_broker, clickhouse_server, clickhouse_database, tmp_path, engine
 ):
+    kafka_broker = fresh_kafka_broker  # the topics are read from the start: nothing of another test's
     producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
     for i in range(30):
         customer = f"c{i % 3}"
@@ -53,7 +59,7 @@ def test_worker_writes_events_profiles_changes_and_dead_letters(
     producer.produce(EVENTS.name, key=b"c0", value=b"{broken")
     producer.flush(10)
 
-    env = _worker_env(kafka_broker, clickhouse_server, clickhouse_database)
+    env = _worker_env(kafka_broker, clickhouse_server, clickhouse_database) | {"AGGREGATOR_ENGINE": engine}
     log = open(tmp_path / "aggregator.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
         [sys.executable, "-m", "ecrm_aggregator", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -186,8 +192,9 @@ def _start(env: dict[str, str], log_path) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT)  # fmt: skip
 
 
+@ENGINES
 def test_sigkill_mid_stream_never_loses_or_duplicates_an_event(
-    fresh_kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+    fresh_kafka_broker, clickhouse_server, clickhouse_database, tmp_path, engine
 ):
     sent = 12_000
     producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap, "linger.ms": 20})
@@ -196,7 +203,7 @@ def test_sigkill_mid_stream_never_loses_or_duplicates_an_event(
         producer.produce(EVENTS.name, key=customer.encode(), value=orjson.dumps(_event(i, customer)))
     producer.flush(30)
     env = _worker_env(fresh_kafka_broker, clickhouse_server, clickhouse_database) | {
-        "AGGREGATOR_BATCH_SIZE": "300", "AGGREGATOR_BATCH_WAIT_S": "0.1"}  # fmt: skip
+        "AGGREGATOR_BATCH_SIZE": "300", "AGGREGATOR_BATCH_WAIT_S": "0.1", "AGGREGATOR_ENGINE": engine}  # fmt: skip
     client = connect(AggregatorSettings(clickhouse_url=clickhouse_server.url))
     log_path = tmp_path / "aggregator.log"
 

@@ -7,7 +7,8 @@ from test_pipeline import _history
 from ecrm_aggregator.batch_writer import BatchWriter
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.migrate import Migration, MigrationDrift, load_migrations, migrate
-from ecrm_aggregator.pipeline import new_events, plan_batch
+from ecrm_aggregator.pipeline import plan_batch
+from ecrm_aggregator.rows import event_row
 
 pytestmark = pytest.mark.clickhouse
 
@@ -31,7 +32,7 @@ def test_events_and_profiles_round_trip_exactly_once(client, clickhouse_database
     migrate(client, clickhouse_database)
     store = ClickHouseStore(client, clickhouse_database)
     plan = plan_batch(_history())
-    rows = new_events(plan, {}).rows
+    rows = [event_row(p) for p in plan.decoded.events]
     store.insert_events(rows, plan.dedup_token)
     store.insert_events(rows, plan.dedup_token)  # the same insert again: deduplicated by its token
     counts = client.query(f"SELECT count(), uniqExact(message_id) FROM {clickhouse_database}.events").result_rows

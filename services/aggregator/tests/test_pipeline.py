@@ -7,15 +7,23 @@ from ecrm_aggregator.decode import decode_records
 from ecrm_aggregator.identity import decide
 from ecrm_aggregator.pipeline import FoldResult, dedup_token, fold_batch, group_by_customer, new_events, plan_batch
 from ecrm_aggregator.profile_folding import fold
+from ecrm_aggregator.profile_state import RECENT_MESSAGE_IDS
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
 
-def fold_records(records, current=None, stored=None) -> FoldResult:
-    """The pure chain for a batch without identity links or stored history."""
+def split(records, current=None, stored=None):
+    """new_events for a batch without identity links; ``stored``: what a look-up of every partition found."""
     plan = plan_batch(records)
     identity = decide(plan.link_requests, {}, plan.known_users, NOW)
-    return fold_batch(group_by_customer(new_events(plan, stored or {}).to_fold, identity), current or {}, NOW)
+    unsettled = set(plan.spans) if stored is not None else set()
+    return plan, identity, new_events(plan, identity, current or {}, stored, unsettled)
+
+
+def fold_records(records, current=None, stored=None) -> FoldResult:
+    """The pure chain for a batch without identity links or stored history."""
+    _, identity, fresh = split(records, current, stored)
+    return fold_batch(group_by_customer(fresh.to_fold, identity), current or {}, NOW)
 
 
 def _history():
@@ -81,7 +89,7 @@ def test_invalid_records_become_dead_letters() -> None:
 
 def test_batch_gives_rows_and_one_change_per_customer() -> None:
     records = [*_history(), record(event("page", customer="u2"), 0, partition=1)]
-    assert len(new_events(plan_batch(records), {}).rows) == 9
+    assert len(split(records)[2].rows) == 9
     result = fold_records(records)
     assert sorted(c.customer_id for c in result.changes) == ["u1", "u2"]
     u1 = next(c for c in result.changes if c.customer_id == "u1")
@@ -137,13 +145,40 @@ def test_refunds_lower_loyalty_points_and_only_changed_traits_are_reported() -> 
 
 def test_stored_events_are_not_inserted_again_and_client_retries_are_not_folded() -> None:
     records = _history()
-    plan = plan_batch(records)
-    first, second = plan.message_ids[:2]
+    first, second = plan_batch(records).message_ids[:2]
     retried = record(event("page", ts="2026-11-20T10:01:00Z"), 9)  # same message id as offset 1, sent again
-    plan = plan_batch([*records, retried])
-    split = new_events(plan, {first: (0, 0), second: (3, 99)})
-    assert [row[0] for row in split.rows] == plan.message_ids[2:8]
-    assert [p.offset for p in split.to_fold] == [0, 2, 3, 4, 5, 6, 7]  # offset 1 came from elsewhere, 9 repeats it
+    plan, _, fresh = split([*records, retried], stored={first: (0, 0), second: (3, 99)})
+    assert [row[0] for row in fresh.rows] == plan.message_ids[2:8]
+    assert [p.offset for p in fresh.to_fold] == [0, 2, 3, 4, 5, 6, 7]  # offset 1 came from elsewhere, 9 repeats it
+    assert fresh.settled == set()  # the last event (9) is a retry: the partition stays looked up
+
+
+def test_a_retry_is_recognised_by_the_profile_without_a_look_up() -> None:
+    first = fold_records(_history())
+    profile = first.changes[0].profile
+    assert profile.recent_message_ids == plan_batch(_history()).message_ids
+    retried = record(event("page", ts="2026-11-20T10:01:00Z"), 20)  # offset 1's message id, at a new position
+    new = record(event("page", ts="2026-11-21T10:01:00Z"), 21)
+    _, _, fresh = split([retried, new], {"u1": profile})
+    assert [p.offset for p in fresh.to_fold] == [21] and len(fresh.rows) == 1
+
+
+def test_a_profile_keeps_only_its_latest_message_ids() -> None:
+    pages = [record(event("page", messageId=f"p{i}"), i) for i in range(RECENT_MESSAGE_IDS + 10)]
+    profile = fold_records(pages).changes[0].profile
+    assert profile.recent_message_ids == [f"p{i}" for i in range(10, RECENT_MESSAGE_IDS + 10)]
+
+
+def test_a_looked_up_partition_is_settled_once_its_last_event_is_new() -> None:
+    records = _history()
+    ids = plan_batch(records).message_ids
+    # A batch that died after storing offsets 0..3 without their profiles, redelivered with more.
+    _, _, fresh = split(records, stored={ids[i]: (0, i) for i in range(4)})
+    assert [row[0] for row in fresh.rows] == ids[4:] and len(fresh.to_fold) == 8
+    assert fresh.settled == {0}
+    # A shorter redelivery ending inside what the dead batch stored: not settled yet.
+    _, _, fresh = split(records[:3], stored={ids[i]: (0, i) for i in range(4)})
+    assert fresh.rows == [] and fresh.settled == set()
 
 
 def test_redelivery_is_recognised_per_partition() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
 from ecrm_collector.sources import SourceError, SourceRegistry
 from ecrm_schemas.logs import configure_logging
+from ecrm_schemas.runtime import settle_garbage_collector
 
 cli = typer.Typer(
     add_completion=False, help="The eCRM collector (Segment-compatible ingest API).", no_args_is_help=True
@@ -61,13 +61,7 @@ def app_from_environment() -> FastAPI:
         }
     )
     app = create_app(settings, producer, close_producer_at_shutdown=True)
-    # Everything built so far lives as long as the process: keep it out of the garbage
-    # collector's scans, which otherwise walk it on every full collection (p99 stalls).
-    # Requests allocate many short-lived objects and few cycles: collect the young generation
-    # less often than CPython's default of every 700 allocations.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    settle_garbage_collector()
     return app
 
 

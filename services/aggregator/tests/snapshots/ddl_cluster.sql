@@ -201,3 +201,13 @@ CREATE VIEW IF NOT EXISTS ecrm.segment_members ON CLUSTER ecrm_cluster AS
 SELECT segment_id, customer_id, changed_at AS member_since, reason
 FROM ecrm.segment_membership FINAL
 WHERE is_member = 1;
+
+ALTER TABLE ecrm.profiles_local ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS recent_message_ids Array(String);
+
+ALTER TABLE ecrm.profiles ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS recent_message_ids Array(String);
+
+ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
+
+ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     ADD PROJECTION IF NOT EXISTS by_user (SELECT * ORDER BY user_id);
+
+ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     MATERIALIZE PROJECTION by_user;

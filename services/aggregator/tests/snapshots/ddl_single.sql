@@ -171,3 +171,15 @@ CREATE VIEW IF NOT EXISTS ecrm.segment_members AS
 SELECT segment_id, customer_id, changed_at AS member_since, reason
 FROM ecrm.segment_membership FINAL
 WHERE is_member = 1;
+
+ALTER TABLE ecrm.profiles
+    ADD COLUMN IF NOT EXISTS recent_message_ids Array(String);
+
+ALTER TABLE ecrm.identity_links
+    MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
+
+ALTER TABLE ecrm.identity_links
+    ADD PROJECTION IF NOT EXISTS by_user (SELECT * ORDER BY user_id);
+
+ALTER TABLE ecrm.identity_links
+    MATERIALIZE PROJECTION by_user;

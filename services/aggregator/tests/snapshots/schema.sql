@@ -118,11 +118,16 @@ CREATE TABLE ecrm.identity_links
     `message_id` String,
     `changed_at` DateTime64(3, 'UTC'),
     `actor` String,
-    `version` UInt64
+    `version` UInt64,
+    PROJECTION by_user
+    (
+        SELECT *
+        ORDER BY user_id
+    )
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY anonymous_id
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, deduplicate_merge_projection_mode = 'rebuild'
 
 CREATE TABLE ecrm.identity_merges
 (
@@ -186,7 +191,8 @@ CREATE TABLE ecrm.profiles
     `loyalty_points` UInt64,
     `loyalty_tier` LowCardinality(String),
     `merged_into` String,
-    `positions` Map(UInt16, Int64)
+    `positions` Map(UInt16, Int64),
+    `recent_message_ids` Array(String)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY customer_id
