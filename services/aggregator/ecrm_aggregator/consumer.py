@@ -17,6 +17,9 @@ the same :class:`~ecrm_aggregator.batch_writer.BatchWriter` and the same guarant
   knew of those partitions;
 * the timer (stale traits, segment windows, consumer lag) runs between batches on the same
   thread, for the partitions assigned at that moment;
+* the cyclic garbage collector runs between batches, not during them: a batch allocates
+  hundreds of thousands of short-lived, acyclic objects, which automatic collections walked
+  again and again (decoding alone: 19 µs/event with collections during the batch, 12 without);
 * a batch that cannot be written, or a topic that is mostly invalid, ends the process with
   nothing more committed (exit codes :data:`EXIT_BATCH_FAILED`, :data:`EXIT_TOO_MANY_INVALID`).
 """
@@ -24,6 +27,7 @@ the same :class:`~ecrm_aggregator.batch_writer.BatchWriter` and the same guarant
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -91,6 +95,7 @@ class BatchConsumer:
         self.writer.stop()
 
     def run(self) -> None:
+        gc.disable()  # collected explicitly between batches (see the module docstring)
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         consumer = Consumer(self._config)
@@ -119,9 +124,11 @@ class BatchConsumer:
                 if first_at is not None and (full or now - first_at >= self.batch_wait_s):
                     self._process(consumer)
                     first_at = None
+                    gc.collect(1)  # the batch's objects are gone: cheap
                 if time.monotonic() >= next_tick:
                     self._tick(consumer)
                     next_tick = time.monotonic() + self.timer_interval_s
+                    gc.collect()
         finally:
             consumer.close()
 

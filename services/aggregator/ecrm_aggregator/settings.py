@@ -26,7 +26,7 @@ class AggregatorSettings(ServiceSettings, KafkaSettings):
     default), or ``faust``, a faust-streaming agent (about 10k events/s per process at most)."""
     aggregator_group_id: str = "ecrm-aggregator"
     """The Kafka consumer group (faust app id); workers with the same id share partitions."""
-    aggregator_batch_size: int = Field(default=10_000, gt=0)
+    aggregator_batch_size: int = Field(default=20_000, gt=0)
     aggregator_batch_wait_s: float = Field(default=0.5, gt=0)
     """A batch is written when it is full or when this much time has passed since its first event."""
     aggregator_timer_interval_s: float = Field(default=60.0, gt=0)
