@@ -51,13 +51,22 @@ class ReliableProducer:
             if err.fatal() or err.code() in UNUSABLE:
                 self._unusable = True
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
+        """Queue one record (``partition`` None: chosen by the key)."""
         if self._unusable:
             self._unusable = False
             broken, self._producer = self._producer, Producer(self._config)
             broken.purge()
             log.warning("kafka_producer_rebuilt_after_fatal_error")
-        self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered, **extra)
         self._producer.poll(0)
 
     def flush_or_raise(self, timeout_s: float = 30.0) -> None:

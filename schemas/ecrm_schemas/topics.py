@@ -65,6 +65,24 @@ EVENTS = Topic(
     dead_letter=EVENTS_DLQ.name,
 )
 
+EVENTS_STITCHED = Topic(
+    name="ecrm.events.stitched",
+    description=(
+        "Events sent with an anonymous id that is merged into a user whose own events arrive on another "
+        "partition, forwarded by the aggregator to the same partition number as the user's, so that one "
+        "worker folds each profile. Already stored: only folded. The header ecrm-origin holds the event's "
+        "partition:offset on ecrm.events."
+    ),
+    key="the user id the event belongs to",
+    value="ecrm_schemas.events.Event",
+    producers=("aggregator",),
+    consumers=("aggregator",),
+    partitions=EVENTS.partitions,
+    retention_ms=7 * DAY_MS,
+)
+ORIGIN_HEADER = "ecrm-origin"
+"""On ecrm.events.stitched: ``<partition>:<offset>`` of the event on ecrm.events."""
+
 PROFILE_CHANGES_DLQ = Topic(
     name="ecrm.profile-changes.dlq",
     description="Profile changes the interaction service could not process, with the reason.",
@@ -114,6 +132,7 @@ SEGMENT_MEMBERSHIP = Topic(
 ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS,
     EVENTS_DLQ,
+    EVENTS_STITCHED,
     PROFILE_CHANGES,
     PROFILE_CHANGES_DLQ,
     SEGMENT_DEFINITIONS,

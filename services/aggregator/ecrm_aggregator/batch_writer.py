@@ -18,7 +18,7 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_e
 
 from ecrm_aggregator import metrics
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
-from ecrm_aggregator.decode import SourceRecord
+from ecrm_aggregator.decode import SourceRecord, origin_header
 from ecrm_aggregator.identity import decide
 from ecrm_aggregator.pipeline import (
     BatchPlan,
@@ -31,11 +31,13 @@ from ecrm_aggregator.pipeline import (
     review_traits,
     to_look_up,
 )
+from ecrm_aggregator.profile_folding import customer_id_of
 from ecrm_aggregator.segment_sql import membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_changes
 from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
-from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
+from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -111,7 +113,7 @@ class BatchWriter:
         unsettled = {p for p, (first, _) in plan.spans.items() if self._next_offsets.get(p) != first}
         keys, message_ids = to_look_up(plan, unsettled, identity, current)
         stored = self._retry(self.store.stored_positions, keys, message_ids) if message_ids else {}
-        fresh = new_events(plan, identity, current, stored, unsettled)
+        fresh = new_events(plan, identity, current, stored, unsettled, forwarding=self.producer is not None)
         self._retry(self.store.insert_events, fresh.rows, dedup_token=plan.dedup_token, table="events")
         for positioned in plan.decoded.events:
             metrics.END_TO_END_SECONDS.observe(max(0.0, (now - positioned.event.receivedAt).total_seconds()))
@@ -128,6 +130,10 @@ class BatchWriter:
             for customer, anonymous in merged.items()
         }
         result = fold_batch(by_customer, current, now, histories, merged)
+        result.forwards = [
+            (identity.resolve(customer_id_of(p)), identity.home_partition(customer_id_of(p), p.partition), p)
+            for p in fresh.forward
+        ]
         self._retry(self.store.insert_profiles, result.profile_rows, dedup_token=plan.dedup_token, table="profiles")
 
         definitions = self.segments.current()
@@ -223,10 +229,17 @@ class BatchWriter:
             self.producer.produce(
                 SEGMENT_MEMBERSHIP.name, segment_change.encode(), key=segment_change.customer_id.encode()
             )
+        for user_id, partition, positioned in result.forwards:
+            headers: list[tuple[str, str | bytes | None]] = [(ORIGIN_HEADER, origin_header(positioned))]
+            value = encode_event(positioned.event)
+            self.producer.produce(
+                EVENTS_STITCHED.name, value, key=user_id.encode(), partition=partition, headers=headers
+            )
         self.producer.flush_or_raise(30)
         for letter in dead_letters:
             metrics.DEAD_LETTERS.labels(letter.reason).inc()
         metrics.PROFILE_CHANGES.inc(len(result.changes))
+        metrics.EVENTS_FORWARDED.inc(len(result.forwards))
         for segment_change in result.membership.events:
             metrics.SEGMENT_CHANGES.labels(segment_change.type).inc()
         if dead_letters:

@@ -7,6 +7,8 @@ process reads about 10.7k events/s on the reference machine, where this consumer
 batches, and faust remains available as ``AGGREGATOR_ENGINE=faust`` (:mod:`.worker`), with
 the same :class:`~ecrm_aggregator.batch_writer.BatchWriter` and the same guarantees:
 
+* it reads the events topic and the stitched topic (events forwarded to the partition of the
+  user they belong to), and the range assignor gives it the same partition numbers of both;
 * at least once: a batch's offsets are committed, synchronously, only after
   :meth:`BatchWriter.process` returned; the writes are idempotent, so a batch delivered
   again after a crash or a rebalance is stored once;
@@ -40,9 +42,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from ecrm_aggregator import metrics
 from ecrm_aggregator.batch_writer import BatchWriter, TooManyInvalid
-from ecrm_aggregator.decode import SourceRecord
+from ecrm_aggregator.decode import SourceRecord, parse_origin
 from ecrm_aggregator.settings import AggregatorSettings
-from ecrm_schemas.topics import EVENTS
+from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER
 
 log = structlog.get_logger()
 EXIT_TOO_MANY_INVALID = 70
@@ -76,7 +78,12 @@ def consumer_config(settings: AggregatorSettings) -> dict[str, Any]:
 def _record(message: Message) -> SourceRecord:
     partition, offset = message.partition(), message.offset()
     assert partition is not None and offset is not None  # set on every message without an error
-    return SourceRecord(partition, offset, message.key(), message.value())
+    if message.topic() != EVENTS_STITCHED.name:
+        return SourceRecord(partition, offset, message.key(), message.value())
+    headers = dict(message.headers() or [])
+    origin = parse_origin(headers.get(ORIGIN_HEADER))
+    # Without a readable origin the record cannot be deduplicated; it is dead-lettered as such.
+    return SourceRecord(partition, offset, message.key(), message.value() if origin else b"", origin or (-1, -1))
 
 
 class BatchConsumer:
@@ -99,8 +106,8 @@ class BatchConsumer:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         consumer = Consumer(self._config)
-        consumer.subscribe([EVENTS.name], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                           on_lost=self._on_revoke)  # fmt: skip
+        consumer.subscribe([EVENTS.name, EVENTS_STITCHED.name], on_assign=self._on_assign,
+                           on_revoke=self._on_revoke, on_lost=self._on_revoke)  # fmt: skip
         next_tick = time.monotonic() + self.timer_interval_s
         first_at: float | None = None
         try:
@@ -142,12 +149,12 @@ class BatchConsumer:
             if self._stopping.is_set():
                 return  # asked to stop mid-batch: uncommitted, delivered again
             exit_unacked(EXIT_BATCH_FAILED, "batch_failed", exc)
-        offsets: dict[int, int] = {}
+        offsets: dict[tuple[str, int], int] = {}
         for record in records:
-            offsets[record.partition] = max(offsets.get(record.partition, 0), record.offset + 1)
+            where = (EVENTS.name if record.origin is None else EVENTS_STITCHED.name, record.partition)
+            offsets[where] = max(offsets.get(where, 0), record.offset + 1)
         try:
-            consumer.commit(offsets=[TopicPartition(EVENTS.name, p, o) for p, o in offsets.items()],
-                            asynchronous=False)  # fmt: skip
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
         except KafkaException as exc:
             # Typically a rebalance took the partitions meanwhile: their next owner reads the
             # batch again and the idempotent writes store it once.
@@ -175,8 +182,10 @@ class BatchConsumer:
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {tp.partition for tp in partitions if tp.topic == EVENTS.name}
+        revoked_stitched = {tp.partition for tp in partitions if tp.topic == EVENTS_STITCHED.name}
         self._assigned -= revoked
-        self._buffer = [r for r in self._buffer if r.partition not in revoked]
+        self._buffer = [r for r in self._buffer
+                        if r.partition not in (revoked if r.origin is None else revoked_stitched)]  # fmt: skip
         self.writer.partitions_revoked(sorted(revoked))
         for partition in revoked:
             with contextlib.suppress(KeyError):  # no lag measured yet

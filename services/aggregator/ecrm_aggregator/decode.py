@@ -8,27 +8,49 @@ import orjson
 
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import Event
-from ecrm_schemas.topics import EVENTS
+from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED
 from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
 
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """A record as read from Kafka."""
+    """A record as read from Kafka: from the events topic, or forwarded on the stitched topic
+    (``origin``: its position on the events topic, from the ``ecrm-origin`` header)."""
 
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
+    origin: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PositionedEvent:
-    """A valid event and where it was read."""
+    """A valid event and its position on the events topic.
+
+    ``forwarded``: it came over the stitched topic; another worker stored it, this one folds it.
+    """
 
     event: Event
     partition: int
     offset: int
+    forwarded: bool = False
+
+
+def parse_origin(header: bytes | str | None) -> tuple[int, int] | None:
+    """``b"3:1200"`` → ``(3, 1200)``; None when missing or malformed."""
+    if header is None:
+        return None
+    text = header.decode(errors="replace") if isinstance(header, bytes) else header
+    partition, _, offset = text.partition(":")
+    try:
+        return int(partition), int(offset)
+    except ValueError:
+        return None
+
+
+def origin_header(positioned: PositionedEvent) -> bytes:
+    return f"{positioned.partition}:{positioned.offset}".encode()
 
 
 @dataclass(slots=True)
@@ -54,13 +76,16 @@ def decode_records(records: list[SourceRecord]) -> Decoded:
         except InvalidEvent as invalid:
             decoded.dead_letters.append(_dead_letter(record, "invalid_event", invalid.errors))
             continue
-        decoded.events.append(PositionedEvent(event, record.partition, record.offset))
+        if record.origin is None:
+            decoded.events.append(PositionedEvent(event, record.partition, record.offset))
+        else:
+            decoded.events.append(PositionedEvent(event, *record.origin, forwarded=True))
     return decoded
 
 
 def _dead_letter(record: SourceRecord, reason: str, errors: list[FieldError]) -> DeadLetter:
     return DeadLetter.build(
-        topic=EVENTS.name,
+        topic=EVENTS.name if record.origin is None else EVENTS_STITCHED.name,
         source="aggregator",
         reason=reason,  # type: ignore[arg-type]
         errors=errors,

@@ -30,6 +30,9 @@ class LinkRequest:
     user_id: str
     message_id: str
     timestamp: datetime
+    partition: int = -1
+    """Where the request was read: identify and alias are keyed by the user, so this is where
+    the user's own events arrive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,9 @@ class IdentityLink:
     message_id: str
     changed_at: datetime
     actor: str
+    user_partition: int = -1
+    """The partition of the events topic the user's own events arrive on (-1: unknown, links
+    made before migration 0006): the anonymous id's later events are folded there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,14 @@ class IdentityDecision:
         link = self.links.get(key)
         return link.user_id if link is not None and link.state == "merged" else key
 
+    def home_partition(self, key: str, partition: int) -> int:
+        """Where the customer of an event keyed ``key``, read from ``partition``, is folded:
+        the user's partition for a merged anonymous id (when known), else ``partition``."""
+        link = self.links.get(key)
+        if link is not None and link.state == "merged" and link.user_partition >= 0:
+            return link.user_partition
+        return partition
+
     def anonymous_ids_of(self, user_id: str) -> list[str]:
         if self._by_user is None:
             self._by_user = {}
@@ -91,7 +105,7 @@ def link_requests(events: Iterable[PositionedEvent]) -> list[LinkRequest]:
         else:
             continue
         if anonymous != user:
-            requests.append(LinkRequest(anonymous, user, event.messageId, event.timestamp))
+            requests.append(LinkRequest(anonymous, user, event.messageId, event.timestamp, positioned.partition))
     return requests
 
 
@@ -119,7 +133,8 @@ def decide(
         if refusal is not None:
             decision.records.append(_record(request, "refused", refusal, now))
             continue
-        link = IdentityLink(request.anonymous_id, request.user_id, "merged", request.message_id, now, "aggregator")
+        link = IdentityLink(request.anonymous_id, request.user_id, "merged", request.message_id, now, "aggregator",
+                            request.partition)  # fmt: skip
         decision.links[request.anonymous_id] = link
         decision._by_user = None
         decision.new_links.append(link)

@@ -9,6 +9,10 @@ EVENTS_WRITTEN = Counter("ecrm_aggregator_events_written_total", "Valid events w
 DEAD_LETTERS = Counter(
     "ecrm_aggregator_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
 )
+EVENTS_FORWARDED = Counter(
+    "ecrm_aggregator_events_forwarded_total",
+    "Events of merged anonymous ids forwarded to their user's partition (ecrm.events.stitched).",
+)
 PROFILE_CHANGES = Counter("ecrm_aggregator_profile_changes_total", "Profile-changed events emitted.")
 BATCH_RECORDS = Histogram(
     "ecrm_aggregator_batch_records", "Records per processed batch.", buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000)

@@ -79,6 +79,8 @@ class NewEvents:
     """Rows of events not stored yet."""
     to_fold: list[PositionedEvent]
     """Events to fold: all but client retries (the fold itself skips what a profile already has)."""
+    forward: list[PositionedEvent] = field(default_factory=list)
+    """Events to forward to their user's partition on the stitched topic."""
     settled: set[int] = field(default_factory=set)
     """Partitions looked up whose last event turned out new: from here on, nothing of theirs is stored yet."""
 
@@ -88,24 +90,35 @@ class FoldResult:
     profile_rows: list[list[Any]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     membership: MembershipUpdate = field(default_factory=MembershipUpdate)
+    forwards: list[tuple[str, int, PositionedEvent]] = field(default_factory=list)
+    """(user id, partition, event) to produce on the stitched topic."""
 
 
 def offset_spans(records: list[SourceRecord]) -> dict[int, tuple[int, int]]:
+    """The first and last offset of each partition of the events topic among ``records``."""
     spans: dict[int, tuple[int, int]] = {}
     for r in records:
-        low, high = spans.get(r.partition, (r.offset, r.offset))
-        spans[r.partition] = (min(low, r.offset), max(high, r.offset))
+        if r.origin is None:
+            low, high = spans.get(r.partition, (r.offset, r.offset))
+            spans[r.partition] = (min(low, r.offset), max(high, r.offset))
     return spans
 
 
-def dedup_token(records: list[SourceRecord], spans: dict[int, tuple[int, int]] | None = None) -> str:
-    text = ",".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted((spans or offset_spans(records)).items()))
+def dedup_token(records: list[SourceRecord]) -> str:
+    """Deterministic for the same records of both topics (stitched ones as ``s<partition>``)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for r in records:
+        name = str(r.partition) if r.origin is None else f"s{r.partition}"
+        low, high = spans.get(name, (r.offset, r.offset))
+        spans[name] = (min(low, r.offset), max(high, r.offset))
+    text = ",".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(spans.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def plan_batch(records: list[SourceRecord]) -> BatchPlan:
-    decoded, spans = decode_records(records), offset_spans(records)
-    return BatchPlan(decoded, link_requests(decoded.events), dedup_token(records, spans), spans)
+    decoded = decode_records(records)
+    local = [p for p in decoded.events if not p.forwarded]
+    return BatchPlan(decoded, link_requests(local), dedup_token(records), offset_spans(records))
 
 
 def to_look_up(
@@ -115,7 +128,7 @@ def to_look_up(
     partitions that no profile has folded yet."""  # fmt: skip
     keys, ids = set(), []
     for positioned in plan.decoded.events:
-        if positioned.partition in unsettled:
+        if positioned.partition in unsettled and not positioned.forwarded:
             key = customer_id_of(positioned)
             if not already_folded(profiles.get(identity.resolve(key)), positioned):
                 keys.add(key)
@@ -129,8 +142,9 @@ def new_events(
     profiles: Mapping[str, ProfileState],
     stored: Mapping[str, tuple[int, int]] | None = None,
     unsettled: set[int] | None = None,
+    forwarding: bool = True,
 ) -> NewEvents:
-    """Which of the batch's events to insert and which to fold.
+    """Which of the batch's events to insert, which to fold here and which to forward.
 
     ``profiles``: the current profiles of the batch's customers. ``stored``: message id →
     (partition, offset) of events of ``unsettled`` partitions found in ClickHouse.
@@ -141,21 +155,31 @@ def new_events(
       folded.
     * An event found stored at its own position was written by a batch that died before its
       profiles: folded, not inserted again.
+    * An event of an anonymous id merged into a user whose events arrive on another partition
+      is stored here and forwarded there (``forwarding``; without it, as in tools and tests
+      that run no Kafka, it is folded here). A forwarded event coming in is only folded, and
+      only while its id is still merged: an unmerge recomputed the profile from the events.
     """
     stored, unsettled = stored or {}, unsettled or set()
     rows: list[list[Any]] = []
     to_fold: list[PositionedEvent] = []
+    forward: list[PositionedEvent] = []
     seen: dict[str, tuple[int, int]] = {}
     recent: dict[str, frozenset[str]] = {}
     for positioned in plan.decoded.events:
         message_id, position = positioned.event.messageId, (positioned.partition, positioned.offset)
         key = customer_id_of(positioned)
         customer = identity.resolve(key)
-        profile = profiles.get(customer)
+        if positioned.forwarded and customer == key:
+            continue
         if seen.setdefault(message_id, position) != position:
             continue
+        home = identity.home_partition(key, positioned.partition) if forwarding else positioned.partition
+        here = positioned.forwarded or home == positioned.partition
+        profile = profiles.get(customer)
         if already_folded(profile, positioned):
-            to_fold.append(positioned)  # the fold skips it; kept so the change names its trigger again
+            if here:
+                to_fold.append(positioned)  # the fold skips it; kept so the change names its trigger again
             continue
         if customer not in recent:
             ids = set(profile.recent_message_ids) if profile else set()
@@ -167,21 +191,21 @@ def new_events(
         where = stored.get(message_id)
         if where is not None and where != position:
             continue
-        to_fold.append(positioned)
-        if where is None:
+        (to_fold if here else forward).append(positioned)
+        if where is None and not positioned.forwarded:
             rows.append(event_row(positioned))
     # A partition is settled once its last event here is neither stored nor folded: whatever a
     # dead batch wrote ends before it.
     last: dict[int, PositionedEvent] = {}
     for positioned in plan.decoded.events:
-        if positioned.partition in unsettled:
+        if positioned.partition in unsettled and not positioned.forwarded:
             last[positioned.partition] = positioned
     settled = {
         partition for partition, tail in last.items()
         if tail.event.messageId not in stored
         and not already_folded(profiles.get(identity.resolve(customer_id_of(tail))), tail)
     }  # fmt: skip
-    return NewEvents(rows, to_fold, settled)
+    return NewEvents(rows, to_fold, forward, settled)
 
 
 def group_by_customer(events: list[PositionedEvent], identity: IdentityDecision) -> dict[str, list[PositionedEvent]]:

@@ -109,6 +109,10 @@ def recompute(previous: ProfileState | None, customer_id: str, events: list[Posi
     folded = fold(None, ordered, now, customer_id=customer_id)
     assert folded is not None
     state = folded.profile
+    own = [p for p in ordered if customer_id_of(p) == customer_id]
+    if own:  # the profile's partition is its own events', not those of an anonymous id merged in
+        last = max(own, key=lambda p: (p.partition, p.offset))
+        state.source_partition, state.source_offset = last.partition, last.offset
     state.version = max(state.version, previous.version + 1 if previous else 0)
     return Folded(state, changes_between(previous, state), folded.folded)
 
@@ -139,7 +143,8 @@ def _apply(state: ProfileState, positioned: PositionedEvent) -> None:
     state.event_counts[label] = state.event_counts.get(label, 0) + 1
     state.first_seen = min(state.first_seen, event.timestamp)
     state.last_seen = max(state.last_seen, event.timestamp)
-    state.source_partition, state.source_offset = positioned.partition, positioned.offset
+    if not positioned.forwarded:  # the profile's own partition: the timer's and segments' scope
+        state.source_partition, state.source_offset = positioned.partition, positioned.offset
     state.positions[positioned.partition] = max(state.positions.get(positioned.partition, -1), positioned.offset)
     state.recent_message_ids.append(event.messageId)
     if event.userId:

@@ -186,18 +186,19 @@ MEMBERSHIP_COLUMNS = ("segment_id", "customer_id", "is_member", "changed_at", "r
 SEGMENT_CHANGE_COLUMNS = ("at", "segment_id", "segment_name", "customer_id", "change", "trigger", "reason", "event_id")
 DEFINITION_COLUMNS = ("segment_id", "name", "description", "definition", "deleted", "updated_at", "version")
 
-LINK_COLUMNS = ("anonymous_id", "user_id", "state", "message_id", "changed_at", "actor", "version")
+LINK_COLUMNS = ("anonymous_id", "user_id", "state", "message_id", "changed_at", "actor", "version", "user_partition")
 MERGE_COLUMNS = ("at", "action", "anonymous_id", "user_id", "message_id", "actor", "reason")
 
 
 def link_row(link: IdentityLink) -> list[Any]:
     version = int(link.changed_at.timestamp() * 1000)
-    return [link.anonymous_id, link.user_id, link.state, link.message_id, link.changed_at, link.actor, version]
+    return [link.anonymous_id, link.user_id, link.state, link.message_id, link.changed_at, link.actor, version,
+            link.user_partition]  # fmt: skip
 
 
 def link_from_row(row: Sequence[Any]) -> IdentityLink:
-    anonymous_id, user_id, state, message_id, changed_at, actor = row[:6]
-    return IdentityLink(anonymous_id, user_id, state, message_id, changed_at, actor)
+    anonymous_id, user_id, state, message_id, changed_at, actor, _version, user_partition = row
+    return IdentityLink(anonymous_id, user_id, state, message_id, changed_at, actor, user_partition)
 
 
 def merge_row(record: MergeRecord) -> list[Any]:

@@ -24,10 +24,10 @@ import structlog
 from ecrm_aggregator import metrics
 from ecrm_aggregator.batch_writer import BatchWriter, TooManyInvalid
 from ecrm_aggregator.consumer import EXIT_BATCH_FAILED, EXIT_TOO_MANY_INVALID, exit_unacked
-from ecrm_aggregator.decode import SourceRecord
+from ecrm_aggregator.decode import SourceRecord, parse_origin
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.kafka_producer import ReliableProducer
-from ecrm_schemas.topics import EVENTS
+from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER
 
 log = structlog.get_logger()
 
@@ -73,15 +73,16 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    events = app.topic(EVENTS.name, key_type=bytes, value_type=bytes, partitions=EVENTS.partitions)
+    # One agent on both topics: faust's assignor gives a worker the same partitions of both.
+    events = app.topic(
+        EVENTS.name, EVENTS_STITCHED.name, key_type=bytes, value_type=bytes, partitions=EVENTS.partitions
+    )
 
     @app.agent(events)
     async def aggregate(stream: faust.StreamT) -> None:
         batches = stream.noack_take(settings.aggregator_batch_size, settings.aggregator_batch_wait_s)  # type: ignore[attr-defined]
         async for batch in batches:
-            records = [
-                SourceRecord(e.message.partition, e.message.offset, e.message.key, e.message.value) for e in batch
-            ]
+            records = [_record(e.message) for e in batch]
             try:
                 await asyncio.to_thread(writer.process, records)
             except asyncio.CancelledError:
@@ -122,6 +123,15 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
         writer.stop()
 
     return app
+
+
+def _record(message: Any) -> SourceRecord:
+    if message.topic != EVENTS_STITCHED.name:
+        return SourceRecord(message.partition, message.offset, message.key, message.value)
+    headers = dict(message.headers or [])
+    origin = parse_origin(headers.get(ORIGIN_HEADER))
+    return SourceRecord(message.partition, message.offset, message.key, message.value if origin else b"",
+                        origin or (-1, -1))  # fmt: skip
 
 
 def kafka_producer(settings: AggregatorSettings) -> ReliableProducer:

@@ -19,7 +19,7 @@ from ecrm_embedded.testing import ClickHouseServer, read_topic
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.profile import ProfileChanged
 from ecrm_schemas.segments import SegmentMembershipChanged
-from ecrm_schemas.topics import EVENTS, EVENTS_DLQ, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
+from ecrm_schemas.topics import EVENTS, EVENTS_DLQ, EVENTS_STITCHED, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -269,3 +269,61 @@ def test_segment_definitions_reach_a_running_worker_and_membership_is_emitted(
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+def test_two_workers_fold_every_stitched_customers_events_once(
+    fresh_kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+):
+    """Users identified on one partition keep browsing anonymously, keyed by anonymous ids that
+    land on other partitions: whichever worker reads them, the user's own worker folds them."""
+    bootstrap = fresh_kafka_broker.bootstrap
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    users = 60
+
+    def send(key: str, body: dict) -> None:
+        producer.produce(EVENTS.name, key=key.encode(), value=orjson.dumps(body))
+
+    stamp = {"timestamp": "2026-11-20T10:00:00Z", "receivedAt": "2026-11-20T10:00:00Z"}
+    for u in range(users):
+        send(f"user{u}", {"type": "identify", "messageId": f"id-{u}", "userId": f"user{u}", "anonymousId": f"anon{u}",
+                          "traits": {"plan": "pro"}, **stamp})  # fmt: skip
+    producer.flush(10)
+    env = _worker_env(fresh_kafka_broker, clickhouse_server, clickhouse_database)
+    workers = [_start(env | {"AGGREGATOR_METRICS_PORT": str(free_port())}, tmp_path / f"w{n}.log") for n in range(2)]
+    client = connect(AggregatorSettings(clickhouse_url=clickhouse_server.url))
+
+    def scalar(sql: str) -> int:
+        try:
+            return client.query(sql.replace("{db}", clickhouse_database)).result_rows[0][0]
+        except DatabaseError:  # not migrated yet
+            return 0
+
+    try:
+        deadline = time.monotonic() + 90
+        while scalar("SELECT count() FROM {db}.identity_links FINAL") < users and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert scalar("SELECT count() FROM {db}.identity_links FINAL") == users
+        per_user = 5
+        for i in range(per_user):
+            for u in range(users):
+                send(f"anon{u}", {"type": "page", "messageId": f"a-{u}-{i}", "anonymousId": f"anon{u}", **stamp})
+                send(f"user{u}", {"type": "page", "messageId": f"u-{u}-{i}", "userId": f"user{u}", **stamp})
+        producer.flush(10)
+        expected = users * (1 + 2 * per_user)
+        folded = "SELECT sum(event_count) FROM {db}.profiles FINAL WHERE merged_into = '' AND user_id != ''"
+        deadline = time.monotonic() + 90
+        while scalar(folded) < expected and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(2)  # anything folded twice would show now
+        assert scalar(folded) == expected, (tmp_path / "w0.log").read_text()[-2000:]
+        assert scalar("SELECT min(event_count) FROM {db}.profiles FINAL WHERE user_id != ''") == 1 + 2 * per_user
+        assert scalar("SELECT count() FROM {db}.profiles FINAL WHERE user_id = ''") == 0  # no anonymous profile
+        assert scalar("SELECT count() FROM {db}.events") == expected
+        assert scalar("SELECT uniqExact(message_id) FROM {db}.events") == expected
+        forwarded = read_topic(bootstrap, EVENTS_STITCHED.name, expect=users * per_user, timeout_s=10)
+        assert len(forwarded) >= users * per_user * 0.8  # most anonymous ids hash to another partition
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)

@@ -206,6 +206,10 @@ ALTER TABLE ecrm.profiles_local ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EX
 
 ALTER TABLE ecrm.profiles ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS recent_message_ids Array(String);
 
+ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS user_partition Int32 DEFAULT -1;
+
+ALTER TABLE ecrm.identity_links ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS user_partition Int32 DEFAULT -1;
+
 ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
 
 ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     ADD PROJECTION IF NOT EXISTS by_user (SELECT * ORDER BY user_id);

@@ -176,6 +176,9 @@ ALTER TABLE ecrm.profiles
     ADD COLUMN IF NOT EXISTS recent_message_ids Array(String);
 
 ALTER TABLE ecrm.identity_links
+    ADD COLUMN IF NOT EXISTS user_partition Int32 DEFAULT -1;
+
+ALTER TABLE ecrm.identity_links
     MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
 
 ALTER TABLE ecrm.identity_links

@@ -119,6 +119,7 @@ CREATE TABLE ecrm.identity_links
     `changed_at` DateTime64(3, 'UTC'),
     `actor` String,
     `version` UInt64,
+    `user_partition` Int32 DEFAULT -1,
     PROJECTION by_user
     (
         SELECT *
