@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import free_port
 from ecrm_embedded.testing import ClickHouseServer
 from ecrm_schemas.kafka_admin import ensure_topics
-from ecrm_schemas.topics import EVENTS
+from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATABASE = "bench"
@@ -178,12 +179,133 @@ def measure_aggregator(
             "events_per_s": round(measured / elapsed)}  # fmt: skip
 
 
+def measure_latency(
+    bootstrap: str, clickhouse: ClickHouseServer, rate: int, seconds: int, customers: int, workdir: Path
+) -> dict[str, float]:
+    """Event → profile visible at a fixed offered rate, for one worker of the default engine.
+
+    A thread produces ``rate`` events/s for ``seconds`` on a schedule fixed in advance (open
+    loop: the sending never waits for the pipeline), each stamped ``receivedAt`` = when it was
+    sent, as the collector stamps them; how far the sender fell behind its schedule is reported
+    too. A change is emitted after its profiles are in ClickHouse, so the broker's timestamp of
+    the first change naming an event among its triggers bounds when its customer's profile
+    became visible (the probe reading them late does not count). The first fifth of the run
+    is warm-up, left out.
+    """
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_SESSION_TIMEOUT_MS": "6000",
+           "CLICKHOUSE_URL": clickhouse.url, "CLICKHOUSE_DATABASE": DATABASE, "LOG_LEVEL": "WARNING",
+           "AGGREGATOR_GROUP_ID": "bench-latency", "AGGREGATOR_METRICS_PORT": str(free_port())}  # fmt: skip
+    with open(workdir / "aggregator-latency.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "ecrm_aggregator", "serve"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)  # fmt: skip
+    changes = Consumer({"bootstrap.servers": bootstrap, "group.id": "latency-probe", "enable.auto.commit": False,
+                        "fetch.wait.max.ms": 20})  # fmt: skip
+    changes.assign(
+        [TopicPartition(PROFILE_CHANGES.name, p, OFFSET_BEGINNING) for p in range(PROFILE_CHANGES.partitions)]
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "lz4"})
+    try:
+        # Until the worker has joined its group and folds, nothing is scheduled.
+        producer.produce(
+            EVENTS.name, key=b"warmup", value=orjson.dumps(_latency_event("warmup", "warmup", time.time()))
+        )
+        producer.flush(10)
+        _wait_for_triggers(changes, {"warmup"}, time.monotonic() + 120)
+        total = rate * seconds
+        due: dict[str, float] = {}
+        behind: list[float] = []
+        start = time.time() + 0.5
+
+        def offer() -> None:
+            """Every 10 ms, the events due by then (a sleep per event would cost more than the sending)."""
+            sent = 0
+            while sent < total:
+                due_now = min(total, max(sent, int((time.time() - start) * rate) + 1))
+                for i in range(sent, due_now):
+                    message_id, customer, now = f"l-{i}", f"c{i % customers}", time.time()
+                    due[message_id] = now
+                    behind.append(now - (start + i / rate))
+                    value = orjson.dumps(_latency_event(message_id, customer, now))
+                    producer.produce(EVENTS.name, key=customer.encode(), value=value)
+                producer.poll(0)
+                sent = due_now
+                time.sleep(0.01)
+            producer.flush(30)
+
+        sender = threading.Thread(target=offer, daemon=True)
+        sender.start()
+        seen = _wait_for_triggers(changes, None, start + seconds + 60, expect=total)
+        sender.join(60)
+        batches = _histogram(httpx.get(f"http://127.0.0.1:{env['AGGREGATOR_METRICS_PORT']}/metrics").text)
+    finally:
+        changes.close()
+        worker.terminate()
+        worker.wait(60)
+    warm = {f"l-{i}" for i in range(total // 5)}
+    latencies = sorted(seen[m] - due[m] for m in due if m in seen and m not in warm)
+    if not latencies:
+        raise RuntimeError("no event reached a profile; see aggregator-latency.log")
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
+
+    return {"rate": rate, "seconds": seconds, "customers": customers, "events": total, "measured": len(latencies),
+            "missing": total - len(warm) - len(latencies), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+            "p999_ms": pct(0.999), "max_ms": round(latencies[-1] * 1000, 1),
+            "sender_behind_max_ms": round(max(behind, default=0) * 1000, 1), **batches}  # fmt: skip
+
+
+def _histogram(metrics_text: str) -> dict[str, float]:
+    """The worker's batches during the run: how many, their mean size and mean processing time."""
+    values = {}
+    for line in metrics_text.splitlines():
+        for name in ("ecrm_aggregator_batch_records_count", "ecrm_aggregator_batch_records_sum",
+                     "ecrm_aggregator_batch_seconds_sum"):  # fmt: skip
+            if line.startswith(name + " "):
+                values[name] = float(line.split()[1])
+    batches = values.get("ecrm_aggregator_batch_records_count", 0) or 1
+    records, seconds = (
+        values.get("ecrm_aggregator_batch_records_sum", 0),
+        values.get("ecrm_aggregator_batch_seconds_sum", 0),
+    )
+    return {"batches": int(batches), "mean_batch_records": round(records / batches),
+            "mean_batch_ms": round(seconds / batches * 1000, 1)}  # fmt: skip
+
+
+def _latency_event(message_id: str, customer: str, at: float) -> dict[str, Any]:
+    stamp = datetime.fromtimestamp(at, UTC).isoformat()
+    return {"type": "track", "event": "Product Viewed", "messageId": message_id, "userId": customer,
+            "properties": {"product_id": "p1"}, "timestamp": stamp, "receivedAt": stamp}  # fmt: skip
+
+
+def _wait_for_triggers(
+    changes: Consumer, wanted: set[str] | None, deadline: float, expect: int = 0
+) -> dict[str, float]:
+    """Read profile changes until ``wanted`` (or ``expect`` message ids) appeared; id → first seen (epoch s)."""
+    seen: dict[str, float] = {}
+    while time.monotonic() < deadline if wanted is not None else time.time() < deadline:
+        for message in changes.consume(500, 0.02):
+            if message.error():
+                continue
+            _, produced_ms = message.timestamp()
+            for trigger in orjson.loads(message.value())["triggers"]:
+                seen.setdefault(trigger["message_id"], produced_ms / 1000)
+        if wanted is not None and wanted <= seen.keys():
+            break
+        if expect and len(seen) >= expect:
+            break
+    return seen
+
+
 RUNS = ("raw", "kafka-1", "kafka-2", "faust-1")
 
 
 def main(
     events: Annotated[int, typer.Option(help="Events in the workload.")] = 100_000,
     runs: Annotated[str, typer.Option(help="Comma-separated, from: " + ", ".join(RUNS))] = ",".join(RUNS),
+    latency_rate: Annotated[int, typer.Option(help="Offered events/s of the latency run (0: no latency run).")] = 5000,
+    latency_seconds: Annotated[int, typer.Option(help="How long the latency run offers events.")] = 30,
+    latency_customers: Annotated[int, typer.Option(help="Customers of the latency run (0: as the workload).")] = 0,
 ) -> None:
     chosen = [r.strip() for r in runs.split(",") if r.strip()]
     if set(chosen) - set(RUNS) or "raw" not in chosen:
@@ -204,6 +326,12 @@ def main(
         typer.echo(
             f"{name:14} {result['events_per_s']:>8} events/s  ({result['events']} events, {result['seconds']} s)"
         )
+    if latency_rate:
+        with tempfile.TemporaryDirectory() as tmp, infrastructure(Path(tmp)) as (broker, clickhouse):
+            customers = latency_customers or report["customers"]
+            report["latency"] = measure_latency(broker.bootstrap, clickhouse, latency_rate, latency_seconds,
+                                                customers, Path(tmp))  # fmt: skip
+        typer.echo(f"latency        {report['latency']}")
     raw = report["runs"]["raw"]["events_per_s"]
     for run in report["runs"].values():
         run["of_raw"] = round(run["events_per_s"] / raw, 3)
@@ -213,6 +341,14 @@ def main(
     lines = ["| run | events/s | of raw | events | seconds |", "|---|---|---|---|---|"]
     for name, run in report["runs"].items():
         lines.append(f"| {name} | {run['events_per_s']} | {run['of_raw']} | {run['events']} | {run['seconds']} |")
+    if "latency" in report:
+        lat = report["latency"]
+        lines += [
+            "",
+            f"Event → profile visible at {lat['rate']} events/s offered for {lat['seconds']} s, one worker "
+            f"({lat['measured']} events measured after warm-up, {lat['missing']} missing): p50 "
+            f"{lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, p99.9 {lat['p999_ms']} ms, max {lat['max_ms']} ms.",
+        ]
     (RESULTS / f"aggregator-{stamp}.md").write_text("\n".join(lines) + "\n")
     typer.echo("\n".join(lines))
 

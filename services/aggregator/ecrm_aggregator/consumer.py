@@ -71,6 +71,8 @@ def consumer_config(settings: AggregatorSettings) -> dict[str, Any]:
         # The range assignor gives a worker the same partition numbers of every topic it reads
         # (co-partitioning), which the aggregator's topics rely on.
         "partition.assignment.strategy": "range",
+        # A fetch that finds nothing new waits at most this long: the latency floor when caught up.
+        "fetch.wait.max.ms": 50,
         "logger": logging.getLogger("ecrm.kafka"),
     }
 
@@ -110,25 +112,29 @@ class BatchConsumer:
                            on_revoke=self._on_revoke, on_lost=self._on_revoke)  # fmt: skip
         next_tick = time.monotonic() + self.timer_interval_s
         first_at: float | None = None
+        """When the batch's oldest record was produced (wall clock, never later than its arrival)."""
         try:
             while not self._stopping.is_set():
-                wait = self.batch_wait_s if first_at is None else first_at + self.batch_wait_s - time.monotonic()
+                # An empty buffer polls briefly, so that a batch's clock starts when its first record arrives.
+                wait = 0.05 if first_at is None else first_at + self.batch_wait_s - time.time()
                 wanted = self.batch_size - len(self._buffer)
                 for message in consumer.consume(num_messages=wanted, timeout=min(max(wait, 0.0), 1.0)):
                     error = message.error()
                     if error is None:
                         self._buffer.append(_record(message))
+                        if first_at is None:
+                            # Records that queued up while the previous batch was written have
+                            # waited already: their batch closes on their age, not on a new wait.
+                            _, produced_ms = message.timestamp()
+                            first_at = min(time.time(), produced_ms / 1000) if produced_ms > 0 else time.time()
                     elif error.fatal():
                         raise KafkaException(error)
                     elif error.code() != KafkaError._PARTITION_EOF:
                         log.warning("kafka_consume_error", error=str(error))
-                now = time.monotonic()
                 if not self._buffer:
                     first_at = None
-                elif first_at is None:
-                    first_at = now
                 full = len(self._buffer) >= self.batch_size
-                if first_at is not None and (full or now - first_at >= self.batch_wait_s):
+                if first_at is not None and (full or time.time() - first_at >= self.batch_wait_s):
                     self._process(consumer)
                     first_at = None
                     gc.collect(1)  # the batch's objects are gone: cheap

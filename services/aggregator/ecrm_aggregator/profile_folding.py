@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any
 
 from ecrm_aggregator.computed_traits import add_engagement, compute, event_weight, typical_interval_after
@@ -22,6 +23,7 @@ from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_pr
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset", "positions"})
 COMPARED_FIELDS: tuple[str, ...] = tuple(n for n in CONTRACT_FIELDS if n not in BOOKKEEPING and n != "computed")
 """The fields whose change a profile-changed event reports by name."""
+_compared = attrgetter(*COMPARED_FIELDS)
 EMAIL_COUNTERS = {
     "Email Sent": "email_sent",
     "Email Opened": "email_opened",
@@ -119,10 +121,12 @@ def recompute(previous: ProfileState | None, customer_id: str, events: list[Posi
 
 def changes_between(before: ProfileState | None, after: ProfileState) -> list[str]:
     """Profile fields whose value changed, then ``computed.<trait>`` for each changed computed trait."""
+    new = _compared(after)
     if before is None:  # everything known is new
-        changed = [name for name in COMPARED_FIELDS if getattr(after, name) is not None]
+        changed = [name for name, value in zip(COMPARED_FIELDS, new, strict=True) if value is not None]
     else:
-        changed = [name for name in COMPARED_FIELDS if getattr(before, name) != getattr(after, name)]
+        old = _compared(before)
+        changed = [name for name, a, b in zip(COMPARED_FIELDS, old, new, strict=True) if a != b]
     if after.computed is not None:
         changed += changed_traits(before.computed if before else None, after.computed)
     return changed

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -43,10 +44,14 @@ class Traits:
 
     def values(self) -> tuple[Any, ...]:
         """Every trait but ``as_of``, in field order (what decides whether traits changed)."""
-        return tuple(getattr(self, name) for name in TRAIT_NAMES)
+        return _trait_values(self)  # type: ignore[no-any-return]
 
 
 TRAIT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Traits) if f.name != "as_of")
+TRAIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Traits))
+# attrgetter reads many attributes in one call: folding compares and copies dozens per customer.
+_trait_values = attrgetter(*TRAIT_NAMES)
+_trait_fields = attrgetter(*TRAIT_FIELDS)
 
 
 @dataclass(slots=True)
@@ -93,7 +98,7 @@ class ProfileState:
 
     def copy(self) -> ProfileState:
         """A copy whose containers can be changed without touching this one (traits are replaced, not mutated)."""
-        twin = ProfileState(**{name: getattr(self, name) for name in STATE_FIELDS})
+        twin = ProfileState(*_state_fields(self))
         twin.event_counts = dict(self.event_counts)
         twin.positions = dict(self.positions)
         twin.recent_message_ids = list(self.recent_message_ids)
@@ -101,9 +106,9 @@ class ProfileState:
 
     def contract(self) -> dict[str, Any]:
         """The profile in the shape of ``CustomerProfile`` (for orjson; Decimals need ``default=str``)."""
-        out = {name: getattr(self, name) for name in CONTRACT_FIELDS}
+        out = dict(zip(CONTRACT_FIELDS, _contract_fields(self), strict=True))
         computed = self.computed
-        out["computed"] = None if computed is None else {name: getattr(computed, name) for name in TRAIT_FIELDS}
+        out["computed"] = None if computed is None else dict(zip(TRAIT_FIELDS, _trait_fields(computed), strict=True))
         return out
 
     def to_model(self) -> CustomerProfile:
@@ -126,7 +131,8 @@ class ProfileState:
 
 STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ProfileState))
 CONTRACT_FIELDS: tuple[str, ...] = tuple(name for name in STATE_FIELDS if name != "recent_message_ids")
-TRAIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Traits))
+_state_fields = attrgetter(*STATE_FIELDS)
+_contract_fields = attrgetter(*CONTRACT_FIELDS)
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -118,14 +119,17 @@ def profile_row(profile: ProfileState) -> list[Any]:
 _TRAIT_DEFAULTS = Traits(as_of=None)  # type: ignore[arg-type]
 
 
+_computed_columns = attrgetter(*COMPUTED_COLUMNS)
+_TEXT_POSITIONS = [i for i, name in enumerate(COMPUTED_COLUMNS) if name in TEXT_TRAITS]
+
+
 def _computed_values(computed: Traits | None) -> list[Any]:
     """``traits_as_of`` and the computed columns."""
     source = _TRAIT_DEFAULTS if computed is None else computed
-    values = [getattr(source, name) for name in COMPUTED_COLUMNS]
-    return [
-        source.as_of,
-        *(v or "" if name in TEXT_TRAITS else v for name, v in zip(COMPUTED_COLUMNS, values, strict=True)),
-    ]
+    values = list(_computed_columns(source))
+    for i in _TEXT_POSITIONS:
+        values[i] = values[i] or ""
+    return [source.as_of, *values]
 
 
 _NULLABLE_TEXT = ("user_id", "anonymous_id", "email", "merged_into")
