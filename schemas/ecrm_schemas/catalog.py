@@ -7,6 +7,7 @@ the Segment e-commerce and email specs (snake_case). Extra properties are kept.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -21,6 +22,8 @@ class Source(StrEnum):
     EMAIL = "email"
     SURVEY = "survey"
     BACKEND = "backend"
+    INTERACTION = "interaction"
+    """The eCRM's own interaction service reporting what it did."""
 
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
@@ -159,6 +162,65 @@ class ShipmentUpdated(_Properties):
     tracking_id: str | None = None
 
 
+# --- consent (any source) ------------------------------------------------------------
+
+
+class ConsentUpdated(_Properties):
+    channel: Literal["email", "sms", "push", "webhook"]
+    granted: bool
+    purpose: str = Field(default="marketing", min_length=1, max_length=100)
+    source: str | None = None
+
+
+# --- what the interaction service did (it reports every decision) ---------------------
+
+
+class _Decision(_Properties):
+    decision_id: str = Field(min_length=1)
+    rule_id: str | None = None
+    action: Literal["email", "webhook", "notify", "case", "points", "reward"]
+    channel: str | None = None
+
+
+class MessageSuppressed(_Decision):
+    reason: str = Field(min_length=1, description="The contact-policy rule that refused it.")
+
+
+class MessageDeferred(_Decision):
+    until: datetime
+    reason: str = Field(min_length=1)
+
+
+class MessageFailed(_Decision):
+    reason: str = Field(min_length=1)
+
+
+class ActionCompleted(_Decision):
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class CaseEvent(_Properties):
+    case_id: str = Field(min_length=1)
+    subject: str | None = None
+    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    status: Literal["open", "pending", "resolved"] | None = None
+    rule_id: str | None = None
+
+
+class LoyaltyPointsAwarded(_Properties):
+    points: int
+    balance: int
+    tier: str
+    reason: str = Field(min_length=1)
+    rule_id: str | None = None
+
+
+class RewardIssued(_Properties):
+    reward_id: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    rule_id: str | None = None
+
+
 class DomainEvent(BaseModel):
     """One catalogued track event: its name, source and properties model."""
 
@@ -199,5 +261,41 @@ CATALOG: dict[str, DomainEvent] = dict(
         _entry("Invoice Paid", Source.BACKEND, InvoicePaid, "A bill was paid.", server_only=True),
         _entry("Inventory Updated", Source.BACKEND, InventoryUpdated, "Stock of a product changed.", server_only=True),
         _entry("Shipment Updated", Source.BACKEND, ShipmentUpdated, "A delivery changed status.", server_only=True),
+        _entry("Consent Updated", Source.WEB, ConsentUpdated, "The customer gave or withdrew consent for a channel."),
+        _entry(
+            "Message Suppressed",
+            Source.INTERACTION,
+            MessageSuppressed,
+            "The contact policy refused a message.",
+            server_only=True,
+        ),
+        _entry(
+            "Message Deferred",
+            Source.INTERACTION,
+            MessageDeferred,
+            "A message waits for the customer's quiet hours to end.",
+            server_only=True,
+        ),
+        _entry(
+            "Message Failed", Source.INTERACTION, MessageFailed, "A message could not be delivered.", server_only=True
+        ),
+        _entry(
+            "Action Completed",
+            Source.INTERACTION,
+            ActionCompleted,
+            "A rule's webhook, notification or other action was carried out.",
+            server_only=True,
+        ),
+        _entry("Case Opened", Source.INTERACTION, CaseEvent, "A customer-service case was opened.", server_only=True),
+        _entry("Case Escalated", Source.INTERACTION, CaseEvent, "A case passed its SLA unresolved.", server_only=True),
+        _entry("Case Updated", Source.INTERACTION, CaseEvent, "A case changed status or assignee.", server_only=True),
+        _entry(
+            "Loyalty Points Awarded",
+            Source.INTERACTION,
+            LoyaltyPointsAwarded,
+            "Points were added to (or taken from) the customer's balance.",
+            server_only=True,
+        ),
+        _entry("Reward Issued", Source.INTERACTION, RewardIssued, "A loyalty reward was issued.", server_only=True),
     ]
 )

@@ -99,6 +99,9 @@ class ProfileChanged(BaseModel):
     profile: CustomerProfile
     changed: list[str]
     """The names of the profile fields whose value changed."""
+    previous: dict[str, Any] = Field(default_factory=dict)
+    """The value each of ``changed`` had before (``computed.<trait>`` by that name; a field that
+    did not exist before is absent), so consumers see a crossing, e.g. churn risk becoming high."""
     triggers: list[TriggerEvent]
     """The events folded in by this change, in order."""
     emitted_at: datetime

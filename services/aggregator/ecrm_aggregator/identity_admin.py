@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.identity import IdentityLink, MergeRecord, unmerge
-from ecrm_aggregator.profile_folding import changes_between, recompute
+from ecrm_aggregator.profile_folding import changes_between, previous_values, recompute
 from ecrm_aggregator.profile_state import Change, ProfileState
 from ecrm_aggregator.rows import profile_row
 from ecrm_schemas.kafka_producer import ReliableProducer
@@ -88,8 +88,8 @@ def apply_unmerge(store: ClickHouseStore, plan: UnmergePlan, producer: ReliableP
         return
     befores = {plan.link.user_id: plan.user_before, plan.link.anonymous_id: plan.anonymous_before}
     for profile in recomputed:
-        change = Change(
-            profile.customer_id, profile, changes_between(befores[profile.customer_id], profile), [], plan.record.at
-        )
+        before = befores[profile.customer_id]
+        changed = changes_between(before, profile)
+        change = Change(profile.customer_id, profile, changed, [], plan.record.at, previous_values(before, changed))
         producer.produce(PROFILE_CHANGES.name, change.encode(), key=profile.customer_id.encode())
     producer.flush_or_raise(30)

@@ -34,7 +34,15 @@ from typing import Any
 from ecrm_aggregator.computed_traits import compute
 from ecrm_aggregator.decode import Decoded, PositionedEvent, SourceRecord, decode_records
 from ecrm_aggregator.identity import IdentityDecision, LinkRequest, known_user_ids, link_requests
-from ecrm_aggregator.profile_folding import Folded, already_folded, changed_traits, customer_id_of, fold, recompute
+from ecrm_aggregator.profile_folding import (
+    Folded,
+    already_folded,
+    changed_traits,
+    customer_id_of,
+    fold,
+    previous_values,
+    recompute,
+)
 from ecrm_aggregator.profile_state import Change, ProfileState, Trigger
 from ecrm_aggregator.rows import event_row, profile_row
 from ecrm_aggregator.segmentation import MembershipUpdate
@@ -275,12 +283,13 @@ def fold_batch(
             continue
         assert folded is not None
         result.profile_rows.append(profile_row(folded.profile))
-        result.changes.append(_change(customer_id, folded.profile, folded.changed, folded.folded, now))
+        result.changes.append(_change(customer_id, folded.profile, folded.changed, folded.folded, now, before))
         for anonymous_id in merged.get(customer_id, []):
             result_of_merge = mark_merged(current.get(anonymous_id), customer_id)
             if result_of_merge is not None:
                 result.profile_rows.append(profile_row(result_of_merge))
-                result.changes.append(_change(anonymous_id, result_of_merge, ["merged_into"], events, now))
+                previous = current.get(anonymous_id)
+                result.changes.append(_change(anonymous_id, result_of_merge, ["merged_into"], events, now, previous))
     return result
 
 
@@ -295,7 +304,7 @@ def review_traits(profiles: list[ProfileState], now: datetime) -> FoldResult:
         result.profile_rows.append(profile_row(reviewed))
         changed = changed_traits(profile.computed, reviewed.computed)
         if changed:
-            result.changes.append(_change(profile.customer_id, reviewed, changed, [], now))
+            result.changes.append(_change(profile.customer_id, reviewed, changed, [], now, profile))
     return result
 
 
@@ -309,6 +318,11 @@ def mark_merged(profile: ProfileState | None, into: str) -> ProfileState | None:
 
 
 def _change(
-    customer_id: str, profile: ProfileState, changed: list[str], events: list[PositionedEvent], now: datetime
+    customer_id: str,
+    profile: ProfileState,
+    changed: list[str],
+    events: list[PositionedEvent],
+    now: datetime,
+    before: ProfileState | None = None,
 ) -> Change:
-    return Change(customer_id, profile, changed, [trigger_of(p) for p in events], now)
+    return Change(customer_id, profile, changed, [trigger_of(p) for p in events], now, previous_values(before, changed))

@@ -132,6 +132,22 @@ def changes_between(before: ProfileState | None, after: ProfileState) -> list[st
     return changed
 
 
+def previous_values(before: ProfileState | None, changed: list[str]) -> dict[str, Any]:
+    """What each changed scalar field held before (containers such as traits are left out)."""
+    if before is None:
+        return {}
+    previous: dict[str, Any] = {}
+    for name in changed:
+        if name.startswith("computed."):
+            if before.computed is not None:
+                previous[name] = getattr(before.computed, name.removeprefix("computed."))
+            continue
+        value = getattr(before, name)
+        if not isinstance(value, dict | list):
+            previous[name] = value
+    return previous
+
+
 def changed_traits(before: Traits | None, after: Traits) -> list[str]:
     """``computed.<trait>`` for each computed trait whose value differs (the moment aside)."""
     new = after.values()

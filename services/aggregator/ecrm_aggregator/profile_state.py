@@ -168,6 +168,7 @@ class Change:
     changed: list[str]
     triggers: list[Trigger]
     emitted_at: datetime
+    previous: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         """The ``ProfileChanged`` JSON."""
@@ -181,6 +182,7 @@ class Change:
                 "customer_id": self.customer_id,
                 "profile": self.profile.contract(),
                 "changed": self.changed,
+                "previous": self.previous,
                 "triggers": triggers,
                 "emitted_at": self.emitted_at,
             }

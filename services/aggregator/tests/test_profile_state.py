@@ -34,3 +34,13 @@ def test_a_contract_profile_round_trips_through_the_working_profile() -> None:
     again = ProfileState.from_model(model, change.profile.recent_message_ids)
     assert again == change.profile
     assert again.first_seen == datetime(2026, 11, 20, 9, tzinfo=UTC)
+
+
+def test_a_change_says_what_each_changed_scalar_held_before() -> None:
+    [first] = fold_records(_history()[:2]).changes  # identify, page
+    [second] = fold_records(_history()[2:3], {"u1": first.profile}).changes  # an order
+    decoded = ProfileChanged.model_validate_json(second.encode())
+    assert decoded.previous["orders"] == 0 and decoded.profile.orders == 1
+    assert decoded.previous["computed.lifecycle_stage"] == "prospect"
+    assert decoded.profile.computed is not None and decoded.profile.computed.lifecycle_stage == "new"
+    assert "event_counts" in decoded.changed and "event_counts" not in decoded.previous  # containers left out
