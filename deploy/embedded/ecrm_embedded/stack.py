@@ -88,6 +88,9 @@ class Stack:
             "INTERACTION_PORT": str(s.interaction_port),
             "INTERACTION_API_TOKEN": s.interaction_api_token,
             "INTERACTION_RULES_FILE": str(s.interaction_rules_file),
+            "INTERACTION_PUBLIC_URL": f"http://127.0.0.1:{s.interaction_port}",
+            "INTERACTION_TRACKING_URL": f"http://127.0.0.1:{s.collector_port}",
+            "INTERACTION_QUIET_HOURS": "",
             "AGGREGATOR_METRICS_PORT": str(s.aggregator_metrics_port),
         }
 

@@ -44,6 +44,8 @@ class Migration:
 
 
 SHARDING_KEYS = {
+    "product_stock": "cityHash64(product_id)",
+    "item_similarity": "cityHash64(item)",
     "identity_links": "cityHash64(anonymous_id)",
     "identity_merges": "cityHash64(anonymous_id)",
     "segment_definitions": "cityHash64(segment_id)",
@@ -53,6 +55,7 @@ CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(", re.S
 ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\.(\w+)\s", re.S)
 CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+)\.(\w+) AS", re.S)
+CREATE_MATERIALIZED_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\.(\w+) TO (\w+)\.(\w+) AS", re.S)
 
 
 def _adds_columns_only(alter_clauses: str) -> bool:
@@ -92,6 +95,11 @@ def for_cluster(statement: str, database: str, cluster: str) -> list[str]:
         if not _adds_columns_only(rest):
             return [local]  # projections and storage settings exist on the shards' tables only
         return [local, f"ALTER TABLE {database}.{match[2]} ON CLUSTER {cluster} {rest}"]
+    if match := CREATE_MATERIALIZED_VIEW.match(statement):
+        # On each shard, from the shard's rows of the source into the shard's part of the target.
+        rest = re.sub(rf"\bFROM {database}\.(\w+)", rf"FROM {database}.\1_local", statement[match.end() :])
+        return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{match[2]}_local ON CLUSTER {cluster} "
+                f"TO {database}.{match[4]}_local AS{rest}"]  # fmt: skip
     if match := CREATE_VIEW.match(statement):
         rest = statement[match.end() :].replace("LEFT ANY JOIN", "GLOBAL LEFT ANY JOIN")
         return [f"CREATE VIEW IF NOT EXISTS {database}.{match[2]} ON CLUSTER {cluster} AS{rest}"]

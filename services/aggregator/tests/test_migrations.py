@@ -43,7 +43,7 @@ def test_cluster_ddl_replicates_every_table_and_runs_on_the_cluster() -> None:
     assert all(" ON CLUSTER c1" in s for s in statements)
     local_tables = re.findall(r"CREATE TABLE IF NOT EXISTS ecrm\.(\w+)_local ", "\n".join(statements))
     assert local_tables == ["events", "profiles", "identity_links", "identity_merges", "segment_definitions",
-                            "segment_membership", "segment_changes"]  # fmt: skip
+                            "segment_membership", "segment_changes", "product_stock", "item_similarity"]  # fmt: skip
     for table in local_tables:
         assert f"ENGINE = Distributed(c1, ecrm, {table}_local, cityHash64(" in "\n".join(statements)
     assert not any("non_replicated" in s or "ENGINE = ReplacingMergeTree" in s for s in statements)

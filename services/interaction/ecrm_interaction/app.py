@@ -1,30 +1,71 @@
-"""The interaction service's HTTP shell: a small read API, health and metrics.
+"""The interaction service's HTTP shell: the marketers' and support staff's REST API, the
+customers' unsubscribe pages, health and metrics.
 
-The Kafka worker runs inside the same process, started and stopped with the app.
+The Kafka worker and the dispatcher run inside the same process, started and stopped with
+the app. Every answer other than 2xx is JSON ``{"error": {"code", "message", "errors"}}``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the route signatures, whose
+# role dependencies (Viewer, Marketer, Admin) are built inside create_app.
 import asyncio
-import hmac
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+import orjson
+from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 
-from ecrm_interaction.rule_matching import RuleSpec
+from ecrm_interaction.auth import Principal, authenticator
+from ecrm_interaction.conditions import Facts
+from ecrm_interaction.contact_policy import Contact, History
+from ecrm_interaction.dispatch import Dispatcher
+from ecrm_interaction.dry_run import dry_run, history_window
+from ecrm_interaction.loyalty import next_tier, tier_of
+from ecrm_interaction.models import Action, Case, CaseNote
+from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.rules_file import parse_rules
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store
+from ecrm_interaction.store import Store, aware
+from ecrm_interaction.unsubscribe import InvalidUnsubscribeToken, verify_unsubscribe
 from ecrm_interaction.worker import InteractionWorker
+from ecrm_schemas.profile import TriggerEvent
+
+Recommender = Callable[[str, int], list[dict[str, Any]]]
+
+
+class ActionView(BaseModel):
+    id: str
+    rule_id: str | None
+    customer_id: str
+    kind: str
+    category: str
+    cause: str
+    status: str
+    reason: str | None
+    due_at: datetime
+    recipient: str | None
+    subject: str | None
+    attempts: int
+    created_at: datetime
+    done_at: datetime | None
+
+    @classmethod
+    def of(cls, action: Action) -> "ActionView":
+        view = cls.model_validate(action, from_attributes=True)
+        return view.model_copy(update={k: aware(getattr(view, k)) for k in ("due_at", "created_at", "done_at")})
 
 
 class SendView(BaseModel):
+    """An email action, as ``/v1/sends`` has listed them since the first version."""
+
     id: str
-    rule_id: str
+    rule_id: str | None
     customer_id: str
     trigger_message_id: str
     status: str
@@ -34,41 +75,574 @@ class SendView(BaseModel):
     sent_at: datetime | None
 
 
-def create_app(settings: InteractionSettings, store: Store, worker: InteractionWorker | None) -> FastAPI:
-    """Build the app; with a worker, it consumes profile changes for the app's lifetime."""
+class CaseView(BaseModel):
+    id: str
+    customer_id: str
+    subject: str
+    priority: str
+    status: str
+    assignee: str | None
+    sla_due_at: datetime
+    escalated_at: datetime | None
+    rule_id: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    notes: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, case: Case, notes: list[CaseNote] | None = None) -> "CaseView":
+        view = cls.model_validate(case, from_attributes=True)
+        view.notes = [{"author": n.author, "text": n.text, "at": aware(n.created_at)} for n in notes or []]
+        return view
+
+
+class NewCase(BaseModel):
+    customer_id: str = Field(min_length=1, max_length=256)
+    subject: str = Field(min_length=1, max_length=300)
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    sla_hours: float = Field(default=24, gt=0, le=24 * 90)
+    assignee: str | None = None
+
+
+class CaseUpdate(BaseModel):
+    status: Literal["open", "pending", "resolved"] | None = None
+    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    assignee: str | None = None
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class ConsentIn(BaseModel):
+    granted: bool
+    purpose: str = Field(default="marketing", min_length=1, max_length=100)
+
+
+class DryRunIn(BaseModel):
+    customer_id: str = Field(min_length=1)
+    event: TriggerEvent | None = None
+    """The event to try the trigger with (for event rules)."""
+
+
+class TokenIn(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")
+    role: Literal["viewer", "marketer", "admin"]
+
+
+class TtlCache:
+    """A small time-bounded cache for the personalisation endpoint (per process)."""
+
+    def __init__(self, ttl_s: float, max_items: int = 50_000) -> None:
+        self.ttl_s, self.max_items = ttl_s, max_items
+        self._items: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> Any | None:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        if len(self._items) >= self.max_items:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl_s, value)
+
+
+def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "errors": errors or []}}, status_code=status)
+
+
+def create_app(
+    settings: InteractionSettings,
+    store: Store,
+    worker: InteractionWorker | None,
+    dispatcher: Dispatcher | None = None,
+    recommender: Recommender | None = None,
+    recent_events: Callable[[str, int], list[dict[str, Any]]] | None = None,
+) -> FastAPI:
+    """Build the app; with a worker and a dispatcher, they run for the app's lifetime."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stopping = asyncio.Event()
-        task = asyncio.create_task(worker.run(stopping)) if worker else None
+        tasks = [asyncio.create_task(w.run(stopping)) for w in (worker, dispatcher) if w is not None]
         yield
         stopping.set()
-        if task is not None:
+        for task in tasks:
             await task
 
-    app = FastAPI(title="eCRM interaction", version="0.1.0", lifespan=lifespan)
-    token = settings.interaction_api_token.get_secret_value()
+    app = FastAPI(title="eCRM interaction", version="0.2.0", lifespan=lifespan)
+    require = authenticator(store, settings.interaction_api_token.get_secret_value())
+    Viewer = Annotated[Principal, Depends(require("viewer"))]
+    Marketer = Annotated[Principal, Depends(require("marketer"))]
+    Admin = Annotated[Principal, Depends(require("admin"))]
+    secret = settings.tracking_secret.get_secret_value()
+    policy = settings.policy()
+    personalization_cache = TtlCache(ttl_s=60)
 
     @app.exception_handler(HTTPException)
     async def _json_errors(_request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": {"code": exc.detail, "message": str(exc.detail), "errors": []}},
-                            status_code=exc.status_code, headers=exc.headers)  # fmt: skip
+        response = _error(exc.status_code, str(exc.detail), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
-    def authorized(request: Request) -> None:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), token.encode()):
-            raise HTTPException(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or "$", "rule": e["type"], "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        return _error(422, "invalid_request", "the request does not validate", errors)
 
-    @app.get("/v1/rules", dependencies=[Depends(authorized)], tags=["rules"])
-    async def list_rules() -> list[RuleSpec]:
+    def invalid(exc: ValidationError | ValueError) -> HTTPException:
+        return HTTPException(422, str(exc)[:2000])
+
+    # --- rules and templates ----------------------------------------------------------
+
+    @app.get("/v1/rules", tags=["rules"])
+    async def list_rules(_who: Viewer) -> list[RuleSpec]:
         """Every rule, enabled or not."""
         return await asyncio.to_thread(store.all_rules)
 
-    @app.get("/v1/sends", dependencies=[Depends(authorized)], tags=["sends"])
-    async def list_sends(customer_id: str | None = None, limit: int = 100) -> list[SendView]:
-        """The newest send decisions, optionally for one customer."""
-        sends = await asyncio.to_thread(store.sends, customer_id, min(max(limit, 1), 1000))
-        return [SendView.model_validate(s, from_attributes=True) for s in sends]
+    @app.post("/v1/rules", status_code=201, tags=["rules"])
+    async def create_rule(rule: RuleSpec, who: Marketer) -> RuleSpec:
+        if await asyncio.to_thread(store.rule, rule.id) is not None:
+            raise HTTPException(409, "rule_exists")
+        try:
+            await asyncio.to_thread(store.upsert_rules, [], [rule], who.name)
+        except ValueError as exc:
+            raise invalid(exc) from exc
+        return rule
+
+    @app.get("/v1/rules/{rule_id}", tags=["rules"])
+    async def get_rule(rule_id: str, _who: Viewer) -> RuleSpec:
+        rule = await asyncio.to_thread(store.rule, rule_id)
+        if rule is None:
+            raise HTTPException(404, "rule_not_found")
+        return rule
+
+    @app.put("/v1/rules/{rule_id}", tags=["rules"])
+    async def put_rule(rule_id: str, rule: RuleSpec, who: Marketer) -> RuleSpec:
+        """Create or replace a rule."""
+        if rule.id != rule_id:
+            raise HTTPException(422, "the rule's id must be the one in the path")
+        try:
+            await asyncio.to_thread(store.upsert_rules, [], [rule], who.name)
+        except ValueError as exc:
+            raise invalid(exc) from exc
+        return rule
+
+    @app.delete("/v1/rules/{rule_id}", status_code=204, tags=["rules"])
+    async def delete_rule(rule_id: str, who: Marketer) -> Response:
+        if not await asyncio.to_thread(store.delete_rule, rule_id, who.name):
+            raise HTTPException(404, "rule_not_found")
+        return Response(status_code=204)
+
+    @app.post("/v1/rules/{rule_id}/enable", tags=["rules"])
+    async def enable_rule(rule_id: str, who: Marketer) -> RuleSpec:
+        return await _switch(rule_id, True, who)
+
+    @app.post("/v1/rules/{rule_id}/disable", tags=["rules"])
+    async def disable_rule(rule_id: str, who: Marketer) -> RuleSpec:
+        return await _switch(rule_id, False, who)
+
+    async def _switch(rule_id: str, enabled: bool, who: Principal) -> RuleSpec:
+        rule = await asyncio.to_thread(store.set_enabled, rule_id, enabled, who.name)
+        if rule is None:
+            raise HTTPException(404, "rule_not_found")
+        return rule
+
+    @app.post("/v1/rules/import", tags=["rules"])
+    async def import_rules(who: Marketer, body: Annotated[str, Body(media_type="application/yaml")]) -> dict[str, int]:
+        """Create or update the templates, rules and loyalty program of a YAML rules file."""
+        try:
+            parsed = parse_rules(body)
+            await asyncio.to_thread(store.upsert_rules, parsed.templates, parsed.rules, who.name)
+        except (ValidationError, ValueError) as exc:
+            raise invalid(exc) from exc
+        except Exception as exc:  # YAML syntax
+            raise HTTPException(422, f"not a rules file: {exc}"[:2000]) from exc
+        if parsed.loyalty is not None:
+            await asyncio.to_thread(store.set_loyalty_program, parsed.loyalty, who.name)
+        return {"templates": len(parsed.templates), "rules": len(parsed.rules)}
+
+    @app.post("/v1/rules/{rule_id}/dry-run", tags=["rules"])
+    async def dry_run_rule(rule_id: str, request: DryRunIn, _who: Viewer) -> dict[str, Any]:
+        """What the rule would do for the customer now (with ``event`` as its trigger), and why."""
+        rule = await asyncio.to_thread(store.rule, rule_id)
+        if rule is None:
+            raise HTTPException(404, "rule_not_found")
+        return await asyncio.to_thread(_dry_run, rule, request)
+
+    def _dry_run(rule: RuleSpec, request: DryRunIn) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        program = store.loyalty_program()
+        with store.session() as session:
+            profile, segments, consent = store.facts_of(session, request.customer_id)
+            points = store.balance(session, request.customer_id)
+            last = store.rule_last_acted(session, rule.id, request.customer_id)
+        facts = Facts(
+            profile or {"customer_id": request.customer_id},
+            segments,
+            consent,
+            {"points": points, "tier": tier_of(points, program)},
+        )
+        row = store.contact(request.customer_id)
+        contact = Contact(
+            row.email or (profile or {}).get("email"),
+            row.timezone,
+            row.consent.get("email"),
+            row.unsubscribed,
+            row.suppressed,
+        )
+        sent, rule_last = store.message_history(
+            request.customer_id, rule.id, now - history_window(policy, rule.cooldown)
+        )
+        return dry_run(
+            rule,
+            facts,
+            contact=contact,
+            history=History(sent, rule_last),
+            templates=store.templates(),
+            now=now,
+            policy=policy,
+            event=request.event,
+            rule_last_at=last,
+        )
+
+    @app.get("/v1/templates", tags=["rules"])
+    async def list_templates(_who: Viewer) -> list[TemplateSpec]:
+        return sorted((await asyncio.to_thread(store.templates)).values(), key=lambda t: t.id)
+
+    @app.put("/v1/templates/{template_id}", tags=["rules"])
+    async def put_template(template_id: str, template: TemplateSpec, who: Marketer) -> TemplateSpec:
+        if template.id != template_id:
+            raise HTTPException(422, "the template's id must be the one in the path")
+        await asyncio.to_thread(store.upsert_rules, [template], [], who.name)
+        return template
+
+    @app.get("/v1/loyalty/program", tags=["loyalty"])
+    async def get_program(_who: Viewer) -> LoyaltyProgram:
+        return await asyncio.to_thread(store.loyalty_program)
+
+    @app.put("/v1/loyalty/program", tags=["loyalty"])
+    async def put_program(program: LoyaltyProgram, who: Marketer) -> LoyaltyProgram:
+        await asyncio.to_thread(store.set_loyalty_program, program, who.name)
+        return program
+
+    # --- decisions ---------------------------------------------------------------------
+
+    @app.get("/v1/decisions", tags=["decisions"])
+    async def list_decisions(
+        _who: Viewer,
+        customer_id: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[ActionView]:
+        """Every action rules planned, with its outcome and reason (newest first)."""
+        rows = await asyncio.to_thread(store.actions, customer_id, kind, status, min(max(limit, 1), 1000))
+        return [ActionView.of(a) for a in rows]
+
+    @app.get("/v1/sends", tags=["decisions"])
+    async def list_sends(_who: Viewer, customer_id: str | None = None, limit: int = 100) -> list[SendView]:
+        """The email decisions, optionally for one customer."""
+        rows = await asyncio.to_thread(store.actions, customer_id, "email", None, min(max(limit, 1), 1000))
+        return [
+            SendView(
+                id=a.id,
+                rule_id=a.rule_id,
+                customer_id=a.customer_id,
+                trigger_message_id=a.cause.partition(":")[2],
+                status=a.status,
+                reason=a.reason,
+                subject=a.subject,
+                created_at=aware(a.created_at),  # type: ignore[arg-type]
+                sent_at=aware(a.done_at) if a.status == "sent" else None,
+            )
+            for a in rows
+        ]
+
+    # --- customers -----------------------------------------------------------------------
+
+    def _loyalty(customer_id: str) -> dict[str, Any]:
+        program = store.loyalty_program()
+        balance, entries, rewards = store.loyalty_view(customer_id)
+        return {
+            "points": balance,
+            "tier": tier_of(balance, program),
+            "next": next_tier(balance, program),
+            "history": [
+                {"points": e.points, "reason": e.reason, "rule_id": e.rule_id, "at": aware(e.at)} for e in entries
+            ],
+            "rewards": [{"reward": r.reward, "code": r.code, "issued_at": aware(r.issued_at)} for r in rewards],
+        }
+
+    def _customer_view(customer_id: str) -> dict[str, Any] | None:
+        row = store.customer(customer_id)
+        profile = orjson.loads(row.profile) if row is not None and row.profile else None
+        actions = store.actions(customer_id=customer_id, limit=200)
+        cases = store.cases(customer_id=customer_id)
+        if row is None and not actions and not cases:
+            return None
+        messages = [ActionView.of(a).model_dump(mode="json") for a in actions if a.kind == "email"]
+        view: dict[str, Any] = {
+            "customer_id": customer_id,
+            "identity": {k: (profile or {}).get(k) for k in ("user_id", "anonymous_id", "email", "merged_into")},
+            "profile": profile,
+            "scores": (profile or {}).get("computed"),
+            "segments": [
+                {"segment_id": s.segment_id, "name": s.segment_name, "since": aware(s.since)}
+                for s in store.customer_segments(customer_id)
+            ],
+            "contact": {
+                "email": row.email if row else None,
+                "timezone": row.timezone if row else None,
+                "unsubscribed_at": aware(row.unsubscribed_at) if row else None,
+                "suppressed": row.suppressed if row else None,
+                "consent": {
+                    c.channel: {
+                        "granted": c.granted,
+                        "purpose": c.purpose,
+                        "source": c.source,
+                        "at": aware(c.updated_at),
+                    }
+                    for c in store.consents(customer_id)
+                },
+            },
+            "messages": {
+                "sent": [m for m in messages if m["status"] == "sent"],
+                "suppressed": [m for m in messages if m["status"] in ("suppressed", "cancelled")],
+                "pending": [m for m in messages if m["status"] in ("pending", "waiting", "deferred")],
+                "failed": [m for m in messages if m["status"] == "failed"],
+            },
+            "actions": [ActionView.of(a).model_dump(mode="json") for a in actions if a.kind != "email"],
+            "cases": [CaseView.of(c).model_dump(mode="json") for c in cases],
+            "loyalty": _loyalty(customer_id),
+        }
+        if recent_events is not None:
+            try:
+                view["recent_events"] = recent_events(customer_id, 20)
+            except Exception as exc:  # ClickHouse away: the rest of the view still answers
+                view["recent_events"] = {"error": type(exc).__name__}
+        return view
+
+    @app.get("/v1/customers/{customer_id}", tags=["customers"])
+    async def customer_360(customer_id: str, _who: Viewer) -> dict[str, Any]:
+        """Identity, traits and scores, segments, recent events, messages sent and suppressed,
+        cases and loyalty: one call for sales and support staff."""
+        view = await asyncio.to_thread(_customer_view, customer_id)
+        if view is None:
+            raise HTTPException(404, "customer_not_found")
+        return view
+
+    @app.get("/v1/customers/{customer_id}/loyalty", tags=["loyalty"])
+    async def customer_loyalty(customer_id: str, _who: Viewer) -> dict[str, Any]:
+        return await asyncio.to_thread(_loyalty, customer_id)
+
+    @app.put("/v1/customers/{customer_id}/consent/{channel}", tags=["customers"])
+    async def put_consent(
+        customer_id: str, channel: Literal["email", "sms", "push", "webhook"], consent: ConsentIn, who: Marketer
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+
+        def write() -> None:
+            with store.sessions.begin() as session:
+                store.set_consent(
+                    session, customer_id, channel, consent.granted, consent.purpose, f"api:{who.name}", now
+                )
+            store.audit(who.name, "consent", "customer", customer_id, {"channel": channel, **consent.model_dump()})
+
+        await asyncio.to_thread(write)
+        return {"customer_id": customer_id, "channel": channel, **consent.model_dump()}
+
+    def _recommend(customer_id: str, limit: int) -> list[dict[str, Any]]:
+        if recommender is None:
+            raise HTTPException(503, "recommendations_unavailable")
+        return recommender(customer_id, limit)
+
+    @app.get("/v1/customers/{customer_id}/recommendations", tags=["customers"])
+    async def recommendations(customer_id: str, _who: Viewer, limit: int = 10) -> dict[str, Any]:
+        """Products for the customer: similar to what they viewed and bought, else popular ones;
+        never what they bought or what is out of stock."""
+        items = await asyncio.to_thread(_recommend, customer_id, min(max(limit, 1), 50))
+        return {"customer_id": customer_id, "recommendations": items}
+
+    @app.get("/v1/customers/{customer_id}/personalization", tags=["customers"])
+    async def personalization(customer_id: str, _who: Viewer) -> dict[str, Any]:
+        """What a web page needs to greet the customer: highlights, segments, recommendations
+        (cached for a minute per customer, for page renders)."""
+        cached = personalization_cache.get(customer_id)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+
+        def build() -> dict[str, Any]:
+            row = store.customer(customer_id)
+            profile = orjson.loads(row.profile) if row is not None and row.profile else {}
+            computed = profile.get("computed") or {}
+            traits = profile.get("traits") or {}
+            loyalty = _loyalty(customer_id)
+            items = recommender(customer_id, 6) if recommender is not None else []
+            return {
+                "customer_id": customer_id,
+                "highlights": {
+                    "first_name": traits.get("firstName") or traits.get("first_name"),
+                    "lifecycle_stage": computed.get("lifecycle_stage"),
+                    "rfm_segment": computed.get("rfm_segment"),
+                    "loyalty_tier": loyalty["tier"],
+                    "loyalty_points": loyalty["points"],
+                    "orders": profile.get("orders", 0),
+                },
+                "segments": [s.segment_id for s in store.customer_segments(customer_id)],
+                "recommendations": items,
+            }
+
+        value = await asyncio.to_thread(build)
+        personalization_cache.put(customer_id, value)
+        return value
+
+    # --- cases -----------------------------------------------------------------------------
+
+    @app.get("/v1/cases", tags=["cases"])
+    async def list_cases(
+        _who: Viewer, customer_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[CaseView]:
+        rows = await asyncio.to_thread(store.cases, customer_id, status, min(max(limit, 1), 1000))
+        return [CaseView.of(c) for c in rows]
+
+    @app.post("/v1/cases", status_code=201, tags=["cases"])
+    async def create_case(new: NewCase, who: Marketer) -> CaseView:
+        from datetime import timedelta
+
+        now = datetime.now(UTC)
+
+        def write() -> str:
+            with store.sessions.begin() as session:
+                case_id = store.open_case(
+                    session,
+                    customer_id=new.customer_id,
+                    subject=new.subject,
+                    priority=new.priority,
+                    sla=timedelta(hours=new.sla_hours),
+                    assignee=new.assignee,
+                    rule_id=None,
+                    dedup_key=None,
+                    now=now,
+                )
+            assert case_id is not None
+            store.audit(who.name, "create", "case", case_id, new.model_dump())
+            return case_id
+
+        case_id = await asyncio.to_thread(write)
+        found = await asyncio.to_thread(store.case, case_id)
+        assert found is not None
+        return CaseView.of(*found)
+
+    @app.get("/v1/cases/{case_id}", tags=["cases"])
+    async def get_case(case_id: str, _who: Viewer) -> CaseView:
+        found = await asyncio.to_thread(store.case, case_id)
+        if found is None:
+            raise HTTPException(404, "case_not_found")
+        return CaseView.of(*found)
+
+    @app.patch("/v1/cases/{case_id}", tags=["cases"])
+    async def update_case(case_id: str, change: CaseUpdate, who: Marketer) -> CaseView:
+        values = change.model_dump(exclude_unset=True)
+        row = await asyncio.to_thread(store.update_case, case_id, who.name, datetime.now(UTC), **values)
+        if row is None:
+            raise HTTPException(404, "case_not_found")
+        found = await asyncio.to_thread(store.case, case_id)
+        assert found is not None
+        return CaseView.of(*found)
+
+    @app.post("/v1/cases/{case_id}/notes", status_code=201, tags=["cases"])
+    async def add_note(case_id: str, note: NoteIn, who: Marketer) -> CaseView:
+        if await asyncio.to_thread(store.add_case_note, case_id, who.name, note.text, datetime.now(UTC)) is None:
+            raise HTTPException(404, "case_not_found")
+        found = await asyncio.to_thread(store.case, case_id)
+        assert found is not None
+        return CaseView.of(*found)
+
+    # --- tokens and audit -----------------------------------------------------------------
+
+    @app.get("/v1/tokens", tags=["admin"])
+    async def list_tokens(_who: Admin) -> list[dict[str, Any]]:
+        return [
+            {"name": t.name, "role": t.role, "created_at": aware(t.created_at), "revoked_at": aware(t.revoked_at)}
+            for t in await asyncio.to_thread(store.tokens)
+        ]
+
+    @app.post("/v1/tokens", status_code=201, tags=["admin"])
+    async def create_token(token: TokenIn, who: Admin) -> dict[str, str]:
+        """The token is shown once."""
+        try:
+            value = await asyncio.to_thread(store.add_token, token.name, token.role, who.name)
+        except Exception as exc:
+            raise HTTPException(409, "token_exists") from exc
+        return {"name": token.name, "role": token.role, "token": value}
+
+    @app.delete("/v1/tokens/{name}", status_code=204, tags=["admin"])
+    async def revoke_token(name: str, who: Admin) -> Response:
+        if not await asyncio.to_thread(store.revoke_token, name, who.name):
+            raise HTTPException(404, "token_not_found")
+        return Response(status_code=204)
+
+    @app.get("/v1/audit", tags=["admin"])
+    async def audit(_who: Admin, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await asyncio.to_thread(store.audit_log, min(max(limit, 1), 1000))
+        return [
+            {
+                "at": aware(r.at),
+                "actor": r.actor,
+                "action": r.action,
+                "entity": r.entity,
+                "entity_id": r.entity_id,
+                "detail": orjson.loads(r.detail),
+            }
+            for r in rows
+        ]
+
+    # --- unsubscribe (RFC 8058), for customers ---------------------------------------------
+
+    def _token(value: str) -> str:
+        try:
+            return verify_unsubscribe(value, secret).customer_id
+        except InvalidUnsubscribeToken:
+            raise HTTPException(400, "invalid_unsubscribe_link") from None
+
+    def _unsubscribe(customer_id: str) -> bool:
+        now = datetime.now(UTC)
+        with store.sessions.begin() as session:
+            changed = store.mark_unsubscribed(session, customer_id, now)
+            store.set_consent(session, customer_id, "email", False, "marketing", "unsubscribe-link", now)
+        return changed
+
+    @app.get("/u/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
+    async def unsubscribe_page(token: str) -> HTMLResponse:
+        """Asks for confirmation: a link prefetcher or scanner following it unsubscribes nobody."""
+        _token(token)
+        return HTMLResponse(UNSUBSCRIBE_PAGE.format(action=f"/u/{token}"), headers={"Cache-Control": "no-store"})
+
+    @app.post("/u/{token}", tags=["unsubscribe"])
+    async def unsubscribe(token: str, request: Request) -> Response:
+        """One-click unsubscribe (mail clients POST ``List-Unsubscribe=One-Click``; the page's
+        button too). Idempotent: the second call changes nothing and answers the same."""
+        customer_id = _token(token)
+        changed = await asyncio.to_thread(_unsubscribe, customer_id)
+        if changed and dispatcher is not None:
+            await asyncio.to_thread(
+                dispatcher.report,
+                "Unsubscribed",
+                customer_id,
+                f"ecrm-interaction-unsubscribe-{customer_id}",
+                {"list_id": "marketing"},
+            )
+        if "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(UNSUBSCRIBED_PAGE)
+        return JSONResponse({"status": "unsubscribed"})
+
+    # --- operations ----------------------------------------------------------------------
 
     @app.get("/livez", tags=["operations"])
     async def livez() -> dict[str, str]:
@@ -85,3 +659,16 @@ def create_app(settings: InteractionSettings, store: Store, worker: InteractionW
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+UNSUBSCRIBE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Unsubscribe</title></head>
+<body style="font-family: sans-serif; max-width: 32em; margin: 4em auto">
+<h1>Unsubscribe from our emails?</h1>
+<p>You will no longer receive marketing emails from us. Messages about your orders still reach you.</p>
+<form method="post" action="{action}"><button type="submit">Unsubscribe</button></form>
+</body></html>"""
+
+UNSUBSCRIBED_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Unsubscribed</title></head>
+<body style="font-family: sans-serif; max-width: 32em; margin: 4em auto">
+<h1>You are unsubscribed</h1><p>We will not send you marketing emails any more.</p></body></html>"""

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-DECISIONS = Counter("ecrm_interaction_decisions_total", "Rule decisions, by outcome and reason.", ["outcome", "reason"])
+DECISIONS = Counter(
+    "ecrm_interaction_decisions_total",
+    "Rule decisions, by outcome (planned, skipped, sent, done, suppressed, deferred, cancelled, failed, "
+    "retrying) and reason.",
+    ["outcome", "reason"],
+)
 SEND_SECONDS = Histogram("ecrm_interaction_send_seconds", "Time to hand one email to the SMTP server.")
+QUEUE = Gauge("ecrm_interaction_queued_actions", "Actions waiting to be carried out, by status.", ["status"])
 CHANGES_CONSUMED = Counter("ecrm_interaction_profile_changes_total", "Profile changes consumed.")
-DEAD_LETTERS = Counter("ecrm_interaction_dead_letters_total", "Profile changes sent to the dead-letter topic.")
+SEGMENT_CHANGES_CONSUMED = Counter("ecrm_interaction_segment_changes_total", "Segment membership changes consumed.")
+DEAD_LETTERS = Counter("ecrm_interaction_dead_letters_total", "Consumed records sent to the dead-letter topic.")
+ESCALATIONS = Counter("ecrm_interaction_case_escalations_total", "Cases escalated past their SLA.")

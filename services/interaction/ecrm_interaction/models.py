@@ -1,10 +1,11 @@
-"""Relational state of the interaction service (SQLAlchemy 2). Schema changes go through Alembic."""
+"""Relational state of the interaction service (SQLAlchemy 2). Schema changes go through Alembic
+(``migrations/versions``); a test checks these models and the migrations agree."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -29,37 +30,198 @@ class EmailTemplate(Base):
 
 
 class Rule(Base):
-    """When an event happens to a customer, send them an email template."""
+    """A marketer's rule; ``spec`` is its :class:`~ecrm_interaction.rules.RuleSpec` as JSON."""
 
     __tablename__ = "rules"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    trigger_event: Mapped[str] = mapped_column(String(200))
-    """An event type (``identify``, ``page``...) or a track event name (``Order Completed``)."""
-    template_id: Mapped[str] = mapped_column(ForeignKey("email_templates.id"))
-    once_per_customer: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    spec: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class Send(Base):
-    """One decision to email a customer, and what came of it."""
+class Action(Base):
+    """One thing a rule decided to do for a customer, and what came of it (the decision log and
+    the outbox in one): at most one per ``dedup_key``."""
 
-    __tablename__ = "sends"
-    __table_args__ = (UniqueConstraint("dedup_key", name="uq_sends_dedup_key"),)
+    __tablename__ = "actions"
+    __table_args__ = (
+        UniqueConstraint("dedup_key", name="uq_actions_dedup_key"),
+        Index("ix_actions_due", "status", "due_at"),
+        Index("ix_actions_customer", "customer_id", "created_at"),
+        Index("ix_actions_rule_customer", "rule_id", "customer_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    dedup_key: Mapped[str] = mapped_column(String(400))
-    """At most one send per key: (rule, customer) or (rule, customer, triggering event)."""
-    rule_id: Mapped[str] = mapped_column(String(100), index=True)
-    customer_id: Mapped[str] = mapped_column(String(256), index=True)
-    trigger_message_id: Mapped[str] = mapped_column(String(256))
+    dedup_key: Mapped[str] = mapped_column(String(500))
+    rule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    customer_id: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(20))
+    """``email``, ``webhook``, ``notify``, ``case``, ``points`` or ``reward``."""
+    category: Mapped[str] = mapped_column(String(20), default="marketing")
+    cause: Mapped[str] = mapped_column(String(300))
+    """What fired the rule (``m:<message id>``, ``s:<segment event>``...)."""
+    status: Mapped[str] = mapped_column(String(20))
+    """``waiting`` (a rule's wait), ``pending``, ``deferred`` (quiet hours), then ``sent`` /
+    ``done``, ``suppressed``, ``cancelled`` or ``failed``."""
+    reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    payload: Mapped[str] = mapped_column(Text)
     recipient: Mapped[str | None] = mapped_column(String(320), nullable=True)
     subject: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    status: Mapped[str] = mapped_column(String(20))
-    """``pending``, ``sent``, ``skipped`` or ``failed``."""
-    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    published: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """The status last reported on Kafka."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Customer(Base):
+    """The latest profile the service has seen, and the customer's contact state."""
+
+    __tablename__ = "customers"
+
+    customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    profile: Mapped[str | None] = mapped_column(Text, nullable=True)
+    profile_version: Mapped[int] = mapped_column(Integer, default=-1)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    suppressed: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """``hard_bounce`` or ``complaint``: never mailed again."""
+    suppressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class CustomerSegment(Base):
+    __tablename__ = "customer_segments"
+
+    customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    segment_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    segment_name: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+
+    customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    purpose: Mapped[str] = mapped_column(String(100), default="marketing")
+    source: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoyaltyProgramRow(Base):
+    __tablename__ = "loyalty_program"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class LoyaltyEntry(Base):
+    """Points added or taken: the balance is their sum."""
+
+    __tablename__ = "loyalty_ledger"
+    __table_args__ = (UniqueConstraint("dedup_key", name="uq_loyalty_dedup_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(256), index=True)
+    points: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200))
+    rule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    dedup_key: Mapped[str] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Reward(Base):
+    __tablename__ = "rewards"
+    __table_args__ = (UniqueConstraint("dedup_key", name="uq_rewards_dedup_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(256), index=True)
+    reward: Mapped[str] = mapped_column(String(100))
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    points_cost: Mapped[int] = mapped_column(Integer, default=0)
+    rule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    dedup_key: Mapped[str] = mapped_column(String(500))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Case(Base):
+    """A customer-service case, opened by a rule or through the API."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("dedup_key", name="uq_cases_dedup_key"),
+        Index("ix_cases_open_sla", "status", "sla_due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(256), index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    priority: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))
+    """``open``, ``pending`` or ``resolved``."""
+    assignee: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sla_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CaseNote(Base):
+    __tablename__ = "case_notes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScheduleState(Base):
+    """The last slot each scheduled rule fired for."""
+
+    __tablename__ = "schedule_state"
+
+    rule_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_slot: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A REST API token: only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    """``admin``, ``marketer`` or ``viewer``."""
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """Every change made through the API or the CLI: who, what, when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[str] = mapped_column(Text, default="{}")

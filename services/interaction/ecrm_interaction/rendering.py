@@ -1,23 +1,38 @@
-"""Render an email template with a customer's data (pure).
+"""Render messages with a customer's data (pure).
 
-Templates run in Jinja2's sandbox (no access to Python internals); HTML parts are
-autoescaped so a customer's name cannot inject markup. Undefined values render empty, so a
-missing trait never breaks a send: use ``{{ traits.firstName | default("there") }}``.
+Templates run in Jinja2's immutable sandbox: no attribute escapes into Python internals, no
+mutation of the data. HTML parts are autoescaped, so a customer's name cannot inject markup.
+Undefined values render empty, so a missing trait never breaks a send: use
+``{{ traits.firstName | default("there") }}``.
+
+What a template sees: ``profile`` (the customer's profile), ``traits`` (its identify
+traits), ``event`` (what triggered the rule), ``reason``, ``rule`` (``id``, ``name``),
+``segments``, ``recommendations`` (products: ``product_id``, ``score``, ``source``),
+``reward`` (``code``, for rules that issue one), ``loyalty`` (``points``, ``tier``) and
+``unsubscribe_url``.
+
+Tracking (:func:`add_tracking`): every http(s) link of the HTML part points at the
+collector's signed click redirect, and an open pixel closes the body. The signature names
+the one URL a click may go to.
 """
 
 from __future__ import annotations
 
+import html
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ecrm_interaction.rule_matching import TemplateSpec
-from ecrm_schemas.profile import CustomerProfile, TriggerEvent
+from ecrm_interaction.rules import TemplateSpec
 
 _TEXT = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
 _HTML = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
+_LINK = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 class RenderError(ValueError):
@@ -31,17 +46,58 @@ class RenderedEmail:
     html: str | None
 
 
-def template_context(profile: CustomerProfile, trigger: TriggerEvent) -> dict[str, Any]:
-    data = profile.model_dump(mode="json")
-    return {"profile": data, "traits": data["traits"], "event": trigger.model_dump(mode="json")}
+def message_context(
+    payload: dict[str, Any],
+    *,
+    rule_id: str,
+    recommendations: list[dict[str, Any]] | None = None,
+    loyalty: dict[str, Any] | None = None,
+    unsubscribe_url: str = "",
+) -> dict[str, Any]:
+    """The names a template sees, from an action's payload (see :mod:`.planning`)."""
+    profile = payload.get("profile") or {}
+    return {
+        "profile": profile,
+        "traits": profile.get("traits") or {},
+        "event": payload.get("trigger") or {},
+        "reason": payload.get("reason", ""),
+        "rule": {"id": rule_id, "name": payload.get("rule_name", rule_id)},
+        "segments": payload.get("segments") or [],
+        "recommendations": recommendations or [],
+        "reward": {"code": payload.get("reward_code")},
+        "loyalty": loyalty or {},
+        "unsubscribe_url": unsubscribe_url,
+    }
 
 
-def render_email(template: TemplateSpec, profile: CustomerProfile, trigger: TriggerEvent) -> RenderedEmail:
-    context = template_context(profile, trigger)
+def render_text(source: str, context: dict[str, Any]) -> str:
+    """A plain-text template (notifications, case subjects)."""
+    try:
+        return _TEXT.from_string(source).render(context)
+    except TemplateError as exc:
+        raise RenderError(str(exc)) from exc
+
+
+def render_email(template: TemplateSpec, context: dict[str, Any]) -> RenderedEmail:
     try:
         subject = _TEXT.from_string(template.subject).render(context)
         text = _TEXT.from_string(template.text).render(context)
-        html = _HTML.from_string(template.html).render(context) if template.html else None
+        body = _HTML.from_string(template.html).render(context) if template.html else None
     except TemplateError as exc:
         raise RenderError(f"template {template.id!r}: {exc}") from exc
-    return RenderedEmail(subject=" ".join(subject.split()), text=text, html=html)
+    return RenderedEmail(subject=" ".join(subject.split()), text=text, html=body)
+
+
+def add_tracking(email: RenderedEmail, click_url: Callable[[str], str], pixel_url: str) -> RenderedEmail:
+    """The email with its HTML links going through the click redirect and an open pixel."""
+    if email.html is None:
+        return email
+
+    def tracked(match: re.Match[str]) -> str:
+        target = html.unescape(match[3])
+        return f"{match[1]}{match[2]}{html.escape(click_url(target), quote=True)}{match[2]}"
+
+    body = _LINK.sub(tracked, email.html)
+    pixel = f'<img src="{html.escape(pixel_url, quote=True)}" width="1" height="1" alt="" style="display:none">'
+    body = _BODY_END.sub(lambda m: pixel + m[0], body, count=1) if _BODY_END.search(body) else body + pixel
+    return RenderedEmail(email.subject, email.text, body)

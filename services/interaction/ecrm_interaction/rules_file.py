@@ -1,4 +1,4 @@
-"""Rules and templates from a YAML file (how example rules ship and how teams keep them in git).
+"""Rules, templates and the loyalty program from a YAML file (how teams keep them in git).
 
 templates:
   - id: welcome
@@ -8,9 +8,13 @@ templates:
 rules:
   - id: welcome-on-first-identify
     name: Welcome email on a customer's first identify
-    trigger_event: identify
-    template_id: welcome
+    trigger: {kind: event, event: identify}
     once_per_customer: true
+    actions: [{kind: email, template: welcome}]
+loyalty:                      # optional
+  points_per_unit: 1
+  events: {Survey Answered: 20}
+  tiers: [{name: bronze, min_points: 0}, {name: gold, min_points: 2000}]
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec
+from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 
 
 class RulesFile(BaseModel):
@@ -28,16 +32,21 @@ class RulesFile(BaseModel):
 
     templates: list[TemplateSpec] = []
     rules: list[RuleSpec] = []
+    loyalty: LoyaltyProgram | None = None
 
     @model_validator(mode="after")
     def _templates_exist(self) -> RulesFile:
         known = {t.id for t in self.templates}
-        missing = sorted({r.template_id for r in self.rules} - known)
+        missing = sorted({t for r in self.rules for t in r.email_templates()} - known)
         if missing:
             raise ValueError(f"rules refer to templates not defined in the file: {missing}")
         return self
 
 
+def parse_rules(text: str) -> RulesFile:
+    """Parse and validate rules YAML; raises ``pydantic.ValidationError`` or ``yaml.YAMLError``."""
+    return RulesFile.model_validate(yaml.safe_load(text) or {})
+
+
 def load_rules_file(path: Path) -> RulesFile:
-    """Parse and validate a rules file; raises ``pydantic.ValidationError`` or ``yaml.YAMLError``."""
-    return RulesFile.model_validate(yaml.safe_load(path.read_text()) or {})
+    return parse_rules(path.read_text())

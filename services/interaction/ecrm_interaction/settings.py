@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from datetime import time, timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from ecrm_schemas.settings import KafkaSettings, ServiceSettings
+from ecrm_interaction.contact_policy import FrequencyCap, PolicySettings
+from ecrm_interaction.rules import parse_duration
+from ecrm_schemas.settings import KafkaSettings, ServiceSettings, TrackingSettings
 
 DEV_API_TOKEN = "ecrm_dev_api_token"
+_CAP = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
 
 
-class InteractionSettings(ServiceSettings, KafkaSettings):
+class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     """Environment variables: the field names in upper case."""
 
     database_url: str = "sqlite:///.ecrm/interaction.db"
@@ -21,16 +26,95 @@ class InteractionSettings(ServiceSettings, KafkaSettings):
     email_from: str = "eCRM <hello@ecrm.localhost>"
     interaction_host: str = "127.0.0.1"
     interaction_port: int = 8081
+    interaction_public_url: str = "http://127.0.0.1:8081"
+    """Where customers reach this service (the unsubscribe pages)."""
+    interaction_tracking_url: str = "http://127.0.0.1:8080"
+    """Where customers reach the collector (open pixel, click redirect)."""
     interaction_group_id: str = "ecrm-interaction"
     interaction_api_token: SecretStr = SecretStr(DEV_API_TOKEN)
-    """Bearer token for the REST API."""
+    """The bootstrap admin token of the REST API (more tokens: ``ecrm-interaction tokens add``)."""
     interaction_rules_file: Path | None = None
     """A YAML file of rules and templates loaded (created or updated) at start-up."""
-    interaction_batch_size: int = Field(default=100, gt=0)
+    interaction_batch_size: int = Field(default=500, gt=0)
     smtp_timeout_s: float = Field(default=30.0, gt=0)
+    interaction_frequency_caps: str = "1/1d,3/7d"
+    """Marketing messages per customer and channel: ``count/window``, comma-separated."""
+    interaction_quiet_hours: str = "21:00-08:00"
+    """When marketing messages wait (customer's time zone); ``""`` for none."""
+    interaction_default_timezone: str = "UTC"
+    """For customers without a ``timezone`` trait."""
+    interaction_require_opt_in: bool = False
+    """True: marketing needs explicit consent; False: only a withdrawn consent stops it."""
+    interaction_dispatch_interval_s: float = Field(default=0.5, gt=0)
+    interaction_retry_for_s: float = Field(default=72 * 3600, gt=0)
+    """How long a message that cannot be delivered (SMTP or webhook down) is retried before it fails."""
+    interaction_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    interaction_webhook_allowed_hosts: str = ""
+    """Hosts or networks (comma-separated) a webhook may reach although they are not public."""
+    interaction_escalation_email: str | None = None
+    """Who hears of cases past their SLA."""
+    clickhouse_url: str | None = None
+    """ClickHouse for recommendations and the customer view's events (e.g. ``http://127.0.0.1:8123``)."""
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = Field(default="ecrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    interaction_recommendations_refresh_s: float = Field(default=600.0, gt=0)
+    """How often item-to-item similarities are recomputed in ClickHouse."""
+
+    @field_validator("interaction_frequency_caps")
+    @classmethod
+    def _caps(cls, value: str) -> str:
+        cls.parse_caps(value)
+        return value
+
+    @staticmethod
+    def parse_caps(value: str) -> tuple[FrequencyCap, ...]:
+        caps = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            match = _CAP.match(part)
+            if not match:
+                raise ValueError(f"a frequency cap is count/window, like 3/7d: {part!r}")
+            caps.append(FrequencyCap(int(match[1]), parse_duration(match[2])))
+        return tuple(caps)
+
+    @field_validator("interaction_quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str) -> str:
+        cls.parse_quiet_hours(value)
+        return value
+
+    @staticmethod
+    def parse_quiet_hours(value: str) -> tuple[time, time]:
+        if not value.strip():
+            return time(0), time(0)
+        start, sep, end = value.partition("-")
+        try:
+            if not sep:
+                raise ValueError(value)
+            return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+        except ValueError:
+            raise ValueError("quiet hours are HH:MM-HH:MM, like 21:00-08:00") from None
+
+    def policy(self) -> PolicySettings:
+        start, end = self.parse_quiet_hours(self.interaction_quiet_hours)
+        return PolicySettings(
+            caps=self.parse_caps(self.interaction_frequency_caps),
+            quiet_start=start,
+            quiet_end=end,
+            default_timezone=self.interaction_default_timezone,
+            require_opt_in=self.interaction_require_opt_in,
+        )
+
+    @property
+    def retry_for(self) -> timedelta:
+        return timedelta(seconds=self.interaction_retry_for_s)
+
+    @property
+    def webhook_allowed(self) -> list[str]:
+        return [h.strip() for h in self.interaction_webhook_allowed_hosts.split(",") if h.strip()]
 
     def production_problems(self) -> list[str]:
-        problems = super().production_problems()
+        problems = super().production_problems() + self.tracking_problems()
         if self.interaction_api_token.get_secret_value() == DEV_API_TOKEN:
             problems.append("INTERACTION_API_TOKEN is the development token")
         if self.database_url.startswith("sqlite"):

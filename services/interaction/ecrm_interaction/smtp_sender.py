@@ -34,16 +34,36 @@ class SmtpTarget:
         )
 
 
-def compose(email: RenderedEmail, *, sender: str, recipient: str, send_id: str, rule_id: str) -> EmailMessage:
-    """A multipart (text, and HTML when the template has it) message with a stable Message-ID."""
+def compose(
+    email: RenderedEmail,
+    *,
+    sender: str,
+    recipient: str,
+    send_id: str,
+    rule_id: str,
+    unsubscribe_url: str | None = None,
+    unsubscribe_mailto: str | None = None,
+) -> EmailMessage:
+    """A multipart (text, and HTML when the template has it) message.
+
+    Its Message-ID derives from ``send_id``, so a message sent again after a crash carries the
+    same id. With ``unsubscribe_url``, RFC 8058 one-click unsubscribe headers are added
+    (``List-Unsubscribe`` with the https link, and the mailto when given, plus
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``).
+    """
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = email.subject
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(idstring=send_id, domain="ecrm.localhost")
+    domain = sender.rpartition("@")[2].strip("> ") or "ecrm.localhost"
+    message["Message-ID"] = f"<{send_id}@{domain}>" if send_id else make_msgid(domain=domain)
     message["X-ECRM-Send-Id"] = send_id
     message["X-ECRM-Rule"] = rule_id
+    if unsubscribe_url:
+        targets = [f"<{unsubscribe_url}>"] + ([f"<mailto:{unsubscribe_mailto}>"] if unsubscribe_mailto else [])
+        message["List-Unsubscribe"] = ", ".join(targets)
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(email.text)
     if email.html:
         message.add_alternative(email.html, subtype="html")

@@ -1,24 +1,56 @@
-"""The interaction service's relational shell: engine, migrations, and the queries it needs."""
+"""The interaction service's relational shell: engine, migrations, and the queries it needs.
+
+Every write that must happen at most once goes through a unique key (actions, ledger
+entries, rewards, cases: ``dedup_key``), inserted with "on conflict do nothing", so a
+redelivered Kafka batch or a second replica changes nothing. Work is claimed with a lease
+(a conditional update), so two dispatchers never carry out the same action at once.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Engine, create_engine, event, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
 
-from ecrm_interaction.models import EmailTemplate, Rule, Send
-from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec
+from ecrm_interaction.models import (
+    Action,
+    ApiToken,
+    AuditEntry,
+    Case,
+    CaseNote,
+    Consent,
+    Customer,
+    CustomerSegment,
+    EmailTemplate,
+    LoyaltyEntry,
+    LoyaltyProgramRow,
+    Reward,
+    Rule,
+    ScheduleState,
+)
+from ecrm_interaction.planning import PlannedAction
+from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+
+FINAL = ("sent", "done", "suppressed", "cancelled", "failed", "deferred")
+"""Statuses reported on Kafka (``deferred`` too: it says until when)."""
+ROLES = ("viewer", "marketer", "admin")
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets its directory created, WAL and foreign keys."""
+    """An engine for ``url``; SQLite gets its directory created, WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, pool_pre_ping=True)
@@ -29,6 +61,7 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
     return engine
@@ -43,70 +76,627 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes for timezone columns: they are UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    email: str | None
+    timezone: str | None
+    unsubscribed: bool
+    suppressed: str | None
+    consent: dict[str, bool]
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
-    def upsert_rules(self, templates: list[TemplateSpec], rules: list[RuleSpec]) -> None:
-        """Create or update templates and rules by id (what a rules file declares wins)."""
+    # --- unique inserts ------------------------------------------------------------------
+
+    def _insert_ignore(self, session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
+        """Insert ``rows``, skipping those whose unique keys exist; returns how many were new."""
+        if not rows:
+            return 0
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        key = next(iter(model.__table__.primary_key.columns))
+        statement = dialect.insert(model).values(rows).on_conflict_do_nothing().returning(key)
+        return len(session.execute(statement).all())
+
+    # --- rules, templates, the loyalty program --------------------------------------------
+
+    def upsert_rules(self, templates: list[TemplateSpec], rules: list[RuleSpec], actor: str = "rules-file") -> None:
+        """Create or update templates and rules by id (what is given wins); audited."""
         with self.sessions.begin() as session:
             for t in templates:
                 session.merge(EmailTemplate(id=t.id, subject=t.subject, text_body=t.text, html_body=t.html))
             session.flush()
+            known = {t for (t,) in session.execute(select(EmailTemplate.id))}
             for r in rules:
-                session.merge(Rule(**r.model_dump()))
+                missing = r.email_templates() - known
+                if missing:
+                    raise ValueError(f"rule {r.id!r} uses templates that do not exist: {sorted(missing)}")
+                session.merge(Rule(id=r.id, name=r.name, enabled=r.enabled, spec=r.model_dump_json()))
+                self._audit(session, actor, "upsert", "rule", r.id, {"name": r.name, "enabled": r.enabled})
+            for t in templates:
+                self._audit(session, actor, "upsert", "template", t.id, {})
+
+    def rule(self, rule_id: str) -> RuleSpec | None:
+        with self.sessions() as session:
+            row = session.get(Rule, rule_id)
+            return RuleSpec.model_validate_json(row.spec) if row else None
+
+    def all_rules(self) -> list[RuleSpec]:
+        with self.sessions() as session:
+            rows = session.scalars(select(Rule).order_by(Rule.id)).all()
+            return [RuleSpec.model_validate_json(r.spec) for r in rows]
 
     def enabled_rules(self) -> tuple[list[RuleSpec], dict[str, TemplateSpec]]:
         with self.sessions() as session:
             rules = session.scalars(select(Rule).where(Rule.enabled.is_(True)).order_by(Rule.id)).all()
-            templates = session.scalars(select(EmailTemplate)).all()
-            return (
-                [RuleSpec.from_row(r) for r in rules],
-                {t.id: TemplateSpec(id=t.id, subject=t.subject, text=t.text_body, html=t.html_body) for t in templates},
-            )
+            return [RuleSpec.model_validate_json(r.spec) for r in rules], self._templates(session)
 
-    def all_rules(self) -> list[RuleSpec]:
+    def templates(self) -> dict[str, TemplateSpec]:
         with self.sessions() as session:
-            return [RuleSpec.from_row(r) for r in session.scalars(select(Rule).order_by(Rule.id)).all()]
+            return self._templates(session)
 
-    def claim_send(self, *, dedup_key: str, rule_id: str, customer_id: str, trigger_message_id: str) -> Send | None:
-        """Record a pending send; None when this key was already sent or skipped.
+    @staticmethod
+    def _templates(session: Session) -> dict[str, TemplateSpec]:
+        return {
+            t.id: TemplateSpec(id=t.id, subject=t.subject, text=t.text_body, html=t.html_body)
+            for t in session.scalars(select(EmailTemplate)).all()
+        }
 
-        A ``pending`` or ``failed`` send left by an earlier attempt is returned to be tried again.
-        """
-        with self.sessions() as session:
-            send = Send(
-                id=str(uuid.uuid4()),
-                dedup_key=dedup_key,
-                rule_id=rule_id,
-                customer_id=customer_id,
-                trigger_message_id=trigger_message_id,
-                status="pending",
-            )
-            session.add(send)
-            try:
-                session.commit()
-                return send
-            except IntegrityError:
-                session.rollback()
-            existing = session.scalars(select(Send).where(Send.dedup_key == dedup_key)).one()
-            return existing if existing.status in ("pending", "failed") else None
-
-    def finish_send(
-        self, send_id: str, *, status: str, reason: str | None = None, recipient: str | None = None,
-        subject: str | None = None,
-    ) -> None:  # fmt: skip
+    def delete_rule(self, rule_id: str, actor: str) -> bool:
         with self.sessions.begin() as session:
-            send = session.get_one(Send, send_id)
-            send.status, send.reason = status, reason
-            send.recipient, send.subject = recipient, subject
-            if status == "sent":
-                send.sent_at = datetime.now(UTC)
+            row = session.get(Rule, rule_id)
+            if row is None:
+                return False
+            session.delete(row)
+            self._audit(session, actor, "delete", "rule", rule_id, {})
+            return True
 
-    def sends(self, customer_id: str | None = None, limit: int = 100) -> list[Send]:
+    def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSpec | None:
+        with self.sessions.begin() as session:
+            row = session.get(Rule, rule_id)
+            if row is None:
+                return None
+            spec = RuleSpec.model_validate_json(row.spec).model_copy(update={"enabled": enabled})
+            row.enabled, row.spec = enabled, spec.model_dump_json()
+            self._audit(session, actor, "enable" if enabled else "disable", "rule", rule_id, {})
+            return spec
+
+    def loyalty_program(self) -> LoyaltyProgram:
         with self.sessions() as session:
-            query = select(Send).order_by(Send.created_at.desc()).limit(limit)
+            row = session.get(LoyaltyProgramRow, 1)
+            return LoyaltyProgram.model_validate_json(row.spec) if row else LoyaltyProgram()
+
+    def set_loyalty_program(self, program: LoyaltyProgram, actor: str) -> None:
+        with self.sessions.begin() as session:
+            session.merge(LoyaltyProgramRow(id=1, spec=program.model_dump_json()))
+            self._audit(session, actor, "upsert", "loyalty_program", "1", program.model_dump(mode="json"))
+
+    # --- what the consumer records -------------------------------------------------------
+
+    def session(self) -> Session:
+        """A session for one consumed batch; the caller commits it (``with store.session.begin()``)."""
+        return self.sessions()
+
+    def upsert_customer(
+        self,
+        session: Session,
+        customer_id: str,
+        profile: dict[str, Any],
+        version: int,
+        email: str | None,
+        timezone: str | None,
+    ) -> None:
+        row = session.get(Customer, customer_id)
+        if row is None:
+            session.add(
+                Customer(
+                    customer_id=customer_id,
+                    profile=_json(profile),
+                    profile_version=version,
+                    email=email,
+                    timezone=timezone,
+                )
+            )
+            session.flush()
+        elif version >= row.profile_version:
+            row.profile, row.profile_version, row.email, row.timezone = _json(profile), version, email, timezone
+
+    def _customer_row(self, session: Session, customer_id: str) -> Customer:
+        row = session.get(Customer, customer_id)
+        if row is None:
+            row = Customer(customer_id=customer_id, profile_version=-1)
+            session.add(row)
+            session.flush()
+        return row
+
+    def mark_unsubscribed(self, session: Session, customer_id: str, at: datetime) -> bool:
+        """Returns whether it changed anything (an unsubscribe is idempotent)."""
+        row = self._customer_row(session, customer_id)
+        if row.unsubscribed_at is not None:
+            return False
+        row.unsubscribed_at = at
+        return True
+
+    def mark_suppressed(self, session: Session, customer_id: str, reason: str, at: datetime) -> None:
+        row = self._customer_row(session, customer_id)
+        if row.suppressed is None:
+            row.suppressed, row.suppressed_at = reason, at
+
+    def set_consent(
+        self,
+        session: Session,
+        customer_id: str,
+        channel: str,
+        granted: bool,
+        purpose: str,
+        source: str,
+        at: datetime,
+    ) -> None:
+        row = session.get(Consent, (customer_id, channel))
+        if row is None:
+            session.add(
+                Consent(
+                    customer_id=customer_id,
+                    channel=channel,
+                    granted=granted,
+                    purpose=purpose,
+                    source=source,
+                    updated_at=at,
+                )
+            )
+        elif aware(row.updated_at) <= at:  # type: ignore[operator]
+            row.granted, row.purpose, row.source, row.updated_at = granted, purpose, source, at
+        if granted and channel == "email":
+            customer = session.get(Customer, customer_id)
+            if customer is not None and customer.unsubscribed_at is not None and aware(customer.unsubscribed_at) < at:  # type: ignore[operator]
+                customer.unsubscribed_at = None  # opting in again undoes an earlier unsubscribe
+
+    def set_segment(
+        self, session: Session, customer_id: str, segment_id: str, name: str, member: bool, at: datetime
+    ) -> None:
+        row = session.get(CustomerSegment, (customer_id, segment_id))
+        if member and row is None:
+            session.add(CustomerSegment(customer_id=customer_id, segment_id=segment_id, segment_name=name, since=at))
+        elif not member and row is not None:
+            session.delete(row)
+
+    def facts_of(
+        self, session: Session, customer_id: str
+    ) -> tuple[dict[str, Any] | None, frozenset[str], dict[str, bool]]:
+        """The stored profile, segments and consent of a customer."""
+        row = session.get(Customer, customer_id)
+        profile = orjson.loads(row.profile) if row is not None and row.profile else None
+        segments = frozenset(
+            session.scalars(select(CustomerSegment.segment_id).where(CustomerSegment.customer_id == customer_id)).all()
+        )
+        consent = {
+            c.channel: c.granted for c in session.scalars(select(Consent).where(Consent.customer_id == customer_id))
+        }
+        return profile, segments, consent
+
+    def cancel_waiting(self, session: Session, customer_id: str, matches: Any, now: datetime) -> int:
+        """Cancel the customer's waiting actions whose ``cancel_on`` ``matches(list)`` says yes."""
+        rows = session.scalars(
+            select(Action).where(Action.customer_id == customer_id, Action.status == "waiting")
+        ).all()
+        cancelled = 0
+        for row in rows:
+            cancel_on = orjson.loads(row.payload).get("cancel_on") or []
+            if cancel_on and (reason := matches(cancel_on)):
+                row.status, row.reason, row.done_at = "cancelled", reason, now
+                cancelled += 1
+        return cancelled
+
+    def rule_last_acted(self, session: Session, rule_id: str, customer_id: str) -> datetime | None:
+        """When the rule last planned something for the customer that was not cancelled or suppressed."""
+        at = session.scalar(
+            select(func.max(Action.created_at)).where(
+                Action.rule_id == rule_id,
+                Action.customer_id == customer_id,
+                Action.status.not_in(("cancelled", "suppressed")),
+            )
+        )
+        return aware(at)
+
+    def add_actions(self, session: Session, planned: Sequence[PlannedAction], now: datetime) -> int:
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                "dedup_key": p.dedup_key,
+                "rule_id": p.rule_id,
+                "customer_id": p.customer_id,
+                "kind": p.kind,
+                "category": p.category,
+                "cause": p.cause,
+                "status": p.status,
+                "due_at": p.due_at,
+                "payload": _json(p.payload),
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for p in planned
+        ]
+        return self._insert_ignore(session, Action, rows)
+
+    # --- loyalty --------------------------------------------------------------------------
+
+    def balance(self, session: Session, customer_id: str) -> int:
+        return int(
+            session.scalar(
+                select(func.coalesce(func.sum(LoyaltyEntry.points), 0)).where(LoyaltyEntry.customer_id == customer_id)
+            )
+            or 0
+        )
+
+    def add_points(
+        self,
+        session: Session,
+        customer_id: str,
+        points: int,
+        reason: str,
+        dedup_key: str,
+        rule_id: str | None,
+        at: datetime,
+    ) -> bool:
+        """Add a ledger entry once per ``dedup_key``; returns whether it is new."""
+        row = {
+            "id": str(uuid.uuid4()),
+            "customer_id": customer_id,
+            "points": points,
+            "reason": reason,
+            "rule_id": rule_id,
+            "dedup_key": dedup_key,
+            "at": at,
+        }
+        return self._insert_ignore(session, LoyaltyEntry, [row]) == 1
+
+    def issue_reward(
+        self,
+        session: Session,
+        customer_id: str,
+        reward: str,
+        code: str,
+        points_cost: int,
+        dedup_key: str,
+        rule_id: str | None,
+        at: datetime,
+    ) -> bool:
+        row = {
+            "id": str(uuid.uuid4()),
+            "customer_id": customer_id,
+            "reward": reward,
+            "code": code,
+            "points_cost": points_cost,
+            "rule_id": rule_id,
+            "dedup_key": dedup_key,
+            "issued_at": at,
+        }
+        return self._insert_ignore(session, Reward, [row]) == 1
+
+    def loyalty_view(self, customer_id: str, limit: int = 20) -> tuple[int, list[LoyaltyEntry], list[Reward]]:
+        with self.sessions() as session:
+            entries = list(
+                session.scalars(
+                    select(LoyaltyEntry)
+                    .where(LoyaltyEntry.customer_id == customer_id)
+                    .order_by(LoyaltyEntry.at.desc())
+                    .limit(limit)
+                )
+            )
+            rewards = list(
+                session.scalars(
+                    select(Reward).where(Reward.customer_id == customer_id).order_by(Reward.issued_at.desc())
+                )
+            )
+            return self.balance(session, customer_id), entries, rewards
+
+    # --- the dispatcher ------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Action]:
+        """Lease up to ``limit`` actions that are due; another dispatcher skips them until the lease ends."""
+        with self.sessions.begin() as session:
+            due = session.scalars(
+                select(Action.id)
+                .where(
+                    Action.status.in_(("pending", "waiting", "deferred")),
+                    Action.due_at <= now,
+                    or_(Action.lease_until.is_(None), Action.lease_until < now),
+                )
+                .order_by(Action.due_at)
+                .limit(limit)
+            ).all()
+            claimed = []
+            for action_id in due:
+                result = session.execute(
+                    update(Action)
+                    .where(Action.id == action_id, or_(Action.lease_until.is_(None), Action.lease_until < now))
+                    .values(lease_until=now + lease)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(action_id)
+            return list(session.scalars(select(Action).where(Action.id.in_(claimed)).order_by(Action.due_at)))
+
+    def finish(self, action_id: str, **values: Any) -> None:
+        """Record an action's outcome (and release its lease)."""
+        with self.sessions.begin() as session:
+            session.execute(update(Action).where(Action.id == action_id).values(lease_until=None, **values))
+
+    def contact(self, customer_id: str, channel: str = "email") -> ContactRow:
+        with self.sessions() as session:
+            row = session.get(Customer, customer_id)
+            consent = {
+                c.channel: c.granted for c in session.scalars(select(Consent).where(Consent.customer_id == customer_id))
+            }
+            if row is None:
+                return ContactRow(None, None, False, None, consent)
+            return ContactRow(row.email, row.timezone, row.unsubscribed_at is not None, row.suppressed, consent)
+
+    def message_history(
+        self, customer_id: str, rule_id: str | None, since: datetime
+    ) -> tuple[list[datetime], datetime | None]:
+        """Marketing emails sent to the customer since ``since``, and when ``rule_id`` last sent to them."""
+        with self.sessions() as session:
+            sent = [
+                aware(at)
+                for at in session.scalars(
+                    select(Action.done_at).where(
+                        Action.customer_id == customer_id,
+                        Action.kind == "email",
+                        Action.status == "sent",
+                        Action.category == "marketing",
+                        Action.done_at >= since,
+                    )
+                )
+            ]
+            last = session.scalar(
+                select(func.max(Action.done_at)).where(
+                    Action.customer_id == customer_id, Action.rule_id == rule_id, Action.status.in_(("sent", "done"))
+                )
+            )
+            return [s for s in sent if s is not None], aware(last)
+
+    def unpublished(self, limit: int = 500) -> list[Action]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Action)
+                    .where(Action.status.in_(FINAL), or_(Action.published.is_(None), Action.published != Action.status))
+                    .order_by(Action.updated_at)
+                    .limit(limit)
+                )
+            )
+
+    def mark_published(self, published: Iterable[tuple[str, str]]) -> None:
+        with self.sessions.begin() as session:
+            for action_id, status in published:
+                session.execute(update(Action).where(Action.id == action_id).values(published=status))
+
+    def queue_sizes(self) -> dict[str, int]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Action.status, func.count())
+                .where(Action.status.in_(("pending", "waiting", "deferred")))
+                .group_by(Action.status)
+            ).all()
+            return {status: count for status, count in rows}
+
+    # --- schedules -------------------------------------------------------------------------
+
+    def schedule_last(self, rule_id: str) -> datetime | None:
+        with self.sessions() as session:
+            row = session.get(ScheduleState, rule_id)
+            return aware(row.last_slot) if row else None
+
+    def claim_slot(self, rule_id: str, previous: datetime | None, slot: datetime) -> bool:
+        """Move a schedule from ``previous`` to ``slot``; False when another replica did it first."""
+        with self.sessions.begin() as session:
+            if previous is None:
+                return self._insert_ignore(session, ScheduleState, [{"rule_id": rule_id, "last_slot": slot}]) == 1
+            result = session.execute(
+                update(ScheduleState)
+                .where(ScheduleState.rule_id == rule_id, ScheduleState.last_slot == previous)
+                .values(last_slot=slot)
+            )
+            return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def audience(self, segment_id: str | None, limit: int = 1_000_000) -> list[str]:
+        """The members of ``segment_id``, or every customer with an address."""
+        with self.sessions() as session:
+            if segment_id is None:
+                query = select(Customer.customer_id).where(Customer.email.is_not(None))
+            else:
+                query = select(CustomerSegment.customer_id).where(CustomerSegment.segment_id == segment_id)
+            return list(
+                session.scalars(
+                    query.order_by(Customer.customer_id if segment_id is None else CustomerSegment.customer_id).limit(
+                        limit
+                    )
+                )
+            )
+
+    # --- cases -----------------------------------------------------------------------------
+
+    def open_case(
+        self,
+        session: Session,
+        *,
+        customer_id: str,
+        subject: str,
+        priority: str,
+        sla: timedelta,
+        assignee: str | None,
+        rule_id: str | None,
+        dedup_key: str | None,
+        now: datetime,
+    ) -> str | None:
+        """Open a case (once per ``dedup_key``); returns its id, or None when it already existed."""
+        case_id = str(uuid.uuid4())
+        row = {
+            "id": case_id,
+            "customer_id": customer_id,
+            "subject": subject,
+            "priority": priority,
+            "status": "open",
+            "assignee": assignee,
+            "sla_due_at": now + sla,
+            "rule_id": rule_id,
+            "dedup_key": dedup_key,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return case_id if self._insert_ignore(session, Case, [row]) == 1 else None
+
+    def case(self, case_id: str) -> tuple[Case, list[CaseNote]] | None:
+        with self.sessions() as session:
+            row = session.get(Case, case_id)
+            if row is None:
+                return None
+            notes = list(
+                session.scalars(select(CaseNote).where(CaseNote.case_id == case_id).order_by(CaseNote.created_at))
+            )
+            return row, notes
+
+    def cases(self, customer_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Case]:
+        with self.sessions() as session:
+            query = select(Case).order_by(Case.created_at.desc()).limit(limit)
             if customer_id is not None:
-                query = query.where(Send.customer_id == customer_id)
-            return list(session.scalars(query).all())
+                query = query.where(Case.customer_id == customer_id)
+            if status is not None:
+                query = query.where(Case.status == status)
+            return list(session.scalars(query))
+
+    def update_case(self, case_id: str, actor: str, now: datetime, **changes: Any) -> Case | None:
+        with self.sessions.begin() as session:
+            row = session.get(Case, case_id)
+            if row is None:
+                return None
+            before = {k: getattr(row, k) for k in changes}
+            for key, value in changes.items():
+                setattr(row, key, value)
+            if changes.get("status") == "resolved":
+                row.resolved_at = now
+            row.updated_at = now
+            self._audit(session, actor, "update", "case", case_id, {"before": before, "after": changes})
+            return row
+
+    def add_case_note(self, case_id: str, author: str, text: str, now: datetime) -> CaseNote | None:
+        with self.sessions.begin() as session:
+            if session.get(Case, case_id) is None:
+                return None
+            note = CaseNote(id=str(uuid.uuid4()), case_id=case_id, author=author, text=text, created_at=now)
+            session.add(note)
+            self._audit(session, author, "note", "case", case_id, {})
+            return note
+
+    def claim_escalations(self, now: datetime, limit: int = 100) -> list[Case]:
+        """Unresolved cases past their SLA, not escalated yet: each marked escalated, once."""
+        with self.sessions.begin() as session:
+            due = session.scalars(
+                select(Case.id)
+                .where(Case.status != "resolved", Case.sla_due_at < now, Case.escalated_at.is_(None))
+                .limit(limit)
+            ).all()
+            claimed = []
+            for case_id in due:
+                result = session.execute(
+                    update(Case).where(Case.id == case_id, Case.escalated_at.is_(None)).values(escalated_at=now)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(case_id)
+            return list(session.scalars(select(Case).where(Case.id.in_(claimed))))
+
+    # --- the customer view ------------------------------------------------------------------
+
+    def customer(self, customer_id: str) -> Customer | None:
+        with self.sessions() as session:
+            return session.get(Customer, customer_id)
+
+    def customer_segments(self, customer_id: str) -> list[CustomerSegment]:
+        with self.sessions() as session:
+            return list(session.scalars(select(CustomerSegment).where(CustomerSegment.customer_id == customer_id)))
+
+    def consents(self, customer_id: str) -> list[Consent]:
+        with self.sessions() as session:
+            return list(session.scalars(select(Consent).where(Consent.customer_id == customer_id)))
+
+    def actions(
+        self, customer_id: str | None = None, kind: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Action]:
+        with self.sessions() as session:
+            query = select(Action).order_by(Action.created_at.desc()).limit(limit)
+            for column, value in ((Action.customer_id, customer_id), (Action.kind, kind), (Action.status, status)):
+                if value is not None:
+                    query = query.where(column == value)
+            return list(session.scalars(query))
+
+    # --- tokens and the audit log -------------------------------------------------------------
+
+    def add_token(self, name: str, role: str, actor: str) -> str:
+        """Create a token and return it (shown once; only its hash is kept)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        token = f"ecrm_{role[:1]}_{secrets.token_urlsafe(24)}"
+        with self.sessions.begin() as session:
+            session.add(ApiToken(id=str(uuid.uuid4()), name=name, role=role, token_hash=hash_token(token)))
+            self._audit(session, actor, "create", "api_token", name, {"role": role})
+        return token
+
+    def revoke_token(self, name: str, actor: str) -> bool:
+        with self.sessions.begin() as session:
+            result = session.execute(
+                update(ApiToken)
+                .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                self._audit(session, actor, "revoke", "api_token", name, {})
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def tokens(self) -> list[ApiToken]:
+        with self.sessions() as session:
+            return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
+
+    def token_by_hash(self, digest: str) -> ApiToken | None:
+        with self.sessions() as session:
+            return session.scalar(select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)))
+
+    def audit(self, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
+        with self.sessions.begin() as session:
+            self._audit(session, actor, action, entity, entity_id, detail)
+
+    @staticmethod
+    def _audit(session: Session, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
+        session.add(
+            AuditEntry(
+                id=str(uuid.uuid4()),
+                at=datetime.now(UTC),
+                actor=actor,
+                action=action,
+                entity=entity,
+                entity_id=entity_id,
+                detail=_json(detail),
+            )
+        )
+
+    def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+        with self.sessions() as session:
+            return list(session.scalars(select(AuditEntry).order_by(AuditEntry.at.desc()).limit(limit)))

@@ -1,34 +1,189 @@
-"""The interaction REST API (no worker): auth, rules and sends."""
+"""The interaction REST API (no worker): roles, rules, dry runs, imports, cases, the customer
+view and one-click unsubscribe."""
+
+from datetime import UTC, datetime
 
 import httpx
+import pytest
+from interaction_factories import change, rule, trigger
 
 from ecrm_interaction.app import create_app
-from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec
+from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.unsubscribe import UnsubscribeToken, sign_unsubscribe
+
+ADMIN = {"Authorization": "Bearer t0ken"}
 
 
-async def test_api_requires_the_token_and_lists_rules_and_sends(tmp_path) -> None:
+@pytest.fixture
+def store_and_settings(tmp_path):
     settings = InteractionSettings(database_url=f"sqlite:///{tmp_path}/i.db", interaction_api_token="t0ken")
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
-    store.upsert_rules([TemplateSpec(id="t", subject="s", text="x")],
-                       [RuleSpec(id="r", name="R", trigger_event="identify", template_id="t")])  # fmt: skip
-    send = store.claim_send(dedup_key="r:u1", rule_id="r", customer_id="u1", trigger_message_id="m1")
-    assert send is not None
-    store.finish_send(send.id, status="skipped", reason="no_email_address")
+    store.upsert_rules([TemplateSpec(id="t", subject="Hi {{ traits.firstName }}", text="x")], [rule()])
+    return store, settings
 
+
+@pytest.fixture
+async def http(store_and_settings):
+    store, settings = store_and_settings
     transport = httpx.ASGITransport(app=create_app(settings, store, worker=None))
-    async with httpx.AsyncClient(transport=transport, base_url="http://interaction") as http:
-        denied = await http.get("/v1/rules")
-        wrong = await http.get("/v1/rules", headers={"Authorization": "Bearer nope"})
-        auth = {"Authorization": "Bearer t0ken"}
-        rules = await http.get("/v1/rules", headers=auth)
-        sends = await http.get("/v1/sends", params={"customer_id": "u1"}, headers=auth)
-        health = await http.get("/readyz")
-    assert denied.status_code == wrong.status_code == 401
-    assert denied.json()["error"]["code"] == "unauthorized"
-    assert [r["id"] for r in rules.json()] == ["r"]
-    assert [(s["status"], s["reason"]) for s in sends.json()] == [("skipped", "no_email_address")]
-    assert health.json() == {"status": "ready"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://interaction") as client:
+        yield client
+
+
+async def _token(http, role: str) -> dict[str, str]:
+    created = await http.post("/v1/tokens", json={"name": f"{role}-1", "role": role}, headers=ADMIN)
+    assert created.status_code == 201
+    return {"Authorization": f"Bearer {created.json()['token']}"}
+
+
+async def test_tokens_and_roles_decide_who_may_do_what(http) -> None:
+    viewer, marketer = await _token(http, "viewer"), await _token(http, "marketer")
+    assert (await http.get("/v1/rules")).status_code == 401
+    assert (await http.get("/v1/rules", headers={"Authorization": "Bearer nope"})).json()["error"][
+        "code"
+    ] == "unauthorized"
+    assert [r["id"] for r in (await http.get("/v1/rules", headers=viewer)).json()] == ["r"]
+    denied = await http.post("/v1/rules/r/disable", headers=viewer)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+    assert (await http.post("/v1/rules/r/disable", headers=marketer)).json()["enabled"] is False
+    assert (await http.get("/v1/audit", headers=marketer)).status_code == 403
+    audit = (await http.get("/v1/audit", headers=ADMIN)).json()
+    assert (audit[0]["actor"], audit[0]["action"], audit[0]["entity_id"]) == ("marketer-1", "disable", "r")
+    assert (await http.delete("/v1/tokens/viewer-1", headers=ADMIN)).status_code == 204
+    assert (await http.get("/v1/rules", headers=viewer)).status_code == 401  # revoked
+
+
+async def test_rules_are_created_replaced_validated_and_deleted(http) -> None:
+    new = rule(id="big-order", trigger={"kind": "event", "event": "Order Completed", "where": {"total": {"gt": 100}}})
+    body = new.model_dump(mode="json")
+    assert (await http.post("/v1/rules", json=body, headers=ADMIN)).status_code == 201
+    assert (await http.post("/v1/rules", json=body, headers=ADMIN)).status_code == 409
+    body["name"] = "Big orders"
+    assert (await http.put("/v1/rules/big-order", json=body, headers=ADMIN)).json()["name"] == "Big orders"
+    bad = await http.post("/v1/rules", json={**body, "id": "x", "actions": []}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["error"]["errors"][0]["field"] == "actions"
+    unknown = await http.post(
+        "/v1/rules", json={**body, "id": "y", "actions": [{"kind": "email", "template": "no"}]}, headers=ADMIN
+    )
+    assert unknown.status_code == 422 and "do not exist" in unknown.json()["error"]["message"]
+    assert (await http.delete("/v1/rules/big-order", headers=ADMIN)).status_code == 204
+    assert (await http.get("/v1/rules/big-order", headers=ADMIN)).status_code == 404
+
+
+async def test_a_yaml_file_imports_rules_templates_and_the_loyalty_program(http) -> None:
+    yaml = """
+templates: [{id: promo, subject: "Promo", text: "Hello"}]
+rules: [{id: promo, name: Promo, trigger: {kind: segment, segment: vip}, actions: [{kind: email, template: promo}]}]
+loyalty: {points_per_unit: 2, tiers: [{name: basic, min_points: 0}, {name: vip, min_points: 100}]}
+"""
+    imported = await http.post("/v1/rules/import", content=yaml, headers={**ADMIN, "Content-Type": "application/yaml"})
+    assert imported.json() == {"templates": 1, "rules": 1}
+    assert (await http.get("/v1/loyalty/program", headers=ADMIN)).json()["points_per_unit"] == 2
+    broken = await http.post("/v1/rules/import", content="rules: [{id: 1}]", headers=ADMIN)
+    assert broken.status_code == 422
+
+
+async def test_a_dry_run_explains_trigger_conditions_and_policy(http, store_and_settings) -> None:
+    store, _ = store_and_settings
+    with store.sessions.begin() as session:
+        IntakeStep(store, "s").profile_change(
+            session,
+            change(trigger(message_id="m0"), firstName="Ada"),
+            [],
+            LoyaltyProgram(),
+            datetime.now(UTC),
+            Intake(),
+        )
+    spec = rule(
+        id="gated",
+        conditions={
+            "kind": "all",
+            "conditions": [
+                {"kind": "trait", "trait": "orders", "op": "gte", "value": 1},
+                {"kind": "segment", "segment": "vip"},
+            ],
+        },
+    )
+    await http.post("/v1/rules", json=spec.model_dump(mode="json"), headers=ADMIN)
+    event = {"message_id": "x", "type": "identify", "timestamp": "2026-11-20T10:00:00Z"}
+    result = (
+        await http.post("/v1/rules/gated/dry-run", json={"customer_id": "u1", "event": event}, headers=ADMIN)
+    ).json()
+    assert result["trigger"]["matched"] is True and result["would_fire"] is False
+    assert [p["met"] for p in result["conditions"]["parts"]] == [True, False]
+    [email] = result["actions"]
+    assert email["subject"] == "Hi Ada" and email["policy"]["outcome"] in ("send", "defer")
+    assert store.actions(customer_id="u1") == []  # nothing was written
+
+
+async def test_one_click_unsubscribe_is_idempotent_and_a_prefetch_changes_nothing(http, store_and_settings) -> None:
+    store, settings = store_and_settings
+    token = sign_unsubscribe(
+        UnsubscribeToken(customer_id="u1", email_id="e1"), settings.tracking_secret.get_secret_value()
+    )
+    page = await http.get(f"/u/{token}")
+    assert page.status_code == 200 and 'method="post"' in page.text
+    assert not store.contact("u1").unsubscribed  # a GET (a link prefetcher) unsubscribes nobody
+    one_click = {"Content-Type": "application/x-www-form-urlencoded"}
+    first = await http.post(f"/u/{token}", content="List-Unsubscribe=One-Click", headers=one_click)
+    again = await http.post(f"/u/{token}", content="List-Unsubscribe=One-Click", headers=one_click)
+    assert first.status_code == again.status_code == 200 and first.json() == again.json() == {"status": "unsubscribed"}
+    assert store.contact("u1").unsubscribed and store.contact("u1").consent == {"email": False}
+    assert (await http.post(f"/u/{token[:-2]}xx")).status_code == 400  # tampered
+
+
+async def test_cases_consent_and_the_customer_view(http, store_and_settings) -> None:
+    store, _ = store_and_settings
+    with store.sessions.begin() as session:
+        IntakeStep(store, "s").profile_change(
+            session,
+            change(trigger("track", "Order Completed", message_id="o1", order_id="o1", total=120)),
+            [],
+            LoyaltyProgram(),
+            datetime.now(UTC),
+            Intake(),
+        )
+    created = await http.post(
+        "/v1/cases",
+        json={"customer_id": "u1", "subject": "Parcel lost", "priority": "urgent", "sla_hours": 4},
+        headers=ADMIN,
+    )
+    case_id = created.json()["id"]
+    await http.post(f"/v1/cases/{case_id}/notes", json={"text": "Called the carrier"}, headers=ADMIN)
+    updated = await http.patch(f"/v1/cases/{case_id}", json={"status": "pending", "assignee": "bob"}, headers=ADMIN)
+    assert (updated.json()["status"], updated.json()["assignee"], updated.json()["notes"][0]["text"]) == (
+        "pending",
+        "bob",
+        "Called the carrier",
+    )
+    consent = await http.put("/v1/customers/u1/consent/email", json={"granted": True}, headers=ADMIN)
+    assert consent.status_code == 200
+    view = (await http.get("/v1/customers/u1", headers=ADMIN)).json()
+    assert view["identity"]["email"] == "ada@example.com" and view["profile"]["orders"] == 1
+    assert view["contact"]["consent"]["email"]["granted"] is True
+    assert [c["subject"] for c in view["cases"]] == ["Parcel lost"]
+    assert view["loyalty"]["points"] == 120 and view["loyalty"]["tier"] == "bronze"
+    assert (await http.get("/v1/customers/nobody", headers=ADMIN)).status_code == 404
+    assert (await http.get("/v1/customers/u1/recommendations", headers=ADMIN)).status_code == 503  # no ClickHouse
+    personal = (await http.get("/v1/customers/u1/personalization", headers=ADMIN)).json()
+    assert personal["highlights"]["loyalty_points"] == 120 and personal["recommendations"] == []
+
+
+async def test_every_route_is_in_the_openapi_document(http) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    paths = set(spec["paths"])
+    assert {
+        "/v1/rules",
+        "/v1/rules/{rule_id}/dry-run",
+        "/v1/rules/import",
+        "/v1/customers/{customer_id}",
+        "/v1/customers/{customer_id}/recommendations",
+        "/v1/cases",
+        "/u/{token}",
+        "/v1/decisions",
+    } <= paths

@@ -1,69 +1,85 @@
-"""The interaction worker against the real broker, a real SMTP server and SQLite."""
+"""The interaction worker and dispatcher against the real broker, a real SMTP server and SQLite."""
 
 import asyncio
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 from confluent_kafka import Producer
-from interaction_factories import change, trigger
+from interaction_factories import change, rule, trigger
 
 from ecrm_embedded.testing import read_topic
-from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec
+from ecrm_interaction.dispatch import Dispatcher
+from ecrm_interaction.rules import TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, make_engine, migrate
 from ecrm_interaction.worker import InteractionWorker
 from ecrm_schemas.dead_letter import DeadLetter
-from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES, PROFILE_CHANGES_DLQ
+from ecrm_schemas.segments import SegmentMembershipChanged
+from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES, PROFILE_CHANGES_DLQ, SEGMENT_MEMBERSHIP
 
 pytestmark = [pytest.mark.kafka, pytest.mark.smtp]
 
 
-async def test_redelivered_change_sends_once_and_garbage_is_dead_lettered(kafka_broker, smtp_sink, tmp_path):
+async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisions_are_reported(
+    fresh_kafka_broker, smtp_sink, tmp_path
+):
+    kafka_broker = fresh_kafka_broker
     settings = InteractionSettings(
-        kafka_bootstrap_servers=kafka_broker.bootstrap,
-        kafka_session_timeout_ms=6000,
-        database_url=f"sqlite:///{tmp_path}/interaction.db",
-        smtp_url=smtp_sink.url,
-        interaction_group_id="interaction-test",
-    )
+        kafka_bootstrap_servers=kafka_broker.bootstrap, kafka_session_timeout_ms=6000,
+        database_url=f"sqlite:///{tmp_path}/interaction.db", smtp_url=smtp_sink.url,
+        interaction_group_id="interaction-test", interaction_quiet_hours="", interaction_dispatch_interval_s=0.2,
+    )  # fmt: skip
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
     store.upsert_rules(
-        [TemplateSpec(id="welcome", subject="Welcome {{ traits.firstName }}", text="Hi {{ traits.firstName }}")],
-        [
-            RuleSpec(
-                id="welcome", name="Welcome", trigger_event="identify", template_id="welcome", once_per_customer=True
-            )
-        ],
-    )
-
+        [TemplateSpec(id="welcome", subject="Welcome {{ traits.firstName }}", text="Hi {{ traits.firstName }}"),
+         TemplateSpec(id="vip", subject="You are a VIP", text="Thanks")],
+        [rule(id="welcome", once_per_customer=True, actions=[{"kind": "email", "template": "welcome"}]),
+         rule(id="vip", category="transactional", trigger={"kind": "segment", "segment": "vip"},
+              actions=[{"kind": "email", "template": "vip"}])],
+    )  # fmt: skip
     payload = change(trigger("identify", message_id="m-1"), firstName="Ada").encode()
+    entered = SegmentMembershipChanged(
+        event_id="e-1",
+        type="segment.entered",
+        segment_id="vip",
+        segment_name="VIP",
+        customer_id="u1",
+        at=datetime.now(UTC),
+        trigger="event",
+        reason="revenue ≥ 500",
+    )
     producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
     for value in (payload, b"not a profile change", payload):  # the change arrives twice
         producer.produce(PROFILE_CHANGES.name, key=b"u1", value=value)
+    producer.produce(SEGMENT_MEMBERSHIP.name, key=b"u1", value=entered.encode())
     producer.flush(10)
 
     worker = InteractionWorker(settings, store)
+    dispatcher = Dispatcher(settings, store, worker.producer)
     stopping = asyncio.Event()
-    task = asyncio.create_task(worker.run(stopping))
+    tasks = [asyncio.create_task(worker.run(stopping)), asyncio.create_task(dispatcher.run(stopping))]
     try:
         for _ in range(120):
-            if smtp_sink.messages() and store.sends(customer_id="u1")[0].status == "sent":
+            if len(smtp_sink.messages()) >= 2 and len(store.actions(status="sent")) == 2:
                 break
             await asyncio.sleep(0.25)
         await asyncio.sleep(1.5)  # room for a wrong second send
     finally:
         stopping.set()
-        await task
+        await asyncio.gather(*tasks)
 
-    [mail] = smtp_sink.messages()
-    assert b"Subject: Welcome Ada" in mail.read_bytes()
-    [send] = store.sends(customer_id="u1")
-    assert (send.status, send.rule_id, send.trigger_message_id) == ("sent", "welcome", "m-1")
+    subjects = sorted(p.read_bytes().split(b"Subject: ")[1].split(b"\r\n")[0] for p in smtp_sink.messages())
+    assert subjects == [b"Welcome Ada", b"You are a VIP"]
+    welcome = store.actions(customer_id="u1", kind="email", status="sent")
+    assert {a.rule_id for a in welcome} == {"welcome", "vip"}
+    assert [s.segment_id for s in store.customer_segments("u1")] == ["vip"]
 
     [(_, letter)] = read_topic(kafka_broker.bootstrap, PROFILE_CHANGES_DLQ.name, expect=1)
     assert DeadLetter.model_validate_json(letter).source == "interaction"
-    [(key, sent_event)] = read_topic(kafka_broker.bootstrap, EVENTS.name, expect=1)
-    event = orjson.loads(sent_event)
-    assert (key, event["event"], event["properties"]["email_id"]) == (b"u1", "Email Sent", send.id)
+    reported = [orjson.loads(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=2)]
+    assert sorted((e["event"], e["userId"]) for e in reported) == [("Email Sent", "u1"), ("Email Sent", "u1")]
+    assert {e["properties"]["email_id"] for e in reported} == {a.id for a in welcome}
+    assert all(e["messageId"].startswith("ecrm-interaction-") for e in reported)

@@ -1,79 +1,95 @@
+"""Rules files and message rendering (pure)."""
+
 from pathlib import Path
 
 import pytest
 from interaction_factories import change, trigger
 from pydantic import ValidationError
 
-from ecrm_interaction.decide import decide
-from ecrm_interaction.rendering import RenderError, render_email
-from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec, match_rules
-from ecrm_interaction.rules_file import RulesFile, load_rules_file
+from ecrm_interaction.rendering import (
+    RenderedEmail,
+    RenderError,
+    add_tracking,
+    message_context,
+    render_email,
+    render_text,
+)
+from ecrm_interaction.rules import RuleSpec, TemplateSpec
+from ecrm_interaction.rules_file import RulesFile, load_rules_file, parse_rules
+from ecrm_schemas.tracking import verify
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "rules.yaml"
-WELCOME = RuleSpec(id="welcome", name="w", trigger_event="identify", template_id="t", once_per_customer=True)
-ORDER = RuleSpec(id="order", name="o", trigger_event="Order Completed", template_id="t")
 TEMPLATE = TemplateSpec(id="t", subject="Hi {{ traits.firstName | default('there') }}", text="{{ profile.email }}",
                         html="<p>{{ traits.firstName }}</p>")  # fmt: skip
 
 
-def test_rule_fires_on_event_type_or_track_name() -> None:
-    c = change(trigger("identify", message_id="a"), trigger("track", "Order Completed", message_id="b"),
-               trigger("track", "identify", message_id="c"))  # fmt: skip
-    matches = match_rules(c, [WELCOME, ORDER])
-    assert [(m.rule.id, m.trigger.message_id) for m in matches] == [("welcome", "a"), ("order", "b")]
-    assert matches[0].dedup_key == "welcome:u1"
-    assert matches[1].dedup_key == "order:u1:b"
+def _context(**traits):
+    c = change(trigger("track", "Order Completed", order_id="o-9", total=12.5), **traits)
+    payload = {"profile": c.profile.model_dump(mode="json"), "trigger": c.triggers[0].model_dump(mode="json"),
+               "reason": "because", "rule_name": "Thanks", "reward_code": "ABCD-EFGH-IJKL"}  # fmt: skip
+    return message_context(payload, rule_id="r", recommendations=[{"product_id": "p7"}], unsubscribe_url="https://u/x")
 
 
-def test_once_per_customer_fires_once_per_change_and_every_event_rule_for_each() -> None:
-    c = change(trigger("identify", message_id="a"), trigger("identify", message_id="b"))
-    assert len(match_rules(c, [WELCOME])) == 1
-    every = WELCOME.model_copy(update={"once_per_customer": False})
-    assert [m.dedup_key for m in match_rules(c, [every])] == ["welcome:u1:a", "welcome:u1:b"]
-
-
-def test_disabled_rules_never_fire() -> None:
-    assert match_rules(change(trigger()), [WELCOME.model_copy(update={"enabled": False})]) == []
-
-
-def test_rendering_uses_profile_and_escapes_html() -> None:
-    c = change(trigger(), firstName="<b>Ada</b>")
-    email = render_email(TEMPLATE, c.profile, c.triggers[0])
-    assert email.subject == "Hi <b>Ada</b>"
-    assert email.text == "ada@example.com"
+def test_rendering_uses_profile_event_and_escapes_html() -> None:
+    email = render_email(TEMPLATE, _context(firstName="<b>Ada</b>"))
+    assert email.subject == "Hi <b>Ada</b>" and email.text == "ada@example.com"
     assert email.html == "<p>&lt;b&gt;Ada&lt;/b&gt;</p>"
+    everything = TemplateSpec(
+        id="e",
+        subject="{{ event.properties.order_id }} {{ rule.name }}",
+        text="{{ recommendations[0].product_id }} {{ reward.code }} {{ unsubscribe_url }}",
+    )
+    rendered = render_email(everything, _context())
+    assert rendered.subject == "o-9 Thanks" and rendered.text == "p7 ABCD-EFGH-IJKL https://u/x"
 
 
 def test_missing_traits_render_defaults_not_errors() -> None:
-    c = change(trigger())
-    assert render_email(TEMPLATE, c.profile, c.triggers[0]).subject == "Hi there"
+    assert render_email(TEMPLATE, _context()).subject == "Hi there"
 
 
-def test_sandbox_refuses_python_internals() -> None:
-    evil = TemplateSpec(id="e", subject="x", text="{{ ''.__class__.__mro__[1].__subclasses__() }}")
-    c = change(trigger())
+@pytest.mark.parametrize("evil", [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{% set x = traits.update({'a': 1}) %}",
+])  # fmt: skip
+def test_the_sandbox_refuses_escapes_and_mutation(evil) -> None:
     with pytest.raises(RenderError):
-        render_email(evil, c.profile, c.triggers[0])
+        render_email(TemplateSpec(id="e", subject="x", text=evil), _context())
+    with pytest.raises(RenderError):
+        render_text(evil, _context())
 
 
-def test_decide_skips_customers_without_email_and_missing_templates() -> None:
-    no_email = decide(change(trigger(), email=None), [WELCOME], {"t": TEMPLATE})
-    assert [d.skip_reason for d in no_email] == ["no_email_address"]
-    missing = decide(change(trigger()), [WELCOME], {})
-    assert [d.skip_reason for d in missing] == ["template_missing"]
-    ok = decide(change(trigger(), firstName="Ada"), [WELCOME], {"t": TEMPLATE})
-    assert ok[0].skip_reason is None and ok[0].recipient == "ada@example.com" and ok[0].email.subject == "Hi Ada"
+def test_unsafe_attributes_render_as_nothing() -> None:
+    assert render_text("[{{ profile.__class__ }}{{ cycler.__init__.__globals__ }}]", _context()) == "[]"
 
 
-def test_example_rules_file_loads_and_renders() -> None:
+def test_links_go_through_the_signed_click_redirect_and_a_pixel_is_added() -> None:
+    from ecrm_schemas.tracking import TrackingToken, sign
+
+    def click(url: str) -> str:
+        return "https://collector/v1/e/c/" + sign(TrackingToken(email_id="e1", customer="u1", url=url), "k")
+
+    email = RenderedEmail("s", "t", '<html><body><a href="https://shop.example.com/p?a=1&amp;b=2">x</a></body></html>')
+    tracked = add_tracking(email, click, "https://collector/v1/e/o/tok.gif")
+    assert tracked.html is not None and "https://shop.example.com" not in tracked.html.split("/v1/e/c/")[0]
+    token = tracked.html.split("/v1/e/c/")[1].split('"')[0]
+    assert verify(token, "k").url == "https://shop.example.com/p?a=1&b=2"
+    assert tracked.html.index("/v1/e/o/tok.gif") < tracked.html.index("</body>")
+    assert add_tracking(RenderedEmail("s", "t", None), click, "p").html is None
+
+
+def test_the_example_rules_file_loads_and_renders() -> None:
     rules = load_rules_file(EXAMPLES)
     templates = {t.id: t for t in rules.templates}
-    c = change(trigger("track", "Order Completed", order_id="o-9", total=12.5), firstName="Ada")
-    [decision] = decide(c, rules.rules, templates)
-    assert decision.match.rule.id == "thanks-for-order"
-    assert "o-9" in decision.email.subject and "12.5 EUR" in decision.email.text
+    assert {r.id for r in rules.rules} >= {"welcome-on-first-identify", "cart-reminder", "gold-reward"}
+    assert rules.loyalty is not None
+    email = render_email(templates["order-thanks"], _context(firstName="Ada"))
+    assert "o-9" in email.subject and "12.5 EUR" in email.text and "p7" in email.text
 
 
-def test_rules_file_refuses_unknown_templates() -> None:
+def test_rules_files_refuse_unknown_templates_and_accept_the_first_versions_shape() -> None:
+    legacy = {"id": "w", "name": "W", "trigger_event": "identify", "template_id": "t", "once_per_customer": True}
+    assert RuleSpec.model_validate(legacy).actions[0].template == "t"  # type: ignore[union-attr]
     with pytest.raises(ValidationError, match="not defined"):
-        RulesFile.model_validate({"rules": [WELCOME.model_dump()]})
+        RulesFile.model_validate({"rules": [legacy]})
+    with pytest.raises(ValidationError):
+        parse_rules("rules:\n  - {id: x, name: X, trigger: {kind: event, event: a}, actions: []}")

@@ -1,20 +1,31 @@
 """The relational store on SQLite and on a real PostgreSQL started by the fixtures."""
 
-import pytest
-from sqlalchemy import inspect
+from datetime import UTC, datetime, timedelta
+from importlib import resources
 
-from ecrm_interaction.rule_matching import RuleSpec, TemplateSpec
+import pytest
+from alembic import command
+from alembic.config import Config
+from interaction_factories import rule
+from sqlalchemy import inspect, text
+
+from ecrm_interaction.planning import PlannedAction
+from ecrm_interaction.rules import TemplateSpec
 from ecrm_interaction.store import Store, make_engine, migrate
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+TEMPLATE = TemplateSpec(id="t", subject="s", text="x")
+
+
+def _url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/db/interaction.db"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path):
-    url = (
-        f"sqlite:///{tmp_path}/db/interaction.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(url)
+    engine = make_engine(_url(request, tmp_path))
     migrate(engine)
     yield Store(engine)
     engine.dispose()
@@ -23,26 +34,145 @@ def store(request, tmp_path):
 def test_migrations_create_the_tables_and_are_idempotent(store) -> None:
     migrate(store.engine)
     tables = set(inspect(store.engine).get_table_names())
-    assert {"rules", "email_templates", "sends", "alembic_version"} <= tables
+    assert {
+        "rules",
+        "email_templates",
+        "actions",
+        "customers",
+        "consents",
+        "cases",
+        "loyalty_ledger",
+        "rewards",
+        "api_tokens",
+        "audit_log",
+        "alembic_version",
+    } <= tables
+    assert "sends" not in tables
 
 
-def test_rules_are_upserted_by_id(store) -> None:
-    template = TemplateSpec(id="t", subject="s", text="x")
-    rule = RuleSpec(id="r", name="first", trigger_event="identify", template_id="t")
-    store.upsert_rules([template], [rule])
-    store.upsert_rules([template], [rule.model_copy(update={"name": "renamed", "enabled": False})])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_upgrade_from_the_first_version_keeps_rules_and_the_sends_that_went_out(backend, request, tmp_path) -> None:
+    request.param = backend
+    engine = make_engine(_url(request, tmp_path))
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("ecrm_interaction") / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(text("INSERT INTO email_templates VALUES ('t', 's', 'x', NULL, :now)"), {"now": NOW})
+        connection.execute(
+            text("INSERT INTO rules VALUES ('welcome', 'W', 'identify', 't', :yes, :yes, :now, :now)"),
+            {"now": NOW, "yes": True},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO sends VALUES ('s1', 'welcome:u1', 'welcome', 'u1', 'm1', 'a@x.io', 'Hi', "
+                "'sent', NULL, :now, :now)"
+            ),
+            {"now": NOW},
+        )
+    migrate(engine)
+    store = Store(engine)
+    [upgraded] = store.all_rules()
+    assert (upgraded.trigger.kind, upgraded.once_per_customer, upgraded.actions[0].kind) == ("event", True, "email")
+    [action] = store.actions(customer_id="u1")
+    assert (action.status, action.dedup_key, action.published) == ("sent", "welcome:u1:0", "sent")
+    planned = PlannedAction("welcome:u1:0", "email", "welcome", "u1", "marketing", "m:m2", "pending", NOW, {})
+    with store.sessions.begin() as session:
+        assert store.add_actions(session, [planned], NOW) == 0  # the welcome that went out is not sent again
+    engine.dispose()
+
+
+def test_rules_are_upserted_by_id_enabled_and_audited(store) -> None:
+    store.upsert_rules([TEMPLATE], [rule(name="first")], "ada")
+    store.upsert_rules([], [rule(name="renamed", enabled=False)], "bob")
     [saved] = store.all_rules()
     assert (saved.name, saved.enabled) == ("renamed", False)
-    assert store.enabled_rules() == ([], {"t": template})
+    assert store.enabled_rules() == ([], {"t": TEMPLATE})
+    assert store.set_enabled("r", True, "ada").enabled and store.enabled_rules()[0][0].id == "r"
+    with pytest.raises(ValueError, match="do not exist"):
+        store.upsert_rules([], [rule(id="x", actions=[{"kind": "email", "template": "missing"}])])
+    assert [(e.actor, e.action) for e in store.audit_log()][:2] == [("ada", "enable"), ("bob", "upsert")]
 
 
-def test_a_send_is_claimed_once(store) -> None:
-    claim = dict(dedup_key="r:u1", rule_id="r", customer_id="u1", trigger_message_id="m1")
-    first = store.claim_send(**claim)
-    assert first is not None and first.status == "pending"
-    again = store.claim_send(**claim)
-    assert again is not None and again.id == first.id  # still pending: may be retried
-    store.finish_send(first.id, status="sent", recipient="ada@example.com", subject="Hi")
-    assert store.claim_send(**claim) is None
-    [send] = store.sends(customer_id="u1")
-    assert (send.status, send.subject) == ("sent", "Hi") and send.sent_at is not None
+def test_actions_are_added_once_and_leased_to_one_dispatcher(store) -> None:
+    planned = [
+        PlannedAction(f"k{i}", "email", "r", "u1", "marketing", "m:x", "pending", NOW, {"n": i}) for i in range(3)
+    ]
+    with store.sessions.begin() as session:
+        assert store.add_actions(session, planned, NOW) == 3
+        assert store.add_actions(session, planned, NOW) == 0
+    first = store.claim_due(NOW, 10, timedelta(minutes=2))
+    assert len(first) == 3 and store.claim_due(NOW, 10, timedelta(minutes=2)) == []  # leased
+    assert len(store.claim_due(NOW + timedelta(minutes=3), 10, timedelta(minutes=2))) == 3  # the lease ran out
+    store.finish(first[0].id, status="sent", done_at=NOW)
+    assert len(store.claim_due(NOW + timedelta(minutes=6), 10, timedelta(minutes=2))) == 2
+
+
+def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:
+    with store.sessions.begin() as session:
+        assert store.add_points(session, "u1", 100, "order", "k1", None, NOW)
+        assert not store.add_points(session, "u1", 100, "order", "k1", None, NOW)
+        assert store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
+        assert not store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
+        case_id = store.open_case(
+            session,
+            customer_id="u1",
+            subject="NPS 3",
+            priority="high",
+            sla=timedelta(hours=1),
+            assignee=None,
+            rule_id="r",
+            dedup_key="ck",
+            now=NOW,
+        )
+        assert (
+            store.open_case(
+                session,
+                customer_id="u1",
+                subject="again",
+                priority="high",
+                sla=timedelta(hours=1),
+                assignee=None,
+                rule_id="r",
+                dedup_key="ck",
+                now=NOW,
+            )
+            is None
+        )
+    balance, _, rewards = store.loyalty_view("u1")
+    assert balance == 100 and [r.code for r in rewards] == ["CODE-1"]
+    assert store.claim_escalations(NOW + timedelta(minutes=30)) == []
+    [due] = store.claim_escalations(NOW + timedelta(hours=2))
+    assert due.id == case_id and store.claim_escalations(NOW + timedelta(hours=3)) == []
+    store.update_case(case_id, "ada", NOW, status="resolved")
+    assert store.case(case_id)[0].resolved_at is not None
+
+
+def test_tokens_are_stored_hashed_and_revocable(store) -> None:
+    from ecrm_interaction.store import hash_token
+
+    token = store.add_token("support", "viewer", "admin")
+    assert token.startswith("ecrm_v_") and store.token_by_hash(hash_token(token)).role == "viewer"
+    assert all(t.token_hash != token for t in store.tokens())
+    assert store.revoke_token("support", "admin") and store.token_by_hash(hash_token(token)) is None
+    with pytest.raises(ValueError):
+        store.add_token("x", "root", "admin")
+
+
+def test_consent_unsubscribe_and_suppression(store) -> None:
+    with store.sessions.begin() as session:
+        store.upsert_customer(session, "u1", {"customer_id": "u1"}, 1, "ada@example.com", "Europe/Oslo")
+        assert store.mark_unsubscribed(session, "u1", NOW) and not store.mark_unsubscribed(session, "u1", NOW)
+        store.set_consent(session, "u1", "sms", True, "marketing", "form", NOW)
+        store.mark_suppressed(session, "u2", "hard_bounce", NOW)
+    contact = store.contact("u1")
+    assert (contact.email, contact.timezone, contact.unsubscribed, contact.consent) == (
+        "ada@example.com",
+        "Europe/Oslo",
+        True,
+        {"sms": True},
+    )
+    with store.sessions.begin() as session:  # opting in to email later undoes the unsubscribe
+        store.set_consent(session, "u1", "email", True, "marketing", "form", NOW + timedelta(days=1))
+    assert not store.contact("u1").unsubscribed and store.contact("u2").suppressed == "hard_bounce"

@@ -215,3 +215,31 @@ ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     MODIFY SETTING
 ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     ADD PROJECTION IF NOT EXISTS by_user (SELECT * ORDER BY user_id);
 
 ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     MATERIALIZE PROJECTION by_user;
+
+CREATE TABLE IF NOT EXISTS ecrm.product_stock_local ON CLUSTER ecrm_cluster (
+    product_id String,
+    quantity Int64,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ecrm/product_stock_local', '{replica}', updated_at)
+ORDER BY product_id;
+
+CREATE TABLE IF NOT EXISTS ecrm.product_stock ON CLUSTER ecrm_cluster AS ecrm.product_stock_local ENGINE = Distributed(ecrm_cluster, ecrm, product_stock_local, cityHash64(product_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS ecrm.product_stock_from_events_local ON CLUSTER ecrm_cluster TO ecrm.product_stock_local AS
+SELECT JSONExtractString(properties, 'product_id') AS product_id, JSONExtractInt(properties, 'quantity') AS quantity,
+       timestamp AS updated_at
+FROM ecrm.events_local
+WHERE type = 'track' AND event = 'Inventory Updated';
+
+CREATE TABLE IF NOT EXISTS ecrm.item_similarity_local ON CLUSTER ecrm_cluster (
+    generation UInt64,
+    item String,
+    similar String,
+    score Float64
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/ecrm/item_similarity_local', '{replica}')
+ORDER BY (generation, item, similar)
+TTL toDateTime(intDiv(generation, 1000)) + INTERVAL 1 DAY;
+
+CREATE TABLE IF NOT EXISTS ecrm.item_similarity ON CLUSTER ecrm_cluster AS ecrm.item_similarity_local ENGINE = Distributed(ecrm_cluster, ecrm, item_similarity_local, cityHash64(item));

@@ -186,3 +186,29 @@ ALTER TABLE ecrm.identity_links
 
 ALTER TABLE ecrm.identity_links
     MATERIALIZE PROJECTION by_user;
+
+CREATE TABLE IF NOT EXISTS ecrm.product_stock
+(
+    product_id String,
+    quantity Int64,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY product_id;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS ecrm.product_stock_from_events TO ecrm.product_stock AS
+SELECT JSONExtractString(properties, 'product_id') AS product_id, JSONExtractInt(properties, 'quantity') AS quantity,
+       timestamp AS updated_at
+FROM ecrm.events
+WHERE type = 'track' AND event = 'Inventory Updated';
+
+CREATE TABLE IF NOT EXISTS ecrm.item_similarity
+(
+    generation UInt64,
+    item String,
+    similar String,
+    score Float64
+)
+ENGINE = MergeTree
+ORDER BY (generation, item, similar)
+TTL toDateTime(intDiv(generation, 1000)) + INTERVAL 1 DAY;

@@ -144,6 +144,41 @@ ENGINE = ReplacingMergeTree
 ORDER BY (anonymous_id, user_id, action, message_id)
 SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
 
+CREATE TABLE ecrm.item_similarity
+(
+    `generation` UInt64,
+    `item` String,
+    `similar` String,
+    `score` Float64
+)
+ENGINE = MergeTree
+ORDER BY (generation, item, similar)
+TTL toDateTime(intDiv(generation, 1000)) + toIntervalDay(1)
+SETTINGS index_granularity = 8192
+
+CREATE TABLE ecrm.product_stock
+(
+    `product_id` String,
+    `quantity` Int64,
+    `updated_at` DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY product_id
+SETTINGS index_granularity = 8192
+
+CREATE MATERIALIZED VIEW ecrm.product_stock_from_events TO ecrm.product_stock
+(
+    `product_id` String,
+    `quantity` Int64,
+    `updated_at` DateTime64(3, 'UTC')
+)
+AS SELECT
+    JSONExtractString(properties, 'product_id') AS product_id,
+    JSONExtractInt(properties, 'quantity') AS quantity,
+    timestamp AS updated_at
+FROM ecrm.events
+WHERE (type = 'track') AND (event = 'Inventory Updated')
+
 CREATE TABLE ecrm.profiles
 (
     `customer_id` String,

@@ -1,0 +1,568 @@
+"""The dispatcher: carries out due actions, fires schedules, escalates cases, reports decisions.
+
+Every ``INTERACTION_DISPATCH_INTERVAL_S``:
+
+1. lease the due actions (pending, waits that ran out, deferred messages whose quiet hours
+   ended) and carry each out: a message first passes the contact policy (suppressed,
+   deferred, or sent); a delivery that fails (SMTP or webhook down) is retried with
+   exponential backoff for ``INTERACTION_RETRY_FOR_S`` before it counts as failed;
+2. fire the scheduled rules whose cron slot came, for their segment's members;
+3. escalate unresolved cases past their SLA (a notification, a ``Case Escalated`` event);
+4. publish what was decided (``Email Sent``, ``Message Suppressed``, …) on the events topic,
+   so the aggregator stores it with the customer's other events.
+
+An email is marked sent right after the SMTP server accepted it. If the process dies in
+between, the lease runs out and it is sent again with the same Message-ID: that window
+(one SMTP round trip) is the only way a customer can get a message twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import structlog
+
+from ecrm_interaction import metrics
+from ecrm_interaction.conditions import Facts
+from ecrm_interaction.contact_policy import Contact, History
+from ecrm_interaction.contact_policy import decide as policy_decision
+from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.loyalty import tier_of
+from ecrm_interaction.models import Action
+from ecrm_interaction.rendering import (
+    RenderedEmail,
+    RenderError,
+    add_tracking,
+    message_context,
+    render_email,
+    render_text,
+)
+from ecrm_interaction.rules import (
+    CaseAction,
+    EmailAction,
+    NotifyAction,
+    PointsAction,
+    RewardAction,
+    ScheduleTrigger,
+    WebhookAction,
+)
+from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
+from ecrm_interaction.store import Store, aware
+from ecrm_interaction.triggers import OWN_EVENTS, loyalty_firings, schedule_firings
+from ecrm_interaction.unsubscribe import UnsubscribeToken, sign_unsubscribe
+from ecrm_interaction.webhooks import UnsafeWebhookTarget, post, signed_headers
+from ecrm_schemas.events import encode_event
+from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.topics import EVENTS
+from ecrm_schemas.tracking import TrackingToken, sign
+from ecrm_schemas.validation import validate_event
+
+log = structlog.get_logger()
+LEASE = timedelta(minutes=2)
+Recommender = Callable[[str, int], list[dict[str, Any]]]
+
+
+class Retry(Exception):
+    """A delivery failed in a way that may pass (the server is down): try again later."""
+
+
+class GiveUp(Exception):
+    """A delivery can never succeed (no template, an unsafe webhook target)."""
+
+
+def backoff_s(attempts: int) -> float:
+    """Seconds before the next attempt: 2, 4, 8 … up to an hour."""
+    return float(min(3600, 2**attempts))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: InteractionSettings,
+        store: Store,
+        producer: ReliableProducer | None,
+        recommender: Recommender | None = None,
+        refresh_recommendations: Callable[[], int] | None = None,
+    ) -> None:
+        self.settings, self.store, self.producer, self.recommender = settings, store, producer, recommender
+        self.refresh_recommendations = refresh_recommendations
+        self.smtp = SmtpTarget.from_url(settings.smtp_url)
+        self.policy = settings.policy()
+        self.secret = settings.tracking_secret.get_secret_value()
+        self.intake = IntakeStep(store, self.secret)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        refresher = asyncio.create_task(self._refresh_loop(stopping)) if self.refresh_recommendations else None
+        while not stopping.is_set():
+            try:
+                await self.tick(datetime.now(UTC))
+            except Exception as exc:  # a database or broker hiccup: the next tick tries again
+                log.error("dispatch_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.settings.interaction_dispatch_interval_s)
+        if refresher is not None:
+            await refresher
+
+    async def _refresh_loop(self, stopping: asyncio.Event) -> None:
+        """Recompute item similarities now and then, beside the dispatching."""
+        assert self.refresh_recommendations is not None
+        while not stopping.is_set():
+            pause = self.settings.interaction_recommendations_refresh_s
+            try:
+                pairs = await asyncio.to_thread(self.refresh_recommendations)
+                log.info("recommendations_refreshed", pairs=pairs)
+            except Exception as exc:  # e.g. the aggregator has not created the tables yet
+                log.error("recommendations_refresh_failed", error=str(exc)[:300])
+                pause = min(pause, 30.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), pause)
+
+    async def tick(self, now: datetime) -> None:
+        for action in await asyncio.to_thread(self.store.claim_due, now, 100, LEASE):
+            await self.execute(action, now)
+        await self.fire_schedules(now)
+        await self.escalate(now)
+        await asyncio.to_thread(self.publish)
+        sizes = await asyncio.to_thread(self.store.queue_sizes)
+        for status in ("pending", "waiting", "deferred"):
+            metrics.QUEUE.labels(status).set(sizes.get(status, 0))
+
+    # --- carrying actions out -------------------------------------------------------------
+
+    async def execute(self, action: Action, now: datetime) -> None:
+        payload = orjson.loads(action.payload)
+        spec = payload.get("action") or {}
+        try:
+            if action.kind == "email":
+                await self._email(action, payload, EmailAction.model_validate(spec), now)
+            elif action.kind == "webhook":
+                await self._webhook(action, payload, WebhookAction.model_validate(spec), now)
+            elif action.kind == "notify":
+                await self._notify(action, payload, NotifyAction.model_validate(spec), now)
+            elif action.kind == "case":
+                await asyncio.to_thread(self._case, action, payload, CaseAction.model_validate(spec), now)
+            elif action.kind == "points":
+                await asyncio.to_thread(self._points, action, PointsAction.model_validate(spec), now)
+            elif action.kind == "reward":
+                await asyncio.to_thread(self._reward, action, payload, RewardAction.model_validate(spec), now)
+            else:
+                raise GiveUp(f"unknown action kind {action.kind!r}")
+        except Retry as exc:
+            await asyncio.to_thread(self._retry_later, action, str(exc), now)
+        except GiveUp as exc:
+            await asyncio.to_thread(self._finish, action, "failed", str(exc), now)
+
+    def _retry_later(self, action: Action, error: str, now: datetime) -> None:
+        attempts = action.attempts + 1
+        if now - aware(action.created_at) > self.settings.retry_for:  # type: ignore[operator]
+            self._finish(action, "failed", f"gave up after {attempts} attempts: {error}"[:300], now)
+            return
+        due = now + timedelta(seconds=backoff_s(attempts))
+        self.store.finish(action.id, status="pending", attempts=attempts, last_error=error[:300], due_at=due)
+        metrics.DECISIONS.labels("retrying", action.kind).inc()
+        log.warning("action_retrying", action=action.id, kind=action.kind, attempts=attempts, error=error[:200])
+
+    def _finish(self, action: Action, status: str, reason: str, now: datetime, **values: Any) -> None:
+        self.store.finish(
+            action.id, status=status, reason=reason[:300], done_at=now, attempts=action.attempts + 1, **values
+        )
+        metrics.DECISIONS.labels(status, reason.split(":")[0][:60]).inc()
+
+    async def _email(self, action: Action, payload: dict[str, Any], spec: EmailAction, now: datetime) -> None:
+        contact_row = await asyncio.to_thread(self.store.contact, action.customer_id)
+        profile = payload.get("profile") or {}
+        address = contact_row.email or profile.get("email")
+        contact = Contact(
+            address,
+            contact_row.timezone,
+            contact_row.consent.get("email"),
+            contact_row.unsubscribed,
+            contact_row.suppressed,
+        )
+        window = max((cap.window for cap in self.policy.caps), default=timedelta(0))
+        cooldown = await asyncio.to_thread(self._rule_cooldown, action.rule_id)
+        since = now - max(window, cooldown or timedelta(0))
+        sent, rule_last = await asyncio.to_thread(self.store.message_history, action.customer_id, action.rule_id, since)
+        verdict = policy_decision(
+            contact,
+            History(sent, rule_last),
+            action.category,  # type: ignore[arg-type]
+            cooldown,
+            now,
+            self.policy,
+        )
+        if verdict.outcome == "suppress":
+            await asyncio.to_thread(self._finish, action, "suppressed", verdict.reason, now)
+            return
+        if verdict.outcome == "defer":
+            assert verdict.until is not None
+            await asyncio.to_thread(
+                self.store.finish, action.id, status="deferred", reason=verdict.reason, due_at=verdict.until
+            )
+            metrics.DECISIONS.labels("deferred", verdict.reason).inc()
+            return
+        assert address is not None
+        templates = await asyncio.to_thread(self.store.templates)
+        template = templates.get(spec.template)
+        if template is None:
+            raise GiveUp(f"template {spec.template!r} does not exist")
+        recommendations = []
+        if spec.recommendations and self.recommender is not None:
+            recommendations = await asyncio.to_thread(self.recommender, action.customer_id, spec.recommendations)
+        unsubscribe = self.unsubscribe_url(action.customer_id, action.id)
+        context = message_context(
+            payload,
+            rule_id=action.rule_id or "",
+            recommendations=recommendations,
+            loyalty=await asyncio.to_thread(self._loyalty, action.customer_id),
+            unsubscribe_url=unsubscribe,
+        )
+        try:
+            rendered = render_email(template, context)
+        except RenderError as exc:
+            raise GiveUp(f"render_failed: {exc}") from exc
+        rendered = add_tracking(
+            rendered, lambda url: self._tracking_url(action, profile, url), self._tracking_url(action, profile, None)
+        )
+        message = compose(
+            rendered,
+            sender=self.settings.email_from,
+            recipient=address,
+            send_id=action.id,
+            rule_id=action.rule_id or "",
+            unsubscribe_url=unsubscribe if action.category == "marketing" else None,
+        )
+        started = time.perf_counter()
+        try:
+            await deliver(message, self.smtp, self.settings.smtp_timeout_s)
+        except Exception as exc:
+            raise Retry(f"smtp: {type(exc).__name__}") from exc
+        metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+        await asyncio.to_thread(
+            self._finish, action, "sent", verdict.reason, now, recipient=address, subject=rendered.subject
+        )
+        log.info("email_sent", action=action.id, rule=action.rule_id)
+
+    def _rule_cooldown(self, rule_id: str | None) -> timedelta | None:
+        rule = self.store.rule(rule_id) if rule_id else None
+        return rule.cooldown if rule is not None else None
+
+    def _loyalty(self, customer_id: str) -> dict[str, Any]:
+        program = self.store.loyalty_program()
+        with self.store.session() as session:
+            points = self.store.balance(session, customer_id)
+        return {"points": points, "tier": tier_of(points, program)}
+
+    def unsubscribe_url(self, customer_id: str, email_id: str | None) -> str:
+        token = sign_unsubscribe(UnsubscribeToken(customer_id=customer_id, email_id=email_id), self.secret)
+        return f"{self.settings.interaction_public_url.rstrip('/')}/u/{token}"
+
+    def _tracking_url(self, action: Action, profile: dict[str, Any], url: str | None) -> str:
+        kind = "userId" if profile.get("user_id") == action.customer_id or not profile else "anonymousId"
+        token = sign(
+            TrackingToken(
+                email_id=action.id,
+                customer=action.customer_id,
+                customer_kind=kind,  # type: ignore[arg-type]
+                rule_id=action.rule_id,
+                url=url,
+            ),
+            self.secret,
+        )
+        base = self.settings.interaction_tracking_url.rstrip("/")
+        return f"{base}/v1/e/c/{token}" if url is not None else f"{base}/v1/e/o/{token}.gif"
+
+    async def _webhook(self, action: Action, payload: dict[str, Any], spec: WebhookAction, now: datetime) -> None:
+        body = orjson.dumps(
+            {
+                "type": "ecrm.rule.fired",
+                "id": action.id,
+                "rule": {"id": action.rule_id, "name": payload.get("rule_name")},
+                "customer_id": action.customer_id,
+                "reason": payload.get("reason"),
+                "trigger": payload.get("trigger"),
+                "profile": payload.get("profile"),
+                "at": now.isoformat(),
+            }
+        ).decode()
+        await self._post(str(spec.url), body, signed_headers(spec.secret, action.id, body))
+        await asyncio.to_thread(self._finish, action, "done", "delivered", now, recipient=str(spec.url)[:320])
+
+    async def _post(self, url: str, body: str, headers: dict[str, str]) -> None:
+        try:
+            await post(
+                url,
+                body,
+                headers,
+                timeout_s=self.settings.interaction_webhook_timeout_s,
+                allowed=self.settings.webhook_allowed,
+            )
+        except UnsafeWebhookTarget as exc:
+            raise GiveUp(f"unsafe_target: {exc}") from exc
+        except Exception as exc:
+            raise Retry(f"webhook: {type(exc).__name__}") from exc
+
+    async def _notify(self, action: Action, payload: dict[str, Any], spec: NotifyAction, now: datetime) -> None:
+        context = message_context(payload, rule_id=action.rule_id or "")
+        try:
+            text = render_text(spec.message, context)
+        except RenderError as exc:
+            raise GiveUp(f"render_failed: {exc}") from exc
+        if spec.chat_webhook is not None:
+            body = orjson.dumps({"text": text}).decode()
+            await self._post(str(spec.chat_webhook), body, signed_headers(self.secret, action.id, body))
+        for address in spec.emails:
+            subject = f"[eCRM] {context['rule']['name']}: {action.customer_id}"
+            message = compose(
+                RenderedEmail(subject, text, None),
+                sender=self.settings.email_from,
+                recipient=address,
+                send_id=f"{action.id}-{address}",
+                rule_id=action.rule_id or "",
+            )
+            try:
+                await deliver(message, self.smtp, self.settings.smtp_timeout_s)
+            except Exception as exc:
+                raise Retry(f"smtp: {type(exc).__name__}") from exc
+        await asyncio.to_thread(
+            self._finish,
+            action,
+            "done",
+            "notified",
+            now,
+            recipient=", ".join(spec.emails)[:320] or None,
+            subject=text[:500],
+        )
+
+    def _case(self, action: Action, payload: dict[str, Any], spec: CaseAction, now: datetime) -> None:
+        try:
+            subject = render_text(spec.subject, message_context(payload, rule_id=action.rule_id or ""))
+        except RenderError as exc:
+            raise GiveUp(f"render_failed: {exc}") from exc
+        with self.store.sessions.begin() as session:
+            case_id = self.store.open_case(
+                session,
+                customer_id=action.customer_id,
+                subject=subject[:300],
+                priority=spec.priority,
+                sla=spec.sla,
+                assignee=spec.assignee,
+                rule_id=action.rule_id,
+                dedup_key=action.dedup_key,
+                now=now,
+            )
+        self._finish(
+            action,
+            "done",
+            "case opened" if case_id else "case already open",
+            now,
+            subject=subject[:500],
+            recipient=case_id,
+        )
+
+    def _points(self, action: Action, spec: PointsAction, now: datetime) -> None:
+        self._change_points(action, spec.points, spec.reason, action.dedup_key, now)
+        self._finish(action, "done", f"{spec.points:+d} points", now)
+
+    def _reward(self, action: Action, payload: dict[str, Any], spec: RewardAction, now: datetime) -> None:
+        code = payload.get("reward_code") or action.id
+        with self.store.sessions.begin() as session:
+            issued = self.store.issue_reward(
+                session, action.customer_id, spec.reward, code, spec.points_cost, action.dedup_key, action.rule_id, now
+            )
+        if issued and spec.points_cost:
+            self._change_points(action, -spec.points_cost, f"reward {spec.reward}", f"{action.dedup_key}:cost", now)
+        self._finish(action, "done", f"reward {spec.reward}", now, recipient=code)
+
+    def _change_points(self, action: Action, points: int, reason: str, dedup_key: str, now: datetime) -> None:
+        """Points from a rule; a tier crossed on the way fires the rules that watch it."""
+        program = self.store.loyalty_program()
+        rules, _ = self.store.enabled_rules()
+        with self.store.sessions.begin() as session:
+            before = self.store.balance(session, action.customer_id)
+            if not self.store.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now):
+                return
+            after = before + points
+            previous = {"points": before, "tier": tier_of(before, program)}
+            current = {"points": after, "tier": tier_of(after, program)}
+            firings = loyalty_firings(rules, action.customer_id, previous, current, action.id)
+            if firings:
+                profile, segments, consent = self.store.facts_of(session, action.customer_id)
+                facts = Facts(profile or {"customer_id": action.customer_id}, segments, consent, current)
+                self.intake.plan_firings(session, firings, facts, now, Intake())
+
+    # --- schedules and escalations ------------------------------------------------------------
+
+    async def fire_schedules(self, now: datetime) -> None:
+        from ecrm_interaction.schedules import due_slots
+
+        rules, _ = await asyncio.to_thread(self.store.enabled_rules)
+        for rule in rules:
+            if not isinstance(rule.trigger, ScheduleTrigger):
+                continue
+            last = await asyncio.to_thread(self.store.schedule_last, rule.id)
+            if last is None:  # a new schedule starts from now: it does not fire for the past
+                await asyncio.to_thread(self.store.claim_slot, rule.id, None, now)
+                continue
+            for slot in due_slots(rule.trigger.cron, rule.trigger.timezone, last, now):
+                if await asyncio.to_thread(self.store.claim_slot, rule.id, last, slot):
+                    await asyncio.to_thread(self._fire_schedule, rule, slot, now)
+                last = slot
+
+    def _fire_schedule(self, rule: Any, slot: datetime, now: datetime) -> None:
+        audience = self.store.audience(rule.trigger.segment)
+        program = self.store.loyalty_program()
+        outcome = Intake()
+        for start in range(0, len(audience), 500):
+            with self.store.sessions.begin() as session:
+                for customer in audience[start : start + 500]:
+                    profile, segments, consent = self.store.facts_of(session, customer)
+                    points = self.store.balance(session, customer)
+                    facts = Facts(
+                        profile or {"customer_id": customer},
+                        segments,
+                        consent,
+                        {"points": points, "tier": tier_of(points, program)},
+                    )
+                    self.intake.plan_firings(session, schedule_firings(rule, [customer], slot), facts, now, outcome)
+        log.info("schedule_fired", rule=rule.id, slot=slot.isoformat(), audience=len(audience), planned=outcome.planned)
+
+    async def escalate(self, now: datetime) -> None:
+        cases = await asyncio.to_thread(self.store.claim_escalations, now)
+        for case in cases:
+            text = (
+                f"Case {case.id} ({case.priority}) for customer {case.customer_id} is past its SLA "
+                f"({aware(case.sla_due_at):%Y-%m-%d %H:%M} UTC) and still {case.status}: {case.subject}"
+            )
+            if self.settings.interaction_escalation_email:
+                message = compose(
+                    RenderedEmail(f"[eCRM] Escalated: {case.subject}"[:200], text, None),
+                    sender=self.settings.email_from,
+                    recipient=self.settings.interaction_escalation_email,
+                    send_id=f"escalation-{case.id}",
+                    rule_id=case.rule_id or "",
+                )
+                try:
+                    await deliver(message, self.smtp, self.settings.smtp_timeout_s)
+                except Exception as exc:  # the event still says it; operators see the log
+                    log.error("escalation_mail_failed", case=case.id, error=type(exc).__name__)
+            self._produce_event(
+                "Case Escalated",
+                case.customer_id,
+                f"{OWN_EVENTS}case-{case.id}-escalated",
+                {
+                    "case_id": case.id,
+                    "subject": case.subject,
+                    "priority": case.priority,
+                    "status": case.status,
+                    "rule_id": case.rule_id,
+                },
+                now,
+            )
+            metrics.ESCALATIONS.inc()
+        if cases and self.producer is not None:
+            await asyncio.to_thread(self.producer.flush_or_raise, 30)
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Report final decisions on the events topic (once each; retried until acknowledged)."""
+        if self.producer is None:
+            return
+        actions = self.store.unpublished()
+        if not actions:
+            return
+        for action in actions:
+            self._produce_event(*decision_event(action))
+        self.producer.flush_or_raise(30)
+        self.store.mark_published((a.id, a.status) for a in actions)
+
+    def report(self, name: str, customer_id: str, message_id: str, properties: dict[str, Any]) -> None:
+        """Publish one event about a customer now (acknowledged before returning)."""
+        if self.producer is None:
+            return
+        try:
+            self._produce_event(name, customer_id, message_id, properties, datetime.now(UTC))
+            self.producer.flush_or_raise(10)
+        except Exception as exc:  # the database holds the truth; the event is informative
+            log.error("report_failed", event=name, error=type(exc).__name__)
+
+    def _produce_event(
+        self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
+    ) -> None:
+        if self.producer is None:
+            return
+        customer = self.store.customer(customer_id)
+        profile = orjson.loads(customer.profile) if customer is not None and customer.profile else {}
+        event: dict[str, Any] = {
+            "type": "track",
+            "event": name,
+            "messageId": message_id,
+            "timestamp": at.isoformat(),
+            "receivedAt": datetime.now(UTC).isoformat(),
+            "properties": properties,
+            "context": {"library": {"name": "ecrm-interaction"}},
+        }
+        if profile.get("user_id") or not profile:
+            event["userId"] = profile.get("user_id") or customer_id
+        else:
+            event["anonymousId"] = customer_id
+        valid = validate_event(event)  # the same gate as the collector's
+        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+
+
+def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datetime]:
+    """The event that reports ``action``'s outcome: (name, customer, message id, properties, time)."""
+    payload = orjson.loads(action.payload) if action.payload else {}
+    spec = payload.get("action") or {}
+    at = aware(action.done_at or action.updated_at) or datetime.now(UTC)
+    base = {
+        "decision_id": action.id,
+        "rule_id": action.rule_id,
+        "action": action.kind,
+        "channel": "email" if action.kind == "email" else None,
+    }
+    message_id = f"{OWN_EVENTS}{action.id}-{action.status}"
+    if action.kind == "email" and action.status == "sent":
+        name, props = (
+            "Email Sent",
+            {
+                "email_id": action.id,
+                "rule_id": action.rule_id,
+                "template": spec.get("template"),
+                "subject": action.subject,
+            },
+        )
+    elif action.status in ("suppressed", "cancelled"):
+        name, props = "Message Suppressed", {**base, "reason": action.reason or action.status}
+    elif action.status == "deferred":
+        until = aware(action.due_at) or at
+        name, props = "Message Deferred", {**base, "until": until.isoformat(), "reason": action.reason or "deferred"}
+    elif action.status == "failed":
+        name, props = "Message Failed", {**base, "reason": action.reason or "failed"}
+    elif action.kind == "case":
+        name, props = (
+            "Case Opened",
+            {
+                "case_id": action.recipient or action.id,
+                "subject": action.subject,
+                "priority": spec.get("priority"),
+                "status": "open",
+                "rule_id": action.rule_id,
+            },
+        )
+    elif action.kind == "reward":
+        name, props = (
+            "Reward Issued",
+            {"reward_id": action.id, "kind": spec.get("reward", "reward"), "rule_id": action.rule_id},
+        )
+    else:
+        name, props = "Action Completed", {**base, "detail": {"reason": action.reason}}
+    return name, action.customer_id, message_id, props, at

@@ -1,0 +1,189 @@
+"""What the consumer does with each profile change and segment change, in one transaction.
+
+    ProfileChanged ─▶ [store the profile] ─▶ contact_changes ─▶ [unsubscribe, suppress, consent]
+                   ─▶ [cancel waits its events cancel] ─▶ loyalty.earned ─▶ [ledger]
+                   ─▶ event / trait / loyalty firings ─▶ planning.plan ─▶ [actions]
+    SegmentMembershipChanged ─▶ [membership] ─▶ segment firings ─▶ planning.plan ─▶ [actions]
+
+Bracketed steps write through the store's session; the rest is pure. Nothing here talks to
+SMTP or the network: the dispatcher carries the actions out, so a mail outage never stops
+the consumer, and the Kafka offsets are committed once the transaction is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from ecrm_interaction import metrics
+from ecrm_interaction.conditions import Facts
+from ecrm_interaction.loyalty import earned, tier_of
+from ecrm_interaction.planning import plan
+from ecrm_interaction.rules import EventMatch, LoyaltyProgram, RuleSpec
+from ecrm_interaction.store import Store
+from ecrm_interaction.triggers import (
+    OWN_EVENTS,
+    Firing,
+    cancels,
+    event_firings,
+    loyalty_firings,
+    segment_firings,
+    trait_firings,
+)
+from ecrm_schemas.profile import ProfileChanged, TriggerEvent
+from ecrm_schemas.segments import SegmentMembershipChanged
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChange:
+    kind: str
+    """``unsubscribed``, ``hard_bounce``, ``complaint`` or ``consent``."""
+    at: datetime
+    channel: str = "email"
+    granted: bool = False
+    purpose: str = "marketing"
+    source: str = "event"
+
+
+def contact_changes(trigger: TriggerEvent) -> list[ContactChange]:
+    """What an event says about reaching the customer (pure)."""
+    if trigger.type != "track" or trigger.message_id.startswith(OWN_EVENTS):
+        return []
+    props, at = trigger.properties, trigger.timestamp
+    if trigger.event == "Unsubscribed":
+        return [ContactChange("unsubscribed", at)]
+    if trigger.event == "Email Bounced" and props.get("bounce_type") == "hard":
+        return [ContactChange("hard_bounce", at)]
+    if trigger.event == "Email Marked as Spam":
+        return [ContactChange("complaint", at)]
+    if trigger.event == "Consent Updated" and isinstance(props.get("granted"), bool):
+        return [
+            ContactChange(
+                "consent",
+                at,
+                str(props.get("channel", "email")),
+                props["granted"],
+                str(props.get("purpose", "marketing")),
+                str(props.get("source") or "event"),
+            )
+        ]
+    return []
+
+
+@dataclass(slots=True)
+class Intake:
+    """The outcome of one batch, for metrics and tests."""
+
+    planned: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    cancelled: int = 0
+    points: int = 0
+
+
+class IntakeStep:
+    def __init__(self, store: Store, reward_secret: str) -> None:
+        self.store, self.secret = store, reward_secret
+
+    def profile_change(
+        self,
+        session: Session,
+        change: ProfileChanged,
+        rules: list[RuleSpec],
+        program: LoyaltyProgram,
+        now: datetime,
+        outcome: Intake,
+    ) -> None:
+        customer = change.customer_id
+        profile = change.profile.model_dump(mode="json")
+        timezone = (profile.get("traits") or {}).get("timezone")
+        self.store.upsert_customer(
+            session,
+            customer,
+            profile,
+            change.profile.version,
+            change.profile.email,
+            timezone if isinstance(timezone, str) else None,
+        )
+        for trigger in change.triggers:
+            for update in contact_changes(trigger):
+                self._apply_contact(session, customer, update)
+
+        def cancelling(cancel_on: list[dict[str, Any]]) -> str | None:
+            matches = [EventMatch.model_validate(m) for m in cancel_on]
+            for trigger in change.triggers:
+                if cancels(matches, trigger):
+                    return f"wait cancelled by {trigger.event or trigger.type} ({trigger.message_id})"
+            return None
+
+        outcome.cancelled += self.store.cancel_waiting(session, customer, cancelling, now)
+        before = self.store.balance(session, customer)
+        for trigger in change.triggers:
+            if trigger.message_id.startswith(OWN_EVENTS):
+                continue
+            if (points := earned(trigger, program)) is not None and self.store.add_points(
+                session, customer, points[0], points[1], f"loyalty:{customer}:{trigger.message_id}", None, now
+            ):
+                outcome.points += points[0]
+        after = self.store.balance(session, customer)
+        loyalty = {"points": after, "tier": tier_of(after, program)}
+        firings = event_firings(change, rules) + trait_firings(change, rules)
+        if after != before:
+            previous = {"points": before, "tier": tier_of(before, program)}
+            cause = change.triggers[-1].message_id if change.triggers else str(change.profile.version)
+            firings += loyalty_firings(rules, customer, previous, loyalty, cause)
+        if firings:
+            _, segments, consent = self.store.facts_of(session, customer)
+            self._plan(session, firings, Facts(profile, segments, consent, loyalty), now, outcome)
+
+    def segment_change(
+        self,
+        session: Session,
+        change: SegmentMembershipChanged,
+        rules: list[RuleSpec],
+        program: LoyaltyProgram,
+        now: datetime,
+        outcome: Intake,
+    ) -> None:
+        member = change.type == "segment.entered"
+        self.store.set_segment(session, change.customer_id, change.segment_id, change.segment_name, member, change.at)
+        firings = segment_firings(change, rules)
+        if firings:
+            profile, segments, consent = self.store.facts_of(session, change.customer_id)
+            points = self.store.balance(session, change.customer_id)
+            loyalty = {"points": points, "tier": tier_of(points, program)}
+            facts = Facts(profile or {"customer_id": change.customer_id}, segments, consent, loyalty)
+            self._plan(session, firings, facts, now, outcome)
+
+    def plan_firings(
+        self, session: Session, firings: list[Firing], facts: Facts, now: datetime, outcome: Intake
+    ) -> None:
+        self._plan(session, firings, facts, now, outcome)
+
+    def _plan(self, session: Session, firings: list[Firing], facts: Facts, now: datetime, outcome: Intake) -> None:
+        for firing in firings:
+            last = self.store.rule_last_acted(session, firing.rule.id, firing.customer_id)
+            result = plan(firing, facts, now, last, self.secret)
+            if result.skipped is not None:
+                kind = result.skipped.partition(":")[0]
+                outcome.skipped[kind] = outcome.skipped.get(kind, 0) + 1
+                metrics.DECISIONS.labels("skipped", kind).inc()
+                continue
+            added = self.store.add_actions(session, result.actions, now)
+            outcome.planned += added
+            metrics.DECISIONS.labels("planned", firing.rule.trigger.kind).inc(added)
+
+    def _apply_contact(self, session: Session, customer: str, update: ContactChange) -> None:
+        if update.kind == "unsubscribed":
+            self.store.mark_unsubscribed(session, customer, update.at)
+        elif update.kind in ("hard_bounce", "complaint"):
+            self.store.mark_suppressed(session, customer, update.kind, update.at)
+        else:
+            self.store.set_consent(
+                session, customer, update.channel, update.granted, update.purpose, update.source, update.at
+            )

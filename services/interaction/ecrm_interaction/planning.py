@@ -1,0 +1,83 @@
+"""From a firing to the actions to carry out (pure).
+
+    Firing ─▶ cooldown? ─▶ conditions? ─▶ one PlannedAction per action of the rule
+              (waiting until the rule's wait is over, else pending now)
+
+The contact policy is applied when a message goes out (:mod:`.dispatch`), not here: a
+message that waits an hour, or until quiet hours end, is judged on the state at that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ecrm_interaction.conditions import Facts, describe, holds
+from ecrm_interaction.triggers import Firing
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    dedup_key: str
+    kind: str
+    rule_id: str
+    customer_id: str
+    category: str
+    cause: str
+    status: str
+    """``pending`` (due now) or ``waiting`` (the rule's wait; events can cancel it)."""
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    firing: Firing
+    actions: list[PlannedAction] = field(default_factory=list)
+    skipped: str | None = None
+    """Why the firing does nothing (``cooldown``, ``conditions not met: …``)."""
+
+
+def reward_code(dedup_key: str, secret: str) -> str:
+    """The reward code of a firing: the same for the reward and for the email that shows it."""
+    digest = hmac.new(secret.encode(), dedup_key.encode(), hashlib.sha256).hexdigest().upper()
+    return f"{digest[:4]}-{digest[4:8]}-{digest[8:12]}"
+
+
+def plan(firing: Firing, facts: Facts, now: datetime, rule_last_at: datetime | None, secret: str) -> Plan:
+    """The actions of ``firing``; ``rule_last_at``: when this rule last acted for this customer."""
+    rule = firing.rule
+    if rule.cooldown is not None and rule_last_at is not None and now - rule_last_at < rule.cooldown:
+        return Plan(firing, skipped="cooldown")
+    if not holds(rule.conditions, facts):
+        assert rule.conditions is not None
+        return Plan(firing, skipped=f"conditions not met: {describe(rule.conditions)}")
+    waiting = rule.wait is not None
+    due = now + rule.wait.duration if rule.wait is not None else now
+    context: dict[str, Any] = {
+        "trigger": firing.trigger,
+        "reason": firing.reason,
+        "profile": facts.profile,
+        "segments": sorted(facts.segments),
+        "reward_code": reward_code(firing.dedup_key, secret),
+    }
+    if rule.wait is not None:
+        context["cancel_on"] = [m.model_dump(mode="json") for m in rule.wait.cancel_on]
+    actions = [
+        PlannedAction(
+            dedup_key=f"{firing.dedup_key}:{index}",
+            kind=action.kind,
+            rule_id=rule.id,
+            customer_id=firing.customer_id,
+            category=rule.category,
+            cause=firing.cause,
+            status="waiting" if waiting else "pending",
+            due_at=due,
+            payload={"action": action.model_dump(mode="json"), "rule_name": rule.name, **context},
+        )
+        for index, action in enumerate(rule.actions)
+    ]
+    return Plan(firing, actions)

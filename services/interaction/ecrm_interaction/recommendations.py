@@ -1,0 +1,250 @@
+"""Product recommendations, computed in ClickHouse from what customers view and buy.
+
+Every ``INTERACTION_RECOMMENDATIONS_REFRESH_S`` the item-to-item similarities are recomputed
+into ``item_similarity`` (a new generation; old ones expire): each customer's interaction
+with a product weighs 1 for a view, 2 for an add to cart, 3 for a purchase, over the last 90
+days of stitched events (``customer_events``), and two products are as similar as the
+cosine of their customer vectors; each product keeps its 50 most similar.
+
+For one customer (:meth:`Recommendations.for_customer`): the products similar to those they
+interacted with, each scored by the sum of similarity times their interaction's weight; then, to
+fill up, the most bought products of the last 30 days (the fallback for new customers).
+Never a product they bought, nor one whose latest stock (``Inventory Updated`` events, in
+``product_stock``) is zero. ``recently_viewed`` lists what they looked at last.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from ecrm_interaction.settings import InteractionSettings
+
+log = structlog.get_logger()
+
+SIMILARITY_SQL = """
+INSERT INTO {db}.item_similarity (generation, item, similar, score)
+WITH interactions AS (
+    SELECT customer_id, item, max(weight) AS w FROM (
+        SELECT customer_id, JSONExtractString(properties, 'product_id') AS item,
+               if(event = 'Product Added', 2, 1) AS weight
+        FROM {db}.customer_events
+        WHERE type = 'track' AND event IN ('Product Viewed', 'Product Added')
+          AND timestamp >= {{since:DateTime64(3, 'UTC')}}
+        UNION ALL
+        SELECT customer_id, JSONExtractString(product, 'product_id') AS item, 3 AS weight
+        FROM {db}.customer_events ARRAY JOIN JSONExtractArrayRaw(properties, 'products') AS product
+        WHERE type = 'track' AND event = 'Order Completed' AND timestamp >= {{since:DateTime64(3, 'UTC')}}
+    ) WHERE item != '' GROUP BY customer_id, item
+),
+norms AS (SELECT item, sum(w * w) AS n FROM interactions GROUP BY item)
+SELECT {{generation:UInt64}}, a.item, b.item, sum(a.w * b.w) / sqrt(any(na.n) * any(nb.n)) AS score
+FROM interactions AS a
+INNER JOIN interactions AS b ON a.customer_id = b.customer_id
+INNER JOIN norms AS na ON na.item = a.item
+INNER JOIN norms AS nb ON nb.item = b.item
+WHERE a.item != b.item
+GROUP BY a.item, b.item
+ORDER BY a.item, score DESC
+LIMIT 50 BY a.item
+"""
+
+CUSTOMER_ITEMS_SQL = """
+SELECT item, max(weight) AS w, max(bought) AS bought, max(seen) AS last_viewed FROM (
+    SELECT JSONExtractString(properties, 'product_id') AS item, if(event = 'Product Added', 2, 1) AS weight,
+           0 AS bought, timestamp AS seen
+    FROM {db}.events
+    WHERE customer_id IN {{keys:Array(String)}} AND type = 'track' AND event IN ('Product Viewed', 'Product Added')
+    UNION ALL
+    SELECT JSONExtractString(product, 'product_id') AS item, 3 AS weight, 1 AS bought,
+           toDateTime64(0, 3, 'UTC') AS seen
+    FROM {db}.events ARRAY JOIN JSONExtractArrayRaw(properties, 'products') AS product
+    WHERE customer_id IN {{keys:Array(String)}} AND type = 'track' AND event = 'Order Completed'
+) WHERE item != '' GROUP BY item
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerItems:
+    weights: dict[str, float]
+    bought: set[str]
+    recently_viewed: list[str]
+
+
+def rank(
+    similar: list[tuple[str, str, float]],
+    mine: CustomerItems,
+    popular: list[str],
+    out_of_stock: set[str],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Combine similarities and popularity into the customer's top ``limit`` (pure).
+
+    ``similar``: (item, similar item, similarity) rows for the customer's items.
+    """
+    scores: dict[str, float] = {}
+    for item, other, score in similar:
+        scores[other] = scores.get(other, 0.0) + score * mine.weights.get(item, 0.0)
+    excluded = mine.bought | out_of_stock
+    ranked = [(p, s) for p, s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])) if p not in excluded]
+    picks = [{"product_id": p, "score": round(s, 4), "source": "similar"} for p, s in ranked[:limit]]
+    chosen = {p["product_id"] for p in picks}
+    for product in popular:
+        if len(picks) >= limit:
+            break
+        if product not in excluded and product not in chosen:
+            picks.append({"product_id": product, "score": 0.0, "source": "popular"})
+            chosen.add(product)
+    return picks
+
+
+class Recommendations:
+    """Recommendation queries against ClickHouse (``client``: clickhouse-connect)."""
+
+    def __init__(self, client: Any, database: str, cache_s: float = 60.0) -> None:
+        self.client, self.db, self.cache_s = client, database, cache_s
+        self._lock = threading.Lock()
+        self._cached: dict[str, tuple[float, Any]] = {}
+
+    def refresh(self, now: datetime | None = None, days: int = 90) -> int:
+        """Recompute the similarities as a new generation; returns how many pairs it holds."""
+        now = now or datetime.now(UTC)
+        generation = int(now.timestamp() * 1000)
+        self.client.command(
+            SIMILARITY_SQL.format(db=self.db),
+            parameters={"since": now - timedelta(days=days), "generation": generation},
+        )
+        count = self.client.query(
+            f"SELECT count() FROM {self.db}.item_similarity WHERE generation = {{g:UInt64}}",
+            parameters={"g": generation},
+        ).result_rows[0][0]
+        with self._lock:
+            self._cached.pop("generation", None)
+        return int(count)
+
+    def _memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            hit = self._cached.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._cached[key] = (time.monotonic() + self.cache_s, value)
+        return value
+
+    def _generation(self) -> int:
+        def latest() -> int:
+            rows = self.client.query(f"SELECT max(generation) FROM {self.db}.item_similarity").result_rows
+            return int(rows[0][0] or 0)
+
+        return int(self._memo("generation", latest))
+
+    def popular(self, days: int = 30, limit: int = 100) -> list[str]:
+        def compute() -> list[str]:
+            rows = self.client.query(
+                f"SELECT JSONExtractString(product, 'product_id') AS item, count() AS n "
+                f"FROM {self.db}.events ARRAY JOIN JSONExtractArrayRaw(properties, 'products') AS product "
+                "WHERE type = 'track' AND event = 'Order Completed' AND timestamp >= {since:DateTime64(3, 'UTC')} "
+                "AND item != '' GROUP BY item ORDER BY n DESC, item LIMIT {limit:UInt32}",
+                parameters={"since": datetime.now(UTC) - timedelta(days=days), "limit": limit},
+            ).result_rows
+            return [r[0] for r in rows]
+
+        return list(self._memo(f"popular:{days}:{limit}", compute))
+
+    def out_of_stock(self) -> set[str]:
+        def compute() -> set[str]:
+            rows = self.client.query(
+                f"SELECT product_id FROM {self.db}.product_stock GROUP BY product_id "
+                "HAVING argMax(quantity, updated_at) <= 0"
+            ).result_rows
+            return {r[0] for r in rows}
+
+        return set(self._memo("out_of_stock", compute))
+
+    def keys_of(self, customer_id: str) -> list[str]:
+        """The customer's id and every anonymous id stitched to it."""
+        rows = self.client.query(
+            f"SELECT anonymous_id FROM {self.db}.identity_links FINAL "
+            "WHERE user_id = {c:String} AND state = 'merged'",
+            parameters={"c": customer_id},
+        ).result_rows
+        return [customer_id, *sorted(r[0] for r in rows)]
+
+    def customer_items(self, customer_id: str) -> CustomerItems:
+        rows = self.client.query(
+            CUSTOMER_ITEMS_SQL.format(db=self.db), parameters={"keys": self.keys_of(customer_id)}
+        ).result_rows
+        weights = {r[0]: float(r[1]) for r in rows}
+        bought = {r[0] for r in rows if r[2]}
+        viewed = [r[0] for r in sorted(rows, key=lambda r: r[3], reverse=True) if r[3] and r[3].year > 1970]
+        return CustomerItems(weights, bought, viewed[:10])
+
+    def similar_to(self, items: list[str]) -> list[tuple[str, str, float]]:
+        if not items:
+            return []
+        rows = self.client.query(
+            f"SELECT item, similar, score FROM {self.db}.item_similarity "
+            "WHERE generation = {g:UInt64} AND item IN {items:Array(String)}",
+            parameters={"g": self._generation(), "items": items},
+        ).result_rows
+        return [(r[0], r[1], float(r[2])) for r in rows]
+
+    def for_customer(self, customer_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        mine = self.customer_items(customer_id)
+        similar = self.similar_to(sorted(mine.weights))
+        picks = rank(similar, mine, self.popular(), self.out_of_stock(), limit)
+        for pick in picks:
+            pick["recently_viewed"] = pick["product_id"] in mine.recently_viewed
+        return picks
+
+    def recently_viewed(self, customer_id: str) -> list[str]:
+        return self.customer_items(customer_id).recently_viewed
+
+    def recent_events(self, customer_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.client.query(
+            f"SELECT message_id, type, event, timestamp, properties FROM {self.db}.events "
+            "WHERE customer_id IN {keys:Array(String)} ORDER BY timestamp DESC LIMIT {limit:UInt32}",
+            parameters={"keys": self.keys_of(customer_id), "limit": limit},
+        ).result_rows
+        return [
+            {"message_id": r[0], "type": r[1], "event": r[2] or None, "timestamp": r[3].isoformat(), "properties": r[4]}
+            for r in rows
+        ]
+
+
+def clickhouse_services(
+    settings: InteractionSettings,
+) -> tuple[
+    Callable[[str, int], list[dict[str, Any]]] | None,
+    Callable[[str, int], list[dict[str, Any]]] | None,
+    Callable[[], int] | None,
+]:
+    """(recommender, recent events, similarity refresher) when ``CLICKHOUSE_URL`` is set, else Nones."""
+    if not settings.clickhouse_url:
+        return None, None, None
+    import clickhouse_connect
+
+    url = settings.clickhouse_url
+    if url.startswith("chdb://"):
+        client = clickhouse_connect.get_client(dsn=url, tz_mode="aware")
+    else:
+        parts = urlsplit(url)
+        client = clickhouse_connect.get_client(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8443 if parts.scheme == "https" else 8123),
+            secure=parts.scheme == "https",
+            username=settings.clickhouse_user,
+            password=settings.clickhouse_password.get_secret_value(),
+            autogenerate_session_id=False,
+            tz_mode="aware",
+        )
+    recommendations = Recommendations(client, settings.clickhouse_database)
+    return recommendations.for_customer, recommendations.recent_events, recommendations.refresh

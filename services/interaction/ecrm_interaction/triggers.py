@@ -1,0 +1,209 @@
+"""Which rules fire, for what (pure): events, trait crossings, segment changes, schedules.
+
+A firing is one rule for one customer for one cause; its ``dedup_key`` is the same when
+the cause is delivered again (a redelivered profile change, a restart), so each firing acts
+once: ``rule:customer`` for ``once_per_customer`` rules, else ``rule:customer:cause``.
+
+The interaction service's own events (message ids starting with :data:`OWN_EVENTS`) never
+trigger rules, so a rule cannot feed on what rules did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ecrm_interaction.conditions import compare
+from ecrm_interaction.rules import EventMatch, EventTrigger, RuleSpec, SegmentTrigger, TraitTrigger
+from ecrm_schemas.profile import ProfileChanged, TriggerEvent
+from ecrm_schemas.segments import SegmentMembershipChanged
+
+OWN_EVENTS = "ecrm-interaction-"
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    rule: RuleSpec
+    customer_id: str
+    cause: str
+    """What made it fire, unique per occurrence: ``m:<message id>``, ``s:<segment event id>``,
+    ``t:<trait>:<profile version>``, ``c:<schedule slot>``."""
+    reason: str
+    """In words, for the decision log and notifications."""
+    trigger: dict[str, Any] = field(default_factory=dict)
+    """What templates see as ``event``: the triggering event (type, event, properties,
+    timestamp, message_id), or the segment change, trait crossing or schedule slot."""
+
+    @property
+    def dedup_key(self) -> str:
+        if self.rule.once_per_customer:
+            return f"{self.rule.id}:{self.customer_id}"
+        return f"{self.rule.id}:{self.customer_id}:{self.cause}"
+
+
+def property_value(properties: dict[str, Any], name: str) -> Any:
+    """A property by name, or by a dotted path into nested objects."""
+    if name in properties:
+        return properties[name]
+    value: Any = properties
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def event_matches(match: EventMatch, trigger: TriggerEvent) -> bool:
+    name = trigger.event if trigger.type == "track" else trigger.type
+    if name != match.event:
+        return False
+    for key, wanted in match.where.items():
+        actual = property_value(trigger.properties, key)
+        if isinstance(wanted, dict):
+            if not all(compare(actual, op, value) for op, value in wanted.items()):
+                return False
+        elif not compare(actual, "in" if isinstance(wanted, list) else "eq", wanted):
+            return False
+    return True
+
+
+def _describe_match(match: EventMatch) -> str:
+    if not match.where:
+        return match.event
+    parts = []
+    for key, wanted in match.where.items():
+        if isinstance(wanted, dict):
+            parts += [f"{key} {op} {value!r}" for op, value in wanted.items()]
+        else:
+            parts.append(f"{key} = {wanted!r}")
+    return f"{match.event} with {', '.join(parts)}"
+
+
+def trigger_context(trigger: TriggerEvent) -> dict[str, Any]:
+    return trigger.model_dump(mode="json")
+
+
+def event_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]:
+    """Event-triggered rules, for each of the change's events, in event order."""
+    firings = []
+    for trigger in change.triggers:
+        if trigger.message_id.startswith(OWN_EVENTS):
+            continue
+        for rule in rules:
+            if rule.enabled and isinstance(rule.trigger, EventTrigger) and event_matches(rule.trigger, trigger):
+                firings.append(
+                    Firing(
+                        rule,
+                        change.customer_id,
+                        f"m:{trigger.message_id}",
+                        _describe_match(rule.trigger),
+                        trigger_context(trigger),
+                    )
+                )
+    return firings
+
+
+def crossed(trigger: TraitTrigger, before: Any, after: Any) -> bool:
+    """Whether going from ``before`` to ``after`` enters the trigger's state.
+
+    ``becomes``: the value now equals it and did not before (a new profile counts).
+    ``above`` / ``below``: there was a value before, on the other side of the threshold.
+    """
+    if trigger.becomes is not None:
+        return compare(after, "eq", trigger.becomes) and not compare(before, "eq", trigger.becomes)
+    if before is None or after is None:
+        return False
+    if trigger.above is not None:
+        return compare(after, "gt", trigger.above) and not compare(before, "gt", trigger.above)
+    assert trigger.below is not None
+    return compare(after, "lt", trigger.below) and not compare(before, "lt", trigger.below)
+
+
+def _trait_value(profile: dict[str, Any], path: str) -> Any:
+    if path.startswith("computed."):
+        return (profile.get("computed") or {}).get(path.removeprefix("computed."))
+    return profile.get(path)
+
+
+def trait_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]:
+    """Rules on a profile trait that this change made cross (``previous`` holds the value before)."""
+    profile = change.profile.model_dump(mode="json")
+    firings = []
+    for rule in rules:
+        trigger = rule.trigger
+        if not rule.enabled or not isinstance(trigger, TraitTrigger) or trigger.trait not in change.changed:
+            continue
+        before, after = change.previous.get(trigger.trait), _trait_value(profile, trigger.trait)
+        if crossed(trigger, before, after):
+            firings.append(_trait_firing(rule, trigger, change.customer_id, before, after, change.profile.version))
+    return firings
+
+
+def loyalty_firings(
+    rules: list[RuleSpec], customer_id: str, before: dict[str, Any], after: dict[str, Any], cause: str
+) -> list[Firing]:
+    """Rules on ``loyalty.tier`` / ``loyalty.points`` after the program changed a balance."""
+    firings = []
+    for rule in rules:
+        trigger = rule.trigger
+        if not rule.enabled or not isinstance(trigger, TraitTrigger) or not trigger.trait.startswith("loyalty."):
+            continue
+        name = trigger.trait.removeprefix("loyalty.")
+        if crossed(trigger, before.get(name), after.get(name)):
+            firing = _trait_firing(rule, trigger, customer_id, before.get(name), after.get(name), 0)
+            firings.append(Firing(rule, customer_id, f"l:{trigger.trait}:{cause}", firing.reason, firing.trigger))
+    return firings
+
+
+def _trait_firing(
+    rule: RuleSpec, trigger: TraitTrigger, customer: str, before: Any, after: Any, version: int
+) -> Firing:
+    if trigger.becomes is not None:
+        reason = f"{trigger.trait} became {after!r} (was {before!r})"
+    else:
+        side = f"above {trigger.above}" if trigger.above is not None else f"below {trigger.below}"
+        reason = f"{trigger.trait} went {side}: {before!r} → {after!r}"
+    context = {"type": "trait", "trait": trigger.trait, "before": before, "after": after}
+    return Firing(rule, customer, f"t:{trigger.trait}:{version}", reason, context)
+
+
+def segment_firings(change: SegmentMembershipChanged, rules: list[RuleSpec]) -> list[Firing]:
+    kind = change.type.removeprefix("segment.")
+    firings = []
+    for rule in rules:
+        trigger = rule.trigger
+        if (
+            rule.enabled
+            and isinstance(trigger, SegmentTrigger)
+            and trigger.segment == change.segment_id
+            and trigger.change == kind
+        ):
+            context = {
+                "type": change.type,
+                "segment_id": change.segment_id,
+                "segment_name": change.segment_name,
+                "reason": change.reason,
+                "timestamp": change.at.isoformat(),
+            }
+            firings.append(
+                Firing(
+                    rule,
+                    change.customer_id,
+                    f"s:{change.event_id}",
+                    f"{kind} segment {change.segment_name}: {change.reason}",
+                    context,
+                )
+            )
+    return firings
+
+
+def schedule_firings(rule: RuleSpec, customers: list[str], slot: datetime) -> list[Firing]:
+    context = {"type": "schedule", "slot": slot.isoformat()}
+    reason = f"scheduled {slot:%Y-%m-%d %H:%M} UTC"
+    return [Firing(rule, customer, f"c:{slot.isoformat()}", reason, context) for customer in customers]
+
+
+def cancels(match: list[EventMatch], trigger: TriggerEvent) -> bool:
+    """Whether ``trigger`` is one of the events that cancel a wait."""
+    return not trigger.message_id.startswith(OWN_EVENTS) and any(event_matches(m, trigger) for m in match)

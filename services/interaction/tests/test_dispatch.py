@@ -1,0 +1,242 @@
+"""The dispatcher against a real SMTP server on loopback, a real HTTP receiver and SQLite:
+what is sent, once, under the contact policy, and what happens when a server is down."""
+
+import email
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from email import policy as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from interaction_factories import change, rule, trigger
+from standardwebhooks.webhooks import Webhook
+
+from ecrm_embedded.net import free_port
+from ecrm_embedded.smtp_sink import SmtpSink
+from ecrm_interaction.dispatch import Dispatcher
+from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.webhooks import signing_key
+
+pytestmark = pytest.mark.smtp
+NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
+WELCOME = TemplateSpec(
+    id="t",
+    subject="Hi {{ traits.firstName }}",
+    text="Hello {{ traits.firstName }}",
+    html='<html><body><a href="https://shop.example.com/">Shop</a></body></html>',
+)
+
+
+class Setup:
+    def __init__(self, tmp_path, sink: SmtpSink, **settings) -> None:
+        self.settings = InteractionSettings(
+            **{
+                "database_url": f"sqlite:///{tmp_path}/i.db",
+                "smtp_url": sink.url,
+                "interaction_quiet_hours": "",
+                **settings,
+            }
+        )
+        engine = make_engine(self.settings.database_url)
+        migrate(engine)
+        self.store = Store(engine)
+        self.sink = sink
+        self.dispatcher = Dispatcher(self.settings, self.store, producer=None)
+        self.intake = IntakeStep(self.store, self.settings.tracking_secret.get_secret_value())
+
+    def rules(self, *rules, templates=(WELCOME,)) -> None:
+        self.store.upsert_rules(list(templates), list(rules))
+
+    def take(self, c, now=NOON) -> Intake:
+        outcome = Intake()
+        rules, _ = self.store.enabled_rules()
+        with self.store.sessions.begin() as session:
+            self.intake.profile_change(session, c, rules, LoyaltyProgram(), now, outcome)
+        return outcome
+
+    async def tick(self, now=NOON) -> None:
+        await self.dispatcher.tick(now)
+
+    def mails(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in self.sink.messages()]
+
+
+@pytest.fixture
+def setup(tmp_path, smtp_sink):
+    return Setup(tmp_path, smtp_sink)
+
+
+async def test_an_email_is_sent_once_with_unsubscribe_headers_and_tracked_links(setup) -> None:
+    setup.rules(rule(id="welcome", once_per_customer=True))
+    assert setup.take(change(trigger(message_id="m1"), firstName="Ada")).planned == 1
+    await setup.tick()
+    assert setup.take(change(trigger(message_id="m1"), firstName="Ada")).planned == 0  # redelivered
+    assert setup.take(change(trigger(message_id="m2"), firstName="Ada")).planned == 0  # once per customer
+    await setup.tick(NOON + timedelta(minutes=5))
+    [mail] = setup.mails()
+    [action] = setup.store.actions(customer_id="u1")
+    assert mail["Subject"] == "Hi Ada" and mail["To"] == "ada@example.com"
+    assert mail["Message-ID"] == f"<{action.id}@ecrm.localhost>"
+    assert mail["List-Unsubscribe"].startswith("<http://127.0.0.1:8081/u/")
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    html = mail.get_body(("html",)).get_content()
+    assert "http://127.0.0.1:8080/v1/e/c/" in html and "/v1/e/o/" in html and 'href="https://shop' not in html
+    assert (action.status, action.reason, action.subject) == ("sent", "allowed", "Hi Ada")
+
+
+async def test_the_contact_policy_suppresses_defers_and_caps(tmp_path, smtp_sink) -> None:
+    setup = Setup(tmp_path, smtp_sink, interaction_quiet_hours="21:00-08:00")
+    setup.rules(
+        rule(id="news"),
+        rule(id="receipt", category="transactional", trigger={"kind": "event", "event": "Order Completed"}),
+    )
+    with setup.store.sessions.begin() as session:
+        setup.store.mark_unsubscribed(session, "gone", NOON)
+    setup.take(change(trigger(message_id="a"), customer="gone"))
+    setup.take(change(trigger(message_id="b"), customer="night", timezone="Europe/Oslo"))
+    setup.take(change(trigger(message_id="c"), customer="busy"))
+    late = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)  # 22:30 in Oslo, 21:30 in UTC: both quiet
+    await setup.tick(late)
+    outcomes = {a.customer_id: (a.status, a.reason) for a in setup.store.actions()}
+    assert outcomes["gone"] == ("suppressed", "unsubscribed")
+    assert outcomes["night"] == ("deferred", "quiet_hours") and outcomes["busy"][0] == "deferred"
+    [night] = setup.store.actions(customer_id="night")
+    assert night.due_at.replace(tzinfo=UTC) == datetime(2026, 11, 21, 7, tzinfo=UTC)  # 08:00 in Oslo
+    morning = datetime(2026, 11, 21, 8, 5, tzinfo=UTC)
+    await setup.tick(morning)
+    assert {a.customer_id for a in setup.store.actions(status="sent")} == {"night", "busy"}
+    # A second marketing mail the same day is capped; a receipt is not.
+    setup.take(change(trigger(message_id="d"), customer="busy"), morning)
+    setup.take(change(trigger("track", "Order Completed", message_id="e", total=10), customer="busy"), morning)
+    await setup.tick(morning + timedelta(minutes=1))
+    latest = {a.rule_id: (a.status, a.reason) for a in setup.store.actions(customer_id="busy")[:2]}
+    assert latest == {"news": ("suppressed", "frequency_cap_1_per_1d"), "receipt": ("sent", "allowed")}
+    assert len(setup.mails()) == 3
+
+
+async def test_an_smtp_outage_delays_the_send_and_loses_nothing(tmp_path) -> None:
+    port = free_port()
+    sink = SmtpSink(tmp_path / "mail", port=port)  # not started: the server is down
+    setup = Setup(tmp_path, sink)
+    setup.rules(rule(id="welcome"))
+    setup.take(change(trigger(message_id="m1"), firstName="Ada"))
+    await setup.tick()
+    [action] = setup.store.actions()
+    assert (action.status, action.attempts) == ("pending", 1) and action.last_error.startswith("smtp:")
+    await setup.tick(NOON + timedelta(seconds=1))  # before its backoff: not tried again
+    assert setup.store.actions()[0].attempts == 1
+    sink.start()
+    try:
+        await setup.tick(NOON + timedelta(minutes=1))
+        await setup.tick(NOON + timedelta(minutes=2))
+        assert len(setup.mails()) == 1 and setup.store.actions()[0].status == "sent"
+    finally:
+        sink.stop()
+
+
+async def test_a_wait_is_cancelled_by_the_event_it_names(setup) -> None:
+    setup.rules(
+        rule(
+            id="cart",
+            trigger={"kind": "event", "event": "Product Added"},
+            wait={"duration": "1h", "cancel_on": [{"event": "Order Completed"}]},
+        )
+    )
+    setup.take(change(trigger("track", "Product Added", message_id="p1", product_id="x"), customer="buyer"))
+    setup.take(change(trigger("track", "Product Added", message_id="p2", product_id="x"), customer="browser"))
+    await setup.tick(NOON + timedelta(minutes=10))
+    assert {a.status for a in setup.store.actions()} == {"waiting"}
+    setup.take(
+        change(trigger("track", "Order Completed", message_id="o1", total=5), customer="buyer"),
+        NOON + timedelta(minutes=30),
+    )
+    await setup.tick(NOON + timedelta(hours=1, minutes=1))
+    outcome = {a.customer_id: (a.status, a.reason) for a in setup.store.actions()}
+    assert outcome["buyer"] == ("cancelled", "wait cancelled by Order Completed (o1)")
+    assert outcome["browser"] == ("sent", "allowed")
+    assert [m["To"] for m in setup.mails()] == ["ada@example.com"] and len(setup.mails()) == 1
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        Receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver():
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
+    Receiver.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+
+
+SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+async def test_webhooks_are_signed_and_private_addresses_refused_unless_allowed(tmp_path, smtp_sink, receiver) -> None:
+    hook = {"kind": "webhook", "url": receiver, "secret": SECRET}
+    refused = Setup(tmp_path / "a", smtp_sink)
+    refused.rules(rule(actions=[hook]))
+    refused.take(change(trigger(message_id="m1")))
+    await refused.tick()
+    [action] = refused.store.actions()
+    assert action.status == "failed" and action.reason.startswith("unsafe_target: 127.0.0.1 resolves to a non-public")
+    assert Receiver.received == []
+
+    allowed = Setup(tmp_path / "b", smtp_sink, interaction_webhook_allowed_hosts="127.0.0.1")
+    allowed.rules(rule(actions=[hook]))
+    allowed.take(change(trigger(message_id="m1")))
+    await allowed.tick()
+    [(headers, body)] = Receiver.received
+    payload = Webhook(signing_key(SECRET)).verify(body, headers)
+    assert payload["customer_id"] == "u1" and payload["rule"]["id"] == "r"
+    tampered = dict(headers, **{"webhook-signature": "v1,AAAA"})
+    with pytest.raises(Exception, match="signature"):
+        Webhook(signing_key(SECRET)).verify(body, tampered)
+    assert allowed.store.actions()[0].status == "done"
+
+
+async def test_cases_escalate_past_their_sla_and_points_and_rewards_are_issued_once(tmp_path, smtp_sink) -> None:
+    setup = Setup(tmp_path, smtp_sink, interaction_escalation_email="manager@shop.example.com")
+    gold = rule(
+        id="gold",
+        category="transactional",
+        trigger={"kind": "trait", "trait": "loyalty.tier", "becomes": "gold"},
+        actions=[{"kind": "reward", "reward": "gold-voucher"}, {"kind": "email", "template": "code"}],
+    )
+    detractor = rule(
+        id="nps",
+        trigger={"kind": "event", "event": "NPS Answered", "where": {"score": {"lte": 6}}},
+        actions=[
+            {"kind": "case", "subject": "NPS {{ event.properties.score }}", "priority": "high", "sla": "4h"},
+            {"kind": "points", "points": 1980, "reason": "sorry"},
+        ],
+    )
+    setup.rules(gold, detractor, templates=[TemplateSpec(id="code", subject="Your code", text="{{ reward.code }}")])
+    setup.take(change(trigger("track", "NPS Answered", message_id="n1", score=3, survey_id="s")))
+    await setup.tick()  # the case opens; 1980 + 20 (the answer itself) points make gold: the reward rule fires
+    await setup.tick(NOON + timedelta(seconds=1))
+    [case] = setup.store.cases(customer_id="u1")
+    assert (case.subject, case.priority, case.status) == ("NPS 3", "high", "open")
+    balance, _, [reward] = setup.store.loyalty_view("u1")
+    assert balance == 2000 and reward.reward == "gold-voucher"
+    [code_mail] = setup.mails()
+    assert code_mail.get_body(("plain",)).get_content().strip() == reward.code
+    await setup.tick(NOON + timedelta(hours=5))  # past the SLA
+    await setup.tick(NOON + timedelta(hours=6))  # escalated once only
+    escalations = [m for m in setup.mails() if m["To"] == "manager@shop.example.com"]
+    assert len(escalations) == 1 and case.id in escalations[0].get_body(("plain",)).get_content()
+    assert json.loads(setup.store.actions(kind="case")[0].payload)["action"]["sla"] == "4h"
