@@ -65,7 +65,6 @@ from ecrm_schemas.tracking import TrackingToken, sign
 from ecrm_schemas.validation import validate_event
 
 log = structlog.get_logger()
-LEASE = timedelta(minutes=2)
 Recommender = Callable[[str, int], list[dict[str, Any]]]
 
 
@@ -97,6 +96,9 @@ class Dispatcher:
         self.policy = settings.policy()
         self.secret = settings.tracking_secret.get_secret_value()
         self.intake = IntakeStep(store, self.secret)
+        # Longer than one attempt can take, so a live dispatcher never loses its claim; a dead
+        # one's claims are taken over when it runs out.
+        self.lease = timedelta(seconds=max(settings.smtp_timeout_s, settings.interaction_webhook_timeout_s) * 2 + 10)
 
     async def run(self, stopping: asyncio.Event) -> None:
         refresher = asyncio.create_task(self._refresh_loop(stopping)) if self.refresh_recommendations else None
@@ -125,8 +127,14 @@ class Dispatcher:
                 await asyncio.wait_for(stopping.wait(), pause)
 
     async def tick(self, now: datetime) -> None:
-        for action in await asyncio.to_thread(self.store.claim_due, now, 100, LEASE):
-            await self.execute(action, now)
+        concurrency = self.settings.interaction_send_concurrency
+        claimed = await asyncio.to_thread(self.store.claim_due, now, concurrency, self.lease)
+        by_customer: dict[str, list[Action]] = {}
+        for action in claimed:
+            by_customer.setdefault(action.customer_id, []).append(action)
+        # Customers in parallel (SMTP round trips overlap); one customer's actions in order, so
+        # frequency caps count the message sent just before.
+        await asyncio.gather(*(self._execute_in_order(actions, now) for actions in by_customer.values()))
         await self.fire_schedules(now)
         await self.escalate(now)
         await asyncio.to_thread(self.publish)
@@ -135,6 +143,10 @@ class Dispatcher:
             metrics.QUEUE.labels(status).set(sizes.get(status, 0))
 
     # --- carrying actions out -------------------------------------------------------------
+
+    async def _execute_in_order(self, actions: list[Action], now: datetime) -> None:
+        for action in actions:
+            await self.execute(action, now)
 
     async def execute(self, action: Action, now: datetime) -> None:
         payload = orjson.loads(action.payload)
@@ -240,15 +252,23 @@ class Dispatcher:
             unsubscribe_url=unsubscribe if action.category == "marketing" else None,
         )
         started = time.perf_counter()
+
+        async def record_sent() -> None:
+            metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+            await asyncio.to_thread(
+                self._finish, action, "sent", verdict.reason, now, recipient=address, subject=rendered.subject
+            )
+
         try:
-            await deliver(message, self.smtp, self.settings.smtp_timeout_s)
+            await deliver(message, self.smtp, self.settings.smtp_timeout_s, accepted=record_sent)
         except Exception as exc:
+            if await asyncio.to_thread(self._is_sent, action.id):
+                return  # accepted and recorded; only closing the session failed
             raise Retry(f"smtp: {type(exc).__name__}") from exc
-        metrics.SEND_SECONDS.observe(time.perf_counter() - started)
-        await asyncio.to_thread(
-            self._finish, action, "sent", verdict.reason, now, recipient=address, subject=rendered.subject
-        )
         log.info("email_sent", action=action.id, rule=action.rule_id)
+
+    def _is_sent(self, action_id: str) -> bool:
+        return any(a.status == "sent" for a in self.store.actions_by_id([action_id]))
 
     def _rule_cooldown(self, rule_id: str | None) -> timedelta | None:
         rule = self.store.rule(rule_id) if rule_id else None

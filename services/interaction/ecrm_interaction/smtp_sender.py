@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -70,15 +71,27 @@ def compose(
     return message
 
 
-async def deliver(message: EmailMessage, target: SmtpTarget, timeout_s: float) -> None:
-    """Send one message; raises ``aiosmtplib.SMTPException`` or ``OSError`` on failure."""
-    await aiosmtplib.send(
-        message,
+async def deliver(
+    message: EmailMessage,
+    target: SmtpTarget,
+    timeout_s: float,
+    accepted: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Send one message; raises ``aiosmtplib.SMTPException`` or ``OSError`` on failure.
+
+    ``accepted`` runs as soon as the server has accepted the message, before the session is
+    closed: recording the send there keeps the moment a crash could send it twice short.
+    """
+    smtp = aiosmtplib.SMTP(
         hostname=target.host,
         port=target.port,
-        username=target.username,
-        password=target.password,
         use_tls=target.implicit_tls,
         start_tls=None if not target.implicit_tls else False,
         timeout=timeout_s,
     )
+    async with smtp:
+        if target.username and target.password:
+            await smtp.login(target.username, target.password)
+        await smtp.send_message(message)
+        if accepted is not None:
+            await accepted()

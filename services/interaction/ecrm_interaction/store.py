@@ -648,6 +648,10 @@ class Store:
                     query = query.where(column == value)
             return list(session.scalars(query))
 
+    def actions_by_id(self, ids: Sequence[str]) -> list[Action]:
+        with self.sessions() as session:
+            return list(session.scalars(select(Action).where(Action.id.in_(list(ids)))))
+
     # --- tokens and the audit log -------------------------------------------------------------
 
     def add_token(self, name: str, role: str, actor: str) -> str:
