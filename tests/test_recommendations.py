@@ -141,6 +141,9 @@ def test_a_new_customer_gets_popular_products_and_recently_viewed_is_kept(shop) 
     assert fresh[0]["product_id"] == recommendations.popular()[0]
     viewed = recommendations.recently_viewed("shopper1")
     assert 1 <= len(viewed) <= 6
+    recent = recommendations.recent_events("shopper1", 5)
+    assert len(recent) == 5 and recent[0]["event"] == "Order Completed"  # the newest first
+    assert [e["timestamp"] for e in recent] == sorted((e["timestamp"] for e in recent), reverse=True)
 
 
 def test_ranking_combines_weights_and_fills_with_popular_products() -> None:

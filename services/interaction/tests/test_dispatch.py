@@ -240,3 +240,34 @@ async def test_cases_escalate_past_their_sla_and_points_and_rewards_are_issued_o
     escalations = [m for m in setup.mails() if m["To"] == "manager@shop.example.com"]
     assert len(escalations) == 1 and case.id in escalations[0].get_body(("plain",)).get_content()
     assert json.loads(setup.store.actions(kind="case")[0].payload)["action"]["sla"] == "4h"
+
+
+async def test_a_schedule_fires_once_per_slot_for_its_segments_members(setup) -> None:
+    weekly = rule(id="news", trigger={"kind": "schedule", "cron": "0 9 * * MON", "segment": "vip"})
+    setup.rules(weekly)
+    setup.take(change(trigger(message_id="a"), customer="in", email="in@example.com"))
+    setup.take(change(trigger(message_id="b"), customer="out", email="out@example.com"))
+    with setup.store.sessions.begin() as session:
+        setup.store.set_segment(session, "in", "vip", "VIP", True, NOON)
+    friday = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    await setup.tick(friday)  # a new schedule starts from now: nothing for the past
+    assert setup.store.actions(kind="email") == []
+    monday = datetime(2026, 11, 23, 9, 0, 30, tzinfo=UTC)
+    await setup.tick(monday)
+    await setup.tick(monday + timedelta(minutes=1))  # the same slot does not fire again
+    [sent] = setup.store.actions(kind="email")
+    assert (sent.customer_id, sent.status, sent.cause) == ("in", "sent", "c:2026-11-23T09:00:00+00:00")
+
+
+async def test_notifications_reach_a_team_by_email_and_chat(tmp_path, smtp_sink, receiver) -> None:
+    setup = Setup(tmp_path, smtp_sink, interaction_webhook_allowed_hosts="127.0.0.1")
+    setup.rules(rule(id="vip-order", trigger={"kind": "event", "event": "Order Completed"},
+                     actions=[{"kind": "notify", "emails": ["sales@shop.example.com"], "chat_webhook": receiver,
+                               "message": "{{ profile.customer_id }} ordered {{ event.properties.total }}: {{ reason }}"}]))
+    setup.take(change(trigger("track", "Order Completed", message_id="o1", total=500)))
+    await setup.tick()
+    [(_, body)] = Receiver.received
+    assert json.loads(body) == {"text": "u1 ordered 500: Order Completed"}
+    [mail] = setup.mails()
+    assert mail["To"] == "sales@shop.example.com" and "u1 ordered 500" in mail.get_body(("plain",)).get_content()
+    assert setup.store.actions()[0].status == "done"
