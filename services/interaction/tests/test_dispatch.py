@@ -261,9 +261,16 @@ async def test_a_schedule_fires_once_per_slot_for_its_segments_members(setup) ->
 
 async def test_notifications_reach_a_team_by_email_and_chat(tmp_path, smtp_sink, receiver) -> None:
     setup = Setup(tmp_path, smtp_sink, interaction_webhook_allowed_hosts="127.0.0.1")
-    setup.rules(rule(id="vip-order", trigger={"kind": "event", "event": "Order Completed"},
-                     actions=[{"kind": "notify", "emails": ["sales@shop.example.com"], "chat_webhook": receiver,
-                               "message": "{{ profile.customer_id }} ordered {{ event.properties.total }}: {{ reason }}"}]))
+    message = "{{ profile.customer_id }} ordered {{ event.properties.total }}: {{ reason }}"
+    setup.rules(
+        rule(
+            id="vip-order",
+            trigger={"kind": "event", "event": "Order Completed"},
+            actions=[
+                {"kind": "notify", "emails": ["sales@shop.example.com"], "chat_webhook": receiver, "message": message}
+            ],
+        )
+    )
     setup.take(change(trigger("track", "Order Completed", message_id="o1", total=500)))
     await setup.tick()
     [(_, body)] = Receiver.received
