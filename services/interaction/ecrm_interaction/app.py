@@ -35,6 +35,8 @@ from ecrm_interaction.store import Store, aware
 from ecrm_interaction.unsubscribe import InvalidUnsubscribeToken, verify_unsubscribe
 from ecrm_interaction.worker import InteractionWorker
 from ecrm_schemas.profile import TriggerEvent
+from ecrm_schemas.segments import SegmentDefinition, explain
+from ecrm_schemas.topics import SEGMENT_DEFINITIONS
 
 Recommender = Callable[[str, int], list[dict[str, Any]]]
 
@@ -330,6 +332,37 @@ def create_app(
     async def put_program(program: LoyaltyProgram, who: Marketer) -> LoyaltyProgram:
         await asyncio.to_thread(store.set_loyalty_program, program, who.name)
         return program
+
+    # --- segments (published for the aggregators) -------------------------------------------
+
+    def _publish_segment(key: str, value: bytes) -> None:
+        if dispatcher is None or dispatcher.producer is None:
+            raise HTTPException(503, "kafka_unavailable")
+        dispatcher.producer.produce(SEGMENT_DEFINITIONS.name, value, key=key.encode())
+        dispatcher.producer.flush_or_raise(10)
+
+    @app.put("/v1/segments/{segment_id}", tags=["segments"])
+    async def put_segment(segment_id: str, definition: SegmentDefinition, who: Marketer) -> SegmentDefinition:
+        """Define or redefine a segment: running aggregators pick it up without a restart and
+        report who enters and leaves it (rules can trigger on that)."""
+        if definition.id != segment_id:
+            raise HTTPException(422, "the segment's id must be the one in the path")
+        await asyncio.to_thread(_publish_segment, segment_id, definition.encode())
+        await asyncio.to_thread(
+            store.audit,
+            who.name,
+            "upsert",
+            "segment",
+            segment_id,
+            {"name": definition.name, "condition": explain(definition.condition)},
+        )
+        return definition
+
+    @app.delete("/v1/segments/{segment_id}", status_code=204, tags=["segments"])
+    async def delete_segment(segment_id: str, who: Marketer) -> Response:
+        await asyncio.to_thread(_publish_segment, segment_id, b"")
+        await asyncio.to_thread(store.audit, who.name, "delete", "segment", segment_id, {})
+        return Response(status_code=204)
 
     # --- decisions ---------------------------------------------------------------------
 

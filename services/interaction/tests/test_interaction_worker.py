@@ -83,3 +83,35 @@ async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisi
     assert sorted((e["event"], e["userId"]) for e in reported) == [("Email Sent", "u1"), ("Email Sent", "u1")]
     assert {e["properties"]["email_id"] for e in reported} == {a.id for a in welcome}
     assert all(e["messageId"].startswith("ecrm-interaction-") for e in reported)
+
+
+async def test_segments_defined_through_the_api_reach_the_definitions_topic(kafka_broker, tmp_path) -> None:
+    import httpx
+
+    from ecrm_interaction.app import create_app
+    from ecrm_schemas.segments import SegmentDefinition
+    from ecrm_schemas.topics import SEGMENT_DEFINITIONS
+
+    settings = InteractionSettings(
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        interaction_api_token="t0ken",
+        database_url=f"sqlite:///{tmp_path}/i.db",
+    )
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = Store(engine)
+    worker = InteractionWorker(settings, store)
+    app = create_app(settings, store, None, Dispatcher(settings, store, worker.producer))
+    auth = {"Authorization": "Bearer t0ken"}
+    definition = {
+        "id": "big",
+        "name": "Big spenders",
+        "condition": {"kind": "trait", "trait": "revenue", "op": "gte", "value": 500},
+    }
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://i") as http:
+        assert (await http.put("/v1/segments/big", json=definition, headers=auth)).status_code == 200
+        assert (await http.delete("/v1/segments/big", headers=auth)).status_code == 204
+    records = read_topic(kafka_broker.bootstrap, SEGMENT_DEFINITIONS.name, expect=2)
+    assert SegmentDefinition.model_validate_json(records[0][1]).name == "Big spenders"
+    assert records[1] == (b"big", b"")  # the tombstone deletes it
+    assert [e.action for e in store.audit_log()][:2] == ["delete", "upsert"]
