@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk run test test-unit lint format jsonschema bench-collector bench-aggregator clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests run test test-unit lint format jsonschema bench-collector bench-aggregator clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -20,6 +20,7 @@ help:
 	@echo "make test-unit   only the tests that need no running component"
 	@echo "make lint        ruff and mypy"
 	@echo "make jsonschema  regenerate schemas/jsonschema from the models"
+	@echo "make manifests   regenerate deploy/k8s/base/generated from the registry, migrations and alerts"
 	@echo "make bench-collector  the collector's benchmark (BENCH_ARGS=--quick for a short run)"
 	@echo "make bench-aggregator the aggregator against a raw consume→insert loop (BENCH_ARGS=\"--events N\")"
 
@@ -34,6 +35,18 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { echo "installing chromium (apt)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# What the deployment tests check the compose file and the alerts with (Debian packages), and
+# kubectl (its kustomize renders the Kubernetes manifests).
+deploy-tools:
+	@command -v docker-compose >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
+	  { echo "installing docker-compose and promtool (apt)"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose prometheus >/dev/null; }
+	@command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl is missing; the Kubernetes manifest tests will fail"
+
+# Regenerate the deployment files that come from the registry, the migrations and the alerts.
+manifests: install
+	$(UV) run --frozen python -m ecrm_embedded.deploy_artifacts
+
 # The benchmarks' load generator.
 wrk:
 	@command -v wrk >/dev/null 2>&1 || \
@@ -42,7 +55,7 @@ wrk:
 run: install
 	$(UV) run --frozen ecrm-dev run
 
-test: install browser
+test: install browser deploy-tools
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-unit: install

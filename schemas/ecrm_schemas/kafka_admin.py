@@ -1,4 +1,5 @@
-"""Create the registry's topics on a broker (dev stack, tests, and the deploy job)."""
+"""Create the registry's topics on a broker (dev stack, tests, the deploy job), and describe
+them as Strimzi ``KafkaTopic`` resources for Kubernetes."""
 
 from __future__ import annotations
 
@@ -45,3 +46,24 @@ def ensure_topics(
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return created
+
+
+def strimzi_topics(cluster: str, replicas: int = 3, topics: Iterable[Topic] = ALL_TOPICS) -> list[dict[str, Any]]:
+    """The registry as Strimzi ``KafkaTopic`` resources for the Kafka cluster named ``cluster``."""
+    resources = []
+    for topic in topics:
+        config: dict[str, Any] = dict(topic.topic_config())
+        if replicas > 1:
+            config.setdefault("min.insync.replicas", str(replicas - 1))
+        resources.append({
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaTopic",
+            "metadata": {
+                "name": topic.name.replace(".", "-"),
+                "labels": {"strimzi.io/cluster": cluster, "app.kubernetes.io/name": "ecrm",
+                           "app.kubernetes.io/part-of": "ecrm", "app.kubernetes.io/component": "kafka-topic"},
+                "annotations": {"ecrm.io/description": topic.description},
+            },
+            "spec": {"topicName": topic.name, "partitions": topic.partitions, "replicas": replicas, "config": config},
+        })  # fmt: skip
+    return resources

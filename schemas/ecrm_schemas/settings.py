@@ -18,7 +18,8 @@ Environment = Literal["development", "test", "production"]
 class ServiceSettings(BaseSettings):
     """What every service has: its environment and how it logs."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # An empty variable (``CLICKHOUSE_CLUSTER=`` in an env file) means "not set".
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     ecrm_env: Environment = "development"
     """``production`` refuses development defaults (see each service's checks)."""

@@ -6,6 +6,8 @@
     ecrm segments put FILE.json            publish a segment definition (new or changed)
     ecrm segments delete ID                delete a segment (its members leave it)
     ecrm segments members ID               who is in a segment now
+    ecrm topics create                     create the registry's topics that are missing
+    ecrm topics manifest --cluster NAME    the topics as Strimzi KafkaTopic resources (YAML)
 
 Settings come from the environment, as for the services (``CLICKHOUSE_URL`` …).
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from pydantic import ValidationError
 
 from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
@@ -24,6 +27,7 @@ from ecrm_aggregator.identity_admin import UnmergeRefused, apply_unmerge, plan_u
 from ecrm_aggregator.migrate import all_statements, apply_events_retention, migrate
 from ecrm_aggregator.segment_sql import UnknownTrait, membership_query
 from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_schemas.kafka_admin import ensure_topics, strimzi_topics
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.logs import configure_logging
 from ecrm_schemas.segments import SegmentDefinition, explain
@@ -34,6 +38,27 @@ identity_cli = typer.Typer(help="Identity stitching: inspect and undo merges.", 
 cli.add_typer(identity_cli, name="identity")
 segments_cli = typer.Typer(help="Segment definitions and membership.", no_args_is_help=True)
 cli.add_typer(segments_cli, name="segments")
+topics_cli = typer.Typer(help="The Kafka topics of the registry.", no_args_is_help=True)
+cli.add_typer(topics_cli, name="topics")
+
+
+@topics_cli.command("create")
+def topics_create(
+    replication_factor: Annotated[int, typer.Option(help="Replicas of each new topic.")] = 1,
+) -> None:
+    """Create the topics of the registry that do not exist yet (existing ones are left alone)."""
+    settings = _settings()
+    created = ensure_topics(settings.kafka_client_config(), replication_factor=replication_factor)
+    typer.echo(f"created {len(created)} topics: {', '.join(created) or 'none missing'}")
+
+
+@topics_cli.command("manifest")
+def topics_manifest(
+    cluster: Annotated[str, typer.Option(help="The Strimzi Kafka cluster (the strimzi.io/cluster label).")] = "ecrm",
+    replicas: Annotated[int, typer.Option(help="Replicas of each topic.")] = 3,
+) -> None:
+    """Print the registry's topics as Strimzi KafkaTopic resources."""
+    typer.echo(yaml.safe_dump_all(strimzi_topics(cluster, replicas), sort_keys=False), nl=False)
 
 
 def _settings() -> AggregatorSettings:

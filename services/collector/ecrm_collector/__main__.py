@@ -122,6 +122,26 @@ def sources_revoke(name: str, file: FileOption = None) -> None:
     typer.echo(f"revoked {name}")
 
 
+@cli.command()
+def loadgen(
+    url: Annotated[str, typer.Option(help="The collector's base URL.")] = "http://127.0.0.1:8080",
+    key: Annotated[
+        str | None, typer.Option(help="A server write key (default: the first of COLLECTOR_WRITE_KEYS).")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Events per second offered.")] = 500.0,
+    seconds: Annotated[float, typer.Option(help="How long.")] = 60.0,
+    customers: Annotated[int, typer.Option(help="Distinct customers.")] = 10_000,
+) -> None:
+    """Offer a shop's traffic at a fixed rate (smoke and load tests of a deployment)."""
+    import asyncio
+
+    from ecrm_collector.loadgen import offer
+
+    write_key = key or sorted(CollectorSettings().write_keys())[0]
+    outcome = asyncio.run(offer(url, write_key, rate, seconds, customers))
+    typer.echo(" ".join(f"{k}={v}" for k, v in sorted(outcome.items())))
+
+
 def main() -> None:
     cli()
 
