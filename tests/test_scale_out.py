@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -33,7 +34,7 @@ def _metric(port: int, name: str) -> float:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     except httpx.HTTPError:
         return 0.0
-    return sum(float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + " ", name + "{")))
 
 
 def test_two_aggregator_workers_share_partitions_and_survive_losing_one(
@@ -108,19 +109,25 @@ def test_two_interaction_services_share_profile_changes_and_survive_losing_one(
     customers = 300
     producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap, "linger.ms": 5})
     at = "2026-11-20T10:00:00Z"
-    for c in range(customers):
-        profile = CustomerProfile(
-            customer_id=f"c{c}", user_id=f"c{c}", email=f"c{c}@example.com", first_seen=at, last_seen=at
-        )
-        change = ProfileChanged(
-            customer_id=f"c{c}",
-            profile=profile,
-            changed=["email"],
-            emitted_at=at,
-            triggers=[TriggerEvent(message_id=f"i{c}", type="identify", timestamp=at)],
-        )
-        producer.produce(PROFILE_CHANGES.name, key=f"c{c}".encode(), value=change.encode())
-    producer.flush(10)
+
+    def offer() -> None:
+        """A steady stream (10 s), so both services are in the group while changes still come."""
+        for c in range(customers):
+            profile = CustomerProfile(
+                customer_id=f"c{c}", user_id=f"c{c}", email=f"c{c}@example.com", first_seen=at, last_seen=at
+            )
+            change = ProfileChanged(
+                customer_id=f"c{c}",
+                profile=profile,
+                changed=["email"],
+                emitted_at=at,
+                triggers=[TriggerEvent(message_id=f"i{c}", type="identify", timestamp=at)],
+            )
+            producer.produce(PROFILE_CHANGES.name, key=f"c{c}".encode(), value=change.encode())
+            producer.poll(0)
+            time.sleep(10 / customers)
+        producer.flush(10)
+
     (tmp_path / "rules.yaml").write_text(
         "templates: [{id: w, subject: 'Welcome {{ profile.customer_id }}', text: Hi}]\n"
         "rules: [{id: w, name: W, once_per_customer: true, trigger: {kind: event, event: identify},"
@@ -145,7 +152,14 @@ def test_two_interaction_services_share_profile_changes_and_survive_losing_one(
         _spawn("ecrm_interaction", base | {"INTERACTION_PORT": str(p)}, tmp_path / f"i{n}.log")
         for n, p in enumerate(ports)
     ]
+    sender = threading.Thread(target=offer, daemon=True)
     try:
+        deadline = time.monotonic() + 60
+        while (
+            min(_metric(p, "ecrm_interaction_assigned_partitions") for p in ports) == 0 and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        sender.start()
         deadline = time.monotonic() + 90
         while (
             min(_metric(p, "ecrm_interaction_profile_changes_total") for p in ports) == 0
@@ -156,6 +170,7 @@ def test_two_interaction_services_share_profile_changes_and_survive_losing_one(
         assert all(shares), f"both services consume (partitions shared): {shares}"
         services[0].send_signal(signal.SIGKILL)
         services[0].wait(10)
+        sender.join(60)
         deadline = time.monotonic() + 120
         while len({_to(m) for m in smtp_sink.messages()}) < customers and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -16,3 +16,6 @@ CHANGES_CONSUMED = Counter("ecrm_interaction_profile_changes_total", "Profile ch
 SEGMENT_CHANGES_CONSUMED = Counter("ecrm_interaction_segment_changes_total", "Segment membership changes consumed.")
 DEAD_LETTERS = Counter("ecrm_interaction_dead_letters_total", "Consumed records sent to the dead-letter topic.")
 ESCALATIONS = Counter("ecrm_interaction_case_escalations_total", "Cases escalated past their SLA.")
+ASSIGNED_PARTITIONS = Gauge(
+    "ecrm_interaction_assigned_partitions", "Partitions this replica's consumer holds, by topic.", ["topic"]
+)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, or_, select, update
+from sqlalchemy import Engine, create_engine, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,11 +67,17 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+MIGRATION_LOCK = 7_360_001
+"""PostgreSQL advisory lock held while migrating: replicas starting together take turns."""
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest Alembic revision."""
+    """Bring the database to the newest Alembic revision (safe to run from several replicas at once)."""
     config = Config()
     config.set_main_option("script_location", str(resources.files("ecrm_interaction") / "migrations"))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 import structlog
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import ValidationError
 
 from ecrm_interaction import metrics
@@ -38,6 +38,7 @@ class InteractionWorker:
         self.producer = producer or ReliableProducer(settings.kafka_client_config())
         self.intake = IntakeStep(store, settings.tracking_secret.get_secret_value())
         self.ready = False
+        self._assigned: set[tuple[str, int]] = set()
 
     def _consumer(self) -> Consumer:
         consumer = Consumer(
@@ -51,8 +52,23 @@ class InteractionWorker:
                 "logger": logging.getLogger("ecrm.kafka"),
             }
         )
-        consumer.subscribe([PROFILE_CHANGES.name, SEGMENT_MEMBERSHIP.name])
+        consumer.subscribe(
+            [PROFILE_CHANGES.name, SEGMENT_MEMBERSHIP.name], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         return consumer
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self._publish_assignment()
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
+        self._publish_assignment()
+
+    def _publish_assignment(self) -> None:
+        for topic in (PROFILE_CHANGES.name, SEGMENT_MEMBERSHIP.name):
+            metrics.ASSIGNED_PARTITIONS.labels(topic).set(sum(1 for t, _ in self._assigned if t == topic))
+        log.info("partitions_assigned", partitions=sorted(self._assigned))
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until ``stopping`` is set; a failed batch rebuilds the consumer and comes again."""
@@ -67,6 +83,8 @@ class InteractionWorker:
             finally:
                 self.ready = False
                 await asyncio.to_thread(consumer.close)
+                self._assigned.clear()
+                self._publish_assignment()
         with contextlib.suppress(DeliveryError):
             self.producer.flush_or_raise(10)
 

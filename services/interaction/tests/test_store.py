@@ -176,3 +176,17 @@ def test_consent_unsubscribe_and_suppression(store) -> None:
     with store.sessions.begin() as session:  # opting in to email later undoes the unsubscribe
         store.set_consent(session, "u1", "email", True, "marketing", "form", NOW + timedelta(days=1))
     assert not store.contact("u1").unsubscribed and store.contact("u2").suppressed == "hard_bounce"
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_at_once_take_turns(postgres_url) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    engines = [make_engine(postgres_url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(migrate, engines))  # a race on the empty database raised UniqueViolation
+        assert "actions" in inspect(engines[0]).get_table_names()
+    finally:
+        for engine in engines:
+            engine.dispose()
