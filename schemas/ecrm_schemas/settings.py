@@ -15,11 +15,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Environment = Literal["development", "test", "production"]
 
 
-class ServiceSettings(BaseSettings):
-    """What every service has: its environment and how it logs."""
+class EnvSettings(BaseSettings):
+    """The base of every settings piece, so that they all read the environment alike.
+
+    pydantic merges the ``model_config`` of a class's bases in order, and a piece built on
+    bare ``BaseSettings`` would bring back its defaults: every piece derives from this one.
+    """
 
     # An empty variable (``CLICKHOUSE_CLUSTER=`` in an env file) means "not set".
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
+
+
+class ServiceSettings(EnvSettings):
+    """What every service has: its environment and how it logs."""
 
     ecrm_env: Environment = "development"
     """``production`` refuses development defaults (see each service's checks)."""
@@ -41,7 +49,7 @@ class ServiceSettings(BaseSettings):
         return self
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(EnvSettings):
     """How a service reaches Kafka; mixed into each service's settings class."""
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -70,7 +78,7 @@ class KafkaSettings(BaseSettings):
 DEV_TRACKING_SECRET = "ecrm_dev_tracking_secret"
 
 
-class TrackingSettings(BaseSettings):
+class TrackingSettings(EnvSettings):
     """The secret that signs email tracking links (shared by the interaction service and the collector)."""
 
     tracking_secret: SecretStr = SecretStr(DEV_TRACKING_SECRET)

@@ -90,7 +90,7 @@ class Stack:
             "INTERACTION_RULES_FILE": str(s.interaction_rules_file),
             "INTERACTION_PUBLIC_URL": f"http://127.0.0.1:{s.interaction_port}",
             "INTERACTION_TRACKING_URL": f"http://127.0.0.1:{s.collector_port}",
-            "INTERACTION_QUIET_HOURS": "",
+            "INTERACTION_QUIET_HOURS": "off",
             "AGGREGATOR_METRICS_PORT": str(s.aggregator_metrics_port),
         }
 

@@ -16,6 +16,10 @@ DEV_API_TOKEN = "ecrm_dev_api_token"
 _CAP = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
 
 
+OFF = frozenset({"", "off", "none"})
+"""Values that turn frequency caps or quiet hours off (an empty variable means the default)."""
+
+
 class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     """Environment variables: the field names in upper case."""
 
@@ -38,9 +42,9 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     interaction_batch_size: int = Field(default=500, gt=0)
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     interaction_frequency_caps: str = "1/1d,3/7d"
-    """Marketing messages per customer and channel: ``count/window``, comma-separated."""
+    """Marketing messages per customer and channel: ``count/window``, comma-separated; ``off`` for none."""
     interaction_quiet_hours: str = "21:00-08:00"
-    """When marketing messages wait (customer's time zone); ``""`` for none."""
+    """When marketing messages wait (customer's time zone); ``off`` for never."""
     interaction_default_timezone: str = "UTC"
     """For customers without a ``timezone`` trait."""
     interaction_require_opt_in: bool = False
@@ -72,7 +76,9 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
 
     @staticmethod
     def parse_caps(value: str) -> tuple[FrequencyCap, ...]:
-        caps = []
+        caps: list[FrequencyCap] = []
+        if value.strip().lower() in OFF:
+            return tuple(caps)
         for part in filter(None, (p.strip() for p in value.split(","))):
             match = _CAP.match(part)
             if not match:
@@ -88,7 +94,7 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
 
     @staticmethod
     def parse_quiet_hours(value: str) -> tuple[time, time]:
-        if not value.strip():
+        if value.strip().lower() in OFF:
             return time(0), time(0)
         start, sep, end = value.partition("-")
         try:
