@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk deploy-tools manifests run test test-unit lint format jsonschema bench-collector bench-aggregator clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests run test test-unit lint format jsonschema bench bench-collector bench-aggregator clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint        ruff and mypy"
 	@echo "make jsonschema  regenerate schemas/jsonschema from the models"
 	@echo "make manifests   regenerate deploy/k8s/base/generated from the registry, migrations and alerts"
+	@echo "make bench       every stage against its ceiling, one report with plots (BENCH_ARGS=--full: the long run)"
 	@echo "make bench-collector  the collector's benchmark (BENCH_ARGS=--quick for a short run)"
 	@echo "make bench-aggregator the aggregator against a raw consume→insert loop (BENCH_ARGS=\"--events N\")"
 
@@ -71,6 +72,9 @@ format: install
 	$(UV) run --frozen ruff check --fix .
 
 # The collector against its ceilings (no-op handler, raw produce loop); BENCH_ARGS=--quick for about a minute.
+bench: install wrk
+	$(UV) run --frozen python -m bench.suite $(BENCH_ARGS)
+
 bench-collector: install wrk
 	$(UV) run --frozen python -m bench.collector_bench run $(BENCH_ARGS)
 

@@ -104,7 +104,7 @@ def measure_raw(bootstrap: str, clickhouse: ClickHouseServer, total: int, batch_
     migrate(client, DATABASE)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "raw", "enable.auto.commit": False})
     consumer.assign([TopicPartition(EVENTS.name, p, OFFSET_BEGINNING) for p in range(EVENTS.partitions)])
-    started, done = time.perf_counter(), 0
+    started, done, first_batch = time.perf_counter(), 0, 0
     while done < total:
         messages = consumer.consume(batch_size, 1.0)
         rows = []
@@ -121,14 +121,25 @@ def measure_raw(bootstrap: str, clickhouse: ClickHouseServer, total: int, batch_
         if rows:
             client.insert(f"{DATABASE}.events", rows, column_names=list(EVENT_COLUMNS))
             done += len(rows)
+            if not first_batch:  # timed as the aggregator is: from the end of the first batch to the last
+                first_batch, started = done, time.perf_counter()
     elapsed = time.perf_counter() - started
     consumer.close()
-    return {"events": done, "seconds": round(elapsed, 2), "events_per_s": round(done / elapsed)}
+    measured = done - first_batch
+    return {"events": measured, "seconds": round(elapsed, 2), "events_per_s": round(measured / elapsed)}
 
 
 def measure_aggregator(
-    bootstrap: str, clickhouse: ClickHouseServer, total: int, engine: str, workers: int, workdir: Path
+    bootstrap: str,
+    clickhouse: ClickHouseServer,
+    total: int,
+    engine: str,
+    workers: int,
+    workdir: Path,
+    check_folded: bool = True,
 ) -> dict[str, float]:
+    """``check_folded``: every event must be counted in a profile once (true of this module's
+    workload; with aliases and merges, as in the suite's, profiles' counts move between ids)."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_SESSION_TIMEOUT_MS": "6000",
            "CLICKHOUSE_URL": clickhouse.url, "CLICKHOUSE_DATABASE": DATABASE, "LOG_LEVEL": "WARNING",
            "AGGREGATOR_GROUP_ID": f"bench-{engine}-{workers}", "AGGREGATOR_ENGINE": engine}  # fmt: skip
@@ -171,7 +182,7 @@ def measure_aggregator(
             process.terminate()
         for process in processes:
             process.wait(60)
-    if folded != total or written != total:
+    if written != total or (check_folded and folded != total):
         raise RuntimeError(f"{engine}-{workers}: {written} rows and {folded} events folded, {total} sent")
     # Timed from the end of the first batch to the end of the last: the first batch's events are left out.
     measured = count - first_count

@@ -1,8 +1,10 @@
 """A seeded generator of realistic Segment events for the benchmarks.
 
-The mix follows a web shop: about 60 % page views, then product views and clicks, carts and
-orders, email engagement and identify calls, with about 1 % invalid events (each of a kind
-the collector must reject). Events look like what analytics.js sends: a ``messageId``, an
+The mix follows a web shop: about 60 % page and product views and clicks, 8 % carts and
+orders, 25 % email events (sends, deliveries, opens, clicks, bounces, unsubscribes), 2 % survey
+and NPS answers and 5 % identify and alias calls, with about 1 % invalid events (each of a kind
+the collector must reject). Customers are drawn with Zipf-skewed activity (``zipf_s``): a few
+are very active, most come rarely. Events look like what analytics.js sends: a ``messageId``, an
 anonymous id (and a user id once the visitor is known), a client ``timestamp`` and a small
 ``context``. The same seed always gives the same events, so two runs send the same bytes.
 
@@ -12,6 +14,7 @@ script in ``bench/wrk/`` reads.
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections.abc import Callable, Iterable
@@ -59,11 +62,12 @@ class Kind:
 class Workload:
     """Draws events from the mix; ``invalid_ratio`` of them are invalid."""
 
-    def __init__(self, seed: int = 42, customers: int = 5000, invalid_ratio: float = 0.01) -> None:
+    def __init__(self, seed: int = 42, customers: int = 5000, invalid_ratio: float = 0.01, zipf_s: float = 0.8) -> None:
         self.rng = random.Random(seed)
         self.invalid_ratio = invalid_ratio
         self.clock = START
         self.customers = [self._customer(i) for i in range(customers)]
+        self._activity = list(itertools.accumulate(1 / (rank**zipf_s) for rank in range(1, customers + 1)))
         self.products = [f"sku-{i:05d}" for i in range(2000)]
 
     # --- the mix -----------------------------------------------------------------------
@@ -71,15 +75,21 @@ class Workload:
     def kinds(self) -> list[Kind]:
         """Valid kinds with their share of valid traffic, then the invalid kinds."""
         return [
-            Kind("page", "page", 60.0, Workload._page),
+            Kind("page", "page", 37.0, Workload._page),
             Kind("product_viewed", "track", 15.0, Workload._product_viewed),
             Kind("element_clicked", "track", 8.0, Workload._element_clicked),
-            Kind("product_added", "track", 5.0, Workload._product_added),
-            Kind("order_completed", "track", 1.5, Workload._order_completed),
-            Kind("email_opened", "track", 4.0, Workload._email_opened),
-            Kind("email_link_clicked", "track", 2.0, Workload._email_link_clicked),
-            Kind("email_delivered", "track", 1.5, Workload._email_delivered),
-            Kind("identify", "identify", 3.0, Workload._identify),
+            Kind("product_added", "track", 6.0, Workload._product_added),
+            Kind("order_completed", "track", 2.0, Workload._order_completed),
+            Kind("email_sent", "track", 8.5, Workload._email_sent),
+            Kind("email_delivered", "track", 8.0, Workload._email_delivered),
+            Kind("email_opened", "track", 5.0, Workload._email_opened),
+            Kind("email_link_clicked", "track", 2.5, Workload._email_link_clicked),
+            Kind("email_bounced", "track", 0.6, Workload._email_bounced),
+            Kind("unsubscribed", "track", 0.4, Workload._unsubscribed),
+            Kind("nps_answered", "track", 1.2, Workload._nps_answered),
+            Kind("survey_answered", "track", 0.8, Workload._survey_answered),
+            Kind("identify", "identify", 4.0, Workload._identify),
+            Kind("alias", "alias", 1.0, Workload._alias),
             Kind("invalid_no_identity", "page", 1.0, Workload._invalid_no_identity, valid=False),
             Kind("invalid_no_event_name", "track", 1.0, Workload._invalid_no_event_name, valid=False),
             Kind("invalid_no_product_id", "track", 1.0, Workload._invalid_no_product_id, valid=False),
@@ -99,7 +109,7 @@ class Workload:
                 kind = self.rng.choice(invalid)
             else:
                 kind = self.rng.choices(valid, weights)[0]
-            out.append(kind.make(self, self.rng.choice(self.customers)))
+            out.append(kind.make(self, self.rng.choices(self.customers, cum_weights=self._activity)[0]))
         return out
 
     def batch_body(self, size: int = 50) -> bytes:
@@ -195,6 +205,34 @@ class Workload:
 
     def _email_delivered(self, customer: Customer) -> Event:
         return self._track(customer, "Email Delivered", self._email_props())
+
+    def _email_sent(self, customer: Customer) -> Event:
+        return self._track(customer, "Email Sent", self._email_props() | {"subject": "This week's picks"})
+
+    def _email_bounced(self, customer: Customer) -> Event:
+        bounce = self.rng.choice(("hard", "soft", "soft"))
+        return self._track(customer, "Email Bounced", self._email_props() | {"bounce_type": bounce})
+
+    def _unsubscribed(self, customer: Customer) -> Event:
+        return self._track(customer, "Unsubscribed", self._email_props() | {"list_id": "weekly"})
+
+    def _nps_answered(self, customer: Customer) -> Event:
+        props = {
+            "survey_id": "nps-2026q4",
+            "score": self.rng.choices(range(11), (1, 1, 1, 2, 2, 4, 6, 9, 14, 12, 8))[0],
+        }
+        return self._track(customer, "NPS Answered", props)
+
+    def _survey_answered(self, customer: Customer) -> Event:
+        answer = self.rng.choice(("price", "choice", "delivery", "service"))
+        return self._track(customer, "Survey Answered", {"survey_id": "why-us", "question_id": "q1", "answer": answer})
+
+    def _alias(self, customer: Customer) -> Event:
+        event = self._envelope(customer, "alias")
+        event.pop("anonymousId", None)
+        event["userId"] = customer.user_id or f"u-new-{self.rng.getrandbits(32):08x}"
+        event["previousId"] = customer.anonymous_id
+        return event
 
     def _identify(self, customer: Customer) -> Event:
         event = self._envelope(customer, "identify")

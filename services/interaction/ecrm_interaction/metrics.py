@@ -19,3 +19,8 @@ ESCALATIONS = Counter("ecrm_interaction_case_escalations_total", "Cases escalate
 ASSIGNED_PARTITIONS = Gauge(
     "ecrm_interaction_assigned_partitions", "Partitions this replica's consumer holds, by topic.", ["topic"]
 )
+DECISION_SECONDS = Histogram(
+    "ecrm_interaction_decision_seconds",
+    "From the aggregator emitting a profile change to its decisions being committed.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -104,6 +104,7 @@ class InteractionWorker:
         rules, _ = self.store.enabled_rules()
         program = self.store.loyalty_program()
         now = datetime.now(UTC)
+        emitted: list[datetime] = []
         with self.store.sessions.begin() as session:
             for message in messages:
                 value = message.value() or b""
@@ -116,8 +117,12 @@ class InteractionWorker:
                         change = ProfileChanged.model_validate_json(value)
                         metrics.CHANGES_CONSUMED.inc()
                         self.intake.profile_change(session, change, rules, program, now, outcome)
+                        emitted.append(change.emitted_at.replace(tzinfo=change.emitted_at.tzinfo or UTC))
                 except ValidationError as exc:
                     self._dead_letter(message, exc)
+        committed = datetime.now(UTC)
+        for at in emitted:
+            metrics.DECISION_SECONDS.observe(max(0.0, (committed - at).total_seconds()))
         return outcome
 
     def _dead_letter(self, message: Message, exc: ValidationError) -> None:

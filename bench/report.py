@@ -1,0 +1,327 @@
+"""The suite's report: figures summarised over repetitions, each stage's ratio to its ceiling,
+the project's aims checked, the bottleneck named, and the Markdown that goes beside the JSON.
+
+Pure functions over the result dictionary that :mod:`bench.suite` builds, so that they can be
+tested without running anything.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def spread(values: Iterable[float | None]) -> dict[str, float] | None:
+    """Median and range of the repetitions' values (``None`` when nothing was measured)."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return None
+    return {"median": statistics.median(present), "min": min(present), "max": max(present), "n": len(present)}
+
+
+def median(summary: dict[str, float] | None) -> float | None:
+    return None if summary is None else summary["median"]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    name: str
+    stage: str
+    ceiling: str
+    stage_value: float | None
+    ceiling_value: float | None
+    aim: float | None = None
+    bounds_a_stage: bool = True
+    """False for a ratio between two ceilings (shown, but never named the bottleneck)."""
+
+    @property
+    def value(self) -> float | None:
+        if not self.stage_value or not self.ceiling_value:
+            return None
+        return self.stage_value / self.ceiling_value
+
+    @property
+    def met(self) -> bool | None:
+        if self.aim is None or self.value is None:
+            return None
+        return self.value >= self.aim
+
+
+@dataclass(frozen=True)
+class Aim:
+    name: str
+    figure: float | None
+    target: str
+    met: bool | None
+    unit: str = ""
+
+
+def _events_per_s(section: dict[str, Any], name: str) -> float | None:
+    entry = section.get(name)
+    return median(entry["events_per_s"]) if entry else None
+
+
+def ratios(report: dict[str, Any]) -> list[Ratio]:
+    """Every stage next to its ceiling, on medians."""
+    collector, ceilings, aggregator = (
+        report.get("collector", {}),
+        report.get("ceilings", {}),
+        report.get("aggregator", {}),
+    )
+    found = [
+        Ratio("collector batch path / raw produce loop", "collector-batch", "raw-produce",
+              _events_per_s(collector, "collector-batch"), _events_per_s(collector, "raw-produce"), aim=0.4),
+        Ratio("collector single-event path / no-op handler", "collector-single", "noop-single",
+              _events_per_s(collector, "collector-single"), _events_per_s(collector, "noop-single"), aim=0.6),
+        Ratio("collector batch path / no-op handler (batches)", "collector-batch", "noop-batch",
+              _events_per_s(collector, "collector-batch"), _events_per_s(collector, "noop-batch")),
+        Ratio("collector batch path / its validation alone", "collector-batch", "validation",
+              _events_per_s(collector, "collector-batch"), _events_per_s(ceilings, "validation")),
+        Ratio("aggregator, 1 process / plain consume → batch → insert loop", "kafka-1", "raw",
+              _events_per_s(aggregator, "kafka-1"), _events_per_s(aggregator, "raw"), aim=0.3),
+        Ratio("aggregator on faust-streaming / plain loop", "faust-1", "raw",
+              _events_per_s(aggregator, "faust-1"), _events_per_s(aggregator, "raw")),
+        Ratio("aggregator, 2 processes / 1 process", "kafka-2", "kafka-1",
+              _events_per_s(aggregator, "kafka-2"), _events_per_s(aggregator, "kafka-1"), bounds_a_stage=False),
+        Ratio("plain loop / raw consume loop", "raw", "raw-consume",
+              _events_per_s(aggregator, "raw"), _events_per_s(ceilings, "raw-consume"), bounds_a_stage=False),
+        Ratio("plain loop / raw ClickHouse insert loop", "raw", "raw-insert",
+              _events_per_s(aggregator, "raw"), _events_per_s(ceilings, "raw-insert"), bounds_a_stage=False),
+    ]  # fmt: skip
+    return [r for r in found if r.stage_value is not None and r.ceiling_value is not None]
+
+
+def bottleneck(found: list[Ratio]) -> Ratio | None:
+    """The stage furthest below its ceiling (ratios between two ceilings left out)."""
+    candidates = [r for r in found if r.bounds_a_stage and r.value is not None and r.stage != "faust-1"]
+    return min(candidates, key=lambda r: r.value or 0.0, default=None)
+
+
+def step_at(report: dict[str, Any], rate: int) -> dict[str, Any] | None:
+    """The batch step offered at ``rate`` events/s (the first, when repeated steps were merged)."""
+    for step in report.get("pipeline", {}).get("steps", []):
+        if step["shape"] == "batch" and offered(step) == rate:
+            return step
+    return None
+
+
+def offered(step: dict[str, Any]) -> float:
+    """A step's offered events/s, merged over repetitions or not."""
+    value = step["offered_events_per_s"]
+    return float(value["median"] if isinstance(value, dict) else value)
+
+
+def rss_growth(soak: dict[str, Any] | None) -> dict[str, float]:
+    """MiB each process grew between the soak's first and last fifth (medians, so one spike does not count)."""
+    if not soak:
+        return {}
+    growth = {}
+    for name, series in soak["series"]["rss_mb"].items():
+        fifth = max(1, len(series) // 5)
+        growth[name] = round(statistics.median(series[-fifth:]) - statistics.median(series[:fifth]), 1)
+    return growth
+
+
+RSS_FLAT_MB = 25.0
+"""Growth over the soak below which a process's RSS counts as flat."""
+
+
+def aims(report: dict[str, Any]) -> list[Aim]:
+    collector, aggregator = report.get("collector", {}), report.get("aggregator", {})
+    batch = _events_per_s(collector, "collector-batch")
+    per_process = _events_per_s(aggregator, "kafka-1")
+    at_5k = step_at(report, 5000)
+    profile_p99 = median(at_5k["end_to_end"]["profile_p99_ms"]) if at_5k else None
+    email_p99 = median(at_5k["end_to_end"]["email_p99_ms"]) if at_5k else None
+    found = [
+        Aim("collector batch path", batch, "≥ 150,000 events/s",
+            None if batch is None else batch >= 150_000, "events/s"),
+        Aim("aggregator, one process", per_process, "≥ 30,000 events/s",
+            None if per_process is None else per_process >= 30_000, "events/s"),
+        Aim("event → profile p99 at 5k events/s", profile_p99, "< 2,000 ms",
+            None if profile_p99 is None else profile_p99 < 2000, "ms"),
+        Aim("event → email p99 at 5k events/s", email_p99, "< 5,000 ms",
+            None if email_p99 is None else email_p99 < 5000, "ms"),
+    ]  # fmt: skip
+    growth = rss_growth(report.get("soak"))
+    if growth:
+        worst = max(growth.values())
+        found.append(
+            Aim("RSS over the soak (largest growth)", worst, f"< {RSS_FLAT_MB:.0f} MiB", worst < RSS_FLAT_MB, "MiB")
+        )
+    for ratio in ratios(report):
+        if ratio.aim is not None:
+            found.append(Aim(ratio.name, ratio.value, f"≥ {ratio.aim}", ratio.met, "×"))
+    return found
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _s(summary: dict[str, float] | None, digits: int = 0) -> str:
+    """``median (min–max)``, or the median alone for one repetition."""
+    if summary is None:
+        return "–"
+    if summary["n"] == 1 or summary["min"] == summary["max"]:
+        return _n(summary["median"], digits)
+    return f"{_n(summary['median'], digits)} ({_n(summary['min'], digits)}–{_n(summary['max'], digits)})"
+
+
+def _met(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[met]
+
+
+def markdown(report: dict[str, Any], plots: list[str]) -> str:
+    p, m = report["parameters"], report["machine"]
+    lines = [
+        f"# eCRM benchmark, {report['started_at']}",
+        "",
+        f"`{report['command']}` at commit `{report['git'].get('commit', '?')[:12]}`"
+        + (" (uncommitted changes)" if report["git"].get("dirty") else "")
+        + f"; {m.get('cpus')} cores ({m.get('cpu_model', '?')}), {m.get('memory_gib', '?')} GiB, "
+        f"Python {m.get('python')}; every component on this one machine.",
+        f"Workload: {p['customers']:,} customers (Zipf s={p['zipf_s']}), seed {p['seed']}; "
+        f"{p['repeat']} repetition(s): each figure is the median, with the range in brackets.",
+        "",
+        "## Stages against their ceilings",
+        "",
+        "| stage | events/s | ceiling | events/s | ratio | aim |",
+        "| --- | ---: | --- | ---: | ---: | --- |",
+    ]
+    for r in ratios(report):
+        aim = "" if r.aim is None else f"≥ {r.aim} ({_met(r.met)})"
+        lines.append(f"| {r.stage} | {_n(r.stage_value)} | {r.ceiling} | {_n(r.ceiling_value)} | "
+                     f"{_n(r.value, 2)} | {aim} |")  # fmt: skip
+    worst = bottleneck(ratios(report))
+    if worst is not None:
+        lines += ["", f"**Furthest below its ceiling: {worst.stage}** ({worst.name}: {_n(worst.value, 2)})."]
+    lines += ["", "## Aims", "", "| aim | measured | target | |", "| --- | ---: | --- | --- |"]
+    for goal in aims(report):
+        lines.append(f"| {goal.name} | {_n(goal.figure, 2 if goal.unit == '×' else 0)} {goal.unit} | {goal.target} | "
+                     f"{_met(goal.met)} |")  # fmt: skip
+    lines += _collector_section(report) + _aggregator_section(report) + _pipeline_section(report)
+    lines += _memory_section(report)
+    if report.get("findings"):
+        lines += ["", "## Findings", ""] + [f"- {f}" for f in report["findings"]]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _collector_section(report: dict[str, Any]) -> list[str]:
+    collector = report.get("collector") or {}
+    ceilings = report.get("ceilings") or {}
+    if not collector and not ceilings:
+        return []
+    lines = ["", "## Collector and its ceilings (wrk, closed loop: capacity)", "",
+             "| scenario | events/s | p50 ms | p99 ms | p99.9 ms | CPU s / 1k events | non-2xx |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for name, entry in collector.items():
+        lines.append(
+            f"| {name} | {_s(entry['events_per_s'])} | {_s(entry.get('p50_ms'), 2)} | {_s(entry.get('p99_ms'), 2)} | "
+            f"{_s(entry.get('p999_ms'), 2)} | {_s(entry.get('cpu_s_per_1k_events'), 3)} | "
+            f"{_s(entry.get('non_2xx_rate'), 4)} |"
+        )
+    for name, entry in ceilings.items():
+        lines.append(f"| {name} (ceiling) | {_s(entry['events_per_s'])} | | | | | |")
+    return lines
+
+
+def _aggregator_section(report: dict[str, Any]) -> list[str]:
+    aggregator = report.get("aggregator") or {}
+    if not aggregator:
+        return []
+    events = report["parameters"].get("aggregator_events", 0)
+    lines = ["", f"## Aggregator ({events:,} collector-accepted events of the "
+             "workload, fresh broker and ClickHouse for each run)", "",
+             "| run | events/s |", "| --- | ---: |"]  # fmt: skip
+    for name, entry in aggregator.items():
+        lines.append(f"| {name} | {_s(entry['events_per_s'])} |")
+    return lines
+
+
+def _pipeline_section(report: dict[str, Any]) -> list[str]:
+    steps = (report.get("pipeline") or {}).get("steps") or []
+    if not steps:
+        return []
+    lines = [
+        "",
+        "## The whole pipeline under open-loop load",
+        "",
+        "Offered events/s in steps (send times scheduled, latency from the scheduled time); "
+        "probes every 50 ms measure event → profile and event → email.",
+        "",
+        "| step | accepted/s | HTTP p50 / p99 / p99.9 ms | errors | 503 | 429 | produce→ack p50 / p99 ms "
+        "| aggregator events/s | rows/insert | insert p50 / p99 ms | max lag | decisions/s | decision p50 / p99 ms "
+        "| → profile p50 / p99 ms | → email p50 / p99 ms | collector CPU s / 1k |",
+        "| --- " + "| ---: " * 15 + "|",
+    ]
+    for s in steps:
+        h, c, a, i, e = s["http"], s["collector"], s["aggregator"], s["interaction"], s["end_to_end"]
+        lines.append(
+            f"| {s['step']} | {_s(c['accepted_events_per_s'])} | {_s(h['p50_ms'], 1)} / {_s(h['p99_ms'], 1)} / "
+            f"{_s(h['p999_ms'], 1)} | {_s(h['error_rate'], 4)} | {_s(h['rate_503'], 4)} | {_s(h['rate_429'], 4)} | "
+            f"{_s(c['produce_ack_p50_ms'], 1)} / {_s(c['produce_ack_p99_ms'], 1)} | {_s(a['events_per_s'])} | "
+            f"{_s(a['rows_per_insert'])} | {_s(a['insert_p50_ms'], 1)} / {_s(a['insert_p99_ms'], 1)} | "
+            f"{_s(a['lag_max'])} | {_s(i['decisions_per_s'], 1)} | {_s(i['decision_p50_ms'])} / "
+            f"{_s(i['decision_p99_ms'])} | {_s(e['profile_p50_ms'])} / {_s(e['profile_p99_ms'])} | "
+            f"{_s(e['email_p50_ms'])} / {_s(e['email_p99_ms'])} | {_s(c['cpu_s_per_1k_events'], 3)} |"
+        )
+    lines += ["", "Probes per step (sent / seen in a profile / emailed): " + "; ".join(
+        f"{s['step']} {_s(s['end_to_end']['probes'])} / {_s(s['end_to_end']['profile_seen'])} / "
+        f"{_s(s['end_to_end']['email_seen'])}" for s in steps)]  # fmt: skip
+    return lines
+
+
+def _memory_section(report: dict[str, Any]) -> list[str]:
+    memory = (report.get("pipeline") or {}).get("memory") or {}
+    if not memory:
+        return []
+    lines = [
+        "",
+        "## Memory (RSS, MiB, over the pipeline steps)",
+        "",
+        "| process | peak | steady |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, figures in memory.items():
+        lines.append(f"| {name} | {_n(figures['peak_mb'], 1)} | {_n(figures['steady_mb'], 1)} |")
+    growth = rss_growth(report.get("soak"))
+    if growth:
+        soak = report["soak"]
+        lines += ["", f"Soak: {soak['seconds']:.0f} s at {soak['rate']:,} events/s; growth from the first to the "
+                  "last fifth: " + ", ".join(f"{k} {v:+.1f} MiB" for k, v in growth.items()) + "."]  # fmt: skip
+    return lines
+
+
+def as_dicts(found: list[Ratio] | list[Aim]) -> list[dict[str, Any]]:
+    out = []
+    for item in found:
+        entry = asdict(item)
+        if isinstance(item, Ratio):
+            entry |= {"ratio": item.value, "met": item.met}
+        out.append(entry)
+    return out
+
+
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Repetitions of one measurement → the same shape with every number a :func:`spread`."""
+    first = runs[0]
+    merged: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [run.get(key) for run in runs]
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in values):
+            merged[key] = merge_runs(values)  # type: ignore[arg-type]
+        elif isinstance(value, bool) or not isinstance(value, int | float | type(None)):
+            merged[key] = value
+        else:
+            merged[key] = spread(v for v in values if isinstance(v, int | float))
+    return merged
