@@ -21,6 +21,7 @@ from __future__ import annotations
 import email
 import os
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from bench import prom
 from bench.open_loop import percentile
 from bench.workload import Workload, write_bodies
 from ecrm_embedded.net import free_port
+from ecrm_embedded.postgres import PostgresCluster, find_pg_bin
 from ecrm_embedded.stack import Stack, StackSettings
 from ecrm_schemas.topics import PROFILE_CHANGES
 
@@ -92,8 +94,18 @@ class Probes:
 class Pipeline:
     """The stack, its watchers and its load; ``run_step`` measures one step."""
 
-    def __init__(self, workdir: Path, customers: int, seed: int, on_progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, workdir: Path, customers: int, seed: int, on_progress: Callable[[str], None], database: str = "postgres"
+    ) -> None:
         self.workdir, self.customers, self.seed, self.say = workdir, customers, seed, on_progress
+        self.postgres: PostgresCluster | None = None
+        self.database = database
+        if database == "postgres":
+            bin_dir = find_pg_bin()
+            if bin_dir is None:
+                raise RuntimeError("PostgreSQL's server binaries are missing (apt-get install postgresql)")
+            # Under /tmp itself: the server runs as the postgres user, who must reach the directory.
+            self.postgres = PostgresCluster(Path(tempfile.mkdtemp(prefix="ecrm-bench-pg-")), free_port(), bin_dir)
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "rules.yaml").write_text(RULES)
         self.settings = StackSettings(
@@ -106,6 +118,7 @@ class Pipeline:
             aggregator_metrics_port=free_port(),
             collector_write_keys=WRITE_KEY,
             interaction_rules_file=workdir / "rules.yaml",
+            database_url=self.postgres.url() if self.postgres else "",
         )
         self.stack = Stack(self.settings)
         self.probes = Probes()
@@ -127,6 +140,8 @@ class Pipeline:
                 "INTERACTION_DISPATCH_INTERVAL_S": "0.1",
             }
         )
+        if self.postgres is not None:
+            self.postgres.start()
         self.stack.start()
         self._prime_probe_customers()
         for target in (self._sample_forever, self._watch_profiles, self._probe_forever):
@@ -139,6 +154,8 @@ class Pipeline:
         for thread in self._threads:
             thread.join(10)
         self.stack.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
 
     @property
     def collector_url(self) -> str:
@@ -279,9 +296,26 @@ class Pipeline:
         if generator.returncode != 0:
             raise RuntimeError(f"the load generator failed: {err.decode()[-2000:]}")
         http = orjson.loads(out.splitlines()[-1])
-        time.sleep(3)  # let the probes of the window arrive before reading them
+        drained_s = self.drain(window_start, window_end)
         self.stack.check_children()
-        return self.figures(step, http, before, after, cpu_after - cpu_before, started, window_start, window_end)
+        figures = self.figures(step, http, before, after, cpu_after - cpu_before, started, window_start, window_end)
+        figures["drain_s"] = drained_s
+        return figures
+
+    def drain(self, window_start: float, window_end: float, limit_s: float = 180.0) -> float | None:
+        """Wait until the window's probes are in profiles and mailboxes (so that late ones count
+        with their real latency, and the next step starts from an empty pipeline); seconds
+        waited, or ``None`` when ``limit_s`` ran out first."""
+        began = time.monotonic()
+        while time.monotonic() - began < limit_s:
+            with self.probes.lock:
+                sent = [k for k, v in self.probes.sent.items() if window_start <= v < window_end]
+                missing_profile = [k for k in sent if k not in self.probes.profile_seen]
+            mails = self.emails()
+            if not missing_profile and all(k in mails for k in sent):
+                return round(time.monotonic() - began, 1)
+            time.sleep(1.0)
+        return None
 
     def _collector_cpu(self) -> float:
         cpu = self.processes()["collector"].cpu_times()
@@ -340,10 +374,10 @@ class Pipeline:
                 "probes": len(sent),
                 "profile_seen": len(to_profile),
                 "email_seen": len(to_email),
-                "profile_p50_ms": round(percentile(to_profile, 50) * 1000, 1),
-                "profile_p99_ms": round(percentile(to_profile, 99) * 1000, 1),
-                "email_p50_ms": round(percentile(to_email, 50) * 1000, 1),
-                "email_p99_ms": round(percentile(to_email, 99) * 1000, 1),
+                "profile_p50_ms": _percentile_ms(to_profile, 50),
+                "profile_p99_ms": _percentile_ms(to_profile, 99),
+                "email_p50_ms": _percentile_ms(to_email, 50),
+                "email_p99_ms": _percentile_ms(to_email, 99),
             },
         }
 
@@ -374,6 +408,10 @@ class Pipeline:
                 for name in sorted({n for s in samples for n in s.rss_mb})
             },
         }
+
+
+def _percentile_ms(seconds: list[float], p: float) -> float | None:
+    return round(percentile(seconds, p) * 1000, 1) if seconds else None
 
 
 def _ms(seconds: float) -> float | None:

@@ -135,15 +135,19 @@ def aims(report: dict[str, Any]) -> list[Aim]:
     at_5k = step_at(report, 5000)
     profile_p99 = median(at_5k["end_to_end"]["profile_p99_ms"]) if at_5k else None
     email_p99 = median(at_5k["end_to_end"]["email_p99_ms"]) if at_5k else None
+
+    def under(figure: float | None, limit: float) -> bool | None:
+        if at_5k is None:
+            return None
+        return figure is not None and figure < limit  # measured at 5k, yet nothing arrived: missed
+
     found = [
         Aim("collector batch path", batch, "≥ 150,000 events/s",
             None if batch is None else batch >= 150_000, "events/s"),
         Aim("aggregator, one process", per_process, "≥ 30,000 events/s",
             None if per_process is None else per_process >= 30_000, "events/s"),
-        Aim("event → profile p99 at 5k events/s", profile_p99, "< 2,000 ms",
-            None if profile_p99 is None else profile_p99 < 2000, "ms"),
-        Aim("event → email p99 at 5k events/s", email_p99, "< 5,000 ms",
-            None if email_p99 is None else email_p99 < 5000, "ms"),
+        Aim("event → profile p99 at 5k events/s", profile_p99, "< 2,000 ms", under(profile_p99, 2000), "ms"),
+        Aim("event → email p99 at 5k events/s", email_p99, "< 5,000 ms", under(email_p99, 5000), "ms"),
     ]  # fmt: skip
     growth = rss_growth(report.get("soak"))
     if growth:

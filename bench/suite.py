@@ -72,10 +72,11 @@ class Plan:
     soak_rate: int
     profile_seconds: float
     stages: tuple[str, ...]
+    database: str = "postgres"
 
     @classmethod
     def make(cls, full: bool, customers: int, seed: int, repeat: int | None, soak: float | None,
-             soak_rate: int, stages: tuple[str, ...]) -> Plan:  # fmt: skip
+             soak_rate: int, stages: tuple[str, ...], database: str = "postgres") -> Plan:  # fmt: skip
         measured, warmup = (30.0, 10.0) if full else (15.0, 5.0)
         rates = (1000, 5000, 10_000, 20_000) if full else (1000, 5000)
         steps = (
@@ -88,7 +89,7 @@ class Plan:
             aggregator_events=200_000 if full else 50_000,
             aggregator_runs=("raw", "kafka-1", "kafka-2", "faust-1") if full else ("raw", "kafka-1", "faust-1"),
             steps=steps, soak_seconds=soak if soak is not None else (900.0 if full else 0.0), soak_rate=soak_rate,
-            profile_seconds=10.0, stages=stages,
+            profile_seconds=10.0, stages=stages, database=database,
         )  # fmt: skip
 
 
@@ -217,7 +218,7 @@ class Run:
     def pipeline(self) -> None:
         p = self.plan
         runs: dict[str, list[dict[str, Any]]] = {step.name: [] for step in p.steps}
-        pipeline = Pipeline(self.workdir / "pipeline", p.customers, p.seed, self.say)
+        pipeline = Pipeline(self.workdir / "pipeline", p.customers, p.seed, self.say, p.database)
         self.say("pipeline: starting the stack")
         pipeline.start()
         try:
@@ -318,7 +319,8 @@ def findings(result: dict[str, Any]) -> list[str]:
         )
     for aim in report.aims(result):
         if aim.met is False:
-            found.append(f"Missed: {aim.name} ({aim.figure:,.2f} {aim.unit}, target {aim.target}).")
+            figure = "nothing arrived" if aim.figure is None else f"{aim.figure:,.2f} {aim.unit}"
+            found.append(f"Missed: {aim.name} ({figure}, target {aim.target}).")
     for name, profile in (result.get("profiles") or {}).items():
         if "top_own" in profile:
             top = ", ".join(f"{frame} {share:.0%}" for frame, share in profile["top_own"][:5])
@@ -357,6 +359,9 @@ def run(
     stage: Annotated[
         list[str] | None, typer.Option(help=f"Only these stages (repeatable): {', '.join(STAGES)}.")
     ] = None,
+    database: Annotated[
+        str, typer.Option(help="The interaction service's database in the pipeline stage: postgres or sqlite.")
+    ] = "postgres",
     out: Annotated[Path, typer.Option(help="Where the report goes.")] = RESULTS,
 ) -> None:
     """Run the suite, print the summary and write the JSON, the Markdown and the plots."""
@@ -366,7 +371,7 @@ def run(
         raise typer.BadParameter(f"unknown stage(s): {', '.join(sorted(unknown))}")
     if shutil.which("wrk") is None and "collector" in (stage or STAGES):
         raise typer.BadParameter("wrk is not installed: make wrk (Debian/Ubuntu: apt-get install wrk)")
-    plan = Plan.make(full, customers, seed, repeat, soak, soak_rate, tuple(stage or STAGES))
+    plan = Plan.make(full, customers, seed, repeat, soak, soak_rate, tuple(stage or STAGES), database)
     started = datetime.now(UTC)
     result: dict[str, Any] = {
         "benchmark": "suite",
@@ -384,6 +389,7 @@ def run(
             "aggregator_events": plan.aggregator_events,
             "steps": [s.name for s in plan.steps],
             "soak_seconds": plan.soak_seconds,
+            "database": plan.database,
         },
     }
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -43,6 +43,8 @@ class StackSettings(BaseSettings):
     collector_write_keys: str = "ecrm_dev_write_key"
     interaction_api_token: str = "ecrm_dev_api_token"
     interaction_rules_file: Path = EXAMPLE_RULES
+    database_url: str = ""
+    """The interaction service's database; empty: SQLite in the data directory."""
     startup_timeout_s: float = Field(default=180, gt=0)
 
 
@@ -80,7 +82,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{s.kafka_port}",
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "CLICKHOUSE_URL": f"http://127.0.0.1:{s.clickhouse_port}",
-            "DATABASE_URL": f"sqlite:///{self.data_dir / 'interaction.db'}",
+            "DATABASE_URL": s.database_url or f"sqlite:///{self.data_dir / 'interaction.db'}",
             "SMTP_URL": f"smtp://127.0.0.1:{s.smtp_port}",
             "COLLECTOR_PORT": str(s.collector_port),
             "COLLECTOR_WRITE_KEYS": s.collector_write_keys,

@@ -98,7 +98,10 @@ class IntakeStep:
         program: LoyaltyProgram,
         now: datetime,
         outcome: Intake,
+        waiting: set[str] | None = None,
     ) -> None:
+        """``waiting``: the customers of the batch who may have waiting actions (``None``: ask the
+        store for each); a customer this change plans for is added to it."""
         customer = change.customer_id
         profile = change.profile.model_dump(mode="json")
         timezone = (profile.get("traits") or {}).get("timezone")
@@ -121,25 +124,37 @@ class IntakeStep:
                     return f"wait cancelled by {trigger.event or trigger.type} ({trigger.message_id})"
             return None
 
-        outcome.cancelled += self.store.cancel_waiting(session, customer, cancelling, now)
-        before = self.store.balance(session, customer)
-        for trigger in change.triggers:
-            if trigger.message_id.startswith(OWN_EVENTS):
-                continue
-            if (points := earned(trigger, program)) is not None and self.store.add_points(
-                session, customer, points[0], points[1], f"loyalty:{customer}:{trigger.message_id}", None, now
-            ):
-                outcome.points += points[0]
-        after = self.store.balance(session, customer)
-        loyalty = {"points": after, "tier": tier_of(after, program)}
+        if waiting is None or customer in waiting:
+            outcome.cancelled += self.store.cancel_waiting(session, customer, cancelling, now)
+        earnings = [
+            (trigger, points)
+            for trigger in change.triggers
+            if not trigger.message_id.startswith(OWN_EVENTS) and (points := earned(trigger, program)) is not None
+        ]
+        # The balance is read only when it can have changed or a rule needs it (most changes: neither).
+        before = after = None
+        if earnings:
+            before = self.store.balance(session, customer)
+            for trigger, points in earnings:
+                if self.store.add_points(
+                    session, customer, points[0], points[1], f"loyalty:{customer}:{trigger.message_id}", None, now
+                ):
+                    outcome.points += points[0]
+            after = self.store.balance(session, customer)
         firings = event_firings(change, rules) + trait_firings(change, rules)
-        if after != before:
+        if before is not None and after is not None and after != before:
             previous = {"points": before, "tier": tier_of(before, program)}
+            current = {"points": after, "tier": tier_of(after, program)}
             cause = change.triggers[-1].message_id if change.triggers else str(change.profile.version)
-            firings += loyalty_firings(rules, customer, previous, loyalty, cause)
+            firings += loyalty_firings(rules, customer, previous, current, cause)
         if firings:
+            if after is None:
+                after = self.store.balance(session, customer)
+            loyalty = {"points": after, "tier": tier_of(after, program)}
             _, segments, consent = self.store.facts_of(session, customer)
             self._plan(session, firings, Facts(profile, segments, consent, loyalty), now, outcome)
+            if waiting is not None:
+                waiting.add(customer)
 
     def segment_change(
         self,

@@ -298,6 +298,20 @@ class Store:
         }
         return profile, segments, consent
 
+    def customers_waiting(self, session: Session, customer_ids: Iterable[str]) -> set[str]:
+        """Which of the customers have actions waiting (one query for a batch)."""
+        ids = list(set(customer_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 1000):
+            found.update(
+                session.scalars(
+                    select(Action.customer_id)
+                    .where(Action.status == "waiting", Action.customer_id.in_(ids[start : start + 1000]))
+                    .distinct()
+                )
+            )
+        return found
+
     def cancel_waiting(self, session: Session, customer_id: str, matches: Any, now: datetime) -> int:
         """Cancel the customer's waiting actions whose ``cancel_on`` ``matches(list)`` says yes."""
         rows = session.scalars(

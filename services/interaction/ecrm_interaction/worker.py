@@ -106,6 +106,8 @@ class InteractionWorker:
         now = datetime.now(UTC)
         emitted: list[datetime] = []
         with self.store.sessions.begin() as session:
+            keys = (m.key() for m in messages if m.topic() == PROFILE_CHANGES.name)
+            waiting = self.store.customers_waiting(session, (k.decode() for k in keys if k))
             for message in messages:
                 value = message.value() or b""
                 try:
@@ -113,10 +115,13 @@ class InteractionWorker:
                         segment_change = SegmentMembershipChanged.model_validate_json(value)
                         metrics.SEGMENT_CHANGES_CONSUMED.inc()
                         self.intake.segment_change(session, segment_change, rules, program, now, outcome)
+                        waiting.add(segment_change.customer_id)  # it may have planned a wait
                     else:
                         change = ProfileChanged.model_validate_json(value)
                         metrics.CHANGES_CONSUMED.inc()
-                        self.intake.profile_change(session, change, rules, program, now, outcome)
+                        if change.customer_id.encode() != message.key():
+                            waiting.add(change.customer_id)  # keyed otherwise: not prefetched
+                        self.intake.profile_change(session, change, rules, program, now, outcome, waiting)
                         emitted.append(change.emitted_at.replace(tzinfo=change.emitted_at.tzinfo or UTC))
                 except ValidationError as exc:
                     self._dead_letter(message, exc)

@@ -278,3 +278,30 @@ async def test_notifications_reach_a_team_by_email_and_chat(tmp_path, smtp_sink,
     [mail] = setup.mails()
     assert mail["To"] == "sales@shop.example.com" and "u1 ordered 500" in mail.get_body(("plain",)).get_content()
     assert setup.store.actions()[0].status == "done"
+
+
+async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) -> None:
+    """The worker asks the store once per batch who has waiting actions; a wait planned by an
+    earlier change of the batch must still be cancelled by a later one."""
+    setup.rules(
+        rule(
+            id="cart",
+            trigger={"kind": "event", "event": "Product Added"},
+            wait={"duration": "1h", "cancel_on": [{"event": "Order Completed"}]},
+        )
+    )
+    rules, _ = setup.store.enabled_rules()
+    outcome = Intake()
+    with setup.store.sessions.begin() as session:
+        waiting = setup.store.customers_waiting(session, ["buyer", "browser"])
+        assert waiting == set()
+        for c in (
+            change(trigger("track", "Product Added", message_id="p1", product_id="x"), customer="buyer"),
+            change(trigger("track", "Order Completed", message_id="o1", total=5), customer="buyer"),
+            change(trigger("track", "Order Completed", message_id="o2", total=5), customer="browser"),
+        ):
+            setup.intake.profile_change(session, c, rules, LoyaltyProgram(), NOON, outcome, waiting)
+    assert outcome.cancelled == 1
+    assert [(a.customer_id, a.status) for a in setup.store.actions()] == [("buyer", "cancelled")]
+    with setup.store.sessions.begin() as session:
+        assert setup.store.customers_waiting(session, ["buyer", "browser"]) == set()
