@@ -220,8 +220,7 @@ class Store:
                     email=email,
                     timezone=timezone,
                 )
-            )
-            session.flush()
+            )  # inserted with the batch's other new rows at the next flush
         elif version >= row.profile_version:
             row.profile, row.profile_version, row.email, row.timezone = _json(profile), version, email, timezone
 
@@ -297,6 +296,13 @@ class Store:
             c.channel: c.granted for c in session.scalars(select(Consent).where(Consent.customer_id == customer_id))
         }
         return profile, segments, consent
+
+    def load_customers(self, session: Session, customer_ids: Iterable[str]) -> None:
+        """Bring a batch's customers into the session at once, so that each change's
+        ``upsert_customer`` finds its row without a query of its own."""
+        ids = list(set(customer_ids))
+        for start in range(0, len(ids), 1000):
+            session.scalars(select(Customer).where(Customer.customer_id.in_(ids[start : start + 1000]))).all()
 
     def customers_waiting(self, session: Session, customer_ids: Iterable[str]) -> set[str]:
         """Which of the customers have actions waiting (one query for a batch)."""

@@ -106,8 +106,9 @@ class InteractionWorker:
         now = datetime.now(UTC)
         emitted: list[datetime] = []
         with self.store.sessions.begin() as session:
-            keys = (m.key() for m in messages if m.topic() == PROFILE_CHANGES.name)
-            waiting = self.store.customers_waiting(session, (k.decode() for k in keys if k))
+            keyed = [k.decode() for m in messages if m.topic() == PROFILE_CHANGES.name and (k := m.key())]
+            self.store.load_customers(session, keyed)
+            waiting = self.store.customers_waiting(session, keyed)
             for message in messages:
                 value = message.value() or b""
                 try:
