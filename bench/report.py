@@ -190,7 +190,7 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         "",
         f"`{report['command']}` at commit `{report['git'].get('commit', '?')[:12]}`"
         + (" (uncommitted changes)" if report["git"].get("dirty") else "")
-        + f"; {m.get('cpus')} cores ({m.get('cpu_model', '?')}), {m.get('memory_gib', '?')} GiB, "
+        + f"; {m.get('cpus')} cores ({m.get('cpu_model', '?')}), {m.get('memory_gb', '?')} GB, "
         f"Python {m.get('python')}; every component on this one machine.",
         f"Workload: {p['customers']:,} customers (Zipf s={p['zipf_s']}), seed {p['seed']}; "
         f"{p['repeat']} repetition(s): each figure is the median, with the range in brackets.",
@@ -226,16 +226,19 @@ def _collector_section(report: dict[str, Any]) -> list[str]:
     if not collector and not ceilings:
         return []
     lines = ["", "## Collector and its ceilings (wrk, closed loop: capacity)", "",
-             "| scenario | events/s | p50 ms | p99 ms | p99.9 ms | CPU s / 1k events | non-2xx |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| scenario | events/s | p50 ms | p99 ms | p99.9 ms | CPU s / 1k events | non-2xx | cores busy "
+             "outside the benchmark | steal cores |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for name, entry in collector.items():
+        machine = entry.get("machine") or {}
         lines.append(
             f"| {name} | {_s(entry['events_per_s'])} | {_s(entry.get('p50_ms'), 2)} | {_s(entry.get('p99_ms'), 2)} | "
             f"{_s(entry.get('p999_ms'), 2)} | {_s(entry.get('cpu_s_per_1k_events'), 3)} | "
-            f"{_s(entry.get('non_2xx_rate'), 4)} |"
+            f"{_s(entry.get('non_2xx_rate'), 4)} | {_s(machine.get('outside_benchmark_cores'), 2)} | "
+            f"{_s(machine.get('steal_cores'), 2)} |"
         )
     for name, entry in ceilings.items():
-        lines.append(f"| {name} (ceiling) | {_s(entry['events_per_s'])} | | | | | |")
+        lines.append(f"| {name} (ceiling) | {_s(entry['events_per_s'])} | | | | | | | |")
     return lines
 
 

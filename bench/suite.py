@@ -165,7 +165,8 @@ class Run:
                 self.say(f"[{repeat + 1}/{p.repeat}] collector: {name}")
                 measurement = measures[name]()
                 runs[name].append({k: v for k, v in measurement.__dict__.items() if k != "detail"}
-                                  | {"records_check": measurement.detail.get("records_check")})  # fmt: skip
+                                  | {"records_check": measurement.detail.get("records_check"),
+                                     "machine": measurement.detail.get("machine")})  # fmt: skip
                 self.done(f"{name}: {measurement.events_per_s:,.0f} events/s, p99 {measurement.p99_ms:.1f} ms")
             self.say(f"[{repeat + 1}/{p.repeat}] validation alone")
             validation.append(ceilings.validation_alone(batch_bodies[:400]))
