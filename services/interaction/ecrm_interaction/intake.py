@@ -134,13 +134,13 @@ class IntakeStep:
         # The balance is read only when it can have changed or a rule needs it (most changes: neither).
         before = after = None
         if earnings:
-            before = self.store.balance(session, customer)
+            before = after = self.store.balance(session, customer)
             for trigger, points in earnings:
                 if self.store.add_points(
                     session, customer, points[0], points[1], f"loyalty:{customer}:{trigger.message_id}", None, now
                 ):
                     outcome.points += points[0]
-            after = self.store.balance(session, customer)
+                    after += points[0]
         firings = event_firings(change, rules) + trait_firings(change, rules)
         if before is not None and after is not None and after != before:
             previous = {"points": before, "tier": tier_of(before, program)}

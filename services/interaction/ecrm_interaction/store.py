@@ -67,6 +67,9 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+ABSENT_CUSTOMERS = "ecrm_absent_customers"
+"""``session.info`` key: ids :meth:`Store.load_customers` found no row for (no query to ask again)."""
+
 MIGRATION_LOCK = 7_360_001
 """PostgreSQL advisory lock held while migrating: replicas starting together take turns."""
 
@@ -210,7 +213,9 @@ class Store:
         email: str | None,
         timezone: str | None,
     ) -> None:
-        row = session.get(Customer, customer_id)
+        absent = session.info.get(ABSENT_CUSTOMERS, set())
+        row = None if customer_id in absent else session.get(Customer, customer_id)
+        absent.discard(customer_id)
         if row is None:
             session.add(
                 Customer(
@@ -301,8 +306,11 @@ class Store:
         """Bring a batch's customers into the session at once, so that each change's
         ``upsert_customer`` finds its row without a query of its own."""
         ids = list(set(customer_ids))
+        found: set[str] = set()
         for start in range(0, len(ids), 1000):
-            session.scalars(select(Customer).where(Customer.customer_id.in_(ids[start : start + 1000]))).all()
+            rows = session.scalars(select(Customer).where(Customer.customer_id.in_(ids[start : start + 1000]))).all()
+            found.update(row.customer_id for row in rows)
+        session.info.setdefault(ABSENT_CUSTOMERS, set()).update(set(ids) - found)
 
     def customers_waiting(self, session: Session, customer_ids: Iterable[str]) -> set[str]:
         """Which of the customers have actions waiting (one query for a batch)."""
