@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import math
 import sys
 import time
@@ -107,7 +106,8 @@ async def drive(
                 tally.accepted_events += _accepted(payload, events_per_body)
 
         start = time.perf_counter() + 0.05
-        for index, body in zip(range(total), itertools.cycle(bodies), strict=False):
+        for index in range(total):
+            body = fresh(bodies, index)
             due = start + index * interval
             delay = due - time.perf_counter()
             if delay > 0:
@@ -120,6 +120,14 @@ async def drive(
         if in_flight:
             await asyncio.wait(in_flight, timeout=timeout_s + 1)
     return summary(tally, seconds, events_per_body)
+
+
+def fresh(bodies: list[bytes], index: int) -> bytes:
+    """Body ``index`` of the cycled pool; past the first round its message ids get the round's
+    number, so that a long run's events stay unique (a repeated id is deduplicated, not folded)."""
+    body = bodies[index % len(bodies)]
+    round_ = index // len(bodies)
+    return body.replace(b'"messageId":"', b'"messageId":"%d-' % round_) if round_ else body
 
 
 def _accepted(payload: bytes, events_per_body: int) -> int:

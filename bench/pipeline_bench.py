@@ -264,7 +264,8 @@ class Pipeline:
     def bodies_for(self, step: Step, index: int) -> Path:
         """Unique bodies for the step (a repeated message id would be deduplicated, not folded)."""
         workload = Workload(seed=self.seed + index, customers=self.customers)
-        events = int(step.rate * (step.seconds + step.warmup) * 1.02) + 50
+        # At most a minute of distinct bodies: the generator renames the message ids on each round.
+        events = int(step.rate * min(60.0, step.seconds + step.warmup) * 1.02) + 50
         path = self.workdir / f"bodies-{index}.ndjson"
         if step.shape == "batch":
             write_bodies(path, workload.batch_bodies(events // 50 + 1))

@@ -76,9 +76,10 @@ class Plan:
 
     @classmethod
     def make(cls, full: bool, customers: int, seed: int, repeat: int | None, soak: float | None,
-             soak_rate: int, stages: tuple[str, ...], database: str = "postgres") -> Plan:  # fmt: skip
+             soak_rate: int, stages: tuple[str, ...], database: str = "postgres",
+             rates: tuple[int, ...] | None = None) -> Plan:  # fmt: skip
         measured, warmup = (30.0, 10.0) if full else (15.0, 5.0)
-        rates = (1000, 5000, 10_000, 20_000) if full else (1000, 5000)
+        rates = rates or ((1000, 5000, 10_000, 20_000) if full else (1000, 5000))
         steps = (
             *(Step(rate, measured, warmup) for rate in rates),
             Step(2000 if full else 1000, measured, warmup, "single"),
@@ -360,6 +361,9 @@ def run(
     stage: Annotated[
         list[str] | None, typer.Option(help=f"Only these stages (repeatable): {', '.join(STAGES)}.")
     ] = None,
+    rates: Annotated[
+        str | None, typer.Option(help="Offered events/s of the pipeline's batch steps, comma-separated.")
+    ] = None,
     database: Annotated[
         str, typer.Option(help="The interaction service's database in the pipeline stage: postgres or sqlite.")
     ] = "postgres",
@@ -372,7 +376,8 @@ def run(
         raise typer.BadParameter(f"unknown stage(s): {', '.join(sorted(unknown))}")
     if shutil.which("wrk") is None and "collector" in (stage or STAGES):
         raise typer.BadParameter("wrk is not installed: make wrk (Debian/Ubuntu: apt-get install wrk)")
-    plan = Plan.make(full, customers, seed, repeat, soak, soak_rate, tuple(stage or STAGES), database)
+    offered = tuple(int(r) for r in rates.split(",") if r.strip()) if rates else None
+    plan = Plan.make(full, customers, seed, repeat, soak, soak_rate, tuple(stage or STAGES), database, offered)
     started = datetime.now(UTC)
     result: dict[str, Any] = {
         "benchmark": "suite",

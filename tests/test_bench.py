@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from bench import prom, report
-from bench.open_loop import drive, percentile
+from bench.open_loop import drive, fresh, percentile
 from bench.workload import Workload
 from ecrm_collector.ingest import plan_ingest
 from ecrm_embedded.net import free_port
@@ -157,3 +157,13 @@ def test_rss_growth_compares_the_first_and_last_fifth() -> None:
     growth = report.rss_growth(soak)
     assert growth["flat"] == 0 and growth["leaky"] > 30
     assert orjson.dumps(report.as_dicts(report.aims({"soak": soak | {"seconds": 1, "rate": 1}})))
+
+
+def test_a_cycled_body_pool_keeps_message_ids_unique() -> None:
+    bodies = [orjson.dumps({"batch": [{"messageId": "a"}, {"messageId": "b"}]}), orjson.dumps({"messageId": "c"})]
+    ids = []
+    for index in range(6):
+        decoded = orjson.loads(fresh(bodies, index))
+        ids += [e["messageId"] for e in decoded.get("batch", [decoded])]
+    assert len(ids) == len(set(ids)) == 9
+    assert fresh(bodies, 0) == bodies[0]
