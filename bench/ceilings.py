@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bench.aggregator_bench import DATABASE
+from bench.aggregator_bench import DATABASE, event_row
 from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.rows import EVENT_COLUMNS
 from ecrm_collector.ingest import plan_ingest
@@ -66,24 +65,11 @@ def raw_consume(bootstrap: str, total: int, batch_size: int) -> dict[str, float]
             "mean_record_bytes": round(size / max(1, done), 1)}  # fmt: skip
 
 
-def event_rows(values: list[bytes]) -> list[list[Any]]:
-    """The ``events`` rows of the records, as the raw loop builds them (no validation)."""
-    rows = []
-    for offset, value in enumerate(values):
-        body = orjson.loads(value)
-        key = body.get("userId") or body.get("anonymousId")
-        rows.append([body["messageId"], key, body.get("userId", ""), body.get("anonymousId", ""), body["type"],
-                     body.get("event", ""), datetime.fromisoformat(body["timestamp"]), None,
-                     datetime.fromisoformat(body["receivedAt"]), orjson.dumps(body.get("properties", {})).decode(),
-                     orjson.dumps(body.get("traits", {})).decode(), "{}", 0, offset])  # fmt: skip
-    return rows
-
-
 def raw_insert(clickhouse: ClickHouseServer, values: list[bytes], batch_size: int) -> dict[str, float]:
     """clickhouse-connect inserting the rows, prepared beforehand, ``batch_size`` per insert: the write side alone."""
     client = clickhouse.client()
     migrate(client, DATABASE)
-    rows = event_rows(values)
+    rows = [event_row(value, 0, offset) for offset, value in enumerate(values)]
     latencies = []
     started = time.perf_counter()
     for start in range(0, len(rows), batch_size):
