@@ -142,6 +142,70 @@ def loadgen(
     typer.echo(" ".join(f"{k}={v}" for k, v in sorted(outcome.items())))
 
 
+dlq_cli = typer.Typer(add_completion=False, help="The events' dead-letter topic.", no_args_is_help=True)
+cli.add_typer(dlq_cli, name="dlq")
+
+
+@dlq_cli.command("list")
+def dlq_list(
+    reason: Annotated[str | None, typer.Option(help="Only entries with this reason.")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only entries one of whose errors broke this rule.")] = None,
+) -> None:
+    """One line per entry: where it is, when and by whom it was refused, and the rules it broke
+    (never the payload: it may hold personal data; ``dlq show`` prints one)."""
+    from ecrm_collector.dead_letter_topic import read
+
+    shown = 0
+    for entry, _ in read(CollectorSettings().kafka_client_config()):
+        letter = entry.letter
+        if letter is None:
+            typer.echo(f"{entry.partition}:{entry.offset}\t-\t-\tnot_a_dead_letter\t-")
+            continue
+        if (reason and letter.reason != reason) or (rule and all(e.rule != rule for e in letter.errors)):
+            continue
+        errors = ", ".join(f"{e.field}: {e.rule}" for e in letter.errors)
+        typer.echo(f"{entry.partition}:{entry.offset}\t{letter.failed_at.isoformat()}\t{letter.source}\t"
+                   f"{letter.reason}\t{errors}")  # fmt: skip
+        shown += 1
+    typer.echo(f"{shown} entries", err=True)
+
+
+@dlq_cli.command("show")
+def dlq_show(position: Annotated[str, typer.Argument(help="PARTITION:OFFSET, as `dlq list` prints it.")]) -> None:
+    """The whole entry, payload included."""
+    from ecrm_collector.dead_letter_topic import read
+
+    try:
+        partition, offset = (int(part) for part in position.split(":"))
+    except ValueError:
+        raise typer.BadParameter("give PARTITION:OFFSET, e.g. 0:17") from None
+    for entry, message in read(CollectorSettings().kafka_client_config()):
+        if (entry.partition, entry.offset) == (partition, offset):
+            typer.echo(entry.letter.model_dump_json(indent=2) if entry.letter else (message.value() or b"").decode(
+                errors="replace"))  # fmt: skip
+            return
+    raise typer.BadParameter(f"no entry at {position}")
+
+
+@dlq_cli.command("replay")
+def dlq_replay(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Produce and commit (without it: only say what would be).")
+    ] = False,
+) -> None:
+    """Validate the entries not replayed yet again and send those that pass now to ecrm.events
+    (with their message ids); entries refused as server-only events are never replayed."""
+    from ecrm_collector.dead_letter_topic import replay
+
+    settings = CollectorSettings()
+    plan, covered = replay(settings.kafka_client_config(), settings.collector_max_event_bytes, apply=apply)
+    for letter, errors in plan.still_invalid:
+        typer.echo(f"still invalid\t{letter.source}\t{', '.join(errors)}")
+    verb = "replayed" if apply else "would replay"
+    typer.echo(f"{covered} entries: {verb} {len(plan.records)}, still invalid {len(plan.still_invalid)}, "
+               f"never replayed {len(plan.refused)}, for other topics {len(plan.other_topic)}")  # fmt: skip
+
+
 def main() -> None:
     cli()
 

@@ -1,0 +1,110 @@
+"""Reading ``ecrm.events.dlq`` and replaying it: the Kafka shell around :mod:`.dead_letters`.
+
+Replays go through the consumer group ``ecrm-dlq-replay``: an entry is replayed once, its
+offset committed after its records are acknowledged, so running a replay again replays only
+what was added since. Replayed events keep their message ids, so even a replay cut off
+between the acknowledgment and the commit is folded once (the aggregator deduplicates them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from pydantic import ValidationError
+
+from ecrm_collector.dead_letters import ReplayPlan, plan_replay
+from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
+
+REPLAY_GROUP = "ecrm-dlq-replay"
+
+
+@dataclass(frozen=True)
+class Entry:
+    partition: int
+    offset: int
+    letter: DeadLetter | None
+    """``None`` when the record is not a dead letter at all (it is listed, never replayed)."""
+
+
+def _end_offsets(consumer: Consumer, timeout_s: float) -> dict[int, tuple[int, int]]:
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(EVENTS_DLQ.name, p), timeout=timeout_s)
+        for p in range(EVENTS_DLQ.partitions)
+    }
+
+
+def read(
+    config: dict[str, Any], *, from_group: bool = False, timeout_s: float = 10.0, idle_s: float = 1.0
+) -> Iterator[tuple[Entry, Message]]:
+    """Every entry of the dead-letter topic (or, ``from_group``, those the replay group has not
+    committed yet), until the topic has been quiet for ``idle_s`` after its reported end.
+
+    The end is not taken from the watermarks alone: some brokers (tansu) report a high
+    watermark behind their last record for a while.
+    """
+    consumer = Consumer({**config, "group.id": REPLAY_GROUP, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    try:
+        marks = _end_offsets(consumer, timeout_s)
+        partitions = [TopicPartition(EVENTS_DLQ.name, p, OFFSET_BEGINNING) for p in marks]
+        if from_group:
+            committed = consumer.committed(partitions, timeout=timeout_s)
+            partitions = [TopicPartition(EVENTS_DLQ.name, tp.partition, _start(tp, marks)) for tp in committed]
+        behind = {tp.partition for tp in partitions if _start(tp, marks) < marks[tp.partition][1]}
+        consumer.assign(partitions)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            messages = consumer.consume(500, idle_s)
+            if not messages:
+                if not behind:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{EVENTS_DLQ.name} did not reach its reported end within {timeout_s} s")
+                continue
+            for message in messages:
+                if message.error() is not None:
+                    continue
+                partition, offset = message.partition() or 0, message.offset() or 0
+                if offset + 1 >= marks[partition][1]:
+                    behind.discard(partition)
+                try:
+                    letter: DeadLetter | None = DeadLetter.model_validate_json(message.value() or b"")
+                except ValidationError:
+                    letter = None
+                yield Entry(partition, offset, letter), message
+    finally:
+        consumer.close()
+
+
+def _start(tp: TopicPartition, marks: dict[int, tuple[int, int]]) -> int:
+    """Where a partition's reading starts: its committed offset, or its first record."""
+    return marks[tp.partition][0] if tp.offset < 0 else tp.offset
+
+
+def replay(config: dict[str, Any], max_event_bytes: int, *, apply: bool) -> tuple[ReplayPlan, int]:
+    """Plan (and with ``apply`` carry out) the replay of what the group has not replayed yet;
+    returns the plan and how many entries it covered."""
+    entries = list(read(config, from_group=True))
+    letters = [entry.letter for entry, _ in entries if entry.letter is not None]
+    plan = plan_replay(letters, max_event_bytes)
+    if apply and entries:
+        producer = ReliableProducer(config)
+        for record in plan.records:
+            producer.produce(EVENTS.name, value=record.value, key=record.key)
+        producer.flush_or_raise(30)
+        consumer = Consumer({**config, "group.id": REPLAY_GROUP, "enable.auto.commit": False})
+        try:
+            last: dict[int, int] = {}
+            for entry, _ in entries:
+                last[entry.partition] = max(last.get(entry.partition, -1), entry.offset)
+            consumer.commit(offsets=[TopicPartition(EVENTS_DLQ.name, p, o + 1) for p, o in last.items()],
+                            asynchronous=False)  # fmt: skip
+        finally:
+            consumer.close()
+    return plan, len(entries)
