@@ -126,6 +126,9 @@ def rss_growth(soak: dict[str, Any] | None) -> dict[str, float]:
 
 RSS_FLAT_MB = 25.0
 """Growth over the soak below which a process's RSS counts as flat."""
+NOT_HELD_TO_RSS_AIM = frozenset({"kafka", "clickhouse"})
+"""The embedded broker keeps every record in memory and chdb caches what it is given: they
+grow with the data by design, and production runs neither."""
 
 
 def aims(report: dict[str, Any]) -> list[Aim]:
@@ -149,11 +152,17 @@ def aims(report: dict[str, Any]) -> list[Aim]:
         Aim("event → profile p99 at 5k events/s", profile_p99, "< 2,000 ms", under(profile_p99, 2000), "ms"),
         Aim("event → email p99 at 5k events/s", email_p99, "< 5,000 ms", under(email_p99, 5000), "ms"),
     ]  # fmt: skip
-    growth = rss_growth(report.get("soak"))
+    growth = {k: v for k, v in rss_growth(report.get("soak")).items() if k not in NOT_HELD_TO_RSS_AIM}
     if growth:
         worst = max(growth.values())
         found.append(
-            Aim("RSS over the soak (largest growth)", worst, f"< {RSS_FLAT_MB:.0f} MiB", worst < RSS_FLAT_MB, "MiB")
+            Aim(
+                "RSS over the soak (largest growth of our services)",
+                worst,
+                f"< {RSS_FLAT_MB:.0f} MiB",
+                worst < RSS_FLAT_MB,
+                "MiB",
+            )
         )
     for ratio in ratios(report):
         if ratio.aim is not None:
@@ -305,7 +314,8 @@ def _memory_section(report: dict[str, Any]) -> list[str]:
     if growth:
         soak = report["soak"]
         lines += ["", f"Soak: {soak['seconds']:.0f} s at {soak['rate']:,} events/s; growth from the first to the "
-                  "last fifth: " + ", ".join(f"{k} {v:+.1f} MiB" for k, v in growth.items()) + "."]  # fmt: skip
+                  "last fifth: " + ", ".join(f"{k} {v:+.1f} MiB" for k, v in growth.items()) + " (the embedded "
+                  "broker and chdb are not held to the aim: they keep the data in memory)."]  # fmt: skip
     return lines
 
 

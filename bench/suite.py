@@ -357,7 +357,9 @@ def run(
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 42,
     repeat: Annotated[int | None, typer.Option(help="Repetitions of every measurement (quick 1, full 3).")] = None,
     soak: Annotated[float | None, typer.Option(help="Seconds of soak at --soak-rate (quick 0, full 900).")] = None,
-    soak_rate: Annotated[int, typer.Option(help="Offered events/s of the soak.")] = 5000,
+    soak_rate: Annotated[
+        int, typer.Option(help="Offered events/s of the soak (one the pipeline sustains here: lag stays bounded).")
+    ] = 1000,
     stage: Annotated[
         list[str] | None, typer.Option(help=f"Only these stages (repeatable): {', '.join(STAGES)}.")
     ] = None,

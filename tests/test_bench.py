@@ -156,6 +156,13 @@ def test_rss_growth_compares_the_first_and_last_fifth() -> None:
     soak = {"series": {"rss_mb": {"flat": [100.0] * 50, "leaky": [100.0 + i for i in range(50)]}}}
     growth = report.rss_growth(soak)
     assert growth["flat"] == 0 and growth["leaky"] > 30
+
+    def rss_aim(result: dict) -> list:
+        return [a.met for a in report.aims(result) if a.name.startswith("RSS")]
+
+    assert rss_aim({"soak": soak | {"seconds": 1, "rate": 1}}) == [False]
+    in_memory = {"series": {"rss_mb": {"flat": [100.0] * 50, "kafka": [100.0 + i for i in range(50)]}}}
+    assert rss_aim({"soak": in_memory}) == [True]  # the embedded broker holds its data in memory
     assert orjson.dumps(report.as_dicts(report.aims({"soak": soak | {"seconds": 1, "rate": 1}})))
 
 
