@@ -80,9 +80,10 @@ class Plan:
              rates: tuple[int, ...] | None = None) -> Plan:  # fmt: skip
         measured, warmup = (30.0, 10.0) if full else (15.0, 5.0)
         rates = rates or ((1000, 5000, 10_000, 20_000) if full else (1000, 5000))
+        # The single-event step first: after the highest rate the pipeline may still be draining.
         steps = (
-            *(Step(rate, measured, warmup) for rate in rates),
             Step(2000 if full else 1000, measured, warmup, "single"),
+            *(Step(rate, measured, warmup) for rate in rates),
         )
         return cls(
             customers=customers, zipf_s=0.8, seed=seed, repeat=repeat or (3 if full else 1),

@@ -53,7 +53,10 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets its directory created, WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=True)
+    # A pool as large as what runs at once (the consumer, INTERACTION_SEND_CONCURRENCY sends, the
+    # API): connections beyond the pool are closed after use, and a new one costs a fork on PostgreSQL.
+    pool = {} if url.startswith("sqlite") else {"pool_size": 12, "max_overflow": 12}
+    engine = create_engine(url, pool_pre_ping=True, **pool)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
