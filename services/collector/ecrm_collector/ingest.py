@@ -5,12 +5,15 @@ No I/O here: the HTTP shell decodes the body and produces what :func:`plan_inges
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic_core import PydanticSerializationError
 
 from ecrm_collector.stamping import stamp
 from ecrm_schemas.catalog import CATALOG
@@ -78,19 +81,37 @@ def plan_ingest(
             event = validate_event(candidate)
             if not server_events_allowed and _server_only(event):
                 raise InvalidEvent([FieldError("event", "server_only", "only server sources may send this event")])
-        except InvalidEvent as invalid:
-            letter = DeadLetter.build(
-                topic=EVENTS.name,
-                source=source,
-                reason="invalid_event",
-                errors=invalid.errors,
-                payload=orjson.dumps(raw),
-            )
-            key = _key_of(raw)
-            plan.rejected.append(Rejection(index, invalid.errors, Record(key, letter.model_dump_json().encode())))
+            value = encode_event(event)
+        except (orjson.JSONEncodeError, PydanticSerializationError, RecursionError):
+            # JSON nested deeper than the serialisers go (orjson stops at 255 levels).
+            errors = [FieldError("$", "too_deep", "the event is nested too deeply to store")]
+            plan.rejected.append(Rejection(index, errors, _dead_letter(raw, source, errors)))
             continue
-        plan.accepted.append(Record(event.customer_key.encode(), encode_event(event)))
+        except InvalidEvent as invalid:
+            plan.rejected.append(Rejection(index, invalid.errors, _dead_letter(raw, source, invalid.errors)))
+            continue
+        plan.accepted.append(Record(event.customer_key.encode(), value))
     return plan
+
+
+def _dead_letter(raw: Any, source: str, errors: list[FieldError]) -> Record:
+    letter = DeadLetter.build(
+        topic=EVENTS.name, source=source, reason="invalid_event", errors=errors, payload=_dump_raw(raw)
+    )
+    return Record(_key_of(raw), letter.model_dump_json().encode())
+
+
+def _dump_raw(raw: Any) -> bytes:
+    """The event as received, for its dead letter, however deep it is nested."""
+    try:
+        return orjson.dumps(raw)
+    except orjson.JSONEncodeError:  # deeper than orjson writes; the parser let up to 1,024 levels in
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 5000))
+        try:
+            return json.dumps(raw, ensure_ascii=False).encode()
+        finally:
+            sys.setrecursionlimit(limit)
 
 
 def _server_only(event: Event) -> bool:

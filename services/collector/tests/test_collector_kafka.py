@@ -71,6 +71,16 @@ async def test_invalid_event_is_400_with_field_and_dead_lettered(client, kafka_b
     assert key == b"k-2" and letter.errors[0].field == "event"
 
 
+async def test_a_deeply_nested_event_is_a_400_not_a_server_error(client, kafka_broker) -> None:
+    body = b'{"userId": "k-deep", "event": "X", "properties": ' + b'{"a": ' * 600 + b"1" + b"}" * 601
+    response = await client.post("/v1/track", headers={**AUTH, "Content-Type": "application/json"}, content=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["errors"][0]["rule"] == "too_deep"
+    letters = [DeadLetter.model_validate_json(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name,
+                                                                         expect=50, timeout_s=3)]  # fmt: skip
+    assert any(letter.errors[0].rule == "too_deep" for letter in letters)
+
+
 async def test_batch_accepts_valid_and_reports_rejected_indexes(client, kafka_broker) -> None:
     batch = {
         "batch": [

@@ -44,6 +44,7 @@ async def test_streamed_body_over_limit_stops_early() -> None:
     ("body", "encoding", "rule", "status"),
     [
         (b"not json", None, "json_invalid", 400),
+        (b'{"userId": "\xff\xfe"}', None, "json_invalid", 400),  # not UTF-8
         (b"", None, "json_invalid", 400),
         (b"\x1f\x8bbroken", "gzip", "gzip", 400),
         (b"{}", "br", "content_encoding", 415),

@@ -71,3 +71,21 @@ def test_browser_sources_cannot_send_back_end_events() -> None:
     assert [(r.index, r.errors[0].field, r.errors[0].rule) for r in plan.rejected] == [(0, "event", "server_only")]
     assert len(plan.accepted) == 1
     assert not _plan([order]).rejected
+
+
+def _nested(depth: int) -> dict:
+    deep: dict = {}
+    inner = deep
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]
+    return deep
+
+
+def test_deeply_nested_events_are_rejected_and_dead_lettered_whole() -> None:
+    # orjson writes at most 255 levels: such an event raised instead of being refused (a 500).
+    plan = _plan([{"type": "track", "event": "X", "userId": "u1", "properties": _nested(d)} for d in (20, 600, 1000)])
+    assert len(plan.accepted) == 1
+    assert [(r.index, [e.rule for e in r.errors]) for r in plan.rejected] == [(1, ["too_deep"]), (2, ["too_deep"])]
+    letter = DeadLetter.model_validate_json(plan.rejected[1].dead_letter.value)
+    assert letter.payload.count('{"a"') == 1000 and plan.rejected[1].dead_letter.key == b"u1"
