@@ -134,3 +134,15 @@ def test_invalid_event_is_a_json_400_naming_the_field(stack: Stack) -> None:
 
 def _has_table(ch) -> bool:
     return bool(ch.query("EXISTS TABLE ecrm.events").result_rows[0][0])
+
+
+def test_no_service_log_holds_an_address_a_key_or_a_secret(stack: Stack) -> None:
+    """Run last in this module: by now every service has handled identifies with addresses,
+    sent mail and refused an invalid event. Their logs must hold none of what is secret or personal."""
+    s = stack.settings
+    secrets = [KEY, s.interaction_api_token, "ecrm_dev_tracking_secret", "ada@example.com", "bob@example.com"]
+    logs = {path.name: path.read_text(errors="replace") for path in (stack.data_dir / "logs").glob("*.log")}
+    assert {"collector.log", "aggregator.log", "interaction.log"} <= set(logs)
+    assert "email_sent" in logs["interaction.log"]  # the logs are the real ones, at INFO
+    leaks = {(name, secret) for name, text in logs.items() for secret in secrets if secret in text}
+    assert not leaks
