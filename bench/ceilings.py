@@ -11,14 +11,12 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench.aggregator_bench import DATABASE, event_row
+from bench.collector_bench import MAX_EVENT_BYTES
 from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.rows import EVENT_COLUMNS
 from ecrm_collector.ingest import plan_ingest
-from ecrm_collector.settings import CollectorSettings
 from ecrm_embedded.testing import ClickHouseServer
 from ecrm_schemas.topics import EVENTS
-
-MAX_EVENT_BYTES = CollectorSettings.model_fields["collector_max_event_bytes"].default
 
 
 def validation_alone(batch_bodies: list[bytes]) -> dict[str, float]:

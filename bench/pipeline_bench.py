@@ -21,6 +21,8 @@ from __future__ import annotations
 import email
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -274,9 +276,6 @@ class Pipeline:
         return path
 
     def run_step(self, step: Step, index: int) -> dict[str, Any]:
-        import subprocess
-        import sys
-
         bodies = self.bodies_for(step, index)
         route = "/v1/batch" if step.shape == "batch" else "/v1/track"
         argv = [sys.executable, "-m", "bench.open_loop", "--url", self.collector_url + route, "--bodies", str(bodies),
