@@ -129,6 +129,21 @@ SEGMENT_MEMBERSHIP = Topic(
     retention_ms=7 * DAY_MS,
 )
 
+SUPPRESSIONS = Topic(
+    name="ecrm.suppressions",
+    description=(
+        "Identities whose data was erased (GDPR/CCPA): a SHA-256 digest per user or anonymous id, never the id. "
+        "Every service follows it and drops what later arrives for them."
+    ),
+    key="the identity's digest",
+    value="ecrm_schemas.suppressions.Suppression",
+    producers=("interaction (privacy erase)",),
+    consumers=("collector", "aggregator", "interaction"),
+    partitions=1,
+    retention_ms=-1,
+    cleanup_policy="compact",
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS,
     EVENTS_DLQ,
@@ -137,5 +152,6 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PROFILE_CHANGES_DLQ,
     SEGMENT_DEFINITIONS,
     SEGMENT_MEMBERSHIP,
+    SUPPRESSIONS,
 )
 TOPICS_BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

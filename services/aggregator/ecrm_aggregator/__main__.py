@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 import typer
 from faust.worker import Worker
 from prometheus_client import start_http_server
@@ -17,7 +18,9 @@ from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_aggregator.worker import build_app, kafka_producer
 from ecrm_schemas.logs import configure_logging
 from ecrm_schemas.runtime import settle_garbage_collector
+from ecrm_schemas.suppressions import follow_suppressions
 
+log = structlog.get_logger()
 cli = typer.Typer(add_completion=False, help="The eCRM aggregator.", no_args_is_help=True)
 
 
@@ -39,9 +42,12 @@ def serve() -> None:
     start_http_server(settings.aggregator_metrics_port, addr=settings.aggregator_metrics_host)
     segments = SegmentRegistry()
     SegmentFollower(settings.kafka_client_config(), segments).start()
+    suppressions, follower = follow_suppressions(settings.kafka_client_config())
+    if not follower.caught_up.wait(60):
+        log.warning("suppression_list_not_read_yet")
     writer = BatchWriter(
         store, kafka_producer(settings), settings.aggregator_max_invalid_ratio, segments,
-        settings.aggregator_traits_refresh_s,
+        settings.aggregator_traits_refresh_s, suppressions,
     )  # fmt: skip
     if settings.aggregator_engine == "faust":
         app = build_app(settings, writer)

@@ -37,6 +37,7 @@ from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_ch
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 
 log = structlog.get_logger()
@@ -57,8 +58,10 @@ class BatchWriter:
         max_invalid_ratio: float,
         segments: SegmentRegistry | None = None,
         traits_refresh_s: float = 3600.0,
+        suppressions: SuppressionList | None = None,
     ) -> None:
         self.store, self.producer, self.max_invalid_ratio = store, producer, max_invalid_ratio
+        self.suppressions = suppressions
         self.segments = segments or SegmentRegistry()
         self.traits_refresh_s = traits_refresh_s
         self._stopping = threading.Event()
@@ -84,7 +87,8 @@ class BatchWriter:
     def process(self, records: list[SourceRecord]) -> None:
         """Write, fold and emit one batch, retrying I/O failures until they succeed."""
         started = time.perf_counter()
-        plan = plan_batch(records)
+        plan = plan_batch(records, self.suppressions)
+        metrics.EVENTS_SUPPRESSED.inc(plan.decoded.suppressed)
         invalid = len(plan.decoded.dead_letters)
         if len(records) >= 100 and invalid / len(records) > self.max_invalid_ratio:
             raise TooManyInvalid(f"{invalid} of {len(records)} records in a batch are invalid")

@@ -57,6 +57,8 @@ def origin_header(positioned: PositionedEvent) -> bytes:
 class Decoded:
     events: list[PositionedEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    suppressed: int = 0
+    """Events of erased identities, dropped (see :func:`ecrm_aggregator.pipeline.plan_batch`)."""
 
 
 def decode_records(records: list[SourceRecord]) -> Decoded:

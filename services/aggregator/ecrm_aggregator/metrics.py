@@ -5,6 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter("ecrm_aggregator_events_consumed_total", "Records read from the events topic.")
+EVENTS_SUPPRESSED = Counter(
+    "ecrm_aggregator_events_suppressed_total", "Events of erased identities, dropped unstored (the suppression list)."
+)
 EVENTS_WRITTEN = Counter("ecrm_aggregator_events_written_total", "Valid events written to ClickHouse.")
 DEAD_LETTERS = Counter(
     "ecrm_aggregator_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]

@@ -1,6 +1,6 @@
 """The aggregator's chain of steps, in one place.
 
-    records ─▶ decode_records ─▶ plan_batch
+    records ─▶ decode_records ─▶ [drop suppressed identities] ─▶ plan_batch
       [links and profiles of the batch's ids] ─▶ identity.decide
       [stored positions, only for partitions not yet settled] ─▶ new_events ─▶ [insert events]
       [insert links, merge log] ─▶ group_by_customer ─▶ merges_to_apply ─▶ [their stored events]
@@ -46,7 +46,8 @@ from ecrm_aggregator.profile_folding import (
 from ecrm_aggregator.profile_state import Change, ProfileState, Trigger
 from ecrm_aggregator.rows import event_row, profile_row
 from ecrm_aggregator.segmentation import MembershipUpdate
-from ecrm_schemas.events import TrackEvent, event_properties, event_traits
+from ecrm_schemas.events import Event, TrackEvent, event_properties, event_traits
+from ecrm_schemas.suppressions import SuppressionList
 
 
 @dataclass(slots=True)
@@ -123,10 +124,20 @@ def dedup_token(records: list[SourceRecord]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def plan_batch(records: list[SourceRecord]) -> BatchPlan:
+def plan_batch(records: list[SourceRecord], suppressions: SuppressionList | None = None) -> BatchPlan:
+    """Decode a batch; events naming a suppressed (erased) identity are dropped here, so an
+    event already on its way when its customer was erased is not stored again."""
     decoded = decode_records(records)
+    if suppressions is not None and len(suppressions):
+        kept = [p for p in decoded.events if not suppressions.matches(*identities_of(p.event))]
+        decoded.suppressed, decoded.events = len(decoded.events) - len(kept), kept
     local = [p for p in decoded.events if not p.forwarded]
     return BatchPlan(decoded, link_requests(local), dedup_token(records), offset_spans(records))
+
+
+def identities_of(event: Event) -> tuple[str | None, ...]:
+    """Every id an event names: its user and anonymous ids, and an alias's previous id."""
+    return event.userId, event.anonymousId, getattr(event, "previousId", None)
 
 
 def to_look_up(

@@ -15,6 +15,7 @@ from ecrm_collector.settings import CollectorSettings
 from ecrm_collector.sources import SourceError, SourceRegistry
 from ecrm_schemas.logs import configure_logging
 from ecrm_schemas.runtime import settle_garbage_collector
+from ecrm_schemas.suppressions import follow_suppressions
 
 cli = typer.Typer(
     add_completion=False, help="The eCRM collector (Segment-compatible ingest API).", no_args_is_help=True
@@ -60,7 +61,8 @@ def app_from_environment() -> FastAPI:
             "message.timeout.ms": int(settings.collector_produce_timeout_s * 1000),
         }
     )
-    app = create_app(settings, producer, close_producer_at_shutdown=True)
+    _, follower = follow_suppressions(settings.kafka_client_config())
+    app = create_app(settings, producer, close_producer_at_shutdown=True, suppressions=follower)
     settle_garbage_collector()
     return app
 

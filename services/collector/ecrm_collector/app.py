@@ -34,6 +34,7 @@ from ecrm_collector.openapi import with_request_schemas
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.routes import email, operations, segment, surveys, tracker
 from ecrm_collector.settings import CollectorSettings
+from ecrm_schemas.suppressions import SuppressionFollower
 from ecrm_schemas.validation import FieldError
 
 VERSION = "0.1.0"
@@ -41,14 +42,24 @@ log = structlog.get_logger()
 
 
 def create_app(
-    settings: CollectorSettings, producer: AsyncProducer, *, close_producer_at_shutdown: bool = False
+    settings: CollectorSettings,
+    producer: AsyncProducer,
+    *,
+    close_producer_at_shutdown: bool = False,
+    suppressions: SuppressionFollower | None = None,
 ) -> FastAPI:
     """Build the collector's ASGI app around an already connected producer (closed at the
-    app's shutdown if ``close_producer_at_shutdown``; otherwise the caller's to close)."""
+    app's shutdown if ``close_producer_at_shutdown``; otherwise the caller's to close).
+
+    ``suppressions``, a started follower of the suppression topic: events of erased identities
+    are dropped, and the collector is unready until the list is read. None: nothing is dropped.
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if suppressions is not None:
+            suppressions.stop()
         if close_producer_at_shutdown:
             left = await asyncio.to_thread(producer.close)
             if left:
@@ -62,7 +73,7 @@ def create_app(
         "Authenticate with the write key as the HTTP Basic username, a Bearer token, or a `writeKey` "
         "field in the JSON body (as analytics.js does).",
     )
-    gateway = Gateway.build(settings, producer)
+    gateway = Gateway.build(settings, producer, suppressions.suppressions if suppressions else None)
     # Preflights carry no write key, so they are answered for any origin; the real request
     # is then checked against its source's allowed origins.
     app.add_middleware(
@@ -96,7 +107,7 @@ def create_app(
     app.include_router(surveys.router(gateway))
     app.include_router(email.router(gateway))
     app.include_router(tracker.router())
-    app.include_router(operations.router(gateway))
+    app.include_router(operations.router(gateway, suppressions.caught_up if suppressions else None))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

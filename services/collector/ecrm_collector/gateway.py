@@ -28,6 +28,7 @@ from ecrm_collector.producer import AsyncProducer, DeliveryFailed
 from ecrm_collector.rate_limit import SourceRateLimiter
 from ecrm_collector.settings import CollectorSettings
 from ecrm_collector.sources import Source, SourceDirectory
+from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
 
 log = structlog.get_logger()
@@ -97,14 +98,18 @@ class Gateway:
     producer: AsyncProducer
     sources: SourceDirectory
     limiter: SourceRateLimiter
+    suppressions: SuppressionList
 
     @classmethod
-    def build(cls, settings: CollectorSettings, producer: AsyncProducer) -> Gateway:
+    def build(
+        cls, settings: CollectorSettings, producer: AsyncProducer, suppressions: SuppressionList | None = None
+    ) -> Gateway:
         return cls(
             settings=settings,
             producer=producer,
             sources=SourceDirectory(settings.collector_sources_file, settings.write_keys()),
             limiter=SourceRateLimiter(settings.collector_rate_limit_per_s, settings.collector_rate_limit_burst),
+            suppressions=suppressions if suppressions is not None else SuppressionList(),
         )
 
     def authenticate(self, request: Request, presented: str | None) -> Source:
@@ -188,6 +193,7 @@ class Gateway:
             event_type=event_type,
             batch_defaults=batch_defaults,
             request_bytes=request_bytes,
+            suppressions=self.suppressions,
         )
 
     async def deliver(self, plan: IngestPlan) -> None:
@@ -209,6 +215,7 @@ class Gateway:
             ) from None
         metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_ACCEPTED.inc(len(plan.accepted))
+        metrics.EVENTS_SUPPRESSED.inc(plan.suppressed)
         for rejection in plan.rejected:
             for error in rejection.errors:
                 metrics.EVENTS_REJECTED.labels(error.rule).inc()

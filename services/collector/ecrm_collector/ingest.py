@@ -19,6 +19,7 @@ from ecrm_collector.stamping import stamp
 from ecrm_schemas.catalog import CATALOG
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import Event, TrackEvent, encode_event
+from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import EVENTS
 from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
 
@@ -44,6 +45,8 @@ class Rejection:
 class IngestPlan:
     accepted: list[Record] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    suppressed: int = 0
+    """Events of erased identities: dropped, neither stored nor dead-lettered."""
 
 
 def _event_size_error(limit: int, size: int) -> FieldError:
@@ -60,6 +63,7 @@ def plan_ingest(
     batch_defaults: dict[str, Any] | None = None,
     server_events_allowed: bool = True,
     request_bytes: int | None = None,
+    suppressions: SuppressionList | None = None,
 ) -> IngestPlan:
     """Stamp and validate each event; valid ones become event records, invalid ones DLQ records.
 
@@ -67,11 +71,15 @@ def plan_ingest(
     fill what an event does not set itself. Without ``server_events_allowed`` (a browser
     source), back-end events such as orders and refunds are rejected. ``request_bytes``, the
     size of the whole request, spares measuring each event when the request itself is
-    within the per-event limit.
+    within the per-event limit. An event naming an identity on ``suppressions`` (erased) is
+    dropped before anything else: not even its dead letter may hold it.
     """
     plan = IngestPlan()
     measure = request_bytes is None or request_bytes > max_event_bytes
     for index, raw in enumerate(raw_events):
+        if suppressions is not None and suppressions.matches_raw(raw):
+            plan.suppressed += 1
+            continue
         try:
             if measure and (size := len(orjson.dumps(raw))) > max_event_bytes:
                 raise InvalidEvent([_event_size_error(max_event_bytes, size)])

@@ -6,6 +6,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter("ecrm_collector_requests_total", "HTTP requests answered, by route and status.", ["route", "status"])
 EVENTS_ACCEPTED = Counter("ecrm_collector_events_accepted_total", "Events acknowledged by Kafka.")
+EVENTS_SUPPRESSED = Counter(
+    "ecrm_collector_events_suppressed_total", "Events of erased identities, dropped unstored (the suppression list)."
+)
 EVENTS_REJECTED = Counter(
     "ecrm_collector_events_rejected_total", "Events rejected and sent to the dead-letter topic, by rule.", ["rule"]
 )

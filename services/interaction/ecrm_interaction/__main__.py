@@ -5,27 +5,50 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 import uvicorn
 
 from ecrm_interaction.app import create_app
 from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.recommendations import clickhouse_services
+from ecrm_interaction.privacy_requests import PrivacyRequests
+from ecrm_interaction.recommendations import clickhouse_client, clickhouse_services
 from ecrm_interaction.rules_file import load_rules_file
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, make_engine, migrate
 from ecrm_interaction.worker import InteractionWorker
+from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.logs import configure_logging
+from ecrm_schemas.suppressions import SuppressionList, follow_suppressions
 
 cli = typer.Typer(add_completion=False, help="The eCRM interaction service.", no_args_is_help=True)
 tokens_cli = typer.Typer(add_completion=False, help="REST API tokens.", no_args_is_help=True)
 cli.add_typer(tokens_cli, name="tokens")
+privacy_cli = typer.Typer(add_completion=False, help="Privacy requests (GDPR/CCPA).", no_args_is_help=True)
+cli.add_typer(privacy_cli, name="privacy")
 
 
 def _store(settings: InteractionSettings) -> Store:
     engine = make_engine(settings.database_url)
     migrate(engine)
     return Store(engine)
+
+
+def _privacy(
+    settings: InteractionSettings, store: Store, producer: ReliableProducer, suppressions: SuppressionList
+) -> PrivacyRequests:
+    return PrivacyRequests(
+        clickhouse_client(settings), settings.clickhouse_database, store, producer, suppressions,
+        cluster=settings.clickhouse_cluster, settle_s=settings.interaction_erasure_settle_s,
+    )  # fmt: skip
+
+
+def _privacy_from_environment() -> PrivacyRequests:
+    settings = InteractionSettings()
+    configure_logging("interaction", settings.log_level, settings.log_format)
+    if not settings.clickhouse_url:
+        raise typer.BadParameter("privacy requests need ClickHouse: set CLICKHOUSE_URL")
+    return _privacy(settings, _store(settings), ReliableProducer(settings.kafka_client_config()), SuppressionList())
 
 
 def _load(store: Store, path: Path, actor: str) -> tuple[int, int]:
@@ -44,10 +67,12 @@ def serve() -> None:
     store = _store(settings)
     if settings.interaction_rules_file is not None:
         _load(store, settings.interaction_rules_file, "rules-file")
-    worker = InteractionWorker(settings, store)
+    suppressions, _follower = follow_suppressions(settings.kafka_client_config())
+    worker = InteractionWorker(settings, store, suppressions=suppressions)
     recommender, recent_events, refresher = clickhouse_services(settings)
     dispatcher = Dispatcher(settings, store, worker.producer, recommender, refresher)
-    app = create_app(settings, store, worker, dispatcher, recommender, recent_events)
+    privacy = _privacy(settings, store, worker.producer, suppressions) if settings.clickhouse_url else None
+    app = create_app(settings, store, worker, dispatcher, recommender, recent_events, privacy)
     uvicorn.run(
         app,
         host=settings.interaction_host,
@@ -95,6 +120,39 @@ def tokens_revoke(name: str) -> None:
     if not _store(InteractionSettings()).revoke_token(name, "cli"):
         raise typer.BadParameter(f"no active token {name!r}")
     typer.echo(f"revoked {name}")
+
+
+@privacy_cli.command("export")
+def privacy_export(
+    customer: Annotated[str, typer.Argument(help="A user id or an anonymous id of the customer.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the JSON here (default: stdout).")
+    ] = None,
+) -> None:
+    """Print everything stored about a customer, from ClickHouse and the relational store, as JSON."""
+    document = _privacy_from_environment().export(customer)
+    if document is None:
+        typer.echo("no data stored for this customer", err=True)
+        raise typer.Exit(1)
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n")
+
+
+@privacy_cli.command("erase")
+def privacy_erase(
+    customer: Annotated[str, typer.Argument(help="A user id or an anonymous id of the customer.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Erase without asking.")] = False,
+) -> None:
+    """Erase a customer everywhere and suppress their ids; prints what was removed and what is left."""
+    if not yes:
+        typer.confirm("Erase every row about this customer, for good?", abort=True)
+    report = _privacy_from_environment().erase(customer, "cli")
+    typer.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    if any(report.remaining.values()):
+        raise typer.Exit(1)
 
 
 def main() -> None:

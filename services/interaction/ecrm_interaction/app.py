@@ -28,6 +28,7 @@ from ecrm_interaction.dispatch import Dispatcher
 from ecrm_interaction.dry_run import dry_run, history_window
 from ecrm_interaction.loyalty import next_tier, tier_of
 from ecrm_interaction.models import Action, Case, CaseNote
+from ecrm_interaction.privacy_requests import PrivacyRequests
 from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.rules_file import parse_rules
 from ecrm_interaction.settings import InteractionSettings
@@ -36,6 +37,7 @@ from ecrm_interaction.unsubscribe import InvalidUnsubscribeToken, verify_unsubsc
 from ecrm_interaction.worker import InteractionWorker
 from ecrm_schemas.profile import TriggerEvent
 from ecrm_schemas.segments import SegmentDefinition, explain
+from ecrm_schemas.suppressions import identity_digest
 from ecrm_schemas.topics import SEGMENT_DEFINITIONS
 
 Recommender = Callable[[str, int], list[dict[str, Any]]]
@@ -162,8 +164,10 @@ def create_app(
     dispatcher: Dispatcher | None = None,
     recommender: Recommender | None = None,
     recent_events: Callable[[str, int], list[dict[str, Any]]] | None = None,
+    privacy: PrivacyRequests | None = None,
 ) -> FastAPI:
-    """Build the app; with a worker and a dispatcher, they run for the app's lifetime."""
+    """Build the app; with a worker and a dispatcher, they run for the app's lifetime.
+    ``privacy`` (it needs ClickHouse) serves the export and erasure of a customer's data."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -469,6 +473,29 @@ def create_app(
         if view is None:
             raise HTTPException(404, "customer_not_found")
         return view
+
+    def _privacy() -> PrivacyRequests:
+        if privacy is None:
+            raise HTTPException(503, "privacy requests need ClickHouse: set CLICKHOUSE_URL")
+        return privacy
+
+    @app.get("/v1/customers/{customer_id}/export", tags=["privacy"])
+    async def export_customer(customer_id: str, who: Admin) -> dict[str, Any]:
+        """Everything stored about the customer (GDPR access, CCPA right to know): every
+        ClickHouse and relational row of their user id and anonymous ids. Admins only."""
+        document = await asyncio.to_thread(_privacy().export, customer_id)
+        if document is None:
+            raise HTTPException(404, "customer_not_found")
+        store.audit(who.name, "export", "customer", identity_digest(document["customer_id"])[:16], {})
+        return document
+
+    @app.delete("/v1/customers/{customer_id}", tags=["privacy"])
+    async def erase_customer(customer_id: str, who: Admin) -> dict[str, Any]:
+        """Erase the customer (GDPR erasure, CCPA deletion): every row of their ids in ClickHouse
+        and the relational store, and their ids suppressed so that later events are dropped.
+        Answers what was removed and what is left (zero everywhere when complete). Admins only."""
+        report = await asyncio.to_thread(_privacy().erase, customer_id, who.name)
+        return report.as_dict()
 
     @app.get("/v1/customers/{customer_id}/loyalty", tags=["loyalty"])
     async def customer_loyalty(customer_id: str, _who: Viewer) -> dict[str, Any]:

@@ -14,6 +14,9 @@ SEND_SECONDS = Histogram("ecrm_interaction_send_seconds", "Time to hand one emai
 QUEUE = Gauge("ecrm_interaction_queued_actions", "Actions waiting to be carried out, by status.", ["status"])
 CHANGES_CONSUMED = Counter("ecrm_interaction_profile_changes_total", "Profile changes consumed.")
 SEGMENT_CHANGES_CONSUMED = Counter("ecrm_interaction_segment_changes_total", "Segment membership changes consumed.")
+SUPPRESSED = Counter(
+    "ecrm_interaction_suppressed_changes_total", "Profile and segment changes of erased customers, dropped."
+)
 DEAD_LETTERS = Counter("ecrm_interaction_dead_letters_total", "Consumed records sent to the dead-letter topic.")
 ESCALATIONS = Counter("ecrm_interaction_case_escalations_total", "Cases escalated past their SLA.")
 ASSIGNED_PARTITIONS = Gauge(

@@ -220,6 +220,25 @@ class Recommendations:
         ]
 
 
+def clickhouse_client(settings: InteractionSettings) -> Any:
+    """A clickhouse-connect client for ``CLICKHOUSE_URL`` (``http(s)://`` or ``chdb://``)."""
+    import clickhouse_connect
+
+    url = settings.clickhouse_url or ""
+    if url.startswith("chdb://"):
+        return clickhouse_connect.get_client(dsn=url, tz_mode="aware")
+    parts = urlsplit(url)
+    return clickhouse_connect.get_client(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (8443 if parts.scheme == "https" else 8123),
+        secure=parts.scheme == "https",
+        username=settings.clickhouse_user,
+        password=settings.clickhouse_password.get_secret_value(),
+        autogenerate_session_id=False,
+        tz_mode="aware",
+    )
+
+
 def clickhouse_services(
     settings: InteractionSettings,
 ) -> tuple[
@@ -230,21 +249,5 @@ def clickhouse_services(
     """(recommender, recent events, similarity refresher) when ``CLICKHOUSE_URL`` is set, else Nones."""
     if not settings.clickhouse_url:
         return None, None, None
-    import clickhouse_connect
-
-    url = settings.clickhouse_url
-    if url.startswith("chdb://"):
-        client = clickhouse_connect.get_client(dsn=url, tz_mode="aware")
-    else:
-        parts = urlsplit(url)
-        client = clickhouse_connect.get_client(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8443 if parts.scheme == "https" else 8123),
-            secure=parts.scheme == "https",
-            username=settings.clickhouse_user,
-            password=settings.clickhouse_password.get_secret_value(),
-            autogenerate_session_id=False,
-            tz_mode="aware",
-        )
-    recommendations = Recommendations(client, settings.clickhouse_database)
+    recommendations = Recommendations(clickhouse_client(settings), settings.clickhouse_database)
     return recommendations.for_customer, recommendations.recent_events, recommendations.refresh

@@ -65,6 +65,11 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field(default="ecrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The aggregator's ClickHouse cluster, if any: erasures then delete ON CLUSTER from the shards' tables."""
+    interaction_erasure_settle_s: float = Field(default=2.0, ge=0)
+    """How long an erasure waits, after suppressing the customer's ids, before it deletes once more
+    what was folded in the meantime (time for every service to read the suppression)."""
     interaction_recommendations_refresh_s: float = Field(default=600.0, gt=0)
     """How often item-to-item similarities are recomputed in ClickHouse."""
 

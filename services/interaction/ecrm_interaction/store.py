@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, or_, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -97,6 +97,28 @@ def aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, LoyaltyEntry, Reward, Case)
+"""Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
+entries about a customer are found through these."""
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+def _deleted(result: Any) -> int:
+    return int(result.rowcount or 0)
+
+
+def _audit_about(ids: list[str], case_ids: list[str]) -> Any:
+    return select(AuditEntry).where(
+        or_(
+            (AuditEntry.entity == "customer") & AuditEntry.entity_id.in_(ids),
+            (AuditEntry.entity == "case") & AuditEntry.entity_id.in_(case_ids),
+        )
+    )
 
 
 def hash_token(token: str) -> str:
@@ -688,6 +710,48 @@ class Store:
     def actions_by_id(self, ids: Sequence[str]) -> list[Action]:
         with self.sessions() as session:
             return list(session.scalars(select(Action).where(Action.id.in_(list(ids)))))
+
+    # --- privacy requests ---------------------------------------------------------------------
+
+    def customer_records(self, identities: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every row about these ids, by table (the export of a privacy request)."""
+        ids = list(identities)
+        with self.sessions() as session:
+            found = {
+                model.__tablename__: [
+                    _row_dict(r) for r in session.scalars(select(model).where(model.customer_id.in_(ids)))
+                ]
+                for model in CUSTOMER_TABLES
+            }
+            case_ids = [c["id"] for c in found[Case.__tablename__]]
+            notes = session.scalars(select(CaseNote).where(CaseNote.case_id.in_(case_ids)))
+            found[CaseNote.__tablename__] = [_row_dict(n) for n in notes]
+            found[AuditEntry.__tablename__] = [_row_dict(a) for a in session.scalars(_audit_about(ids, case_ids))]
+        return found
+
+    def erase_customer(
+        self, identities: Sequence[str], actor: str, reference: str, *, audit: bool = True
+    ) -> dict[str, int]:
+        """Delete every row about these ids in one transaction; how many went, by table. The
+        audit log keeps that an erasure happened, under ``reference`` (not the customer's id)."""
+        ids = list(identities)
+        deleted: dict[str, int] = {}
+        with self.sessions.begin() as session:
+            case_ids = list(session.scalars(select(Case.id).where(Case.customer_id.in_(ids))))
+            audit_ids = list(session.scalars(_audit_about(ids, case_ids).with_only_columns(AuditEntry.id)))
+            deleted[CaseNote.__tablename__] = _deleted(
+                session.execute(delete(CaseNote).where(CaseNote.case_id.in_(case_ids)))
+            )
+            for model in CUSTOMER_TABLES:
+                deleted[model.__tablename__] = _deleted(
+                    session.execute(delete(model).where(model.customer_id.in_(ids)))
+                )
+            deleted[AuditEntry.__tablename__] = _deleted(
+                session.execute(delete(AuditEntry).where(AuditEntry.id.in_(audit_ids)))
+            )
+            if audit:
+                self._audit(session, actor, "erase", "customer", reference, {"identities": len(ids), "rows": deleted})
+        return deleted
 
     # --- tokens and the audit log -------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import DeliveryError, ReliableProducer
 from ecrm_schemas.profile import ProfileChanged
 from ecrm_schemas.segments import SegmentMembershipChanged
+from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 from ecrm_schemas.validation import field_errors
 
@@ -33,8 +34,16 @@ log = structlog.get_logger()
 
 
 class InteractionWorker:
-    def __init__(self, settings: InteractionSettings, store: Store, producer: ReliableProducer | None = None) -> None:
+    def __init__(
+        self,
+        settings: InteractionSettings,
+        store: Store,
+        producer: ReliableProducer | None = None,
+        suppressions: SuppressionList | None = None,
+    ) -> None:
         self.settings, self.store = settings, store
+        self.suppressions = suppressions if suppressions is not None else SuppressionList()
+        """Erased customers: their changes still in flight are dropped (see :mod:`.privacy_requests`)."""
         self.producer = producer or ReliableProducer(settings.kafka_client_config())
         self.intake = IntakeStep(store, settings.tracking_secret.get_secret_value())
         self.ready = False
@@ -114,12 +123,19 @@ class InteractionWorker:
                 try:
                     if message.topic() == SEGMENT_MEMBERSHIP.name:
                         segment_change = SegmentMembershipChanged.model_validate_json(value)
+                        if self.suppressions.matches(segment_change.customer_id):
+                            metrics.SUPPRESSED.inc()
+                            continue
                         metrics.SEGMENT_CHANGES_CONSUMED.inc()
                         self.intake.segment_change(session, segment_change, rules, program, now, outcome)
                         waiting.add(segment_change.customer_id)  # it may have planned a wait
                     else:
                         change = ProfileChanged.model_validate_json(value)
                         metrics.CHANGES_CONSUMED.inc()
+                        profile = change.profile
+                        if self.suppressions.matches(change.customer_id, profile.user_id, profile.anonymous_id):
+                            metrics.SUPPRESSED.inc()
+                            continue
                         if change.customer_id.encode() != message.key():
                             waiting.add(change.customer_id)  # keyed otherwise: not prefetched
                         self.intake.profile_change(session, change, rules, program, now, outcome, waiting)

@@ -243,3 +243,15 @@ ORDER BY (generation, item, similar)
 TTL toDateTime(intDiv(generation, 1000)) + INTERVAL 1 DAY;
 
 CREATE TABLE IF NOT EXISTS ecrm.item_similarity ON CLUSTER ecrm_cluster AS ecrm.item_similarity_local ENGINE = Distributed(ecrm_cluster, ecrm, item_similarity_local, cityHash64(item));
+
+ALTER TABLE ecrm.events_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.profiles_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.identity_merges_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.segment_membership_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.segment_changes_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;

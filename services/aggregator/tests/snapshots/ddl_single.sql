@@ -212,3 +212,21 @@ CREATE TABLE IF NOT EXISTS ecrm.item_similarity
 ENGINE = MergeTree
 ORDER BY (generation, item, similar)
 TTL toDateTime(intDiv(generation, 1000)) + INTERVAL 1 DAY;
+
+ALTER TABLE ecrm.events
+    MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.profiles
+    MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.identity_links
+    MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.identity_merges
+    MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.segment_membership
+    MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.segment_changes
+    MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;

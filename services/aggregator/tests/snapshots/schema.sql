@@ -108,7 +108,7 @@ CREATE TABLE ecrm.events
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (customer_id, type, event, timestamp, message_id)
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, enable_block_number_column = 1, enable_block_offset_column = 1
 
 CREATE TABLE ecrm.identity_links
 (
@@ -128,7 +128,7 @@ CREATE TABLE ecrm.identity_links
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY anonymous_id
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, deduplicate_merge_projection_mode = 'rebuild'
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, deduplicate_merge_projection_mode = 'rebuild', enable_block_number_column = 1, enable_block_offset_column = 1
 
 CREATE TABLE ecrm.identity_merges
 (
@@ -142,7 +142,7 @@ CREATE TABLE ecrm.identity_merges
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (anonymous_id, user_id, action, message_id)
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, enable_block_number_column = 1, enable_block_offset_column = 1
 
 CREATE TABLE ecrm.item_similarity
 (
@@ -232,7 +232,7 @@ CREATE TABLE ecrm.profiles
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY customer_id
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, enable_block_number_column = 1, enable_block_offset_column = 1
 
 CREATE TABLE ecrm.schema_migrations
 (
@@ -259,7 +259,7 @@ CREATE TABLE ecrm.segment_changes
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(at)
 ORDER BY (segment_id, customer_id, at, event_id)
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, enable_block_number_column = 1, enable_block_offset_column = 1
 
 CREATE TABLE ecrm.segment_definitions
 (
@@ -302,4 +302,4 @@ CREATE TABLE ecrm.segment_membership
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (customer_id, segment_id)
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, enable_block_number_column = 1, enable_block_offset_column = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -12,7 +13,7 @@ from ecrm_collector import metrics
 from ecrm_collector.gateway import Gateway
 
 
-def router(gateway: Gateway) -> APIRouter:
+def router(gateway: Gateway, suppressions_read: threading.Event | None = None) -> APIRouter:
     routes = APIRouter(tags=["operations"])
     producer = gateway.producer
 
@@ -23,7 +24,10 @@ def router(gateway: Gateway) -> APIRouter:
 
     @routes.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Ready when the broker answers; 503 while it does not (take the collector out of rotation)."""
+        """Ready when the broker answers and the suppression list is read; 503 while not (take
+        the collector out of rotation)."""
+        if suppressions_read is not None and not suppressions_read.is_set():
+            return JSONResponse({"status": "unready", "reason": "reading the suppression list"}, status_code=503)
         if await asyncio.to_thread(producer.broker_reachable, 2.0):
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "unready", "reason": "broker unreachable"}, status_code=503)
