@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk deploy-tools manifests run test test-unit lint format jsonschema bench bench-collector bench-aggregator clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests run test test-unit lint format jsonschema bench bench-collector bench-aggregator bench-erasure clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -23,6 +23,7 @@ help:
 	@echo "make manifests   regenerate deploy/k8s/base/generated from the registry, migrations and alerts"
 	@echo "make bench       every stage against its ceiling, one report with plots (BENCH_ARGS=--full: the long run)"
 	@echo "make bench-collector  the collector's benchmark (BENCH_ARGS=--quick for a short run)"
+	@echo "make bench-erasure    erasing a customer with 1M events stored (BENCH_ARGS=\"--events N\")"
 	@echo "make bench-aggregator the aggregator against a raw consume→insert loop (BENCH_ARGS=\"--events N\")"
 
 bootstrap:
@@ -74,6 +75,10 @@ format: install
 # The collector against its ceilings (no-op handler, raw produce loop); BENCH_ARGS=--quick for about a minute.
 bench: install wrk
 	$(UV) run --frozen python -m bench.suite $(BENCH_ARGS)
+
+# Erasing one customer (GDPR/CCPA) with 1M events stored: seconds and the parts it writes.
+bench-erasure: install
+	$(UV) run --frozen python -m bench.erasure_bench $(BENCH_ARGS)
 
 bench-collector: install wrk
 	$(UV) run --frozen python -m bench.collector_bench run $(BENCH_ARGS)

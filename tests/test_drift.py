@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_collector.settings import CollectorSettings
+from ecrm_interaction.privacy import CLICKHOUSE_IDENTITY_COLUMNS
 from ecrm_interaction.settings import InteractionSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +56,19 @@ def test_every_test_docs_reliability_cites_exists() -> None:
             assert f"def {name}(" in full.read_text(), f"{path} has no test {name}"
     for bare in re.findall(r"`(::test_\w+)`", text):
         assert any(f"def {bare[2:]}(" in p.read_text() for p in ROOT.rglob("test_*.py") if ".venv" not in p.parts)
+
+
+IDENTITY_COLUMNS = {"customer_id", "user_id", "anonymous_id", "merged_into"}
+
+
+def test_every_clickhouse_table_that_names_a_customer_is_erased() -> None:
+    """The migrated schema (its snapshot) against the tables and columns an erasure deletes by."""
+    schema = (ROOT / "services/aggregator/tests/snapshots/schema.sql").read_text()
+    naming: dict[str, set[str]] = {}
+    for table, body in re.findall(r"^CREATE TABLE ecrm\.(\w+)\n\((.*?)\n\)", schema, flags=re.MULTILINE | re.DOTALL):
+        columns = set(re.findall(r"^\s+`(\w+)`", body, flags=re.MULTILINE)) & IDENTITY_COLUMNS
+        if columns:
+            naming[table] = columns
+    assert "events" in naming and "profiles" in naming, "the snapshot was parsed"
+    erased = {table: set(columns) for table, columns in CLICKHOUSE_IDENTITY_COLUMNS.items()}
+    assert naming == erased

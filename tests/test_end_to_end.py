@@ -132,6 +132,97 @@ def test_invalid_event_is_a_json_400_naming_the_field(stack: Stack) -> None:
     assert r.json()["error"]["errors"][0]["field"] == "event"
 
 
+def test_a_customer_is_exported_then_erased_everywhere_and_stays_erased(stack: Stack) -> None:
+    """Erin browses anonymously, signs up, orders and gets consent recorded; Frank only signs up.
+    Erin's export holds rows from ClickHouse and the relational store; after her erasure no
+    table holds a row of her ids, later events for them are dropped at the collector, and
+    Frank is untouched."""
+    s = stack.settings
+    collector = f"http://127.0.0.1:{s.collector_port}"
+    api = httpx.Client(base_url=f"http://127.0.0.1:{s.interaction_port}", timeout=60,
+                       headers={"Authorization": f"Bearer {s.interaction_api_token}"})  # fmt: skip
+    events = [
+        ("page", {"anonymousId": "anon-erin", "name": "Shoes", "properties": {"path": "/shoes"}}),
+        ("identify", {"userId": "erin", "anonymousId": "anon-erin",
+                      "traits": {"email": "erin@example.com", "firstName": "Erin"}}),
+        ("track", {"userId": "erin", "event": "Order Completed", "properties": {"order_id": "o-e1", "total": 30}}),
+        ("identify", {"userId": "frank", "traits": {"email": "frank@example.com"}}),
+    ]  # fmt: skip
+    for kind, body in events:
+        assert httpx.post(f"{collector}/v1/{kind}", auth=(KEY, ""), json=body).status_code == 200
+    ch = clickhouse_connect.get_client(host="127.0.0.1", port=s.clickhouse_port)
+    assert _eventually(lambda: ch.query(
+        "SELECT 1 FROM ecrm.profiles FINAL WHERE customer_id = 'erin' AND orders = 1"
+    ).result_rows)  # fmt: skip
+    assert _eventually(lambda: api.get("/v1/customers/erin").status_code == 200)
+    assert _eventually(lambda: api.get("/v1/customers/frank").status_code == 200)
+    consent = api.put("/v1/customers/erin/consent/sms", json={"granted": True, "purpose": "marketing"})
+    assert consent.status_code == 200, consent.text
+
+    viewer = api.post("/v1/tokens", json={"name": "privacy-viewer", "role": "viewer"}).json()["token"]
+    as_viewer = {"Authorization": f"Bearer {viewer}"}
+    assert api.get("/v1/customers/erin/export", headers=as_viewer).status_code == 403
+    assert api.delete("/v1/customers/erin", headers=as_viewer).status_code == 403
+
+    exported = api.get("/v1/customers/anon-erin/export")  # any of her ids finds the whole customer
+    assert exported.status_code == 200, exported.text
+    document = exported.json()
+    assert document["customer_id"] == "erin"
+    assert document["identities"] == ["erin", "anon-erin"]
+    stored = document["clickhouse"]
+    # (and, by now or soon, the events of the emails sent to her: the erasure must catch those too)
+    assert {"identify", "page", "Order Completed"} <= {e["event"] or e["type"] for e in stored["events"]}
+    assert {p["customer_id"] for p in stored["profiles"]} >= {"erin"}
+    assert [link["anonymous_id"] for link in stored["identity_links"]] == ["anon-erin"]
+    assert [c["customer_id"] for c in document["relational"]["customers"]] == ["erin"]
+    assert [c["channel"] for c in document["relational"]["consents"]] == ["sms"]
+    assert "frank" not in exported.text
+
+    erased = api.delete("/v1/customers/erin")
+    assert erased.status_code == 200, erased.text
+    report = erased.json()
+    assert report["identities"] == 2
+    assert report["clickhouse_rows"]["events"] >= 3
+    assert report["relational_rows"]["customers"] == 1 and report["relational_rows"]["consents"] == 1
+    assert set(report["remaining"].values()) == {0}, report["remaining"]
+
+    def rows_of_erin() -> dict[str, int]:
+        ids = "('erin', 'anon-erin')"
+        return {
+            table: ch.query(
+                f"SELECT count() FROM ecrm.{table} WHERE {' OR '.join(f'{c} IN {ids}' for c in columns)}"
+            ).result_rows[0][0]
+            for table, columns in {
+                "events": ("customer_id", "user_id", "anonymous_id"),
+                "profiles": ("customer_id", "user_id", "anonymous_id", "merged_into"),
+                "identity_links": ("anonymous_id", "user_id"),
+                "identity_merges": ("anonymous_id", "user_id"),
+                "segment_membership": ("customer_id",),
+                "segment_changes": ("customer_id",),
+            }.items()
+        }
+
+    assert set(rows_of_erin().values()) == {0}
+    assert api.get("/v1/customers/erin").status_code == 404
+    assert api.get("/v1/customers/erin/export").status_code == 404
+
+    for body in ({"userId": "erin", "event": "Product Viewed", "properties": {"product_id": "p1"}},
+                 {"anonymousId": "anon-erin", "event": "Product Viewed", "properties": {"product_id": "p2"}}):  # fmt: skip
+        assert httpx.post(f"{collector}/v1/track", auth=(KEY, ""), json=body).status_code == 200
+    assert httpx.post(f"{collector}/v1/track", auth=(KEY, ""),
+                      json={"userId": "frank", "event": "Order Completed", "properties": {"order_id": "o-f1", "total": 10}}
+                      ).status_code == 200  # fmt: skip
+    assert _eventually(lambda: ch.query(
+        "SELECT 1 FROM ecrm.profiles FINAL WHERE customer_id = 'frank' AND orders = 1"
+    ).result_rows), "frank's later event is stored: the pipeline is flowing"  # fmt: skip
+    assert set(rows_of_erin().values()) == {0}
+    suppressed = httpx.get(f"{collector}/metrics").text
+    assert "ecrm_collector_events_suppressed_total 2.0" in suppressed
+    audit = api.get("/v1/audit").json()
+    assert any(a["action"] == "erase" and a["entity"] == "customer" for a in audit)
+    assert "erin" not in str(audit)
+
+
 def _has_table(ch) -> bool:
     return bool(ch.query("EXISTS TABLE ecrm.events").result_rows[0][0])
 
@@ -140,7 +231,8 @@ def test_no_service_log_holds_an_address_a_key_or_a_secret(stack: Stack) -> None
     """Run last in this module: by now every service has handled identifies with addresses,
     sent mail and refused an invalid event. Their logs must hold none of what is secret or personal."""
     s = stack.settings
-    secrets = [KEY, s.interaction_api_token, "ecrm_dev_tracking_secret", "ada@example.com", "bob@example.com"]
+    secrets = [KEY, s.interaction_api_token, "ecrm_dev_tracking_secret", "ada@example.com", "bob@example.com",
+               "erin@example.com"]  # fmt: skip
     logs = {path.name: path.read_text(errors="replace") for path in (stack.data_dir / "logs").glob("*.log")}
     assert {"collector.log", "aggregator.log", "interaction.log"} <= set(logs)
     assert "email_sent" in logs["interaction.log"]  # the logs are the real ones, at INFO

@@ -8,6 +8,7 @@ from ecrm_aggregator.identity import decide
 from ecrm_aggregator.pipeline import FoldResult, dedup_token, fold_batch, group_by_customer, new_events, plan_batch
 from ecrm_aggregator.profile_folding import fold
 from ecrm_aggregator.profile_state import RECENT_MESSAGE_IDS
+from ecrm_schemas.suppressions import SuppressionList
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -194,3 +195,19 @@ def test_redelivery_is_recognised_per_partition() -> None:
     [change] = again.changes
     assert change.profile.page_views == 2 and change.profile.positions == {1: 5, 2: 3}
     assert [t.message_id for t in change.triggers] == ["p2"]
+
+
+def test_events_of_erased_identities_already_on_their_way_are_not_stored() -> None:
+    suppressions = SuppressionList()
+    suppressions.suppress(["gone", "gone-anon"])
+    records = [
+        record(event(customer="gone", event="Order Completed", properties={"order_id": "o1", "total": 5}), 10),
+        record(event("page", customer="kept", anonymousId="gone-anon"), 11),
+        record(event("alias", customer="other", previousId="gone-anon"), 12),
+        record(event(customer="kept", event="Product Viewed", properties={"product_id": "p"}), 13),
+    ]
+    plan = plan_batch(records, suppressions)
+    assert [p.event.userId for p in plan.decoded.events] == ["kept"]
+    assert plan.decoded.suppressed == 3
+    assert plan.spans == {0: (10, 13)}, "the dropped records' offsets are still committed"
+    assert len(plan_batch(records).decoded.events) == 4

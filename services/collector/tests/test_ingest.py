@@ -5,6 +5,7 @@ import orjson
 from ecrm_collector.ingest import plan_ingest
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import decode_event
+from ecrm_schemas.suppressions import SuppressionList
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -89,3 +90,21 @@ def test_deeply_nested_events_are_rejected_and_dead_lettered_whole() -> None:
     assert [(r.index, [e.rule for e in r.errors]) for r in plan.rejected] == [(1, ["too_deep"]), (2, ["too_deep"])]
     letter = DeadLetter.model_validate_json(plan.rejected[1].dead_letter.value)
     assert letter.payload.count('{"a"') == 1000 and plan.rejected[1].dead_letter.key == b"u1"
+
+
+def test_events_of_erased_identities_are_dropped_before_anything_else() -> None:
+    suppressions = SuppressionList()
+    suppressions.suppress(["gone-user", "gone-anon"])
+    events = [
+        {"type": "identify", "userId": "gone-user", "traits": {"email": "gone@example.com"}},
+        {"type": "page", "anonymousId": "gone-anon"},
+        {"type": "alias", "previousId": "gone-anon", "userId": "new-user"},
+        {"type": "track", "userId": "gone-user"},  # invalid (no event name): still no dead letter
+        {"type": "page", "anonymousId": "kept-anon"},
+    ]
+    plan = _plan(events, suppressions=suppressions)
+    assert plan.suppressed == 4
+    assert [r.key for r in plan.accepted] == [b"kept-anon"]
+    assert plan.rejected == []
+    unsuppressed = _plan(events)
+    assert (len(unsuppressed.accepted), len(unsuppressed.rejected), unsuppressed.suppressed) == (4, 1, 0)

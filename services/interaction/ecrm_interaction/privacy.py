@@ -16,7 +16,7 @@ from uuid import UUID
 
 CLICKHOUSE_IDENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("customer_id", "user_id", "anonymous_id"),
-    "profiles": ("customer_id", "user_id", "anonymous_id"),
+    "profiles": ("customer_id", "user_id", "anonymous_id", "merged_into"),
     "identity_links": ("anonymous_id", "user_id"),
     "identity_merges": ("anonymous_id", "user_id"),
     "segment_membership": ("customer_id",),

@@ -248,7 +248,8 @@ ALTER TABLE ecrm.events_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_
 
 ALTER TABLE ecrm.profiles_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
 
-ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+ALTER TABLE ecrm.identity_links_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1,
+                   lightweight_mutation_projection_mode = 'rebuild';
 
 ALTER TABLE ecrm.identity_merges_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
 

@@ -220,7 +220,8 @@ ALTER TABLE ecrm.profiles
     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
 
 ALTER TABLE ecrm.identity_links
-    MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+    MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1,
+                   lightweight_mutation_projection_mode = 'rebuild';
 
 ALTER TABLE ecrm.identity_merges
     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;

@@ -128,7 +128,7 @@ CREATE TABLE ecrm.identity_links
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY anonymous_id
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, deduplicate_merge_projection_mode = 'rebuild', enable_block_number_column = 1, enable_block_offset_column = 1
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192, deduplicate_merge_projection_mode = 'rebuild', enable_block_number_column = 1, enable_block_offset_column = 1, lightweight_mutation_projection_mode = 'rebuild'
 
 CREATE TABLE ecrm.identity_merges
 (

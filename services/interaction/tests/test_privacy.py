@@ -1,0 +1,105 @@
+"""Privacy requests: whose ids a customer has (pure), and the relational export and erasure
+(SQLite and PostgreSQL). The whole erasure across ClickHouse, Kafka and the collector is
+proven end to end in ``tests/test_end_to_end.py``."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from ecrm_interaction import models
+from ecrm_interaction.planning import PlannedAction
+from ecrm_interaction.privacy import (
+    ErasureReport,
+    Identities,
+    Link,
+    canonical_customer,
+    customer_identities,
+    export_document,
+    jsonable,
+)
+from ecrm_interaction.store import CUSTOMER_TABLES, Store, make_engine, migrate
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def test_a_customer_is_its_user_and_the_anonymous_ids_no_other_user_owns() -> None:
+    links = [
+        Link("a1", "erin", merged=True),
+        Link("a2", "erin", merged=False),  # split off again: its rows still name her
+        Link("shared", "frank", merged=True),  # frank's device, once used by erin too
+    ]
+    assert canonical_customer("a1", links) == "erin"
+    assert canonical_customer("a2", links) == "a2"
+    assert canonical_customer("erin", links) == "erin"
+    identities = customer_identities("erin", links, seen_on_events=["a3", "shared", "", "erin"])
+    assert identities == Identities("erin", ("a1", "a2", "a3"))
+    assert identities.all == ["erin", "a1", "a2", "a3"]
+    assert customer_identities("nobody", [], []).all == ["nobody"]
+
+
+def test_the_export_is_json_and_the_report_names_no_one() -> None:
+    rows = {"events": [{"at": NOW, "day": date(2026, 1, 2), "revenue": Decimal("1.50"), "m": {1: [b"x"]}}]}
+    document = export_document(Identities("erin", ("a1",)), rows, {"customers": []}, NOW)
+    assert orjson.loads(orjson.dumps(document))["clickhouse"]["events"] == [
+        {"at": NOW.isoformat(), "day": "2026-01-02", "revenue": "1.50", "m": {"1": ["x"]}}
+    ]
+    assert document["identities"] == ["erin", "a1"]
+    assert jsonable((1, "a")) == [1, "a"]
+    report = ErasureReport(identities=2, clickhouse_rows={"events": 3}, remaining={"x": 0}, seconds=0.12345)
+    assert report.as_dict() == {"identities": 2, "clickhouse_rows": {"events": 3}, "relational_rows": {},
+                                "remaining": {"x": 0}, "seconds": 0.123}  # fmt: skip
+
+
+def test_every_table_with_a_customer_id_is_exported_and_erased() -> None:
+    with_customer = {m.__tablename__ for m in models.Base.__subclasses__() if "customer_id" in m.__table__.columns}
+    assert with_customer == {m.__tablename__ for m in CUSTOMER_TABLES}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path}/db.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    migrate(engine)
+    yield Store(engine)
+    engine.dispose()
+
+
+def _fill(store: Store, customer: str) -> str:
+    with store.sessions.begin() as session:
+        store.upsert_customer(session, customer, {"customer_id": customer}, 1, f"{customer}@example.com", None)
+        store.set_consent(session, customer, "email", True, "marketing", "api", NOW)
+        store.set_segment(session, customer, "vip", "VIP", True, NOW)
+        store.add_actions(session, [PlannedAction(f"w:{customer}", "email", "r", customer, "marketing", "m", "pending",
+                                                  NOW, {})], NOW)  # fmt: skip
+        store.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
+        store.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
+        case_id = store.open_case(session, customer_id=customer, subject="help", priority="high",
+                                  sla=timedelta(hours=4), assignee=None, rule_id=None, dedup_key=None, now=NOW)  # fmt: skip
+    assert case_id is not None
+    store.add_case_note(case_id, "agent", f"{customer} called", NOW)
+    store.audit("ada", "consent", "customer", customer, {"channel": "email"})
+    return case_id
+
+
+def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) -> None:
+    case_id = _fill(store, "erin")
+    _fill(store, "frank")
+    found = store.customer_records(["erin"])
+    assert {table: len(rows) for table, rows in found.items()} == {
+        "customers": 1, "customer_segments": 1, "consents": 1, "actions": 1, "loyalty_ledger": 1, "rewards": 1,
+        "cases": 1, "case_notes": 1, "audit_log": 2,  # the consent change and the case note
+    }  # fmt: skip
+    assert found["case_notes"][0]["case_id"] == case_id
+    assert "frank" not in str(found)
+
+    deleted = store.erase_customer(["erin", "anon-erin"], "ada", reference="0123abcd")
+    assert deleted == {table: len(rows) for table, rows in found.items()}
+    assert not any(store.customer_records(["erin", "anon-erin"]).values())
+    assert {table: len(rows) for table, rows in store.customer_records(["frank"]).items()} == {
+        table: len(rows) for table, rows in found.items()
+    }
+    [erasure] = [a for a in store.audit_log() if a.action == "erase"]
+    assert (erasure.entity_id, erasure.actor) == ("0123abcd", "ada") and "erin" not in erasure.detail
+    assert store.erase_customer(["erin"], "ada", reference="0123abcd", audit=False) == dict.fromkeys(deleted, 0)
