@@ -75,8 +75,10 @@ def _fill(store: Store, customer: str) -> str:
                                                   NOW, {})], NOW)  # fmt: skip
         store.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
         store.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
-        case_id = store.open_case(session, customer_id=customer, subject="help", priority="high",
-                                  sla=timedelta(hours=4), assignee=None, rule_id=None, dedup_key=None, now=NOW)  # fmt: skip
+        case_id = store.open_case(
+            session, customer_id=customer, subject="help", priority="high", sla=timedelta(hours=4),
+            assignee=None, rule_id=None, dedup_key=None, now=NOW,
+        )  # fmt: skip
     assert case_id is not None
     store.add_case_note(case_id, "agent", f"{customer} called", NOW)
     store.audit("ada", "consent", "customer", customer, {"channel": "email"})
