@@ -5,6 +5,10 @@ ClickHouse server, the SMTP sink, and the three services.
 """
 
 import email
+import json
+import os
+import subprocess
+import sys
 import time
 from email import policy
 
@@ -224,6 +228,35 @@ def test_a_customer_is_exported_then_erased_everywhere_and_stays_erased(stack: S
     assert "erin" not in str(audit)
 
 
+def test_the_privacy_cli_exports_and_erases_what_the_api_does(stack: Stack) -> None:
+    """``ecrm-interaction privacy export|erase`` against the running stack, for Grace."""
+    s = stack.settings
+    body = {"userId": "grace", "traits": {"email": "grace@example.com"}}
+    assert httpx.post(f"http://127.0.0.1:{s.collector_port}/v1/identify", auth=(KEY, ""), json=body).status_code == 200
+    ch = clickhouse_connect.get_client(host="127.0.0.1", port=s.clickhouse_port)
+    assert _eventually(lambda: ch.query("SELECT 1 FROM ecrm.profiles FINAL WHERE customer_id = 'grace'").result_rows)
+    env = {**os.environ, **stack.service_env(), "LOG_LEVEL": "WARNING"}
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ecrm_interaction", "privacy", *args], env=env, input=stdin,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    exported = cli("export", "grace")
+    assert exported.returncode == 0, exported.stderr
+    document = json.loads(exported.stdout)
+    assert document["customer_id"] == "grace"
+    assert {p["email"] for p in document["clickhouse"]["profiles"]} == {"grace@example.com"}  # every stored version
+    refused = cli("erase", "grace", stdin="n\n")
+    assert refused.returncode != 0 and ch.query("SELECT count() FROM ecrm.events WHERE customer_id = 'grace'"
+                                                ).result_rows[0][0] >= 1  # fmt: skip
+    erased = cli("erase", "grace", "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert set(json.loads(erased.stdout)["remaining"].values()) == {0}
+    assert ch.query("SELECT count() FROM ecrm.events WHERE customer_id = 'grace'").result_rows[0][0] == 0
+    gone = cli("export", "grace")
+    assert gone.returncode == 1 and "no data stored" in gone.stderr
+
+
 def _has_table(ch) -> bool:
     return bool(ch.query("EXISTS TABLE ecrm.events").result_rows[0][0])
 
@@ -233,7 +266,7 @@ def test_no_service_log_holds_an_address_a_key_or_a_secret(stack: Stack) -> None
     sent mail and refused an invalid event. Their logs must hold none of what is secret or personal."""
     s = stack.settings
     secrets = [KEY, s.interaction_api_token, "ecrm_dev_tracking_secret", "ada@example.com", "bob@example.com",
-               "erin@example.com"]  # fmt: skip
+               "erin@example.com", "grace@example.com"]  # fmt: skip
     logs = {path.name: path.read_text(errors="replace") for path in (stack.data_dir / "logs").glob("*.log")}
     assert {"collector.log", "aggregator.log", "interaction.log"} <= set(logs)
     assert "email_sent" in logs["interaction.log"]  # the logs are the real ones, at INFO
