@@ -446,7 +446,18 @@ def create_app(
                         "at": aware(c.updated_at),
                     }
                     for c in store.consents(customer_id)
+                    if c.purpose == "marketing"
                 },
+                "consents": [
+                    {
+                        "channel": c.channel,
+                        "purpose": c.purpose,
+                        "granted": c.granted,
+                        "source": c.source,
+                        "at": aware(c.updated_at),
+                    }
+                    for c in store.consents(customer_id)
+                ],
             },
             "messages": {
                 "sent": [m for m in messages if m["status"] == "sent"],

@@ -113,7 +113,7 @@ class Consent(Base):
     customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     channel: Mapped[str] = mapped_column(String(20), primary_key=True)
     granted: Mapped[bool] = mapped_column(Boolean)
-    purpose: Mapped[str] = mapped_column(String(100), default="marketing")
+    purpose: Mapped[str] = mapped_column(String(100), primary_key=True, default="marketing")
     source: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -104,6 +104,16 @@ CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, LoyaltyEntry, Rew
 entries about a customer are found through these."""
 
 
+MARKETING = "marketing"
+"""The purpose the contact policy enforces: marketing messages need the customer's consent to it
+on their channel. Consent to other purposes is recorded (and exported) the same way."""
+
+
+def _marketing_consent(session: Session, customer_id: str) -> dict[str, bool]:
+    rows = session.scalars(select(Consent).where(Consent.customer_id == customer_id, Consent.purpose == MARKETING))
+    return {c.channel: c.granted for c in rows}
+
+
 def _row_dict(row: Any) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
@@ -285,7 +295,7 @@ class Store:
         source: str,
         at: datetime,
     ) -> None:
-        row = session.get(Consent, (customer_id, channel))
+        row = session.get(Consent, (customer_id, channel, purpose))
         if row is None:
             session.add(
                 Consent(
@@ -298,8 +308,8 @@ class Store:
                 )
             )
         elif aware(row.updated_at) <= at:  # type: ignore[operator]
-            row.granted, row.purpose, row.source, row.updated_at = granted, purpose, source, at
-        if granted and channel == "email":
+            row.granted, row.source, row.updated_at = granted, source, at
+        if granted and channel == "email" and purpose == MARKETING:
             customer = session.get(Customer, customer_id)
             if customer is not None and customer.unsubscribed_at is not None and aware(customer.unsubscribed_at) < at:  # type: ignore[operator]
                 customer.unsubscribed_at = None  # opting in again undoes an earlier unsubscribe
@@ -322,10 +332,7 @@ class Store:
         segments = frozenset(
             session.scalars(select(CustomerSegment.segment_id).where(CustomerSegment.customer_id == customer_id)).all()
         )
-        consent = {
-            c.channel: c.granted for c in session.scalars(select(Consent).where(Consent.customer_id == customer_id))
-        }
-        return profile, segments, consent
+        return profile, segments, _marketing_consent(session, customer_id)
 
     def load_customers(self, session: Session, customer_ids: Iterable[str]) -> None:
         """Bring a batch's customers into the session at once, so that each change's
@@ -502,9 +509,7 @@ class Store:
     def contact(self, customer_id: str, channel: str = "email") -> ContactRow:
         with self.sessions() as session:
             row = session.get(Customer, customer_id)
-            consent = {
-                c.channel: c.granted for c in session.scalars(select(Consent).where(Consent.customer_id == customer_id))
-            }
+            consent = _marketing_consent(session, customer_id)
             if row is None:
                 return ContactRow(None, None, False, None, consent)
             return ContactRow(row.email, row.timezone, row.unsubscribed_at is not None, row.suppressed, consent)
