@@ -79,9 +79,23 @@ async def resolve_public(url: str, allowed: Iterable[str] = ()) -> str:
     allowed = list(allowed)
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global and not _allowed(host, address, allowed):
+        if not all(a.is_global for a in (ip, *_embedded_ipv4(ip))) and not _allowed(host, address, allowed):
             raise UnsafeWebhookTarget(f"{host} resolves to a non-public address ({ip})")
     return addresses[0]
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64), which a
+    translating network would reach: they must be public too."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    carried = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in NAT64:
+        carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [a for a in carried if a is not None]
 
 
 async def post(
