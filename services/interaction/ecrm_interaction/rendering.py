@@ -1,8 +1,10 @@
 """Render messages with a customer's data (pure).
 
 Templates run in Jinja2's immutable sandbox: no attribute escapes into Python internals, no
-mutation of the data. HTML parts are autoescaped, so a customer's name cannot inject markup.
-Undefined values render empty, so a missing trait never breaks a send: use
+mutation of the data, no includes or imports (there is nothing to load), no string or list
+repeated past 100,000 items and no power above 100 (memory bombs). Whatever a template does
+wrong is a :class:`RenderError`, never another exception. HTML parts are autoescaped, so a
+customer's name cannot inject markup. Undefined values render empty, so a missing trait never breaks a send: use
 ``{{ traits.firstName | default("there") }}``.
 
 What a template sees: ``profile`` (the customer's profile), ``traits`` (its identify
@@ -24,13 +26,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError
+from jinja2 import ChainableUndefined, DictLoader, TemplateError
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ecrm_interaction.rules import TemplateSpec
 
-_TEXT = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
-_HTML = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
+MAX_REPEAT = 100_000
+MAX_EXPONENT = 100
+_TEMPLATE_FAULTS = (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, RecursionError)
+"""What a bad template can raise (e.g. ``range()`` too large is an OverflowError, ``1/0``, ``'a' + 1``)."""
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"a power above {MAX_EXPONENT} is not allowed")
+        if operator == "*":
+            sized, times = (left, right) if isinstance(left, str | list | tuple) else (right, left)
+            if isinstance(sized, str | list | tuple) and isinstance(times, int) and len(sized) * times > MAX_REPEAT:
+                raise SecurityError(f"repeating past {MAX_REPEAT:,} items is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+_NOTHING_TO_LOAD = DictLoader({})
+_TEXT = _Sandbox(autoescape=False, undefined=ChainableUndefined, loader=_NOTHING_TO_LOAD)
+_HTML = _Sandbox(autoescape=True, undefined=ChainableUndefined, loader=_NOTHING_TO_LOAD)
 _LINK = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
@@ -74,7 +98,7 @@ def render_text(source: str, context: dict[str, Any]) -> str:
     """A plain-text template (notifications, case subjects)."""
     try:
         return _TEXT.from_string(source).render(context)
-    except TemplateError as exc:
+    except _TEMPLATE_FAULTS as exc:
         raise RenderError(str(exc)) from exc
 
 
@@ -83,7 +107,7 @@ def render_email(template: TemplateSpec, context: dict[str, Any]) -> RenderedEma
         subject = _TEXT.from_string(template.subject).render(context)
         text = _TEXT.from_string(template.text).render(context)
         body = _HTML.from_string(template.html).render(context) if template.html else None
-    except TemplateError as exc:
+    except _TEMPLATE_FAULTS as exc:
         raise RenderError(f"template {template.id!r}: {exc}") from exc
     return RenderedEmail(subject=" ".join(subject.split()), text=text, html=body)
 

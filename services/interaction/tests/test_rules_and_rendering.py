@@ -50,6 +50,22 @@ def test_missing_traits_render_defaults_not_errors() -> None:
 @pytest.mark.parametrize("evil", [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "{% set x = traits.update({'a': 1}) %}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "{{ [].__class__.__base__.__subclasses__() }}",
+    "{{ traits.pop('firstName') }}",
+    "{% set _ = traits.__setitem__('a', 2) %}",
+    "{% include '/etc/passwd' %}",
+    "{% import 'os' as os %}",
+    "{% extends '/etc/passwd' %}",
+    "{% for x in range(10**9) %}{% endfor %}",  # an OverflowError: was not a RenderError
+    "{{ 'x' * 10**9 }}",  # a memory bomb
+    "{{ [1] * 10**9 }}",
+    "{{ 2 ** (10**6) }}",  # Jinja reads 2 ** 10**6 as (2 ** 10) ** 6
+    "{{ 1 / 0 }}",
+    "{{ traits.firstName + 1 }}",
+    "{{ (10**100) ** 100 }}",  # 10,001 digits: more than Python turns into a string
+    "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
 ])  # fmt: skip
 def test_the_sandbox_refuses_escapes_and_mutation(evil) -> None:
     with pytest.raises(RenderError):
@@ -58,8 +74,20 @@ def test_the_sandbox_refuses_escapes_and_mutation(evil) -> None:
         render_text(evil, _context())
 
 
-def test_unsafe_attributes_render_as_nothing() -> None:
-    assert render_text("[{{ profile.__class__ }}{{ cycler.__init__.__globals__ }}]", _context()) == "[]"
+@pytest.mark.parametrize("harmless", [
+    "{{ profile.__class__ }}{{ cycler.__init__.__globals__ }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ 'a'|attr('__class__') }}",
+    "{{ ()|attr('\\x5f\\x5fclass\\x5f\\x5f') }}",
+    "{{ joiner.__init__.__globals__ }}{{ namespace.__init__.__globals__ }}",
+    "{{ '%s'|format(traits.__class__) }}{{ '{0.__class__}'.format(traits) }}",
+])  # fmt: skip
+def test_unsafe_attributes_render_as_nothing(harmless: str) -> None:
+    assert render_text(f"[{harmless}]", _context()) == "[]"
+
+
+def test_bounded_repetition_and_powers_still_work() -> None:
+    assert render_text("{{ '-' * 3 }}{{ 2 ** 10 }}{{ [0] * 2 }}", _context()) == "---1024[0, 0]"
 
 
 def test_links_go_through_the_signed_click_redirect_and_a_pixel_is_added() -> None:

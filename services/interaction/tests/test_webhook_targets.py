@@ -51,7 +51,7 @@ async def test_a_public_address_passes_and_an_allowed_private_one_too() -> None:
 class _Redirecting(BaseHTTPRequestHandler):
     paths: list[str] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         _Redirecting.paths.append(self.path)
         self.send_response(302)
         self.send_header("Location", "http://169.254.169.254/latest/meta-data/" if self.path == "/hook" else "/again")
