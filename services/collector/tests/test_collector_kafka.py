@@ -332,3 +332,38 @@ async def test_rudderstack_beacon_with_the_key_in_the_query_string(client, kafka
     assert refused.status_code == 401
     mine = [v for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=1000, timeout_s=2) if b"rs-1" in v]
     assert [decode_event(v).event for v in mine] == ["Page Unloaded"]
+
+
+async def test_a_revoked_source_key_is_refused_within_a_second(client, browser_key, tmp_path) -> None:
+    origin = {"Origin": "https://shop.example.com"}
+    page = {"anonymousId": "rv-1", "name": "Home"}
+    sent = await client.post("/v1/page", headers={**origin, "Authorization": f"Bearer {browser_key}"}, json=page)
+    assert sent.status_code == 200
+    registry = SourceRegistry.load(tmp_path / "sources.json")
+    registry.revoke("shop-web")
+    registry.save(tmp_path / "sources.json")
+    await asyncio.sleep(1.2)  # the collector looks at the file once a second
+    refused = await client.post("/v1/page", headers={**origin, "Authorization": f"Bearer {browser_key}"}, json=page)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == {"code": "unauthorized", "message": "unknown or revoked write key", "errors": []}
+
+
+async def test_a_write_key_reads_nothing(client, kafka_broker) -> None:
+    """The collector only takes events in: with a valid key, no path gives any back."""
+    secret = {"userId": "reader-1", "traits": {"email": "reader-1@example.com"}}
+    assert (await client.post("/v1/identify", headers=AUTH, json=secret)).status_code == 200
+    ingest = ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias", "/v1/batch",
+              "/v1/surveys/s1/responses", "/v1/email/events/sendgrid", "/v1/email/events/mailgun",
+              "/v1/email/events/ses"]  # fmt: skip
+    guessed = ["/v1/events", "/v1/events/reader-1", "/v1/profiles/reader-1", "/v1/customers/reader-1", "/v1/sources",
+               "/v1/dlq", "/v1/export", "/v1/e/c/not-a-token", "/v1/e/o/not-a-token.gif", "/docs/../v1/events"]  # fmt: skip
+    answers = {path: await client.get(path, headers=AUTH) for path in ingest + guessed}
+    assert {path: r.status_code for path, r in answers.items() if path in ingest} == dict.fromkeys(ingest, 405)
+    assert all(answers[path].status_code in (400, 404) for path in guessed), {
+        p: answers[p].status_code for p in guessed
+    }
+    everything = b"".join(r.content for r in answers.values())
+    for path in ("/v1/ecrm.js", "/livez", "/readyz", "/metrics"):
+        everything += (await client.get(path, headers=AUTH)).content
+    assert b"reader-1" not in everything
+    assert all(r.headers["content-type"].startswith("application/json") for p, r in answers.items() if p in ingest)
