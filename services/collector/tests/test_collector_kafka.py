@@ -355,8 +355,9 @@ async def test_a_write_key_reads_nothing(client, kafka_broker) -> None:
     ingest = ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias", "/v1/batch",
               "/v1/surveys/s1/responses", "/v1/email/events/sendgrid", "/v1/email/events/mailgun",
               "/v1/email/events/ses"]  # fmt: skip
-    guessed = ["/v1/events", "/v1/events/reader-1", "/v1/profiles/reader-1", "/v1/customers/reader-1", "/v1/sources",
-               "/v1/dlq", "/v1/export", "/v1/e/c/not-a-token", "/v1/e/o/not-a-token.gif", "/docs/../v1/events"]  # fmt: skip
+    guessed = ["/v1/events", "/v1/events/reader-1", "/v1/profiles/reader-1", "/v1/customers/reader-1",
+               "/v1/sources", "/v1/dlq", "/v1/export", "/v1/e/c/not-a-token", "/v1/e/o/not-a-token.gif",
+               "/docs/../v1/events"]  # fmt: skip
     answers = {path: await client.get(path, headers=AUTH) for path in ingest + guessed}
     assert {path: r.status_code for path, r in answers.items() if path in ingest} == dict.fromkeys(ingest, 405)
     assert all(answers[path].status_code in (400, 404) for path in guessed), {
