@@ -24,7 +24,9 @@ TraitPath = Annotated[
     str,
     StringConstraints(pattern=r"^(traits\.[A-Za-z0-9_ .-]{1,100}|event_counts\..{1,200}|computed\.[a-z_]+|[a-z_]+)$"),
 ]
-Scalar = str | int | float | bool
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""An integer JSON (and ClickHouse) can carry exactly."""
+Scalar = str | Int64 | float | bool
 
 
 class TraitCondition(BaseModel):
@@ -54,7 +56,7 @@ class EventCondition(BaseModel):
     )
     within_days: int = Field(ge=1, le=3650)
     op: Literal["eq", "gt", "gte", "lt", "lte"] = "gte"
-    count: int = Field(default=1, ge=0)
+    count: int = Field(default=1, ge=0, le=1_000_000_000)
 
 
 class AllOf(BaseModel):

@@ -8,6 +8,7 @@ the app. Every answer other than 2xx is JSON ``{"error": {"code", "message", "er
 # No ``from __future__ import annotations`` here: FastAPI reads the route signatures, whose
 # role dependencies (Viewer, Marketer, Admin) are built inside create_app.
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,10 +17,12 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi import Path as FastApiPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecrm_interaction.auth import Principal, authenticator
 from ecrm_interaction.conditions import Facts
@@ -153,6 +156,11 @@ class TtlCache:
         self._items[key] = (time.monotonic() + self.ttl_s, value)
 
 
+_CODE = re.compile(r"[a-z_]+")
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+SegmentPath = Annotated[str, FastApiPath(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
 def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "errors": errors or []}}, status_code=status)
 
@@ -187,9 +195,11 @@ def create_app(
     policy = settings.policy()
     personalization_cache = TtlCache(ttl_s=60)
 
-    @app.exception_handler(HTTPException)
-    async def _json_errors(_request: Request, exc: HTTPException) -> JSONResponse:
-        response = _error(exc.status_code, str(exc.detail), str(exc.detail))
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own (a body that is not UTF-8) too
+    async def _json_errors(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = str(exc.detail)
+        code = detail if _CODE.fullmatch(detail) else _HTTP_CODES.get(exc.status_code, "http_error")
+        response = _error(exc.status_code, code, detail)
         response.headers.update(exc.headers or {})
         return response
 
@@ -346,7 +356,7 @@ def create_app(
         dispatcher.producer.flush_or_raise(10)
 
     @app.put("/v1/segments/{segment_id}", tags=["segments"])
-    async def put_segment(segment_id: str, definition: SegmentDefinition, who: Marketer) -> SegmentDefinition:
+    async def put_segment(segment_id: SegmentPath, definition: SegmentDefinition, who: Marketer) -> SegmentDefinition:
         """Define or redefine a segment: running aggregators pick it up without a restart and
         report who enters and leaves it (rules can trigger on that)."""
         if definition.id != segment_id:
@@ -363,7 +373,7 @@ def create_app(
         return definition
 
     @app.delete("/v1/segments/{segment_id}", status_code=204, tags=["segments"])
-    async def delete_segment(segment_id: str, who: Marketer) -> Response:
+    async def delete_segment(segment_id: SegmentPath, who: Marketer) -> Response:
         await asyncio.to_thread(_publish_segment, segment_id, b"")
         await asyncio.to_thread(store.audit, who.name, "delete", "segment", segment_id, {})
         return Response(status_code=204)

@@ -40,10 +40,11 @@ from pydantic import (
     model_validator,
 )
 
-from ecrm_schemas.segments import SegmentId, TraitCondition
+from ecrm_schemas.segments import Int64, SegmentId, TraitCondition
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
-Scalar = str | int | float | bool
+Scalar = str | Int64 | float | bool
+Points = Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -260,7 +261,7 @@ class RewardAction(BaseModel):
     kind: Literal["reward"] = "reward"
     reward: Id
     """What is given (``gold-welcome-voucher``): the reward's kind."""
-    points_cost: int = Field(default=0, ge=0)
+    points_cost: int = Field(default=0, ge=0, le=1_000_000_000)
 
 
 Action = Annotated[
@@ -314,7 +315,7 @@ class TemplateSpec(BaseModel):
 class TierSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Id
-    min_points: int = Field(ge=0)
+    min_points: int = Field(ge=0, le=1_000_000_000)
 
 
 class LoyaltyProgram(BaseModel):
@@ -323,7 +324,7 @@ class LoyaltyProgram(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     points_per_unit: float = Field(default=1.0, ge=0)
-    events: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], int] = Field(
+    events: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], Points] = Field(
         default_factory=lambda: {"Survey Answered": 20, "NPS Answered": 20, "Email Link Clicked": 2}
     )
     tiers: list[TierSpec] = Field(
