@@ -12,11 +12,12 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk deploy-tools manifests run test test-unit lint format jsonschema bench bench-collector bench-aggregator bench-erasure clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-erasure clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
 	@echo "make test        run the test suite (starts its own broker, ClickHouse, SMTP, PostgreSQL)"
+	@echo "make test-reliability  the long suite: 15-minute soak, faults under load, ~16k fuzzed requests"
 	@echo "make test-unit   only the tests that need no running component"
 	@echo "make lint        ruff and mypy"
 	@echo "make jsonschema  regenerate schemas/jsonschema from the models"
@@ -59,6 +60,11 @@ run: install
 
 test: install browser deploy-tools
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+# The long suite: a 15-minute soak, faults under load, and the API fuzzing at ~16k requests
+# (ECRM_SOAK_S, ECRM_SOAK_RATE and ECRM_FUZZ_EXAMPLES change its size).
+test-reliability: install browser deploy-tools
+	ECRM_RELIABILITY=1 ECRM_FUZZ_EXAMPLES=$${ECRM_FUZZ_EXAMPLES:-250} $(UV) run --frozen pytest -m "reliability or fuzz" --timeout 3600 $(PYTEST_ARGS)
 
 test-unit: install
 	$(UV) run --frozen pytest -m "not kafka and not clickhouse and not smtp and not postgres and not e2e and not browser" $(PYTEST_ARGS)

@@ -19,10 +19,10 @@ from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.fuzz]
 KEY = "fuzz-key"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
-# About 450 requests in `make test`; the long reliability suite raises it (ECRM_FUZZ_EXAMPLES=700 ≈ 10k requests).
+# About 450 requests in `make test`; `make test-reliability` sets ECRM_FUZZ_EXAMPLES=250 (about 6k requests here).
 EXAMPLES_PER_ROUTE = int(os.environ.get("ECRM_FUZZ_EXAMPLES", "25"))
 
 

@@ -26,9 +26,9 @@ from ecrm_schemas.kafka_admin import ensure_topics
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.suppressions import SuppressionList
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.fuzz]
 ADMIN = {"Authorization": "Bearer fuzz-admin-token"}
-# About 800 requests in `make test`; the reliability suite raises it (ECRM_FUZZ_EXAMPLES=150 ≈ 11k requests).
+# About 500 requests in `make test`; `make test-reliability` sets ECRM_FUZZ_EXAMPLES=250 (about 5k requests here).
 EXAMPLES_PER_ROUTE = max(1, int(os.environ.get("ECRM_FUZZ_EXAMPLES", "25")) * 2 // 5)
 
 
