@@ -5,6 +5,7 @@ The real broker and the real ClickHouse engine; the only thing added is a store 
 raise (as the client does when the server refuses) while a switch is on, or every third call.
 """
 
+import itertools
 import random
 import threading
 import time
@@ -124,7 +125,7 @@ def test_failing_inserts_commit_nothing_back_off_and_recover_in_process(
     driver.join()
 
     assert seen["stored_while_failing"] == 0 and seen["committed_while_failing"] == 0, seen
-    gaps = [b - a for a, b in zip(seen["failed_at"], seen["failed_at"][1:])]  # type: ignore[call-overload]
+    gaps = [b - a for a, b in itertools.pairwise(seen["failed_at"])]  # type: ignore[call-overload]
     assert seen["retries_while_failing"] >= 4 and gaps[-1] > gaps[0] * 2, f"backing off: {gaps}"
     assert seen["committed_at_end"] == 4000, "the same process recovered and committed everything"
 
