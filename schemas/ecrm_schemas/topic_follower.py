@@ -38,26 +38,32 @@ class TopicFollower(threading.Thread):
         )
 
     def run(self) -> None:
-        partitions = [TopicPartition(self.topic.name, p, OFFSET_BEGINNING) for p in range(self.topic.partitions)]
         try:
-            ends = self._end_offsets(partitions)
-            self._consumer.assign(partitions)
-            positions: dict[int, int] = {}
             while not self._stop_event.is_set():
-                if not self.caught_up.is_set() and all(positions.get(p, 0) >= end for p, end in ends.items()):
-                    self.caught_up.set()
-                message = self._consumer.poll(0.2)
-                if message is None:
-                    continue
-                if message.error():
-                    log.warning("topic_follow_read_failed", topic=self.topic.name, error=str(message.error()))
-                    continue
-                self.apply(message.key(), message.value())
-                positions[message.partition() or 0] = (message.offset() or 0) + 1
-        except KafkaException as exc:
-            log.error("topic_follower_stopped", topic=self.topic.name, error=str(exc))
+                try:
+                    self._follow()
+                except KafkaException as exc:  # e.g. the topic does not exist yet: try again
+                    log.error("topic_follow_failed", topic=self.topic.name, error=str(exc))
+                    self._stop_event.wait(5)
         finally:
             self._consumer.close()
+
+    def _follow(self) -> None:
+        partitions = [TopicPartition(self.topic.name, p, OFFSET_BEGINNING) for p in range(self.topic.partitions)]
+        ends = self._end_offsets(partitions)
+        self._consumer.assign(partitions)
+        positions: dict[int, int] = {}
+        while not self._stop_event.is_set():
+            if not self.caught_up.is_set() and all(positions.get(p, 0) >= end for p, end in ends.items()):
+                self.caught_up.set()
+            message = self._consumer.poll(0.2)
+            if message is None:
+                continue
+            if message.error():
+                log.warning("topic_follow_read_failed", topic=self.topic.name, error=str(message.error()))
+                continue
+            self.apply(message.key(), message.value())
+            positions[message.partition() or 0] = (message.offset() or 0) + 1
 
     def _end_offsets(self, partitions: list[TopicPartition]) -> dict[int, int]:
         ends = {}

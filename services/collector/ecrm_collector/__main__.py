@@ -205,7 +205,8 @@ def dlq_replay(
         typer.echo(f"still invalid\t{letter.source}\t{', '.join(errors)}")
     verb = "replayed" if apply else "would replay"
     typer.echo(f"{covered} entries: {verb} {len(plan.records)}, still invalid {len(plan.still_invalid)}, "
-               f"never replayed {len(plan.refused)}, for other topics {len(plan.other_topic)}")  # fmt: skip
+               f"never replayed {len(plan.refused)}, of erased customers {plan.suppressed}, "
+               f"for other topics {len(plan.other_topic)}")  # fmt: skip
 
 
 def main() -> None:

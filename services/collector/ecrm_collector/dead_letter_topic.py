@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ecrm_collector.dead_letters import ReplayPlan, plan_replay
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.suppressions import follow_suppressions
 from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
 
 REPLAY_GROUP = "ecrm-dlq-replay"
@@ -90,9 +91,15 @@ def _start(tp: TopicPartition, marks: dict[int, tuple[int, int]]) -> int:
 def replay(config: dict[str, Any], max_event_bytes: int, *, apply: bool) -> tuple[ReplayPlan, int]:
     """Plan (and with ``apply`` carry out) the replay of what the group has not replayed yet;
     returns the plan and how many entries it covered."""
+    suppressions, follower = follow_suppressions(config)
+    try:
+        if not follower.caught_up.wait(30):
+            raise RuntimeError("the suppression list could not be read: nothing is replayed")
+    finally:
+        follower.stop()
     entries = list(read(config, from_group=True))
     letters = [entry.letter for entry, _ in entries if entry.letter is not None]
-    plan = plan_replay(letters, max_event_bytes)
+    plan = plan_replay(letters, max_event_bytes, suppressions)
     if apply and entries:
         producer = ReliableProducer(config)
         for record in plan.records:

@@ -5,7 +5,7 @@ what the collector refused (stamped with the time it was first received), the sh
 validation for what the aggregator refused (already stamped). What passes now becomes the
 record it would have been; what still fails stays where it is. An entry refused because a
 browser source sent a server-only event is never replayed: replaying it would let a public
-key do what it may not.
+key do what it may not. Nor is an entry of an erased (suppressed) identity.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import orjson
 from ecrm_collector.ingest import Record, plan_ingest
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
+from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import EVENTS
 from ecrm_schemas.validation import InvalidEvent, validate_event
 
@@ -35,6 +36,8 @@ class ReplayPlan:
     """Entries never replayed (see :data:`NEVER_REPLAYED`)."""
     other_topic: list[DeadLetter] = field(default_factory=list)
     """Entries meant for another topic than ``ecrm.events``."""
+    suppressed: int = 0
+    """Entries of erased identities: never replayed."""
 
 
 def payload_bytes(letter: DeadLetter) -> bytes:
@@ -43,7 +46,9 @@ def payload_bytes(letter: DeadLetter) -> bytes:
     return letter.payload.encode()
 
 
-def plan_replay(letters: list[DeadLetter], max_event_bytes: int) -> ReplayPlan:
+def plan_replay(
+    letters: list[DeadLetter], max_event_bytes: int, suppressions: SuppressionList | None = None
+) -> ReplayPlan:
     plan = ReplayPlan()
     for letter in letters:
         if letter.topic != EVENTS.name:
@@ -56,6 +61,9 @@ def plan_replay(letters: list[DeadLetter], max_event_bytes: int) -> ReplayPlan:
             raw = orjson.loads(payload_bytes(letter))
         except orjson.JSONDecodeError:
             plan.still_invalid.append((letter, ["body: invalid_json"]))
+            continue
+        if suppressions is not None and suppressions.matches_raw(raw):
+            plan.suppressed += 1
             continue
         if letter.source.startswith("collector"):
             ingest = plan_ingest(

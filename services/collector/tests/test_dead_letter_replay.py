@@ -14,6 +14,7 @@ from ecrm_collector.dead_letters import plan_replay
 from ecrm_embedded.testing import read_topic
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import decode_event, encode_event
+from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
 from ecrm_schemas.validation import FieldError, validate_event
 
@@ -57,6 +58,14 @@ def test_the_plan_replays_what_passes_now_and_never_a_browsers_server_event() ->
     assert [orjson.loads(letter.payload)["messageId"] for letter in plan.refused] == ["r3"]
     # Stamped as received when it first was, not now.
     assert abs((decode_event(plan.records[0].value).receivedAt - entries[0].failed_at).total_seconds()) < 0.01
+
+
+def test_entries_of_an_erased_customer_are_never_replayed() -> None:
+    suppressions = SuppressionList()
+    suppressions.suppress(["ada"])  # every entry is ada's
+    plan = plan_replay(_entries(), max_event_bytes=32_768, suppressions=suppressions)
+    assert (plan.records, plan.still_invalid, plan.suppressed) == ([], [], 3)
+    assert len(plan.refused) == 1, "a server-only refusal is counted as such, before anything else"
 
 
 @pytest.mark.kafka
