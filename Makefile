@@ -64,7 +64,7 @@ test: install browser deploy-tools
 # The long suite: a 15-minute soak, faults under load, and the API fuzzing at ~16k requests
 # (ECRM_SOAK_S, ECRM_SOAK_RATE and ECRM_FUZZ_EXAMPLES change its size).
 test-reliability: install browser deploy-tools
-	ECRM_RELIABILITY=1 ECRM_FUZZ_EXAMPLES=$${ECRM_FUZZ_EXAMPLES:-250} $(UV) run --frozen pytest -m "reliability or fuzz" --timeout 3600 $(PYTEST_ARGS)
+	ECRM_RELIABILITY=1 ECRM_FUZZ_EXAMPLES=$${ECRM_FUZZ_EXAMPLES:-400} $(UV) run --frozen pytest -m "reliability or fuzz" --timeout 3600 $(PYTEST_ARGS)
 
 test-unit: install
 	$(UV) run --frozen pytest -m "not kafka and not clickhouse and not smtp and not postgres and not e2e and not browser" $(PYTEST_ARGS)

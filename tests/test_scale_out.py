@@ -34,7 +34,8 @@ def _metric(port: int, name: str) -> float:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     except httpx.HTTPError:
         return 0.0
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + " ", name + "{")))
+    prefixes = (name,) if "{" in name else (name + " ", name + "{")
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefixes))
 
 
 def test_two_aggregator_workers_share_partitions_and_survive_losing_one(
@@ -154,11 +155,12 @@ def test_two_interaction_services_share_profile_changes_and_survive_losing_one(
     ]
     sender = threading.Thread(target=offer, daemon=True)
     try:
-        deadline = time.monotonic() + 60
-        while (
-            min(_metric(p, "ecrm_interaction_assigned_partitions") for p in ports) == 0 and time.monotonic() < deadline
-        ):
+        deadline = time.monotonic() + 120
+        held = 'ecrm_interaction_assigned_partitions{topic="ecrm.profile-changes"}'
+        while min(_metric(p, held) for p in ports) == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert min(_metric(p, held) for p in ports) > 0, "both services hold profile-change partitions"
+        time.sleep(2)  # a rebalance still settling would hand everything to one of them
         sender.start()
         deadline = time.monotonic() + 90
         while (

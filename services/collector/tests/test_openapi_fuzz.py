@@ -22,7 +22,7 @@ from ecrm_collector.settings import CollectorSettings
 pytestmark = [pytest.mark.kafka, pytest.mark.fuzz]
 KEY = "fuzz-key"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
-# About 450 requests in `make test`; `make test-reliability` sets ECRM_FUZZ_EXAMPLES=250 (about 6k requests here).
+# About 450 requests in `make test`; `make test-reliability` sets ECRM_FUZZ_EXAMPLES=400 (about 10k here).
 EXAMPLES_PER_ROUTE = int(os.environ.get("ECRM_FUZZ_EXAMPLES", "25"))
 
 

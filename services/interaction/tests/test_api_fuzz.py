@@ -28,8 +28,8 @@ from ecrm_schemas.suppressions import SuppressionList
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.fuzz]
 ADMIN = {"Authorization": "Bearer fuzz-admin-token"}
-# About 500 requests in `make test`; `make test-reliability` sets ECRM_FUZZ_EXAMPLES=250 (about 5k requests here).
-EXAMPLES_PER_ROUTE = max(1, int(os.environ.get("ECRM_FUZZ_EXAMPLES", "25")) * 2 // 5)
+# About 300 requests in `make test`; `make test-reliability` sets ECRM_FUZZ_EXAMPLES=400 (about 4k here).
+EXAMPLES_PER_ROUTE = max(1, int(os.environ.get("ECRM_FUZZ_EXAMPLES", "25")) // 5)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,6 @@ def test_no_generated_request_gets_a_server_error(api_schema, mode) -> None:
     if mode is GenerationMode.POSITIVE:
         must |= {"DELETE /v1/customers/{customer_id}", "GET /v1/customers/{customer_id}/export"}
     assert must <= exercised, must - exercised
-    assert len(calls) >= 20 * EXAMPLES_PER_ROUTE // 2, f"too few requests were generated: {len(calls)}"
+    assert len(calls) >= 10 * EXAMPLES_PER_ROUTE, f"too few requests were generated: {len(calls)}"
     if mode is GenerationMode.POSITIVE:
         assert sum(200 <= c < 300 for c in calls) > len(calls) // 5, "valid requests should often succeed"
