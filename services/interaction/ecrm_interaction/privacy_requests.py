@@ -37,8 +37,9 @@ from ecrm_schemas.suppressions import Suppression, SuppressionList, identity_dig
 from ecrm_schemas.topics import SUPPRESSIONS
 
 log = structlog.get_logger()
-LIGHTWEIGHT = "lightweight_delete_mode = 'lightweight_update'"
-"""A patch part masks the rows (where the server cannot, an ordinary lightweight delete)."""
+LIGHTWEIGHT = "lightweight_delete_mode = 'lightweight_update', allow_experimental_lightweight_update = 1"
+"""A patch part masks the rows (where the server cannot, an ordinary lightweight delete). Patch
+parts are beta in ClickHouse 25.x: the second setting (an alias newer servers keep) turns them on."""
 
 
 class PrivacyRequests:
