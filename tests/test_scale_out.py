@@ -21,7 +21,14 @@ from ecrm_embedded.net import free_port
 from ecrm_schemas.profile import CustomerProfile, ProfileChanged, TriggerEvent
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.smtp, pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.kafka,
+    pytest.mark.clickhouse,
+    pytest.mark.smtp,
+    pytest.mark.postgres,
+]
+"""In the long suite (about a minute together): `make test` keeps to its time budget."""
 
 
 def _spawn(module: str, env: dict[str, str], log_path) -> subprocess.Popen[bytes]:

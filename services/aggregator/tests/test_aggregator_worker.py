@@ -192,7 +192,7 @@ def _start(env: dict[str, str], log_path) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT)  # fmt: skip
 
 
-@ENGINES
+@pytest.mark.parametrize("engine", ["kafka", pytest.param("faust", marks=pytest.mark.reliability)])
 def test_sigkill_mid_stream_never_loses_or_duplicates_an_event(
     fresh_kafka_broker, clickhouse_server, clickhouse_database, tmp_path, engine
 ):
