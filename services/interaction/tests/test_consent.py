@@ -9,18 +9,14 @@ from interaction_factories import T0, change, trigger
 from ecrm_interaction.contact_policy import Contact, History, PolicySettings, decide
 from ecrm_interaction.intake import Intake, IntakeStep
 from ecrm_interaction.rules import LoyaltyProgram
-from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.store import Store
 
 NO_QUIET_HOURS = PolicySettings(caps=(), quiet_start=T0.time(), quiet_end=T0.time())
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path}/db.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    migrate(engine)
-    yield Store(engine)
-    engine.dispose()
+@pytest.fixture
+def store(relational_store):
+    return relational_store
 
 
 def _consent_event(store: Store, minutes: int, granted: bool, purpose: str = "marketing", channel: str = "email"):

@@ -19,7 +19,7 @@ from ecrm_interaction.privacy import (
     export_document,
     jsonable,
 )
-from ecrm_interaction.store import CUSTOMER_TABLES, Store, make_engine, migrate
+from ecrm_interaction.store import CUSTOMER_TABLES, Store
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -57,13 +57,9 @@ def test_every_table_with_a_customer_id_is_exported_and_erased() -> None:
     assert with_customer == {m.__tablename__ for m in CUSTOMER_TABLES}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path}/db.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    migrate(engine)
-    yield Store(engine)
-    engine.dispose()
+@pytest.fixture
+def store(relational_store):
+    return relational_store
 
 
 def _fill(store: Store, customer: str) -> str:
