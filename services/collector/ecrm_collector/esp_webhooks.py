@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 import ecrm_schemas.email_tags as email_tags
-from ecrm_collector.email_tracking import MACHINE_AGENTS
+from ecrm_collector.email_tracking import machine_fetch
 
 LIBRARY_NAME = "ecrm-esp-webhook"
 SNS_CERT_URL_PATTERN = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
@@ -213,11 +213,6 @@ def _tag_values(pairs: Iterable[tuple[str, Any]]) -> dict[str, str]:
     return found
 
 
-def _machine_agent(user_agent: str | None) -> bool:
-    """Only positive evidence counts: ESPs often leave the user agent out."""
-    return bool(user_agent) and MACHINE_AGENTS.search(user_agent or "") is not None
-
-
 def _content_id(value: Any) -> str:
     """A stable id for a provider event that lacks its own."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -332,7 +327,7 @@ def _sendgrid_activity(event: Mapping[str, Any]) -> _Activity | None:
         # SendGrid's ``ip`` is the reader's only on engagement events (elsewhere it is the sending IP).
         user_agent, ip = _text(event.get("useragent")), _text(event.get("ip"))
         if kind == "open":
-            machine = event.get("sg_machine_open") in (True, "true") or _machine_agent(user_agent)
+            machine = event.get("sg_machine_open") in (True, "true") or machine_fetch(user_agent, ip)
             properties: dict[str, Any] = {"machine_open": machine}
         else:
             properties = {"link_url": event.get("url")}
@@ -426,7 +421,7 @@ def _mailgun_activity(data: Mapping[str, Any]) -> _Activity | None:
     if kind in ("opened", "clicked"):
         user_agent, ip = _text(_object(data, "client-info").get("user-agent")), _text(data.get("ip"))
         if kind == "opened":
-            properties: dict[str, Any] = {"machine_open": _machine_agent(user_agent)}
+            properties: dict[str, Any] = {"machine_open": machine_fetch(user_agent, ip)}
         else:
             properties = {"link_url": data.get("url")}
         return _Activity(name, recipient, timestamp, properties, user_agent, ip)
@@ -685,7 +680,7 @@ def _ses_activities(kind: Any, message: Mapping[str, Any], mail: Mapping[str, An
         user_agent, ip = _text(engagement.get("userAgent")), _text(engagement.get("ipAddress"))
         properties: dict[str, Any]
         if kind == "Open":
-            name, properties = "Email Opened", {"machine_open": _machine_agent(user_agent)}
+            name, properties = "Email Opened", {"machine_open": machine_fetch(user_agent, ip)}
         else:
             name, properties = "Email Link Clicked", {"link_url": engagement.get("link")}
         return [_Activity(name, reader, when, properties, user_agent, ip) for reader in readers]

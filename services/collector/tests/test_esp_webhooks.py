@@ -515,8 +515,11 @@ def test_ses_events_map_to_the_catalogue() -> None:
     assert opened["event"] == "Email Opened" and opened["properties"]["machine_open"] is False
     assert opened["context"]["ip"] == "192.0.2.1" and opened["context"]["userAgent"].startswith("Mozilla/5.0 (iPhone")
     proxied = copy.deepcopy(SES_OPEN)
-    proxied["open"]["userAgent"] = IMAGE_PROXY
-    assert only(proxied)["properties"]["machine_open"] is True
+    proxied["open"]["userAgent"] = IMAGE_PROXY  # Gmail fetches through its proxy when the person opens
+    assert only(proxied)["properties"]["machine_open"] is False
+    prefetched = copy.deepcopy(SES_OPEN)
+    prefetched["open"].update(userAgent="Mozilla/5.0", ipAddress="17.58.0.1")  # Apple Mail Privacy Protection
+    assert only(prefetched)["properties"]["machine_open"] is True
 
     clicked = only(SES_CLICK)
     assert clicked["event"] == "Email Link Clicked"

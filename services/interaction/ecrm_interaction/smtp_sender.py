@@ -4,13 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+import re
+from email import policy as email_policy
+from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import formatdate, make_msgid
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
 from ecrm_interaction.rendering import RenderedEmail
+
+
+class ListHeader(UnstructuredHeader):
+    """An RFC 2369 list header (``List-Unsubscribe``): ``<URL>`` items, never RFC 2047-encoded.
+
+    Mail clients read these headers as they are: an encoded word (``=?utf-8?q?=3Chttps...``)
+    is not a URL to them, so one-click unsubscribe would not work. The standard folding
+    encodes a long word it cannot break; this header folds only after the commas between
+    items, which RFC 2369 allows, and keeps each ``<URL>`` whole on its line.
+    """
+
+    max_count = 1
+    _ITEM = re.compile(r"<[^<>\s]+>")
+
+    def fold(self, *, policy: Policy) -> str:
+        items = self._ITEM.findall(str(self))
+        if not items or not str(self).isascii():
+            raise ValueError(f"{self.name} must be ASCII <URL> items separated by commas")
+        separator = "," + policy.linesep + " "
+        return f"{self.name}: {separator.join(items)}{policy.linesep}"
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", ListHeader)
+MAIL_POLICY = email_policy.SMTP.clone(header_factory=_HEADERS)
+"""Python's SMTP policy, with the RFC 2369 list headers folded as :class:`ListHeader` says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +82,7 @@ def compose(
     (``List-Unsubscribe`` with the https link, and the mailto when given, plus
     ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``).
     """
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = email.subject
@@ -63,7 +93,7 @@ def compose(
     message["X-ECRM-Rule"] = rule_id
     if unsubscribe_url:
         targets = [f"<{unsubscribe_url}>"] + ([f"<mailto:{unsubscribe_mailto}>"] if unsubscribe_mailto else [])
-        message["List-Unsubscribe"] = ", ".join(targets)
+        message["List-Unsubscribe"] = ",".join(targets)
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(email.text)
     if email.html:

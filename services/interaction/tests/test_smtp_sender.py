@@ -29,3 +29,39 @@ async def test_multipart_message_arrives(smtp_sink) -> None:
     assert received["X-ECRM-Send-Id"] == "s-1"
     assert received.get_body(("plain",)).get_content().strip() == "Hello Ada"
     assert received.get_body(("html",)).get_content().strip() == "<p>Hello Ada</p>"
+
+
+def header_lines(raw: bytes, name: str) -> list[bytes]:
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    for start, line in enumerate(head):
+        if line.lower().startswith(name.lower().encode() + b":"):
+            end = start + 1
+            while end < len(head) and head[end][:1] in (b" ", b"\t"):
+                end += 1
+            return head[start:end]
+    raise AssertionError(f"no {name} header")
+
+
+@pytest.mark.parametrize("token_length", [20, 400, 900])
+async def test_list_unsubscribe_is_plain_and_folds_only_at_commas(smtp_sink, token_length) -> None:
+    url = "https://shop.example.com/u/" + "A" * token_length
+    mailto = "unsubscribe@example.com?subject=unsubscribe%20" + "B" * token_length
+    message = compose(
+        RenderedEmail("News", "Hello", None),
+        sender="Shop <shop@example.com>",
+        recipient="ada@example.com",
+        send_id="s-1",
+        rule_id="r",
+        unsubscribe_url=url,
+        unsubscribe_mailto=mailto,
+    )
+    await deliver(message, SmtpTarget.from_url(smtp_sink.url), timeout_s=5)
+    [path] = smtp_sink.messages()
+    raw = path.read_bytes()
+    lines = header_lines(raw, "List-Unsubscribe")
+    assert b"=?" not in b"".join(lines)
+    assert all(len(line) <= 998 for line in lines)
+    assert all(line.endswith(b",") for line in lines[:-1])  # folded only after a comma
+    unfolded = b"".join(line.strip() if i else line for i, line in enumerate(lines))
+    assert unfolded == f"List-Unsubscribe: <{url}>,<mailto:{mailto}>".encode()
+    assert header_lines(raw, "List-Unsubscribe-Post") == [b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"]

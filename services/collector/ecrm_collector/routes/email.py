@@ -40,7 +40,8 @@ def router(gateway: Gateway) -> APIRouter:
         """Open pixel: records ``Email Opened`` (flagging likely machine opens) and returns a 1x1 GIF."""
         claims = token_of(token)
         agent = request.headers.get("user-agent")
-        machine = is_machine_open(claims, agent, time.time(), settings.collector_machine_open_s)
+        client_ip = request.client.host if request.client else None
+        machine = is_machine_open(claims, agent, time.time(), settings.collector_machine_open_s, client_ip)
         await tracked(open_event(claims, machine_open=machine, user_agent=agent))
         return Response(PIXEL_GIF, media_type="image/gif", headers={"Cache-Control": "no-store, max-age=0"})
 
