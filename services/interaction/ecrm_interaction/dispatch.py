@@ -241,7 +241,10 @@ class Dispatcher:
         except RenderError as exc:
             raise GiveUp(f"render_failed: {exc}") from exc
         rendered = add_tracking(
-            rendered, lambda url: self._tracking_url(action, profile, url), self._tracking_url(action, profile, None)
+            rendered,
+            lambda url: self._tracking_url(action, profile, url),
+            self._tracking_url(action, profile, None),
+            untracked=(self.unsubscribe_pages,),
         )
         message = compose(
             rendered,
@@ -280,9 +283,14 @@ class Dispatcher:
             points = self.store.balance(session, customer_id)
         return {"points": points, "tier": tier_of(points, program)}
 
+    @property
+    def unsubscribe_pages(self) -> str:
+        """Where unsubscribe links point (never click-tracked)."""
+        return f"{self.settings.interaction_public_url.rstrip('/')}/u/"
+
     def unsubscribe_url(self, customer_id: str, email_id: str | None) -> str:
         token = sign_unsubscribe(UnsubscribeToken(customer_id=customer_id, email_id=email_id), self.secret)
-        return f"{self.settings.interaction_public_url.rstrip('/')}/u/{token}"
+        return f"{self.unsubscribe_pages}{token}"
 
     def _tracking_url(self, action: Action, profile: dict[str, Any], url: str | None) -> str:
         kind = "userId" if profile.get("user_id") == action.customer_id or not profile else "anonymousId"

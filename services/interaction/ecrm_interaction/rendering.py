@@ -13,8 +13,8 @@ traits), ``event`` (what triggered the rule), ``reason``, ``rule`` (``id``, ``na
 ``reward`` (``code``, for rules that issue one), ``loyalty`` (``points``, ``tier``) and
 ``unsubscribe_url``.
 
-Tracking (:func:`add_tracking`): every http(s) link of the HTML part points at the
-collector's signed click redirect, and an open pixel closes the body. The signature names
+Tracking (:func:`add_tracking`): every http(s) link of the HTML part but the unsubscribe
+link points at the collector's signed click redirect, and an open pixel closes the body. The signature names
 the one URL a click may go to.
 """
 
@@ -112,13 +112,21 @@ def render_email(template: TemplateSpec, context: dict[str, Any]) -> RenderedEma
     return RenderedEmail(subject=" ".join(subject.split()), text=text, html=body)
 
 
-def add_tracking(email: RenderedEmail, click_url: Callable[[str], str], pixel_url: str) -> RenderedEmail:
-    """The email with its HTML links going through the click redirect and an open pixel."""
+def add_tracking(
+    email: RenderedEmail, click_url: Callable[[str], str], pixel_url: str, untracked: tuple[str, ...] = ()
+) -> RenderedEmail:
+    """The email with its HTML links going through the click redirect and an open pixel.
+
+    Links starting with one of ``untracked`` (the unsubscribe pages) stay as they are: leaving
+    a list is not a click, and must work without the collector.
+    """
     if email.html is None:
         return email
 
     def tracked(match: re.Match[str]) -> str:
         target = html.unescape(match[3])
+        if target.startswith(untracked):
+            return match[0]
         return f"{match[1]}{match[2]}{html.escape(click_url(target), quote=True)}{match[2]}"
 
     body = _LINK.sub(tracked, email.html)

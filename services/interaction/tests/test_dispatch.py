@@ -2,6 +2,7 @@
 what is sent, once, under the contact policy, and what happens when a server is down."""
 
 import email
+import re
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -305,3 +306,22 @@ async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) 
     assert [(a.customer_id, a.status) for a in setup.store.actions()] == [("buyer", "cancelled")]
     with setup.store.sessions.begin() as session:
         assert setup.store.customers_waiting(session, ["buyer", "browser"]) == set()
+
+
+async def test_the_unsubscribe_link_in_the_body_is_not_click_tracked(setup) -> None:
+    footer = TemplateSpec(
+        id="t",
+        subject="News",
+        text="Unsubscribe: {{ unsubscribe_url }}",
+        html='<html><body><a href="https://shop.example.com/">Shop</a>'
+        '<a href="{{ unsubscribe_url }}">Unsubscribe</a></body></html>',
+    )
+    setup.rules(rule(id="news"), templates=[footer])
+    setup.take(change(trigger(message_id="m1")))
+    await setup.tick()
+    [mail] = setup.mails()
+    html = mail.get_body(("html",)).get_content()
+    [unsubscribe] = [h for h in re.findall(r'href="([^"]+)"', html) if "/u/" in h or "Unsubscribe" in h] or [""]
+    assert unsubscribe.startswith("http://127.0.0.1:8081/u/"), html  # straight to our page, no redirect
+    assert mail["List-Unsubscribe"].startswith(f"<{unsubscribe}>")
+    assert html.count("/v1/e/c/") == 1  # the shop link only
