@@ -23,6 +23,10 @@ same message.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+from collections.abc import Collection, Mapping
+from typing import Literal
 
 EMAIL_ID = "ecrm_email_id"
 """Our id of the sent message (the send id); becomes the event's ``properties.email_id``."""
@@ -36,6 +40,21 @@ CAMPAIGN_ID = "ecrm_campaign_id"
 """The campaign the message belongs to; becomes ``properties.campaign_id``."""
 
 ALL_TAGS: tuple[str, ...] = (EMAIL_ID, USER_ID, ANONYMOUS_ID, RULE_ID, CAMPAIGN_ID)
+
+Provider = Literal["sendgrid", "ses", "mailgun"]
+PROVIDERS: tuple[Provider, ...] = ("sendgrid", "ses", "mailgun")
+
+SENDGRID_HEADER = "X-SMTPAPI"
+"""SendGrid's SMTP API header: JSON, our tags under ``unique_args``."""
+SES_TAGS_HEADER = "X-SES-MESSAGE-TAGS"
+"""Amazon SES message tags over SMTP: ``name=value, name=value``."""
+SES_CONFIGURATION_SET_HEADER = "X-SES-CONFIGURATION-SET"
+"""The SES configuration set whose event destinations publish the message's events (and tags)."""
+MAILGUN_HEADER = "X-Mailgun-Variables"
+"""Mailgun's user variables over SMTP: a JSON object."""
+PROVIDER_HEADERS: tuple[str, ...] = (SENDGRID_HEADER, SES_TAGS_HEADER, SES_CONFIGURATION_SET_HEADER, MAILGUN_HEADER)
+"""Every header :func:`provider_headers` may set (the providers remove them before delivery)."""
+_SES_VALUE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 def message_tags(
@@ -64,3 +83,27 @@ def address_anonymous_id(address: str) -> str:
     so every service derives the same id from the same address without storing the address in it.
     """
     return "email:" + hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
+
+
+def provider_headers(
+    tags: Mapping[str, str], providers: Collection[Provider], *, ses_configuration_set: str | None = None
+) -> dict[str, str]:
+    """The SMTP headers that carry ``tags`` through each of ``providers`` (ASCII, unfolded).
+
+    What each header becomes in the provider's events is what the collector's ESP webhooks
+    read (see the module docstring). A tag SES cannot carry (a value outside its alphabet,
+    an e-mail address as user id, say) is left out of its header: the recipient address
+    still attributes that provider's events.
+    """
+    headers: dict[str, str] = {}
+    if "sendgrid" in providers and tags:
+        headers[SENDGRID_HEADER] = json.dumps({"unique_args": dict(tags)}, ensure_ascii=True)
+    if "ses" in providers:
+        pairs = [f"{name}={value}" for name, value in tags.items() if _SES_VALUE.match(value)]
+        if pairs:
+            headers[SES_TAGS_HEADER] = ", ".join(pairs)
+        if ses_configuration_set:
+            headers[SES_CONFIGURATION_SET_HEADER] = ses_configuration_set
+    if "mailgun" in providers and tags:
+        headers[MAILGUN_HEADER] = json.dumps(dict(tags), ensure_ascii=True)
+    return headers

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 import structlog
 
+import ecrm_schemas.email_tags as email_tags
 from ecrm_interaction import metrics
 from ecrm_interaction.conditions import Facts
 from ecrm_interaction.contact_policy import Contact, History
@@ -228,7 +229,8 @@ class Dispatcher:
         recommendations = []
         if spec.recommendations and self.recommender is not None:
             recommendations = await asyncio.to_thread(self.recommender, action.customer_id, spec.recommendations)
-        unsubscribe = self.unsubscribe_url(action.customer_id, action.id)
+        unsubscribe_token = self.unsubscribe_token(action.customer_id, action.id)
+        unsubscribe = f"{self.unsubscribe_pages}{unsubscribe_token}"
         context = message_context(
             payload,
             rule_id=action.rule_id or "",
@@ -253,6 +255,8 @@ class Dispatcher:
             send_id=action.id,
             rule_id=action.rule_id or "",
             unsubscribe_url=unsubscribe if action.category == "marketing" else None,
+            unsubscribe_mailto=self.unsubscribe_mailto(unsubscribe_token) if action.category == "marketing" else None,
+            headers=self.provider_headers(action, profile),
         )
         started = time.perf_counter()
 
@@ -288,12 +292,26 @@ class Dispatcher:
         """Where unsubscribe links point (never click-tracked)."""
         return f"{self.settings.interaction_public_url.rstrip('/')}/u/"
 
-    def unsubscribe_url(self, customer_id: str, email_id: str | None) -> str:
-        token = sign_unsubscribe(UnsubscribeToken(customer_id=customer_id, email_id=email_id), self.secret)
-        return f"{self.unsubscribe_pages}{token}"
+    def unsubscribe_token(self, customer_id: str, email_id: str | None) -> str:
+        """The signed token of an unsubscribe link (page URL: :attr:`unsubscribe_pages` + token)."""
+        return sign_unsubscribe(UnsubscribeToken(customer_id=customer_id, email_id=email_id), self.secret)
+
+    def unsubscribe_mailto(self, token: str) -> str | None:
+        """The List-Unsubscribe ``mailto:`` target (without the scheme): the mailbox, the token as subject."""
+        mailbox = self.settings.unsubscribe_mailbox
+        return f"{mailbox}?subject=unsubscribe%20{token}" if mailbox else None
+
+    def provider_headers(self, action: Action, profile: dict[str, Any]) -> dict[str, str]:
+        """Our tags, in the header of every configured ESP (customer mail only: a bounce of a
+        team notification must never suppress the customer it was about)."""
+        customer = {"user_id" if _customer_kind(action, profile) == "userId" else "anonymous_id": action.customer_id}
+        tags = email_tags.message_tags(action.id, rule_id=action.rule_id, **customer)
+        return email_tags.provider_headers(
+            tags, self.settings.email_providers, ses_configuration_set=self.settings.interaction_ses_configuration_set
+        )
 
     def _tracking_url(self, action: Action, profile: dict[str, Any], url: str | None) -> str:
-        kind = "userId" if profile.get("user_id") == action.customer_id or not profile else "anonymousId"
+        kind = _customer_kind(action, profile)
         token = sign(
             TrackingToken(
                 email_id=action.id,
@@ -509,6 +527,7 @@ class Dispatcher:
             return
         for action in actions:
             self._produce_event(*decision_event(action))
+            self._link_address(action)
         self.producer.flush_or_raise(30)
         self.store.mark_published((a.id, a.status) for a in actions)
 
@@ -522,13 +541,47 @@ class Dispatcher:
         except Exception as exc:  # the database holds the truth; the event is informative
             log.error("report_failed", event=name, error=type(exc).__name__)
 
+    def _identity(self, customer_id: str) -> dict[str, str]:
+        """How events name the customer: ``{"userId": …}``, or ``{"anonymousId": …}`` when that is all we know."""
+        customer = self.store.customer(customer_id)
+        profile = orjson.loads(customer.profile) if customer is not None and customer.profile else {}
+        if profile.get("user_id") or not profile:
+            return {"userId": profile.get("user_id") or customer_id}
+        return {"anonymousId": customer_id}
+
+    def _link_address(self, action: Action) -> None:
+        """After a send to a known user, ``alias`` the address's id (``email:<sha256>``) to them.
+
+        An ESP event without our tags names only the recipient address, and the collector
+        gives it that id: the aggregator's identity stitching (merge guard included: an
+        address already linked to another user stays theirs) then folds the bounce,
+        complaint or open into the user who was sent the message, and the contact policy
+        sees it. Anonymous customers are not linked: an alias would make their id look
+        like a user id and block their own identify later.
+        """
+        if self.producer is None or action.kind != "email" or action.status != "sent" or not action.recipient:
+            return
+        identity = self._identity(action.customer_id)
+        if "userId" not in identity:
+            return
+        at = aware(action.done_at or action.updated_at) or datetime.now(UTC)
+        event = {
+            "type": "alias",
+            "previousId": email_tags.address_anonymous_id(action.recipient),
+            "userId": identity["userId"],
+            "messageId": f"{OWN_EVENTS}{action.id}-address",
+            "timestamp": at.isoformat(),
+            "receivedAt": datetime.now(UTC).isoformat(),
+            "context": {"library": {"name": "ecrm-interaction"}},
+        }
+        valid = validate_event(event)
+        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+
     def _produce_event(
         self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
     ) -> None:
         if self.producer is None:
             return
-        customer = self.store.customer(customer_id)
-        profile = orjson.loads(customer.profile) if customer is not None and customer.profile else {}
         event: dict[str, Any] = {
             "type": "track",
             "event": name,
@@ -538,12 +591,14 @@ class Dispatcher:
             "properties": properties,
             "context": {"library": {"name": "ecrm-interaction"}},
         }
-        if profile.get("user_id") or not profile:
-            event["userId"] = profile.get("user_id") or customer_id
-        else:
-            event["anonymousId"] = customer_id
+        event.update(self._identity(customer_id))
         valid = validate_event(event)  # the same gate as the collector's
         self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+
+
+def _customer_kind(action: Action, profile: dict[str, Any]) -> str:
+    """``userId`` or ``anonymousId``: how the action's customer is named in events."""
+    return "userId" if profile.get("user_id") == action.customer_id or not profile else "anonymousId"
 
 
 def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datetime]:

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from ecrm_interaction.contact_policy import FrequencyCap, PolicySettings
 from ecrm_interaction.rules import parse_duration
+from ecrm_schemas.email_tags import PROVIDERS, Provider
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings, TrackingSettings
 
 DEV_API_TOKEN = "ecrm_dev_api_token"
@@ -28,6 +29,14 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     smtp_url: str = "smtp://127.0.0.1:1025"
     """``smtp://[user:password@]host:port`` (STARTTLS when offered) or ``smtps://`` (implicit TLS)."""
     email_from: str = "eCRM <hello@ecrm.localhost>"
+    interaction_unsubscribe_mailbox: str = ""
+    """The ``mailto:`` alternative of marketing mail's ``List-Unsubscribe`` (its subject carries
+    the signed token); empty: ``unsubscribe@`` the domain of ``EMAIL_FROM``; ``off``: none."""
+    interaction_email_providers: str = ""
+    """The ESPs that relay our SMTP mail (``sendgrid``, ``ses``, ``mailgun``, comma-separated):
+    each gets our tags in its header, so its events name the customer and the message."""
+    interaction_ses_configuration_set: str | None = None
+    """With ``ses``: the configuration set whose event destination publishes our events (and tags)."""
     interaction_host: str = "127.0.0.1"
     interaction_port: int = 8081
     interaction_public_url: str = "http://127.0.0.1:8081"
@@ -90,6 +99,43 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
                 raise ValueError(f"a frequency cap is count/window, like 3/7d: {part!r}")
             caps.append(FrequencyCap(int(match[1]), parse_duration(match[2])))
         return tuple(caps)
+
+    @field_validator("interaction_email_providers")
+    @classmethod
+    def _providers(cls, value: str) -> str:
+        cls.parse_providers(value)
+        return value
+
+    @staticmethod
+    def parse_providers(value: str) -> tuple[Provider, ...]:
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(PROVIDERS))
+        if unknown:
+            raise ValueError(f"unknown email provider {', '.join(unknown)}: use {', '.join(PROVIDERS)}")
+        return tuple(p for p in PROVIDERS if p in names)
+
+    @property
+    def email_providers(self) -> tuple[Provider, ...]:
+        return self.parse_providers(self.interaction_email_providers)
+
+    @property
+    def unsubscribe_mailbox(self) -> str | None:
+        """The mailto address of List-Unsubscribe, or None."""
+        configured = self.interaction_unsubscribe_mailbox.strip()
+        if configured.lower() in OFF - {""}:
+            return None
+        if configured:
+            return configured
+        domain = self.email_from.rpartition("@")[2].strip("> ")
+        return f"unsubscribe@{domain}" if domain else None
+
+    @field_validator("interaction_unsubscribe_mailbox")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        stripped = value.strip()
+        if stripped and stripped.lower() not in OFF and ("@" not in stripped or any(c in stripped for c in "<>?, ")):
+            raise ValueError("the unsubscribe mailbox is a bare address like unsubscribe@shop.example, or off")
+        return value
 
     @field_validator("interaction_quiet_hours")
     @classmethod

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-import re
 from email import policy as email_policy
-from email.headerregistry import HeaderRegistry, UnstructuredHeader
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import formatdate, make_msgid
@@ -14,33 +14,58 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+import ecrm_schemas.email_tags as email_tags
 from ecrm_interaction.rendering import RenderedEmail
 
 
-class ListHeader(UnstructuredHeader):
-    """An RFC 2369 list header (``List-Unsubscribe``): ``<URL>`` items, never RFC 2047-encoded.
+def _fold_words(name: str, words: list[str], policy: Policy) -> str:
+    """``name: word word …``, a line broken before a word when it would pass the policy's length."""
+    limit = policy.max_line_length or 998
+    lines = [f"{name}: {words[0]}"]
+    for word in words[1:]:
+        if word and len(lines[-1]) + 1 + len(word) > limit:
+            lines.append(f" {word}")
+        else:
+            lines[-1] += f" {word}"
+    return policy.linesep.join(lines) + policy.linesep
 
-    Mail clients read these headers as they are: an encoded word (``=?utf-8?q?=3Chttps...``)
-    is not a URL to them, so one-click unsubscribe would not work. The standard folding
-    encodes a long word it cannot break; this header folds only after the commas between
-    items, which RFC 2369 allows, and keeps each ``<URL>`` whole on its line.
+
+class PlainHeader(UnstructuredHeader, BaseHeader):
+    """A header sent as it is: ASCII, folded only at its spaces, never RFC 2047-encoded.
+
+    The standard folding encodes a long word it cannot break (``=?utf-8?q?...``); the
+    readers of these headers (mail clients, the ESPs) do not decode them.
     """
+
+    def _words(self) -> list[str]:
+        return str(self).split(" ")
+
+    def fold(self, *, policy: Policy) -> str:
+        if not str(self).isascii() or not str(self).strip():
+            raise ValueError(f"{self.name} must be non-empty ASCII")
+        return _fold_words(self.name, self._words(), policy)
+
+
+class ListHeader(PlainHeader):
+    """An RFC 2369 list header (``List-Unsubscribe``): ``<URL>`` items, folded only after the
+    commas between them, each ``<URL>`` whole however long."""
 
     max_count = 1
     _ITEM = re.compile(r"<[^<>\s]+>")
 
-    def fold(self, *, policy: Policy) -> str:
+    def _words(self) -> list[str]:
         items = self._ITEM.findall(str(self))
-        if not items or not str(self).isascii():
-            raise ValueError(f"{self.name} must be ASCII <URL> items separated by commas")
-        separator = "," + policy.linesep + " "
-        return f"{self.name}: {separator.join(items)}{policy.linesep}"
+        if not items:
+            raise ValueError(f"{self.name} must hold <URL> items separated by commas")
+        return [item + "," for item in items[:-1]] + items[-1:]
 
 
 _HEADERS = HeaderRegistry()
 _HEADERS.map_to_type("list-unsubscribe", ListHeader)
+for _name in email_tags.PROVIDER_HEADERS:
+    _HEADERS.map_to_type(_name.lower(), PlainHeader)
 MAIL_POLICY = email_policy.SMTP.clone(header_factory=_HEADERS)
-"""Python's SMTP policy, with the RFC 2369 list headers folded as :class:`ListHeader` says."""
+"""Python's SMTP policy, with the list and ESP headers written as :class:`PlainHeader` says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +99,15 @@ def compose(
     rule_id: str,
     unsubscribe_url: str | None = None,
     unsubscribe_mailto: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> EmailMessage:
     """A multipart (text, and HTML when the template has it) message.
 
     Its Message-ID derives from ``send_id``, so a message sent again after a crash carries the
     same id. With ``unsubscribe_url``, RFC 8058 one-click unsubscribe headers are added
     (``List-Unsubscribe`` with the https link, and the mailto when given, plus
-    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``).
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``). ``headers`` are added as they are
+    (the ESP tags of :func:`ecrm_schemas.email_tags.provider_headers`).
     """
     message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = sender
@@ -93,8 +120,10 @@ def compose(
     message["X-ECRM-Rule"] = rule_id
     if unsubscribe_url:
         targets = [f"<{unsubscribe_url}>"] + ([f"<mailto:{unsubscribe_mailto}>"] if unsubscribe_mailto else [])
-        message["List-Unsubscribe"] = ",".join(targets)
+        message["List-Unsubscribe"] = ", ".join(targets)
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(email.text)
     if email.html:
         message.add_alternative(email.html, subtype="html")

@@ -2,8 +2,8 @@
 what is sent, once, under the contact policy, and what happens when a server is down."""
 
 import email
-import re
 import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from email import policy as email_policy
@@ -83,6 +83,7 @@ async def test_an_email_is_sent_once_with_unsubscribe_headers_and_tracked_links(
     assert mail["Subject"] == "Hi Ada" and mail["To"] == "ada@example.com"
     assert mail["Message-ID"] == f"<{action.id}@ecrm.localhost>"
     assert mail["List-Unsubscribe"].startswith("<http://127.0.0.1:8081/u/")
+    assert "<mailto:unsubscribe@ecrm.localhost?subject=unsubscribe%20" in mail["List-Unsubscribe"]
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     html = mail.get_body(("html",)).get_content()
     assert "http://127.0.0.1:8080/v1/e/c/" in html and "/v1/e/o/" in html and 'href="https://shop' not in html

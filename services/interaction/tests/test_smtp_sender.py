@@ -1,6 +1,7 @@
 """Delivery over a real SMTP server on loopback (the sink)."""
 
 import email
+import re
 from email import policy
 
 import pytest
@@ -62,6 +63,25 @@ async def test_list_unsubscribe_is_plain_and_folds_only_at_commas(smtp_sink, tok
     assert b"=?" not in b"".join(lines)
     assert all(len(line) <= 998 for line in lines)
     assert all(line.endswith(b",") for line in lines[:-1])  # folded only after a comma
-    unfolded = b"".join(line.strip() if i else line for i, line in enumerate(lines))
-    assert unfolded == f"List-Unsubscribe: <{url}>,<mailto:{mailto}>".encode()
+    unfolded = b"".join(lines)  # unfolding removes the line breaks, nothing else
+    assert re.fullmatch(rb"List-Unsubscribe: <[^<>\s]+>,\s*<[^<>\s]+>", unfolded), unfolded
+    assert re.findall(rb"<([^<>]+)>", unfolded) == [url.encode(), f"mailto:{mailto}".encode()]
     assert header_lines(raw, "List-Unsubscribe-Post") == [b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
+
+
+def test_the_unsubscribe_mailbox_and_providers_settings() -> None:
+    from pydantic import ValidationError
+
+    from ecrm_interaction.settings import InteractionSettings
+
+    assert InteractionSettings(email_from="Shop <news@shop.example>").unsubscribe_mailbox == "unsubscribe@shop.example"
+    assert InteractionSettings(interaction_unsubscribe_mailbox="leave@shop.example").unsubscribe_mailbox == (
+        "leave@shop.example"
+    )
+    assert InteractionSettings(interaction_unsubscribe_mailbox="off").unsubscribe_mailbox is None
+    assert InteractionSettings(interaction_email_providers="Mailgun, ses").email_providers == ("ses", "mailgun")
+    assert InteractionSettings().email_providers == ()
+    with pytest.raises(ValidationError, match="unknown email provider postmark"):
+        InteractionSettings(interaction_email_providers="sendgrid,postmark")
+    with pytest.raises(ValidationError, match="bare address"):
+        InteractionSettings(interaction_unsubscribe_mailbox="<x@y>")

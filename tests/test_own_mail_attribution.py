@@ -1,0 +1,164 @@
+"""Provider events about our own mail name the customer who was sent it.
+
+With tags: every configured ESP finds ours in its header of the raw message, and the
+collector's webhook parsers read back exactly what was sent. Without tags (an ESP that
+dropped them, mail to an address only): the recipient address, linked to the customer at
+send time, still brings a bounce home, and the customer is suppressed.
+"""
+
+import email
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from interaction_factories import change, rule, trigger
+
+from ecrm_collector.esp_webhooks import mailgun_events, sendgrid_events, ses_message_events
+from ecrm_embedded.net import free_port
+from ecrm_embedded.stack import Stack, StackSettings
+from ecrm_interaction.dispatch import Dispatcher
+from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.store import Store, make_engine, migrate
+
+NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def raw_headers(raw: bytes) -> dict[str, str]:
+    """The message's headers as a provider reads them: unfolded (line breaks removed), not decoded."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    unfolded = re.sub(r"\r\n(?=[ \t])", "", head)
+    return {name.lower(): value for name, _, value in (line.partition(": ") for line in unfolded.split("\r\n"))}
+
+
+@pytest.mark.smtp
+async def test_every_configured_provider_reads_our_tags_back_from_the_raw_message(tmp_path, smtp_sink) -> None:
+    settings = InteractionSettings(
+        database_url=f"sqlite:///{tmp_path}/i.db",
+        smtp_url=smtp_sink.url,
+        interaction_quiet_hours="off",
+        interaction_email_providers="sendgrid, ses, mailgun",
+        interaction_ses_configuration_set="ecrm-events",
+    )
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = Store(engine)
+    store.upsert_rules([TemplateSpec(id="t", subject="Hi", text="Hello")], [rule(id="welcome")])
+    intake = IntakeStep(store, settings.tracking_secret.get_secret_value())
+    rules, _ = store.enabled_rules()
+    with store.sessions.begin() as session:
+        intake.profile_change(session, change(trigger(message_id="m1"), customer="u1"), rules, LoyaltyProgram(),
+                              NOON, Intake())  # fmt: skip
+    await Dispatcher(settings, store, producer=None).tick(NOON)
+    [action] = store.actions(customer_id="u1")
+    [path] = smtp_sink.messages()
+    raw = path.read_bytes()
+    headers = raw_headers(raw)
+    assert b"=?" not in raw.split(b"\r\n\r\n", 1)[0]
+    sent = {"userId": "u1", "email_id": action.id, "rule_id": "welcome"}
+
+    def attributed(event: dict) -> dict:
+        return {"userId": event.get("userId"), **{k: event["properties"].get(k) for k in ("email_id", "rule_id")}}
+
+    # SendGrid returns X-SMTPAPI's unique_args as top-level keys of each event.
+    unique_args = json.loads(headers["x-smtpapi"])["unique_args"]
+    bounce = {"email": "ada@example.com", "event": "bounce", "type": "bounce", "sg_event_id": "e1",
+              "timestamp": 1800000000, **unique_args}  # fmt: skip
+    [event] = sendgrid_events([bounce]).events
+    assert attributed(event) == sent
+
+    # SES returns X-SES-MESSAGE-TAGS (name=value, comma-separated) as mail.tags {name: [value]}.
+    tags = dict(pair.strip().split("=", 1) for pair in headers["x-ses-message-tags"].split(","))
+    assert headers["x-ses-configuration-set"] == "ecrm-events"
+    record = {"eventType": "Complaint", "mail": {"messageId": "ses-1", "destination": ["ada@example.com"],
+              "tags": {name: [value] for name, value in tags.items()}},
+              "complaint": {"complainedRecipients": [{"emailAddress": "ada@example.com"}]}}  # fmt: skip
+    [event] = ses_message_events(record, sns_message_id="sns-1").events
+    assert attributed(event) == sent
+
+    # Mailgun returns X-Mailgun-Variables as event-data["user-variables"].
+    data = {"event": "failed", "severity": "permanent", "id": "mg-1", "recipient": "ada@example.com",
+            "timestamp": 1800000000, "user-variables": json.loads(headers["x-mailgun-variables"])}  # fmt: skip
+    [event] = mailgun_events(data).events
+    assert attributed(event) == sent
+
+
+# --- the whole stack: a bounce without our tags -----------------------------------------------
+
+KEY = "attribution-write-key"
+MAILGUN_SIGNING_KEY = "mailgun-test-signing-key"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    settings = StackSettings(
+        ecrm_data_dir=tmp_path_factory.mktemp("ecrm"),
+        kafka_port=free_port(), clickhouse_port=free_port(), smtp_port=free_port(), collector_port=free_port(),
+        interaction_port=free_port(), aggregator_metrics_port=free_port(), collector_write_keys=KEY,
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLLECTOR_MAILGUN_SIGNING_KEY", MAILGUN_SIGNING_KEY)  # the services inherit it
+        running = Stack(settings)
+        try:
+            running.start()
+            yield running
+        finally:
+            running.stop()
+
+
+def _eventually(probe, timeout_s: float = 90.0, every_s: float = 0.5):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every_s)
+
+
+def _mailgun_signature() -> dict[str, str]:
+    timestamp, token = str(int(time.time())), hashlib.sha256(os.urandom(16)).hexdigest()
+    signature = hmac.new(MAILGUN_SIGNING_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    return {"timestamp": timestamp, "token": token, "signature": signature}
+
+
+@pytest.mark.e2e
+@pytest.mark.kafka
+@pytest.mark.clickhouse
+@pytest.mark.smtp
+def test_a_bounce_for_our_own_mail_without_tags_suppresses_the_customer(stack: Stack) -> None:
+    s = stack.settings
+    collector, interaction = f"http://127.0.0.1:{s.collector_port}", f"http://127.0.0.1:{s.interaction_port}"
+    api = {"Authorization": f"Bearer {s.interaction_api_token}"}
+    address = "grace@example.com"
+    response = httpx.post(f"{collector}/v1/identify", auth=(KEY, ""),
+                          json={"userId": "grace", "traits": {"email": address, "firstName": "Grace"}})  # fmt: skip
+    assert response.status_code == 200, response.text
+
+    def welcomed() -> list:
+        return [p for p in (stack.data_dir / "mail").glob("*.eml") if address.encode() in p.read_bytes()]
+
+    assert _eventually(welcomed), "the welcome email is sent"
+    welcome = email.message_from_bytes(welcomed()[0].read_bytes())
+    assert "X-Mailgun-Variables" not in welcome  # no provider configured: no tags at all
+
+    # Mailgun reports a permanent failure naming only the recipient (no user-variables).
+    event_data = {"event": "failed", "severity": "permanent", "reason": "bounce", "id": "mg-bounce-grace",
+                  "recipient": address, "timestamp": time.time(),
+                  "message": {"headers": {"message-id": welcome["Message-ID"].strip("<>")}},
+                  "delivery-status": {"code": 550, "message": "5.1.1 no such user"}}  # fmt: skip
+    response = httpx.post(f"{collector}/v1/email/events/mailgun",
+                          json={"signature": _mailgun_signature(), "event-data": event_data})  # fmt: skip
+    assert response.status_code == 200 and response.json()["accepted"] == 1, response.text
+
+    def suppressed() -> str | None:
+        view = httpx.get(f"{interaction}/v1/customers/grace", headers=api)
+        return view.json()["contact"]["suppressed"] if view.status_code == 200 else None
+
+    assert _eventually(suppressed) == "hard_bounce", stack.data_dir
