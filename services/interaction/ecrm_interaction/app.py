@@ -338,6 +338,16 @@ def create_app(
         await asyncio.to_thread(store.upsert_rules, [template], [], who.name)
         return template
 
+    @app.delete("/v1/templates/{template_id}", status_code=204, tags=["rules"])
+    async def delete_template(template_id: str, who: Marketer) -> Response:
+        """Delete a template; 409 (naming them) while rules use it."""
+        users = await asyncio.to_thread(store.delete_template, template_id, who.name)
+        if users is None:
+            raise HTTPException(404, "template_not_found")
+        if users:
+            raise HTTPException(409, f"template {template_id!r} is used by the rules {users}: change them first")
+        return Response(status_code=204)
+
     @app.get("/v1/loyalty/program", tags=["loyalty"])
     async def get_program(_who: Viewer) -> LoyaltyProgram:
         return await asyncio.to_thread(store.loyalty_program)

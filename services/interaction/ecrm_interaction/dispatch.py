@@ -241,7 +241,7 @@ class Dispatcher:
         try:
             rendered = render_email(template, context)
         except RenderError as exc:
-            raise GiveUp(f"render_failed: {exc}") from exc
+            raise _render_failed(action, exc, template.id) from exc
         rendered = add_tracking(
             rendered,
             lambda url: self._tracking_url(action, profile, url),
@@ -360,7 +360,7 @@ class Dispatcher:
         try:
             text = render_text(spec.message, context)
         except RenderError as exc:
-            raise GiveUp(f"render_failed: {exc}") from exc
+            raise _render_failed(action, exc, part="message") from exc
         if spec.chat_webhook is not None:
             body = orjson.dumps({"text": text}).decode()
             await self._post(str(spec.chat_webhook), body, signed_headers(self.secret, action.id, body))
@@ -391,7 +391,7 @@ class Dispatcher:
         try:
             subject = render_text(spec.subject, message_context(payload, rule_id=action.rule_id or ""))
         except RenderError as exc:
-            raise GiveUp(f"render_failed: {exc}") from exc
+            raise _render_failed(action, exc, part="subject") from exc
         with self.store.sessions.begin() as session:
             case_id = self.store.open_case(
                 session,
@@ -594,6 +594,14 @@ class Dispatcher:
         event.update(self._identity(customer_id))
         valid = validate_event(event)  # the same gate as the collector's
         self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+
+
+def _render_failed(action: Action, exc: RenderError, template: str | None = None, part: str | None = None) -> GiveUp:
+    """Log one ``render_failed`` line (where, and the fault's class: never the message, which
+    may quote the customer's data) and give the action up."""
+    log.warning("render_failed", rule=action.rule_id, template=template, action=action.id,
+                part=exc.part or part, error=exc.error, line=exc.line)  # fmt: skip
+    return GiveUp(f"render_failed: {exc}")
 
 
 def _customer_kind(action: Action, profile: dict[str, Any]) -> str:

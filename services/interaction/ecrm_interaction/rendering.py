@@ -11,7 +11,8 @@ What a template sees: ``profile`` (the customer's profile), ``traits`` (its iden
 traits), ``event`` (what triggered the rule), ``reason``, ``rule`` (``id``, ``name``),
 ``segments``, ``recommendations`` (products: ``product_id``, ``score``, ``source``),
 ``reward`` (``code``, for rules that issue one), ``loyalty`` (``points``, ``tier``) and
-``unsubscribe_url``.
+``unsubscribe_url``. Profile amounts render with two decimals (``200.00``); the ``money``
+filter formats any amount, with a currency and locale if given (:func:`money`).
 
 Tracking (:func:`add_tracking`): every http(s) link of the HTML part but the unsubscribe
 link points at the collector's signed click redirect, and an open pixel closes the body. The signature names
@@ -22,16 +23,24 @@ from __future__ import annotations
 
 import html
 import re
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import ChainableUndefined, DictLoader, TemplateError
+from babel.core import UnknownLocaleError
+from babel.numbers import format_currency, format_decimal
+from jinja2 import ChainableUndefined, DictLoader, TemplateError, TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic_core import PydanticCustomError
 
-from ecrm_interaction.rules import TemplateSpec
+from ecrm_schemas.profile import CustomerProfile
+
+if TYPE_CHECKING:
+    from ecrm_interaction.rules import TemplateSpec
 
 MAX_REPEAT = 100_000
 MAX_EXPONENT = 100
@@ -52,15 +61,66 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+_CENT = Decimal("0.01")
+MONEY_FIELDS = tuple(name for name, spec in CustomerProfile.model_fields.items() if spec.annotation is Decimal)
+"""Profile amounts (``revenue``, ``refunded``): templates see them as Decimals rounded to cents."""
+
+
+def money(value: Any, currency: Any = None, locale: str = "en") -> str:
+    """The ``money`` filter: ``{{ x | money }}`` is ``1,234.50``; ``{{ x | money('EUR') }}`` is
+    ``€1,234.50``; ``{{ x | money('EUR', 'de_DE') }}`` is ``1.234,50 €`` (Babel, CLDR data).
+    Nothing (an undefined or empty value) renders empty; a value that is not a number fails."""
+    if value is None or isinstance(value, Undefined) or value == "":
+        return ""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"money: {str(value)[:40]!r} is not a number") from None
+    if not amount.is_finite():
+        raise ValueError("money: the amount is not a finite number")
+    try:
+        if currency and not isinstance(currency, Undefined):
+            return format_currency(amount, str(currency).upper(), locale=locale)
+        return format_decimal(amount, format="#,##0.00", locale=locale)
+    except UnknownLocaleError as exc:
+        raise ValueError(f"money: unknown locale {exc.identifier!r}") from None
+
+
+def _amount(value: Any) -> Any:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return value
+    return amount.quantize(_CENT) if amount.is_finite() else value
+
+
 _NOTHING_TO_LOAD = DictLoader({})
 _TEXT = _Sandbox(autoescape=False, undefined=ChainableUndefined, loader=_NOTHING_TO_LOAD)
 _HTML = _Sandbox(autoescape=True, undefined=ChainableUndefined, loader=_NOTHING_TO_LOAD)
+for _environment in (_TEXT, _HTML):
+    _environment.filters["money"] = money
 _LINK = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 class RenderError(ValueError):
-    """The template could not be rendered (syntax error or a refused operation)."""
+    """The template could not be rendered (syntax error or a refused operation).
+
+    ``part`` (``subject``, ``text``, ``html``), ``error`` (the class of the fault) and ``line``
+    (in the part, when known) say where, without the data the message may hold: fit for logs.
+    """
+
+    def __init__(self, message: str, *, part: str | None = None, error: str = "", line: int | None = None) -> None:
+        super().__init__(message)
+        self.part, self.error, self.line = part, error, line
+
+    @classmethod
+    def of(cls, exc: BaseException, message: str, part: str | None = None) -> RenderError:
+        line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename == "<template>":  # Jinja maps a runtime fault to its template line
+                line = frame.lineno
+        return cls(message, part=part, error=type(exc).__name__, line=line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +139,10 @@ def message_context(
     unsubscribe_url: str = "",
 ) -> dict[str, Any]:
     """The names a template sees, from an action's payload (see :mod:`.planning`)."""
-    profile = payload.get("profile") or {}
+    profile = dict(payload.get("profile") or {})
+    for name in MONEY_FIELDS:
+        if profile.get(name) is not None:
+            profile[name] = _amount(profile[name])
     return {
         "profile": profile,
         "traits": profile.get("traits") or {},
@@ -94,21 +157,38 @@ def message_context(
     }
 
 
+def check_template(source: str) -> str:
+    """``source`` if it compiles; else a ``template_syntax`` error naming the line (a pydantic
+    validator's error: the API answers 422 with the field). Unknown filters count as errors."""
+    try:
+        _TEXT.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise PydanticCustomError(
+            "template_syntax",
+            "template syntax error on line {line}: {error}",
+            {"line": exc.lineno, "error": exc.message},
+        ) from None
+    return source
+
+
 def render_text(source: str, context: dict[str, Any]) -> str:
     """A plain-text template (notifications, case subjects)."""
     try:
         return _TEXT.from_string(source).render(context)
     except _TEMPLATE_FAULTS as exc:
-        raise RenderError(str(exc)) from exc
+        raise RenderError.of(exc, str(exc)) from exc
 
 
 def render_email(template: TemplateSpec, context: dict[str, Any]) -> RenderedEmail:
+    part = "subject"
     try:
         subject = _TEXT.from_string(template.subject).render(context)
+        part = "text"
         text = _TEXT.from_string(template.text).render(context)
+        part = "html"
         body = _HTML.from_string(template.html).render(context) if template.html else None
     except _TEMPLATE_FAULTS as exc:
-        raise RenderError(f"template {template.id!r}: {exc}") from exc
+        raise RenderError.of(exc, f"template {template.id!r}: {exc}", part) from exc
     return RenderedEmail(subject=" ".join(subject.split()), text=text, html=body)
 
 

@@ -40,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from ecrm_interaction.rendering import check_template
 from ecrm_schemas.segments import Int64, SegmentId, TraitCondition
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
@@ -302,7 +303,11 @@ class RuleSpec(BaseModel):
 
 
 class TemplateSpec(BaseModel):
-    """An email template (Jinja2, sandboxed): subject, text part, optional HTML part."""
+    """An email template (Jinja2, sandboxed): subject, text part, optional HTML part.
+
+    Each part must compile (``template_syntax`` errors name the part and the line), so a
+    broken template is refused when it is saved instead of failing every send.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -310,6 +315,11 @@ class TemplateSpec(BaseModel):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     text: Annotated[str, StringConstraints(min_length=1)]
     html: str | None = None
+
+    @field_validator("subject", "text", "html")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
 
 
 class TierSpec(BaseModel):

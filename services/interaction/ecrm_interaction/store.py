@@ -199,10 +199,29 @@ class Store:
 
     @staticmethod
     def _templates(session: Session) -> dict[str, TemplateSpec]:
+        # Not validated again: a template stored before templates were checked must not stop
+        # every other one (its sends fail with render_failed instead).
         return {
-            t.id: TemplateSpec(id=t.id, subject=t.subject, text=t.text_body, html=t.html_body)
+            t.id: TemplateSpec.model_construct(id=t.id, subject=t.subject, text=t.text_body, html=t.html_body)
             for t in session.scalars(select(EmailTemplate)).all()
         }
+
+    def delete_template(self, template_id: str, actor: str) -> list[str] | None:
+        """Delete a template no rule uses: None when it does not exist, else the ids of the rules
+        that use it (nothing deleted when there are any); audited."""
+        with self.sessions.begin() as session:
+            row = session.get(EmailTemplate, template_id)
+            if row is None:
+                return None
+            users = sorted(
+                rule.id
+                for rule in session.scalars(select(Rule)).all()
+                if template_id in RuleSpec.model_validate_json(rule.spec).email_templates()
+            )
+            if not users:
+                session.delete(row)
+                self._audit(session, actor, "delete", "template", template_id, {})
+            return users
 
     def delete_rule(self, rule_id: str, actor: str) -> bool:
         with self.sessions.begin() as session:

@@ -195,6 +195,7 @@ ROLE_OF = {
     ("POST", "/v1/rules/{rule_id}/enable"): "marketer", ("POST", "/v1/rules/{rule_id}/disable"): "marketer",
     ("POST", "/v1/rules/import"): "marketer", ("POST", "/v1/rules/{rule_id}/dry-run"): "viewer",
     ("GET", "/v1/templates"): "viewer", ("PUT", "/v1/templates/{template_id}"): "marketer",
+    ("DELETE", "/v1/templates/{template_id}"): "marketer",
     ("GET", "/v1/loyalty/program"): "viewer", ("PUT", "/v1/loyalty/program"): "marketer",
     ("PUT", "/v1/segments/{segment_id}"): "marketer", ("DELETE", "/v1/segments/{segment_id}"): "marketer",
     ("GET", "/v1/decisions"): "viewer", ("GET", "/v1/sends"): "viewer",
@@ -240,3 +241,27 @@ async def test_every_route_refuses_who_may_not_use_it(http, store_and_settings) 
                 assert (answer.status_code, answer.json()["error"]["code"]) == (403, "forbidden"), (method, path, role)
     assert len(store.audit_log(limit=1000)) == audit_before, "a refused request changed nothing"
     assert store.rule("r") is not None and store.rule("r").enabled
+
+
+async def test_templates_are_validated_when_saved_and_deleted_only_when_no_rule_uses_them(http) -> None:
+    broken = {"id": "news", "subject": "News", "text": "Hello\n{{ traits.firstName }\nBye"}
+    refused = await http.put("/v1/templates/news", json=broken, headers=ADMIN)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["error"]["errors"]
+    assert (error["field"], error["rule"]) == ("text", "template_syntax") and "line 2" in error["message"]
+    unknown_filter = {"id": "news", "subject": "{{ traits.firstName | shout }}", "text": "x"}
+    [error] = (await http.put("/v1/templates/news", json=unknown_filter, headers=ADMIN)).json()["error"]["errors"]
+    assert (error["field"], error["rule"]) == ("subject", "template_syntax") and "shout" in error["message"]
+    yaml = "templates: [{id: promo, subject: Promo, text: Hi, html: '<p>{% if x %}</p>'}]\n"
+    imported = await http.post("/v1/rules/import", content=yaml, headers={**ADMIN, "content-type": "application/yaml"})
+    assert imported.status_code == 422 and "templates.0.html" in imported.text and "template_syntax" in imported.text
+    assert "news" not in [t["id"] for t in (await http.get("/v1/templates", headers=ADMIN)).json()]
+
+    assert (await http.put("/v1/templates/news", json={**broken, "text": "Hello"}, headers=ADMIN)).status_code == 200
+    assert (await http.delete("/v1/templates/news", headers=ADMIN)).status_code == 204
+    assert (await http.delete("/v1/templates/news", headers=ADMIN)).status_code == 404
+    in_use = await http.delete("/v1/templates/t", headers=ADMIN)
+    assert in_use.status_code == 409 and "'r'" in in_use.json()["error"]["message"], in_use.text
+    assert [t["id"] for t in (await http.get("/v1/templates", headers=ADMIN)).json()] == ["t"]
+    audit = (await http.get("/v1/audit", headers=ADMIN)).json()
+    assert ("delete", "template", "news") in [(a["action"], a["entity"], a["entity_id"]) for a in audit]

@@ -326,3 +326,20 @@ async def test_the_unsubscribe_link_in_the_body_is_not_click_tracked(setup) -> N
     assert unsubscribe.startswith("http://127.0.0.1:8081/u/"), html  # straight to our page, no redirect
     assert mail["List-Unsubscribe"].startswith(f"<{unsubscribe}>")
     assert html.count("/v1/e/c/") == 1  # the shop link only
+
+
+async def test_a_failed_render_leaves_one_log_line_without_personal_data(setup) -> None:
+    from structlog.testing import capture_logs
+
+    # Valid syntax, but fails for this customer on line 2 (the money filter refuses a name).
+    failing = TemplateSpec(id="t", subject="Hi", text="Hello\n{{ traits.firstName | money }}")
+    setup.rules(rule(id="welcome"), templates=[failing])
+    setup.take(change(trigger(message_id="m1"), firstName="Ada"))
+    with capture_logs() as logs:
+        await setup.tick()
+    [action] = setup.store.actions()
+    assert action.status == "failed" and action.reason.startswith("render_failed")
+    [line] = [entry for entry in logs if entry["event"] == "render_failed"]
+    assert line == {"event": "render_failed", "log_level": "warning", "rule": "welcome", "template": "t",
+                    "action": action.id, "part": "text", "error": "ValueError", "line": 2}  # fmt: skip
+    assert "Ada" not in str(logs) and "ada@example.com" not in str(logs)

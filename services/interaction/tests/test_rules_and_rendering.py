@@ -121,3 +121,27 @@ def test_rules_files_refuse_unknown_templates_and_accept_the_first_versions_shap
         RulesFile.model_validate({"rules": [legacy]})
     with pytest.raises(ValidationError):
         parse_rules("rules:\n  - {id: x, name: X, trigger: {kind: event, event: a}, actions: []}")
+
+
+def test_a_template_with_a_syntax_error_is_refused_naming_the_field_and_line() -> None:
+    with pytest.raises(ValidationError) as caught:
+        TemplateSpec(id="t", subject="ok", text="ok", html="<p>\n\n{% for x in y %}</p>")
+    [error] = caught.value.errors()
+    assert error["loc"] == ("html",) and error["type"] == "template_syntax" and "line 3" in error["msg"]
+    with pytest.raises(ValidationError, match="template_syntax"):
+        parse_rules("templates: [{id: t, subject: '{{ a.', text: x}]")
+
+
+def test_money_renders_with_two_decimals_and_a_currency_filter() -> None:
+    c = change(trigger("track", "Order Completed", total=1234.5, currency="EUR"), revenue="200.0000")
+    payload = {"profile": {**c.profile.model_dump(mode="json"), "revenue": "200.0000", "refunded": "0.0000"},
+               "trigger": c.triggers[0].model_dump(mode="json")}  # fmt: skip
+    context = message_context(payload, rule_id="r")
+    assert render_text("{{ profile.revenue }} {{ profile.refunded }}", context) == "200.00 0.00"
+    assert render_text("{% if profile.revenue > 100 %}big{% endif %}", context) == "big"
+    assert render_text("{{ event.properties.total | money }}", context) == "1,234.50"
+    assert render_text("{{ event.properties.total | money(event.properties.currency) }}", context) == "€1,234.50"
+    assert render_text("{{ profile.revenue | money('EUR', 'de_DE') }}", context) == "200,00\xa0€"
+    assert render_text("{{ traits.nothing | money('EUR') }}", context) == ""
+    with pytest.raises(RenderError):
+        render_text("{{ 'lots' | money }}", context)
