@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import sys
+from datetime import UTC, datetime
+from email import policy as email_policy
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +20,12 @@ from ecrm_interaction.recommendations import clickhouse_client, clickhouse_servi
 from ecrm_interaction.rules_file import load_rules_file
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.unsubscribe import (
+    InvalidUnsubscribeToken,
+    token_of_mail,
+    unsubscribe_customer,
+    verify_unsubscribe,
+)
 from ecrm_interaction.worker import InteractionWorker
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.logs import configure_logging
@@ -96,6 +106,35 @@ def load_rules(path: Path) -> None:
     """Create or update the rules, templates and loyalty program of a YAML file."""
     templates, rules = _load(_store(InteractionSettings()), path, "cli")
     typer.echo(f"loaded {templates} templates and {rules} rules")
+
+
+@cli.command("unsubscribe-mail")
+def unsubscribe_mail(
+    files: Annotated[list[Path] | None, typer.Argument(help=".eml files; none: one message on stdin.")] = None,
+) -> None:
+    """Unsubscribe whoever mailed INTERACTION_UNSUBSCRIBE_MAILBOX (List-Unsubscribe's mailto:).
+
+    The subject carries the link's signed token, so only the recipient of our message can
+    unsubscribe its customer. For an MTA, pipe the mailbox here (Postfix alias:
+    ``unsubscribe: "|ecrm-interaction unsubscribe-mail"``). Mail without a valid token is
+    reported and ignored.
+    """
+    settings = InteractionSettings()
+    configure_logging("interaction", settings.log_level, settings.log_format)
+    store, secret = _store(settings), settings.tracking_secret.get_secret_value()
+    dispatcher = Dispatcher(settings, store, ReliableProducer(settings.kafka_client_config()))
+    sources = [(str(f), f.read_bytes()) for f in files] if files else [("stdin", sys.stdin.buffer.read())]
+    for name, raw in sources:
+        token = token_of_mail(email.message_from_bytes(raw, policy=email_policy.default))
+        try:
+            customer_id = verify_unsubscribe(token or "", secret).customer_id
+        except InvalidUnsubscribeToken:
+            typer.echo(f"{name}: ignored, no valid unsubscribe token in the subject", err=True)
+            continue
+        if unsubscribe_customer(store, customer_id, "unsubscribe-mail", datetime.now(UTC)):
+            dispatcher.report("Unsubscribed", customer_id, f"ecrm-interaction-unsubscribe-{customer_id}",
+                              {"list_id": "marketing"})  # fmt: skip
+        typer.echo(f"{name}: unsubscribed")
 
 
 @tokens_cli.command("add")

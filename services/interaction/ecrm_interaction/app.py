@@ -36,7 +36,7 @@ from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.rules_file import parse_rules
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, aware
-from ecrm_interaction.unsubscribe import InvalidUnsubscribeToken, verify_unsubscribe
+from ecrm_interaction.unsubscribe import InvalidUnsubscribeToken, unsubscribe_customer, verify_unsubscribe
 from ecrm_interaction.worker import InteractionWorker
 from ecrm_schemas.profile import TriggerEvent
 from ecrm_schemas.segments import SegmentDefinition, explain
@@ -703,11 +703,7 @@ def create_app(
             raise HTTPException(400, "invalid_unsubscribe_link") from None
 
     def _unsubscribe(customer_id: str) -> bool:
-        now = datetime.now(UTC)
-        with store.sessions.begin() as session:
-            changed = store.mark_unsubscribed(session, customer_id, now)
-            store.set_consent(session, customer_id, "email", False, "marketing", "unsubscribe-link", now)
-        return changed
+        return unsubscribe_customer(store, customer_id, "unsubscribe-link", datetime.now(UTC))
 
     @app.get("/u/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
     async def unsubscribe_page(token: str) -> HTMLResponse:

@@ -343,3 +343,36 @@ async def test_a_failed_render_leaves_one_log_line_without_personal_data(setup) 
     assert line == {"event": "render_failed", "log_level": "warning", "rule": "welcome", "template": "t",
                     "action": action.id, "part": "text", "error": "ValueError", "line": 2}  # fmt: skip
     assert "Ada" not in str(logs) and "ada@example.com" not in str(logs)
+
+
+@pytest.mark.kafka
+async def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_the_customer(tmp_path, smtp_sink, kafka_broker,
+                                                                              monkeypatch) -> None:  # fmt: skip
+    from email.message import EmailMessage
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from typer.testing import CliRunner
+
+    from ecrm_interaction.__main__ import cli
+
+    setup = Setup(tmp_path, smtp_sink)
+    setup.rules(rule(id="news"))
+    setup.take(change(trigger(message_id="m1")))
+    await setup.tick()
+    [mail] = setup.mails()
+    [mailto] = [t for t in re.findall(r"<([^<>]+)>", mail["List-Unsubscribe"]) if t.startswith("mailto:")]
+    target = urlsplit(mailto)
+    reply = EmailMessage()  # what a mail client sends for the mailto: link
+    reply["From"], reply["To"] = "ada@example.com", unquote(target.path)
+    reply["Subject"] = parse_qs(target.query)["subject"][0]
+    path = tmp_path / "reply.eml"
+    path.write_bytes(bytes(reply))
+    forged = tmp_path / "forged.eml"
+    forged.write_bytes(bytes(EmailMessage()) + b"Subject: unsubscribe not-a-token\n\n")
+    monkeypatch.setenv("DATABASE_URL", setup.settings.database_url)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_broker.bootstrap)
+    result = CliRunner().invoke(cli, ["unsubscribe-mail", str(forged), str(path)])
+    assert result.exit_code == 0, result.output
+    assert "forged.eml: ignored" in result.output and "reply.eml: unsubscribed" in result.output
+    assert reply["To"] == "unsubscribe@ecrm.localhost"
+    assert setup.store.contact("u1").unsubscribed
