@@ -376,3 +376,33 @@ async def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_the_customer(tmp
     assert "forged.eml: ignored" in result.output and "reply.eml: unsubscribed" in result.output
     assert reply["To"] == "unsubscribe@ecrm.localhost"
     assert setup.store.contact("u1").unsubscribed
+
+
+@pytest.mark.kafka
+async def test_a_send_links_the_address_to_its_user_and_staff_mail_carries_no_provider_tags(
+    tmp_path, smtp_sink, kafka_broker
+) -> None:
+    from ecrm_embedded.testing import read_topic
+    from ecrm_schemas.email_tags import address_anonymous_id
+    from ecrm_schemas.kafka_admin import ensure_topics
+    from ecrm_schemas.kafka_producer import ReliableProducer
+    from ecrm_schemas.topics import EVENTS
+
+    setup = Setup(tmp_path, smtp_sink, interaction_email_providers="mailgun",
+                  kafka_bootstrap_servers=kafka_broker.bootstrap)  # fmt: skip
+    ensure_topics(setup.settings.kafka_client_config())
+    setup.dispatcher = Dispatcher(setup.settings, setup.store, ReliableProducer(setup.settings.kafka_client_config()))
+    notify = {"kind": "notify", "emails": ["sales@shop.example.com"], "message": "{{ profile.customer_id }}"}
+    setup.rules(rule(id="welcome", actions=[{"kind": "email", "template": "t"}, notify]))
+    setup.take(change(trigger(message_id="m1")))
+    anonymous = change(trigger(message_id="m2"), customer="a-1", email="anon@example.com")
+    anonymous.profile.user_id, anonymous.profile.anonymous_id = None, "a-1"
+    setup.take(anonymous)
+    await setup.tick()
+    mails = {m["To"]: m for m in setup.mails()}
+    assert "X-Mailgun-Variables" in mails["ada@example.com"] and "X-Mailgun-Variables" in mails["anon@example.com"]
+    assert "X-Mailgun-Variables" not in mails["sales@shop.example.com"]  # a bounce there is not the customer's
+    events = [json.loads(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=6, timeout_s=8)]
+    aliases = [e for e in events if e["type"] == "alias"]
+    assert [(a["previousId"], a["userId"]) for a in aliases] == [(address_anonymous_id("ada@example.com"), "u1")]
+    assert {e["event"] for e in events if e["type"] == "track"} >= {"Email Sent"}
