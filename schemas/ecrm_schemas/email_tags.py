@@ -15,6 +15,10 @@ events. Each provider carries them its own way:
 - **Mailgun**: user variables (``v:<name>`` API parameters, or the JSON
   ``X-Mailgun-Variables`` header). They come back as ``event-data["user-variables"]``.
 
+:func:`provider_headers` writes the tags into each configured provider's SMTP header
+(``X-SMTPAPI``, ``X-SES-MESSAGE-TAGS``, ``X-Mailgun-Variables``), so what we send and what the
+webhooks read back have this one owner.
+
 :data:`EMAIL_ID` is the same value as the ``X-ECRM-Send-Id`` header our SMTP sender sets and
 the ``email_id`` of our tracking links, so ESP events and our own opens/clicks name the
 same message.

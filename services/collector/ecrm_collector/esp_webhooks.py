@@ -28,7 +28,9 @@ other (``plan_ingest``). Rules common to every provider:
   ``ses:<SNS MessageId>:<n>``, ``mailgun:<id>``): providers retry webhooks, and the pipeline
   deduplicates by ``messageId``.
 - Identity comes from our tags (:mod:`ecrm_schemas.email_tags`): ``userId`` and/or
-  ``anonymousId``; without them, ``anonymousId`` is derived from the recipient address.
+  ``anonymousId``; without them, ``anonymousId`` is derived from the recipient address
+  (the interaction service aliases that id to the user it sent our message to, so the
+  aggregator folds such events into that customer).
   A provider event with neither a recipient nor our tags cannot be attributed to anyone
   and is counted as ignored.
 - Values are passed on, not judged: a click on a non-http URL becomes an event that
