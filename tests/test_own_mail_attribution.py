@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from esp_signing import SENDGRID_VERIFICATION_KEY, sendgrid_signature
 from interaction_factories import change, rule, trigger
 
 from ecrm_collector.esp_webhooks import mailgun_events, sendgrid_events, ses_message_events
@@ -103,8 +104,10 @@ def stack(tmp_path_factory):
         kafka_port=free_port(), clickhouse_port=free_port(), smtp_port=free_port(), collector_port=free_port(),
         interaction_port=free_port(), aggregator_metrics_port=free_port(), collector_write_keys=KEY,
     )  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COLLECTOR_MAILGUN_SIGNING_KEY", MAILGUN_SIGNING_KEY)  # the services inherit it
+    with pytest.MonkeyPatch.context() as patch:  # the services inherit these
+        patch.setenv("COLLECTOR_MAILGUN_SIGNING_KEY", MAILGUN_SIGNING_KEY)
+        patch.setenv("COLLECTOR_SENDGRID_VERIFICATION_KEY", SENDGRID_VERIFICATION_KEY)
+        patch.setenv("INTERACTION_EMAIL_PROVIDERS", "sendgrid")
         running = Stack(settings)
         try:
             running.start()
@@ -146,7 +149,7 @@ def test_a_bounce_for_our_own_mail_without_tags_suppresses_the_customer(stack: S
 
     assert _eventually(welcomed), "the welcome email is sent"
     welcome = email.message_from_bytes(welcomed()[0].read_bytes())
-    assert "X-Mailgun-Variables" not in welcome  # no provider configured: no tags at all
+    assert "X-Mailgun-Variables" not in welcome  # Mailgun is not configured: it relays no tags of ours
 
     # Mailgun reports a permanent failure naming only the recipient (no user-variables).
     event_data = {"event": "failed", "severity": "permanent", "reason": "bounce", "id": "mg-bounce-grace",
@@ -162,3 +165,39 @@ def test_a_bounce_for_our_own_mail_without_tags_suppresses_the_customer(stack: S
         return view.json()["contact"]["suppressed"] if view.status_code == 200 else None
 
     assert _eventually(suppressed) == "hard_bounce", stack.data_dir
+
+
+@pytest.mark.e2e
+@pytest.mark.kafka
+@pytest.mark.clickhouse
+@pytest.mark.smtp
+def test_a_sendgrid_complaint_carrying_the_tags_of_our_raw_message_suppresses_the_customer(stack: Stack) -> None:
+    s = stack.settings
+    collector, interaction = f"http://127.0.0.1:{s.collector_port}", f"http://127.0.0.1:{s.interaction_port}"
+    api = {"Authorization": f"Bearer {s.interaction_api_token}"}
+    address = "hopper@example.com"
+    response = httpx.post(f"{collector}/v1/identify", auth=(KEY, ""),
+                          json={"userId": "hopper", "traits": {"email": address}})  # fmt: skip
+    assert response.status_code == 200, response.text
+
+    def welcomed() -> list:
+        return [p for p in (stack.data_dir / "mail").glob("*.eml") if address.encode() in p.read_bytes()]
+
+    assert _eventually(welcomed), "the welcome email is sent"
+    unique_args = json.loads(raw_headers(welcomed()[0].read_bytes())["x-smtpapi"])["unique_args"]
+    assert unique_args["ecrm_user_id"] == "hopper"
+    # SendGrid echoes the unique_args as top-level keys; the event names a forwarding address,
+    # so only the tags can bring it home.
+    body = json.dumps([{"email": "forwarded@elsewhere.example", "event": "spamreport", "timestamp": int(time.time()),
+                        "sg_event_id": "sg-complaint-hopper", **unique_args}]).encode()  # fmt: skip
+    signature, signed_at = sendgrid_signature(body, time.time())
+    response = httpx.post(f"{collector}/v1/email/events/sendgrid", content=body, headers={
+        "content-type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": signature,
+        "X-Twilio-Email-Event-Webhook-Timestamp": signed_at})  # fmt: skip
+    assert response.status_code == 200 and response.json()["accepted"] == 1, response.text
+
+    def suppressed() -> str | None:
+        view = httpx.get(f"{interaction}/v1/customers/hopper", headers=api)
+        return view.json()["contact"]["suppressed"] if view.status_code == 200 else None
+
+    assert _eventually(suppressed) == "complaint", stack.data_dir
