@@ -95,7 +95,11 @@ class EmailDelivered(_EmailProperties):
 
 
 class EmailOpened(_EmailProperties):
-    machine_open: bool = Field(default=False, description="Likely a mail privacy proxy.")
+    machine_open: bool = Field(
+        default=False,
+        description="Fetched with no person opening: Apple Mail Privacy Protection's prefetch, a link scanner; "
+        "opens through image proxies that fetch when a person opens (Gmail, Yahoo, Outlook) are human.",
+    )
 
 
 class EmailLinkClicked(_EmailProperties):
