@@ -275,7 +275,9 @@ def create_app(
         try:
             parsed = parse_rules(body)
             await asyncio.to_thread(store.upsert_rules, parsed.templates, parsed.rules, who.name)
-        except (ValidationError, ValueError) as exc:
+        except ValidationError as exc:  # each error named (field in the file, rule), like a JSON body's
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+        except ValueError as exc:
             raise invalid(exc) from exc
         except Exception as exc:  # YAML syntax
             raise HTTPException(422, f"not a rules file: {exc}"[:2000]) from exc
