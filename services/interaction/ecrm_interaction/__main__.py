@@ -12,6 +12,7 @@ from typing import Annotated
 import orjson
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from ecrm_interaction.app import create_app
 from ecrm_interaction.dispatch import Dispatcher
@@ -104,7 +105,11 @@ def migrate_command() -> None:
 @cli.command("load-rules")
 def load_rules(path: Path) -> None:
     """Create or update the rules, templates and loyalty program of a YAML file."""
-    templates, rules = _load(_store(InteractionSettings()), path, "cli")
+    try:
+        templates, rules = _load(_store(InteractionSettings()), path, "cli")
+    except ValidationError as exc:  # each error: the field in the file, the rule, the message
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['type']}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(problems, param_hint=str(path)) from None
     typer.echo(f"loaded {templates} templates and {rules} rules")
 
 

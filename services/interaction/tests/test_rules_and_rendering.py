@@ -145,3 +145,16 @@ def test_money_renders_with_two_decimals_and_a_currency_filter() -> None:
     assert render_text("{{ traits.nothing | money('EUR') }}", context) == ""
     with pytest.raises(RenderError):
         render_text("{{ 'lots' | money }}", context)
+
+
+def test_load_rules_names_the_field_rule_and_line_of_a_broken_template(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from ecrm_interaction.__main__ import cli
+
+    path = tmp_path / "rules.yaml"
+    path.write_text("templates:\n  - {id: t, subject: Hi, text: \"a\\n{% if x %}\"}\n")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/i.db")
+    result = CliRunner().invoke(cli, ["load-rules", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "templates.0.text: template_syntax: template syntax error on line 2" in " ".join(result.output.split())
