@@ -153,7 +153,7 @@ def test_load_rules_names_the_field_rule_and_line_of_a_broken_template(tmp_path,
     from ecrm_interaction.__main__ import cli
 
     path = tmp_path / "rules.yaml"
-    path.write_text("templates:\n  - {id: t, subject: Hi, text: \"a\\n{% if x %}\"}\n")
+    path.write_text('templates:\n  - {id: t, subject: Hi, text: "a\\n{% if x %}"}\n')
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/i.db")
     result = CliRunner().invoke(cli, ["load-rules", str(path)])
     assert result.exit_code == 2, result.output
