@@ -15,6 +15,7 @@ from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, make_engine, migrate
 from ecrm_interaction.worker import InteractionWorker
 from ecrm_schemas.dead_letter import DeadLetter
+from ecrm_schemas.email_tags import address_anonymous_id
 from ecrm_schemas.segments import SegmentMembershipChanged
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES, PROFILE_CHANGES_DLQ, SEGMENT_MEMBERSHIP
 
@@ -79,8 +80,12 @@ async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisi
 
     [(_, letter)] = read_topic(kafka_broker.bootstrap, PROFILE_CHANGES_DLQ.name, expect=1)
     assert DeadLetter.model_validate_json(letter).source == "interaction"
-    reported = [orjson.loads(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=2)]
+    published = [orjson.loads(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=4)]
+    reported = [e for e in published if e["type"] == "track"]
     assert sorted((e["event"], e["userId"]) for e in reported) == [("Email Sent", "u1"), ("Email Sent", "u1")]
+    # each send also links the address's id to the user, for ESP events that name only the address
+    aliases = {(e["previousId"], e["userId"]) for e in published if e["type"] == "alias"}
+    assert aliases == {(address_anonymous_id("ada@example.com"), "u1")}
     assert {e["properties"]["email_id"] for e in reported} == {a.id for a in welcome}
     assert all(e["messageId"].startswith("ecrm-interaction-") for e in reported)
 
