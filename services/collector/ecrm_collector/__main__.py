@@ -194,17 +194,30 @@ def dlq_replay(
     apply: Annotated[
         bool, typer.Option("--apply", help="Produce and commit (without it: only say what would be).")
     ] = False,
+    discard_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--discard-invalid",
+            help="With --apply: mark entries that are still invalid as handled too (give up on them).",
+        ),
+    ] = False,
 ) -> None:
     """Validate the entries not replayed yet again and send those that pass now to ecrm.events
-    (with their message ids); entries refused as server-only events are never replayed."""
+    (with their original message ids); entries that are still invalid stay pending for the next
+    replay, and a browser key's server-only or contact-state events are never replayed."""
     from ecrm_collector.dead_letter_topic import replay
 
+    if discard_invalid and not apply:
+        raise typer.BadParameter("--discard-invalid needs --apply", param_hint="--discard-invalid")
     settings = CollectorSettings()
-    plan, covered = replay(settings.kafka_client_config(), settings.collector_max_event_bytes, apply=apply)
+    plan, covered = replay(
+        settings.kafka_client_config(), settings.collector_max_event_bytes, apply=apply, discard_invalid=discard_invalid
+    )
     for letter, errors in plan.still_invalid:
         typer.echo(f"still invalid\t{letter.source}\t{', '.join(errors)}")
     verb = "replayed" if apply else "would replay"
-    typer.echo(f"{covered} entries: {verb} {len(plan.records)}, still invalid {len(plan.still_invalid)}, "
+    pending = "discarded" if discard_invalid else "pending"
+    typer.echo(f"{covered} entries: {verb} {len(plan.records)}, still invalid {len(plan.still_invalid)} ({pending}), "
                f"never replayed {len(plan.refused)}, of erased customers {plan.suppressed}, "
                f"for other topics {len(plan.other_topic)}")  # fmt: skip
 

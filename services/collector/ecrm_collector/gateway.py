@@ -182,13 +182,15 @@ class Gateway:
         batch_defaults: dict[str, Any] | None = None,
         request_bytes: int | None = None,
     ) -> IngestPlan:
-        """The pure ingest step with this collector's limits; ``source`` is a source or a route name."""
+        """The pure ingest step with this collector's limits; ``source`` is a source (its key's
+        kind decides what it may send) or the name of a verified route (signed tracking links,
+        signed provider webhooks)."""
         name = source.name if isinstance(source, Source) else source
         return plan_ingest(
             raw_events,
             received_at=datetime.now(UTC),
             source=f"collector:{name}",
-            server_events_allowed=not isinstance(source, Source) or source.kind == "server",
+            sender_kind=source.kind if isinstance(source, Source) else "verified",
             max_event_bytes=self.settings.collector_max_event_bytes,
             event_type=event_type,
             batch_defaults=batch_defaults,

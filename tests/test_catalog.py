@@ -1,0 +1,32 @@
+"""The event catalog's owners agree: the registry names the contact-state events, and the
+collector and the interaction service act on exactly those."""
+
+from datetime import UTC, datetime
+
+from ecrm_collector.ingest import plan_ingest
+from ecrm_interaction.intake import contact_changes
+from ecrm_schemas.catalog import CATALOG, CONTACT_STATE_EVENTS
+from ecrm_schemas.profile import TriggerEvent
+
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+CHANGING_PROPERTIES = {"bounce_type": "hard", "granted": False, "channel": "email", "email_id": "m1"}
+
+
+def test_the_interaction_service_changes_contact_state_only_for_the_registrys_contact_state_events() -> None:
+    acted_on = {
+        name
+        for name in CATALOG
+        if contact_changes(
+            TriggerEvent(message_id="m", type="track", event=name, timestamp=NOW, properties=CHANGING_PROPERTIES)
+        )
+    }
+    assert acted_on == CONTACT_STATE_EVENTS, (
+        "an event the interaction service treats as a contact-state change must be flagged contact_state in "
+        "schemas/ecrm_schemas/catalog.py, or a browser key could send it"
+    )
+
+
+def test_the_collector_refuses_every_contact_state_event_from_a_browser_key() -> None:
+    events = [{"type": "track", "userId": "u", "event": name} for name in sorted(CONTACT_STATE_EVENTS)]
+    plan = plan_ingest(events, received_at=NOW, source="t", max_event_bytes=32_768, sender_kind="browser")
+    assert [r.errors[0].rule for r in plan.rejected] == ["contact_state"] * len(CONTACT_STATE_EVENTS)
