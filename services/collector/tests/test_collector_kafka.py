@@ -345,7 +345,11 @@ async def test_a_revoked_source_key_is_refused_within_a_second(client, browser_k
     await asyncio.sleep(1.2)  # the collector looks at the file once a second
     refused = await client.post("/v1/page", headers={**origin, "Authorization": f"Bearer {browser_key}"}, json=page)
     assert refused.status_code == 401
-    assert refused.json()["error"] == {"code": "unauthorized", "message": "unknown or revoked write key", "errors": []}
+    assert refused.json()["error"] == {
+        "code": "unauthorized",
+        "message": "unknown or revoked write key",
+        "errors": [{"field": "Authorization", "rule": "unknown_key", "message": "unknown or revoked write key"}],
+    }
 
 
 async def test_a_write_key_reads_nothing(client, kafka_broker) -> None:
