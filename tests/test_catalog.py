@@ -30,3 +30,31 @@ def test_the_collector_refuses_every_contact_state_event_from_a_browser_key() ->
     events = [{"type": "track", "userId": "u", "event": name} for name in sorted(CONTACT_STATE_EVENTS)]
     plan = plan_ingest(events, received_at=NOW, source="t", max_event_bytes=32_768, sender_kind="browser")
     assert [r.errors[0].rule for r in plan.rejected] == ["contact_state"] * len(CONTACT_STATE_EVENTS)
+
+
+def test_the_catalog_document_is_current() -> None:
+    from ecrm_embedded.catalog_doc import DEFAULT_PATH, render
+
+    assert DEFAULT_PATH.exists(), "docs/catalog.md is missing: run `make catalog-doc`"
+    assert DEFAULT_PATH.read_text() == render(), (
+        "docs/catalog.md is stale (the event catalog, survey fields, provider mapping or computed traits "
+        "changed): run `make catalog-doc` and commit it"
+    )
+
+
+def test_the_catalog_document_covers_every_event_field_provider_and_trait() -> None:
+    from ecrm_aggregator.computed_traits import TraitPolicy
+    from ecrm_collector.surveys import FORM_FIELDS
+    from ecrm_embedded.catalog_doc import render
+
+    document = render()
+    for name, entry in CATALOG.items():
+        assert f"### {name}\n" in document
+        for prop in entry.properties.model_fields:
+            assert f"| `{prop}` |" in document, (name, prop)
+    assert all(f"| `{field}` |" in document for field in FORM_FIELDS)
+    assert all(f"| `{parameter}` |" in document for parameter in TraitPolicy.__dataclass_fields__)
+    for provider in ("SendGrid", "Mailgun", "Amazon SES"):
+        assert f"| {provider} | " in document
+    assert "| SendGrid | `bounce` | `Email Bounced` (`bounce_type` hard) |" in document
+    assert "| Amazon SES | `Bounce` (Transient) | `Email Bounced` (`bounce_type` soft) |" in document
