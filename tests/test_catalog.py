@@ -58,3 +58,16 @@ def test_the_catalog_document_covers_every_event_field_provider_and_trait() -> N
         assert f"| {provider} | " in document
     assert "| SendGrid | `bounce` | `Email Bounced` (`bounce_type` hard) |" in document
     assert "| Amazon SES | `Bounce` (Transient) | `Email Bounced` (`bounce_type` soft) |" in document
+
+
+def test_the_pipelines_own_message_ids_use_the_reserved_prefixes() -> None:
+    from ecrm_collector.esp_webhooks import mailgun_events, sendgrid_events, ses_message_events
+    from ecrm_interaction.triggers import OWN_EVENTS
+    from ecrm_schemas.events import RESERVED_MESSAGE_ID_PREFIXES
+
+    ids = [OWN_EVENTS + "x"]
+    ids += [e["messageId"] for e in sendgrid_events([{"event": "delivered", "email": "r@example.com"}]).events]
+    ids += [e["messageId"] for e in mailgun_events({"event": "delivered", "recipient": "r@example.com"}).events]
+    record = {"eventType": "Delivery", "mail": {}, "delivery": {"recipients": ["r@example.com"]}}
+    ids += [e["messageId"] for e in ses_message_events(record, sns_message_id="m").events]
+    assert len(ids) == 4 and all(i.startswith(RESERVED_MESSAGE_ID_PREFIXES) for i in ids), ids

@@ -25,6 +25,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+RESERVED_MESSAGE_ID_PREFIXES = ("ecrm-", "sendgrid:", "mailgun:", "ses:")
+"""Message ids the pipeline's own producers use (the interaction service's reports, the
+providers' webhooks). The pipeline deduplicates by messageId, so a public browser key that
+sent one first would make the real event be dropped; the collector refuses them from browser keys."""
+
 EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
 EVENT_TYPES: tuple[EventType, ...] = ("track", "identify", "page", "screen", "group", "alias")
 

@@ -19,7 +19,7 @@ from pydantic_core import PydanticSerializationError
 from ecrm_collector.stamping import stamp
 from ecrm_schemas.catalog import browser_refusal
 from ecrm_schemas.dead_letter import DeadLetter, SenderKind
-from ecrm_schemas.events import encode_event
+from ecrm_schemas.events import RESERVED_MESSAGE_ID_PREFIXES, encode_event
 from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import EVENTS
 from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
@@ -149,8 +149,16 @@ def _dump_raw(raw: Any) -> bytes:
 
 
 def _browser_refusal(candidate: Any) -> FieldError | None:
-    """Why a browser key may not send this event (by its name alone), or None."""
-    if not isinstance(candidate, dict) or candidate.get("type") != "track":
+    """Why a browser key may not send this event (by its name or its messageId), or None."""
+    if not isinstance(candidate, dict):
+        return None
+    message_id = candidate.get("messageId")
+    if isinstance(message_id, str) and message_id.strip().startswith(RESERVED_MESSAGE_ID_PREFIXES):
+        reserved = ", ".join(f"{prefix!r}" for prefix in RESERVED_MESSAGE_ID_PREFIXES)
+        return FieldError(
+            "messageId", "reserved_prefix", f"message ids starting with {reserved} are the pipeline's own"
+        )
+    if candidate.get("type") != "track":
         return None
     name = candidate.get("event")
     refusal = browser_refusal(name) if isinstance(name, str) else None

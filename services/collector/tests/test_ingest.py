@@ -135,3 +135,12 @@ def test_an_invalid_browser_contact_state_event_is_refused_as_such_not_only_as_i
     bounce = {"type": "track", "userId": "victim", "event": "Email Bounced", "properties": {"bounce_type": "x"}}
     plan = _plan([bounce], sender_kind="browser")
     assert [e.rule for e in plan.rejected[0].errors] == ["contact_state"]
+
+
+def test_a_browser_key_cannot_take_the_message_id_of_the_pipelines_own_events() -> None:
+    # The pipeline deduplicates by messageId: sent first, this id would drop the real unsubscribe report.
+    squatted = [{"type": "page", "userId": "victim", "messageId": mid}
+                for mid in ("ecrm-interaction-unsubscribe-victim", "sendgrid:evt-1", " ses:abc:0")]  # fmt: skip
+    plan = _plan(squatted, sender_kind="browser")
+    assert [(r.errors[0].field, r.errors[0].rule) for r in plan.rejected] == [("messageId", "reserved_prefix")] * 3
+    assert len(_plan(squatted).accepted) == 3, "a server key (e.g. re-importing exported events) may"
