@@ -71,3 +71,25 @@ def test_the_pipelines_own_message_ids_use_the_reserved_prefixes() -> None:
     record = {"eventType": "Delivery", "mail": {}, "delivery": {"recipients": ["r@example.com"]}}
     ids += [e["messageId"] for e in ses_message_events(record, sns_message_id="m").events]
     assert len(ids) == 4 and all(i.startswith(RESERVED_MESSAGE_ID_PREFIXES) for i in ids), ids
+
+
+def test_every_writer_of_the_events_topic_is_one_that_checks_the_sender() -> None:
+    """The interaction service acts on any contact-state event it reads, so every path onto
+    ``ecrm.events`` must be the collector's (which refuses them from browser keys, also on
+    replay) or the pipeline's own. A new writer must enforce the same rule before joining."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    produces = re.compile(r"produce\w*\(\s*EVENTS\.name|\(EVENTS\.name, [\w.]*key")  # a call, or a (topic, key, value)
+    trusted = {
+        "services/collector/ecrm_collector/gateway.py": "ingest: plan_ingest with the sender's kind",
+        "services/collector/ecrm_collector/dead_letter_topic.py": "DLQ replay: plan_replay under the sender's rules",
+        "services/interaction/ecrm_interaction/dispatch.py": "the interaction service's own reports",
+    }
+    writers = {
+        str(path.relative_to(root))
+        for path in (root / "services").glob("*/ecrm_*/**/*.py")
+        if produces.search(path.read_text())
+    }
+    assert writers == set(trusted), f"producers to ecrm.events changed: {writers ^ set(trusted)}"
