@@ -219,6 +219,10 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own (a body that is not UTF-8) too
     async def _json_errors(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):  # raised with its own fields (``invalid``)
+            response = _error(exc.status_code, exc.detail["code"], exc.detail["message"], exc.detail["errors"])
+            response.headers.update(exc.headers or {})
+            return response
         detail = str(exc.detail)
         code = detail if _CODE.fullmatch(detail) else _HTTP_CODES.get(exc.status_code, "http_error")
         response = _error(exc.status_code, code, detail, [_named_error(request, exc.status_code, code, detail)])
@@ -234,7 +238,15 @@ def create_app(
         return _error(422, "invalid_request", "the request does not validate", errors)
 
     def invalid(exc: ValidationError | ValueError) -> HTTPException:
-        return HTTPException(422, str(exc)[:2000])
+        """422 naming each failed field (dotted path) and rule of a model that did not validate."""
+        if isinstance(exc, ValidationError):
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "$", "rule": e["type"], "message": e["msg"]}
+                for e in exc.errors(include_url=False)
+            ]
+        else:
+            errors = [{"field": "$", "rule": "invalid", "message": str(exc)[:2000]}]
+        return HTTPException(422, {"code": "invalid_request", "message": str(exc)[:2000], "errors": errors})
 
     # --- rules and templates ----------------------------------------------------------
 

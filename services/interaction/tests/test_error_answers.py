@@ -50,3 +50,12 @@ async def test_a_token_without_the_role_is_told_which_rule(http) -> None:
     assert refused.status_code == 403
     [error] = refused.json()["error"]["errors"]
     assert (error["field"], error["rule"]) == ("Authorization", "role")
+
+
+async def test_an_invalid_rules_file_names_each_field_and_rule(http) -> None:
+    yaml = "rules: [{id: r1, trigger: {kind: event, event: X}, actions: [{kind: email, template: t}]}]"
+    broken = await http.post("/v1/rules/import", content=yaml, headers={**ADMIN, "Content-Type": "application/yaml"})
+    assert broken.status_code == 422
+    body = broken.json()["error"]
+    assert body["code"] == "invalid_request"
+    assert ("rules.0.name", "missing") in {(e["field"], e["rule"]) for e in body["errors"]}, body["errors"]
