@@ -232,7 +232,8 @@ class DomainEvent(BaseModel):
     description: str
     server_only: bool = False
     """Only server write keys may send it: a browser key is public, so it must not be able to
-    claim orders, refunds, billing or inventory changes."""
+    claim orders, refunds, billing or inventory changes, nor the email channel's own events
+    (they come from the tracking links and the providers' webhooks; a click earns loyalty points)."""
     contact_state: bool = False
     """It changes whether the customer may be contacted (unsubscribe, bounce, complaint, consent).
     Only trusted senders may report it: server write keys, the signed links (the interaction
@@ -266,10 +267,14 @@ CATALOG: dict[str, DomainEvent] = dict(
         _entry("Element Clicked", Source.WEB, ElementClicked, "A tracked element was clicked."),
         _entry("Product Added", Source.WEB, ProductAdded, "A product was added to the cart."),
         _entry("Order Completed", Source.WEB, OrderCompleted, "An order was placed.", server_only=True),
-        _entry("Email Sent", Source.EMAIL, EmailSent, "An email was handed to the mail server."),
-        _entry("Email Delivered", Source.EMAIL, EmailDelivered, "The recipient's server accepted it."),
-        _entry("Email Opened", Source.EMAIL, EmailOpened, "The email was opened."),
-        _entry("Email Link Clicked", Source.EMAIL, EmailLinkClicked, "A link in the email was clicked."),
+        _entry("Email Sent", Source.EMAIL, EmailSent, "An email was handed to the mail server.", server_only=True),
+        _entry(
+            "Email Delivered", Source.EMAIL, EmailDelivered, "The recipient's server accepted it.", server_only=True
+        ),
+        _entry("Email Opened", Source.EMAIL, EmailOpened, "The email was opened.", server_only=True),
+        _entry(
+            "Email Link Clicked", Source.EMAIL, EmailLinkClicked, "A link in the email was clicked.", server_only=True
+        ),
         _entry("Email Bounced", Source.EMAIL, EmailBounced, "The email bounced (hard or soft).", contact_state=True),
         _entry(
             "Email Marked as Spam", Source.EMAIL, EmailMarkedAsSpam, "The recipient complained.", contact_state=True
@@ -348,5 +353,10 @@ def browser_refusal(event_name: str) -> tuple[str, str] | None:
             "arrive by the signed links and the providers' verified webhooks)",
         )
     if name in SERVER_ONLY_EVENTS:
+        if CATALOG[name].source is Source.EMAIL:
+            return "server_only", (
+                f"{name!r} is reported by the email channel itself (the signed tracking links, the providers' "
+                "webhooks) or sent with a server key; a public browser key could claim it for any customer"
+            )
         return "server_only", f"{name!r} is a back-end event: only server write keys may send it"
     return None

@@ -144,3 +144,12 @@ def test_a_browser_key_cannot_take_the_message_id_of_the_pipelines_own_events() 
     plan = _plan(squatted, sender_kind="browser")
     assert [(r.errors[0].field, r.errors[0].rule) for r in plan.rejected] == [("messageId", "reserved_prefix")] * 3
     assert len(_plan(squatted).accepted) == 3, "a server key (e.g. re-importing exported events) may"
+
+
+def test_browser_keys_cannot_claim_the_email_channels_own_events() -> None:
+    # "Email Link Clicked" earns loyalty points: with a browser key anyone could farm them.
+    names = ["Email Sent", "Email Delivered", "Email Opened", "Email Link Clicked"]
+    events = [{"type": "track", "userId": "me", "event": name, "properties": {"email_id": "m"}} for name in names]
+    plan = _plan(events, sender_kind="browser")
+    assert [(r.errors[0].field, r.errors[0].rule) for r in plan.rejected] == [("event", "server_only")] * 4
+    assert "tracking links" in plan.rejected[3].errors[0].message
