@@ -93,6 +93,7 @@ def test_the_sources_file_follows_ecrm_data_dir_in_development_and_is_required_i
     tmp_path, monkeypatch
 ) -> None:
     monkeypatch.delenv("COLLECTOR_SOURCES_FILE", raising=False)
+    monkeypatch.setenv("ECRM_ENV", "development")
     monkeypatch.setenv("ECRM_DATA_DIR", str(tmp_path / "stack"))
     added = CliRunner().invoke(cli, ["sources", "add", "backend"])
     assert added.exit_code == 0, added.output
