@@ -236,13 +236,32 @@ class DomainEvent(BaseModel):
     description: str
     server_only: bool = False
     """Only server write keys may send it: a browser key is public, so it must not be able to
-    claim orders, refunds, billing or inventory changes."""
+    claim orders, refunds, billing or inventory changes, nor the email channel's own events
+    (they come from the tracking links and the providers' webhooks; a click earns loyalty points)."""
+    contact_state: bool = False
+    """It changes whether the customer may be contacted (unsubscribe, bounce, complaint, consent).
+    Only trusted senders may report it: server write keys, the signed links (the interaction
+    service's ``/u/`` unsubscribe, the collector's tracking tokens) and the providers' verified
+    webhooks. A browser key may not: anyone reading a shop's page could block any customer's mail."""
 
 
 def _entry(
-    name: str, source: Source, model: type[_Properties], description: str, *, server_only: bool = False
+    name: str,
+    source: Source,
+    model: type[_Properties],
+    description: str,
+    *,
+    server_only: bool = False,
+    contact_state: bool = False,
 ) -> tuple[str, DomainEvent]:
-    entry = DomainEvent(name=name, source=source, properties=model, description=description, server_only=server_only)
+    entry = DomainEvent(
+        name=name,
+        source=source,
+        properties=model,
+        description=description,
+        server_only=server_only,
+        contact_state=contact_state,
+    )
     return name, entry
 
 
@@ -252,20 +271,32 @@ CATALOG: dict[str, DomainEvent] = dict(
         _entry("Element Clicked", Source.WEB, ElementClicked, "A tracked element was clicked."),
         _entry("Product Added", Source.WEB, ProductAdded, "A product was added to the cart."),
         _entry("Order Completed", Source.WEB, OrderCompleted, "An order was placed.", server_only=True),
-        _entry("Email Sent", Source.EMAIL, EmailSent, "An email was handed to the mail server."),
-        _entry("Email Delivered", Source.EMAIL, EmailDelivered, "The recipient's server accepted it."),
-        _entry("Email Opened", Source.EMAIL, EmailOpened, "The email was opened."),
-        _entry("Email Link Clicked", Source.EMAIL, EmailLinkClicked, "A link in the email was clicked."),
-        _entry("Email Bounced", Source.EMAIL, EmailBounced, "The email bounced (hard or soft)."),
-        _entry("Email Marked as Spam", Source.EMAIL, EmailMarkedAsSpam, "The recipient complained."),
-        _entry("Unsubscribed", Source.EMAIL, Unsubscribed, "The recipient unsubscribed."),
+        _entry("Email Sent", Source.EMAIL, EmailSent, "An email was handed to the mail server.", server_only=True),
+        _entry(
+            "Email Delivered", Source.EMAIL, EmailDelivered, "The recipient's server accepted it.", server_only=True
+        ),
+        _entry("Email Opened", Source.EMAIL, EmailOpened, "The email was opened.", server_only=True),
+        _entry(
+            "Email Link Clicked", Source.EMAIL, EmailLinkClicked, "A link in the email was clicked.", server_only=True
+        ),
+        _entry("Email Bounced", Source.EMAIL, EmailBounced, "The email bounced (hard or soft).", contact_state=True),
+        _entry(
+            "Email Marked as Spam", Source.EMAIL, EmailMarkedAsSpam, "The recipient complained.", contact_state=True
+        ),
+        _entry("Unsubscribed", Source.EMAIL, Unsubscribed, "The recipient unsubscribed.", contact_state=True),
         _entry("Survey Answered", Source.SURVEY, SurveyAnswered, "A survey question was answered."),
         _entry("NPS Answered", Source.SURVEY, NpsAnswered, "A Net Promoter Score answer, 0 to 10."),
         _entry("Order Refunded", Source.BACKEND, OrderRefunded, "An order was refunded.", server_only=True),
         _entry("Invoice Paid", Source.BACKEND, InvoicePaid, "A bill was paid.", server_only=True),
         _entry("Inventory Updated", Source.BACKEND, InventoryUpdated, "Stock of a product changed.", server_only=True),
         _entry("Shipment Updated", Source.BACKEND, ShipmentUpdated, "A delivery changed status.", server_only=True),
-        _entry("Consent Updated", Source.WEB, ConsentUpdated, "The customer gave or withdrew consent for a channel."),
+        _entry(
+            "Consent Updated",
+            Source.BACKEND,
+            ConsentUpdated,
+            "The customer gave or withdrew consent for a channel (relayed by the shop's back end).",
+            contact_state=True,
+        ),
         _entry(
             "Message Suppressed",
             Source.INTERACTION,
@@ -303,3 +334,33 @@ CATALOG: dict[str, DomainEvent] = dict(
         _entry("Reward Issued", Source.INTERACTION, RewardIssued, "A loyalty reward was issued.", server_only=True),
     ]
 )
+
+
+CONTACT_STATE_EVENTS: frozenset[str] = frozenset(name for name, entry in CATALOG.items() if entry.contact_state)
+"""The events that change whether a customer may be contacted; see :attr:`DomainEvent.contact_state`."""
+SERVER_ONLY_EVENTS: frozenset[str] = frozenset(name for name, entry in CATALOG.items() if entry.server_only)
+"""The back-end and interaction events only server write keys may send."""
+
+
+def browser_refusal(event_name: str) -> tuple[str, str] | None:
+    """The rule and message refusing ``event_name`` from a browser (public) write key, or None.
+
+    Rules: ``contact_state`` (:data:`CONTACT_STATE_EVENTS`) and ``server_only``
+    (:data:`SERVER_ONLY_EVENTS`). Names are compared as validation stores them (stripped).
+    """
+    name = event_name.strip()
+    if name in CONTACT_STATE_EVENTS:
+        return (
+            "contact_state",
+            f"{name!r} changes whether the customer may be contacted, so a public browser key may not send it: "
+            "send it from your back end with a server key (unsubscribes, bounces and complaints of our own mail "
+            "arrive by the signed links and the providers' verified webhooks)",
+        )
+    if name in SERVER_ONLY_EVENTS:
+        if CATALOG[name].source is Source.EMAIL:
+            return "server_only", (
+                f"{name!r} is reported by the email channel itself (the signed tracking links, the providers' "
+                "webhooks) or sent with a server key; a public browser key could claim it for any customer"
+            )
+        return "server_only", f"{name!r} is a back-end event: only server write keys may send it"
+    return None

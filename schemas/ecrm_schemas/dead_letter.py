@@ -10,6 +10,10 @@ from pydantic import BaseModel, Field
 
 from ecrm_schemas.validation import FieldError
 
+SenderKind = Literal["browser", "server", "verified"]
+"""Who sent an event to the collector: a public ``browser`` write key, a secret ``server`` key,
+or one of the collector's ``verified`` routes (signed tracking links, signed provider webhooks)."""
+
 
 class DeadLetterError(BaseModel):
     """One failed rule: which field, which rule, and a readable message."""
@@ -31,6 +35,20 @@ class DeadLetter(BaseModel):
     failed_at: datetime
     partition: int | None = Field(default=None, description="Where it was read from, if from Kafka.")
     offset: int | None = None
+    sender_kind: SenderKind | None = Field(
+        default=None,
+        description="The kind of sender the collector refused it from; a replay applies that sender's rules "
+        "(a browser key's back-end or contact-state event is never replayed). None: not refused by the collector, "
+        "or dead-lettered before this was recorded.",
+    )
+    event_type: str | None = Field(
+        default=None, description="The type the route implied (`/v1/track` → `track`), absent from the payload."
+    )
+    message_id: str | None = Field(
+        default=None,
+        description="The messageId the collector gave an event that had none; a replay keeps it, so replaying "
+        "twice folds the event once.",
+    )
 
     @classmethod
     def build(
@@ -43,6 +61,9 @@ class DeadLetter(BaseModel):
         payload: bytes,
         partition: int | None = None,
         offset: int | None = None,
+        sender_kind: SenderKind | None = None,
+        event_type: str | None = None,
+        message_id: str | None = None,
     ) -> DeadLetter:
         try:
             text, encoding = payload.decode("utf-8"), "utf-8"
@@ -58,6 +79,9 @@ class DeadLetter(BaseModel):
             failed_at=datetime.now(UTC),
             partition=partition,
             offset=offset,
+            sender_kind=sender_kind,
+            event_type=event_type,
+            message_id=message_id,
         )
 
     def raw_payload(self) -> bytes:

@@ -23,6 +23,12 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+RESERVED_MESSAGE_ID_PREFIXES = ("ecrm-", "sendgrid:", "mailgun:", "ses:")
+"""Message ids the pipeline's own producers use (the interaction service's reports, the
+providers' webhooks). The pipeline deduplicates by messageId, so a public browser key that
+sent one first would make the real event be dropped; the collector refuses them from browser keys."""
 
 EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
 EVENT_TYPES: tuple[EventType, ...] = ("track", "identify", "page", "screen", "group", "alias")
@@ -78,7 +84,10 @@ class _Envelope(BaseModel):
     @model_validator(mode="after")
     def _someone(self) -> _Envelope:
         if self.userId is None and self.anonymousId is None:
-            raise ValueError("userId or anonymousId is required")
+            # ``field`` names it in the error answer (a model validator's error has no location).
+            raise PydanticCustomError(
+                "required_one_of", "userId or anonymousId is required (one of them)", {"field": "userId"}
+            )
         return self
 
     @property

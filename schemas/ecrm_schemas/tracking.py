@@ -1,6 +1,8 @@
 """Signed email-tracking tokens: made by the interaction service, checked by the collector.
 
 A token names the message, the customer and (for a click) the one URL it may redirect to.
+The interaction service signs the links of the mail it sends; ``ecrm-collector links sign``
+signs them for mail sent by another tool, with the same code (:func:`tracking_url`).
 It is signed with ``TRACKING_SECRET`` (itsdangerous, HMAC-SHA256), so a tampered token is
 refused and the click redirect cannot be turned into an open redirect.
 """
@@ -23,6 +25,8 @@ class TrackingToken(BaseModel):
     customer: str = Field(min_length=1)
     customer_kind: Literal["userId", "anonymousId"] = "userId"
     rule_id: str | None = None
+    campaign_id: str | None = None
+    """The campaign of mail sent by another tool (``ecrm-collector links sign --campaign``)."""
     url: str | None = None
     """The link's target, for click tokens."""
     issued_at: float = Field(default_factory=time.time)
@@ -42,3 +46,9 @@ def verify(value: str, secret: str) -> TrackingToken:
         return TrackingToken.model_validate(data)
     except (BadSignature, ValidationError) as exc:
         raise InvalidToken("tracking token is invalid or was altered") from exc
+
+
+def tracking_url(base_url: str, signed_token: str, *, click: bool) -> str:
+    """The collector's URL for a signed token: the click redirect, or the open pixel."""
+    base = base_url.rstrip("/")
+    return f"{base}/v1/e/c/{signed_token}" if click else f"{base}/v1/e/o/{signed_token}.gif"

@@ -43,6 +43,9 @@ def field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> li
         loc = err["loc"]
         if not prefix and loc and loc[0] in ("track", "identify", "page", "screen", "group", "alias"):
             loc = loc[1:]
+        named = (err.get("ctx") or {}).get("field")  # a model-level rule naming its field
+        if named and not loc:
+            loc = (named,)
         path = ".".join(str(p) for p in (*prefix, *loc)) or "$"
         errors.append(FieldError(field=path, rule=err["type"], message=err["msg"]))
     return errors

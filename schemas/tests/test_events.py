@@ -62,7 +62,9 @@ def test_naive_timestamps_are_utc() -> None:
 def test_someone_is_required() -> None:
     with pytest.raises(InvalidEvent) as info:
         validate_event(_stamped(type="track", event="X"))
-    assert [e.message for e in info.value.errors] == ["Value error, userId or anonymousId is required"]
+    assert [(e.field, e.rule, e.message) for e in info.value.errors] == [
+        ("userId", "required_one_of", "userId or anonymousId is required (one of them)")
+    ]
 
 
 def test_errors_name_the_field_and_rule() -> None:

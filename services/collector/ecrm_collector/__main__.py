@@ -74,11 +74,20 @@ cli.add_typer(sources_cli, name="sources")
 def _sources_file(file: Path | None) -> Path:
     path = file or CollectorSettings().collector_sources_file
     if path is None:
-        raise typer.BadParameter("set COLLECTOR_SOURCES_FILE or pass --file")
+        raise typer.BadParameter(
+            "set COLLECTOR_SOURCES_FILE (the file the collector reads) or pass --file", param_hint="--file"
+        )
     return path
 
 
-FileOption = Annotated[Path | None, typer.Option("--file", help="Registry file (default: COLLECTOR_SOURCES_FILE).")]
+FileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        help="Registry file (default: COLLECTOR_SOURCES_FILE; in development the dev stack's "
+        "ECRM_DATA_DIR/sources.json, i.e. .ecrm/sources.json).",
+    ),
+]
 
 
 @sources_cli.command("add")
@@ -100,6 +109,7 @@ def sources_add(
     except SourceError as exc:
         raise typer.BadParameter(str(exc)) from None
     registry.save(path)
+    typer.echo(f"source {name} ({kind}) added to {path}; its write key (shown once):", err=True)
     typer.echo(key)
 
 
@@ -142,6 +152,64 @@ def loadgen(
     write_key = key or sorted(CollectorSettings().write_keys())[0]
     outcome = asyncio.run(offer(url, write_key, rate, seconds, customers))
     typer.echo(" ".join(f"{k}={v}" for k, v in sorted(outcome.items())))
+
+
+links_cli = typer.Typer(
+    add_completion=False, help="Tracking links for mail sent by another tool.", no_args_is_help=True
+)
+cli.add_typer(links_cli, name="links")
+
+
+@links_cli.command("sign")
+def links_sign(
+    url: Annotated[list[str], typer.Option("--url", help="A link of the message (http or https); repeatable.")],
+    user_id: Annotated[str | None, typer.Option("--user-id", help="The recipient's userId.")] = None,
+    anonymous_id: Annotated[
+        str | None, typer.Option("--anonymous-id", help="The recipient's anonymousId (when no userId is known).")
+    ] = None,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", help="The campaign id, carried as campaign_id in the events.")
+    ] = None,
+    email_id: Annotated[
+        str | None, typer.Option("--email-id", help="The message's id (default: a new one, printed).")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="The collector as recipients reach it (default: COLLECTOR_PUBLIC_URL)."),
+    ] = None,
+) -> None:
+    """Print signed tracking URLs for one recipient's message: a click URL per link (it records
+    ``Email Link Clicked`` and redirects there) and the open pixel (``Email Opened``), signed with
+    TRACKING_SECRET as the interaction service signs its own mail's links.
+
+    Output, tab-separated: ``email_id ID``, then ``click SIGNED_URL TARGET`` per link, then ``open PIXEL_URL``.
+    """
+    import uuid
+
+    from ecrm_schemas.tracking import TrackingToken, sign, tracking_url
+
+    if (user_id is None) == (anonymous_id is None):
+        raise typer.BadParameter("give exactly one of --user-id and --anonymous-id", param_hint="--user-id")
+    for target in url:
+        if not target.startswith(("https://", "http://")):
+            raise typer.BadParameter(f"{target!r} is not an http(s) URL", param_hint="--url")
+    settings = CollectorSettings()
+    base = base_url or settings.public_url()
+    if base is None:
+        raise typer.BadParameter("set COLLECTOR_PUBLIC_URL or pass --base-url", param_hint="--base-url")
+    message_id = email_id or f"{campaign or 'external'}-{uuid.uuid4().hex[:16]}"
+    claims = TrackingToken(
+        email_id=message_id,
+        customer=user_id or anonymous_id or "",
+        customer_kind="userId" if user_id else "anonymousId",
+        campaign_id=campaign,
+    )
+    secret = settings.tracking_secret.get_secret_value()
+    typer.echo(f"email_id\t{message_id}")
+    for target in url:
+        signed = sign(claims.model_copy(update={"url": target}), secret)
+        typer.echo(f"click\t{tracking_url(base, signed, click=True)}\t{target}")
+    typer.echo(f"open\t{tracking_url(base, sign(claims, secret), click=False)}")
 
 
 dlq_cli = typer.Typer(add_completion=False, help="The events' dead-letter topic.", no_args_is_help=True)
@@ -194,17 +262,30 @@ def dlq_replay(
     apply: Annotated[
         bool, typer.Option("--apply", help="Produce and commit (without it: only say what would be).")
     ] = False,
+    discard_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--discard-invalid",
+            help="With --apply: mark entries that are still invalid as handled too (give up on them).",
+        ),
+    ] = False,
 ) -> None:
     """Validate the entries not replayed yet again and send those that pass now to ecrm.events
-    (with their message ids); entries refused as server-only events are never replayed."""
+    (with their original message ids); entries that are still invalid stay pending for the next
+    replay, and a browser key's server-only or contact-state events are never replayed."""
     from ecrm_collector.dead_letter_topic import replay
 
+    if discard_invalid and not apply:
+        raise typer.BadParameter("--discard-invalid needs --apply", param_hint="--discard-invalid")
     settings = CollectorSettings()
-    plan, covered = replay(settings.kafka_client_config(), settings.collector_max_event_bytes, apply=apply)
+    plan, covered = replay(
+        settings.kafka_client_config(), settings.collector_max_event_bytes, apply=apply, discard_invalid=discard_invalid
+    )
     for letter, errors in plan.still_invalid:
         typer.echo(f"still invalid\t{letter.source}\t{', '.join(errors)}")
     verb = "replayed" if apply else "would replay"
-    typer.echo(f"{covered} entries: {verb} {len(plan.records)}, still invalid {len(plan.still_invalid)}, "
+    pending = "discarded" if discard_invalid else "pending"
+    typer.echo(f"{covered} entries: {verb} {len(plan.records)}, still invalid {len(plan.still_invalid)} ({pending}), "
                f"never replayed {len(plan.refused)}, of erased customers {plan.suppressed}, "
                f"for other topics {len(plan.other_topic)}")  # fmt: skip
 

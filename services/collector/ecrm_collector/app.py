@@ -90,9 +90,13 @@ def create_app(
         return exc.response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ApiError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})).response()
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, field, message = {
+            # The path is not echoed: a guessed path may carry an id.
+            404: ("not_found", "path", "there is no route at this path"),
+            405: ("method_not_allowed", "method", f"{request.method} is not allowed on this route"),
+        }.get(exc.status_code, ("http_error", "$", str(exc.detail)))
+        return ApiError(exc.status_code, code, message, headers=dict(exc.headers or {}), field=field).response()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

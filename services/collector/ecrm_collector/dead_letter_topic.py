@@ -2,8 +2,12 @@
 
 Replays go through the consumer group ``ecrm-dlq-replay``: an entry is replayed once, its
 offset committed after its records are acknowledged, so running a replay again replays only
-what was added since. Replayed events keep their message ids, so even a replay cut off
-between the acknowledgment and the commit is folded once (the aggregator deduplicates them).
+what was added since. An entry that is still invalid is not handled: the group's position
+stops at the first one of each partition, so it is tried again by the next replay (after the
+next fix), unless the operator gives up on it (``discard_invalid``). Replayed events keep
+their message ids, so what a later run sends again (the entries after a still-invalid one,
+or a replay cut off between the acknowledgment and the commit) is folded once (the
+aggregator deduplicates them).
 """
 
 from __future__ import annotations
@@ -88,9 +92,12 @@ def _start(tp: TopicPartition, marks: dict[int, tuple[int, int]]) -> int:
     return marks[tp.partition][0] if tp.offset < 0 else tp.offset
 
 
-def replay(config: dict[str, Any], max_event_bytes: int, *, apply: bool) -> tuple[ReplayPlan, int]:
+def replay(
+    config: dict[str, Any], max_event_bytes: int, *, apply: bool, discard_invalid: bool = False
+) -> tuple[ReplayPlan, int]:
     """Plan (and with ``apply`` carry out) the replay of what the group has not replayed yet;
-    returns the plan and how many entries it covered."""
+    returns the plan and how many entries it covered. Still-invalid entries stay pending
+    unless ``discard_invalid``."""
     suppressions, follower = follow_suppressions(config)
     try:
         if not follower.caught_up.wait(30):
@@ -105,13 +112,28 @@ def replay(config: dict[str, Any], max_event_bytes: int, *, apply: bool) -> tupl
         for record in plan.records:
             producer.produce(EVENTS.name, value=record.value, key=record.key)
         producer.flush_or_raise(30)
+        pending = [] if discard_invalid else [letter for letter, _ in plan.still_invalid]
+        positions = handled_positions([(e.partition, e.offset, e.letter) for e, _ in entries], pending)
         consumer = Consumer({**config, "group.id": REPLAY_GROUP, "enable.auto.commit": False})
         try:
-            last: dict[int, int] = {}
-            for entry, _ in entries:
-                last[entry.partition] = max(last.get(entry.partition, -1), entry.offset)
-            consumer.commit(offsets=[TopicPartition(EVENTS_DLQ.name, p, o + 1) for p, o in last.items()],
+            consumer.commit(offsets=[TopicPartition(EVENTS_DLQ.name, p, o) for p, o in positions.items()],
                             asynchronous=False)  # fmt: skip
         finally:
             consumer.close()
     return plan, len(entries)
+
+
+def handled_positions(entries: list[tuple[int, int, DeadLetter | None]], pending: list[DeadLetter]) -> dict[int, int]:
+    """The offset to commit per partition: past every entry read, or at the first entry still
+    ``pending`` (compared by identity: the plan's own letters), which the next replay reads again."""
+    positions: dict[int, int] = {}
+    stopped: set[int] = set()
+    for partition, offset, letter in sorted(entries, key=lambda e: (e[0], e[1])):
+        if partition in stopped:
+            continue
+        if letter is not None and any(letter is waiting for waiting in pending):
+            positions[partition] = offset
+            stopped.add(partition)
+            continue
+        positions[partition] = offset + 1
+    return positions

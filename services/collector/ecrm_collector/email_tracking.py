@@ -64,6 +64,8 @@ def is_machine_open(
 
 def _event(token: TrackingToken, name: str, properties: dict[str, Any]) -> dict[str, Any]:
     base = {"email_id": token.email_id} | ({"rule_id": token.rule_id} if token.rule_id else {})
+    if token.campaign_id:
+        base["campaign_id"] = token.campaign_id
     return {
         "type": "track",
         "event": name,

@@ -39,7 +39,11 @@ make a simple CORS request with no preflight); Basic or Bearer auth work too."""
 
 
 class ApiError(Exception):
-    """An answer other than 2xx, rendered as ``{"error": {"code", "message", "errors"}}``."""
+    """An answer other than 2xx, rendered as ``{"error": {"code", "message", "errors"}}``.
+
+    ``errors`` is never empty: without a list of its own, the answer names ``field`` (``$``:
+    the request as a whole) and ``rule`` (by default the code) with the message.
+    """
 
     def __init__(
         self,
@@ -48,15 +52,23 @@ class ApiError(Exception):
         message: str,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        field: str = "$",
+        rule: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.errors = errors or []
+        self.errors = errors or [{"field": field, "rule": rule or code, "message": message}]
         self.headers = headers or {}
 
     def response(self) -> JSONResponse:
         body = {"error": {"code": self.code, "message": self.message, "errors": self.errors}}
         return JSONResponse(body, status_code=self.status, headers=self.headers or None)
+
+
+def body_refused(exc: BodyError) -> ApiError:
+    """The answer to a body that cannot be used."""
+    return ApiError(exc.status, exc.code, exc.message, field=exc.field, rule=exc.rule)
 
 
 def presented_key(request: Request) -> str | None:
@@ -112,17 +124,27 @@ class Gateway:
             suppressions=suppressions if suppressions is not None else SuppressionList(),
         )
 
-    def authenticate(self, request: Request, presented: str | None) -> Source:
-        """The active source of ``presented``, allowed from the request's origin and under its rate."""
+    def authenticate(self, request: Request, presented: str | None, field: str = WRITE_KEY_FIELD) -> Source:
+        """The active source of ``presented`` (found in ``field``), allowed from the request's
+        origin and under its rate."""
         if presented is None:
+            if request.headers.get("authorization"):
+                raise ApiError(401, "unauthorized", "the Authorization header is neither Basic (the write key as "
+                               "username) nor Bearer", field="Authorization", rule="malformed")  # fmt: skip
             raise ApiError(
-                401, "unauthorized", "send the write key as the HTTP Basic username, a Bearer token or `writeKey`"
+                401,
+                "unauthorized",
+                "send the write key as the HTTP Basic username, a Bearer token or `writeKey`",
+                field=WRITE_KEY_FIELD,
+                rule="missing",
             )
         source = self.sources.find(presented)
         if source is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked write key")
-        if not source.allows_origin(request.headers.get("origin")):
-            raise ApiError(403, "origin_not_allowed", "this source does not accept events from this origin")
+            raise ApiError(401, "unauthorized", "unknown or revoked write key", field=field, rule="unknown_key")
+        origin = request.headers.get("origin")
+        if not source.allows_origin(origin):
+            raise ApiError(403, "origin_not_allowed", f"this source does not accept events from the origin {origin}",
+                           field="Origin")  # fmt: skip
         retry_after = self.limiter.admit(source.key_hash)
         if retry_after is not None:
             metrics.RATE_LIMITED.inc()
@@ -131,6 +153,8 @@ class Gateway:
                 "rate_limited",
                 f"this source may make {self.settings.collector_rate_limit_per_s:g} requests per second",
                 headers={"Retry-After": str(retry_after)},
+                field=WRITE_KEY_FIELD,
+                rule="rate_limit",
             )
         return source
 
@@ -139,7 +163,7 @@ class Gateway:
         try:
             return await read_body(request.stream(), encoding=request.headers.get("content-encoding"), limit=limit)
         except BodyError as exc:
-            raise ApiError(exc.status, exc.rule, exc.message) from None
+            raise body_refused(exc) from None
 
     async def read_json(self, request: Request, limit: int) -> tuple[Any, int]:
         """The body parsed as JSON, and its (decoded) size in bytes."""
@@ -147,7 +171,7 @@ class Gateway:
         try:
             return parse_json(raw), len(raw)
         except BodyError as exc:
-            raise ApiError(exc.status, exc.rule, exc.message) from None
+            raise body_refused(exc) from None
 
     @staticmethod
     def _refuse_declared_oversize(request: Request, limit: int) -> None:
@@ -155,7 +179,7 @@ class Gateway:
         may add a little to an incompressible body, hence the slack)."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit + limit // 100 + 1024:
-            raise ApiError(413, "too_large", f"the body is larger than {limit} bytes")
+            raise ApiError(413, "too_large", f"the body is larger than {limit} bytes", field="body", rule="max_bytes")
 
     async def authenticated_json(self, request: Request, limit: int) -> JsonRequest:
         """Authenticate and read a JSON body; the key may be in the header, the query string
@@ -164,9 +188,11 @@ class Gateway:
         With a key in the header or query string it is checked before the body is read, so an
         unknown caller never costs a body read.
         """
-        header_key = presented_key(request) or request.query_params.get(WRITE_KEY_FIELD)
+        from_header, from_query = presented_key(request), request.query_params.get(WRITE_KEY_FIELD)
+        header_key = from_header or from_query
+        field = WRITE_KEY_FIELD if from_header is None and from_query is not None else "Authorization"
         if header_key is not None or request.headers.get("authorization"):
-            source = self.authenticate(request, header_key)
+            source = self.authenticate(request, header_key, field)
             body, size = await self.read_json(request, limit)
             pop_body_key(body)
             return JsonRequest(source, body, size)
@@ -182,13 +208,15 @@ class Gateway:
         batch_defaults: dict[str, Any] | None = None,
         request_bytes: int | None = None,
     ) -> IngestPlan:
-        """The pure ingest step with this collector's limits; ``source`` is a source or a route name."""
+        """The pure ingest step with this collector's limits; ``source`` is a source (its key's
+        kind decides what it may send) or the name of a verified route (signed tracking links,
+        signed provider webhooks)."""
         name = source.name if isinstance(source, Source) else source
         return plan_ingest(
             raw_events,
             received_at=datetime.now(UTC),
             source=f"collector:{name}",
-            server_events_allowed=not isinstance(source, Source) or source.kind == "server",
+            sender_kind=source.kind if isinstance(source, Source) else "verified",
             max_event_bytes=self.settings.collector_max_event_bytes,
             event_type=event_type,
             batch_defaults=batch_defaults,
@@ -212,7 +240,7 @@ class Gateway:
                 "broker_unavailable",
                 "events could not be stored; retry later",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
-            ) from None
+            ) from None  # field "$": the request as a whole, nothing the caller sent
         metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_ACCEPTED.inc(len(plan.accepted))
         metrics.EVENTS_SUPPRESSED.inc(plan.suppressed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ecrm_collector.esp_webhooks import SNS_CERT_URL_PATTERN, load_sendgrid_public_key
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings, TrackingSettings
@@ -22,7 +22,13 @@ class CollectorSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     collector_write_keys: SecretStr = SecretStr(DEV_WRITE_KEY)
     """Comma-separated write keys of server kind given in the environment (development, bootstrapping)."""
     collector_sources_file: Path | None = None
-    """The sources registry (hashed write keys) managed by ``ecrm-collector sources``; re-read when it changes."""
+    """The sources registry (hashed write keys) managed by ``ecrm-collector sources``; re-read when it changes.
+    In development it defaults to the dev stack's, ``ECRM_DATA_DIR/sources.json``."""
+    ecrm_data_dir: Path = Path(".ecrm")
+    """The development stack's data directory (``make run``), where development defaults live."""
+    collector_public_url: str | None = None
+    """The collector's address as mail recipients reach it, for ``ecrm-collector links sign``
+    (development: ``http://COLLECTOR_HOST:COLLECTOR_PORT``)."""
     collector_rate_limit_per_s: float = Field(default=500.0, gt=0)
     """Requests per second each source may make on average (token bucket refill rate); over it: 429."""
     collector_rate_limit_burst: int = Field(default=1000, ge=1)
@@ -50,6 +56,21 @@ class CollectorSettings(ServiceSettings, KafkaSettings, TrackingSettings):
         if value:
             load_sendgrid_public_key(value)  # ValueError names the problem at start-up
         return value or None
+
+    @model_validator(mode="after")
+    def _development_sources_file(self) -> CollectorSettings:
+        # The same file ``make run`` gives the collector, so ``ecrm-collector sources add`` works as written.
+        if self.collector_sources_file is None and self.ecrm_env == "development":
+            self.collector_sources_file = self.ecrm_data_dir / "sources.json"
+        return self
+
+    def public_url(self) -> str | None:
+        """Where recipients reach the collector (tracking links), if known."""
+        if self.collector_public_url:
+            return self.collector_public_url.rstrip("/")
+        if self.ecrm_env == "development":
+            return f"http://{self.collector_host}:{self.collector_port}"
+        return None
 
     def ses_topic_arns(self) -> frozenset[str]:
         return frozenset(arn.strip() for arn in self.collector_ses_topic_arns.split(",") if arn.strip())

@@ -21,6 +21,15 @@ from collections.abc import Iterable
 from typing import Any
 
 IDENTITY_FIELDS = ("userId", "anonymousId")
+ANSWER_PREFIX, SCORE_PREFIX, TEXT_PREFIX = "q_", "nps_", "text_"
+FORM_FIELDS: dict[str, str] = {
+    "writeKey": "the source's write key (a browser key may send surveys)",
+    "userId / anonymousId": "who answers (one of them is required)",
+    f"{ANSWER_PREFIX}<question>": "the answer to `<question>`: a `Survey Answered` event",
+    f"{SCORE_PREFIX}<question>": "a score from 0 to 10: an `NPS Answered` event",
+    f"{TEXT_PREFIX}<question>": "free text for `<question>`, or the comment of its NPS score",
+}
+"""The fields of an HTML survey form (the catalog document is generated from this)."""
 
 
 def response_events(survey_id: str, body: dict[str, Any]) -> list[Any]:
@@ -55,12 +64,12 @@ def form_to_response(fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
     for name, value in fields:
         if name in IDENTITY_FIELDS:
             body[name] = value
-        elif name.startswith("q_"):
-            answers.setdefault(name[2:], {})["answer"] = value
-        elif name.startswith("nps_"):
-            answers.setdefault(name[4:], {})["score"] = _number(value)
-        elif name.startswith("text_"):
-            answers.setdefault(name[5:], {})["text"] = value
+        elif name.startswith(ANSWER_PREFIX):
+            answers.setdefault(name.removeprefix(ANSWER_PREFIX), {})["answer"] = value
+        elif name.startswith(SCORE_PREFIX):
+            answers.setdefault(name.removeprefix(SCORE_PREFIX), {})["score"] = _number(value)
+        elif name.startswith(TEXT_PREFIX):
+            answers.setdefault(name.removeprefix(TEXT_PREFIX), {})["text"] = value
     body["answers"] = [{"question_id": q, **a} for q, a in answers.items()]
     return body
 

@@ -345,7 +345,11 @@ async def test_a_revoked_source_key_is_refused_within_a_second(client, browser_k
     await asyncio.sleep(1.2)  # the collector looks at the file once a second
     refused = await client.post("/v1/page", headers={**origin, "Authorization": f"Bearer {browser_key}"}, json=page)
     assert refused.status_code == 401
-    assert refused.json()["error"] == {"code": "unauthorized", "message": "unknown or revoked write key", "errors": []}
+    assert refused.json()["error"] == {
+        "code": "unauthorized",
+        "message": "unknown or revoked write key",
+        "errors": [{"field": "Authorization", "rule": "unknown_key", "message": "unknown or revoked write key"}],
+    }
 
 
 async def test_a_write_key_reads_nothing(client, kafka_broker) -> None:
@@ -368,3 +372,42 @@ async def test_a_write_key_reads_nothing(client, kafka_broker) -> None:
         everything += (await client.get(path, headers=AUTH)).content
     assert b"reader-1" not in everything
     assert all(r.headers["content-type"].startswith("application/json") for p, r in answers.items() if p in ingest)
+
+
+CONTACT_STATE_EVENTS_SENT = [
+    {"event": "Email Bounced", "properties": {"email_id": "m1", "bounce_type": "hard"}},
+    {"event": "Email Marked as Spam", "properties": {"email_id": "m1"}},
+    {"event": "Unsubscribed", "properties": {}},
+    {"event": "Consent Updated", "properties": {"channel": "email", "granted": False}},
+]
+
+
+@pytest.mark.parametrize("origin", [{"Origin": "https://shop.example.com"}, {}], ids=["from-its-origin", "no-origin"])
+async def test_a_browser_key_cannot_block_a_customers_mail(client, kafka_broker, browser_key, origin) -> None:
+    """Anyone can read a browser key in a shop's page source: it may not unsubscribe, bounce,
+    report as spam or withdraw the consent of any user id."""
+    auth = {"Authorization": f"Bearer {browser_key}"} | origin
+    victim = f"victim-{len(origin)}"
+    for sent in CONTACT_STATE_EVENTS_SENT:
+        single = await client.post("/v1/track", headers=auth, json={"userId": victim, **sent})
+        assert single.status_code == 400, sent
+        [error] = single.json()["error"]["errors"]
+        assert (error["field"], error["rule"]) == ("event", "contact_state")
+        assert sent["event"] in error["message"] and "server key" in error["message"]
+    batch = [{"type": "track", "userId": victim, **sent} for sent in CONTACT_STATE_EVENTS_SENT]
+    batch.append({"type": "page", "userId": victim})
+    answer = await client.post("/v1/batch", headers=auth, json={"batch": batch})
+    body = answer.json()
+    assert (answer.status_code, body["accepted"]) == (200, 1)
+    assert [(r["index"], r["errors"][0]["rule"]) for r in body["rejected"]] == [(i, "contact_state") for i in range(4)]
+    letters = [DeadLetter.model_validate_json(v) for key, v in read_topic(kafka_broker.bootstrap, EVENTS_DLQ.name,
+               expect=100, timeout_s=3) if key == victim.encode()]  # fmt: skip
+    refused = [letter for letter in letters if letter.errors[0].rule == "contact_state"]
+    assert len(refused) == 8 and {letter.sender_kind for letter in refused} == {"browser"}
+    stored = [decode_event(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=50, timeout_s=3)]
+    assert not [e for e in stored if e.userId == victim and e.type == "track"], "nothing about the victim stored"
+
+
+async def test_a_server_key_reports_contact_state(client, kafka_broker) -> None:
+    answer = await client.post("/v1/track", headers=AUTH, json={"userId": "k-cs", **CONTACT_STATE_EVENTS_SENT[2]})
+    assert answer.status_code == 200

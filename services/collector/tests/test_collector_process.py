@@ -196,3 +196,38 @@ def test_several_worker_processes_share_the_port(kafka_broker, tmp_path) -> None
         decode_event(v).userId for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=10_000, timeout_s=3)
     }
     assert {f"w-{i}" for i in range(20)} <= users
+
+
+def test_links_signed_for_another_tools_mail_are_followed_and_recorded(collector, kafka_broker, monkeypatch) -> None:
+    """`ecrm-collector links sign` prints URLs that the running collector accepts: the click
+    redirects to the link and both click and open become events of the recipient."""
+    from typer.testing import CliRunner
+
+    from ecrm_collector.__main__ import cli
+
+    monkeypatch.setenv("COLLECTOR_PUBLIC_URL", collector.url)
+    args = ["links", "sign", "--url", "https://shop.example.com/sale?x=1", "--url", "https://shop.example.com/new",
+            "--user-id", "links-ada", "--campaign", "black-friday"]  # fmt: skip
+    printed = CliRunner().invoke(cli, args)
+    assert printed.exit_code == 0, printed.output
+    lines = [line.split("\t") for line in printed.stdout.splitlines()]
+    email_id = next(parts[1] for parts in lines if parts[0] == "email_id")
+    clicks = [(parts[1], parts[2]) for parts in lines if parts[0] == "click"]
+    [pixel] = [parts[1] for parts in lines if parts[0] == "open"]
+    assert [target for _, target in clicks] == ["https://shop.example.com/sale?x=1", "https://shop.example.com/new"]
+
+    browser = {"User-Agent": "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15"}
+    time.sleep(2.1)  # past the prefetch window: a person's open
+    for signed, target in clicks:
+        followed = httpx.get(signed, headers=browser, follow_redirects=False, timeout=10)
+        assert (followed.status_code, followed.headers["location"]) == (302, target)
+    opened = httpx.get(pixel, headers=browser, timeout=10)
+    assert (opened.status_code, opened.headers["content-type"]) == (200, "image/gif")
+    tampered = httpx.get(clicks[0][0][:-3] + "xyz", timeout=10)
+    assert tampered.status_code == 400
+
+    events = [decode_event(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=200, timeout_s=5)]
+    mine = [e for e in events if e.userId == "links-ada"]
+    assert sorted(e.event for e in mine) == ["Email Link Clicked", "Email Link Clicked", "Email Opened"]
+    assert {(e.properties["email_id"], e.properties["campaign_id"]) for e in mine} == {(email_id, "black-friday")}
+    assert [e.properties.get("machine_open") for e in mine if e.event == "Email Opened"] == [False]

@@ -2,16 +2,23 @@
 fix once and only once, never for server-only events sent by a browser key."""
 
 import time
+from datetime import UTC, datetime
 
+import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
 from typer.testing import CliRunner
 
 from ecrm_collector.__main__ import cli
+from ecrm_collector.app import create_app
 from ecrm_collector.dead_letter_topic import replay
 from ecrm_collector.dead_letters import plan_replay
+from ecrm_collector.ingest import plan_ingest
+from ecrm_collector.producer import AsyncProducer
+from ecrm_collector.settings import CollectorSettings
 from ecrm_embedded.testing import read_topic
+from ecrm_schemas.catalog import CATALOG, ProductViewed
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import decode_event, encode_event
 from ecrm_schemas.suppressions import SuppressionList
@@ -21,10 +28,10 @@ from ecrm_schemas.validation import FieldError, validate_event
 AT = "2026-11-20T10:00:00Z"
 
 
-def _letter(payload: dict, rule: str, source: str = "collector:shop") -> DeadLetter:
+def _letter(payload: dict, rule: str, source: str = "collector:shop", sender_kind: str | None = "server") -> DeadLetter:
     error = FieldError("properties.total", rule, "refused by an earlier version")
     return DeadLetter.build(topic=EVENTS.name, source=source, reason="invalid_event", errors=[error],
-                            payload=orjson.dumps(payload))  # fmt: skip
+                            payload=orjson.dumps(payload), sender_kind=sender_kind)  # type: ignore[arg-type]  # fmt: skip
 
 
 def _track(message_id: str, total: float, event: str = "Product Viewed") -> dict:
@@ -93,11 +100,114 @@ def test_replay_is_idempotent_and_listing_shows_no_payload(fresh_kafka_broker, m
     events = read_topic(fresh_kafka_broker.bootstrap, EVENTS.name, expect=2)
     assert sorted(decode_event(value).messageId for _, value in events) == ["r1", "r4"]
 
-    again, covered = replay(config, 32_768, apply=True)
-    assert covered == 0 and again.records == []  # replayed once: running it again sends nothing
+    # r2 is still invalid: it stays pending, so what follows it on its partition is read again,
+    # and r4 is sent again with its message id (the aggregator folds it once).
+    again, covered = replay(config, 32_768, apply=True, discard_invalid=True)
+    assert covered == 3 and [decode_event(r.value).messageId for r in again.records] == ["r4"]
+    done, covered = replay(config, 32_768, apply=True)
+    assert covered == 0 and done.records == []  # handled (r2 given up): running it again sends nothing
     producer.produce(EVENTS_DLQ.name, value=_letter(_track("r5", 0), "x").model_dump_json().encode())
     producer.flush(10)
     later, covered = replay(config, 32_768, apply=True)
     assert covered == 1 and [decode_event(r.value).messageId for r in later.records] == ["r5"]
     time.sleep(0.5)
-    assert len(read_topic(fresh_kafka_broker.bootstrap, EVENTS.name, expect=4, timeout_s=3)) == 3
+    stored = read_topic(fresh_kafka_broker.bootstrap, EVENTS.name, expect=5, timeout_s=3)
+    assert sorted(decode_event(value).messageId for _, value in stored) == ["r1", "r4", "r4", "r5"]
+
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _refused_by_the_route(raw: dict, event_type: str = "track", **kwargs) -> DeadLetter:
+    """What the collector's single-event route dead-letters for ``raw`` (no type, no messageId)."""
+    plan = plan_ingest([raw], received_at=NOW, source="collector:shop", max_event_bytes=32_768,
+                       event_type=event_type, **kwargs)  # fmt: skip
+    [rejection] = plan.rejected
+    return DeadLetter.model_validate_json(rejection.dead_letter.value)
+
+
+def _relax_product_viewed(monkeypatch) -> None:
+    """The fix being replayed: ``Product Viewed`` no longer needs a product_id."""
+
+    class Relaxed(ProductViewed):
+        product_id: str | None = None  # type: ignore[assignment]
+
+    monkeypatch.setitem(CATALOG, "Product Viewed", CATALOG["Product Viewed"].model_copy(update={"properties": Relaxed}))
+
+
+def test_a_single_route_entry_is_replayed_with_its_type_and_the_same_message_id_every_run(monkeypatch) -> None:
+    letter = _refused_by_the_route({"userId": "ada", "event": "Product Viewed", "properties": {}})
+    assert (letter.event_type, letter.errors[0].field) == ("track", "properties.product_id")
+    _relax_product_viewed(monkeypatch)
+    first, second = plan_replay([letter], 32_768), plan_replay([letter], 32_768)
+    assert first.still_invalid == [] and len(first.records) == 1, first.still_invalid
+    event = decode_event(first.records[0].value)
+    assert event.type == "track" and event.messageId == letter.message_id
+    assert decode_event(second.records[0].value).messageId == event.messageId
+
+
+def test_an_old_entry_without_a_recorded_message_id_gets_the_same_one_on_every_run(monkeypatch) -> None:
+    _relax_product_viewed(monkeypatch)
+    old = _letter({"type": "track", "userId": "ada", "event": "Product Viewed"}, "missing", sender_kind=None)
+    ids = {decode_event(plan_replay([old], 32_768).records[0].value).messageId for _ in range(3)}
+    assert len(ids) == 1
+
+
+def test_a_browser_keys_contact_state_event_is_never_replayed_whatever_it_failed_for() -> None:
+    unsubscribe = {"userId": "victim", "event": "Unsubscribed", "properties": {}}
+    refused_for_name = _refused_by_the_route(unsubscribe, sender_kind="browser")
+    assert [e.rule for e in refused_for_name.errors] == ["contact_state"]
+    # Written before the sender's kind was recorded, and refused for something else: a browser's, maybe.
+    legacy = _letter({"type": "track", **unsubscribe}, "string_too_long", source="collector:shop-web", sender_kind=None)
+    # A server key's entry and a verified webhook's are replayed.
+    server = _letter({"type": "track", **unsubscribe, "messageId": "s1"}, "x")
+    webhook = _letter({"type": "track", **unsubscribe, "messageId": "w1"}, "x", "collector:email-webhook:ses", None)
+    plan = plan_replay([refused_for_name, legacy, server, webhook], 32_768)
+    assert plan.refused == [refused_for_name, legacy]
+    assert sorted(decode_event(r.value).messageId for r in plan.records) == ["s1", "w1"]
+
+
+@pytest.mark.kafka
+async def test_replay_apply_leaves_still_invalid_entries_pending(fresh_kafka_broker, tmp_path, monkeypatch) -> None:
+    """Real collector, real broker: a single-route event dead-lettered, a first replay that
+    cannot fix it (still pending), then the fix and a replay that sends it, with its id."""
+    bootstrap = fresh_kafka_broker.bootstrap
+    config = {"bootstrap.servers": bootstrap}
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    settings = CollectorSettings(kafka_bootstrap_servers=bootstrap, collector_write_keys="k",
+                                 collector_sources_file=tmp_path / "sources.json")  # fmt: skip
+    producer = AsyncProducer({**settings.kafka_client_config(), "linger.ms": 1})
+    transport = httpx.ASGITransport(app=create_app(settings, producer))
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+        view = {"userId": "ada", "event": "Product Viewed", "properties": {"sku": "s"}}
+        refused = await http.post("/v1/track", headers={"Authorization": "Bearer k"}, json=view)
+    producer.close()
+    assert refused.status_code == 400
+    [(_, value)] = read_topic(bootstrap, EVENTS_DLQ.name, expect=1)
+    letter = DeadLetter.model_validate_json(value)
+
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--apply"])
+    assert result.exit_code == 0, result.output
+    assert "still invalid 1 (pending)" in result.stdout
+    pending, covered = replay(config, 32_768, apply=False)
+    assert covered == 1 and len(pending.still_invalid) == 1, "a still-invalid entry is not marked as handled"
+
+    _relax_product_viewed(monkeypatch)
+    fixed, covered = replay(config, 32_768, apply=True)
+    assert covered == 1 and len(fixed.records) == 1
+    [(_, stored)] = read_topic(bootstrap, EVENTS.name, expect=1)
+    event = decode_event(stored)
+    assert (event.type, event.messageId, event.properties) == ("track", letter.message_id, {"sku": "s"})
+    assert replay(config, 32_768, apply=True)[1] == 0, "replayed: handled"
+
+
+@pytest.mark.kafka
+def test_discard_invalid_gives_up_on_still_invalid_entries(fresh_kafka_broker, monkeypatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", fresh_kafka_broker.bootstrap)
+    producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap})
+    producer.produce(EVENTS_DLQ.name, value=_letter(_track("d1", -5, "Order Completed"), "x").model_dump_json())
+    producer.flush(10)
+    assert CliRunner().invoke(cli, ["dlq", "replay", "--discard-invalid"]).exit_code != 0, "needs --apply"
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--apply", "--discard-invalid"])
+    assert "still invalid 1 (discarded)" in result.stdout, result.output
+    assert replay({"bootstrap.servers": fresh_kafka_broker.bootstrap}, 32_768, apply=False)[1] == 0

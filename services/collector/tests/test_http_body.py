@@ -53,4 +53,4 @@ async def test_streamed_body_over_limit_stops_early() -> None:
 async def test_bad_bodies(body: bytes, encoding: str | None, rule: str, status: int) -> None:
     with pytest.raises(BodyError) as info:
         await read_json(_chunks(body), encoding=encoding, limit=100)
-    assert (info.value.rule, info.value.status) == (rule, status)
+    assert (info.value.code, info.value.status) == (rule, status)

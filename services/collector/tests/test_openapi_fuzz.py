@@ -45,9 +45,11 @@ def collector_schema(collector_app):
 
 
 def _errors_are_json(response) -> None:
-    if 400 <= response.status_code < 500 and response.status_code != 405:
+    if 400 <= response.status_code < 600:
         body = response.json()
         assert set(body["error"]) >= {"code", "message", "errors"}, body
+        assert body["error"]["errors"], f"no field and rule named: {body}"
+        assert all(error["field"] and error["rule"] for error in body["error"]["errors"]), body
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])

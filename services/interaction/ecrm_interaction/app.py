@@ -165,6 +165,28 @@ def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | 
     return JSONResponse({"error": {"code": code, "message": message, "errors": errors or []}}, status_code=status)
 
 
+def _named_error(request: Request, status: int, code: str, message: str) -> dict[str, str]:
+    """The field and rule of an error answer that names no fields of its own: the credentials
+    for 401/403, the path's last parameter (the id not found, the link refused) for 400/404/409,
+    the path or method of an unknown route, else ``$`` (the request as a whole)."""
+    field, rule = "$", code
+    presented = request.headers.get("authorization", "")
+    if status == 401:
+        field, rule = "Authorization", "unknown_token" if presented.lower().startswith("bearer ") else "missing"
+        message = "send a valid API token as `Authorization: Bearer TOKEN`" if rule == "missing" else message
+    elif status == 403:
+        field, rule, message = "Authorization", "role", "this token's role may not do this"
+    elif status == 405:
+        field = "method"
+    elif status in (400, 404, 409) and request.path_params:
+        field = list(request.path_params)[-1]
+    elif status == 404:
+        field = "path"
+    elif status == 422 and not _CODE.fullmatch(message):
+        rule = "invalid"
+    return {"field": field, "rule": rule, "message": message}
+
+
 def create_app(
     settings: InteractionSettings,
     store: Store,
@@ -196,10 +218,14 @@ def create_app(
     personalization_cache = TtlCache(ttl_s=60)
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own (a body that is not UTF-8) too
-    async def _json_errors(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _json_errors(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):  # raised with its own fields (``invalid``)
+            response = _error(exc.status_code, exc.detail["code"], exc.detail["message"], exc.detail["errors"])
+            response.headers.update(exc.headers or {})
+            return response
         detail = str(exc.detail)
         code = detail if _CODE.fullmatch(detail) else _HTTP_CODES.get(exc.status_code, "http_error")
-        response = _error(exc.status_code, code, detail)
+        response = _error(exc.status_code, code, detail, [_named_error(request, exc.status_code, code, detail)])
         response.headers.update(exc.headers or {})
         return response
 
@@ -212,7 +238,15 @@ def create_app(
         return _error(422, "invalid_request", "the request does not validate", errors)
 
     def invalid(exc: ValidationError | ValueError) -> HTTPException:
-        return HTTPException(422, str(exc)[:2000])
+        """422 naming each failed field (dotted path) and rule of a model that did not validate."""
+        if isinstance(exc, ValidationError):
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "$", "rule": e["type"], "message": e["msg"]}
+                for e in exc.errors(include_url=False)
+            ]
+        else:
+            errors = [{"field": "$", "rule": "invalid", "message": str(exc)[:2000]}]
+        return HTTPException(422, {"code": "invalid_request", "message": str(exc)[:2000], "errors": errors})
 
     # --- rules and templates ----------------------------------------------------------
 

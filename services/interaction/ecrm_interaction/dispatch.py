@@ -62,7 +62,7 @@ from ecrm_interaction.webhooks import UnsafeWebhookTarget, post, signed_headers
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import EVENTS
-from ecrm_schemas.tracking import TrackingToken, sign
+from ecrm_schemas.tracking import TrackingToken, sign, tracking_url
 from ecrm_schemas.validation import validate_event
 
 log = structlog.get_logger()
@@ -322,8 +322,7 @@ class Dispatcher:
             ),
             self.secret,
         )
-        base = self.settings.interaction_tracking_url.rstrip("/")
-        return f"{base}/v1/e/c/{token}" if url is not None else f"{base}/v1/e/o/{token}.gif"
+        return tracking_url(self.settings.interaction_tracking_url, token, click=url is not None)
 
     async def _webhook(self, action: Action, payload: dict[str, Any], spec: WebhookAction, now: datetime) -> None:
         body = orjson.dumps(

@@ -33,7 +33,8 @@ def router(gateway: Gateway) -> APIRouter:
         try:
             return verify(value, settings.tracking_secret.get_secret_value())
         except InvalidToken:
-            raise ApiError(400, "invalid_token", "the tracking token is invalid or was altered") from None
+            raise ApiError(400, "invalid_token", "the tracking token is invalid or was altered", field="token",
+                           rule="signature") from None  # fmt: skip
 
     @routes.get("/v1/e/o/{token}.gif", responses=error_responses(400, 503))
     async def email_open(token: str, request: Request) -> Response:
@@ -50,7 +51,9 @@ def router(gateway: Gateway) -> APIRouter:
         """Click redirect: records ``Email Link Clicked`` and redirects to the signed URL, and only there."""
         claims = token_of(token)
         if not claims.url or not claims.url.startswith(("https://", "http://")):
-            raise ApiError(400, "invalid_token", "the tracking token carries no link")
+            raise ApiError(
+                400, "invalid_token", "the tracking token carries no link", field="token.url", rule="missing"
+            )
         await tracked(click_event(claims, request.headers.get("user-agent")))
         return RedirectResponse(claims.url, status_code=302, headers={"Cache-Control": "no-store"})
 
@@ -101,7 +104,8 @@ def _esp_webhooks(gateway: Gateway) -> APIRouter:
     errors = error_responses(400, 401, 403, 413, 503)
 
     def not_enabled(provider: str, setting: str) -> ApiError:
-        return ApiError(404, "provider_not_enabled", f"{provider} webhooks are off: set {setting.upper()}")
+        return ApiError(404, "provider_not_enabled", f"{provider} webhooks are off: set {setting.upper()}",
+                        field="provider", rule="not_enabled")  # fmt: skip
 
     async def accept(provider: str, result: esp.WebhookResult) -> Response:
         plan = gateway.plan(result.events, f"email-webhook:{provider}")
@@ -118,7 +122,7 @@ def _esp_webhooks(gateway: Gateway) -> APIRouter:
         except httpx.HTTPError:
             log.warning("sns_fetch_failed", host=httpx.URL(url).host)
             raise ApiError(503, "upstream_unavailable", "Amazon SNS could not be reached; retry later",
-                           headers={"Retry-After": str(RETRY_AFTER_S)}) from None  # fmt: skip
+                           headers={"Retry-After": str(RETRY_AFTER_S)}, field="SigningCertURL") from None  # fmt: skip
         return response.content
 
     def refused(exc: esp.WebhookError) -> ApiError:

@@ -61,7 +61,8 @@ def router(gateway: Gateway) -> APIRouter:
         becomes ``NPS Answered``. All answers are stored, or none (400 naming each invalid one)."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type.startswith("multipart/"):
-            raise ApiError(415, "content_type", "post the form urlencoded (the HTML default), or JSON")
+            raise ApiError(415, "content_type", "post the form urlencoded (the HTML default), or JSON",
+                           field="Content-Type")  # fmt: skip
         is_form = content_type == FORM
         if is_form:
             raw = await gateway.read_raw(request, limit)
