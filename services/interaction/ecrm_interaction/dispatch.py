@@ -35,6 +35,7 @@ from ecrm_interaction.contact_policy import decide as policy_decision
 from ecrm_interaction.intake import Intake, IntakeStep
 from ecrm_interaction.loyalty import tier_of
 from ecrm_interaction.models import Action
+from ecrm_interaction.planning import RULE_DELETED, RULE_DISABLED, released_key, releases_once
 from ecrm_interaction.rendering import (
     RenderedEmail,
     RenderError,
@@ -129,6 +130,8 @@ class Dispatcher:
     async def tick(self, now: datetime) -> None:
         concurrency = self.settings.interaction_send_concurrency
         claimed = await asyncio.to_thread(self.store.claim_due, now, concurrency, self.lease)
+        if claimed:
+            claimed = await asyncio.to_thread(self._drop_switched_off, claimed, now)
         by_customer: dict[str, list[Action]] = {}
         for action in claimed:
             by_customer.setdefault(action.customer_id, []).append(action)
@@ -171,6 +174,19 @@ class Dispatcher:
         except GiveUp as exc:
             await asyncio.to_thread(self._finish, action, "failed", str(exc), now)
 
+    def _drop_switched_off(self, claimed: list[Action], now: datetime) -> list[Action]:
+        """Cancel the claimed actions whose rule was disabled or deleted after they were planned
+        (a batch that was being planned while the rule was switched off); the rest go ahead."""
+        states = self.store.rule_states()
+        kept = []
+        for action in claimed:
+            if action.rule_id is None or states.get(action.rule_id, False):
+                kept.append(action)
+            else:
+                reason = RULE_DISABLED if action.rule_id in states else RULE_DELETED
+                self._finish(action, "cancelled", reason, now)
+        return kept
+
     def _retry_later(self, action: Action, error: str, now: datetime) -> None:
         attempts = action.attempts + 1
         if now - aware(action.created_at) > self.settings.retry_for:  # type: ignore[operator]
@@ -182,6 +198,8 @@ class Dispatcher:
         log.warning("action_retrying", action=action.id, kind=action.kind, attempts=attempts, error=error[:200])
 
     def _finish(self, action: Action, status: str, reason: str, now: datetime, **values: Any) -> None:
+        if releases_once(action.payload, status, reason):
+            values["dedup_key"] = released_key(action.dedup_key, action.id)
         self.store.finish(
             action.id, status=status, reason=reason[:300], done_at=now, attempts=action.attempts + 1, **values
         )

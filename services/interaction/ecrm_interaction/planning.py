@@ -15,8 +15,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from ecrm_interaction.conditions import Facts, describe, holds
 from ecrm_interaction.triggers import Firing
+
+RULE_DISABLED, RULE_DELETED = "rule_disabled", "rule_deleted"
+"""Why an action was cancelled: its rule was switched off, or deleted, before it was carried out."""
+
+UNREACHED = frozenset({"no_email_address", "no_consent", "hard_bounce", "cooldown", RULE_DISABLED, RULE_DELETED})
+"""Reasons an action ended without reaching the customer through no choice of theirs: the
+attempt does not use up a ``once_per_customer`` rule (the welcome goes out once the address
+arrives). Frequency caps (``frequency_cap_…``) and failed deliveries count here too. An
+unsubscribe or a spam complaint is the customer's own answer and does use it up, as does a
+wait cancelled by the event it waits for (the journey ended as meant)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,24 @@ class Plan:
     actions: list[PlannedAction] = field(default_factory=list)
     skipped: str | None = None
     """Why the firing does nothing (``cooldown``, ``conditions not met: …``)."""
+
+
+def releases_once(payload: str | dict[str, Any] | None, status: str, reason: str | None) -> bool:
+    """Whether an action of a ``once_per_customer`` rule that ended so frees the rule's one place
+    for this customer (see :data:`UNREACHED`)."""
+    data = orjson.loads(payload) if isinstance(payload, str) else payload or {}
+    if not data.get("once_per_customer"):
+        return False
+    if status == "failed":
+        return True
+    if status not in ("suppressed", "cancelled") or reason is None:
+        return False
+    return reason in UNREACHED or reason.startswith("frequency_cap_")
+
+
+def released_key(dedup_key: str, action_id: str) -> str:
+    """The dedup key an action keeps once it freed its place: unique, and no firing's."""
+    return f"{dedup_key}~released~{action_id}"
 
 
 def reward_code(dedup_key: str, secret: str) -> str:
@@ -64,6 +94,8 @@ def plan(firing: Firing, facts: Facts, now: datetime, rule_last_at: datetime | N
         "segments": sorted(facts.segments),
         "reward_code": reward_code(firing.dedup_key, secret),
     }
+    if rule.once_per_customer:
+        context["once_per_customer"] = True
     if rule.wait is not None:
         context["cancel_on"] = [m.model_dump(mode="json") for m in rule.wait.cancel_on]
     actions = [

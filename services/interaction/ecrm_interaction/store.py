@@ -41,11 +41,13 @@ from ecrm_interaction.models import (
     Rule,
     ScheduleState,
 )
-from ecrm_interaction.planning import PlannedAction
+from ecrm_interaction.planning import RULE_DELETED, RULE_DISABLED, PlannedAction, released_key, releases_once
 from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 
 FINAL = ("sent", "done", "suppressed", "cancelled", "failed", "deferred")
 """Statuses reported on Kafka (``deferred`` too: it says until when)."""
+OPEN = ("waiting", "pending", "deferred")
+"""Statuses of actions not carried out yet."""
 ROLES = ("viewer", "marketer", "admin")
 
 
@@ -174,6 +176,8 @@ class Store:
                 if missing:
                     raise ValueError(f"rule {r.id!r} uses templates that do not exist: {sorted(missing)}")
                 session.merge(Rule(id=r.id, name=r.name, enabled=r.enabled, spec=r.model_dump_json()))
+                if not r.enabled:
+                    self.cancel_rule_actions(session, r.id, RULE_DISABLED, datetime.now(UTC))
                 self._audit(session, actor, "upsert", "rule", r.id, {"name": r.name, "enabled": r.enabled})
             for t in templates:
                 self._audit(session, actor, "upsert", "template", t.id, {})
@@ -210,7 +214,8 @@ class Store:
             if row is None:
                 return False
             session.delete(row)
-            self._audit(session, actor, "delete", "rule", rule_id, {})
+            cancelled = self.cancel_rule_actions(session, rule_id, RULE_DELETED, datetime.now(UTC))
+            self._audit(session, actor, "delete", "rule", rule_id, {"cancelled": cancelled})
             return True
 
     def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSpec | None:
@@ -220,8 +225,32 @@ class Store:
                 return None
             spec = RuleSpec.model_validate_json(row.spec).model_copy(update={"enabled": enabled})
             row.enabled, row.spec = enabled, spec.model_dump_json()
-            self._audit(session, actor, "enable" if enabled else "disable", "rule", rule_id, {})
+            detail = {}
+            if not enabled:
+                detail["cancelled"] = self.cancel_rule_actions(session, rule_id, RULE_DISABLED, datetime.now(UTC))
+            self._audit(session, actor, "enable" if enabled else "disable", "rule", rule_id, detail)
             return spec
+
+    def cancel_rule_actions(self, session: Session, rule_id: str, reason: str, now: datetime) -> int:
+        """Cancel every action of ``rule_id`` not carried out yet (waiting, pending, deferred), with
+        ``reason``. Cancelled is final: enabling the rule again does not bring them back."""
+        rows = session.scalars(select(Action).where(Action.rule_id == rule_id, Action.status.in_(OPEN))).all()
+        for row in rows:
+            self.close_action(row, "cancelled", reason, now)
+        return len(rows)
+
+    @staticmethod
+    def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
+        """Give an action its final ``status``; one that reached no one frees its rule's
+        ``once_per_customer`` place (see :func:`ecrm_interaction.planning.releases_once`)."""
+        row.status, row.reason, row.done_at, row.lease_until = status, reason[:300], now, None
+        if releases_once(row.payload, status, reason):
+            row.dedup_key = released_key(row.dedup_key, row.id)
+
+    def rule_states(self) -> dict[str, bool]:
+        """Every rule's id and whether it is enabled (the dispatcher checks it before acting)."""
+        with self.sessions() as session:
+            return {rule_id: enabled for rule_id, enabled in session.execute(select(Rule.id, Rule.enabled))}
 
     def loyalty_program(self) -> LoyaltyProgram:
         with self.sessions() as session:

@@ -1,0 +1,115 @@
+"""Journeys as marketers run them (issue 16): rules switched off while actions wait, a welcome
+that waits for its address, merged visitors, history imports, and the skips the decision log
+shows. The dispatcher runs against a real SMTP server on loopback and SQLite."""
+
+import email
+from datetime import UTC, datetime, timedelta
+from email import policy as email_policy
+
+import pytest
+from interaction_factories import change, rule, trigger
+
+from ecrm_embedded.smtp_sink import SmtpSink
+from ecrm_interaction.dispatch import Dispatcher
+from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.store import Store, make_engine, migrate
+
+pytestmark = pytest.mark.smtp
+NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
+TEMPLATE = TemplateSpec(id="t", subject="Hi {{ traits.firstName }}", text="Revenue {{ profile.revenue }}")
+
+
+class Journey:
+    def __init__(self, tmp_path, sink: SmtpSink) -> None:
+        self.settings = InteractionSettings(
+            database_url=f"sqlite:///{tmp_path}/i.db", smtp_url=sink.url, interaction_quiet_hours=""
+        )
+        engine = make_engine(self.settings.database_url)
+        migrate(engine)
+        self.store = Store(engine)
+        self.sink = sink
+        self.dispatcher = Dispatcher(self.settings, self.store, producer=None)
+        self.intake = IntakeStep(self.store, self.settings.tracking_secret.get_secret_value())
+
+    def rules(self, *rules, templates=(TEMPLATE,)) -> None:
+        self.store.upsert_rules(list(templates), list(rules))
+
+    def take(self, c, now=NOON) -> Intake:
+        outcome = Intake()
+        rules, _ = self.store.enabled_rules()
+        with self.store.sessions.begin() as session:
+            self.intake.profile_change(session, c, rules, LoyaltyProgram(), now, outcome)
+        return outcome
+
+    def mails(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in self.sink.messages()]
+
+    def decisions(self, **filters):
+        return self.store.actions(**filters)
+
+
+@pytest.fixture
+def journey(tmp_path, smtp_sink):
+    return Journey(tmp_path, smtp_sink)
+
+
+CART = {
+    "trigger": {"kind": "event", "event": "Product Added"},
+    "wait": {"duration": "1h", "cancel_on": [{"event": "Order Completed"}]},
+}
+
+
+@pytest.mark.parametrize("switch_off", ["disable", "delete"])
+async def test_a_rule_switched_off_while_actions_wait_sends_nothing_even_when_enabled_again(
+    journey, switch_off
+) -> None:
+    journey.rules(rule(id="cart", **CART))
+    journey.take(change(trigger("track", "Product Added", message_id="p1"), customer="a"))
+    journey.take(change(trigger("track", "Product Added", message_id="p2"), customer="b"))
+    if switch_off == "disable":
+        journey.store.set_enabled("cart", False, "ada")
+    else:
+        journey.store.delete_rule("cart", "ada")
+    reason = {"disable": "rule_disabled", "delete": "rule_deleted"}[switch_off]
+    assert {(a.status, a.reason) for a in journey.decisions()} == {("cancelled", reason)}
+    if switch_off == "disable":
+        journey.store.set_enabled("cart", True, "ada")
+    await journey.dispatcher.tick(NOON + timedelta(hours=2))
+    assert journey.mails() == []
+    assert {(a.status, a.reason) for a in journey.decisions()} == {("cancelled", reason)}
+
+
+async def test_an_action_planned_while_its_rule_was_being_disabled_is_cancelled_when_due(journey) -> None:
+    journey.rules(rule(id="cart", **CART))
+    rules, _ = journey.store.enabled_rules()  # the consumer read the rules before the switch
+    journey.store.set_enabled("cart", False, "ada")
+    with journey.store.sessions.begin() as session:
+        journey.intake.profile_change(
+            session, change(trigger("track", "Product Added", message_id="p1")), rules, LoyaltyProgram(), NOON, Intake()
+        )
+    await journey.dispatcher.tick(NOON + timedelta(hours=2))
+    assert journey.mails() == []
+    [action] = journey.decisions()
+    assert (action.status, action.reason) == ("cancelled", "rule_disabled")
+
+
+async def test_a_welcome_suppressed_for_want_of_an_address_goes_out_once_the_address_arrives(journey) -> None:
+    journey.rules(rule(id="welcome", once_per_customer=True))
+    journey.take(change(trigger(message_id="m1"), email=None, firstName="Ada"))
+    await journey.dispatcher.tick(NOON)
+    [suppressed] = journey.decisions()
+    assert (suppressed.status, suppressed.reason) == ("suppressed", "no_email_address")
+    assert journey.take(change(trigger(message_id="m2"), firstName="Ada", version=2)).planned == 1
+    await journey.dispatcher.tick(NOON + timedelta(minutes=1))
+    assert [m["To"] for m in journey.mails()] == ["ada@example.com"]
+    assert journey.take(change(trigger(message_id="m3"), firstName="Ada", version=3)).planned == 0  # once
+
+
+async def test_an_unsubscribed_customer_uses_up_a_once_per_customer_rule(journey) -> None:
+    journey.rules(rule(id="welcome", once_per_customer=True))
+    journey.take(change(trigger("track", "Unsubscribed", message_id="u0"), trigger(message_id="m1")))
+    await journey.dispatcher.tick(NOON)
+    assert [(a.status, a.reason) for a in journey.decisions()] == [("suppressed", "unsubscribed")]
+    assert journey.take(change(trigger(message_id="m2"), version=2)).planned == 0
