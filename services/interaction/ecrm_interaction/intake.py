@@ -185,9 +185,12 @@ class IntakeStep:
             last = self.store.rule_last_acted(session, firing.rule.id, firing.customer_id)
             result = plan(firing, facts, now, last, self.secret)
             if result.skipped is not None:
-                kind = result.skipped.partition(":")[0]
+                kind = result.skip_reason or result.skipped.partition(":")[0]
                 outcome.skipped[kind] = outcome.skipped.get(kind, 0) + 1
                 metrics.DECISIONS.labels("skipped", kind).inc()
+                self.store.record_skip(
+                    session, firing.rule.id, firing.customer_id, kind, result.skipped, firing.cause, now
+                )
                 continue
             added = self.store.add_actions(session, result.actions, now)
             outcome.planned += added

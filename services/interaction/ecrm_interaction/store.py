@@ -40,6 +40,7 @@ from ecrm_interaction.models import (
     Reward,
     Rule,
     ScheduleState,
+    SkippedDecision,
 )
 from ecrm_interaction.planning import RULE_DELETED, RULE_DISABLED, PlannedAction, released_key, releases_once
 from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
@@ -101,7 +102,7 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, LoyaltyEntry, Reward, Case)
+CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, Reward, Case)
 """Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
 entries about a customer are found through these."""
 
@@ -410,6 +411,72 @@ class Store:
             )
         )
         return aware(at)
+
+    def record_skip(
+        self, session: Session, rule_id: str, customer_id: str, reason: str, detail: str, cause: str, now: datetime
+    ) -> None:
+        """Record that ``rule_id`` fired for the customer and did nothing, for ``reason``: one row
+        per rule, customer and reason, its count raised by each new cause (not by a redelivery)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        table = SkippedDecision.__table__
+        statement = dialect.insert(SkippedDecision).values(
+            id=str(uuid.uuid4()), rule_id=rule_id, customer_id=customer_id, reason=reason,
+            detail=detail[:300], cause=cause[:300], count=1, first_at=now, last_at=now,
+        )  # fmt: skip
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.rule_id, table.c.customer_id, table.c.reason],
+            set_={
+                "count": table.c.count + 1,
+                "cause": statement.excluded.cause,
+                "detail": statement.excluded.detail,
+                "last_at": statement.excluded.last_at,
+            },
+            where=table.c.cause != statement.excluded.cause,
+        )
+        session.execute(statement)
+
+    def decisions(
+        self,
+        *,
+        customer_id: str | None = None,
+        rule_id: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Action | SkippedDecision]:
+        """Actions and skipped decisions, newest first (a skip by its latest time), filtered;
+        ``reason`` matches a prefix (``frequency_cap`` finds every cap). Skips have no ``kind``
+        and the status ``skipped``."""
+        found: list[Action | SkippedDecision] = []
+        with self.sessions() as session:
+            if status != "skipped":
+                query = select(Action).order_by(Action.created_at.desc()).limit(limit)
+                for column, value in (
+                    (Action.customer_id, customer_id), (Action.rule_id, rule_id),
+                    (Action.kind, kind), (Action.status, status),
+                ):  # fmt: skip
+                    if value is not None:
+                        query = query.where(column == value)
+                if reason is not None:
+                    query = query.where(Action.reason.startswith(reason, autoescape=True))
+                found += session.scalars(query)
+            if status in (None, "skipped") and kind is None:
+                skips = select(SkippedDecision).order_by(SkippedDecision.last_at.desc()).limit(limit)
+                for column, value in (
+                    (SkippedDecision.customer_id, customer_id), (SkippedDecision.rule_id, rule_id),
+                ):  # fmt: skip
+                    if value is not None:
+                        skips = skips.where(column == value)
+                if reason is not None:
+                    skips = skips.where(SkippedDecision.reason.startswith(reason, autoescape=True))
+                found += session.scalars(skips)
+
+        def newest(row: Action | SkippedDecision) -> datetime:
+            at = row.last_at if isinstance(row, SkippedDecision) else row.created_at
+            return aware(at) or datetime.min.replace(tzinfo=UTC)
+
+        return sorted(found, key=newest, reverse=True)[:limit]
 
     def add_actions(self, session: Session, planned: Sequence[PlannedAction], now: datetime) -> int:
         rows = [

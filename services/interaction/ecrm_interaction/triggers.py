@@ -34,6 +34,9 @@ class Firing:
     trigger: dict[str, Any] = field(default_factory=dict)
     """What templates see as ``event``: the triggering event (type, event, properties,
     timestamp, message_id), or the segment change, trait crossing or schedule slot."""
+    occurred_at: datetime | None = None
+    """When the cause happened (the event's timestamp, the segment change's time), for the
+    rule's ``max_event_age``; None for trait crossings and schedules."""
 
     @property
     def dedup_key(self) -> str:
@@ -99,6 +102,7 @@ def event_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]
                         f"m:{trigger.message_id}",
                         _describe_match(rule.trigger),
                         trigger_context(trigger),
+                        trigger.timestamp,
                     )
                 )
     return firings
@@ -193,6 +197,7 @@ def segment_firings(change: SegmentMembershipChanged, rules: list[RuleSpec]) -> 
                     f"s:{change.event_id}",
                     f"{kind} segment {change.segment_name}: {change.reason}",
                     context,
+                    change.at,
                 )
             )
     return firings
