@@ -38,6 +38,8 @@ from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
 
 log = structlog.get_logger()
+PROFILE_MERGED = "profile_merged"
+"""Why the open actions of an anonymous profile are cancelled once it is merged into a user's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,11 @@ class IntakeStep:
             change.profile.email,
             timezone if isinstance(timezone, str) else None,
         )
+        if change.profile.merged_into is not None:
+            # An anonymous visitor stitched to a user: the user's own change carries the same
+            # events and acts on them. Nothing acts on the anonymous id any more.
+            outcome.cancelled += self.store.cancel_customer_actions(session, customer, PROFILE_MERGED, now)
+            return
         for trigger in change.triggers:
             for update in contact_changes(trigger):
                 self._apply_contact(session, customer, update)
@@ -170,6 +177,8 @@ class IntakeStep:
         firings = segment_firings(change, rules)
         if firings:
             profile, segments, consent = self.store.facts_of(session, change.customer_id)
+            if profile is not None and profile.get("merged_into"):
+                return  # a visitor stitched to a user: the user's own segment changes count
             points = self.store.balance(session, change.customer_id)
             loyalty = {"points": points, "tier": tier_of(points, program)}
             facts = Facts(profile or {"customer_id": change.customer_id}, segments, consent, loyalty)

@@ -240,6 +240,13 @@ class Store:
             self.close_action(row, "cancelled", reason, now)
         return len(rows)
 
+    def cancel_customer_actions(self, session: Session, customer_id: str, reason: str, now: datetime) -> int:
+        """Cancel every action for ``customer_id`` not carried out yet, with ``reason``."""
+        rows = session.scalars(select(Action).where(Action.customer_id == customer_id, Action.status.in_(OPEN))).all()
+        for row in rows:
+            self.close_action(row, "cancelled", reason, now)
+        return len(rows)
+
     @staticmethod
     def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
         """Give an action its final ``status``; one that reached no one frees its rule's

@@ -113,3 +113,48 @@ async def test_an_unsubscribed_customer_uses_up_a_once_per_customer_rule(journey
     await journey.dispatcher.tick(NOON)
     assert [(a.status, a.reason) for a in journey.decisions()] == [("suppressed", "unsubscribed")]
     assert journey.take(change(trigger(message_id="m2"), version=2)).planned == 0
+
+
+def _merged(c, into: str):
+    profile = c.profile.model_copy(update={"user_id": None, "anonymous_id": c.customer_id, "merged_into": into})
+    return c.model_copy(update={"profile": profile, "changed": ["merged_into"]})
+
+
+async def test_an_anonymous_profile_merged_into_a_user_fires_nothing_for_the_anonymous_id(journey) -> None:
+    journey.rules(
+        rule(id="welcome"),
+        rule(id="points", trigger={"kind": "event", "event": "Order Completed"}, actions=[{"kind": "points", "points": 5}]),
+        rule(id="cart", **CART),
+    )
+    journey.take(change(trigger("track", "Product Added", message_id="p0"), customer="anon-1", email=None))
+    identify = trigger(message_id="i1", at=NOON)
+    order = trigger("track", "Order Completed", message_id="o1", at=NOON, total=650)
+    journey.take(change(identify, order, customer="ada"))
+    outcome = journey.take(_merged(change(identify, order, customer="anon-1", email=None, version=2), "ada"))
+    assert outcome.planned == 0 and outcome.points == 0
+    await journey.dispatcher.tick(NOON + timedelta(hours=2))
+    by_customer = {(a.customer_id, a.rule_id, a.status, a.reason) for a in journey.decisions()}
+    assert by_customer == {
+        ("ada", "welcome", "sent", "allowed"),
+        ("ada", "points", "done", "+5 points"),
+        ("anon-1", "cart", "cancelled", "profile_merged"),  # nothing acts on the anonymous id
+    }
+
+
+def _segment_change(customer: str, at=NOON, event_id: str = "e1", **fields):
+    from ecrm_schemas.segments import SegmentMembershipChanged
+
+    return SegmentMembershipChanged(
+        event_id=event_id, type="segment.entered", segment_id="vip", segment_name="VIP", customer_id=customer,
+        at=at, trigger="event", reason="revenue ≥ 500", **fields,
+    )  # fmt: skip
+
+
+def test_a_segment_change_of_a_merged_anonymous_profile_fires_nothing(journey) -> None:
+    journey.rules(rule(id="vip", trigger={"kind": "segment", "segment": "vip"}))
+    journey.take(_merged(change(trigger(message_id="i1"), customer="anon-1", email=None), "ada"))
+    outcome = Intake()
+    with journey.store.sessions.begin() as session:
+        journey.intake.segment_change(session, _segment_change("anon-1"), *journey.store.enabled_rules()[:1],
+                                      LoyaltyProgram(), NOON, outcome)  # fmt: skip
+    assert outcome.planned == 0 and journey.decisions() == []
