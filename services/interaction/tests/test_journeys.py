@@ -123,7 +123,11 @@ def _merged(c, into: str):
 async def test_an_anonymous_profile_merged_into_a_user_fires_nothing_for_the_anonymous_id(journey) -> None:
     journey.rules(
         rule(id="welcome"),
-        rule(id="points", trigger={"kind": "event", "event": "Order Completed"}, actions=[{"kind": "points", "points": 5}]),
+        rule(
+            id="points",
+            trigger={"kind": "event", "event": "Order Completed"},
+            actions=[{"kind": "points", "points": 5}],
+        ),
         rule(id="cart", **CART),
     )
     journey.take(change(trigger("track", "Product Added", message_id="p0"), customer="anon-1", email=None))
