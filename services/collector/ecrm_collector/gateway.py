@@ -181,6 +181,7 @@ class Gateway:
         event_type: str | None = None,
         batch_defaults: dict[str, Any] | None = None,
         request_bytes: int | None = None,
+        backfill: bool = False,
     ) -> IngestPlan:
         """The pure ingest step with this collector's limits; ``source`` is a source or a route name."""
         name = source.name if isinstance(source, Source) else source
@@ -194,6 +195,7 @@ class Gateway:
             batch_defaults=batch_defaults,
             request_bytes=request_bytes,
             suppressions=self.suppressions,
+            backfill=backfill,
         )
 
     async def deliver(self, plan: IngestPlan) -> None:

@@ -16,6 +16,7 @@ import orjson
 from pydantic_core import PydanticSerializationError
 
 from ecrm_collector.stamping import stamp
+from ecrm_schemas.backfill import marked_backfill, without_backfill
 from ecrm_schemas.catalog import CATALOG
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import Event, TrackEvent, encode_event
@@ -64,6 +65,7 @@ def plan_ingest(
     server_events_allowed: bool = True,
     request_bytes: int | None = None,
     suppressions: SuppressionList | None = None,
+    backfill: bool = False,
 ) -> IngestPlan:
     """Stamp and validate each event; valid ones become event records, invalid ones DLQ records.
 
@@ -72,7 +74,9 @@ def plan_ingest(
     source), back-end events such as orders and refunds are rejected. ``request_bytes``, the
     size of the whole request, spares measuring each event when the request itself is
     within the per-event limit. An event naming an identity on ``suppressions`` (erased) is
-    dropped before anything else: not even its dead letter may hold it.
+    dropped before anything else: not even its dead letter may hold it. ``backfill`` (the
+    import route) marks every event as imported history; without it the mark is removed
+    (:mod:`ecrm_schemas.backfill`).
     """
     plan = IngestPlan()
     measure = request_bytes is None or request_bytes > max_event_bytes
@@ -85,6 +89,8 @@ def plan_ingest(
                 raise InvalidEvent([_event_size_error(max_event_bytes, size)])
             if isinstance(raw, dict) and batch_defaults:
                 raw = _apply_defaults(raw, batch_defaults)
+            if isinstance(raw, dict):
+                raw = marked_backfill(raw) if backfill else without_backfill(raw)
             candidate = stamp(raw, received_at, event_type) if isinstance(raw, dict) else raw
             event = validate_event(candidate)
             if not server_events_allowed and _server_only(event):

@@ -11,6 +11,9 @@ Every ``INTERACTION_DISPATCH_INTERVAL_S``:
 4. publish what was decided (``Email Sent``, ``Message Suppressed``, …) on the events topic,
    so the aggregator stores it with the customer's other events.
 
+Messages render the customer's profile as it is when they go out, never older than the change
+that fired the rule (see :meth:`Dispatcher._current_profile`).
+
 An email is marked sent right after the SMTP server accepted it. If the process dies in
 between, the lease runs out and it is sent again with the same Message-ID: that window
 (one SMTP round trip) is the only way a customer can get a message twice.
@@ -66,6 +69,9 @@ from ecrm_schemas.tracking import TrackingToken, sign
 from ecrm_schemas.validation import validate_event
 
 log = structlog.get_logger()
+PROFILE_CATCH_UP = timedelta(seconds=60)
+"""How long an action waits for the profile change that caused it, at most."""
+PROFILE_RECHECK = timedelta(seconds=0.5)
 Recommender = Callable[[str, int], list[dict[str, Any]]]
 
 
@@ -154,6 +160,11 @@ class Dispatcher:
     async def execute(self, action: Action, now: datetime) -> None:
         payload = orjson.loads(action.payload)
         spec = payload.get("action") or {}
+        profile = await asyncio.to_thread(self._current_profile, action, payload, now)
+        if profile is None:
+            await asyncio.to_thread(self.store.finish, action.id, due_at=now + PROFILE_RECHECK)
+            return
+        payload["profile"] = profile
         try:
             if action.kind == "email":
                 await self._email(action, payload, EmailAction.model_validate(spec), now)
@@ -173,6 +184,23 @@ class Dispatcher:
             await asyncio.to_thread(self._retry_later, action, str(exc), now)
         except GiveUp as exc:
             await asyncio.to_thread(self._finish, action, "failed", str(exc), now)
+
+    def _current_profile(self, action: Action, payload: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+        """The profile an action acts with: the newest known, the stored one or the one it was
+        planned with. A segment change can arrive before the profile change that caused it
+        (two topics): until the stored profile is as new as the one the change was evaluated on
+        (``profile_version``), the action waits (None), at most :data:`PROFILE_CATCH_UP`."""
+        planned = payload.get("profile") or {}
+        wanted = max(planned.get("version", -1), (payload.get("trigger") or {}).get("profile_version") or -1)
+        customer = self.store.customer(action.customer_id)
+        stored = orjson.loads(customer.profile) if customer is not None and customer.profile else {}
+        newest = max((planned, stored), key=lambda p: p.get("version", -1))
+        if newest.get("version", -1) >= wanted:
+            return newest
+        if now - (aware(action.created_at) or now) < PROFILE_CATCH_UP:
+            return None
+        log.warning("profile_not_caught_up", action=action.id, version=newest.get("version", -1), wanted=wanted)
+        return newest
 
     def _drop_switched_off(self, claimed: list[Action], now: datetime) -> list[Action]:
         """Cancel the claimed actions whose rule was disabled or deleted after they were planned

@@ -149,7 +149,7 @@ class IntakeStep:
                     outcome.points += points[0]
                     after += points[0]
         firings = event_firings(change, rules) + trait_firings(change, rules)
-        if before is not None and after is not None and after != before:
+        if before is not None and after is not None and after != before and not change.backfill:
             previous = {"points": before, "tier": tier_of(before, program)}
             current = {"points": after, "tier": tier_of(after, program)}
             cause = change.triggers[-1].message_id if change.triggers else str(change.profile.version)

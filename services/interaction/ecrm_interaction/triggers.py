@@ -5,7 +5,8 @@ the cause is delivered again (a redelivered profile change, a restart), so each 
 once: ``rule:customer`` for ``once_per_customer`` rules, else ``rule:customer:cause``.
 
 The interaction service's own events (message ids starting with :data:`OWN_EVENTS`) never
-trigger rules, so a rule cannot feed on what rules did.
+trigger rules, so a rule cannot feed on what rules did; nor does imported history (events
+marked backfill, :mod:`ecrm_schemas.backfill`), or the changes and segment changes only it caused.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def event_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]
     """Event-triggered rules, for each of the change's events, in event order."""
     firings = []
     for trigger in change.triggers:
-        if trigger.message_id.startswith(OWN_EVENTS):
+        if trigger.message_id.startswith(OWN_EVENTS) or trigger.backfill:
             continue
         for rule in rules:
             if rule.enabled and isinstance(rule.trigger, EventTrigger) and event_matches(rule.trigger, trigger):
@@ -131,7 +132,10 @@ def _trait_value(profile: dict[str, Any], path: str) -> Any:
 
 
 def trait_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]:
-    """Rules on a profile trait that this change made cross (``previous`` holds the value before)."""
+    """Rules on a profile trait that this change made cross (``previous`` holds the value before);
+    none for a change only imported history caused."""
+    if change.backfill:
+        return []
     profile = change.profile.model_dump(mode="json")
     firings = []
     for rule in rules:
@@ -173,6 +177,8 @@ def _trait_firing(
 
 
 def segment_firings(change: SegmentMembershipChanged, rules: list[RuleSpec]) -> list[Firing]:
+    if change.backfill:
+        return []
     kind = change.type.removeprefix("segment.")
     firings = []
     for rule in rules:
@@ -189,6 +195,7 @@ def segment_firings(change: SegmentMembershipChanged, rules: list[RuleSpec]) -> 
                 "segment_name": change.segment_name,
                 "reason": change.reason,
                 "timestamp": change.at.isoformat(),
+                "profile_version": change.profile_version,
             }
             firings.append(
                 Firing(
@@ -211,4 +218,6 @@ def schedule_firings(rule: RuleSpec, customers: list[str], slot: datetime) -> li
 
 def cancels(match: list[EventMatch], trigger: TriggerEvent) -> bool:
     """Whether ``trigger`` is one of the events that cancel a wait."""
-    return not trigger.message_id.startswith(OWN_EVENTS) and any(event_matches(m, trigger) for m in match)
+    if trigger.message_id.startswith(OWN_EVENTS) or trigger.backfill:  # an imported past order cancels no wait
+        return False
+    return any(event_matches(m, trigger) for m in match)

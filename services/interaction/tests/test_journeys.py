@@ -162,3 +162,49 @@ def test_a_segment_change_of_a_merged_anonymous_profile_fires_nothing(journey) -
         journey.intake.segment_change(session, _segment_change("anon-1"), *journey.store.enabled_rules()[:1],
                                       LoyaltyProgram(), NOON, outcome)  # fmt: skip
     assert outcome.planned == 0 and journey.decisions() == []
+
+
+THANKS = rule(id="thanks", trigger={"kind": "event", "event": "Order Completed"}, category="transactional")
+DETRACTOR = rule(
+    id="detractor",
+    trigger={"kind": "event", "event": "NPS Answered", "where": {"score": {"lte": 6}}},
+    actions=[{"kind": "case", "subject": "Detractor", "priority": "high"}],
+)
+
+
+def _imported(t):
+    return t.model_copy(update={"backfill": True})
+
+
+async def test_imported_history_builds_the_profile_and_fires_no_rule(journey) -> None:
+    journey.rules(THANKS, DETRACTOR, rule(id="vip", trigger={"kind": "segment", "segment": "vip"}),
+                  rule(id="cart", **CART))  # fmt: skip
+    journey.take(change(trigger("track", "Product Added", message_id="p1", at=NOON), customer="ada"))
+    orders = [_imported(trigger("track", "Order Completed", message_id=f"o{n}", at=NOON - timedelta(days=n), total=130))
+              for n in range(1, 6)]  # fmt: skip
+    nps = _imported(trigger("track", "NPS Answered", message_id="n1", at=NOON - timedelta(days=30), score=2))
+    outcome = journey.take(change(*orders, nps, customer="ada", version=2))
+    assert (outcome.planned, outcome.cancelled) == (0, 0)  # an imported past order cancels no live wait
+    assert journey.store.customer("ada").profile_version == 2  # the profile is built
+    segment = _segment_change("ada", backfill=True)
+    with journey.store.sessions.begin() as session:
+        journey.intake.segment_change(session, segment, journey.store.enabled_rules()[0], LoyaltyProgram(), NOON,
+                                      outcome)  # fmt: skip
+    assert outcome.planned == 0
+    assert {(a.rule_id, a.status) for a in journey.decisions()} == {("cart", "waiting")}
+
+
+def test_an_nps_answer_replaced_by_a_newer_one_opens_no_case(journey) -> None:
+    journey.rules(DETRACTOR)
+    earlier = trigger("track", "NPS Answered", message_id="n1", at=NOON - timedelta(hours=2), score=2)
+    later = trigger("track", "NPS Answered", message_id="n2", at=NOON - timedelta(hours=1), score=9)
+    replaced = change(earlier, later, customer="ada")
+    replaced = replaced.model_copy(
+        update={"profile": replaced.profile.model_copy(update={"nps_latest": 9, "nps_at": later.timestamp})}
+    )
+    assert journey.take(replaced).planned == 0
+    [skip] = journey.store.decisions(status="skipped")
+    assert (skip.rule_id, skip.reason, skip.cause) == ("detractor", "superseded", "m:n1")
+    latest = change(later.model_copy(update={"message_id": "n3", "properties": {"score": 3}}), customer="bob")
+    latest = latest.model_copy(update={"profile": latest.profile.model_copy(update={"nps_at": later.timestamp})})
+    assert journey.take(latest).planned == 1  # the latest answer still counts
