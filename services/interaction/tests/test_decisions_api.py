@@ -93,3 +93,14 @@ async def test_an_event_older_than_the_rules_max_event_age_fires_nothing_and_say
     [skip] = (await http.get("/v1/decisions", params={"rule_id": "daily"}, headers=ADMIN)).json()
     assert (skip["status"], skip["reason"]) == ("skipped", "max_event_age")
     assert skip["detail"] == "the event is 3d old; max_event_age is 1d"
+
+
+def test_a_skip_counts_each_new_cause_once_on_either_database(relational_store) -> None:
+    store = relational_store
+    with store.sessions.begin() as session:
+        for cause in ("m:a", "m:a", "m:b"):
+            store.record_skip(session, "daily", "ada", "cooldown", "cooldown", cause, NOW)
+        store.record_skip(session, "daily", "ada", "conditions_not_met", "conditions not met: x", "m:c", NOW)
+    skips = store.decisions(rule_id="daily", reason="cooldown")
+    assert [(s.reason, s.count, s.cause) for s in skips] == [("cooldown", 2, "m:b")]
+    assert {s.reason for s in store.decisions(customer_id="ada")} == {"cooldown", "conditions_not_met"}
