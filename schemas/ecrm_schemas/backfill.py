@@ -7,9 +7,10 @@ The one definition of the mark, used by the three services:
   mark its own events;
 * the aggregator folds marked events like any other (events, profiles, traits, segments) and
   carries the mark on: ``TriggerEvent.backfill`` in ``ecrm.profile-changes`` and
-  ``SegmentMembershipChanged.backfill`` for segment changes only imported events caused;
-* the interaction service fires no rule on them (contact state, such as an imported
-  unsubscribe or consent, is still recorded).
+  ``SegmentMembershipChanged.backfill`` for segment changes imported events took part in;
+* the interaction service fires no rule on them, nor on trait crossings and segment changes
+  imported events took part in (a live event folded in the same batch still fires its own
+  event rules); contact state, such as an imported unsubscribe or consent, is still recorded.
 
 The mark travels inside the event, so it survives the stitched topic, dead-letter replay and
 a re-read of the events table.

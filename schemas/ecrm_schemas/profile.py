@@ -110,8 +110,10 @@ class ProfileChanged(BaseModel):
 
     @property
     def backfill(self) -> bool:
-        """Only imported events caused this change (a timer's change, with none, is not one)."""
-        return bool(self.triggers) and all(t.backfill for t in self.triggers)
+        """Imported events are among the causes of this change: what it did to traits is not
+        acted on (an imported order and a live page view folded together do not make a live
+        crossing; the page view's own event rules still fire)."""
+        return any(t.backfill for t in self.triggers)
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

@@ -120,7 +120,7 @@ class SegmentMembershipChanged(BaseModel):
     profile's change is on ``ecrm.profile-changes``); a message about the change renders a
     profile at least this new."""
     backfill: bool = False
-    """Only imported history caused it (:mod:`ecrm_schemas.backfill`): it fires no rule."""
+    """Imported history was among its causes (:mod:`ecrm_schemas.backfill`): it fires no rule."""
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

@@ -150,7 +150,7 @@ class BatchWriter:
             stored_membership = self._retry(self.store.stored_membership, customers)
             triggers = {c: [p.event.messageId for p in events] for c, events in by_customer.items()}
             versions = {change.customer_id: change.profile.version for change in result.changes}
-            imported = {c for c, events in by_customer.items() if events and all(is_backfill(p.event) for p in events)}
+            imported = {c for c, events in by_customer.items() if any(is_backfill(p.event) for p in events)}
             result.membership = membership_changes(
                 definitions, evaluated, stored_membership, now, "event", plan.dedup_token, triggers,
                 profile_versions=versions, backfill=imported,

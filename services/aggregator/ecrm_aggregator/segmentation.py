@@ -78,7 +78,7 @@ def membership_changes(
     customers in ``current`` but not in ``evaluated`` (a profile merged away) leave theirs.
     ``cause``: what makes ids deterministic for this evaluation (the batch's token, the tick).
     ``profile_versions``: the profile version each customer's evaluation saw; ``backfill``: the
-    customers whose changes only imported events caused (both carried on the events).
+    customers whose changes imported events took part in (both carried on the events).
     """
     by_id = {d.id: d for d in definitions}
     update = MembershipUpdate()

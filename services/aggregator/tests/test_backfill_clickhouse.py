@@ -48,3 +48,17 @@ def test_imported_orders_build_the_profile_and_mark_the_changes_they_cause(store
     assert not bob.backfill and not orjson.loads(live.changes[0].encode())["triggers"][0]["backfill"]
     [entered] = live.membership.events
     assert (entered.customer_id, entered.backfill, entered.profile_version) == ("bob", False, bob.profile.version)
+
+
+def test_a_live_event_in_the_batch_of_an_import_does_not_make_the_import_live(store) -> None:
+    registry = SegmentRegistry()
+    registry.put(VIP)
+    writer = BatchWriter(store, None, 0.5, registry, traits_refresh_s=3600)
+    identify = event("identify", customer="hana", messageId="i-hana", ts=datetime.now(UTC).isoformat(),
+                     traits={"email": "hana@example.com"})  # fmt: skip
+    batch = [record(identify, 0)] + [record(_order("hana", n, 130.0, imported=True), n + 1) for n in range(5)]
+    result = writer.store_batch(plan_batch(batch))
+    [changed] = [ProfileChanged.model_validate_json(c.encode()) for c in result.changes]
+    assert changed.backfill and [t.backfill for t in changed.triggers] == [False] + [True] * 5
+    [entered] = result.membership.events
+    assert (entered.customer_id, entered.backfill) == ("hana", True)

@@ -6,7 +6,7 @@ once: ``rule:customer`` for ``once_per_customer`` rules, else ``rule:customer:ca
 
 The interaction service's own events (message ids starting with :data:`OWN_EVENTS`) never
 trigger rules, so a rule cannot feed on what rules did; nor does imported history (events
-marked backfill, :mod:`ecrm_schemas.backfill`), or the changes and segment changes only it caused.
+marked backfill, :mod:`ecrm_schemas.backfill`), or the trait crossings and segment changes it took part in.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _trait_value(profile: dict[str, Any], path: str) -> Any:
 
 def trait_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]:
     """Rules on a profile trait that this change made cross (``previous`` holds the value before);
-    none for a change only imported history caused."""
+    none for a change imported history took part in."""
     if change.backfill:
         return []
     profile = change.profile.model_dump(mode="json")
