@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -116,7 +117,7 @@ def test_two_interaction_services_share_profile_changes_and_survive_losing_one(
 ) -> None:
     customers = 300
     producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap, "linger.ms": 5})
-    at = "2026-11-20T10:00:00Z"
+    at = datetime.now(UTC).isoformat()  # identifies of now: within the rules' max_event_age
 
     def offer() -> None:
         """A steady stream (10 s), so both services are in the group while changes still come."""

@@ -90,6 +90,8 @@ class TriggerEvent(BaseModel):
     """The track event's name; none for other types."""
     timestamp: datetime
     properties: dict[str, Any] = Field(default_factory=dict)
+    backfill: bool = False
+    """Imported history (:mod:`ecrm_schemas.backfill`): folded into the profile, fires no rule."""
 
 
 class ProfileChanged(BaseModel):
@@ -105,6 +107,13 @@ class ProfileChanged(BaseModel):
     triggers: list[TriggerEvent]
     """The events folded in by this change, in order."""
     emitted_at: datetime
+
+    @property
+    def backfill(self) -> bool:
+        """Imported events are among the causes of this change: what it did to traits is not
+        acted on (an imported order and a live page view folded together do not make a live
+        crossing; the page view's own event rules still fire)."""
+        return any(t.backfill for t in self.triggers)
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

@@ -115,6 +115,12 @@ class SegmentMembershipChanged(BaseModel):
     """The events folded just before, for ``trigger="event"``."""
     reason: str
     """The definition's condition in words, met (entered) or no longer met (exited)."""
+    profile_version: int | None = None
+    """For ``trigger="event"``: the version of the customer's profile the evaluation saw (that
+    profile's change is on ``ecrm.profile-changes``); a message about the change renders a
+    profile at least this new."""
+    backfill: bool = False
+    """Imported history was among its causes (:mod:`ecrm_schemas.backfill`): it fires no rule."""
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

@@ -34,6 +34,7 @@ from ecrm_aggregator.pipeline import (
 from ecrm_aggregator.profile_folding import customer_id_of
 from ecrm_aggregator.segment_sql import membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_changes
+from ecrm_schemas.backfill import is_backfill
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
@@ -148,9 +149,12 @@ class BatchWriter:
             evaluated = self._retry(self.store.segment_members, query, now)
             stored_membership = self._retry(self.store.stored_membership, customers)
             triggers = {c: [p.event.messageId for p in events] for c, events in by_customer.items()}
+            versions = {change.customer_id: change.profile.version for change in result.changes}
+            imported = {c for c, events in by_customer.items() if any(is_backfill(p.event) for p in events)}
             result.membership = membership_changes(
-                definitions, evaluated, stored_membership, now, "event", plan.dedup_token, triggers
-            )
+                definitions, evaluated, stored_membership, now, "event", plan.dedup_token, triggers,
+                profile_versions=versions, backfill=imported,
+            )  # fmt: skip
         for partition, (_, last) in plan.spans.items():
             if partition not in unsettled or partition in fresh.settled:
                 self._next_offsets[partition] = last + 1

@@ -46,6 +46,7 @@ from ecrm_aggregator.profile_folding import (
 from ecrm_aggregator.profile_state import Change, ProfileState, Trigger
 from ecrm_aggregator.rows import event_row, profile_row
 from ecrm_aggregator.segmentation import MembershipUpdate
+from ecrm_schemas.backfill import is_backfill
 from ecrm_schemas.events import Event, TrackEvent, event_properties, event_traits
 from ecrm_schemas.suppressions import SuppressionList
 
@@ -261,6 +262,7 @@ def trigger_of(positioned: PositionedEvent) -> Trigger:
         event=event.event if isinstance(event, TrackEvent) else None,
         timestamp=event.timestamp,
         properties=event_properties(event) or event_traits(event) or {},
+        backfill=is_backfill(event),
     )
 
 

@@ -157,6 +157,8 @@ class Trigger:
     event: str | None
     timestamp: datetime
     properties: dict[str, Any]
+    backfill: bool = False
+    """Imported history (:mod:`ecrm_schemas.backfill`)."""
 
 
 @dataclass(slots=True)
@@ -174,7 +176,7 @@ class Change:
         """The ``ProfileChanged`` JSON."""
         triggers = [
             {"message_id": t.message_id, "type": t.type, "event": t.event, "timestamp": t.timestamp,
-             "properties": t.properties}
+             "properties": t.properties, "backfill": t.backfill}
             for t in self.triggers
         ]  # fmt: skip
         return dumps(

@@ -66,6 +66,9 @@ def membership_changes(
     trigger: Trigger,
     cause: str,
     trigger_message_ids: Mapping[str, list[str]] | None = None,
+    *,
+    profile_versions: Mapping[str, int] | None = None,
+    backfill: set[str] | None = None,
 ) -> MembershipUpdate:
     """The enters and exits that bring ``current`` to ``evaluated``.
 
@@ -74,15 +77,22 @@ def membership_changes(
     members of a segment being deleted). Members of a segment no longer defined leave it;
     customers in ``current`` but not in ``evaluated`` (a profile merged away) leave theirs.
     ``cause``: what makes ids deterministic for this evaluation (the batch's token, the tick).
+    ``profile_versions``: the profile version each customer's evaluation saw; ``backfill``: the
+    customers whose changes imported events took part in (both carried on the events).
     """
     by_id = {d.id: d for d in definitions}
     update = MembershipUpdate()
+    versions, imported = profile_versions or {}, backfill or set()
+
+    def add(change: Literal["entered", "exited"], segment_id: str, name: str, customer: str, reason: str) -> None:
+        _add(update, change, segment_id, name, customer, reason, now, trigger, cause,
+             (trigger_message_ids or {}).get(customer, []), versions.get(customer), customer in imported)  # fmt: skip
+
     for customer in sorted(set(evaluated) | set(current)):
         now_in, was_in = evaluated.get(customer, set()), current.get(customer, set())
         for segment_id in sorted(now_in - was_in):
             entered = by_id[segment_id]
-            _add(update, "entered", entered.id, entered.name, customer, explain(entered.condition), now,
-                 trigger, cause, (trigger_message_ids or {}).get(customer, []))  # fmt: skip
+            add("entered", entered.id, entered.name, customer, explain(entered.condition))
         for segment_id in sorted(was_in - now_in):
             definition = by_id.get(segment_id)
             if definition is None:
@@ -91,8 +101,7 @@ def membership_changes(
                 name, reason = definition.name, "the profile was merged into another customer"
             else:
                 name, reason = definition.name, "no longer " + explain(definition.condition)
-            _add(update, "exited", segment_id, name, customer, reason, now, trigger, cause,
-                 (trigger_message_ids or {}).get(customer, []))  # fmt: skip
+            add("exited", segment_id, name, customer, reason)
     return update
 
 
@@ -107,6 +116,8 @@ def _add(
     trigger: Trigger,
     cause: str,
     message_ids: list[str],
+    profile_version: int | None = None,
+    backfill: bool = False,
 ) -> None:
     event_id = hashlib.sha256(f"{segment_id}\0{customer}\0{change}\0{cause}".encode()).hexdigest()[:32]
     update.events.append(
@@ -120,6 +131,8 @@ def _add(
             trigger=trigger,
             trigger_message_ids=message_ids,
             reason=reason,
+            profile_version=profile_version,
+            backfill=backfill,
         )
     )
     version = int(now.timestamp() * 1_000_000)

@@ -32,7 +32,7 @@ from ecrm_collector import metrics
 from ecrm_collector.gateway import ApiError, Gateway
 from ecrm_collector.openapi import with_request_schemas
 from ecrm_collector.producer import AsyncProducer
-from ecrm_collector.routes import email, operations, segment, surveys, tracker
+from ecrm_collector.routes import email, imports, operations, segment, surveys, tracker
 from ecrm_collector.settings import CollectorSettings
 from ecrm_schemas.suppressions import SuppressionFollower
 from ecrm_schemas.validation import FieldError
@@ -108,6 +108,7 @@ def create_app(
 
     app.add_middleware(CountRequests)
     app.include_router(segment.router(gateway))
+    app.include_router(imports.router(gateway))
     app.include_router(surveys.router(gateway))
     app.include_router(email.router(gateway))
     app.include_router(tracker.router())

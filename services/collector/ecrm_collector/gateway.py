@@ -207,6 +207,7 @@ class Gateway:
         event_type: str | None = None,
         batch_defaults: dict[str, Any] | None = None,
         request_bytes: int | None = None,
+        backfill: bool = False,
     ) -> IngestPlan:
         """The pure ingest step with this collector's limits; ``source`` is a source (its key's
         kind decides what it may send) or the name of a verified route (signed tracking links,
@@ -222,6 +223,7 @@ class Gateway:
             batch_defaults=batch_defaults,
             request_bytes=request_bytes,
             suppressions=self.suppressions,
+            backfill=backfill,
         )
 
     async def deliver(self, plan: IngestPlan) -> None:

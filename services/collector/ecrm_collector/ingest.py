@@ -17,6 +17,7 @@ import orjson
 from pydantic_core import PydanticSerializationError
 
 from ecrm_collector.stamping import stamp
+from ecrm_schemas.backfill import marked_backfill, without_backfill
 from ecrm_schemas.catalog import browser_refusal
 from ecrm_schemas.dead_letter import DeadLetter, SenderKind
 from ecrm_schemas.events import RESERVED_MESSAGE_ID_PREFIXES, encode_event
@@ -65,6 +66,7 @@ def plan_ingest(
     sender_kind: SenderKind = "server",
     request_bytes: int | None = None,
     suppressions: SuppressionList | None = None,
+    backfill: bool = False,
 ) -> IngestPlan:
     """Stamp and validate each event; valid ones become event records, invalid ones DLQ records.
 
@@ -75,7 +77,9 @@ def plan_ingest(
     rejected, by name, before any other check. ``request_bytes``, the
     size of the whole request, spares measuring each event when the request itself is
     within the per-event limit. An event naming an identity on ``suppressions`` (erased) is
-    dropped before anything else: not even its dead letter may hold it.
+    dropped before anything else: not even its dead letter may hold it. ``backfill`` (the
+    import route) marks every event as imported history; without it the mark is removed
+    (:mod:`ecrm_schemas.backfill`).
     """
     plan = IngestPlan()
     measure = request_bytes is None or request_bytes > max_event_bytes
@@ -89,6 +93,8 @@ def plan_ingest(
                 raise InvalidEvent([_event_size_error(max_event_bytes, size)])
             if isinstance(raw, dict) and batch_defaults:
                 raw = _apply_defaults(raw, batch_defaults)
+            if isinstance(raw, dict):
+                raw = marked_backfill(raw) if backfill else without_backfill(raw)
             candidate = stamp(raw, received_at, event_type) if isinstance(raw, dict) else raw
             if sender_kind == "browser" and (refusal := _browser_refusal(candidate)) is not None:
                 raise InvalidEvent([refusal])

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -30,7 +30,7 @@ from ecrm_interaction.contact_policy import Contact, History
 from ecrm_interaction.dispatch import Dispatcher
 from ecrm_interaction.dry_run import dry_run, history_window
 from ecrm_interaction.loyalty import next_tier, tier_of
-from ecrm_interaction.models import Action, Case, CaseNote
+from ecrm_interaction.models import Action, Case, CaseNote, SkippedDecision
 from ecrm_interaction.privacy_requests import PrivacyRequests
 from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.rules_file import parse_rules
@@ -66,6 +66,44 @@ class ActionView(BaseModel):
     def of(cls, action: Action) -> "ActionView":
         view = cls.model_validate(action, from_attributes=True)
         return view.model_copy(update={k: aware(getattr(view, k)) for k in ("due_at", "created_at", "done_at")})
+
+
+class DecisionView(BaseModel):
+    """A decision: an action a rule planned, with its outcome and reason, or a firing that did
+    nothing (``status: skipped``, no ``kind``; ``count`` times for this rule, customer and reason,
+    the latest at ``done_at``)."""
+
+    id: str
+    rule_id: str | None
+    customer_id: str
+    kind: str | None
+    category: str | None
+    cause: str
+    status: str
+    reason: str | None
+    detail: str | None = None
+    """For skips: the reason in words (which condition failed, how old the event was)."""
+    due_at: datetime | None
+    recipient: str | None
+    subject: str | None
+    attempts: int
+    count: int = 1
+    created_at: datetime
+    done_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Action | SkippedDecision) -> "DecisionView":
+        if isinstance(row, Action):
+            return cls.model_validate(ActionView.of(row).model_dump())
+        return cls(
+            id=row.id, rule_id=row.rule_id, customer_id=row.customer_id, kind=None, category=None,
+            cause=row.cause, status="skipped", reason=row.reason, detail=row.detail, due_at=None,
+            recipient=None, subject=None, attempts=0, count=row.count,
+            created_at=aware(row.first_at), done_at=aware(row.last_at),
+        )  # type: ignore[arg-type]  # fmt: skip
+
+
+DECISION_FILTERS = frozenset({"customer_id", "rule_id", "kind", "status", "reason", "limit"})
 
 
 class SendView(BaseModel):
@@ -428,15 +466,32 @@ def create_app(
 
     @app.get("/v1/decisions", tags=["decisions"])
     async def list_decisions(
+        request: Request,
         _who: Viewer,
         customer_id: str | None = None,
+        rule_id: str | None = None,
         kind: str | None = None,
         status: str | None = None,
-        limit: int = 100,
-    ) -> list[ActionView]:
-        """Every action rules planned, with its outcome and reason (newest first)."""
-        rows = await asyncio.to_thread(store.actions, customer_id, kind, status, min(max(limit, 1), 1000))
-        return [ActionView.of(a) for a in rows]
+        reason: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[DecisionView]:
+        """Every decision, newest first: the actions rules planned with their outcome and reason,
+        and the firings skipped (``status=skipped``: cooldown, conditions not met, an event too
+        old or superseded). Filters: ``customer_id``, ``rule_id``, ``kind`` (an action's kind),
+        ``status`` (the outcome: ``waiting``, ``pending``, ``sent``, ``suppressed``,
+        ``cancelled``, ``skipped``…), ``reason`` (a prefix: ``frequency_cap``); another
+        parameter is refused."""
+        unknown = sorted(set(request.query_params) - DECISION_FILTERS)
+        if unknown:
+            errors = [{"field": name, "rule": "unknown_filter", "message": f"{name!r} is not a filter of decisions; "
+                       f"use {', '.join(sorted(DECISION_FILTERS))}"} for name in unknown]  # fmt: skip
+            return _error(422, "invalid_request", "unknown query parameters", errors)  # type: ignore[return-value]
+        rows = await asyncio.to_thread(
+            lambda: store.decisions(
+                customer_id=customer_id, rule_id=rule_id, kind=kind, status=status, reason=reason, limit=limit
+            )
+        )
+        return [DecisionView.of(row) for row in rows]
 
     @app.get("/v1/sends", tags=["decisions"])
     async def list_sends(_who: Viewer, customer_id: str | None = None, limit: int = 100) -> list[SendView]:

@@ -11,6 +11,9 @@ Every ``INTERACTION_DISPATCH_INTERVAL_S``:
 4. publish what was decided (``Email Sent``, ``Message Suppressed``, …) on the events topic,
    so the aggregator stores it with the customer's other events.
 
+Messages render the customer's profile as it is when they go out, never older than the change
+that fired the rule (see :meth:`Dispatcher._current_profile`).
+
 An email is marked sent right after the SMTP server accepted it. If the process dies in
 between, the lease runs out and it is sent again with the same Message-ID: that window
 (one SMTP round trip) is the only way a customer can get a message twice.
@@ -36,6 +39,7 @@ from ecrm_interaction.contact_policy import decide as policy_decision
 from ecrm_interaction.intake import Intake, IntakeStep
 from ecrm_interaction.loyalty import tier_of
 from ecrm_interaction.models import Action
+from ecrm_interaction.planning import RULE_DELETED, RULE_DISABLED, released_key, releases_once
 from ecrm_interaction.rendering import (
     RenderedEmail,
     RenderError,
@@ -66,6 +70,9 @@ from ecrm_schemas.tracking import TrackingToken, sign, tracking_url
 from ecrm_schemas.validation import validate_event
 
 log = structlog.get_logger()
+PROFILE_CATCH_UP = timedelta(seconds=60)
+"""How long an action waits for the profile change that caused it, at most."""
+PROFILE_RECHECK = timedelta(seconds=0.5)
 Recommender = Callable[[str, int], list[dict[str, Any]]]
 
 
@@ -130,6 +137,8 @@ class Dispatcher:
     async def tick(self, now: datetime) -> None:
         concurrency = self.settings.interaction_send_concurrency
         claimed = await asyncio.to_thread(self.store.claim_due, now, concurrency, self.lease)
+        if claimed:
+            claimed = await asyncio.to_thread(self._drop_switched_off, claimed, now)
         by_customer: dict[str, list[Action]] = {}
         for action in claimed:
             by_customer.setdefault(action.customer_id, []).append(action)
@@ -152,6 +161,11 @@ class Dispatcher:
     async def execute(self, action: Action, now: datetime) -> None:
         payload = orjson.loads(action.payload)
         spec = payload.get("action") or {}
+        profile = await asyncio.to_thread(self._current_profile, action, payload, now)
+        if profile is None:
+            await asyncio.to_thread(self.store.finish, action.id, due_at=now + PROFILE_RECHECK)
+            return
+        payload["profile"] = profile
         try:
             if action.kind == "email":
                 await self._email(action, payload, EmailAction.model_validate(spec), now)
@@ -172,6 +186,36 @@ class Dispatcher:
         except GiveUp as exc:
             await asyncio.to_thread(self._finish, action, "failed", str(exc), now)
 
+    def _current_profile(self, action: Action, payload: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+        """The profile an action acts with: the newest known, the stored one or the one it was
+        planned with. A segment change can arrive before the profile change that caused it
+        (two topics): until the stored profile is as new as the one the change was evaluated on
+        (``profile_version``), the action waits (None), at most :data:`PROFILE_CATCH_UP`."""
+        planned = payload.get("profile") or {}
+        wanted = max(planned.get("version", -1), (payload.get("trigger") or {}).get("profile_version") or -1)
+        customer = self.store.customer(action.customer_id)
+        stored = orjson.loads(customer.profile) if customer is not None and customer.profile else {}
+        newest = max((planned, stored), key=lambda p: p.get("version", -1))
+        if newest.get("version", -1) >= wanted:
+            return newest
+        if now - (aware(action.created_at) or now) < PROFILE_CATCH_UP:
+            return None
+        log.warning("profile_not_caught_up", action=action.id, version=newest.get("version", -1), wanted=wanted)
+        return newest
+
+    def _drop_switched_off(self, claimed: list[Action], now: datetime) -> list[Action]:
+        """Cancel the claimed actions whose rule was disabled or deleted after they were planned
+        (a batch that was being planned while the rule was switched off); the rest go ahead."""
+        states = self.store.rule_states()
+        kept = []
+        for action in claimed:
+            if action.rule_id is None or states.get(action.rule_id, False):
+                kept.append(action)
+            else:
+                reason = RULE_DISABLED if action.rule_id in states else RULE_DELETED
+                self._finish(action, "cancelled", reason, now)
+        return kept
+
     def _retry_later(self, action: Action, error: str, now: datetime) -> None:
         attempts = action.attempts + 1
         if now - aware(action.created_at) > self.settings.retry_for:  # type: ignore[operator]
@@ -183,6 +227,8 @@ class Dispatcher:
         log.warning("action_retrying", action=action.id, kind=action.kind, attempts=attempts, error=error[:200])
 
     def _finish(self, action: Action, status: str, reason: str, now: datetime, **values: Any) -> None:
+        if releases_once(action.payload, status, reason):
+            values["dedup_key"] = released_key(action.dedup_key, action.id)
         self.store.finish(
             action.id, status=status, reason=reason[:300], done_at=now, attempts=action.attempts + 1, **values
         )

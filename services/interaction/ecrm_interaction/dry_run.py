@@ -14,7 +14,17 @@ from ecrm_interaction.conditions import Facts, describe, holds
 from ecrm_interaction.contact_policy import Contact, History, PolicySettings
 from ecrm_interaction.contact_policy import decide as policy_decision
 from ecrm_interaction.rendering import RenderError, message_context, render_email
-from ecrm_interaction.rules import AllOf, AnyOf, Condition, EmailAction, EventTrigger, NoneOf, RuleSpec, TemplateSpec
+from ecrm_interaction.rules import (
+    AllOf,
+    AnyOf,
+    Condition,
+    EmailAction,
+    EventTrigger,
+    NoneOf,
+    RuleSpec,
+    TemplateSpec,
+    format_duration,
+)
 from ecrm_interaction.triggers import event_matches
 from ecrm_schemas.profile import TriggerEvent
 
@@ -50,6 +60,11 @@ def dry_run(
                 "detail": f"{event.event or event.type} against {rule.trigger.event}",
             }
             would &= matched
+            limit = rule.event_age_limit
+            if limit is not None:
+                too_old = now - event.timestamp > limit
+                steps["max_event_age"] = {"too_old": too_old, "limit": format_duration(limit)}
+                would &= not too_old
     else:
         steps["trigger"] = {"matched": None, "detail": f"fires on a {rule.trigger.kind} trigger"}
     if rule.cooldown is not None:

@@ -38,6 +38,8 @@ from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
 
 log = structlog.get_logger()
+PROFILE_MERGED = "profile_merged"
+"""Why the open actions of an anonymous profile are cancelled once it is merged into a user's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,11 @@ class IntakeStep:
             change.profile.email,
             timezone if isinstance(timezone, str) else None,
         )
+        if change.profile.merged_into is not None:
+            # An anonymous visitor stitched to a user: the user's own change carries the same
+            # events and acts on them. Nothing acts on the anonymous id any more.
+            outcome.cancelled += self.store.cancel_customer_actions(session, customer, PROFILE_MERGED, now)
+            return
         for trigger in change.triggers:
             for update in contact_changes(trigger):
                 self._apply_contact(session, customer, update)
@@ -142,7 +149,7 @@ class IntakeStep:
                     outcome.points += points[0]
                     after += points[0]
         firings = event_firings(change, rules) + trait_firings(change, rules)
-        if before is not None and after is not None and after != before:
+        if before is not None and after is not None and after != before and not change.backfill:
             previous = {"points": before, "tier": tier_of(before, program)}
             current = {"points": after, "tier": tier_of(after, program)}
             cause = change.triggers[-1].message_id if change.triggers else str(change.profile.version)
@@ -170,6 +177,8 @@ class IntakeStep:
         firings = segment_firings(change, rules)
         if firings:
             profile, segments, consent = self.store.facts_of(session, change.customer_id)
+            if profile is not None and profile.get("merged_into"):
+                return  # a visitor stitched to a user: the user's own segment changes count
             points = self.store.balance(session, change.customer_id)
             loyalty = {"points": points, "tier": tier_of(points, program)}
             facts = Facts(profile or {"customer_id": change.customer_id}, segments, consent, loyalty)
@@ -185,9 +194,12 @@ class IntakeStep:
             last = self.store.rule_last_acted(session, firing.rule.id, firing.customer_id)
             result = plan(firing, facts, now, last, self.secret)
             if result.skipped is not None:
-                kind = result.skipped.partition(":")[0]
+                kind = result.skip_reason or result.skipped.partition(":")[0]
                 outcome.skipped[kind] = outcome.skipped.get(kind, 0) + 1
                 metrics.DECISIONS.labels("skipped", kind).inc()
+                self.store.record_skip(
+                    session, firing.rule.id, firing.customer_id, kind, result.skipped, firing.cause, now
+                )
                 continue
             added = self.store.add_actions(session, result.actions, now)
             outcome.planned += added

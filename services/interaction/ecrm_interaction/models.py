@@ -81,6 +81,32 @@ class Action(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class SkippedDecision(Base):
+    """A rule that fired for a customer and did nothing, and why (cooldown, conditions not met,
+    an event too old or superseded): one row per rule, customer and reason, counting how often
+    (a later cause updates it; the same cause delivered again does not count twice)."""
+
+    __tablename__ = "skipped_decisions"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "customer_id", "reason", name="uq_skipped_rule_customer_reason"),
+        Index("ix_skipped_customer", "customer_id", "last_at"),
+        Index("ix_skipped_last_at", "last_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(100))
+    customer_id: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(40))
+    """``cooldown``, ``conditions_not_met``, ``max_event_age`` or ``superseded``."""
+    detail: Mapped[str] = mapped_column(String(300))
+    """The reason in words, e.g. which condition failed."""
+    cause: Mapped[str] = mapped_column(String(300))
+    """The latest cause that was skipped so (``m:<message id>``, ``s:<segment event>``...)."""
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Customer(Base):
     """The latest profile the service has seen, and the customer's contact state."""
 

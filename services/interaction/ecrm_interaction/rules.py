@@ -11,6 +11,7 @@ that later events can cancel, and actions::
                                          {kind: trait, trait: orders, op: gte, value: 1}]}
     wait: {duration: 1h, cancel_on: [{event: Order Completed}]}
     cooldown: 3d                             # this rule fires at most once per customer in 3 days
+    max_event_age: 2h                        # an older Product Added (late, imported) fires nothing
     actions:
       - {kind: email, template: cart-reminder, recommendations: 4}
 
@@ -70,6 +71,9 @@ def format_duration(value: timedelta) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+DEFAULT_MAX_EVENT_AGE = timedelta(days=1)
+"""How old a triggering event may be for an event-triggered rule without ``max_event_age``:
+a day covers SDKs that queue events offline and a pipeline catching up after an outage."""
 
 Comparison = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists"]
 PropertyFilter = Scalar | list[Scalar] | dict[Comparison, Scalar | list[Scalar] | bool]
@@ -286,7 +290,18 @@ class RuleSpec(BaseModel):
     wait: Wait | None = None
     cooldown: Duration | None = None
     once_per_customer: bool = False
+    max_event_age: Duration | None = None
+    """The oldest a triggering event (or segment change) may be, by its own time, when the rule
+    decides: an older one does not fire the rule (a ``max_event_age`` skip in the decision log),
+    so a late-delivered or imported past event sends nothing. Event triggers default to
+    :data:`DEFAULT_MAX_EVENT_AGE`; other triggers have no limit unless one is set."""
     actions: list[Action] = Field(min_length=1, max_length=10)
+
+    @property
+    def event_age_limit(self) -> timedelta | None:
+        if self.max_event_age is not None:
+            return self.max_event_age
+        return DEFAULT_MAX_EVENT_AGE if isinstance(self.trigger, EventTrigger) else None
 
     @model_validator(mode="before")
     @classmethod

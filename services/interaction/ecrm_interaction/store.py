@@ -40,12 +40,15 @@ from ecrm_interaction.models import (
     Reward,
     Rule,
     ScheduleState,
+    SkippedDecision,
 )
-from ecrm_interaction.planning import PlannedAction
+from ecrm_interaction.planning import RULE_DELETED, RULE_DISABLED, PlannedAction, released_key, releases_once
 from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 
 FINAL = ("sent", "done", "suppressed", "cancelled", "failed", "deferred")
 """Statuses reported on Kafka (``deferred`` too: it says until when)."""
+OPEN = ("waiting", "pending", "deferred")
+"""Statuses of actions not carried out yet."""
 ROLES = ("viewer", "marketer", "admin")
 
 
@@ -99,7 +102,7 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, LoyaltyEntry, Reward, Case)
+CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, Reward, Case)
 """Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
 entries about a customer are found through these."""
 
@@ -174,6 +177,8 @@ class Store:
                 if missing:
                     raise ValueError(f"rule {r.id!r} uses templates that do not exist: {sorted(missing)}")
                 session.merge(Rule(id=r.id, name=r.name, enabled=r.enabled, spec=r.model_dump_json()))
+                if not r.enabled:
+                    self.cancel_rule_actions(session, r.id, RULE_DISABLED, datetime.now(UTC))
                 self._audit(session, actor, "upsert", "rule", r.id, {"name": r.name, "enabled": r.enabled})
             for t in templates:
                 self._audit(session, actor, "upsert", "template", t.id, {})
@@ -229,7 +234,8 @@ class Store:
             if row is None:
                 return False
             session.delete(row)
-            self._audit(session, actor, "delete", "rule", rule_id, {})
+            cancelled = self.cancel_rule_actions(session, rule_id, RULE_DELETED, datetime.now(UTC))
+            self._audit(session, actor, "delete", "rule", rule_id, {"cancelled": cancelled})
             return True
 
     def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSpec | None:
@@ -239,8 +245,39 @@ class Store:
                 return None
             spec = RuleSpec.model_validate_json(row.spec).model_copy(update={"enabled": enabled})
             row.enabled, row.spec = enabled, spec.model_dump_json()
-            self._audit(session, actor, "enable" if enabled else "disable", "rule", rule_id, {})
+            detail = {}
+            if not enabled:
+                detail["cancelled"] = self.cancel_rule_actions(session, rule_id, RULE_DISABLED, datetime.now(UTC))
+            self._audit(session, actor, "enable" if enabled else "disable", "rule", rule_id, detail)
             return spec
+
+    def cancel_rule_actions(self, session: Session, rule_id: str, reason: str, now: datetime) -> int:
+        """Cancel every action of ``rule_id`` not carried out yet (waiting, pending, deferred), with
+        ``reason``. Cancelled is final: enabling the rule again does not bring them back."""
+        rows = session.scalars(select(Action).where(Action.rule_id == rule_id, Action.status.in_(OPEN))).all()
+        for row in rows:
+            self.close_action(row, "cancelled", reason, now)
+        return len(rows)
+
+    def cancel_customer_actions(self, session: Session, customer_id: str, reason: str, now: datetime) -> int:
+        """Cancel every action for ``customer_id`` not carried out yet, with ``reason``."""
+        rows = session.scalars(select(Action).where(Action.customer_id == customer_id, Action.status.in_(OPEN))).all()
+        for row in rows:
+            self.close_action(row, "cancelled", reason, now)
+        return len(rows)
+
+    @staticmethod
+    def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
+        """Give an action its final ``status``; one that reached no one frees its rule's
+        ``once_per_customer`` place (see :func:`ecrm_interaction.planning.releases_once`)."""
+        row.status, row.reason, row.done_at, row.lease_until = status, reason[:300], now, None
+        if releases_once(row.payload, status, reason):
+            row.dedup_key = released_key(row.dedup_key, row.id)
+
+    def rule_states(self) -> dict[str, bool]:
+        """Every rule's id and whether it is enabled (the dispatcher checks it before acting)."""
+        with self.sessions() as session:
+            return {rule_id: enabled for rule_id, enabled in session.execute(select(Rule.id, Rule.enabled))}
 
     def loyalty_program(self) -> LoyaltyProgram:
         with self.sessions() as session:
@@ -400,6 +437,72 @@ class Store:
             )
         )
         return aware(at)
+
+    def record_skip(
+        self, session: Session, rule_id: str, customer_id: str, reason: str, detail: str, cause: str, now: datetime
+    ) -> None:
+        """Record that ``rule_id`` fired for the customer and did nothing, for ``reason``: one row
+        per rule, customer and reason, its count raised by each new cause (not by a redelivery)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        table = SkippedDecision.__table__
+        statement = dialect.insert(SkippedDecision).values(
+            id=str(uuid.uuid4()), rule_id=rule_id, customer_id=customer_id, reason=reason,
+            detail=detail[:300], cause=cause[:300], count=1, first_at=now, last_at=now,
+        )  # fmt: skip
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.rule_id, table.c.customer_id, table.c.reason],
+            set_={
+                "count": table.c.count + 1,
+                "cause": statement.excluded.cause,
+                "detail": statement.excluded.detail,
+                "last_at": statement.excluded.last_at,
+            },
+            where=table.c.cause != statement.excluded.cause,
+        )
+        session.execute(statement)
+
+    def decisions(
+        self,
+        *,
+        customer_id: str | None = None,
+        rule_id: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Action | SkippedDecision]:
+        """Actions and skipped decisions, newest first (a skip by its latest time), filtered;
+        ``reason`` matches a prefix (``frequency_cap`` finds every cap). Skips have no ``kind``
+        and the status ``skipped``."""
+        found: list[Action | SkippedDecision] = []
+        with self.sessions() as session:
+            if status != "skipped":
+                query = select(Action).order_by(Action.created_at.desc()).limit(limit)
+                for column, value in (
+                    (Action.customer_id, customer_id), (Action.rule_id, rule_id),
+                    (Action.kind, kind), (Action.status, status),
+                ):  # fmt: skip
+                    if value is not None:
+                        query = query.where(column == value)
+                if reason is not None:
+                    query = query.where(Action.reason.startswith(reason, autoescape=True))
+                found += session.scalars(query)
+            if status in (None, "skipped") and kind is None:
+                skips = select(SkippedDecision).order_by(SkippedDecision.last_at.desc()).limit(limit)
+                for column, value in (
+                    (SkippedDecision.customer_id, customer_id), (SkippedDecision.rule_id, rule_id),
+                ):  # fmt: skip
+                    if value is not None:
+                        skips = skips.where(column == value)
+                if reason is not None:
+                    skips = skips.where(SkippedDecision.reason.startswith(reason, autoescape=True))
+                found += session.scalars(skips)
+
+        def newest(row: Action | SkippedDecision) -> datetime:
+            at = row.last_at if isinstance(row, SkippedDecision) else row.created_at
+            return aware(at) or datetime.min.replace(tzinfo=UTC)
+
+        return sorted(found, key=newest, reverse=True)[:limit]
 
     def add_actions(self, session: Session, planned: Sequence[PlannedAction], now: datetime) -> int:
         rows = [

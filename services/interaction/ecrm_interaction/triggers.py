@@ -5,7 +5,8 @@ the cause is delivered again (a redelivered profile change, a restart), so each 
 once: ``rule:customer`` for ``once_per_customer`` rules, else ``rule:customer:cause``.
 
 The interaction service's own events (message ids starting with :data:`OWN_EVENTS`) never
-trigger rules, so a rule cannot feed on what rules did.
+trigger rules, so a rule cannot feed on what rules did; nor does imported history (events
+marked backfill, :mod:`ecrm_schemas.backfill`), or the trait crossings and segment changes it took part in.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class Firing:
     trigger: dict[str, Any] = field(default_factory=dict)
     """What templates see as ``event``: the triggering event (type, event, properties,
     timestamp, message_id), or the segment change, trait crossing or schedule slot."""
+    occurred_at: datetime | None = None
+    """When the cause happened (the event's timestamp, the segment change's time), for the
+    rule's ``max_event_age``; None for trait crossings and schedules."""
 
     @property
     def dedup_key(self) -> str:
@@ -88,7 +92,7 @@ def event_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]
     """Event-triggered rules, for each of the change's events, in event order."""
     firings = []
     for trigger in change.triggers:
-        if trigger.message_id.startswith(OWN_EVENTS):
+        if trigger.message_id.startswith(OWN_EVENTS) or trigger.backfill:
             continue
         for rule in rules:
             if rule.enabled and isinstance(rule.trigger, EventTrigger) and event_matches(rule.trigger, trigger):
@@ -99,6 +103,7 @@ def event_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]
                         f"m:{trigger.message_id}",
                         _describe_match(rule.trigger),
                         trigger_context(trigger),
+                        trigger.timestamp,
                     )
                 )
     return firings
@@ -127,7 +132,10 @@ def _trait_value(profile: dict[str, Any], path: str) -> Any:
 
 
 def trait_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]:
-    """Rules on a profile trait that this change made cross (``previous`` holds the value before)."""
+    """Rules on a profile trait that this change made cross (``previous`` holds the value before);
+    none for a change imported history took part in."""
+    if change.backfill:
+        return []
     profile = change.profile.model_dump(mode="json")
     firings = []
     for rule in rules:
@@ -169,6 +177,8 @@ def _trait_firing(
 
 
 def segment_firings(change: SegmentMembershipChanged, rules: list[RuleSpec]) -> list[Firing]:
+    if change.backfill:
+        return []
     kind = change.type.removeprefix("segment.")
     firings = []
     for rule in rules:
@@ -185,6 +195,7 @@ def segment_firings(change: SegmentMembershipChanged, rules: list[RuleSpec]) -> 
                 "segment_name": change.segment_name,
                 "reason": change.reason,
                 "timestamp": change.at.isoformat(),
+                "profile_version": change.profile_version,
             }
             firings.append(
                 Firing(
@@ -193,6 +204,7 @@ def segment_firings(change: SegmentMembershipChanged, rules: list[RuleSpec]) -> 
                     f"s:{change.event_id}",
                     f"{kind} segment {change.segment_name}: {change.reason}",
                     context,
+                    change.at,
                 )
             )
     return firings
@@ -206,4 +218,6 @@ def schedule_firings(rule: RuleSpec, customers: list[str], slot: datetime) -> li
 
 def cancels(match: list[EventMatch], trigger: TriggerEvent) -> bool:
     """Whether ``trigger`` is one of the events that cancel a wait."""
-    return not trigger.message_id.startswith(OWN_EVENTS) and any(event_matches(m, trigger) for m in match)
+    if trigger.message_id.startswith(OWN_EVENTS) or trigger.backfill:  # an imported past order cancels no wait
+        return False
+    return any(event_matches(m, trigger) for m in match)

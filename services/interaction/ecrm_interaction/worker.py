@@ -114,6 +114,9 @@ class InteractionWorker:
         program = self.store.loyalty_program()
         now = datetime.now(UTC)
         emitted: list[datetime] = []
+        # Profile changes first: a segment change of the batch then sees the profile it was
+        # evaluated on (the order within each topic is kept).
+        messages = sorted(messages, key=lambda m: m.topic() != PROFILE_CHANGES.name)
         with self.store.sessions.begin() as session:
             keyed = [k.decode() for m in messages if m.topic() == PROFILE_CHANGES.name and (k := m.key())]
             self.store.load_customers(session, keyed)

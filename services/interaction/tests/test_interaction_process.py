@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from email import policy
 
 import pytest
@@ -31,7 +32,8 @@ def test_sigkill_while_sending_loses_no_email_and_sends_again_only_what_was_in_f
     customers = 300
     producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap, "linger.ms": 5})
     for c in range(customers):
-        value = change(trigger(message_id=f"id-{c}"), customer=f"c{c}", email=f"c{c}@example.com").encode()
+        identified = trigger(message_id=f"id-{c}", at=datetime.now(UTC))  # within max_event_age
+        value = change(identified, customer=f"c{c}", email=f"c{c}@example.com").encode()
         producer.produce(PROFILE_CHANGES.name, key=f"c{c}".encode(), value=value)
     producer.flush(10)
     (tmp_path / "rules.yaml").write_text(RULES)

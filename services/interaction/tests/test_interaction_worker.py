@@ -41,7 +41,8 @@ async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisi
          rule(id="vip", category="transactional", trigger={"kind": "segment", "segment": "vip"},
               actions=[{"kind": "email", "template": "vip"}])],
     )  # fmt: skip
-    payload = change(trigger("identify", message_id="m-1"), firstName="Ada").encode()
+    # Triggered now: an event older than max_event_age (1 day by default) fires nothing.
+    payload = change(trigger("identify", message_id="m-1", at=datetime.now(UTC)), firstName="Ada").encode()
     entered = SegmentMembershipChanged(
         event_id="e-1",
         type="segment.entered",

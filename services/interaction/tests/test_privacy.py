@@ -69,6 +69,7 @@ def _fill(store: Store, customer: str) -> str:
         store.set_segment(session, customer, "vip", "VIP", True, NOW)
         store.add_actions(session, [PlannedAction(f"w:{customer}", "email", "r", customer, "marketing", "m", "pending",
                                                   NOW, {})], NOW)  # fmt: skip
+        store.record_skip(session, "r", customer, "cooldown", "cooldown", "m:x", NOW)
         store.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
         store.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
         case_id = store.open_case(
@@ -88,6 +89,7 @@ def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) ->
     assert {table: len(rows) for table, rows in found.items()} == {
         "customers": 1, "customer_segments": 1, "consents": 1, "actions": 1, "loyalty_ledger": 1, "rewards": 1,
         "cases": 1, "case_notes": 1, "audit_log": 2,  # the consent change and the case note
+        "skipped_decisions": 1,
     }  # fmt: skip
     assert found["case_notes"][0]["case_id"] == case_id
     assert "frank" not in str(found)
