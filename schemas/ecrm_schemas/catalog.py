@@ -204,6 +204,7 @@ class CaseEvent(_Properties):
     subject: str | None = None
     priority: Literal["low", "normal", "high", "urgent"] | None = None
     status: Literal["open", "pending", "resolved"] | None = None
+    assignee: str | None = None
     rule_id: str | None = None
 
 
@@ -288,7 +289,14 @@ CATALOG: dict[str, DomainEvent] = dict(
         ),
         _entry("Case Opened", Source.INTERACTION, CaseEvent, "A customer-service case was opened.", server_only=True),
         _entry("Case Escalated", Source.INTERACTION, CaseEvent, "A case passed its SLA unresolved.", server_only=True),
-        _entry("Case Updated", Source.INTERACTION, CaseEvent, "A case changed status or assignee.", server_only=True),
+        _entry(
+            "Case Updated",
+            Source.INTERACTION,
+            CaseEvent,
+            "A case changed status, priority or assignee.",
+            server_only=True,
+        ),
+        _entry("Case Resolved", Source.INTERACTION, CaseEvent, "A case was resolved.", server_only=True),
         _entry(
             "Loyalty Points Awarded",
             Source.INTERACTION,

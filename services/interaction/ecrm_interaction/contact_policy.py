@@ -4,7 +4,10 @@ In this order, the first rule that applies decides:
 
 1. no address for the channel → suppressed (``no_email_address``);
 2. the address is suppressed after a hard bounce or a spam complaint → never (``hard_bounce``,
-   ``complaint``), transactional mail included;
+   ``complaint``), transactional mail included. A suppression belongs to the address (see
+   :func:`address_digest`), not to the customer: a customer who gives a new address is mailed
+   there. A complaint also unsubscribes the customer (the person asked for no more marketing),
+   so the new address gets transactional mail, and marketing only after a new opt-in;
 3. the customer unsubscribed → no marketing message (``unsubscribed``);
 4. consent: a withdrawn consent for the channel stops marketing (``no_consent``); with
    ``require_opt_in`` an unknown consent does too;
@@ -19,6 +22,7 @@ Otherwise the message is sent.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -26,6 +30,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ecrm_interaction.rules import format_duration
+
+_ADDRESS_NAMESPACE = b"ecrm-address:v1:"
+
+
+def address_digest(address: str) -> str:
+    """The key of an address's suppression: SHA-256 of the trimmed, lower-cased address (hex).
+    The suppression list keeps this digest, never the address (migration 0004 holds a frozen copy)."""
+    return hashlib.sha256(_ADDRESS_NAMESPACE + address.strip().lower().encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +69,7 @@ class Contact:
     """For the channel: granted, withdrawn, or never asked (None)."""
     unsubscribed: bool = False
     suppressed: str | None = None
-    """``hard_bounce`` or ``complaint``."""
+    """``hard_bounce`` or ``complaint``: the suppression of ``address``."""
 
 
 @dataclass(frozen=True, slots=True)

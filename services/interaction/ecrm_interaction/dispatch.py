@@ -191,12 +191,16 @@ class Dispatcher:
         contact_row = await asyncio.to_thread(self.store.contact, action.customer_id)
         profile = payload.get("profile") or {}
         address = contact_row.email or profile.get("email")
+        suppressed = contact_row.suppressed
+        if address and not contact_row.email:
+            suppression = await asyncio.to_thread(self.store.address_suppression, address)
+            suppressed = suppression.reason if suppression is not None else None
         contact = Contact(
             address,
             contact_row.timezone,
             contact_row.consent.get("email"),
             contact_row.unsubscribed,
-            contact_row.suppressed,
+            suppressed,
         )
         window = max((cap.window for cap in self.policy.caps), default=timedelta(0))
         cooldown = await asyncio.to_thread(self._rule_cooldown, action.rule_id)
@@ -377,6 +381,7 @@ class Dispatcher:
                 rule_id=action.rule_id,
                 dedup_key=action.dedup_key,
                 now=now,
+                note=customer_comment(payload.get("trigger") or {}),
             )
         self._finish(
             action,
@@ -493,16 +498,22 @@ class Dispatcher:
     # --- reporting -------------------------------------------------------------------------
 
     def publish(self) -> None:
-        """Report final decisions on the events topic (once each; retried until acknowledged)."""
+        """Report final decisions and the outbox's events (cases, loyalty balances) on the events
+        topic (once each; retried until acknowledged)."""
         if self.producer is None:
             return
         actions = self.store.unpublished()
-        if not actions:
-            return
         for action in actions:
             self._produce_event(*decision_event(action))
+        outbox = self.store.unpublished_events()
+        for row in outbox:
+            at = aware(row.created_at) or datetime.now(UTC)
+            self._produce_event(row.name, row.customer_id, row.message_id, orjson.loads(row.properties), at)
+        if not actions and not outbox:
+            return
         self.producer.flush_or_raise(30)
         self.store.mark_published((a.id, a.status) for a in actions)
+        self.store.mark_events_published([row.id for row in outbox], datetime.now(UTC))
 
     def report(self, name: str, customer_id: str, message_id: str, properties: dict[str, Any]) -> None:
         """Publish one event about a customer now (acknowledged before returning)."""
@@ -538,6 +549,19 @@ class Dispatcher:
         self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
 
 
+COMMENT_PROPERTIES = {"NPS Answered": "comment", "Survey Answered": "text"}
+"""The property that holds a customer's own words, by event: the first note of a case it opens."""
+
+
+def customer_comment(trigger: dict[str, Any]) -> tuple[str, str] | None:
+    """(author, text) of the comment in a rule's triggering event, if it has one."""
+    name = trigger.get("event")
+    comment = (trigger.get("properties") or {}).get(COMMENT_PROPERTIES.get(name or "", ""))
+    if isinstance(comment, str) and comment.strip():
+        return f"customer ({name})", comment.strip()[:10_000]
+    return None
+
+
 def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datetime]:
     """The event that reports ``action``'s outcome: (name, customer, message id, properties, time)."""
     payload = orjson.loads(action.payload) if action.payload else {}
@@ -567,17 +591,8 @@ def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datet
         name, props = "Message Deferred", {**base, "until": until.isoformat(), "reason": action.reason or "deferred"}
     elif action.status == "failed":
         name, props = "Message Failed", {**base, "reason": action.reason or "failed"}
-    elif action.kind == "case":
-        name, props = (
-            "Case Opened",
-            {
-                "case_id": action.recipient or action.id,
-                "subject": action.subject,
-                "priority": spec.get("priority"),
-                "status": "open",
-                "rule_id": action.rule_id,
-            },
-        )
+    elif action.kind == "case":  # ``Case Opened`` itself comes from the case's own outbox event
+        name, props = "Action Completed", {**base, "detail": {"reason": action.reason, "case_id": action.recipient}}
     elif action.kind == "reward":
         name, props = (
             "Reward Issued",

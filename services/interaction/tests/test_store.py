@@ -165,7 +165,8 @@ def test_consent_unsubscribe_and_suppression(store) -> None:
         store.upsert_customer(session, "u1", {"customer_id": "u1"}, 1, "ada@example.com", "Europe/Oslo")
         assert store.mark_unsubscribed(session, "u1", NOW) and not store.mark_unsubscribed(session, "u1", NOW)
         store.set_consent(session, "u1", "sms", True, "marketing", "form", NOW)
-        store.mark_suppressed(session, "u2", "hard_bounce", NOW)
+        store.upsert_customer(session, "u2", {"customer_id": "u2"}, 1, "gone@example.com", None)
+        store.mark_suppressed(session, "gone@example.com", "hard_bounce", "event:Email Bounced:b1", NOW)
     contact = store.contact("u1")
     assert (contact.email, contact.timezone, contact.unsubscribed, contact.consent) == (
         "ada@example.com",
