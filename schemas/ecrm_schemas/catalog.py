@@ -208,9 +208,16 @@ class CaseEvent(_Properties):
     rule_id: str | None = None
 
 
+LOYALTY_POINTS_AWARDED = "Loyalty Points Awarded"
+"""The interaction service's loyalty ledger changed: it owns the balance and the tier; the
+aggregator folds the latest event's into ``computed.loyalty_points`` / ``computed.loyalty_tier``."""
+
+
 class LoyaltyPointsAwarded(_Properties):
     points: int
-    balance: int
+    """What this ledger entry added (negative: taken)."""
+    balance: int = Field(ge=0)
+    """The customer's balance when the event was published (it never goes below 0)."""
     tier: str
     reason: str = Field(min_length=1)
     rule_id: str | None = None
@@ -298,7 +305,7 @@ CATALOG: dict[str, DomainEvent] = dict(
         ),
         _entry("Case Resolved", Source.INTERACTION, CaseEvent, "A case was resolved.", server_only=True),
         _entry(
-            "Loyalty Points Awarded",
+            LOYALTY_POINTS_AWARDED,
             Source.INTERACTION,
             LoyaltyPointsAwarded,
             "Points were added to (or taken from) the customer's balance.",

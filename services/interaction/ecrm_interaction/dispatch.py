@@ -54,7 +54,7 @@ from ecrm_interaction.rules import (
 )
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
-from ecrm_interaction.store import Store, aware
+from ecrm_interaction.store import LOYALTY_EVENT, Store, aware
 from ecrm_interaction.triggers import OWN_EVENTS, loyalty_firings, schedule_firings
 from ecrm_interaction.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.webhooks import UnsafeWebhookTarget, post, signed_headers
@@ -412,9 +412,10 @@ class Dispatcher:
         rules, _ = self.store.enabled_rules()
         with self.store.sessions.begin() as session:
             before = self.store.balance(session, action.customer_id)
-            if not self.store.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now):
+            added = self.store.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now)
+            if added is None:
                 return
-            after = before + points
+            after = before + added
             previous = {"points": before, "tier": tier_of(before, program)}
             current = {"points": after, "tier": tier_of(after, program)}
             firings = loyalty_firings(rules, action.customer_id, previous, current, action.id)
@@ -506,14 +507,27 @@ class Dispatcher:
         for action in actions:
             self._produce_event(*decision_event(action))
         outbox = self.store.unpublished_events()
+        program = self.store.loyalty_program() if outbox else None
         for row in outbox:
-            at = aware(row.created_at) or datetime.now(UTC)
-            self._produce_event(row.name, row.customer_id, row.message_id, orjson.loads(row.properties), at)
+            self._produce(self._outbox_event(row, program, datetime.now(UTC)))
         if not actions and not outbox:
             return
         self.producer.flush_or_raise(30)
         self.store.mark_published((a.id, a.status) for a in actions)
         self.store.mark_events_published([row.id for row in outbox], datetime.now(UTC))
+
+    def outbox_events(self, now: datetime) -> list[dict[str, Any]]:
+        """The outbox's unpublished events as :meth:`publish` sends them (in order)."""
+        outbox = self.store.unpublished_events()
+        program = self.store.loyalty_program()
+        return [self._outbox_event(row, program, now) for row in outbox]
+
+    def _outbox_event(self, row: Any, program: Any, now: datetime) -> dict[str, Any]:
+        if row.name == LOYALTY_EVENT:
+            # The balance as of now, stamped now: the latest event the aggregator folds is the ledger's balance.
+            return self._event(row.name, row.customer_id, row.message_id, self.store.loyalty_event(row, program), now)
+        properties = orjson.loads(row.properties)
+        return self._event(row.name, row.customer_id, row.message_id, properties, aware(row.created_at) or now)
 
     def report(self, name: str, customer_id: str, message_id: str, properties: dict[str, Any]) -> None:
         """Publish one event about a customer now (acknowledged before returning)."""
@@ -530,6 +544,17 @@ class Dispatcher:
     ) -> None:
         if self.producer is None:
             return
+        self._produce(self._event(name, customer_id, message_id, properties, at))
+
+    def _produce(self, event: dict[str, Any]) -> None:
+        assert self.producer is not None
+        valid = validate_event(event)  # the same gate as the collector's
+        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+
+    def _event(
+        self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        """A track event about the customer (their user id when known, else their anonymous id)."""
         customer = self.store.customer(customer_id)
         profile = orjson.loads(customer.profile) if customer is not None and customer.profile else {}
         event: dict[str, Any] = {
@@ -545,8 +570,7 @@ class Dispatcher:
             event["userId"] = profile.get("user_id") or customer_id
         else:
             event["anonymousId"] = customer_id
-        valid = validate_event(event)  # the same gate as the collector's
-        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+        return event
 
 
 COMMENT_PROPERTIES = {"NPS Answered": "comment", "Survey Answered": "text"}

@@ -142,11 +142,12 @@ class IntakeStep:
         if earnings:
             before = after = self.store.balance(session, customer)
             for trigger, points in earnings:
-                if self.store.add_points(
+                added = self.store.add_points(
                     session, customer, points[0], points[1], f"loyalty:{customer}:{trigger.message_id}", None, now
-                ):
-                    outcome.points += points[0]
-                    after += points[0]
+                )
+                if added is not None:
+                    outcome.points += added
+                    after += added
         firings = event_firings(change, rules) + trait_firings(change, rules)
         if before is not None and after is not None and after != before:
             previous = {"points": before, "tier": tier_of(before, program)}

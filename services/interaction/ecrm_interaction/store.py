@@ -47,7 +47,10 @@ from ecrm_interaction.models import (
 from ecrm_interaction.planning import PlannedAction
 from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.triggers import OWN_EVENTS
+from ecrm_schemas.catalog import LOYALTY_POINTS_AWARDED
 
+LOYALTY_EVENT = LOYALTY_POINTS_AWARDED
+"""What the ledger reports; the aggregator folds its balance and tier into the profile."""
 FINAL = ("sent", "done", "suppressed", "cancelled", "failed", "deferred")
 """Statuses reported on Kafka (``deferred`` too: it says until when)."""
 ROLES = ("viewer", "agent", "marketer", "admin")
@@ -505,10 +508,16 @@ class Store:
         dedup_key: str,
         rule_id: str | None,
         at: datetime,
-    ) -> bool:
-        """Add a ledger entry once per ``dedup_key``; returns whether it is new."""
+    ) -> int | None:
+        """Add a ledger entry once per ``dedup_key``; returns the points it added (a balance never
+        goes below 0: a debit takes at most what is there), None when the key was used already.
+        The entry is reported as a ``Loyalty Points Awarded`` event (the balance, as of when it is
+        published: :meth:`loyalty_event`)."""
+        if points < 0:
+            points = max(points, -self.balance(session, customer_id))
+        entry_id = str(uuid.uuid4())
         row = {
-            "id": str(uuid.uuid4()),
+            "id": entry_id,
             "customer_id": customer_id,
             "points": points,
             "reason": reason,
@@ -516,7 +525,20 @@ class Store:
             "dedup_key": dedup_key,
             "at": at,
         }
-        return self._insert_ignore(session, LoyaltyEntry, [row]) == 1
+        if self._insert_ignore(session, LoyaltyEntry, [row]) != 1:
+            return None
+        properties = {"points": points, "reason": reason[:200] or "points", "rule_id": rule_id}
+        self.add_event(session, LOYALTY_EVENT, customer_id, f"{OWN_EVENTS}loyalty-{entry_id}", properties, at)
+        return points
+
+    def loyalty_event(self, row: OutboxEvent, program: LoyaltyProgram) -> dict[str, Any]:
+        """The properties of a ``Loyalty Points Awarded`` outbox row, with the customer's balance
+        and tier now: whatever order the events arrive in, the latest one says the balance."""
+        from ecrm_interaction.loyalty import tier_of
+
+        with self.sessions() as session:
+            balance = max(self.balance(session, row.customer_id), 0)
+        return {**orjson.loads(row.properties), "balance": balance, "tier": tier_of(balance, program)}
 
     def issue_reward(
         self,
