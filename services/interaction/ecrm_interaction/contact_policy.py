@@ -13,7 +13,9 @@ In this order, the first rule that applies decides:
    ``require_opt_in`` an unknown consent does too;
 5. the rule's cooldown: the same rule reached this customer within it (``cooldown``), any category;
 6. frequency caps per channel, e.g. at most 1 a day and 3 a week (``frequency_cap_1_per_1d``):
-   marketing messages only, counting the marketing messages sent;
+   marketing messages only, counting the marketing messages sent. ``onboarding`` messages (a
+   welcome series the customer's sign-up asked for) are marketing in every other respect
+   (consent, unsubscribe, quiet hours) but neither held back by the caps nor counted in them;
 7. quiet hours in the customer's time zone (their ``timezone`` trait, else the default):
    a marketing message is deferred to the end of the quiet hours, not dropped.
 
@@ -95,7 +97,7 @@ class Verdict:
 def decide(
     contact: Contact,
     history: History,
-    category: Literal["marketing", "transactional"],
+    category: Literal["marketing", "onboarding", "transactional"],
     cooldown: timedelta | None,
     now: datetime,
     settings: PolicySettings = PolicySettings(),
@@ -105,7 +107,8 @@ def decide(
     def verdict(outcome: Literal["send", "suppress", "defer"], reason: str, until: datetime | None = None) -> Verdict:
         return Verdict(outcome, reason, until, checked)
 
-    marketing = category == "marketing"
+    marketing = category != "transactional"  # consent, unsubscribes and quiet hours
+    capped = category == "marketing"
     checked.append("address")
     if not contact.address:
         return verdict("suppress", "no_email_address")
@@ -123,12 +126,13 @@ def decide(
         checked.append("cooldown")
         if history.rule_last_at is not None and now - history.rule_last_at < cooldown:
             return verdict("suppress", "cooldown")
-    if marketing:
+    if capped:
         checked.append("frequency_caps")
         for cap in settings.caps:
             recent = sum(1 for at in history.marketing_sent_at if now - at < cap.window)
             if recent >= cap.count:
                 return verdict("suppress", cap.reason)
+    if marketing:
         checked.append("quiet_hours")
         until = quiet_hours_end(now, contact.timezone, settings)
         if until is not None:

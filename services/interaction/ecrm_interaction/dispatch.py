@@ -253,7 +253,7 @@ class Dispatcher:
             recipient=address,
             send_id=action.id,
             rule_id=action.rule_id or "",
-            unsubscribe_url=unsubscribe if action.category == "marketing" else None,
+            unsubscribe_url=unsubscribe if action.category != "transactional" else None,
         )
         started = time.perf_counter()
 
