@@ -286,10 +286,21 @@ async def test_a_detractors_comment_is_the_first_note_of_the_case_it_opens(relat
 
 
 def test_datetimes_read_from_the_store_are_aware_utc(relational_store) -> None:
+    """Written in any zone, read back in UTC, even where PostgreSQL answers in another zone."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import text
+
+    from ecrm_interaction.models import CustomerSegment
+
     store = relational_store
-    berlin = datetime(2026, 11, 20, 12, tzinfo=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+    noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
     with store.sessions.begin() as session:
-        store.set_segment(session, "u1", "vip", "VIP", True, berlin)
+        store.set_segment(session, "u1", "vip", "VIP", True, noon.astimezone(ZoneInfo("Europe/Berlin")))
     [row] = store.customer_segments("u1")
-    assert row.since == datetime(2026, 11, 20, 12, tzinfo=UTC) and row.since.utcoffset() == timedelta(0)
-    assert str(row.since.tzinfo) == "UTC"
+    assert row.since == noon and str(row.since.tzinfo) == "UTC"
+    with store.sessions.begin() as session:
+        if store.engine.dialect.name == "postgresql":
+            session.execute(text("SET LOCAL TIME ZONE 'America/New_York'"))
+        since = session.get(CustomerSegment, ("u1", "vip")).since
+    assert since == noon and str(since.tzinfo) == "UTC" and since.isoformat().endswith("+00:00")
