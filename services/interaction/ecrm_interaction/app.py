@@ -337,12 +337,14 @@ def create_app(
             {"points": points, "tier": tier_of(points, program)},
         )
         row = store.contact(request.customer_id)
+        address = row.email or (profile or {}).get("email")
+        suppression = store.address_suppression(address) if address and not row.email else None
         contact = Contact(
-            row.email or (profile or {}).get("email"),
+            address,
             row.timezone,
             row.consent.get("email"),
             row.unsubscribed,
-            row.suppressed,
+            suppression.reason if suppression is not None else row.suppressed,
         )
         sent, rule_last = store.message_history(
             request.customer_id, rule.id, now - history_window(policy, rule.cooldown)

@@ -294,12 +294,11 @@ class Store:
         """Suppress ``address`` (a hard bounce, a complaint); a suppression in force stays as it
         is, a lifted one is in force again. Returns whether it changed anything."""
         digest = address_digest(address)
-        row = session.get(AddressSuppression, digest)
-        if row is None:
-            session.add(AddressSuppression(address_digest=digest, reason=reason, source=source[:200], suppressed_at=at))
-            session.flush()
+        new = {"address_digest": digest, "reason": reason, "source": source[:200], "suppressed_at": at}
+        if self._insert_ignore(session, AddressSuppression, [new]) == 1:  # two replicas at once: one row
             return True
-        if row.lifted_at is not None and row.lifted_at <= at:
+        row = session.get(AddressSuppression, digest)
+        if row is not None and row.lifted_at is not None and row.lifted_at <= at:
             row.reason, row.source, row.suppressed_at, row.lifted_at, row.lifted_by = (
                 reason,
                 source[:200],
