@@ -164,7 +164,8 @@ class LiftIn(BaseModel):
         if self.address is not None:
             return address_digest(self.address)
         if self.address_digest is None:
-            raise HTTPException(422, "give the address or its address_digest")
+            error = {"loc": ("body", "address"), "type": "missing", "msg": "give the address or its address_digest"}
+            raise RequestValidationError([error])
         return self.address_digest
 
 

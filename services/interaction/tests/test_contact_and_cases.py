@@ -119,6 +119,8 @@ async def test_an_admin_lifts_a_suppression_and_the_audit_log_says_who_and_why(a
     assert (again.status_code, again.json()["error"]["code"]) == (404, "suppression_not_found")
     missing = await http.post("/v1/suppressions/lift", json={"address": "x@example.com"}, headers=ADMIN)
     assert missing.status_code == 422 and missing.json()["error"]["errors"][0]["field"] == "reason"
+    nothing = await http.post("/v1/suppressions/lift", json={"reason": "because"}, headers=ADMIN)
+    assert [(e["field"], e["rule"]) for e in nothing.json()["error"]["errors"]] == [("address", "missing")]
     [entry] = [a for a in (await http.get("/v1/audit", headers=ADMIN)).json() if a["entity"] == "address_suppression"]
     assert (entry["action"], entry["entity_id"], entry["detail"]["reason"]) == (
         "lift",
