@@ -208,12 +208,20 @@ class CaseEvent(_Properties):
     subject: str | None = None
     priority: Literal["low", "normal", "high", "urgent"] | None = None
     status: Literal["open", "pending", "resolved"] | None = None
+    assignee: str | None = None
     rule_id: str | None = None
+
+
+LOYALTY_POINTS_AWARDED = "Loyalty Points Awarded"
+"""The interaction service's loyalty ledger changed: it owns the balance and the tier; the
+aggregator folds the latest event's into ``computed.loyalty_points`` / ``computed.loyalty_tier``."""
 
 
 class LoyaltyPointsAwarded(_Properties):
     points: int
-    balance: int
+    """What this ledger entry added (negative: taken)."""
+    balance: int = Field(ge=0)
+    """The customer's balance when the event was published (it never goes below 0)."""
     tier: str
     reason: str = Field(min_length=1)
     rule_id: str | None = None
@@ -323,9 +331,16 @@ CATALOG: dict[str, DomainEvent] = dict(
         ),
         _entry("Case Opened", Source.INTERACTION, CaseEvent, "A customer-service case was opened.", server_only=True),
         _entry("Case Escalated", Source.INTERACTION, CaseEvent, "A case passed its SLA unresolved.", server_only=True),
-        _entry("Case Updated", Source.INTERACTION, CaseEvent, "A case changed status or assignee.", server_only=True),
         _entry(
-            "Loyalty Points Awarded",
+            "Case Updated",
+            Source.INTERACTION,
+            CaseEvent,
+            "A case changed status, priority or assignee.",
+            server_only=True,
+        ),
+        _entry("Case Resolved", Source.INTERACTION, CaseEvent, "A case was resolved.", server_only=True),
+        _entry(
+            LOYALTY_POINTS_AWARDED,
             Source.INTERACTION,
             LoyaltyPointsAwarded,
             "Points were added to (or taken from) the customer's balance.",

@@ -39,17 +39,19 @@ Lifecycle stage
     ``new_customer_days`` (30) old; else ``active``.
 
 Loyalty
-    Points: ``floor(net revenue x loyalty_points_per_unit)`` (1 point per unit of currency),
-    never below 0; tier by points (:attr:`TraitPolicy.loyalty_tiers`): bronze from 0,
-    silver 500, gold 2,000, platinum 5,000.
+    Not computed here: the interaction service's ledger owns the balance (purchases, refunds,
+    engagement and rule points, redemptions, under the loyalty program marketers edit). Each
+    ledger change is published as a ``Loyalty Points Awarded`` event carrying the balance and
+    tier; folding keeps the latest one's (:mod:`ecrm_aggregator.profile_folding`), and each
+    computation carries them over, so ``computed.loyalty_points`` is the ledger's number.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any, Literal
 
 from ecrm_aggregator.profile_state import ProfileState, Traits
@@ -107,13 +109,11 @@ class TraitPolicy:
     churn_high_ratio: float = 4.0
     churned_after_days: float = 180.0
     new_customer_days: float = 30.0
-    loyalty_points_per_unit: Decimal = Decimal(1)
-    loyalty_tiers: tuple[tuple[int, str], ...] = field(
-        default=((0, "bronze"), (500, "silver"), (2000, "gold"), (5000, "platinum"))
-    )
 
 
 DEFAULT_POLICY = TraitPolicy()
+FIRST_TIER = "bronze"
+"""A customer's tier until the ledger reports one (the default loyalty program's first)."""
 
 
 def _days(delta: timedelta) -> float:
@@ -284,22 +284,6 @@ def lifecycle_stage(
     return "active"
 
 
-# --- loyalty ------------------------------------------------------------------------------
-
-
-def loyalty_points(net_revenue: Decimal, policy: TraitPolicy = DEFAULT_POLICY) -> int:
-    points = (max(net_revenue, Decimal(0)) * policy.loyalty_points_per_unit).to_integral_value(rounding=ROUND_FLOOR)
-    return int(points)
-
-
-def loyalty_tier(points: int, policy: TraitPolicy = DEFAULT_POLICY) -> str:
-    tier = policy.loyalty_tiers[0][1]
-    for threshold, name in policy.loyalty_tiers:
-        if points >= threshold:
-            tier = name
-    return tier
-
-
 # --- all of them, for a profile -----------------------------------------------------------
 
 
@@ -308,7 +292,7 @@ def compute(profile: ProfileState, now: datetime, policy: TraitPolicy = DEFAULT_
     scores = rfm(profile.last_order_at, profile.orders, profile.revenue - profile.refunded, now, policy)
     last_activity = profile.last_active_at or profile.last_seen
     churn = churn_risk(last_activity, profile.typical_interval_days, now, policy)
-    points = loyalty_points(profile.revenue - profile.refunded, policy)
+    loyalty = profile.computed  # the ledger's, as folded (see the module docstring)
     return Traits(
         as_of=now.replace(microsecond=now.microsecond // 1000 * 1000),  # as precise as ClickHouse keeps it
         rfm_recency=scores.recency if scores else None,
@@ -321,6 +305,6 @@ def compute(profile: ProfileState, now: datetime, policy: TraitPolicy = DEFAULT_
         churn_ratio=churn.ratio,
         churn_risk=churn.level,
         lifecycle_stage=lifecycle_stage(profile.orders, profile.first_order_at, last_activity, churn, now, policy),
-        loyalty_points=points,
-        loyalty_tier=loyalty_tier(points, policy),
+        loyalty_points=loyalty.loyalty_points if loyalty is not None else 0,
+        loyalty_tier=loyalty.loyalty_tier if loyalty is not None else FIRST_TIER,
     )

@@ -9,7 +9,7 @@ all their events instead.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from operator import attrgetter
@@ -18,6 +18,7 @@ from typing import Any
 from ecrm_aggregator.computed_traits import add_engagement, compute, event_weight, typical_interval_after
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.profile_state import CONTRACT_FIELDS, RECENT_MESSAGE_IDS, TRAIT_NAMES, ProfileState, Traits
+from ecrm_schemas.catalog import LOYALTY_POINTS_AWARDED
 from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_properties
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset", "positions"})
@@ -205,6 +206,12 @@ def _apply_track(state: ProfileState, event: TrackEvent) -> None:
         state.last_order_at = max(state.last_order_at or event.timestamp, event.timestamp)
     elif event.event == "Order Refunded":
         state.refunded += _money(props.get("total"))
+    elif event.event == LOYALTY_POINTS_AWARDED:  # the ledger's balance (it owns loyalty), latest wins
+        points, tier = int(props["balance"]), str(props["tier"])
+        if state.computed is None:
+            state.computed = Traits(event.timestamp, loyalty_points=points, loyalty_tier=tier)
+        else:
+            state.computed = replace(state.computed, loyalty_points=points, loyalty_tier=tier)
     elif event.event in EMAIL_COUNTERS:
         field = EMAIL_COUNTERS[event.event]
         setattr(state, field, getattr(state, field) + 1)

@@ -8,15 +8,12 @@ import pytest
 
 from ecrm_aggregator.computed_traits import (
     RFM_SEGMENTS,
-    TraitPolicy,
     add_engagement,
     churn_risk,
     decayed,
     engagement_score,
     event_weight,
     lifecycle_stage,
-    loyalty_points,
-    loyalty_tier,
     nps_category,
     nps_trend,
     recency_score,
@@ -133,10 +130,13 @@ def test_lifecycle_stages() -> None:
     assert stage(0, None, 200) == "churned"
 
 
-def test_loyalty_points_and_tiers() -> None:
-    assert loyalty_points(Decimal("499.99")) == 499
-    assert loyalty_points(Decimal("-20")) == 0  # refunds never make points negative
-    assert [loyalty_tier(p) for p in (0, 499, 500, 1999, 2000, 5000)] == [
-        "bronze", "bronze", "silver", "silver", "gold", "platinum"]  # fmt: skip
-    double = TraitPolicy(loyalty_points_per_unit=Decimal(2))
-    assert loyalty_points(Decimal("10.6"), double) == 21
+def test_loyalty_is_not_computed_here_but_carried_over_from_the_ledger() -> None:
+    """The interaction service's ledger owns the balance: revenue alone gives no points, and a
+    computation keeps what the ledger last reported."""
+    from ecrm_aggregator.computed_traits import compute
+    from ecrm_aggregator.profile_state import ProfileState, Traits
+
+    profile = ProfileState(customer_id="u1", first_seen=NOW, last_seen=NOW, orders=1, revenue=Decimal(900))
+    assert (compute(profile, NOW).loyalty_points, compute(profile, NOW).loyalty_tier) == (0, "bronze")
+    profile.computed = Traits(NOW - DAY, loyalty_points=2100, loyalty_tier="gold")
+    assert (compute(profile, NOW).loyalty_points, compute(profile, NOW).loyalty_tier) == (2100, "gold")

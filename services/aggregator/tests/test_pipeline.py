@@ -128,20 +128,30 @@ def test_folding_keeps_what_computed_traits_need_and_computes_them() -> None:
     assert computed is not None and computed.as_of == NOW
     assert (computed.rfm_recency, computed.rfm_frequency, computed.rfm_monetary) == (5, 2, 1)
     assert (computed.nps_category, computed.nps_trend, computed.lifecycle_stage) == ("detractor", "down", "new")
-    assert (computed.loyalty_points, computed.loyalty_tier) == (28, "bronze")
+    assert (computed.loyalty_points, computed.loyalty_tier) == (0, "bronze")  # the ledger's (none reported)
     assert "computed.lifecycle_stage" in folded.changed and "computed" not in folded.changed
 
 
-def test_refunds_lower_loyalty_points_and_only_changed_traits_are_reported() -> None:
+def test_the_ledgers_balance_is_the_profiles_and_only_changed_traits_are_reported() -> None:
     order = {"order_id": "o1", "total": 600}
     first = fold(None, decode_records([record(event(event="Order Completed", properties=order), 0)]).events, NOW)
     assert first is not None and first.profile.computed is not None
-    assert first.profile.computed.loyalty_tier == "silver"
-    refund = record(event(event="Order Refunded", properties={"order_id": "o1", "total": 200}), 1)
-    second = fold(first.profile, decode_records([refund]).events, NOW)
+    assert first.profile.computed.loyalty_points == 0, "revenue alone is not the balance: the ledger says it"
+    awarded = {"points": 600, "balance": 600, "tier": "silver", "reason": "order o1"}
+    ledger = record(event(event="Loyalty Points Awarded", properties=awarded, messageId="ecrm-interaction-l1"), 1)
+    second = fold(first.profile, decode_records([ledger]).events, NOW)
     assert second is not None and second.profile.computed is not None
-    assert (second.profile.refunded, second.profile.computed.loyalty_points) == (Decimal(200), 400)
+    assert (second.profile.computed.loyalty_points, second.profile.computed.loyalty_tier) == (600, "silver")
     assert "computed.loyalty_tier" in second.changed and "computed.lifecycle_stage" not in second.changed
+    refund = record(event(event="Order Refunded", properties={"order_id": "o1", "total": 200}), 2)
+    taken = {"points": -200, "balance": 400, "tier": "bronze", "reason": "refund of order o1"}
+    back = record(event(event="Loyalty Points Awarded", properties=taken, messageId="ecrm-interaction-l2"), 3)
+    third = fold(second.profile, decode_records([refund, back]).events, NOW)
+    assert third is not None and third.profile.computed is not None
+    assert (third.profile.refunded, third.profile.computed.loyalty_points) == (Decimal(200), 400)
+    assert third.profile.computed.loyalty_tier == "bronze"
+    review = fold(third.profile, decode_records([record(event("page"), 4)]).events, NOW)
+    assert review is not None and review.profile.computed.loyalty_points == 400  # carried over
 
 
 def test_stored_events_are_not_inserted_again_and_client_retries_are_not_folded() -> None:

@@ -35,6 +35,10 @@ from ecrm_schemas.suppressions import SuppressionList, follow_suppressions
 cli = typer.Typer(add_completion=False, help="The eCRM interaction service.", no_args_is_help=True)
 tokens_cli = typer.Typer(add_completion=False, help="REST API tokens.", no_args_is_help=True)
 cli.add_typer(tokens_cli, name="tokens")
+suppressions_cli = typer.Typer(
+    add_completion=False, help="Addresses not mailed (hard bounces, complaints).", no_args_is_help=True
+)
+cli.add_typer(suppressions_cli, name="suppressions")
 privacy_cli = typer.Typer(add_completion=False, help="Privacy requests (GDPR/CCPA).", no_args_is_help=True)
 cli.add_typer(privacy_cli, name="privacy")
 
@@ -143,7 +147,9 @@ def unsubscribe_mail(
 
 
 @tokens_cli.command("add")
-def tokens_add(name: str, role: Annotated[str, typer.Option(help="viewer, marketer or admin")] = "viewer") -> None:
+def tokens_add(
+    name: str, role: Annotated[str, typer.Option(help="viewer, agent, marketer or admin")] = "viewer"
+) -> None:
     """Create a token and print it (once: only its hash is kept)."""
     try:
         token = _store(InteractionSettings()).add_token(name, role, "cli")
@@ -164,6 +170,31 @@ def tokens_revoke(name: str) -> None:
     if not _store(InteractionSettings()).revoke_token(name, "cli"):
         raise typer.BadParameter(f"no active token {name!r}")
     typer.echo(f"revoked {name}")
+
+
+@suppressions_cli.command("list")
+def suppressions_list(limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100) -> None:
+    """The suppressed addresses (by digest: the addresses themselves are not kept)."""
+    for row in _store(InteractionSettings()).suppressions(limit):
+        typer.echo(f"{row.address_digest}\t{row.reason}\t{row.suppressed_at:%Y-%m-%dT%H:%M:%SZ}\t{row.source}")
+
+
+@suppressions_cli.command("lift")
+def suppressions_lift(
+    address: Annotated[str, typer.Argument(help="The address (or its digest, as `list` shows it).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it may be mailed again (audited).")],
+) -> None:
+    """Let a suppressed address be mailed again; the audit log keeps who (``cli``) and why."""
+    from datetime import UTC, datetime
+
+    from ecrm_interaction.contact_policy import address_digest
+
+    digest = address if len(address) == 64 and "@" not in address else address_digest(address)
+    if len(reason.strip()) < 3:
+        raise typer.BadParameter("give a reason of at least 3 characters", param_hint="--reason")
+    if _store(InteractionSettings()).lift_suppression(digest, "cli", reason.strip(), datetime.now(UTC)) is None:
+        raise typer.BadParameter("this address is not suppressed", param_hint="ADDRESS")
+    typer.echo(f"lifted {digest}")
 
 
 @privacy_cli.command("export")

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecrm_interaction.auth import Principal, authenticator
 from ecrm_interaction.conditions import Facts
-from ecrm_interaction.contact_policy import Contact, History
+from ecrm_interaction.contact_policy import Contact, History, address_digest
 from ecrm_interaction.dispatch import Dispatcher
 from ecrm_interaction.dry_run import dry_run, history_window
 from ecrm_interaction.loyalty import next_tier, tier_of
@@ -140,6 +140,12 @@ class CaseView(BaseModel):
         view.notes = [{"author": n.author, "text": n.text, "at": aware(n.created_at)} for n in notes or []]
         return view
 
+    @classmethod
+    def many(cls, store: Store, cases: list[Case]) -> list["CaseView"]:
+        """Views of ``cases`` with their notes (one query for all the notes)."""
+        notes = store.case_notes([c.id for c in cases])
+        return [cls.of(c, notes[c.id]) for c in cases]
+
 
 class NewCase(BaseModel):
     customer_id: str = Field(min_length=1, max_length=256)
@@ -172,7 +178,33 @@ class DryRunIn(BaseModel):
 
 class TokenIn(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")
-    role: Literal["viewer", "marketer", "admin"]
+    role: Literal["viewer", "agent", "marketer", "admin"]
+
+
+class SuppressionView(BaseModel):
+    address_digest: str
+    reason: str
+    source: str
+    suppressed_at: datetime
+    lifted_at: datetime | None = None
+    lifted_by: str | None = None
+
+
+class LiftIn(BaseModel):
+    """Which suppression to lift (the address, or its digest as ``GET /v1/suppressions`` lists it) and why."""
+
+    address: str | None = Field(default=None, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    address_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    reason: str = Field(min_length=3, max_length=500)
+    """Why it may be mailed again (kept in the audit log)."""
+
+    def digest(self) -> str:
+        if self.address is not None:
+            return address_digest(self.address)
+        if self.address_digest is None:
+            error = {"loc": ("body", "address"), "type": "missing", "msg": "give the address or its address_digest"}
+            raise RequestValidationError([error])
+        return self.address_digest
 
 
 class TtlCache:
@@ -249,6 +281,7 @@ def create_app(
     app = FastAPI(title="eCRM interaction", version="0.2.0", lifespan=lifespan)
     require = authenticator(store, settings.interaction_api_token.get_secret_value())
     Viewer = Annotated[Principal, Depends(require("viewer"))]
+    Agent = Annotated[Principal, Depends(require("agent"))]
     Marketer = Annotated[Principal, Depends(require("marketer"))]
     Admin = Annotated[Principal, Depends(require("admin"))]
     secret = settings.tracking_secret.get_secret_value()
@@ -379,12 +412,14 @@ def create_app(
             {"points": points, "tier": tier_of(points, program)},
         )
         row = store.contact(request.customer_id)
+        address = row.email or (profile or {}).get("email")
+        suppression = store.address_suppression(address) if address and not row.email else None
         contact = Contact(
-            row.email or (profile or {}).get("email"),
+            address,
             row.timezone,
             row.consent.get("email"),
             row.unsubscribed,
-            row.suppressed,
+            suppression.reason if suppression is not None else row.suppressed,
         )
         sent, rule_last = store.message_history(
             request.customer_id, rule.id, now - history_window(policy, rule.cooldown)
@@ -535,6 +570,7 @@ def create_app(
         if row is None and not actions and not cases:
             return None
         messages = [ActionView.of(a).model_dump(mode="json") for a in actions if a.kind == "email"]
+        suppression = store.address_suppression(row.email if row else None)
         view: dict[str, Any] = {
             "customer_id": customer_id,
             "identity": {k: (profile or {}).get(k) for k in ("user_id", "anonymous_id", "email", "merged_into")},
@@ -548,7 +584,12 @@ def create_app(
                 "email": row.email if row else None,
                 "timezone": row.timezone if row else None,
                 "unsubscribed_at": aware(row.unsubscribed_at) if row else None,
-                "suppressed": row.suppressed if row else None,
+                "suppressed": suppression.reason if suppression else None,
+                "suppression": (
+                    SuppressionView.model_validate(suppression, from_attributes=True).model_dump(mode="json")
+                    if suppression
+                    else None
+                ),
                 "consent": {
                     c.channel: {
                         "granted": c.granted,
@@ -577,7 +618,7 @@ def create_app(
                 "failed": [m for m in messages if m["status"] == "failed"],
             },
             "actions": [ActionView.of(a).model_dump(mode="json") for a in actions if a.kind != "email"],
-            "cases": [CaseView.of(c).model_dump(mode="json") for c in cases],
+            "cases": [c.model_dump(mode="json") for c in CaseView.many(store, cases)],
             "loyalty": _loyalty(customer_id),
         }
         if recent_events is not None:
@@ -690,11 +731,13 @@ def create_app(
     async def list_cases(
         _who: Viewer, customer_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[CaseView]:
+        """Cases, newest first, each with its notes."""
         rows = await asyncio.to_thread(store.cases, customer_id, status, min(max(limit, 1), 1000))
-        return [CaseView.of(c) for c in rows]
+        return await asyncio.to_thread(CaseView.many, store, rows)
 
     @app.post("/v1/cases", status_code=201, tags=["cases"])
-    async def create_case(new: NewCase, who: Marketer) -> CaseView:
+    async def create_case(new: NewCase, who: Agent) -> CaseView:
+        """Open a case (reported as a ``Case Opened`` event)."""
         from datetime import timedelta
 
         now = datetime.now(UTC)
@@ -729,7 +772,9 @@ def create_app(
         return CaseView.of(*found)
 
     @app.patch("/v1/cases/{case_id}", tags=["cases"])
-    async def update_case(case_id: str, change: CaseUpdate, who: Marketer) -> CaseView:
+    async def update_case(case_id: str, change: CaseUpdate, who: Agent) -> CaseView:
+        """Change a case's status, priority or assignee (reported as ``Case Updated``, or
+        ``Case Resolved`` when it is resolved; a change that changes nothing reports nothing)."""
         values = change.model_dump(exclude_unset=True)
         row = await asyncio.to_thread(store.update_case, case_id, who.name, datetime.now(UTC), **values)
         if row is None:
@@ -739,12 +784,30 @@ def create_app(
         return CaseView.of(*found)
 
     @app.post("/v1/cases/{case_id}/notes", status_code=201, tags=["cases"])
-    async def add_note(case_id: str, note: NoteIn, who: Marketer) -> CaseView:
+    async def add_note(case_id: str, note: NoteIn, who: Agent) -> CaseView:
         if await asyncio.to_thread(store.add_case_note, case_id, who.name, note.text, datetime.now(UTC)) is None:
             raise HTTPException(404, "case_not_found")
         found = await asyncio.to_thread(store.case, case_id)
         assert found is not None
         return CaseView.of(*found)
+
+    # --- address suppressions ---------------------------------------------------------------
+
+    @app.get("/v1/suppressions", tags=["admin"])
+    async def list_suppressions(_who: Viewer, limit: int = 100) -> list[SuppressionView]:
+        """Addresses in force suppressed (hard bounces, complaints), by digest, newest first."""
+        rows = await asyncio.to_thread(store.suppressions, min(max(limit, 1), 1000))
+        return [SuppressionView.model_validate(r, from_attributes=True) for r in rows]
+
+    @app.post("/v1/suppressions/lift", tags=["admin"])
+    async def lift_suppression(lift: LiftIn, who: Admin) -> SuppressionView:
+        """Let an address be mailed again (the mailbox works again, a complaint was a mistake);
+        audited with the reason. Admins only. The address travels in the body, not the URL, so
+        that no access log keeps it."""
+        row = await asyncio.to_thread(store.lift_suppression, lift.digest(), who.name, lift.reason, datetime.now(UTC))
+        if row is None:
+            raise HTTPException(404, "suppression_not_found")
+        return SuppressionView.model_validate(row, from_attributes=True)
 
     # --- tokens and audit -----------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-"""Who may call the REST API: Bearer tokens with roles (viewer < marketer < admin).
+"""Who may call the REST API: Bearer tokens with roles (viewer < agent < marketer < admin).
 
 The bootstrap admin token is ``INTERACTION_API_TOKEN``; more tokens are created with
 ``ecrm-interaction tokens add NAME --role ROLE`` or ``POST /v1/tokens`` and stored as
-SHA-256 hashes. Viewers read; marketers also change rules, templates, consent, cases and the
-loyalty program; admins also manage tokens and read the audit log.
+SHA-256 hashes. Viewers read; agents (support staff) also work cases: open them, add notes,
+change status, priority and assignee; marketers also change rules, templates, segments,
+consent and the loyalty program; admins also manage tokens, lift address suppressions and
+read the audit log.
 """
 
 from __future__ import annotations

@@ -4,13 +4,18 @@ In this order, the first rule that applies decides:
 
 1. no address for the channel → suppressed (``no_email_address``);
 2. the address is suppressed after a hard bounce or a spam complaint → never (``hard_bounce``,
-   ``complaint``), transactional mail included;
+   ``complaint``), transactional mail included. A suppression belongs to the address (see
+   :func:`address_digest`), not to the customer: a customer who gives a new address is mailed
+   there. A complaint also unsubscribes the customer (the person asked for no more marketing),
+   so the new address gets transactional mail, and marketing only after a new opt-in;
 3. the customer unsubscribed → no marketing message (``unsubscribed``);
 4. consent: a withdrawn consent for the channel stops marketing (``no_consent``); with
    ``require_opt_in`` an unknown consent does too;
 5. the rule's cooldown: the same rule reached this customer within it (``cooldown``), any category;
 6. frequency caps per channel, e.g. at most 1 a day and 3 a week (``frequency_cap_1_per_1d``):
-   marketing messages only, counting the marketing messages sent;
+   marketing messages only, counting the marketing messages sent. ``onboarding`` messages (a
+   welcome series the customer's sign-up asked for) are marketing in every other respect
+   (consent, unsubscribe, quiet hours) but neither held back by the caps nor counted in them;
 7. quiet hours in the customer's time zone (their ``timezone`` trait, else the default):
    a marketing message is deferred to the end of the quiet hours, not dropped.
 
@@ -19,6 +24,7 @@ Otherwise the message is sent.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -26,6 +32,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ecrm_interaction.rules import format_duration
+
+_ADDRESS_NAMESPACE = b"ecrm-address:v1:"
+
+
+def address_digest(address: str) -> str:
+    """The key of an address's suppression: SHA-256 of the trimmed, lower-cased address (hex).
+    The suppression list keeps this digest, never the address (migration 0004 holds a frozen copy)."""
+    return hashlib.sha256(_ADDRESS_NAMESPACE + address.strip().lower().encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +71,7 @@ class Contact:
     """For the channel: granted, withdrawn, or never asked (None)."""
     unsubscribed: bool = False
     suppressed: str | None = None
-    """``hard_bounce`` or ``complaint``."""
+    """``hard_bounce`` or ``complaint``: the suppression of ``address``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +97,7 @@ class Verdict:
 def decide(
     contact: Contact,
     history: History,
-    category: Literal["marketing", "transactional"],
+    category: Literal["marketing", "onboarding", "transactional"],
     cooldown: timedelta | None,
     now: datetime,
     settings: PolicySettings = PolicySettings(),
@@ -93,7 +107,8 @@ def decide(
     def verdict(outcome: Literal["send", "suppress", "defer"], reason: str, until: datetime | None = None) -> Verdict:
         return Verdict(outcome, reason, until, checked)
 
-    marketing = category == "marketing"
+    marketing = category != "transactional"  # consent, unsubscribes and quiet hours
+    capped = category == "marketing"
     checked.append("address")
     if not contact.address:
         return verdict("suppress", "no_email_address")
@@ -111,12 +126,13 @@ def decide(
         checked.append("cooldown")
         if history.rule_last_at is not None and now - history.rule_last_at < cooldown:
             return verdict("suppress", "cooldown")
-    if marketing:
+    if capped:
         checked.append("frequency_caps")
         for cap in settings.caps:
             recent = sum(1 for at in history.marketing_sent_at if now - at < cap.window)
             if recent >= cap.count:
                 return verdict("suppress", cap.reason)
+    if marketing:
         checked.append("quiet_hours")
         until = quiet_hours_end(now, contact.timezone, settings)
         if until is not None:

@@ -59,7 +59,7 @@ from ecrm_interaction.rules import (
 )
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
-from ecrm_interaction.store import Store, aware
+from ecrm_interaction.store import LOYALTY_EVENT, Store, aware
 from ecrm_interaction.triggers import OWN_EVENTS, loyalty_firings, schedule_firings
 from ecrm_interaction.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.webhooks import UnsafeWebhookTarget, post, signed_headers
@@ -238,12 +238,16 @@ class Dispatcher:
         contact_row = await asyncio.to_thread(self.store.contact, action.customer_id)
         profile = payload.get("profile") or {}
         address = contact_row.email or profile.get("email")
+        suppressed = contact_row.suppressed
+        if address and not contact_row.email:
+            suppression = await asyncio.to_thread(self.store.address_suppression, address)
+            suppressed = suppression.reason if suppression is not None else None
         contact = Contact(
             address,
             contact_row.timezone,
             contact_row.consent.get("email"),
             contact_row.unsubscribed,
-            contact_row.suppressed,
+            suppressed,
         )
         window = max((cap.window for cap in self.policy.caps), default=timedelta(0))
         cooldown = await asyncio.to_thread(self._rule_cooldown, action.rule_id)
@@ -294,14 +298,15 @@ class Dispatcher:
             self._tracking_url(action, profile, None),
             untracked=(self.unsubscribe_pages,),
         )
+        listed = action.category != "transactional"  # marketing and onboarding mail can be left
         message = compose(
             rendered,
             sender=self.settings.email_from,
             recipient=address,
             send_id=action.id,
             rule_id=action.rule_id or "",
-            unsubscribe_url=unsubscribe if action.category == "marketing" else None,
-            unsubscribe_mailto=self.unsubscribe_mailto(unsubscribe_token) if action.category == "marketing" else None,
+            unsubscribe_url=unsubscribe if listed else None,
+            unsubscribe_mailto=self.unsubscribe_mailto(unsubscribe_token) if listed else None,
             headers=self.provider_headers(action, profile),
         )
         started = time.perf_counter()
@@ -448,6 +453,7 @@ class Dispatcher:
                 rule_id=action.rule_id,
                 dedup_key=action.dedup_key,
                 now=now,
+                note=customer_comment(payload.get("trigger") or {}),
             )
         self._finish(
             action,
@@ -478,9 +484,10 @@ class Dispatcher:
         rules, _ = self.store.enabled_rules()
         with self.store.sessions.begin() as session:
             before = self.store.balance(session, action.customer_id)
-            if not self.store.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now):
+            added = self.store.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now)
+            if added is None:
                 return
-            after = before + points
+            after = before + added
             previous = {"points": before, "tier": tier_of(before, program)}
             current = {"points": after, "tier": tier_of(after, program)}
             firings = loyalty_firings(rules, action.customer_id, previous, current, action.id)
@@ -564,17 +571,36 @@ class Dispatcher:
     # --- reporting -------------------------------------------------------------------------
 
     def publish(self) -> None:
-        """Report final decisions on the events topic (once each; retried until acknowledged)."""
+        """Report final decisions and the outbox's events (cases, loyalty balances) on the events
+        topic (once each; retried until acknowledged)."""
         if self.producer is None:
             return
         actions = self.store.unpublished()
-        if not actions:
-            return
         for action in actions:
             self._produce_event(*decision_event(action))
             self._link_address(action)
+        outbox = self.store.unpublished_events()
+        program = self.store.loyalty_program() if outbox else None
+        for row in outbox:
+            self._produce(self._outbox_event(row, program, datetime.now(UTC)))
+        if not actions and not outbox:
+            return
         self.producer.flush_or_raise(30)
         self.store.mark_published((a.id, a.status) for a in actions)
+        self.store.mark_events_published([row.id for row in outbox], datetime.now(UTC))
+
+    def outbox_events(self, now: datetime) -> list[dict[str, Any]]:
+        """The outbox's unpublished events as :meth:`publish` sends them (in order)."""
+        outbox = self.store.unpublished_events()
+        program = self.store.loyalty_program()
+        return [self._outbox_event(row, program, now) for row in outbox]
+
+    def _outbox_event(self, row: Any, program: Any, now: datetime) -> dict[str, Any]:
+        if row.name == LOYALTY_EVENT:
+            # The balance as of now, stamped now: the latest event the aggregator folds is the ledger's balance.
+            return self._event(row.name, row.customer_id, row.message_id, self.store.loyalty_event(row, program), now)
+        properties = orjson.loads(row.properties)
+        return self._event(row.name, row.customer_id, row.message_id, properties, aware(row.created_at) or now)
 
     def report(self, name: str, customer_id: str, message_id: str, properties: dict[str, Any]) -> None:
         """Publish one event about a customer now (acknowledged before returning)."""
@@ -610,7 +636,7 @@ class Dispatcher:
         if "userId" not in identity:
             return
         at = aware(action.done_at or action.updated_at) or datetime.now(UTC)
-        event = {
+        self._produce({
             "type": "alias",
             "previousId": email_tags.address_anonymous_id(action.recipient),
             "userId": identity["userId"],
@@ -618,16 +644,25 @@ class Dispatcher:
             "timestamp": at.isoformat(),
             "receivedAt": datetime.now(UTC).isoformat(),
             "context": {"library": {"name": "ecrm-interaction"}},
-        }
-        valid = validate_event(event)
-        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+        })  # fmt: skip
 
     def _produce_event(
         self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
     ) -> None:
         if self.producer is None:
             return
-        event: dict[str, Any] = {
+        self._produce(self._event(name, customer_id, message_id, properties, at))
+
+    def _produce(self, event: dict[str, Any]) -> None:
+        assert self.producer is not None
+        valid = validate_event(event)  # the same gate as the collector's
+        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+
+    def _event(
+        self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        """A track event about the customer (their user id when known, else their anonymous id)."""
+        return {
             "type": "track",
             "event": name,
             "messageId": message_id,
@@ -635,10 +670,21 @@ class Dispatcher:
             "receivedAt": datetime.now(UTC).isoformat(),
             "properties": properties,
             "context": {"library": {"name": "ecrm-interaction"}},
+            **self._identity(customer_id),
         }
-        event.update(self._identity(customer_id))
-        valid = validate_event(event)  # the same gate as the collector's
-        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+
+
+COMMENT_PROPERTIES = {"NPS Answered": "comment", "Survey Answered": "text"}
+"""The property that holds a customer's own words, by event: the first note of a case it opens."""
+
+
+def customer_comment(trigger: dict[str, Any]) -> tuple[str, str] | None:
+    """(author, text) of the comment in a rule's triggering event, if it has one."""
+    name = trigger.get("event")
+    comment = (trigger.get("properties") or {}).get(COMMENT_PROPERTIES.get(name or "", ""))
+    if isinstance(comment, str) and comment.strip():
+        return f"customer ({name})", comment.strip()[:10_000]
+    return None
 
 
 def _render_failed(action: Action, exc: RenderError, template: str | None = None, part: str | None = None) -> GiveUp:
@@ -683,17 +729,8 @@ def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datet
         name, props = "Message Deferred", {**base, "until": until.isoformat(), "reason": action.reason or "deferred"}
     elif action.status == "failed":
         name, props = "Message Failed", {**base, "reason": action.reason or "failed"}
-    elif action.kind == "case":
-        name, props = (
-            "Case Opened",
-            {
-                "case_id": action.recipient or action.id,
-                "subject": action.subject,
-                "priority": spec.get("priority"),
-                "status": "open",
-                "rule_id": action.rule_id,
-            },
-        )
+    elif action.kind == "case":  # ``Case Opened`` itself comes from the case's own outbox event
+        name, props = "Action Completed", {**base, "detail": {"reason": action.reason, "case_id": action.recipient}}
     elif action.kind == "reward":
         name, props = (
             "Reward Issued",

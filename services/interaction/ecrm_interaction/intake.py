@@ -51,6 +51,8 @@ class ContactChange:
     granted: bool = False
     purpose: str = "marketing"
     source: str = "event"
+    email_id: str | None = None
+    """For a bounce or a complaint: the message it is about (its recipient is the address)."""
 
 
 def contact_changes(trigger: TriggerEvent) -> list[ContactChange]:
@@ -60,10 +62,14 @@ def contact_changes(trigger: TriggerEvent) -> list[ContactChange]:
     props, at = trigger.properties, trigger.timestamp
     if trigger.event == "Unsubscribed":
         return [ContactChange("unsubscribed", at)]
+    source = f"event:{trigger.event}:{trigger.message_id}"
+    email_id = str(props["email_id"]) if props.get("email_id") else None
     if trigger.event == "Email Bounced" and props.get("bounce_type") == "hard":
-        return [ContactChange("hard_bounce", at)]
+        return [ContactChange("hard_bounce", at, source=source, email_id=email_id)]
     if trigger.event == "Email Marked as Spam":
-        return [ContactChange("complaint", at)]
+        # The address complained (the mailbox provider's feedback loop names it), and so did the
+        # person: no more marketing to them at any address until they opt in again.
+        return [ContactChange("complaint", at, source=source, email_id=email_id), ContactChange("unsubscribed", at)]
     if trigger.event == "Consent Updated" and isinstance(props.get("granted"), bool):
         return [
             ContactChange(
@@ -143,11 +149,12 @@ class IntakeStep:
         if earnings:
             before = after = self.store.balance(session, customer)
             for trigger, points in earnings:
-                if self.store.add_points(
+                added = self.store.add_points(
                     session, customer, points[0], points[1], f"loyalty:{customer}:{trigger.message_id}", None, now
-                ):
-                    outcome.points += points[0]
-                    after += points[0]
+                )
+                if added is not None:
+                    outcome.points += added
+                    after += added
         firings = event_firings(change, rules) + trait_firings(change, rules)
         if before is not None and after is not None and after != before and not change.backfill:
             previous = {"points": before, "tier": tier_of(before, program)}
@@ -209,7 +216,14 @@ class IntakeStep:
         if update.kind == "unsubscribed":
             self.store.mark_unsubscribed(session, customer, update.at)
         elif update.kind in ("hard_bounce", "complaint"):
-            self.store.mark_suppressed(session, customer, update.kind, update.at)
+            # The address the message went to, else the customer's address now.
+            address = (update.email_id and self.store.recipient_of(session, update.email_id)) or (
+                self.store.current_email(session, customer)
+            )
+            if address:
+                self.store.mark_suppressed(session, address, update.kind, update.source, update.at)
+            else:
+                log.warning("suppression_without_address", reason=update.kind, source=update.source)
         else:
             self.store.set_consent(
                 session, customer, update.channel, update.granted, update.purpose, update.source, update.at

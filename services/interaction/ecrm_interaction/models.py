@@ -4,13 +4,39 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A point in time, always read back as an aware UTC datetime: SQLite keeps no zone (its
+    values are UTC) and PostgreSQL answers in the session's zone, so every value read is
+    normalised here, once, and what the API returns carries ``+00:00`` on both."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        # SQLite would store an aware value with its offset as text; compared as text with the
+        # naive UTC values already stored, ordering breaks: store it naive, in UTC, like the rest.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -26,7 +52,7 @@ class EmailTemplate(Base):
     subject: Mapped[str] = mapped_column(String(500))
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Rule(Base):
@@ -38,8 +64,8 @@ class Rule(Base):
     name: Mapped[str] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     spec: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Action(Base):
@@ -67,18 +93,18 @@ class Action(Base):
     """``waiting`` (a rule's wait), ``pending``, ``deferred`` (quiet hours), then ``sent`` /
     ``done``, ``suppressed``, ``cancelled`` or ``failed``."""
     reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
     payload: Mapped[str] = mapped_column(Text)
     recipient: Mapped[str | None] = mapped_column(String(320), nullable=True)
     subject: Mapped[str | None] = mapped_column(String(500), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     published: Mapped[str | None] = mapped_column(String(20), nullable=True)
     """The status last reported on Kafka."""
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class SkippedDecision(Base):
@@ -117,11 +143,51 @@ class Customer(Base):
     profile_version: Mapped[int] = mapped_column(Integer, default=-1)
     email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     suppressed: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    """``hard_bounce`` or ``complaint``: never mailed again."""
-    suppressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    """No longer written: suppressions belong to the address (:class:`AddressSuppression`);
+    migration 0004 moved the customers' suppressions there."""
+    suppressed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AddressSuppression(Base):
+    """An email address that must not be mailed (a hard bounce, a spam complaint, an operator's
+    decision): the address's, not the customer's, so a customer who gives a new address is
+    mailed there. Keyed by the address's digest
+    (:func:`~ecrm_interaction.contact_policy.address_digest`), the address itself is not kept.
+    A lifted suppression keeps its row (``lifted_at``); the audit log says who lifted it and why."""
+
+    __tablename__ = "address_suppressions"
+
+    address_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    """``hard_bounce`` or ``complaint``."""
+    source: Mapped[str] = mapped_column(String(200))
+    """What reported it: ``event:<event name>:<message id>``, ``migration:0004``…"""
+    suppressed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    lifted_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class OutboxEvent(Base):
+    """An event to publish on the events topic, written in the transaction of the change it
+    reports (a case opened or resolved through the API, a loyalty balance changed), so that it
+    is published once the change is committed, and never without it."""
+
+    __tablename__ = "event_outbox"
+    __table_args__ = (
+        UniqueConstraint("message_id", name="uq_event_outbox_message_id"),
+        Index("ix_event_outbox_unpublished", "published_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(256), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    message_id: Mapped[str] = mapped_column(String(300))
+    properties: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class CustomerSegment(Base):
@@ -130,7 +196,7 @@ class CustomerSegment(Base):
     customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     segment_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     segment_name: Mapped[str] = mapped_column(String(200))
-    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    since: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Consent(Base):
@@ -141,7 +207,7 @@ class Consent(Base):
     granted: Mapped[bool] = mapped_column(Boolean)
     purpose: Mapped[str] = mapped_column(String(100), primary_key=True, default="marketing")
     source: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class LoyaltyProgramRow(Base):
@@ -149,7 +215,7 @@ class LoyaltyProgramRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     spec: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class LoyaltyEntry(Base):
@@ -164,7 +230,7 @@ class LoyaltyEntry(Base):
     reason: Mapped[str] = mapped_column(String(200))
     rule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     dedup_key: Mapped[str] = mapped_column(String(500))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Reward(Base):
@@ -178,7 +244,7 @@ class Reward(Base):
     points_cost: Mapped[int] = mapped_column(Integer, default=0)
     rule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     dedup_key: Mapped[str] = mapped_column(String(500))
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Case(Base):
@@ -197,13 +263,13 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(10))
     """``open``, ``pending`` or ``resolved``."""
     assignee: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    sla_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sla_due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     rule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     dedup_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class CaseNote(Base):
@@ -213,7 +279,7 @@ class CaseNote(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     author: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ScheduleState(Base):
@@ -222,7 +288,7 @@ class ScheduleState(Base):
     __tablename__ = "schedule_state"
 
     rule_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    last_slot: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_slot: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ApiToken(Base):
@@ -233,10 +299,10 @@ class ApiToken(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     role: Mapped[str] = mapped_column(String(20))
-    """``admin``, ``marketer`` or ``viewer``."""
+    """``admin``, ``marketer``, ``agent`` or ``viewer``."""
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class AuditEntry(Base):
@@ -245,7 +311,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(50))
     entity: Mapped[str] = mapped_column(String(50))

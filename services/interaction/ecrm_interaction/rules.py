@@ -5,7 +5,7 @@ that later events can cancel, and actions::
 
     id: cart-reminder
     name: Remind of the cart an hour later, unless they ordered
-    category: marketing                      # or transactional (exempt from caps and quiet hours)
+    category: marketing                      # or onboarding (not capped), transactional (no caps, no quiet hours)
     trigger: {kind: event, event: Product Added, where: {price: {gte: 20}}}
     conditions: {kind: all, conditions: [{kind: consent, channel: email},
                                          {kind: trait, trait: orders, op: gte, value: 1}]}
@@ -282,9 +282,11 @@ class RuleSpec(BaseModel):
     id: Id
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     enabled: bool = True
-    category: Literal["marketing", "transactional"] = "marketing"
+    category: Literal["marketing", "onboarding", "transactional"] = "marketing"
     """Transactional messages (receipts, password resets) are exempt from frequency caps and
-    quiet hours, and need no marketing consent; unsubscribed and suppressed addresses never get mail."""
+    quiet hours, and need no marketing consent; unsubscribed and suppressed addresses never get mail.
+    Onboarding messages (a welcome) are marketing that the frequency caps neither hold back nor
+    count, so a welcome does not use up the day's one marketing message."""
     trigger: Trigger
     conditions: Condition | None = None
     wait: Wait | None = None

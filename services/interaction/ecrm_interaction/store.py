@@ -25,8 +25,10 @@ from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from ecrm_interaction.contact_policy import address_digest
 from ecrm_interaction.models import (
     Action,
+    AddressSuppression,
     ApiToken,
     AuditEntry,
     Case,
@@ -37,6 +39,7 @@ from ecrm_interaction.models import (
     EmailTemplate,
     LoyaltyEntry,
     LoyaltyProgramRow,
+    OutboxEvent,
     Reward,
     Rule,
     ScheduleState,
@@ -44,12 +47,19 @@ from ecrm_interaction.models import (
 )
 from ecrm_interaction.planning import RULE_DELETED, RULE_DISABLED, PlannedAction, released_key, releases_once
 from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.triggers import OWN_EVENTS
+from ecrm_schemas.catalog import LOYALTY_POINTS_AWARDED
 
+LOYALTY_EVENT = LOYALTY_POINTS_AWARDED
+"""What the ledger reports; the aggregator folds its balance and tier into the profile."""
 FINAL = ("sent", "done", "suppressed", "cancelled", "failed", "deferred")
 """Statuses reported on Kafka (``deferred`` too: it says until when)."""
 OPEN = ("waiting", "pending", "deferred")
 """Statuses of actions not carried out yet."""
-ROLES = ("viewer", "marketer", "admin")
+ROLES = ("viewer", "agent", "marketer", "admin")
+"""Least to most: viewers read; agents also work cases (open, note, assign, resolve); marketers
+also change rules, templates, segments, consent and the loyalty program; admins also manage
+tokens and suppressions and read the audit log."""
 
 
 def make_engine(url: str) -> Engine:
@@ -102,7 +112,7 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, Reward, Case)
+CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, Reward, Case, OutboxEvent)
 """Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
 entries about a customer are found through these."""
 
@@ -336,10 +346,85 @@ class Store:
         row.unsubscribed_at = at
         return True
 
-    def mark_suppressed(self, session: Session, customer_id: str, reason: str, at: datetime) -> None:
-        row = self._customer_row(session, customer_id)
-        if row.suppressed is None:
-            row.suppressed, row.suppressed_at = reason, at
+    def mark_suppressed(self, session: Session, address: str, reason: str, source: str, at: datetime) -> bool:
+        """Suppress ``address`` (a hard bounce, a complaint); a suppression in force stays as it
+        is, a lifted one is in force again. Returns whether it changed anything."""
+        digest = address_digest(address)
+        new = {"address_digest": digest, "reason": reason, "source": source[:200], "suppressed_at": at}
+        if self._insert_ignore(session, AddressSuppression, [new]) == 1:  # two replicas at once: one row
+            return True
+        row = session.get(AddressSuppression, digest)
+        if row is not None and row.lifted_at is not None and row.lifted_at <= at:
+            row.reason, row.source, row.suppressed_at, row.lifted_at, row.lifted_by = (
+                reason,
+                source[:200],
+                at,
+                None,
+                None,
+            )
+            return True
+        return False
+
+    def address_suppression(self, address: str | None) -> AddressSuppression | None:
+        """The suppression in force for ``address``, if any."""
+        if not address:
+            return None
+        with self.sessions() as session:
+            return self._suppression(session, address_digest(address))
+
+    @staticmethod
+    def _suppression(session: Session, digest: str) -> AddressSuppression | None:
+        row = session.get(AddressSuppression, digest)
+        return row if row is not None and row.lifted_at is None else None
+
+    def suppressions(self, limit: int = 100) -> list[AddressSuppression]:
+        """The suppressions in force, newest first."""
+        with self.sessions() as session:
+            query = select(AddressSuppression).where(AddressSuppression.lifted_at.is_(None))
+            return list(session.scalars(query.order_by(AddressSuppression.suppressed_at.desc()).limit(limit)))
+
+    def lift_suppression(self, digest: str, actor: str, reason: str, now: datetime) -> AddressSuppression | None:
+        """Lift the suppression in force for the address of ``digest``; audited with the reason."""
+        with self.sessions.begin() as session:
+            row = self._suppression(session, digest)
+            if row is None:
+                return None
+            row.lifted_at, row.lifted_by = now, actor
+            detail = {"reason": reason, "was": row.reason, "source": row.source}
+            self._audit(session, actor, "lift", "address_suppression", digest, detail)
+            return row
+
+    def recipient_of(self, session: Session, action_id: str) -> str | None:
+        """The address an email action was sent to."""
+        return session.scalar(select(Action.recipient).where(Action.id == action_id, Action.kind == "email"))
+
+    def current_email(self, session: Session, customer_id: str) -> str | None:
+        return session.scalar(select(Customer.email).where(Customer.customer_id == customer_id))  # autoflushes
+
+    # --- the event outbox -----------------------------------------------------------------
+
+    def add_event(
+        self, session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
+    ) -> bool:
+        """Record an event to publish once ``session`` commits (once per ``message_id``)."""
+        row = {
+            "id": str(uuid.uuid4()),
+            "customer_id": customer_id,
+            "name": name,
+            "message_id": message_id,
+            "properties": _json(properties),
+            "created_at": at,
+        }
+        return self._insert_ignore(session, OutboxEvent, [row]) == 1
+
+    def unpublished_events(self, limit: int = 500) -> list[OutboxEvent]:
+        with self.sessions() as session:
+            query = select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+            return list(session.scalars(query.order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit)))
+
+    def mark_events_published(self, ids: Sequence[str], at: datetime) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(list(ids))).values(published_at=at))
 
     def set_consent(
         self,
@@ -544,10 +629,16 @@ class Store:
         dedup_key: str,
         rule_id: str | None,
         at: datetime,
-    ) -> bool:
-        """Add a ledger entry once per ``dedup_key``; returns whether it is new."""
+    ) -> int | None:
+        """Add a ledger entry once per ``dedup_key``; returns the points it added (a balance never
+        goes below 0: a debit takes at most what is there), None when the key was used already.
+        The entry is reported as a ``Loyalty Points Awarded`` event (the balance, as of when it is
+        published: :meth:`loyalty_event`)."""
+        if points < 0:
+            points = max(points, -self.balance(session, customer_id))
+        entry_id = str(uuid.uuid4())
         row = {
-            "id": str(uuid.uuid4()),
+            "id": entry_id,
             "customer_id": customer_id,
             "points": points,
             "reason": reason,
@@ -555,7 +646,20 @@ class Store:
             "dedup_key": dedup_key,
             "at": at,
         }
-        return self._insert_ignore(session, LoyaltyEntry, [row]) == 1
+        if self._insert_ignore(session, LoyaltyEntry, [row]) != 1:
+            return None
+        properties = {"points": points, "reason": reason[:200] or "points", "rule_id": rule_id}
+        self.add_event(session, LOYALTY_EVENT, customer_id, f"{OWN_EVENTS}loyalty-{entry_id}", properties, at)
+        return points
+
+    def loyalty_event(self, row: OutboxEvent, program: LoyaltyProgram) -> dict[str, Any]:
+        """The properties of a ``Loyalty Points Awarded`` outbox row, with the customer's balance
+        and tier now: whatever order the events arrive in, the latest one says the balance."""
+        from ecrm_interaction.loyalty import tier_of
+
+        with self.sessions() as session:
+            balance = max(self.balance(session, row.customer_id), 0)
+        return {**orjson.loads(row.properties), "balance": balance, "tier": tier_of(balance, program)}
 
     def issue_reward(
         self,
@@ -634,7 +738,9 @@ class Store:
             consent = _marketing_consent(session, customer_id)
             if row is None:
                 return ContactRow(None, None, False, None, consent)
-            return ContactRow(row.email, row.timezone, row.unsubscribed_at is not None, row.suppressed, consent)
+            suppression = self._suppression(session, address_digest(row.email)) if row.email else None
+            suppressed = suppression.reason if suppression is not None else None
+            return ContactRow(row.email, row.timezone, row.unsubscribed_at is not None, suppressed, consent)
 
     def message_history(
         self, customer_id: str, rule_id: str | None, since: datetime
@@ -733,8 +839,10 @@ class Store:
         rule_id: str | None,
         dedup_key: str | None,
         now: datetime,
+        note: tuple[str, str] | None = None,
     ) -> str | None:
-        """Open a case (once per ``dedup_key``); returns its id, or None when it already existed."""
+        """Open a case (once per ``dedup_key``), with ``note`` (author, text) as its first note, and
+        record its ``Case Opened`` event; returns its id, or None when it already existed."""
         case_id = str(uuid.uuid4())
         row = {
             "id": case_id,
@@ -749,7 +857,23 @@ class Store:
             "created_at": now,
             "updated_at": now,
         }
-        return case_id if self._insert_ignore(session, Case, [row]) == 1 else None
+        if self._insert_ignore(session, Case, [row]) != 1:
+            return None
+        if note is not None:
+            session.add(CaseNote(id=str(uuid.uuid4()), case_id=case_id, author=note[0], text=note[1], created_at=now))
+        self._case_event(session, "Case Opened", row, f"{case_id}-opened", now)
+        return case_id
+
+    def _case_event(self, session: Session, name: str, case: dict[str, Any], suffix: str, at: datetime) -> None:
+        properties = {
+            "case_id": case["id"],
+            "subject": case["subject"],
+            "priority": case["priority"],
+            "status": case["status"],
+            "assignee": case["assignee"],
+            "rule_id": case["rule_id"],
+        }
+        self.add_event(session, name, case["customer_id"], f"{OWN_EVENTS}case-{suffix}", properties, at)
 
     def case(self, case_id: str) -> tuple[Case, list[CaseNote]] | None:
         with self.sessions() as session:
@@ -770,18 +894,37 @@ class Store:
                 query = query.where(Case.status == status)
             return list(session.scalars(query))
 
+    def case_notes(self, case_ids: Sequence[str]) -> dict[str, list[CaseNote]]:
+        """The notes of these cases, oldest first (one query for a list of cases)."""
+        notes: dict[str, list[CaseNote]] = {case_id: [] for case_id in case_ids}
+        with self.sessions() as session:
+            for start in range(0, len(case_ids), 1000):
+                rows = session.scalars(
+                    select(CaseNote)
+                    .where(CaseNote.case_id.in_(list(case_ids[start : start + 1000])))
+                    .order_by(CaseNote.created_at, CaseNote.id)
+                )
+                for note in rows:
+                    notes[note.case_id].append(note)
+        return notes
+
     def update_case(self, case_id: str, actor: str, now: datetime, **changes: Any) -> Case | None:
         with self.sessions.begin() as session:
             row = session.get(Case, case_id)
             if row is None:
                 return None
+            changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
+            if not changes:
+                return row
             before = {k: getattr(row, k) for k in changes}
             for key, value in changes.items():
                 setattr(row, key, value)
-            if changes.get("status") == "resolved":
-                row.resolved_at = now
+            if "status" in changes:
+                row.resolved_at = now if row.status == "resolved" else None
             row.updated_at = now
             self._audit(session, actor, "update", "case", case_id, {"before": before, "after": changes})
+            name = "Case Resolved" if changes.get("status") == "resolved" else "Case Updated"
+            self._case_event(session, name, _row_dict(row), f"{case_id}-{uuid.uuid4()}", now)
             return row
 
     def add_case_note(self, case_id: str, author: str, text: str, now: datetime) -> CaseNote | None:

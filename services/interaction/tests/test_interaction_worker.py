@@ -121,3 +121,42 @@ async def test_segments_defined_through_the_api_reach_the_definitions_topic(kafk
     assert SegmentDefinition.model_validate_json(records[0][1]).name == "Big spenders"
     assert records[1] == (b"big", b"")  # the tombstone deletes it
     assert [e.action for e in store.audit_log()][:2] == ["delete", "upsert"]
+
+
+async def test_case_and_loyalty_events_of_the_outbox_reach_the_events_topic_once(fresh_kafka_broker, tmp_path) -> None:
+    from datetime import timedelta
+
+    from ecrm_interaction.intake import Intake, IntakeStep
+    from ecrm_interaction.rules import LoyaltyProgram
+    from ecrm_schemas.kafka_producer import ReliableProducer
+
+    settings = InteractionSettings(
+        kafka_bootstrap_servers=fresh_kafka_broker.bootstrap, database_url=f"sqlite:///{tmp_path}/i.db"
+    )
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = Store(engine)
+    now = datetime.now(UTC)
+    with store.sessions.begin() as session:
+        order = trigger("track", "Order Completed", message_id="o1", order_id="o1", total=120)
+        IntakeStep(store, "s").profile_change(session, change(order), [], LoyaltyProgram(), now, Intake())
+        case_id = store.open_case(
+            session, customer_id="u1", subject="Parcel lost", priority="high", sla=timedelta(hours=4),
+            assignee=None, rule_id=None, dedup_key=None, now=now,
+        )  # fmt: skip
+    store.update_case(case_id, "agent-1", now, status="resolved")
+    dispatcher = Dispatcher(settings, store, ReliableProducer(settings.kafka_client_config()))
+    dispatcher.publish()
+    assert store.unpublished_events() == []
+    dispatcher.publish()  # nothing left to publish
+    reported = [orjson.loads(v) for _, v in read_topic(fresh_kafka_broker.bootstrap, EVENTS.name, expect=3)]
+    assert sorted((e["event"], e["userId"]) for e in reported) == [
+        ("Case Opened", "u1"), ("Case Resolved", "u1"), ("Loyalty Points Awarded", "u1")]  # fmt: skip
+    [loyalty] = [e["properties"] for e in reported if e["event"] == "Loyalty Points Awarded"]
+    assert (loyalty["points"], loyalty["balance"], loyalty["tier"], loyalty["reason"]) == (
+        120,
+        120,
+        "bronze",
+        "order o1",
+    )
+    assert store.unpublished_events() == []

@@ -40,6 +40,15 @@ def test_frequency_caps_count_marketing_mail_and_spare_transactional() -> None:
     assert decide(OK, History([NOON - timedelta(days=8)] * 5), "marketing", None, NOON).outcome == "send"
 
 
+def test_onboarding_mail_is_marketing_that_the_caps_neither_hold_back_nor_count() -> None:
+    today = History(marketing_sent_at=[NOON - timedelta(hours=3)])
+    assert decide(OK, today, "onboarding", None, NOON).outcome == "send"
+    assert decide(Contact("a@x.io", unsubscribed=True), History(), "onboarding", None, NOON).reason == "unsubscribed"
+    assert decide(Contact("a@x.io", consent=False), History(), "onboarding", None, NOON).reason == "no_consent"
+    night = datetime(2026, 11, 20, 23, tzinfo=UTC)
+    assert decide(Contact("a@x.io"), History(), "onboarding", None, night).reason == "quiet_hours"
+
+
 def test_quiet_hours_defer_to_their_end_in_the_customers_time_zone() -> None:
     late_in_oslo = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)  # 22:30 in Oslo
     verdict = decide(OK, History(), "marketing", None, late_in_oslo)

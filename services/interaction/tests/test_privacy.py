@@ -90,6 +90,7 @@ def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) ->
         "customers": 1, "customer_segments": 1, "consents": 1, "actions": 1, "loyalty_ledger": 1, "rewards": 1,
         "cases": 1, "case_notes": 1, "audit_log": 2,  # the consent change and the case note
         "skipped_decisions": 1,
+        "event_outbox": 2,  # Case Opened, Loyalty Points Awarded
     }  # fmt: skip
     assert found["case_notes"][0]["case_id"] == case_id
     assert "frank" not in str(found)

@@ -83,6 +83,31 @@ def test_an_upgrade_from_the_first_version_keeps_rules_and_the_sends_that_went_o
     engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_upgrade_moves_the_customers_suppressions_to_their_addresses(backend, request, tmp_path) -> None:
+    request.param = backend
+    engine = make_engine(_url(request, tmp_path))
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("ecrm_interaction") / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        for customer, email, reason in (("u1", "Ada@Example.com", "hard_bounce"), ("u2", None, "complaint"),
+                                        ("u3", "bo@example.com", None)):  # fmt: skip
+            connection.execute(
+                text("INSERT INTO customers (customer_id, profile_version, email, suppressed, suppressed_at, "
+                     "updated_at) VALUES (:id, 1, :email, :reason, :now, :now)"),
+                {"id": customer, "email": email, "reason": reason, "now": NOW},
+            )  # fmt: skip
+    migrate(engine)
+    store = Store(engine)
+    moved = store.address_suppression("ada@example.com")
+    assert (moved.reason, moved.source, moved.suppressed_at) == ("hard_bounce", "migration:0004", NOW)
+    assert [s.address_digest for s in store.suppressions()] == [moved.address_digest]
+    assert store.contact("u1").suppressed == "hard_bounce" and store.contact("u3").suppressed is None
+    engine.dispose()
+
+
 def test_rules_are_upserted_by_id_enabled_and_audited(store) -> None:
     store.upsert_rules([TEMPLATE], [rule(name="first")], "ada")
     store.upsert_rules([], [rule(name="renamed", enabled=False)], "bob")
@@ -165,7 +190,8 @@ def test_consent_unsubscribe_and_suppression(store) -> None:
         store.upsert_customer(session, "u1", {"customer_id": "u1"}, 1, "ada@example.com", "Europe/Oslo")
         assert store.mark_unsubscribed(session, "u1", NOW) and not store.mark_unsubscribed(session, "u1", NOW)
         store.set_consent(session, "u1", "sms", True, "marketing", "form", NOW)
-        store.mark_suppressed(session, "u2", "hard_bounce", NOW)
+        store.upsert_customer(session, "u2", {"customer_id": "u2"}, 1, "gone@example.com", None)
+        store.mark_suppressed(session, "gone@example.com", "hard_bounce", "event:Email Bounced:b1", NOW)
     contact = store.contact("u1")
     assert (contact.email, contact.timezone, contact.unsubscribed, contact.consent) == (
         "ada@example.com",
