@@ -145,6 +145,12 @@ def shop(stack: ScenarioStack, sns_certificates: str) -> Shop:
     created = api.put("/v1/rules/scenario-cart-reminder", reminder)
     assert created.status_code == 200, created.text
 
+    # The marketer's VIP segment (the scenario-vip rule emails who enters it).
+    vip = {"id": "scenario-vip", "name": "VIP: revenue of 500 or more",
+           "condition": {"kind": "trait", "trait": "revenue", "op": "gte", "value": 500}}  # fmt: skip
+    published = api.put("/v1/segments/scenario-vip", vip)
+    assert published.status_code == 200, published.text
+
     # Other shoppers' orders (no email address, so no mail): what "popular" means in this shop.
     regulars = AnalyticsPython(shop)
     for n, product in enumerate(CATALOGUE):
