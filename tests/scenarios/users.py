@@ -415,6 +415,17 @@ class SendGrid:
     def __init__(self, shop: Shop) -> None:
         self.url = shop.collector + "/v1/email/events/sendgrid"
 
+    last_event_id = ""
+
+    def _new_event_id(self) -> str:
+        self.last_event_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        return self.last_event_id
+
+    @property
+    def last_message_id(self) -> str:
+        """The ``messageId`` the collector gives the last event (``sendgrid:<sg_event_id>``)."""
+        return f"sendgrid:{self.last_event_id}"
+
     @staticmethod
     def custom_args(message: Message) -> dict[str, str]:
         header = message.header("X-SMTPAPI")
@@ -441,7 +452,7 @@ class SendGrid:
             "reason": "550 5.1.1 The email account that you tried to reach does not exist",
             "status": "5.1.1",
             "smtp-id": message.header("Message-ID"),
-            "sg_event_id": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+            "sg_event_id": self._new_event_id(),
             "sg_message_id": f"{secrets.token_urlsafe(16)}.filterdrecv-1-1",
             **self.custom_args(message),
         }
@@ -465,10 +476,15 @@ class AmazonSes:
                 tags[name.strip()] = [value.strip()]
         return tags
 
+    last_message_id = ""
+    """The ``messageId`` the collector gives the last event (``ses:<SNS MessageId>:0``)."""
+
     def publish(self, record: dict[str, Any]) -> httpx.Response:
+        sns_message_id = str(uuid.uuid4())
+        self.last_message_id = f"ses:{sns_message_id}:0"
         envelope = {
             "Type": "Notification",
-            "MessageId": str(uuid.uuid4()),
+            "MessageId": sns_message_id,
             "TopicArn": SES_TOPIC_ARN,
             "Message": json.dumps(record),
             "Timestamp": now_iso(),
@@ -530,10 +546,15 @@ class Mailgun:
         headers = {"Content-Type": "application/json", "User-Agent": "mailgun/treq-16.12.0"}
         return httpx.post(self.url, content=body, headers=headers, timeout=30)
 
+    last_message_id = ""
+    """The ``messageId`` the collector gives the last event (``mailgun:<event id>``)."""
+
     def bounce(self, message: Message) -> httpx.Response:
+        event_id = secrets.token_urlsafe(16)
+        self.last_message_id = f"mailgun:{event_id}"
         event_data = {
             "event": "failed",
-            "id": secrets.token_urlsafe(16),
+            "id": event_id,
             "timestamp": time.time(),
             "severity": "permanent",
             "reason": "bounce",
