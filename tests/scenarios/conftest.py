@@ -24,6 +24,7 @@ from pathlib import Path
 import esp_signing
 import pytest
 from scenarios.users import (
+    CATALOGUE,
     MAILGUN_SIGNING_KEY,
     SES_TOPIC_ARN,
     AnalyticsPython,
@@ -38,8 +39,6 @@ from ecrm_embedded.net import free_port
 from ecrm_embedded.stack import Stack, StackSettings
 
 SCENARIO_RULES = Path(__file__).with_name("rules.yaml")
-CATALOGUE = ("p-sneaker", "p-socks", "p-cap")
-"""Products other shoppers bought before the stories start (popular for recommendations)."""
 
 
 @dataclass
@@ -78,7 +77,8 @@ def sns_certificates() -> Iterator[str]:
 def _add_source(data_dir: Path, name: str, *args: str) -> str:
     """``ecrm-collector sources add`` as the README shows it; prints the key once."""
     done = subprocess.run(
-        [sys.executable, "-m", "ecrm_collector", "sources", "add", name, *args, "--file", str(data_dir / "sources.json")],
+        [sys.executable, "-m", "ecrm_collector", "sources", "add", name, *args,
+         "--file", str(data_dir / "sources.json")],
         capture_output=True, text=True, timeout=60, env={**os.environ, "LOG_LEVEL": "WARNING"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -4,7 +4,6 @@ the reason, so that no send fails later; a template that no rule uses can be del
 from __future__ import annotations
 
 import pytest
-
 from scenarios.users import InteractionApi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.smtp]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from scenarios.users import AnalyticsPython, InteractionApi, Mailbox, Shop, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.smtp]
@@ -17,9 +16,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest
 @pytest.mark.parametrize("switch_off", ["disable", "delete"])
 def test_a_rule_disabled_while_actions_wait(switch_off: str, shop: Shop, api: InteractionApi, mailbox: Mailbox) -> None:
     customer, address, rule_id = f"wait-{switch_off}", f"{switch_off}.wait@example.com", f"scenario-trial-{switch_off}"
-    rule = {"id": rule_id, "name": f"Trial check-in that is switched off ({switch_off})", "category": "transactional",
+    rule = {"id": rule_id, "name": f"Trial check-in switched off ({switch_off})", "category": "transactional",
             "trigger": {"kind": "event", "event": "Trial Started", "where": {"cohort": switch_off}},
-            "wait": {"duration": "4s"}, "actions": [{"kind": "email", "template": "scenario-trial-stopped"}]}  # fmt: skip
+            "wait": {"duration": "4s"},
+            "actions": [{"kind": "email", "template": "scenario-trial-stopped"}]}  # fmt: skip
     assert api.post("/v1/rules", rule).status_code == 201
 
     backend = AnalyticsPython(shop)

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import pytest
-
 from scenarios.users import AnalyticsNode, AnalyticsPython, InteractionApi, Mailbox, Message, Shop, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.smtp]
@@ -24,8 +23,8 @@ def vip_email(shop: Shop, mailbox: Mailbox) -> Message:
     assert signup.flush().status_code == 200
     mailbox.wait_for(VERA_EMAIL, "Welcome")
     backend = AnalyticsNode(shop)
-    backend.track(VERA, "Order Completed", {"order_id": "vip-o1", "total": 650, "currency": "EUR",
-                                            "products": [{"product_id": "p-coat", "price": 650, "quantity": 1}]})  # fmt: skip
+    coat = {"product_id": "p-coat", "price": 650, "quantity": 1}
+    backend.track(VERA, "Order Completed", {"order_id": "vip-o1", "total": 650, "currency": "EUR", "products": [coat]})
     assert backend.flush().status_code == 200
     return mailbox.wait_for(VERA_EMAIL, "You are now VIP")[0]
 

@@ -9,9 +9,7 @@ import re
 from typing import Any
 
 import pytest
-
-from scenarios.conftest import CATALOGUE
-from scenarios.users import AnalyticsJs, AnalyticsPython, InteractionApi, Mailbox, Shop, eventually
+from scenarios.users import CATALOGUE, AnalyticsJs, AnalyticsPython, InteractionApi, Mailbox, Shop, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.smtp]
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from scenarios.users import SHOP_ORIGIN, CHROME_UA, AnalyticsPython, InteractionApi, Shop, eventually
+from scenarios.users import CHROME_UA, SHOP_ORIGIN, AnalyticsPython, InteractionApi, Shop, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.smtp]
 

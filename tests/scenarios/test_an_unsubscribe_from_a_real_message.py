@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from scenarios.users import (
     SHOP_ORIGIN,
     AnalyticsJs,

@@ -40,9 +40,9 @@ import esp_signing
 import httpx
 
 SHOP_ORIGIN = "https://shop.example.com"
-CHROME_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-)
+CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+CATALOGUE = ("p-sneaker", "p-socks", "p-cap")
+"""Products other shoppers bought before the stories start (what is popular, for recommendations)."""
 SES_TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:ecrm-ses-events"
 MAILGUN_SIGNING_KEY = "key-scenario-" + secrets.token_hex(12)
 
@@ -562,8 +562,8 @@ class Mailgun:
             "log-level": "error",
             "delivery-status": {"code": 550, "message": "5.1.1 The email account does not exist",
                                 "description": "", "attempt-no": 1},
-            "message": {"headers": {"to": message.recipient, "message-id": (message.header("Message-ID") or "").strip("<>"),
-                                    "from": "hello@ecrm.localhost", "subject": message.subject}},
+            "message": {"headers": {"to": message.recipient, "from": "hello@ecrm.localhost", "subject": message.subject,
+                                    "message-id": (message.header("Message-ID") or "").strip("<>")}},
             "user-variables": self.user_variables(message),
         }  # fmt: skip
         return self.post(event_data)
