@@ -87,7 +87,7 @@ def _add_source(data_dir: Path, name: str, *args: str) -> str:
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory, sns_certificates: str) -> Iterator[ScenarioStack]:
-    data_dir = tmp_path_factory.mktemp("scenario-stack")
+    data_dir = tmp_path_factory.mktemp("scenario-stack") / ".ecrm"  # where `make run` keeps it, in its directory
     settings = StackSettings(
         ecrm_data_dir=data_dir,
         kafka_port=free_port(), clickhouse_port=free_port(), smtp_port=free_port(), collector_port=free_port(),

@@ -4,6 +4,9 @@ arrive, and the data team sees one customer with their visit in ClickHouse."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +142,17 @@ def _eventually_profile(data_team: Any, customer_id: str, ready: Any, timeout_s:
     found = eventually(lambda: (p := data_team.profile(customer_id)) is not None and ready(p) and p, timeout_s)
     assert found, f"profile of {customer_id}: {data_team.profile(customer_id)}"
     return found  # type: ignore[no-any-return]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16 #24: `ecrm-collector sources add` fails under make run")
+def test_a_web_developer_adds_a_source_as_the_readme_says(shop: Shop) -> None:
+    """In the directory `make run` was started from, in another shell (no COLLECTOR_SOURCES_FILE)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLLECTOR_SOURCES_FILE"} | {"LOG_LEVEL": "WARNING"}
+    added = subprocess.run([sys.executable, "-m", "ecrm_collector", "sources", "add", "shop-app", "--kind", "server"],
+                           cwd=shop.data_dir.parent, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    key = added.stdout.strip().splitlines()[-1]
+    event = {"userId": "day1-app", "event": "App Opened", "properties": {}}
+    url = f"{shop.collector}/v1/track"
+    accepted = eventually(lambda: httpx.post(url, auth=(key, ""), json=event).status_code == 200, timeout_s=10)
+    assert accepted, "the running collector accepts the new key"
