@@ -43,3 +43,28 @@ def test_a_history_import(shop: Shop, api: InteractionApi, mailbox: Mailbox, dat
     assert [d for d in api.decisions(HAL) if d["status"] not in ("suppressed", "cancelled")] == []
     assert mailbox.messages_to(HAL_EMAIL) == []
     assert api.get("/v1/cases", customer_id=HAL).json() == []
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 16 #16: churn risk and lifecycle stage depend on the order inside a batch"
+)
+def test_the_same_history_in_any_order_gives_the_same_profile(shop: Shop, data_team: Any) -> None:
+    """Two customers with the same ten orders, one back end sending them newest first, the other
+    oldest first (through ``/v1/batch``; they have no address, so nobody is mailed)."""
+    now = datetime.now(UTC)
+    days_ago = [30 + 2 * n for n in range(10)]  # every other day, a month ago
+    for customer, order in (("hist-nora", days_ago), ("hist-olaf", list(reversed(days_ago)))):
+        client = AnalyticsPython(shop)
+        for days in order:
+            order_properties = {"order_id": f"{customer}-{days}", "total": 30, "currency": "EUR"}
+            client.track(customer, "Order Completed", order_properties, timestamp=now - timedelta(days=days))
+        assert client.flush().status_code == 200
+
+    def profile(customer: str) -> dict[str, Any]:
+        found = eventually(lambda: (p := data_team.profile(customer)) is not None and p["orders"] == 10 and p)
+        assert found, data_team.profile(customer)
+        return found  # type: ignore[no-any-return]
+
+    nora, olaf = profile("hist-nora"), profile("hist-olaf")
+    fields = ("churn_risk", "lifecycle_stage", "rfm_segment")
+    assert {f: nora[f] for f in fields} == {f: olaf[f] for f in fields}
