@@ -63,3 +63,27 @@ def test_a_bounce_for_an_unknown_message_is_kept_on_the_address(shop: Shop, data
         stored = eventually(lambda esp=esp: data_team.rows(  # type: ignore[misc]
             "SELECT anonymous_id FROM ecrm.events WHERE message_id = {m:String}", m=esp.last_message_id))  # fmt: skip
         assert stored and stored[0]["anonymous_id"].startswith("email:"), (provider, stored)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 #4: a hard bounce suppresses the customer, not the address (and #2: today the bounce does not "
+    "reach the customer at all)",
+)
+def test_a_customer_who_bounced_gets_mail_at_their_new_address(
+    shop: Shop, api: InteractionApi, mailbox: Mailbox, data_team: Any
+) -> None:
+    customer, old, new = "bounce-moved", "gone.moved@example.com", "new.moved@example.com"
+    backend = AnalyticsPython(shop)
+    backend.identify(customer, {"email": old, "firstName": "Mo"})
+    assert backend.flush().status_code == 200
+    sendgrid = SendGrid(shop)
+    assert sendgrid.bounce(mailbox.wait_for(old, "Welcome")[0]).status_code == 200
+    assert eventually(lambda: api.customer(customer)["contact"]["suppressed"], timeout_s=8) == "hard_bounce"
+
+    backend.identify(customer, {"email": new})
+    backend.track(customer, "Order Completed", {"order_id": "moved-o1", "total": 25, "currency": "EUR"})
+    assert backend.flush().status_code == 200
+    thanks = api.decision(customer, "thanks-for-order")
+    assert (thanks["status"], thanks["recipient"]) == ("sent", new), thanks
+    assert mailbox.wait_for(new, "Thank you for your order moved-o1")
