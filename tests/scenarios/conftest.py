@@ -46,6 +46,8 @@ class ScenarioStack(Stack):
     """The dev stack with the providers' webhook settings a shop sets to receive ESP events."""
 
     extra_env: dict[str, str] = field(default_factory=dict)
+    server_key: str = ""
+    browser_key: str = ""
 
     def service_env(self) -> dict[str, str]:
         return {**super().service_env(), **self.extra_env}
@@ -105,8 +107,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sns_certificates: str) -> It
         },
     )
     running.data_dir.mkdir(parents=True, exist_ok=True)
-    running.server_key = _add_source(running.data_dir, "shop-backend", "--kind", "server")  # type: ignore[attr-defined]
-    running.browser_key = _add_source(  # type: ignore[attr-defined]
+    running.server_key = _add_source(running.data_dir, "shop-backend", "--kind", "server")
+    running.browser_key = _add_source(
         running.data_dir, "shop-web", "--kind", "browser", "--origin", "https://shop.example.com"
     )
     try:
@@ -126,8 +128,8 @@ def shop(stack: ScenarioStack, sns_certificates: str) -> Shop:
         clickhouse_port=s.clickhouse_port,
         mail_dir=stack.data_dir / "mail",
         data_dir=stack.data_dir,
-        server_key=stack.server_key,  # type: ignore[attr-defined]
-        browser_key=stack.browser_key,  # type: ignore[attr-defined]
+        server_key=stack.server_key,
+        browser_key=stack.browser_key,
         api_token=s.interaction_api_token,
         sns_cert_url=sns_certificates,
     )
