@@ -17,13 +17,22 @@ from typing import Any
 
 from ecrm_aggregator.computed_traits import add_engagement, compute, event_weight, typical_interval_after
 from ecrm_aggregator.decode import PositionedEvent
-from ecrm_aggregator.profile_state import CONTRACT_FIELDS, RECENT_MESSAGE_IDS, TRAIT_NAMES, ProfileState, Traits
-from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_properties
+from ecrm_aggregator.profile_state import (
+    CONTRACT_FIELDS,
+    RECENT_MESSAGE_IDS,
+    TRAIT_NAMES,
+    VIEW_COUNT_KEYS,
+    ProfileState,
+    Traits,
+)
+from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_properties, view_category, view_name
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset", "positions"})
 COMPARED_FIELDS: tuple[str, ...] = tuple(n for n in CONTRACT_FIELDS if n not in BOOKKEEPING and n != "computed")
 """The fields whose change a profile-changed event reports by name."""
 _compared = attrgetter(*COMPARED_FIELDS)
+OTHER_VIEWS = "(other)"
+"""Where views of names beyond :data:`VIEW_COUNT_KEYS` distinct ones are counted."""
 EMAIL_COUNTERS = {
     "Email Sent": "email_sent",
     "Email Opened": "email_opened",
@@ -192,8 +201,22 @@ def _apply(state: ProfileState, positioned: PositionedEvent) -> None:
         state.email = email if isinstance(email, str) and email else state.email
     elif event.type == "page":
         state.page_views += 1
+        _count_view(state.page_views_by_name, view_name(event))
+        _count_view(state.page_views_by_category, view_category(event))
+    elif event.type == "screen":
+        state.screen_views += 1
+        _count_view(state.screen_views_by_name, view_name(event))
+        _count_view(state.screen_views_by_category, view_category(event))
     elif isinstance(event, TrackEvent):
         _apply_track(state, event)
+
+
+def _count_view(counts: dict[str, int], key: str | None) -> None:
+    if key is None:
+        return
+    if key not in counts and len(counts) >= VIEW_COUNT_KEYS:
+        key = OTHER_VIEWS
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _apply_track(state: ProfileState, event: TrackEvent) -> None:

@@ -20,6 +20,11 @@ import orjson
 
 from ecrm_schemas.profile import CustomerProfile
 
+VIEW_COUNTS = ("page_views_by_name", "page_views_by_category", "screen_views_by_name", "screen_views_by_category")
+"""The profile's counts of page and screen views by name and by category (name → count)."""
+VIEW_COUNT_KEYS = 200
+"""How many distinct names (or categories) each of them keeps; later ones count under ``(other)``."""
+
 RECENT_MESSAGE_IDS = 64
 """How many of a customer's latest message ids the profile keeps, to recognise a client's retry."""
 
@@ -70,6 +75,11 @@ class ProfileState:
     event_count: int = 0
     event_counts: dict[str, int] = field(default_factory=dict)
     page_views: int = 0
+    page_views_by_name: dict[str, int] = field(default_factory=dict)
+    page_views_by_category: dict[str, int] = field(default_factory=dict)
+    screen_views: int = 0
+    screen_views_by_name: dict[str, int] = field(default_factory=dict)
+    screen_views_by_category: dict[str, int] = field(default_factory=dict)
     orders: int = 0
     revenue: Decimal = Decimal(0)
     email_sent: int = 0
@@ -100,6 +110,8 @@ class ProfileState:
         """A copy whose containers can be changed without touching this one (traits are replaced, not mutated)."""
         twin = ProfileState(*_state_fields(self))
         twin.event_counts = dict(self.event_counts)
+        for name in VIEW_COUNTS:
+            setattr(twin, name, dict(getattr(self, name)))
         twin.positions = dict(self.positions)
         twin.recent_message_ids = list(self.recent_message_ids)
         return twin
@@ -124,6 +136,8 @@ class ProfileState:
             dict(profile.event_counts),
             dict(profile.positions),
         )
+        for name in VIEW_COUNTS:
+            setattr(state, name, dict(getattr(profile, name)))
         if profile.computed is not None:
             state.computed = Traits(**profile.computed.model_dump())
         return state
