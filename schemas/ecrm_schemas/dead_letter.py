@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field
 
 from ecrm_schemas.validation import FieldError
 
+Reason = Literal["invalid_event", "undecodable", "processing_failed", "invalid_definition"]
+"""``invalid_definition``: a segment definition the aggregator refused (ecrm.segment-definitions.dlq)."""
+
 
 class DeadLetterError(BaseModel):
     """One failed rule: which field, which rule, and a readable message."""
@@ -24,7 +27,7 @@ class DeadLetter(BaseModel):
 
     topic: str = Field(description="The topic the value was meant for.")
     source: str = Field(description="Who rejected it: the service, and the ingest source if known.")
-    reason: Literal["invalid_event", "undecodable", "processing_failed"]
+    reason: Reason
     errors: list[DeadLetterError]
     payload: str = Field(description="The raw value, as text or base64 (see payload_encoding).")
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
@@ -38,7 +41,7 @@ class DeadLetter(BaseModel):
         *,
         topic: str,
         source: str,
-        reason: Literal["invalid_event", "undecodable", "processing_failed"],
+        reason: Reason,
         errors: list[FieldError],
         payload: bytes,
         partition: int | None = None,

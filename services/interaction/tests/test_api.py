@@ -196,6 +196,7 @@ ROLE_OF = {
     ("POST", "/v1/rules/import"): "marketer", ("POST", "/v1/rules/{rule_id}/dry-run"): "viewer",
     ("GET", "/v1/templates"): "viewer", ("PUT", "/v1/templates/{template_id}"): "marketer",
     ("GET", "/v1/loyalty/program"): "viewer", ("PUT", "/v1/loyalty/program"): "marketer",
+    ("GET", "/v1/segments"): "viewer", ("GET", "/v1/segments/{segment_id}"): "viewer",
     ("PUT", "/v1/segments/{segment_id}"): "marketer", ("DELETE", "/v1/segments/{segment_id}"): "marketer",
     ("GET", "/v1/decisions"): "viewer", ("GET", "/v1/sends"): "viewer",
     ("GET", "/v1/customers/{customer_id}"): "viewer", ("GET", "/v1/customers/{customer_id}/export"): "admin",
