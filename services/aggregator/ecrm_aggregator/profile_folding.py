@@ -15,7 +15,14 @@ from decimal import Decimal, InvalidOperation
 from operator import attrgetter
 from typing import Any
 
-from ecrm_aggregator.computed_traits import add_engagement, compute, event_weight, typical_interval_after
+from ecrm_aggregator.computed_traits import (
+    add_activity,
+    add_engagement,
+    compute,
+    event_weight,
+    legacy_slots,
+    typical_interval,
+)
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.profile_state import (
     CONTRACT_FIELDS,
@@ -183,9 +190,10 @@ def _apply(state: ProfileState, positioned: PositionedEvent) -> None:
 
     weight = event_weight(label, event_properties(event))
     if weight > 0:  # the customer's own activity (not mail we send)
-        state.typical_interval_days = typical_interval_after(
-            state.typical_interval_days, state.last_active_at, event.timestamp
-        )
+        if not state.activity_slots and state.last_active_at is not None:  # folded before slots were kept
+            state.activity_slots = legacy_slots(state.last_active_at, state.typical_interval_days)
+        if add_activity(state.activity_slots, event.timestamp):
+            state.typical_interval_days = typical_interval(state.activity_slots)
         state.last_active_at = max(state.last_active_at or event.timestamp, event.timestamp)
         state.engagement_raw, state.engagement_at = add_engagement(
             state.engagement_raw, state.engagement_at, weight, event.timestamp

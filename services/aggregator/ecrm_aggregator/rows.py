@@ -31,7 +31,7 @@ from ecrm_schemas.validation import validate_event
 EVENT_COLUMNS = (
     "message_id", "customer_id", "user_id", "anonymous_id", "type", "event", "timestamp", "sent_at",
     "received_at", "properties", "traits", "context", "source_partition", "source_offset",
-    # 0009_page_names
+    # 0009_page_names_and_activity
     "name", "category",
 )  # fmt: skip
 
@@ -54,8 +54,8 @@ PROFILE_COLUMNS = (
     "merged_into", "positions",
     # 0006_hot_path
     "recent_message_ids",
-    # 0009_page_names
-    *VIEW_COUNTS[:2], "screen_views", *VIEW_COUNTS[2:],
+    # 0009_page_names_and_activity
+    *VIEW_COUNTS[:2], "screen_views", *VIEW_COUNTS[2:], "activity_slots",
 )  # fmt: skip
 
 
@@ -132,6 +132,7 @@ def profile_row(profile: ProfileState) -> list[Any]:
         profile.screen_views,
         profile.screen_views_by_name,
         profile.screen_views_by_category,
+        profile.activity_slots,
     ]
 
 
@@ -165,6 +166,7 @@ def profile_from_row(row: Sequence[Any]) -> ProfileState:
     values["event_counts"] = dict(values["event_counts"])
     values["positions"] = dict(values["positions"])
     values["recent_message_ids"] = list(values["recent_message_ids"])
+    values["activity_slots"] = list(values["activity_slots"])
     for name in VIEW_COUNTS:
         values[name] = dict(values[name])
     computed = {name: values.pop(name) for name in COMPUTED_COLUMNS}

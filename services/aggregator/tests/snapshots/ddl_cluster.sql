@@ -275,6 +275,10 @@ ALTER TABLE ecrm.profiles ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS p
     ADD COLUMN IF NOT EXISTS screen_views_by_name Map(String, UInt64),
     ADD COLUMN IF NOT EXISTS screen_views_by_category Map(String, UInt64);
 
+ALTER TABLE ecrm.profiles_local ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS activity_slots Array(UInt32);
+
+ALTER TABLE ecrm.profiles ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS activity_slots Array(UInt32);
+
 CREATE OR REPLACE VIEW ecrm.customer_events ON CLUSTER ecrm_cluster AS
 SELECT
     if(link.user_id != '', link.user_id, e.customer_id) AS customer_id,

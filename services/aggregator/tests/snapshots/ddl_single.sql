@@ -243,6 +243,9 @@ ALTER TABLE ecrm.profiles
     ADD COLUMN IF NOT EXISTS screen_views_by_name Map(String, UInt64),
     ADD COLUMN IF NOT EXISTS screen_views_by_category Map(String, UInt64);
 
+ALTER TABLE ecrm.profiles
+    ADD COLUMN IF NOT EXISTS activity_slots Array(UInt32);
+
 CREATE OR REPLACE VIEW ecrm.customer_events AS
 SELECT
     if(link.user_id != '', link.user_id, e.customer_id) AS customer_id,

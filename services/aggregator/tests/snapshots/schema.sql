@@ -88,7 +88,8 @@ CREATE VIEW ecrm.customer_profiles
     `page_views_by_category` Map(String, UInt64),
     `screen_views` UInt64,
     `screen_views_by_name` Map(String, UInt64),
-    `screen_views_by_category` Map(String, UInt64)
+    `screen_views_by_category` Map(String, UInt64),
+    `activity_slots` Array(UInt32)
 )
 AS SELECT *
 FROM ecrm.profiles
@@ -243,7 +244,8 @@ CREATE TABLE ecrm.profiles
     `page_views_by_category` Map(String, UInt64),
     `screen_views` UInt64,
     `screen_views_by_name` Map(String, UInt64),
-    `screen_views_by_category` Map(String, UInt64)
+    `screen_views_by_category` Map(String, UInt64),
+    `activity_slots` Array(UInt32)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY customer_id

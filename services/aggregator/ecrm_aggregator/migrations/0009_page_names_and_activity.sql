@@ -13,6 +13,11 @@ ALTER TABLE {database}.profiles
     ADD COLUMN IF NOT EXISTS screen_views_by_name Map(String, UInt64),
     ADD COLUMN IF NOT EXISTS screen_views_by_category Map(String, UInt64);
 
+-- The half-hour slots of the customer's latest activity (epoch seconds): the typical interval
+-- between visits is computed from them, whatever order the events arrive in.
+ALTER TABLE {database}.profiles
+    ADD COLUMN IF NOT EXISTS activity_slots Array(UInt32);
+
 -- A view's columns are fixed when it is created: the two views are redefined (same queries)
 -- so that they show the new columns.
 CREATE OR REPLACE VIEW {database}.customer_events AS
