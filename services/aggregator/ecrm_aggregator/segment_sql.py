@@ -10,7 +10,10 @@ parameter, never as SQL text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from ecrm_schemas.segments import (
     COUNT_FIELDS,
@@ -68,7 +71,8 @@ class _Builder:
         if node.op in ("in", "not_in"):
             values = node.value if isinstance(node.value, list) else [node.value]
             array = self.parameter([_typed(v, kind) for v in values], f"Array({type_})")
-            test = f"has({array}, {column})"
+            member = f"toFloat64({column})" if kind == "number" else column  # Decimal columns: no common type
+            test = f"has({array}, {member})"
             return test if node.op == "in" else f"NOT {test}"
         return f"ifNull({column} {COMPARISONS[node.op]} {self.parameter(_typed(node.value, kind), type_)}, 0)"
 
@@ -114,10 +118,17 @@ class _Builder:
         return f"ev.{alias} {COMPARISONS[node.op]} {node.count}"
 
 
+_TIME = TypeAdapter(datetime)
+
+
 def _typed(value: Any, kind: str) -> Any:
     if kind == "number":
         return float(value)
-    return value if kind == "time" else str(value)
+    if kind == "time":  # any form validation accepts (ISO with a zone, a date, epoch seconds) as ClickHouse reads it
+        moment = _TIME.validate_python(value)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,3 +55,25 @@ def test_page_and_screen_names_and_categories_reach_clickhouse_and_the_profile(s
 
     [replayed] = [p.event for p in store.load_history(["u1"]) if p.event.messageId == "p1"]
     assert (replayed.name, replayed.category) == ("Pricing", "Docs")  # a recomputed profile counts them too
+
+
+@pytest.mark.parametrize("op", ["gte", "in"])
+def test_every_field_a_definition_may_name_runs_in_clickhouse(store, op) -> None:
+    """What validation lets through must run: a definition the API accepts never fails in the
+    aggregator's query (times in any ISO form pydantic takes, numbers, text)."""
+    from ecrm_aggregator.segment_sql import membership_query
+    from ecrm_schemas.segments import COUNT_FIELDS, PROFILE_FIELDS
+
+    writer = BatchWriter(store, None, 0.5)
+    writer.store_batch(plan_batch(_calls()))
+    samples = {"time": "2026-01-01T00:00:00Z", "number": 1, "text": "x"}
+    traits = {**{t: samples[k] for t, k in PROFILE_FIELDS.items()}, **{f"{c}.Pricing": 1 for c in COUNT_FIELDS}}
+    traits["last_seen"] = "2026-01-01"  # a date alone
+    traits["first_seen"] = 1_700_000_000  # epoch seconds
+    definitions = [
+        SegmentDefinition.model_validate({"id": f"s{i}", "name": trait, "condition": {
+            "kind": "trait", "trait": trait, "op": op, "value": [value] if op == "in" else value}})
+        for i, (trait, value) in enumerate(sorted(traits.items()))
+    ]  # fmt: skip
+    query = membership_query(store.database, definitions, ["u1"], {})
+    assert set(store.segment_members(query, datetime.now(UTC))) == {"u1"}
