@@ -14,6 +14,9 @@ SenderKind = Literal["browser", "server", "verified"]
 """Who sent an event to the collector: a public ``browser`` write key, a secret ``server`` key,
 or one of the collector's ``verified`` routes (signed tracking links, signed provider webhooks)."""
 
+Reason = Literal["invalid_event", "undecodable", "processing_failed", "invalid_definition"]
+"""``invalid_definition``: a segment definition the aggregator refused (ecrm.segment-definitions.dlq)."""
+
 
 class DeadLetterError(BaseModel):
     """One failed rule: which field, which rule, and a readable message."""
@@ -28,7 +31,7 @@ class DeadLetter(BaseModel):
 
     topic: str = Field(description="The topic the value was meant for.")
     source: str = Field(description="Who rejected it: the service, and the ingest source if known.")
-    reason: Literal["invalid_event", "undecodable", "processing_failed"]
+    reason: Reason
     errors: list[DeadLetterError]
     payload: str = Field(description="The raw value, as text or base64 (see payload_encoding).")
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
@@ -56,7 +59,7 @@ class DeadLetter(BaseModel):
         *,
         topic: str,
         source: str,
-        reason: Literal["invalid_event", "undecodable", "processing_failed"],
+        reason: Reason,
         errors: list[FieldError],
         payload: bytes,
         partition: int | None = None,

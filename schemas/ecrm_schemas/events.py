@@ -175,6 +175,24 @@ def event_properties(event: Event) -> dict[str, Any] | None:
     return event.properties if isinstance(event, TrackEvent | PageEvent | ScreenEvent) else None
 
 
+def view_name(event: Event) -> str | None:
+    """A page or screen call's ``name``: the top-level field (Segment's libraries), else
+    ``properties.name`` (analytics.js puts it in both); None for the other types."""
+    return _view_field(event, "name")
+
+
+def view_category(event: Event) -> str | None:
+    """A page or screen call's ``category``, found like :func:`view_name`."""
+    return _view_field(event, "category")
+
+
+def _view_field(event: Event, key: Literal["name", "category"]) -> str | None:
+    if not isinstance(event, PageEvent | ScreenEvent):
+        return None
+    value = getattr(event, key) or event.properties.get(key)
+    return value if isinstance(value, str) and value else None
+
+
 def event_traits(event: Event) -> dict[str, Any] | None:
     """The ``traits`` of an identify or group event; None for the other types."""
     return event.traits if isinstance(event, IdentifyEvent | GroupEvent) else None

@@ -46,6 +46,13 @@ class CustomerProfile(BaseModel):
     event_counts: dict[str, int] = Field(default_factory=dict)
     """Events seen, by label: the track event's name, else the event type."""
     page_views: int = 0
+    page_views_by_name: dict[str, int] = Field(default_factory=dict)
+    """Page views by the page call's ``name`` (pages sent without one are left out)."""
+    page_views_by_category: dict[str, int] = Field(default_factory=dict)
+    """Page views by the page call's ``category``."""
+    screen_views: int = 0
+    screen_views_by_name: dict[str, int] = Field(default_factory=dict)
+    screen_views_by_category: dict[str, int] = Field(default_factory=dict)
     orders: int = 0
     revenue: Decimal = Decimal(0)
     email_sent: int = 0

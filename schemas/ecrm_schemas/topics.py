@@ -106,6 +106,21 @@ PROFILE_CHANGES = Topic(
     dead_letter=PROFILE_CHANGES_DLQ.name,
 )
 
+SEGMENT_DEFINITIONS_DLQ = Topic(
+    name="ecrm.segment-definitions.dlq",
+    description=(
+        "Segment definitions the aggregator refused (written to the definitions topic without the API's or the "
+        "CLI's validation), with every field and rule that failed; reported again at each start while the "
+        "definitions topic still holds them."
+    ),
+    key="segment id",
+    value="ecrm_schemas.dead_letter.DeadLetter",
+    producers=("aggregator",),
+    consumers=("operators (inspection)",),
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+)
+
 SEGMENT_DEFINITIONS = Topic(
     name="ecrm.segment-definitions",
     description="Marketers' segment definitions, the latest per segment id; an empty value deletes one.",
@@ -116,6 +131,7 @@ SEGMENT_DEFINITIONS = Topic(
     partitions=1,
     retention_ms=-1,
     cleanup_policy="compact",
+    dead_letter=SEGMENT_DEFINITIONS_DLQ.name,
 )
 
 SEGMENT_MEMBERSHIP = Topic(
@@ -151,6 +167,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PROFILE_CHANGES,
     PROFILE_CHANGES_DLQ,
     SEGMENT_DEFINITIONS,
+    SEGMENT_DEFINITIONS_DLQ,
     SEGMENT_MEMBERSHIP,
     SUPPRESSIONS,
 )

@@ -131,3 +131,21 @@ def test_a_timestamp_that_leaves_the_calendar_in_utc_is_invalid_not_a_crash() ->
     with pytest.raises(InvalidEvent) as caught:
         validate_event(raw)
     assert caught.value.errors[0].field == "timestamp"
+
+
+def test_page_and_screen_names_and_categories_survive_validation_and_the_wire() -> None:
+    """Issue 16 #15: Segment's libraries send ``name`` and ``category`` at the top level of a page
+    or screen call; analytics.js also puts them in ``properties``."""
+    from ecrm_schemas.events import decode_event, encode_event, view_category, view_name
+    from ecrm_schemas.validation import validate_event
+
+    base = {"messageId": "m", "userId": "u", "timestamp": "2026-11-20T10:00:00Z", "receivedAt": "2026-11-20T10:00:00Z"}
+    node = validate_event(base | {"type": "page", "name": "Pricing", "category": "Docs"})
+    again = decode_event(encode_event(node))
+    assert (view_name(again), view_category(again)) == ("Pricing", "Docs")
+    browser = validate_event(base | {"type": "page", "properties": {"name": "Home", "category": "Landing"}})
+    assert (view_name(browser), view_category(browser)) == ("Home", "Landing")
+    mobile = validate_event(base | {"type": "screen", "name": "Cart"})
+    assert (view_name(mobile), view_category(mobile)) == ("Cart", None)
+    track = validate_event(base | {"type": "track", "event": "X", "properties": {"name": "not a page"}})
+    assert view_name(track) is None

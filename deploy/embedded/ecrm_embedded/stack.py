@@ -3,7 +3,9 @@
 Starts, in order: the tansu broker (and the registry's topics), ClickHouse (chdb served
 over ClickHouse's HTTP interface), the SMTP sink, then the aggregator, the interaction
 service and the collector as separate processes, configured exactly as in production:
-through environment variables. Stops everything, in reverse order, on Ctrl-C.
+through environment variables. A service that exits is started again, as Kubernetes would
+(a crash loop, 5 restarts in 5 minutes, or infrastructure dying stops the stack). Stops
+everything, in reverse order, on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -48,11 +50,22 @@ class StackSettings(BaseSettings):
     startup_timeout_s: float = Field(default=180, gt=0)
 
 
+RESTART_LIMIT = 5
+"""Restarts of one service within :data:`RESTART_WINDOW_S` before the stack gives up (a crash loop)."""
+RESTART_WINDOW_S = 300.0
+
+
 @dataclass
 class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    restartable: bool = False
+    """A service (not infrastructure): restarted when it exits, as Kubernetes would."""
+    restarts: list[float] = field(default_factory=list)
+    """When it was restarted (monotonic seconds)."""
 
 
 @dataclass
@@ -65,13 +78,9 @@ class Stack:
     def data_dir(self) -> Path:
         return self.settings.ecrm_data_dir.resolve()
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None, restartable: bool = False) -> Child:
         log_path = self.data_dir / "logs" / f"{name}.log"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
-            )
-        child = Child(name, process, log_path)
+        child = Child(name, _popen(args, env, log_path), log_path, args, env, restartable)
         self.children.append(child)
         return child
 
@@ -111,9 +120,9 @@ class Stack:
         self._wait(f"http://127.0.0.1:{s.clickhouse_port}/ping", timeout)
 
         env = self.service_env()
-        self._spawn("aggregator", [py, "-m", "ecrm_aggregator", "serve"], env)
-        self._spawn("interaction", [py, "-m", "ecrm_interaction", "serve"], env)
-        self._spawn("collector", [py, "-m", "ecrm_collector", "serve"], env)
+        self._spawn("aggregator", [py, "-m", "ecrm_aggregator", "serve"], env, restartable=True)
+        self._spawn("interaction", [py, "-m", "ecrm_interaction", "serve"], env, restartable=True)
+        self._spawn("collector", [py, "-m", "ecrm_collector", "serve"], env, restartable=True)
         self._wait(f"http://127.0.0.1:{s.aggregator_metrics_port}/metrics", timeout)
         self._wait(f"http://127.0.0.1:{s.interaction_port}/readyz", timeout)
         self._wait(f"http://127.0.0.1:{s.collector_port}/readyz", timeout)
@@ -130,14 +139,24 @@ class Stack:
                     raise RuntimeError(f"{url} did not become ready within {timeout_s:.0f} s") from None
 
     def check_children(self) -> None:
-        """Raise if a component died; its log's last lines say why."""
+        """Restart a service that exited (one process stopping does not stop the others); raise
+        if infrastructure died or a service keeps exiting. The log's last lines say why."""
         for child in self.children:
-            if child.process.poll() is not None:
-                tail = child.log_path.read_text(errors="replace").splitlines()[-20:]
+            if child.process.poll() is None:
+                continue
+            now = time.monotonic()
+            child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S]
+            tail = "\n".join(child.log_path.read_text(errors="replace").splitlines()[-20:])
+            code = child.process.returncode
+            if not child.restartable or len(child.restarts) >= RESTART_LIMIT:
+                again = f" after {len(child.restarts)} restarts in {RESTART_WINDOW_S:.0f} s" if child.restarts else ""
                 raise RuntimeError(
-                    f"{child.name} exited with code {child.process.returncode}; last lines of {child.log_path}:\n"
-                    + "\n".join(tail)
+                    f"{child.name} exited with code {code}{again}; last lines of {child.log_path}:\n{tail}"
                 )
+            print(f"{child.name} exited with code {code}; restarting it (log: {child.log_path})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            child.restarts.append(now)
+            child.process = _popen(child.args, child.env, child.log_path)
         if self.broker and self.broker.process and self.broker.process.poll() is not None:
             raise RuntimeError("the Kafka broker exited; see " + str(self.data_dir / "logs" / "kafka.log"))
 
@@ -179,8 +198,16 @@ Press Ctrl-C to stop.
 """
 
 
+def _popen(args: list[str], env: dict[str, str] | None, log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+        )
+
+
 def run(settings: StackSettings | None = None) -> int:
-    """Start the stack, print where everything is, and run until Ctrl-C or a component dies."""
+    """Start the stack, print where everything is, and run until Ctrl-C, infrastructure dies or a
+    service keeps exiting (see :meth:`Stack.check_children`)."""
     stack = Stack(settings or StackSettings())
     stopping = False
 

@@ -41,7 +41,8 @@ def serve() -> None:
     store = _connect_and_migrate(settings)
     start_http_server(settings.aggregator_metrics_port, addr=settings.aggregator_metrics_host)
     segments = SegmentRegistry()
-    SegmentFollower(settings.kafka_client_config(), segments).start()
+    # Its own producer: the follower's thread dead-letters refused definitions while batches flush theirs.
+    SegmentFollower(settings.kafka_client_config(), segments, kafka_producer(settings)).start()
     suppressions, follower = follow_suppressions(settings.kafka_client_config())
     if not follower.caught_up.wait(60):
         log.warning("suppression_list_not_read_yet")

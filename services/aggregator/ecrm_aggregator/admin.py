@@ -3,7 +3,9 @@
     ecrm migrate [--print]                 apply (or print) the ClickHouse migrations
     ecrm identity show ID                  an id's link and its merge log
     ecrm identity unmerge ANONYMOUS_ID     preview undoing a merge; --apply to do it
-    ecrm segments put FILE.json            publish a segment definition (new or changed)
+    ecrm segments put FILE.json            publish a segment definition (new or changed), once it validates
+    ecrm segments list                     the definitions in force (the definitions topic)
+    ecrm segments show ID                  one definition, as JSON
     ecrm segments delete ID                delete a segment (its members leave it)
     ecrm segments members ID               who is in a segment now
     ecrm topics create                     create the registry's topics that are missing
@@ -20,12 +22,12 @@ from typing import Annotated
 
 import typer
 import yaml
-from pydantic import ValidationError
 
 from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.identity_admin import UnmergeRefused, apply_unmerge, plan_unmerge
 from ecrm_aggregator.migrate import all_statements, apply_events_retention, migrate
-from ecrm_aggregator.segment_sql import UnknownTrait, membership_query
+from ecrm_aggregator.segment_follower import SegmentFollower, definition_problems
+from ecrm_aggregator.segmentation import SegmentRegistry
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.kafka_admin import ensure_topics, strimzi_topics
 from ecrm_schemas.kafka_producer import ReliableProducer
@@ -131,18 +133,54 @@ def identity_unmerge(
 
 @segments_cli.command("put")
 def segments_put(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
-    """Publish the definition in PATH (JSON) on the segment-definitions topic."""
+    """Publish the definition in PATH (JSON) on the segment-definitions topic.
+
+    It is validated first, as the interaction API and the aggregators do: a definition naming a
+    field the profile does not have (or a value not of its kind) is refused, with each field and rule.
+    """
     settings = _settings()
-    try:
-        definition = SegmentDefinition.model_validate_json(path.read_bytes())
-        membership_query(settings.clickhouse_database, [definition], customers=[])
-    except (ValidationError, UnknownTrait) as exc:
-        typer.echo(f"invalid definition: {exc}", err=True)
-        raise typer.Exit(2) from None
+    definition, errors = definition_problems(path.read_bytes())
+    if definition is None:
+        typer.echo("invalid definition:", err=True)
+        for error in errors:
+            typer.echo(f"  {error.field}: {error.message} [{error.rule}]", err=True)
+        raise typer.Exit(2)
     producer = ReliableProducer(settings.kafka_client_config())
     producer.produce(SEGMENT_DEFINITIONS.name, definition.encode(), key=definition.id.encode())
     producer.flush_or_raise(30)
     typer.echo(f"published {definition.id!r}: {explain(definition.condition)}")
+
+
+def _definitions(settings: AggregatorSettings) -> list[SegmentDefinition]:
+    """The definitions in force: the compacted topic read to its end."""
+    registry = SegmentRegistry()
+    follower = SegmentFollower(settings.kafka_client_config(), registry)
+    follower.start()
+    try:
+        if not follower.caught_up.wait(30):
+            typer.echo("the segment-definitions topic could not be read in 30 s", err=True)
+            raise typer.Exit(1)
+    finally:
+        follower.stop()
+        follower.join(10)
+    return registry.current()
+
+
+@segments_cli.command("list")
+def segments_list() -> None:
+    """Every segment definition in force: id, name and condition in words."""
+    for definition in _definitions(_settings()):
+        typer.echo(f"{definition.id}\t{definition.name}\t{explain(definition.condition)}")
+
+
+@segments_cli.command("show")
+def segments_show(segment_id: str) -> None:
+    """SEGMENT_ID's definition, as JSON (what ``put`` takes)."""
+    found = [d for d in _definitions(_settings()) if d.id == segment_id]
+    if not found:
+        typer.echo(f"no segment {segment_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(found[0].model_dump_json(indent=2))
 
 
 @segments_cli.command("delete")

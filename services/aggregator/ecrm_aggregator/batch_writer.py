@@ -127,6 +127,10 @@ class BatchWriter:
             self._retry(self.store.insert_identity, identity.new_links, identity.records, plan.dedup_token)
             metrics.IDENTITY_DECISIONS.labels("merged").inc(len(identity.new_links))
             metrics.IDENTITY_DECISIONS.labels("refused").inc(len(identity.records) - len(identity.new_links))
+            for refused in (r for r in identity.records if r.action == "refused"):
+                # Pseudonymous ids and the guard's rule only: the reason in words is in identity_merges.
+                log.info("identity_merge_refused", anonymous_id=refused.anonymous_id, user_id=refused.user_id,
+                         message_id=refused.message_id, rule=refused.rule)  # fmt: skip
 
         by_customer = group_by_customer(fresh.to_fold, identity)
         merged = merges_to_apply(list(by_customer), identity, current)

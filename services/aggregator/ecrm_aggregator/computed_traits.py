@@ -27,11 +27,15 @@ NPS
     the previous one: ``up``, ``down`` or ``flat``; none before a second answer.
 
 Churn risk
-    The customer's typical interval between active days is an exponentially weighted
-    mean of the gaps between activities at least ``session_gap_hours`` apart
-    (``typical = alpha · gap + (1 - alpha) · typical``, alpha = ``interval_smoothing`` 0.3), starting
-    at ``default_interval_days`` (30) until a first gap is seen. ``ratio = idle / typical``;
-    low below ``churn_medium_ratio`` (2), high from ``churn_high_ratio`` (4), medium between.
+    The customer's activity is kept as the set of half-hour slots (``session_gap_hours``) they
+    were active in, the latest :data:`ACTIVITY_SLOTS` of them; slots next to each other are one
+    visit. The typical interval between visits is an exponentially weighted mean of the gaps
+    between the starts of consecutive visits, oldest first (``typical = alpha · gap + (1 - alpha)
+    · typical``, alpha = ``interval_smoothing`` 0.3), and ``default_interval_days`` (30) until a
+    first gap is seen. Being a function of the set of slots, it does not depend on the order the
+    events arrive in (a batch sent newest first, a history import, a late event).
+    ``ratio = idle / typical``; low below ``churn_medium_ratio`` (2), high from
+    ``churn_high_ratio`` (4), medium between.
 
 Lifecycle stage
     ``churned`` when idle for ``churned_after_days`` (180); else ``prospect`` with no order;
@@ -48,6 +52,8 @@ Loyalty
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -222,26 +228,58 @@ def nps_trend(latest: int | None, previous: int | None) -> Trend | None:
 # --- churn and lifecycle ------------------------------------------------------------------
 
 
-def typical_interval_after(
-    typical_days: float | None,
-    last_activity: datetime | None,
-    event_at: datetime,
-    policy: TraitPolicy = DEFAULT_POLICY,
-) -> float | None:
-    """The typical interval (days) after an activity at ``event_at``.
+ACTIVITY_SLOTS = 64
+"""How many of the customer's latest active slots the profile keeps (older ones weigh
+``(1 - alpha)^64``, nothing, in the mean)."""
 
-    Gaps shorter than a session gap (same visit) and out-of-order events leave it unchanged;
-    ``None`` means no gap seen yet (the policy's default applies).
+
+def activity_slot(at: datetime, policy: TraitPolicy = DEFAULT_POLICY) -> int:
+    """The start (epoch seconds, UTC) of the ``session_gap_hours`` slot ``at`` falls in."""
+    length = round(policy.session_gap_hours * 3600)
+    return math.floor(at.timestamp()) // length * length
+
+
+def add_activity(slots: list[int], at: datetime, policy: TraitPolicy = DEFAULT_POLICY) -> bool:
+    """Add the slot of an activity at ``at`` to ``slots`` (ascending, distinct, the latest
+    :data:`ACTIVITY_SLOTS`), in place; whether it changed them.
+
+    Keeping the latest N of a set is the same whatever order elements arrive in.
     """
-    if last_activity is None or event_at <= last_activity:
-        return typical_days
-    gap = _days(event_at - last_activity)
-    if gap * 24 < policy.session_gap_hours:
-        return typical_days
-    if typical_days is None:
-        return gap
+    slot = activity_slot(at, policy)
+    i = bisect.bisect_left(slots, slot)
+    if i < len(slots) and slots[i] == slot:
+        return False
+    if len(slots) >= ACTIVITY_SLOTS and i == 0:
+        return False  # older than every slot kept
+    slots.insert(i, slot)
+    if len(slots) > ACTIVITY_SLOTS:
+        del slots[0]
+    return True
+
+
+def typical_interval(slots: list[int], policy: TraitPolicy = DEFAULT_POLICY) -> float | None:
+    """The typical interval (days) between the visits in ``slots``; None before a second visit."""
+    length = round(policy.session_gap_hours * 3600)
+    starts = [s for i, s in enumerate(slots) if i == 0 or s - slots[i - 1] > length]
+    if len(starts) < 2:
+        return None
     alpha = policy.interval_smoothing
-    return alpha * gap + (1 - alpha) * typical_days
+    typical: float | None = None
+    for before, after in itertools.pairwise(starts):
+        gap = (after - before) / 86400
+        typical = gap if typical is None else alpha * gap + (1 - alpha) * typical
+    return typical
+
+
+def legacy_slots(
+    last_activity: datetime, typical_days: float | None, policy: TraitPolicy = DEFAULT_POLICY
+) -> list[int]:
+    """Slots standing for a profile folded before slots were kept: its last activity, and one
+    typical interval before it, so its typical interval carries over."""
+    slots = [activity_slot(last_activity, policy)]
+    if typical_days is not None and typical_days * 24 > 2 * policy.session_gap_hours:
+        slots.insert(0, activity_slot(last_activity - timedelta(days=typical_days), policy))
+    return slots
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,9 @@ class MergeRecord:
     message_id: str
     actor: str
     reason: str
+    rule: str = ""
+    """For a refusal, which guard refused (``known_user``, ``already_merged``,
+    ``unmerged_by_operator``): what logs and metrics name (not stored; ``reason`` says it in words)."""
 
 
 @dataclass(slots=True)
@@ -131,7 +134,8 @@ def decide(
             continue  # already merged into this user: a redelivery or a repeated identify
         refusal = _refusal(request, current, known_users)
         if refusal is not None:
-            decision.records.append(_record(request, "refused", refusal, now))
+            rule, reason = refusal
+            decision.records.append(_record(request, "refused", reason, now, rule))
             continue
         link = IdentityLink(request.anonymous_id, request.user_id, "merged", request.message_id, now, "aggregator",
                             request.partition)  # fmt: skip
@@ -142,20 +146,24 @@ def decide(
     return decision
 
 
-def _refusal(request: LinkRequest, current: IdentityLink | None, known_users: set[str]) -> str | None:
+def _refusal(request: LinkRequest, current: IdentityLink | None, known_users: set[str]) -> tuple[str, str] | None:
+    """``(rule, reason)`` when the merge guard refuses the request."""
     if request.anonymous_id in known_users:
-        return f"{request.anonymous_id!r} is a known userId: two known users are never merged automatically"
+        return "known_user", (
+            f"{request.anonymous_id!r} is a known userId: two known users are never merged automatically"
+        )
     if current is None:
         return None
     if current.state == "merged":
-        return "the anonymous id is already merged into another user"
+        return "already_merged", "the anonymous id is already merged into another user"
     if current.state == "unmerged" and current.user_id == request.user_id:
-        return "an operator undid this merge; it is not made again automatically"
+        return "unmerged_by_operator", "an operator undid this merge; it is not made again automatically"
     return None
 
 
-def _record(request: LinkRequest, action: MergeAction, reason: str, now: datetime) -> MergeRecord:
-    return MergeRecord(now, action, request.anonymous_id, request.user_id, request.message_id, "aggregator", reason)
+def _record(request: LinkRequest, action: MergeAction, reason: str, now: datetime, rule: str = "") -> MergeRecord:
+    return MergeRecord(now, action, request.anonymous_id, request.user_id, request.message_id, "aggregator", reason,
+                       rule)  # fmt: skip
 
 
 def unmerge(

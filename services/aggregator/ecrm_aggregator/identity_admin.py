@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
+
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.identity import IdentityLink, MergeRecord, unmerge
 from ecrm_aggregator.profile_folding import changes_between, previous_values, recompute
@@ -18,6 +20,8 @@ from ecrm_aggregator.profile_state import Change, ProfileState
 from ecrm_aggregator.rows import profile_row
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import PROFILE_CHANGES
+
+log = structlog.get_logger()
 
 
 class UnmergeRefused(ValueError):
@@ -84,6 +88,9 @@ def apply_unmerge(store: ClickHouseStore, plan: UnmergePlan, producer: ReliableP
     store.insert_identity([plan.undone], [plan.record], token)
     recomputed = [p for p in (plan.user_after, plan.anonymous_after) if p is not None]
     store.insert_profiles([profile_row(p) for p in recomputed], token)
+    # The operator's reason is free text (it may name the person): it stays in identity_merges.
+    log.info("identity_unmerged", anonymous_id=plan.link.anonymous_id, user_id=plan.link.user_id,
+             message_id=token, actor=plan.record.actor, profiles_recomputed=len(recomputed))  # fmt: skip
     if producer is None:
         return
     befores = {plan.link.user_id: plan.user_before, plan.link.anonymous_id: plan.anonymous_before}

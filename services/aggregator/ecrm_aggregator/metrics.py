@@ -36,6 +36,11 @@ IDENTITY_DECISIONS = Counter(
 SEGMENT_CHANGES = Counter(
     "ecrm_aggregator_segment_changes_total", "Customers entering and leaving segments, by type.", ["type"]
 )
+SEGMENT_DEFINITIONS_REJECTED = Counter(
+    "ecrm_aggregator_segment_definitions_rejected_total",
+    "Segment definitions refused and dead-lettered (ecrm.segment-definitions.dlq), by the first failed rule.",
+    ["rule"],
+)
 TRAITS_REVIEWED = Counter(
     "ecrm_aggregator_traits_reviewed_total", "Profiles whose computed traits the timer recomputed."
 )

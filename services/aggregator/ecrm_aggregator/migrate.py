@@ -55,6 +55,7 @@ CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(", re.S
 ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\.(\w+)\s", re.S)
 CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+)\.(\w+) AS", re.S)
+REPLACE_VIEW = re.compile(r"^CREATE OR REPLACE VIEW (\w+)\.(\w+) AS", re.S)
 CREATE_MATERIALIZED_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\.(\w+) TO (\w+)\.(\w+) AS", re.S)
 
 
@@ -103,6 +104,9 @@ def for_cluster(statement: str, database: str, cluster: str) -> list[str]:
     if match := CREATE_VIEW.match(statement):
         rest = statement[match.end() :].replace("LEFT ANY JOIN", "GLOBAL LEFT ANY JOIN")
         return [f"CREATE VIEW IF NOT EXISTS {database}.{match[2]} ON CLUSTER {cluster} AS{rest}"]
+    if match := REPLACE_VIEW.match(statement):  # a view redefined to show new columns
+        rest = statement[match.end() :].replace("LEFT ANY JOIN", "GLOBAL LEFT ANY JOIN")
+        return [f"CREATE OR REPLACE VIEW {database}.{match[2]} ON CLUSTER {cluster} AS{rest}"]
     raise ValueError(f"no cluster form for: {statement[:60]}")
 
 

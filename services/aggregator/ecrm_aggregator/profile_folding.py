@@ -15,16 +15,32 @@ from decimal import Decimal, InvalidOperation
 from operator import attrgetter
 from typing import Any
 
-from ecrm_aggregator.computed_traits import add_engagement, compute, event_weight, typical_interval_after
+from ecrm_aggregator.computed_traits import (
+    add_activity,
+    add_engagement,
+    compute,
+    event_weight,
+    legacy_slots,
+    typical_interval,
+)
 from ecrm_aggregator.decode import PositionedEvent
-from ecrm_aggregator.profile_state import CONTRACT_FIELDS, RECENT_MESSAGE_IDS, TRAIT_NAMES, ProfileState, Traits
+from ecrm_aggregator.profile_state import (
+    CONTRACT_FIELDS,
+    RECENT_MESSAGE_IDS,
+    TRAIT_NAMES,
+    VIEW_COUNT_KEYS,
+    ProfileState,
+    Traits,
+)
 from ecrm_schemas.catalog import LOYALTY_POINTS_AWARDED
-from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_properties
+from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_properties, view_category, view_name
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset", "positions"})
 COMPARED_FIELDS: tuple[str, ...] = tuple(n for n in CONTRACT_FIELDS if n not in BOOKKEEPING and n != "computed")
 """The fields whose change a profile-changed event reports by name."""
 _compared = attrgetter(*COMPARED_FIELDS)
+OTHER_VIEWS = "(other)"
+"""Where views of names beyond :data:`VIEW_COUNT_KEYS` distinct ones are counted."""
 EMAIL_COUNTERS = {
     "Email Sent": "email_sent",
     "Email Opened": "email_opened",
@@ -175,9 +191,10 @@ def _apply(state: ProfileState, positioned: PositionedEvent) -> None:
 
     weight = event_weight(label, event_properties(event))
     if weight > 0:  # the customer's own activity (not mail we send)
-        state.typical_interval_days = typical_interval_after(
-            state.typical_interval_days, state.last_active_at, event.timestamp
-        )
+        if not state.activity_slots and state.last_active_at is not None:  # folded before slots were kept
+            state.activity_slots = legacy_slots(state.last_active_at, state.typical_interval_days)
+        if add_activity(state.activity_slots, event.timestamp):
+            state.typical_interval_days = typical_interval(state.activity_slots)
         state.last_active_at = max(state.last_active_at or event.timestamp, event.timestamp)
         state.engagement_raw, state.engagement_at = add_engagement(
             state.engagement_raw, state.engagement_at, weight, event.timestamp
@@ -193,8 +210,22 @@ def _apply(state: ProfileState, positioned: PositionedEvent) -> None:
         state.email = email if isinstance(email, str) and email else state.email
     elif event.type == "page":
         state.page_views += 1
+        _count_view(state.page_views_by_name, view_name(event))
+        _count_view(state.page_views_by_category, view_category(event))
+    elif event.type == "screen":
+        state.screen_views += 1
+        _count_view(state.screen_views_by_name, view_name(event))
+        _count_view(state.screen_views_by_category, view_category(event))
     elif isinstance(event, TrackEvent):
         _apply_track(state, event)
+
+
+def _count_view(counts: dict[str, int], key: str | None) -> None:
+    if key is None:
+        return
+    if key not in counts and len(counts) >= VIEW_COUNT_KEYS:
+        key = OTHER_VIEWS
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _apply_track(state: ProfileState, event: TrackEvent) -> None:

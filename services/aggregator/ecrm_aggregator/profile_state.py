@@ -20,6 +20,11 @@ import orjson
 
 from ecrm_schemas.profile import CustomerProfile
 
+VIEW_COUNTS = ("page_views_by_name", "page_views_by_category", "screen_views_by_name", "screen_views_by_category")
+"""The profile's counts of page and screen views by name and by category (name → count)."""
+VIEW_COUNT_KEYS = 200
+"""How many distinct names (or categories) each of them keeps; later ones count under ``(other)``."""
+
 RECENT_MESSAGE_IDS = 64
 """How many of a customer's latest message ids the profile keeps, to recognise a client's retry."""
 
@@ -57,7 +62,7 @@ _trait_fields = attrgetter(*TRAIT_FIELDS)
 @dataclass(slots=True)
 class ProfileState:
     """Everything known about one customer; the fields of ``CustomerProfile`` plus
-    ``recent_message_ids`` (kept in ClickHouse, not part of the contract)."""
+    :data:`INTERNAL_FIELDS` (kept in ClickHouse, not part of the contract)."""
 
     customer_id: str
     first_seen: datetime
@@ -70,6 +75,11 @@ class ProfileState:
     event_count: int = 0
     event_counts: dict[str, int] = field(default_factory=dict)
     page_views: int = 0
+    page_views_by_name: dict[str, int] = field(default_factory=dict)
+    page_views_by_category: dict[str, int] = field(default_factory=dict)
+    screen_views: int = 0
+    screen_views_by_name: dict[str, int] = field(default_factory=dict)
+    screen_views_by_category: dict[str, int] = field(default_factory=dict)
     orders: int = 0
     revenue: Decimal = Decimal(0)
     email_sent: int = 0
@@ -95,13 +105,19 @@ class ProfileState:
     positions: dict[int, int] = field(default_factory=dict)
     recent_message_ids: list[str] = field(default_factory=list)
     """The latest message ids folded in (at most :data:`RECENT_MESSAGE_IDS`), oldest first."""
+    activity_slots: list[int] = field(default_factory=list)
+    """The half-hour slots (epoch seconds) of the customer's latest activity, ascending: what
+    ``typical_interval_days`` is computed from (see ``computed_traits``)."""
 
     def copy(self) -> ProfileState:
         """A copy whose containers can be changed without touching this one (traits are replaced, not mutated)."""
         twin = ProfileState(*_state_fields(self))
         twin.event_counts = dict(self.event_counts)
+        for name in VIEW_COUNTS:
+            setattr(twin, name, dict(getattr(self, name)))
         twin.positions = dict(self.positions)
         twin.recent_message_ids = list(self.recent_message_ids)
+        twin.activity_slots = list(self.activity_slots)
         return twin
 
     def contract(self) -> dict[str, Any]:
@@ -116,21 +132,32 @@ class ProfileState:
         return CustomerProfile.model_validate_json(dumps(self.contract()))
 
     @classmethod
-    def from_model(cls, profile: CustomerProfile, recent_message_ids: list[str] | None = None) -> ProfileState:
+    def from_model(
+        cls,
+        profile: CustomerProfile,
+        recent_message_ids: list[str] | None = None,
+        activity_slots: list[int] | None = None,
+    ) -> ProfileState:
         values = {name: getattr(profile, name) for name in CONTRACT_FIELDS if name != "computed"}
-        state = cls(**values, recent_message_ids=list(recent_message_ids or []))
+        state = cls(
+            **values, recent_message_ids=list(recent_message_ids or []), activity_slots=list(activity_slots or [])
+        )
         state.traits, state.event_counts, state.positions = (
             dict(profile.traits),
             dict(profile.event_counts),
             dict(profile.positions),
         )
+        for name in VIEW_COUNTS:
+            setattr(state, name, dict(getattr(profile, name)))
         if profile.computed is not None:
             state.computed = Traits(**profile.computed.model_dump())
         return state
 
 
 STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ProfileState))
-CONTRACT_FIELDS: tuple[str, ...] = tuple(name for name in STATE_FIELDS if name != "recent_message_ids")
+INTERNAL_FIELDS = ("recent_message_ids", "activity_slots")
+"""Kept in ClickHouse for folding, not part of the contract."""
+CONTRACT_FIELDS: tuple[str, ...] = tuple(name for name in STATE_FIELDS if name not in INTERNAL_FIELDS)
 _state_fields = attrgetter(*STATE_FIELDS)
 _contract_fields = attrgetter(*CONTRACT_FIELDS)
 

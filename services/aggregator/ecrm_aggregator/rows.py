@@ -16,13 +16,23 @@ import orjson
 from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.identity import IdentityLink, MergeRecord
 from ecrm_aggregator.profile_folding import customer_id_of
-from ecrm_aggregator.profile_state import ProfileState, Traits
-from ecrm_schemas.events import AliasEvent, GroupEvent, TrackEvent, event_properties, event_traits
+from ecrm_aggregator.profile_state import VIEW_COUNTS, ProfileState, Traits
+from ecrm_schemas.events import (
+    AliasEvent,
+    GroupEvent,
+    TrackEvent,
+    event_properties,
+    event_traits,
+    view_category,
+    view_name,
+)
 from ecrm_schemas.validation import validate_event
 
 EVENT_COLUMNS = (
     "message_id", "customer_id", "user_id", "anonymous_id", "type", "event", "timestamp", "sent_at",
     "received_at", "properties", "traits", "context", "source_partition", "source_offset",
+    # 0009_page_names_and_activity
+    "name", "category",
 )  # fmt: skip
 
 COMPUTED_COLUMNS = (
@@ -44,6 +54,8 @@ PROFILE_COLUMNS = (
     "merged_into", "positions",
     # 0006_hot_path
     "recent_message_ids",
+    # 0009_page_names_and_activity
+    *VIEW_COUNTS[:2], "screen_views", *VIEW_COUNTS[2:], "activity_slots",
 )  # fmt: skip
 
 
@@ -73,6 +85,8 @@ def event_row(positioned: PositionedEvent) -> list[Any]:
         _json(event.context.model_dump(exclude_none=True)),
         positioned.partition,
         positioned.offset,
+        view_name(event) or "",
+        view_category(event) or "",
     ]
 
 
@@ -113,6 +127,12 @@ def profile_row(profile: ProfileState) -> list[Any]:
         profile.merged_into or "",
         profile.positions,
         profile.recent_message_ids,
+        profile.page_views_by_name,
+        profile.page_views_by_category,
+        profile.screen_views,
+        profile.screen_views_by_name,
+        profile.screen_views_by_category,
+        profile.activity_slots,
     ]
 
 
@@ -146,6 +166,9 @@ def profile_from_row(row: Sequence[Any]) -> ProfileState:
     values["event_counts"] = dict(values["event_counts"])
     values["positions"] = dict(values["positions"])
     values["recent_message_ids"] = list(values["recent_message_ids"])
+    values["activity_slots"] = list(values["activity_slots"])
+    for name in VIEW_COUNTS:
+        values[name] = dict(values[name])
     computed = {name: values.pop(name) for name in COMPUTED_COLUMNS}
     as_of = values.pop("traits_as_of")
     state = ProfileState(**values)
@@ -182,6 +205,8 @@ def positioned_from_row(row: Sequence[Any]) -> PositionedEvent:
         body["properties"] = properties
     if values["type"] == "track":
         body["event"] = values["event"]
+    elif values["type"] in ("page", "screen"):
+        body |= {key: values[key] for key in ("name", "category") if values[key]}
     return PositionedEvent(validate_event(body), values["source_partition"], values["source_offset"])
 
 

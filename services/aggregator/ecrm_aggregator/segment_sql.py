@@ -10,21 +10,24 @@ parameter, never as SQL text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from ecrm_schemas.segments import AllOf, AnyOf, EventCondition, NoneOf, SegmentDefinition, TraitCondition
+from pydantic import TypeAdapter
 
-NUMERIC_FIELDS = frozenset({
-    "event_count", "page_views", "orders", "revenue", "refunded", "email_sent", "email_opened", "email_clicked",
-    "email_bounced", "surveys_answered", "nps_latest", "nps_previous", "typical_interval_days",
-    "computed.rfm_recency", "computed.rfm_frequency", "computed.rfm_monetary", "computed.engagement_score",
-    "computed.churn_ratio", "computed.loyalty_points",
-})  # fmt: skip
-TEXT_FIELDS = frozenset({
-    "user_id", "anonymous_id", "email", "computed.rfm_segment", "computed.nps_category", "computed.nps_trend",
-    "computed.churn_risk", "computed.lifecycle_stage", "computed.loyalty_tier",
-})  # fmt: skip
-TIME_FIELDS = frozenset({"first_seen", "last_seen", "first_order_at", "last_order_at", "last_active_at", "nps_at"})
+from ecrm_schemas.segments import (
+    COUNT_FIELDS,
+    PROFILE_FIELDS,
+    AllOf,
+    AnyOf,
+    EventCondition,
+    NoneOf,
+    SegmentDefinition,
+    TraitCondition,
+)
+
+VIEW_COLUMNS = ("name", "category")
+"""Columns of page and screen events that ``where`` reads before ``properties``."""
 COMPARISONS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -68,7 +71,8 @@ class _Builder:
         if node.op in ("in", "not_in"):
             values = node.value if isinstance(node.value, list) else [node.value]
             array = self.parameter([_typed(v, kind) for v in values], f"Array({type_})")
-            test = f"has({array}, {column})"
+            member = f"toFloat64({column})" if kind == "number" else column  # Decimal columns: no common type
+            test = f"has({array}, {member})"
             return test if node.op == "in" else f"NOT {test}"
         return f"ifNull({column} {COMPARISONS[node.op]} {self.parameter(_typed(node.value, kind), type_)}, 0)"
 
@@ -84,16 +88,13 @@ class _Builder:
             if isinstance(sample, int | float):
                 return f"JSONExtractFloat(p.traits, {key})", "number"
             return f"JSONExtractString(p.traits, {key})", "json"
-        if path.startswith("event_counts."):
-            return f"p.event_counts[{self.parameter(path.removeprefix('event_counts.'), 'String')}]", "number"
-        column = "p." + path.removeprefix("computed.")
-        if path in NUMERIC_FIELDS:
-            return column, "number"
-        if path in TEXT_FIELDS:
-            return column, "text"
-        if path in TIME_FIELDS:
-            return column, "time"
-        raise UnknownTrait(f"no profile field {path!r}")
+        counts, dot, name = path.partition(".")
+        if dot and counts in COUNT_FIELDS:
+            return f"p.{counts}[{self.parameter(name, 'String')}]", "number"
+        kind = PROFILE_FIELDS.get(path)
+        if kind is None:
+            raise UnknownTrait(f"no profile field {path!r}")
+        return "p." + path.removeprefix("computed."), kind
 
     def events(self, node: EventCondition) -> str:
         self.longest_window_days = max(self.longest_window_days, node.within_days)
@@ -103,7 +104,10 @@ class _Builder:
         ]
         for key, value in node.where.items():
             name = self.parameter(key, "String")
-            if isinstance(value, bool):
+            if key in VIEW_COLUMNS and isinstance(value, str):  # a page's or screen's name or category
+                found = f"if({key} != '', {key}, JSONExtractString(properties, {name}))"
+                tests.append(f"{found} = {self.parameter(value, 'String')}")
+            elif isinstance(value, bool):
                 tests.append(f"JSONExtractBool(properties, {name}) = {self.parameter(value, 'Bool')}")
             elif isinstance(value, int | float):
                 tests.append(f"JSONExtractFloat(properties, {name}) = {self.parameter(float(value), 'Float64')}")
@@ -114,10 +118,17 @@ class _Builder:
         return f"ev.{alias} {COMPARISONS[node.op]} {node.count}"
 
 
+_TIME = TypeAdapter(datetime)
+
+
 def _typed(value: Any, kind: str) -> Any:
     if kind == "number":
         return float(value)
-    return value if kind == "time" else str(value)
+    if kind == "time":  # any form validation accepts (ISO with a zone, a date, epoch seconds) as ClickHouse reads it
+        moment = _TIME.validate_python(value)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +166,7 @@ def membership_query(
         window = f"timestamp >= {{now:DateTime64(3, 'UTC')}} - toIntervalDay({builder.longest_window_days})"
         if customers is None:
             source = (
-                "(SELECT customer_id, if(type = 'track', event, type) AS label, timestamp, properties "
+                "(SELECT customer_id, if(type = 'track', event, type) AS label, timestamp, properties, name, category "
                 f"FROM {database}.customer_events WHERE {window})"
             )
         else:
@@ -166,7 +177,8 @@ def membership_query(
                 f"{builder.parameter([(links or {})[a] for a in anonymous], 'Array(String)')}, customer_id)"
             )
             source = (f"(SELECT {resolve} AS customer_id, if(type = 'track', event, type) AS label, timestamp, "
-                      f"properties FROM {database}.events WHERE customer_id IN {keys} AND {window})")  # fmt: skip
+                      f"properties, name, category FROM {database}.events "
+                      f"WHERE customer_id IN {keys} AND {window})")  # fmt: skip
         events_join = (
             f" LEFT JOIN (SELECT customer_id, {', '.join(builder.event_counts)} FROM {source} "
             "GROUP BY customer_id) AS ev ON p.customer_id = ev.customer_id"

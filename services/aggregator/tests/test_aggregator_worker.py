@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import orjson
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -327,3 +328,78 @@ def test_two_workers_fold_every_stitched_customers_events_once(
             worker.terminate()
         for worker in workers:
             worker.wait(30)
+
+
+def test_a_bad_definition_published_straight_to_the_topic_is_dead_lettered_and_profiles_keep_updating(
+    fresh_kafka_broker, clickhouse_server, clickhouse_database, tmp_path
+):
+    """Issue 16 #21: a typo (``orderz``) used to stop every batch (exit 75), and the compacted
+    topic replays it at every start. Now it is reported and the worker goes on folding."""
+    from ecrm_schemas.topics import SEGMENT_DEFINITIONS, SEGMENT_DEFINITIONS_DLQ
+
+    kafka_broker = fresh_kafka_broker  # the bad definition would stay on a shared broker's compacted topic
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    typo = {"id": "typo", "name": "Typo", "condition": {"kind": "trait", "trait": "orderz", "op": "gte", "value": 3}}
+    good = {"id": "big-spenders", "name": "Big spenders",
+            "condition": {"kind": "trait", "trait": "revenue", "op": "gte", "value": 110}}  # fmt: skip
+    for definition in (typo, good):
+        producer.produce(SEGMENT_DEFINITIONS.name, key=definition["id"].encode(), value=orjson.dumps(definition))
+    producer.flush(10)
+    env = _worker_env(kafka_broker, clickhouse_server, clickhouse_database)
+    log_path = tmp_path / "aggregator.log"
+    worker = _start(env, log_path)
+    try:
+        time.sleep(2)  # the follower reads the topic
+        for i in range(12):  # 12 orders of 10
+            producer.produce(EVENTS.name, key=b"spender", value=orjson.dumps(_event(7000 + i, "spender")))
+        producer.flush(10)
+        records = read_topic(kafka_broker.bootstrap, SEGMENT_MEMBERSHIP.name, expect=1, timeout_s=60)
+        changes = [SegmentMembershipChanged.model_validate_json(v) for _, v in records]
+        assert [(c.type, c.segment_id) for c in changes] == [("segment.entered", "big-spenders")], log_path.read_text()[
+            -3000:
+        ]
+        client = connect(AggregatorSettings(clickhouse_url=clickhouse_server.url))
+        orders = client.query(
+            f"SELECT orders FROM {clickhouse_database}.profiles FINAL WHERE customer_id = 'spender'"
+        ).result_rows
+        assert orders == [(12,)]
+        assert worker.poll() is None, log_path.read_text()[-3000:]
+
+        [(key, value)] = read_topic(kafka_broker.bootstrap, SEGMENT_DEFINITIONS_DLQ.name, expect=1, timeout_s=30)
+        letter = DeadLetter.model_validate_json(value)
+        assert (key, letter.reason, letter.topic) == (b"typo", "invalid_definition", SEGMENT_DEFINITIONS.name)
+        assert [(e.field, e.rule) for e in letter.errors] == [("condition.trait.trait", "unknown_profile_field")]
+        assert orjson.loads(letter.raw_payload()) == typo
+        metrics = httpx.get(f"http://127.0.0.1:{env['AGGREGATOR_METRICS_PORT']}/metrics").text
+        assert 'ecrm_aggregator_segment_definitions_rejected_total{rule="unknown_profile_field"} 1.0' in metrics
+        lines = [
+            orjson.loads(line) for line in log_path.read_text().splitlines() if "segment_definition_rejected" in line
+        ]
+        assert lines and lines[0]["segment"] == "typo" and lines[0]["errors"][0]["rule"] == "unknown_profile_field"
+
+        listed = subprocess.run(["ecrm", "segments", "list"], env=env, capture_output=True, text=True)
+        assert listed.stdout == "big-spenders\tBig spenders\trevenue ≥ 110\n", listed.stderr
+        shown = subprocess.run(["ecrm", "segments", "show", "big-spenders"], env=env, capture_output=True, text=True)
+        assert orjson.loads(shown.stdout)["condition"]["trait"] == "revenue", shown.stderr
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+@pytest.mark.parametrize(
+    ("condition", "field", "rule"),
+    [
+        ({"kind": "trait", "trait": "orderz", "op": "gte", "value": 3},
+         "condition.trait.trait", "unknown_profile_field"),
+        ({"kind": "all", "conditions": [{"kind": "trait", "trait": "orders", "op": "gte", "value": "many"}]},
+         "condition.all.conditions.0.trait", "number_required"),
+    ],
+)  # fmt: skip
+def test_the_cli_refuses_a_definition_the_aggregator_could_not_evaluate(tmp_path, condition, field, rule) -> None:
+    """``ecrm segments put`` validates as the API does, before anything is published (no broker here)."""
+    path = tmp_path / "segment.json"
+    path.write_text(orjson.dumps({"id": "vip", "name": "VIP", "condition": condition}).decode())
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    put = subprocess.run(["ecrm", "segments", "put", str(path)], env=env, capture_output=True, text=True, timeout=60)
+    assert put.returncode == 2, put.stderr
+    assert f"{field}: " in put.stderr and f"[{rule}]" in put.stderr

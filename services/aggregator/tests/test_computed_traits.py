@@ -7,19 +7,23 @@ from itertools import product
 import pytest
 
 from ecrm_aggregator.computed_traits import (
+    ACTIVITY_SLOTS,
     RFM_SEGMENTS,
+    activity_slot,
+    add_activity,
     add_engagement,
     churn_risk,
     decayed,
     engagement_score,
     event_weight,
+    legacy_slots,
     lifecycle_stage,
     nps_category,
     nps_trend,
     recency_score,
     rfm,
     rfm_segment,
-    typical_interval_after,
+    typical_interval,
 )
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -99,12 +103,21 @@ def test_nps_trend() -> None:
 
 
 def test_typical_interval_is_a_smoothed_mean_of_gaps_between_visits() -> None:
-    first = typical_interval_after(None, NOW - 10 * DAY, NOW)
-    assert first == pytest.approx(10.0)
-    assert typical_interval_after(10.0, NOW - 20 * DAY, NOW) == pytest.approx(0.3 * 20 + 0.7 * 10)
-    assert typical_interval_after(10.0, NOW - timedelta(minutes=5), NOW) == 10.0  # same visit
-    assert typical_interval_after(10.0, NOW, NOW - DAY) == 10.0  # out of order
-    assert typical_interval_after(None, None, NOW) is None
+    def slots(*times: datetime) -> list[int]:
+        kept: list[int] = []
+        for at in times:
+            add_activity(kept, at)
+        return kept
+
+    assert typical_interval(slots(NOW - 10 * DAY, NOW)) == pytest.approx(10.0)
+    assert typical_interval(slots(NOW - 30 * DAY, NOW - 20 * DAY, NOW)) == pytest.approx(0.3 * 20 + 0.7 * 10)
+    same_visit = slots(NOW - 30 * DAY, NOW - 20 * DAY, NOW - 20 * DAY + timedelta(minutes=5))
+    assert typical_interval(same_visit) == pytest.approx(10.0)
+    assert slots(NOW, NOW - 10 * DAY) == slots(NOW - 10 * DAY, NOW)  # a set: arrival order does not matter
+    assert typical_interval(slots(NOW)) is None and typical_interval([]) is None
+    many = slots(*(NOW - i * DAY for i in range(ACTIVITY_SLOTS + 10)))
+    assert len(many) == ACTIVITY_SLOTS and many[-1] == activity_slot(NOW)  # the latest are kept
+    assert typical_interval(legacy_slots(NOW, 7.0)) == pytest.approx(7.0, abs=0.05)  # folded before slots
 
 
 def test_churn_risk_compares_idle_time_with_the_customers_own_rhythm() -> None:

@@ -94,3 +94,48 @@ def test_unmerge_previews_then_recomputes_both_profiles_and_sticks(store) -> Non
     assert store.load_profiles(["a1"])["a1"].merged_into is None  # the same user does not take it back
     with pytest.raises(UnmergeRefused):
         plan_unmerge(store, "a1", actor="ops", reason="twice")
+
+
+@pytest.fixture
+def json_logs():
+    """The aggregator's log configuration (JSON, redacted); the lines written, parsed."""
+    import io
+    import json
+    import logging
+
+    import structlog
+
+    from ecrm_schemas.logs import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("aggregator", "INFO", "json")
+    written = io.StringIO()
+    root.handlers[0].setStream(written)  # type: ignore[attr-defined]
+    yield lambda: [json.loads(line) for line in written.getvalue().splitlines()]
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def test_every_refusal_and_unmerge_leaves_one_log_line_without_personal_data(store, json_logs) -> None:
+    """Issue 16 #23: the merge guard's refusals and operators' unmerges were silent in the logs."""
+    writer = _stitched(store)
+    claim = event("identify", customer="u2", anonymousId="a1", messageId="i-u2", traits={"email": "eve@example.com"})
+    writer.store_batch(plan_batch([_order(0, 10, customer="u2", partition=2), record(claim, 1, 2)]))
+    alias = {"type": "alias", "previousId": "u2", "userId": "u1", "messageId": "alias-1",
+             "timestamp": "2026-11-20T14:00:00Z", "receivedAt": "2026-11-20T14:00:00Z"}  # fmt: skip
+    writer.store_batch(plan_batch([record(alias, 2)]))
+    apply_unmerge(store, plan_unmerge(store, "a1", actor="ops@example.com", reason="Ada's shared computer"), None)
+
+    lines = json_logs()
+    decisions = [line for line in lines if line["event"] in ("identity_merge_refused", "identity_unmerged")]
+    assert [(d["event"], d["anonymous_id"], d["user_id"], d["message_id"], d.get("rule")) for d in decisions] == [
+        ("identity_merge_refused", "a1", "u2", "i-u2", "already_merged"),
+        ("identity_merge_refused", "u2", "u1", "alias-1", "known_user"),
+        ("identity_unmerged", "a1", "u1", decisions[2]["message_id"], None),
+    ]
+    assert decisions[2]["actor"] == "[email]" and decisions[2]["profiles_recomputed"] == 2
+    assert all(d["level"] in ("info", "warning") and d["service"] == "aggregator" for d in decisions)
+    text = str(lines)
+    assert "ada@example.com" not in text and "eve@example.com" not in text and "shared computer" not in text

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from aggregator_factories import event, record
 
 from ecrm_aggregator.decode import decode_records
@@ -127,7 +128,10 @@ def test_folding_keeps_what_computed_traits_need_and_computes_them() -> None:
     computed = p.computed
     assert computed is not None and computed.as_of == NOW
     assert (computed.rfm_recency, computed.rfm_frequency, computed.rfm_monetary) == (5, 2, 1)
-    assert (computed.nps_category, computed.nps_trend, computed.lifecycle_stage) == ("detractor", "down", "new")
+    # The late NPS answer (09:00) is a visit an hour before the others: a typical interval of an
+    # hour, and 1.6 days idle since, is a high churn risk (whatever order the events came in).
+    assert (computed.nps_category, computed.nps_trend, computed.lifecycle_stage) == ("detractor", "down", "at_risk")
+    assert p.typical_interval_days == pytest.approx(1 / 24)
     assert (computed.loyalty_points, computed.loyalty_tier) == (0, "bronze")  # the ledger's (none reported)
     assert "computed.lifecycle_stage" in folded.changed and "computed" not in folded.changed
 

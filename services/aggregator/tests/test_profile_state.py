@@ -22,16 +22,17 @@ def test_a_change_encodes_as_the_contracts_profile_changed() -> None:
     assert decoded.customer_id == "u1" and decoded.emitted_at == NOW
     assert decoded.profile == change.profile.to_model()
     assert decoded.profile.revenue == change.profile.revenue and decoded.profile.positions == {0: 7}
-    assert decoded.profile.computed is not None and decoded.profile.computed.lifecycle_stage == "new"
+    assert decoded.profile.computed is not None and decoded.profile.computed.lifecycle_stage == "at_risk"
     assert [t.message_id for t in decoded.triggers] == [t.message_id for t in change.triggers]
     assert decoded.triggers[2].properties == {"order_id": "o1", "total": 20.5}
     assert "recent_message_ids" not in change.encode().decode()  # internal, not part of the contract
+    assert "activity_slots" not in change.encode().decode()
 
 
 def test_a_contract_profile_round_trips_through_the_working_profile() -> None:
     [change] = fold_records(_history()).changes
     model = change.profile.to_model()
-    again = ProfileState.from_model(model, change.profile.recent_message_ids)
+    again = ProfileState.from_model(model, change.profile.recent_message_ids, change.profile.activity_slots)
     assert again == change.profile
     assert again.first_seen == datetime(2026, 11, 20, 9, tzinfo=UTC)
 

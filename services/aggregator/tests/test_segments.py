@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from ecrm_aggregator.rows import COMPUTED_COLUMNS, PROFILE_COLUMNS
 from ecrm_aggregator.segment_sql import UnknownTrait, membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry, membership_changes
-from ecrm_schemas.segments import SegmentDefinition, explain
+from ecrm_schemas.segments import COUNT_FIELDS, PROFILE_FIELDS, SegmentDefinition, TraitCondition, explain
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -39,8 +40,13 @@ def test_marketers_values_travel_as_parameters_never_as_sql() -> None:
 
 
 def test_unknown_profile_fields_and_bad_definitions_are_refused() -> None:
-    bad = SegmentDefinition.model_validate(
-        {"id": "x", "name": "x", "condition": {"kind": "trait", "trait": "no_such_field", "op": "exists"}}
+    with pytest.raises(ValidationError, match="unknown_profile_field"):
+        SegmentDefinition.model_validate(
+            {"id": "x", "name": "x", "condition": {"kind": "trait", "trait": "no_such_field", "op": "exists"}}
+        )
+    # One built around the validation (model_construct) still cannot become SQL.
+    bad = SegmentDefinition.model_construct(
+        id="x", name="x", condition=TraitCondition.model_construct(kind="trait", trait="no_such_field", op="exists")
     )
     with pytest.raises(UnknownTrait, match="no_such_field"):
         membership_query("ecrm", [bad], ["u1"], {})
@@ -48,6 +54,22 @@ def test_unknown_profile_fields_and_bad_definitions_are_refused() -> None:
         SegmentDefinition.model_validate({"id": "Bad Id!", "name": "x", "condition": {"kind": "all", "conditions": []}})
     with pytest.raises(ValueError, match="no segment"):
         membership_query("ecrm", [], ["u1"], {})
+
+
+def test_every_field_a_condition_may_name_is_a_profile_column_the_query_can_read() -> None:
+    """The definitions' field list is derived from the profile contract; this keeps it equal to
+    what the aggregator stores (a field valid for the API but unknown to ClickHouse would stop
+    the aggregator)."""
+    columns = set(PROFILE_COLUMNS)
+    for trait in PROFILE_FIELDS:
+        assert trait.removeprefix("computed.") in columns, trait
+        value = "2026-01-01T00:00:00Z" if PROFILE_FIELDS[trait] == "time" else 1
+        definition = SegmentDefinition.model_validate(
+            {"id": "x", "name": "x", "condition": {"kind": "trait", "trait": trait, "op": "gte", "value": value}}
+        )
+        membership_query("ecrm", [definition], ["u1"], {})
+    assert columns >= COUNT_FIELDS
+    assert set(COMPUTED_COLUMNS) == {t.removeprefix("computed.") for t in PROFILE_FIELDS if t.startswith("computed.")}
 
 
 def test_explain_reads_like_the_definition() -> None:

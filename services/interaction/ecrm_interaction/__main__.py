@@ -19,6 +19,7 @@ from ecrm_interaction.dispatch import Dispatcher
 from ecrm_interaction.privacy_requests import PrivacyRequests
 from ecrm_interaction.recommendations import clickhouse_client, clickhouse_services
 from ecrm_interaction.rules_file import load_rules_file
+from ecrm_interaction.segment_definitions import follow_segment_definitions
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, make_engine, migrate
 from ecrm_interaction.unsubscribe import (
@@ -87,7 +88,8 @@ def serve() -> None:
     recommender, recent_events, refresher = clickhouse_services(settings)
     dispatcher = Dispatcher(settings, store, worker.producer, recommender, refresher)
     privacy = _privacy(settings, store, worker.producer, suppressions) if settings.clickhouse_url else None
-    app = create_app(settings, store, worker, dispatcher, recommender, recent_events, privacy)
+    segment_definitions, _definitions_follower = follow_segment_definitions(settings.kafka_client_config())
+    app = create_app(settings, store, worker, dispatcher, recommender, recent_events, privacy, segment_definitions)
     uvicorn.run(
         app,
         host=settings.interaction_host,

@@ -34,6 +34,7 @@ from ecrm_interaction.models import Action, Case, CaseNote, SkippedDecision
 from ecrm_interaction.privacy_requests import PrivacyRequests
 from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.rules_file import parse_rules
+from ecrm_interaction.segment_definitions import SegmentDefinitions
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.store import Store, aware
 from ecrm_interaction.unsubscribe import InvalidUnsubscribeToken, unsubscribe_customer, verify_unsubscribe
@@ -176,6 +177,16 @@ class DryRunIn(BaseModel):
     """The event to try the trigger with (for event rules)."""
 
 
+class SegmentView(SegmentDefinition):
+    """A segment definition as the aggregators evaluate it, with its condition in words."""
+
+    summary: str
+
+    @classmethod
+    def of(cls, definition: SegmentDefinition) -> "SegmentView":
+        return cls(**dict(definition), summary=explain(definition.condition))
+
+
 class TokenIn(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")
     role: Literal["viewer", "agent", "marketer", "admin"]
@@ -265,9 +276,12 @@ def create_app(
     recommender: Recommender | None = None,
     recent_events: Callable[[str, int], list[dict[str, Any]]] | None = None,
     privacy: PrivacyRequests | None = None,
+    segment_definitions: SegmentDefinitions | None = None,
 ) -> FastAPI:
     """Build the app; with a worker and a dispatcher, they run for the app's lifetime.
-    ``privacy`` (it needs ClickHouse) serves the export and erasure of a customer's data."""
+    ``privacy`` (it needs ClickHouse) serves the export and erasure of a customer's data.
+    ``segment_definitions``: the definitions topic as followed (default: only this app's writes)."""
+    definitions = segment_definitions if segment_definitions is not None else SegmentDefinitions()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -474,13 +488,30 @@ def create_app(
         dispatcher.producer.produce(SEGMENT_DEFINITIONS.name, value, key=key.encode())
         dispatcher.producer.flush_or_raise(10)
 
+    @app.get("/v1/segments", tags=["segments"])
+    async def list_segments(_who: Viewer) -> list[SegmentView]:
+        """Every segment definition in force (the definitions topic, whoever published them)."""
+        return [SegmentView.of(d) for d in definitions.all()]
+
+    @app.get("/v1/segments/{segment_id}", tags=["segments"])
+    async def get_segment(segment_id: SegmentPath, _who: Viewer) -> SegmentView:
+        definition = definitions.get(segment_id)
+        if definition is None:
+            raise HTTPException(404, "segment_not_found")
+        return SegmentView.of(definition)
+
     @app.put("/v1/segments/{segment_id}", tags=["segments"])
     async def put_segment(segment_id: SegmentPath, definition: SegmentDefinition, who: Marketer) -> SegmentDefinition:
         """Define or redefine a segment: running aggregators pick it up without a restart and
-        report who enters and leaves it (rules can trigger on that)."""
+        report who enters and leaves it (rules can trigger on that).
+
+        The definition is validated before it is published, as ``ecrm segments put`` does
+        (:func:`ecrm_schemas.segments.parse_definition`): every ``trait`` must be a field the
+        profile has and every value of that field's kind, else 422 naming the field and rule."""
         if definition.id != segment_id:
             raise HTTPException(422, "the segment's id must be the one in the path")
         await asyncio.to_thread(_publish_segment, segment_id, definition.encode())
+        definitions.put(definition)
         await asyncio.to_thread(
             store.audit,
             who.name,
@@ -494,6 +525,7 @@ def create_app(
     @app.delete("/v1/segments/{segment_id}", status_code=204, tags=["segments"])
     async def delete_segment(segment_id: SegmentPath, who: Marketer) -> Response:
         await asyncio.to_thread(_publish_segment, segment_id, b"")
+        definitions.delete(segment_id)
         await asyncio.to_thread(store.audit, who.name, "delete", "segment", segment_id, {})
         return Response(status_code=204)
 

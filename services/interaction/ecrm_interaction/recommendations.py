@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import structlog
 
 from ecrm_interaction.settings import InteractionSettings
@@ -209,15 +210,28 @@ class Recommendations:
         return self.customer_items(customer_id).recently_viewed
 
     def recent_events(self, customer_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The customer's latest events, newest first, each once: ``properties`` (and an identify's
+        or group's ``traits``) as JSON objects, a page's or screen's ``name`` and ``category``."""
         rows = self.client.query(
-            f"SELECT message_id, type, event, timestamp, properties FROM {self.db}.events "
-            "WHERE customer_id IN {keys:Array(String)} ORDER BY timestamp DESC LIMIT {limit:UInt32}",
+            f"SELECT message_id, type, event, timestamp, properties, traits, name, category FROM {self.db}.events "
+            "FINAL WHERE customer_id IN {keys:Array(String)} ORDER BY timestamp DESC LIMIT {limit:UInt32}",
             parameters={"keys": self.keys_of(customer_id), "limit": limit},
         ).result_rows
-        return [
-            {"message_id": r[0], "type": r[1], "event": r[2] or None, "timestamp": r[3].isoformat(), "properties": r[4]}
-            for r in rows
-        ]
+        events = []
+        for message_id, type_, event, at, properties, traits, name, category in rows:
+            item: dict[str, Any] = {
+                "message_id": message_id,
+                "type": type_,
+                "event": event or None,
+                "timestamp": at.isoformat(),
+                "properties": orjson.loads(properties or "{}"),
+            }
+            if type_ in ("identify", "group"):
+                item["traits"] = orjson.loads(traits or "{}")
+            if type_ in ("page", "screen"):
+                item |= {"name": name or None, "category": category or None}
+            events.append(item)
+        return events
 
 
 def clickhouse_client(settings: InteractionSettings) -> Any:

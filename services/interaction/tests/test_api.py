@@ -197,6 +197,7 @@ ROLE_OF = {
     ("GET", "/v1/templates"): "viewer", ("PUT", "/v1/templates/{template_id}"): "marketer",
     ("DELETE", "/v1/templates/{template_id}"): "marketer",
     ("GET", "/v1/loyalty/program"): "viewer", ("PUT", "/v1/loyalty/program"): "marketer",
+    ("GET", "/v1/segments"): "viewer", ("GET", "/v1/segments/{segment_id}"): "viewer",
     ("PUT", "/v1/segments/{segment_id}"): "marketer", ("DELETE", "/v1/segments/{segment_id}"): "marketer",
     ("GET", "/v1/decisions"): "viewer", ("GET", "/v1/sends"): "viewer",
     ("GET", "/v1/customers/{customer_id}"): "viewer", ("GET", "/v1/customers/{customer_id}/export"): "admin",

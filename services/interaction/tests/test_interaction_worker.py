@@ -160,3 +160,61 @@ async def test_case_and_loyalty_events_of_the_outbox_reach_the_events_topic_once
         "order o1",
     )
     assert store.unpublished_events() == []
+
+
+async def test_segments_are_listed_as_the_topic_holds_them_and_a_typo_is_refused_before_publishing(
+    fresh_kafka_broker, tmp_path
+) -> None:
+    """Issue 16 #21: ``orderz`` is refused with 422 naming the field and the rule, nothing is
+    published; ``GET /v1/segments`` shows what the definitions topic holds, whoever wrote it."""
+    import httpx
+
+    from ecrm_interaction.app import create_app
+    from ecrm_interaction.segment_definitions import follow_segment_definitions
+    from ecrm_schemas.topics import SEGMENT_DEFINITIONS
+
+    settings = InteractionSettings(
+        kafka_bootstrap_servers=fresh_kafka_broker.bootstrap,
+        interaction_api_token="t0ken",
+        database_url=f"sqlite:///{tmp_path}/i.db",
+    )
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = Store(engine)
+    worker = InteractionWorker(settings, store)
+    by_cli = {
+        "id": "loyal",
+        "name": "Loyal",
+        "condition": {"kind": "trait", "trait": "orders", "op": "gte", "value": 5},
+    }
+    broken = {"id": "broken", "name": "Broken", "condition": {"kind": "trait", "trait": "nope", "op": "exists"}}
+    producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap})
+    for raw in (by_cli, broken):
+        producer.produce(SEGMENT_DEFINITIONS.name, key=raw["id"].encode(), value=orjson.dumps(raw))
+    producer.flush(10)
+    definitions, follower = follow_segment_definitions(settings.kafka_client_config())
+    try:
+        assert follower.caught_up.wait(30)
+        app = create_app(settings, store, None, Dispatcher(settings, store, worker.producer),
+                         segment_definitions=definitions)  # fmt: skip
+        auth = {"Authorization": "Bearer t0ken"}
+        typo = {"id": "vip", "name": "VIP", "condition": {"kind": "trait", "trait": "orderz", "op": "gte", "value": 3}}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://i") as http:
+            refused = await http.put("/v1/segments/vip", json=typo, headers=auth)
+            assert refused.status_code == 422
+            [error] = refused.json()["error"]["errors"]
+            assert (error["field"], error["rule"]) == ("condition.trait.trait", "unknown_profile_field")
+            assert "orderz" in error["message"] and "did you mean 'orders'" in error["message"]
+            listed = (await http.get("/v1/segments", headers=auth)).json()
+            assert [(s["id"], s["summary"]) for s in listed] == [("loyal", "orders ≥ 5")]
+
+            fixed = typo | {"condition": {"kind": "trait", "trait": "orders", "op": "gte", "value": 3}}
+            assert (await http.put("/v1/segments/vip", json=fixed, headers=auth)).status_code == 200
+            shown = await http.get("/v1/segments/vip", headers=auth)
+            assert shown.status_code == 200 and shown.json()["condition"]["trait"] == "orders"
+            assert (await http.delete("/v1/segments/vip", headers=auth)).status_code == 204
+            assert (await http.get("/v1/segments/vip", headers=auth)).status_code == 404
+        records = read_topic(fresh_kafka_broker.bootstrap, SEGMENT_DEFINITIONS.name, expect=4)
+        assert [k for k, _ in records] == [b"loyal", b"broken", b"vip", b"vip"]  # the typo never reached it
+    finally:
+        follower.stop()

@@ -258,3 +258,39 @@ ALTER TABLE ecrm.identity_merges_local ON CLUSTER ecrm_cluster     MODIFY SETTIN
 ALTER TABLE ecrm.segment_membership_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
 
 ALTER TABLE ecrm.segment_changes_local ON CLUSTER ecrm_cluster     MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1;
+
+ALTER TABLE ecrm.events_local ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS name String DEFAULT '',
+    ADD COLUMN IF NOT EXISTS category LowCardinality(String) DEFAULT '';
+
+ALTER TABLE ecrm.events ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS name String DEFAULT '',
+    ADD COLUMN IF NOT EXISTS category LowCardinality(String) DEFAULT '';
+
+ALTER TABLE ecrm.profiles_local ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS page_views_by_name Map(String, UInt64),
+    ADD COLUMN IF NOT EXISTS page_views_by_category Map(String, UInt64),
+    ADD COLUMN IF NOT EXISTS screen_views UInt64,
+    ADD COLUMN IF NOT EXISTS screen_views_by_name Map(String, UInt64),
+    ADD COLUMN IF NOT EXISTS screen_views_by_category Map(String, UInt64);
+
+ALTER TABLE ecrm.profiles ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS page_views_by_name Map(String, UInt64),
+    ADD COLUMN IF NOT EXISTS page_views_by_category Map(String, UInt64),
+    ADD COLUMN IF NOT EXISTS screen_views UInt64,
+    ADD COLUMN IF NOT EXISTS screen_views_by_name Map(String, UInt64),
+    ADD COLUMN IF NOT EXISTS screen_views_by_category Map(String, UInt64);
+
+ALTER TABLE ecrm.profiles_local ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS activity_slots Array(UInt32);
+
+ALTER TABLE ecrm.profiles ON CLUSTER ecrm_cluster     ADD COLUMN IF NOT EXISTS activity_slots Array(UInt32);
+
+CREATE OR REPLACE VIEW ecrm.customer_events ON CLUSTER ecrm_cluster AS
+SELECT
+    if(link.user_id != '', link.user_id, e.customer_id) AS customer_id,
+    e.customer_id AS key_id,
+    e.* EXCEPT (customer_id)
+FROM ecrm.events AS e
+GLOBAL LEFT ANY JOIN
+(
+    SELECT anonymous_id, user_id FROM ecrm.identity_links FINAL WHERE state = 'merged'
+) AS link ON e.customer_id = link.anonymous_id;
+
+CREATE OR REPLACE VIEW ecrm.customer_profiles ON CLUSTER ecrm_cluster AS
+SELECT * FROM ecrm.profiles FINAL WHERE merged_into = '';

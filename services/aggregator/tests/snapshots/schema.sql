@@ -15,7 +15,9 @@ CREATE VIEW ecrm.customer_events
     `context` String,
     `source_partition` UInt16,
     `source_offset` UInt64,
-    `inserted_at` DateTime64(3, 'UTC')
+    `inserted_at` DateTime64(3, 'UTC'),
+    `name` String,
+    `category` LowCardinality(String)
 )
 AS SELECT
     if(link.user_id != '', link.user_id, e.customer_id) AS customer_id,
@@ -80,7 +82,14 @@ CREATE VIEW ecrm.customer_profiles
     `loyalty_points` UInt64,
     `loyalty_tier` LowCardinality(String),
     `merged_into` String,
-    `positions` Map(UInt16, Int64)
+    `positions` Map(UInt16, Int64),
+    `recent_message_ids` Array(String),
+    `page_views_by_name` Map(String, UInt64),
+    `page_views_by_category` Map(String, UInt64),
+    `screen_views` UInt64,
+    `screen_views_by_name` Map(String, UInt64),
+    `screen_views_by_category` Map(String, UInt64),
+    `activity_slots` Array(UInt32)
 )
 AS SELECT *
 FROM ecrm.profiles
@@ -103,7 +112,9 @@ CREATE TABLE ecrm.events
     `context` String,
     `source_partition` UInt16,
     `source_offset` UInt64,
-    `inserted_at` DateTime64(3, 'UTC') DEFAULT now64(3)
+    `inserted_at` DateTime64(3, 'UTC') DEFAULT now64(3),
+    `name` String DEFAULT '',
+    `category` LowCardinality(String) DEFAULT ''
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)
@@ -228,7 +239,13 @@ CREATE TABLE ecrm.profiles
     `loyalty_tier` LowCardinality(String),
     `merged_into` String,
     `positions` Map(UInt16, Int64),
-    `recent_message_ids` Array(String)
+    `recent_message_ids` Array(String),
+    `page_views_by_name` Map(String, UInt64),
+    `page_views_by_category` Map(String, UInt64),
+    `screen_views` UInt64,
+    `screen_views_by_name` Map(String, UInt64),
+    `screen_views_by_category` Map(String, UInt64),
+    `activity_slots` Array(UInt32)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY customer_id
