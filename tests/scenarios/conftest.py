@@ -104,6 +104,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sns_certificates: str) -> It
             "COLLECTOR_MAILGUN_SIGNING_KEY": MAILGUN_SIGNING_KEY,
             "COLLECTOR_SES_TOPIC_ARNS": SES_TOPIC_ARN,
             "COLLECTOR_SNS_CERT_URL_PATTERN": "^" + re.escape(cert_origin),
+            # The shop relays through its provider: each one reads our tags from the message headers.
+            "INTERACTION_EMAIL_PROVIDERS": "sendgrid,ses,mailgun",
         },
     )
     running.data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest
 PROVIDERS = {"sendgrid": SendGrid, "ses": AmazonSes, "mailgun": Mailgun}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 16 #2: our mail carries no provider tags; the bounce never reaches the customer"
-)
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
 def test_a_bounce_reported_by_each_provider(
     provider: str, shop: Shop, api: InteractionApi, mailbox: Mailbox, data_team: Any
@@ -65,11 +62,6 @@ def test_a_bounce_for_an_unknown_message_is_kept_on_the_address(shop: Shop, data
         assert stored and stored[0]["anonymous_id"].startswith("email:"), (provider, stored)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 #4: a hard bounce suppresses the customer, not the address (and #2: today the bounce does not "
-    "reach the customer at all)",
-)
 def test_a_customer_who_bounced_gets_mail_at_their_new_address(
     shop: Shop, api: InteractionApi, mailbox: Mailbox, data_team: Any
 ) -> None:

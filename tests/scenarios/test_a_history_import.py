@@ -20,7 +20,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest
 HAL, HAL_EMAIL = "hist-hal", "hal.history@example.com"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #11: no backfill path; importing history fires live messages")
 def test_a_history_import(shop: Shop, api: InteractionApi, mailbox: Mailbox, data_team: Any) -> None:
     now = datetime.now(UTC)
     history = AnalyticsPython(shop)
@@ -46,9 +45,6 @@ def test_a_history_import(shop: Shop, api: InteractionApi, mailbox: Mailbox, dat
     assert api.get("/v1/cases", customer_id=HAL).json() == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 16 #16: churn risk and lifecycle stage depend on the order inside a batch"
-)
 def test_the_same_history_in_any_order_gives_the_same_profile(shop: Shop, data_team: Any) -> None:
     """Two customers with the same ten orders, one back end sending them newest first, the other
     oldest first (through ``/v1/batch``; they have no address, so nobody is mailed)."""

@@ -9,7 +9,6 @@ from scenarios.users import InteractionApi
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.smtp]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #13: a template with a syntax error is accepted")
 def test_a_marketer_saves_a_template_with_a_typo(api: InteractionApi) -> None:
     broken = {"id": "scenario-typo", "subject": "Hello {{ traits.firstName }", "text": "Hi {% if x %}no end"}
     saved = api.put("/v1/templates/scenario-typo", broken)
@@ -17,7 +16,6 @@ def test_a_marketer_saves_a_template_with_a_typo(api: InteractionApi) -> None:
     assert "scenario-typo" not in {t["id"] for t in api.get("/v1/templates").json()}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #13: a template no rule uses cannot be deleted")
 def test_a_marketer_deletes_a_template_no_rule_uses(api: InteractionApi) -> None:
     unused = {"id": "scenario-unused", "subject": "Spring sale", "text": "Everything 20 % off."}
     assert api.put("/v1/templates/scenario-unused", unused).status_code == 200

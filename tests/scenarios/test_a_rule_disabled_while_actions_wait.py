@@ -12,7 +12,6 @@ from scenarios.users import AnalyticsPython, InteractionApi, Mailbox, Shop, even
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.smtp]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #7: a disabled or deleted rule's waiting actions are still sent")
 @pytest.mark.parametrize("switch_off", ["disable", "delete"])
 def test_a_rule_disabled_while_actions_wait(switch_off: str, shop: Shop, api: InteractionApi, mailbox: Mailbox) -> None:
     customer, address, rule_id = f"wait-{switch_off}", f"{switch_off}.wait@example.com", f"scenario-trial-{switch_off}"

@@ -88,7 +88,6 @@ def test_a_shops_first_day(first_day: FirstDay, mailbox: Mailbox, data_team: Any
     assert sorted(m["rule_id"] for m in view["messages"]["sent"]) == ["thanks-for-order", "welcome-on-first-identify"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #15: page name and category are lost before ClickHouse")
 def test_the_data_team_sees_which_pages_were_viewed(first_day: FirstDay, data_team: Any) -> None:
     rows = data_team.rows(
         "SELECT name, category FROM ecrm.customer_events WHERE customer_id = {c:String} AND type = 'page' "
@@ -98,14 +97,12 @@ def test_the_data_team_sees_which_pages_were_viewed(first_day: FirstDay, data_te
     assert [(r["name"], r["category"]) for r in rows] == [("Home", "Shop"), ("Sneakers", "Shop")]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #19: recent_events[].properties is a JSON string")
 def test_support_reads_recent_events_as_objects(first_day: FirstDay, api: InteractionApi) -> None:
     recent = api.customer(ADA)["recent_events"]
     order = next(e for e in recent if e["event"] == "Order Completed")
     assert order["properties"]["order_id"] == "day1-o1"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #10: an identify that merges fires rules for the anonymous id too")
 def test_signing_up_fires_rules_for_the_customer_only(first_day: FirstDay, api: InteractionApi) -> None:
     api.decision(ADA, "welcome-on-first-identify")
     assert api.decisions(first_day.browser.anonymous_id) == []
@@ -119,7 +116,6 @@ def test_a_customer_who_signs_up_without_an_address_gets_no_welcome_yet(shop: Sh
     assert (decision["status"], decision["reason"]) == ("suppressed", "no_email_address")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #9: once_per_customer counts the suppressed attempt")
 def test_the_welcome_comes_once_the_address_arrives(shop: Shop, api: InteractionApi, mailbox: Mailbox) -> None:
     test_a_customer_who_signs_up_without_an_address_gets_no_welcome_yet(shop, api)
     client = AnalyticsPython(shop)
@@ -130,7 +126,6 @@ def test_the_welcome_comes_once_the_address_arrives(shop: Shop, api: Interaction
     assert mailbox.wait_for("ben.day1@example.com", "Welcome", timeout_s=5)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #22: a 401 answer carries an empty errors list")
 def test_a_web_developer_with_a_wrong_key_is_told_which_field_is_wrong(shop: Shop) -> None:
     response = httpx.post(f"{shop.collector}/v1/batch", auth=("wk-typo", ""), json={"batch": [{"type": "page"}]})
     assert response.status_code == 401
@@ -144,7 +139,6 @@ def _eventually_profile(data_team: Any, customer_id: str, ready: Any, timeout_s:
     return found  # type: ignore[no-any-return]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #24: `ecrm-collector sources add` fails under make run")
 def test_a_web_developer_adds_a_source_as_the_readme_says(shop: Shop) -> None:
     """In the directory `make run` was started from, in another shell (no COLLECTOR_SOURCES_FILE)."""
     env = {k: v for k, v in os.environ.items() if k != "COLLECTOR_SOURCES_FILE"} | {"LOG_LEVEL": "WARNING"}

@@ -39,18 +39,12 @@ def test_a_vip_entering_a_segment(vip_email: Message, data_team: Any, api: Inter
     assert len([m for m in mailbox.messages_to(VERA_EMAIL) if "VIP" in m.subject]) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 #8: the email renders the profile from before the order (Revenue 0), and #19: when it "
-    "does not, money renders with four decimals (650.0000)",
-)
 def test_the_vip_email_shows_the_revenue_after_the_order_as_money(vip_email: Message) -> None:
     text = vip_email.text()
     assert re.search(r"Revenue \D{0,3}650\.00\b", text), text  # "650.00", "€650.00": money, after the order
     assert "650.0000" not in text
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #21: there is no way to list segment definitions (GET /v1/segments)")
 def test_the_marketer_finds_the_vip_segment_in_the_list(api: InteractionApi) -> None:
     listed = api.get("/v1/segments")
     assert listed.status_code == 200, listed.text

@@ -49,8 +49,6 @@ def test_an_nps_detractor_becomes_a_case(detractor_case: dict[str, Any], api: In
     assert "Called her; refund for the shipping." in [n["text"] for n in after["notes"]]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #20: no agent role, no answer comment in the case, no Case Resolved "
-                   "event, notes missing from case lists and the customer 360")  # fmt: skip
 def test_a_support_agent_resolves_the_case_with_a_note(
     detractor_case: dict[str, Any], shop: Shop, api: InteractionApi, data_team: Any
 ) -> None:
@@ -72,7 +70,6 @@ def test_a_support_agent_resolves_the_case_with_a_note(
     assert events, sorted({e["event"] for e in data_team.events(NINA)})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 #19: sla_due_at has no time zone")
 def test_the_case_sla_is_a_moment_in_time(detractor_case: dict[str, Any]) -> None:
     due = datetime.fromisoformat(detractor_case["sla_due_at"])
     assert due.tzinfo is not None, detractor_case["sla_due_at"]
