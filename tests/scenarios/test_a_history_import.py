@@ -44,6 +44,13 @@ def test_a_history_import(shop: Shop, api: InteractionApi, mailbox: Mailbox, dat
     assert mailbox.messages_to(HAL_EMAIL) == []
     assert api.get("/v1/cases", customer_id=HAL).json() == []
 
+    # The rules are live for what happens from now on: today's order gets its thank-you.
+    live = AnalyticsPython(shop)
+    live.track(HAL, "Order Completed", {"order_id": "hist-live", "total": 25, "currency": "EUR"})
+    assert live.flush().status_code == 200
+    assert api.decision(HAL, "thanks-for-order")["status"] == "sent"
+    assert len(mailbox.messages_to(HAL_EMAIL)) == 1
+
 
 def test_the_same_history_in_any_order_gives_the_same_profile(shop: Shop, data_team: Any) -> None:
     """Two customers with the same ten orders, one back end sending them newest first, the other
