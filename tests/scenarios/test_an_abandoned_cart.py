@@ -83,3 +83,4 @@ def test_a_buy_now_order_sent_with_the_cart_add_gets_no_reminder(
     assert backend.flush().status_code == 200  # one request, as analytics-python batches a "buy now"
     decision = api.decision("cart-bea", REMINDER, timeout_s=20)
     assert decision["status"] == "cancelled", decision
+    assert decision["reason"].startswith("wait cancelled by Order Completed ("), decision
