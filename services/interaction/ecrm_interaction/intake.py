@@ -3,6 +3,7 @@
     ProfileChanged ─▶ [store the profile] ─▶ contact_changes ─▶ [unsubscribe, suppress, consent]
                    ─▶ [cancel waits its events cancel] ─▶ loyalty.earned ─▶ [ledger]
                    ─▶ event / trait / loyalty firings ─▶ planning.plan ─▶ [actions]
+                   ─▶ [cancel the new waits that a later event of the same change cancels]
     SegmentMembershipChanged ─▶ [membership] ─▶ segment firings ─▶ planning.plan ─▶ [actions]
 
 Bracketed steps write through the store's session; the rest is pure. Nothing here talks to
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -28,11 +30,11 @@ from ecrm_interaction.store import Store
 from ecrm_interaction.triggers import (
     OWN_EVENTS,
     Firing,
-    cancels,
     event_firings,
     loyalty_firings,
     segment_firings,
     trait_firings,
+    wait_cancelled_by,
 )
 from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
@@ -130,13 +132,18 @@ class IntakeStep:
             for update in contact_changes(trigger):
                 self._apply_contact(session, customer, update)
 
-        def cancelling(cancel_on: list[dict[str, Any]]) -> str | None:
+        own_causes = {f"m:{trigger.message_id}" for trigger in change.triggers}
+
+        def cancelling(cancel_on: list[dict[str, Any]], cause: str, *, planned_before: bool = True) -> str | None:
+            if not planned_before and cause not in own_causes:
+                return None
             matches = [EventMatch.model_validate(m) for m in cancel_on]
-            for trigger in change.triggers:
-                if cancels(matches, trigger):
-                    return f"wait cancelled by {trigger.event or trigger.type} ({trigger.message_id})"
+            if (trigger := wait_cancelled_by(matches, change, cause)) is not None:
+                return f"wait cancelled by {trigger.event or trigger.type} ({trigger.message_id})"
             return None
 
+        # Waits planned before this change first, so a cancelled one does not hold back the same
+        # rule now (cooldown); the waits this change plans are checked once they are planned.
         if waiting is None or customer in waiting:
             outcome.cancelled += self.store.cancel_waiting(session, customer, cancelling, now)
         earnings = [
@@ -169,6 +176,11 @@ class IntakeStep:
             self._plan(session, firings, Facts(profile, segments, consent, loyalty), now, outcome)
             if waiting is not None:
                 waiting.add(customer)
+            if any(f.rule.wait is not None and f.rule.wait.cancel_on and f.cause in own_causes for f in firings):
+                # A "buy now": the order that ends the cart's wait came in the same change.
+                outcome.cancelled += self.store.cancel_waiting(
+                    session, customer, partial(cancelling, planned_before=False), now
+                )
 
     def segment_change(
         self,

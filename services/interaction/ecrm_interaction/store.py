@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -499,15 +499,21 @@ class Store:
             )
         return found
 
-    def cancel_waiting(self, session: Session, customer_id: str, matches: Any, now: datetime) -> int:
-        """Cancel the customer's waiting actions whose ``cancel_on`` ``matches(list)`` says yes."""
+    def cancel_waiting(
+        self,
+        session: Session,
+        customer_id: str,
+        matches: Callable[[list[dict[str, Any]], str], str | None],
+        now: datetime,
+    ) -> int:
+        """Cancel the customer's waiting actions for which ``matches(cancel_on, cause)`` gives a reason."""
         rows = session.scalars(
             select(Action).where(Action.customer_id == customer_id, Action.status == "waiting")
         ).all()
         cancelled = 0
         for row in rows:
             cancel_on = orjson.loads(row.payload).get("cancel_on") or []
-            if cancel_on and (reason := matches(cancel_on)):
+            if cancel_on and (reason := matches(cancel_on, row.cause)):
                 row.status, row.reason, row.done_at = "cancelled", reason, now
                 cancelled += 1
         return cancelled

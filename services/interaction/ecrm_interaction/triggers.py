@@ -221,3 +221,21 @@ def cancels(match: list[EventMatch], trigger: TriggerEvent) -> bool:
     if trigger.message_id.startswith(OWN_EVENTS) or trigger.backfill:  # an imported past order cancels no wait
         return False
     return any(event_matches(m, trigger) for m in match)
+
+
+def wait_cancelled_by(match: list[EventMatch], change: ProfileChanged, cause: str) -> TriggerEvent | None:
+    """The first of the change's events that cancels a wait planned for ``cause``, if any.
+
+    A wait started by one of the change's own events (``m:<message id>``, as a "buy now" sends
+    the cart add and the order in one batch) is cancelled only by an event that came after it:
+    a later timestamp, or the same timestamp and later in the change. A wait planned for
+    anything else was planned before this change, and any of its events counts.
+    """
+    order = {trigger.message_id: (trigger.timestamp, index) for index, trigger in enumerate(change.triggers)}
+    started = order.get(cause.removeprefix("m:")) if cause.startswith("m:") else None
+    for index, trigger in enumerate(change.triggers):
+        if started is not None and (trigger.timestamp, index) <= started:
+            continue
+        if cancels(match, trigger):
+            return trigger
+    return None

@@ -208,3 +208,45 @@ def test_an_nps_answer_replaced_by_a_newer_one_opens_no_case(journey) -> None:
     latest = change(later.model_copy(update={"message_id": "n3", "properties": {"score": 3}}), customer="bob")
     latest = latest.model_copy(update={"profile": latest.profile.model_copy(update={"nps_at": later.timestamp})})
     assert journey.take(latest).planned == 1  # the latest answer still counts
+
+
+def _cart_add_and_order(
+    cart_at: datetime, order_at: datetime, *, order_listed_first: bool = False, backfill: bool = False, customer="bea"
+):
+    cart = trigger("track", "Product Added", message_id="p1", at=cart_at, product_id="p-trail")
+    order = trigger("track", "Order Completed", message_id="o1", at=order_at, order_id="o1", total=89)
+    if backfill:
+        order = _imported(order)
+    return change(*((order, cart) if order_listed_first else (cart, order)), customer=customer)
+
+
+async def test_a_buy_now_order_in_the_same_change_as_the_cart_add_cancels_the_reminder(journey) -> None:
+    journey.rules(rule(id="cart", **CART))
+    outcome = journey.take(_cart_add_and_order(NOON, NOON + timedelta(seconds=1)))
+    assert (outcome.planned, outcome.cancelled) == (1, 1)
+    [reminder] = journey.decisions()
+    assert (reminder.status, reminder.reason) == ("cancelled", "wait cancelled by Order Completed (o1)")
+    await journey.dispatcher.tick(NOON + timedelta(hours=2))
+    assert journey.mails() == []
+
+
+@pytest.mark.parametrize("order_listed_first", [True, False], ids=["listed-first", "delivered-late"])
+async def test_an_order_placed_before_the_cart_add_does_not_cancel_its_reminder(journey, order_listed_first) -> None:
+    journey.rules(rule(id="cart", **CART))
+    buy = _cart_add_and_order(NOON, NOON - timedelta(minutes=5), order_listed_first=order_listed_first)
+    assert journey.take(buy).cancelled == 0
+    assert journey.take(buy).cancelled == 0  # nor when the same change is delivered again
+    assert [(a.status, a.reason) for a in journey.decisions()] == [("waiting", None)]
+
+
+async def test_an_order_at_the_same_instant_cancels_the_reminder_when_it_comes_after_the_cart_add(journey) -> None:
+    journey.rules(rule(id="cart", **CART))
+    assert journey.take(_cart_add_and_order(NOON, NOON, order_listed_first=True)).cancelled == 0
+    assert journey.take(_cart_add_and_order(NOON, NOON, customer="cy")).cancelled == 1
+
+
+async def test_an_imported_order_in_the_same_change_as_a_live_cart_add_cancels_nothing(journey) -> None:
+    journey.rules(rule(id="cart", **CART))
+    outcome = journey.take(_cart_add_and_order(NOON, NOON + timedelta(seconds=1), backfill=True))
+    assert (outcome.planned, outcome.cancelled) == (1, 0)
+    assert [a.status for a in journey.decisions()] == ["waiting"]

@@ -73,4 +73,4 @@ async def test_a_vip_email_renders_the_order_that_made_the_customer_vip(fresh_ka
         await asyncio.gather(*tasks)
     [mail] = [email.message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in smtp_sink.messages()]
     assert mail["Subject"] == "You are now VIP"
-    assert mail.get_body(("plain",)).get_content().strip() == "Revenue 650"
+    assert mail.get_body(("plain",)).get_content().strip() == "Revenue 650.00"  # amounts render with 2 decimals

@@ -1,5 +1,7 @@
 """Which rules fire, and the conditions on the customer (pure)."""
 
+from datetime import timedelta
+
 import pytest
 from interaction_factories import T0, change, facts, rule, trigger
 from pydantic import ValidationError
@@ -15,6 +17,7 @@ from ecrm_interaction.triggers import (
     schedule_firings,
     segment_firings,
     trait_firings,
+    wait_cancelled_by,
 )
 from ecrm_schemas.segments import SegmentMembershipChanged
 
@@ -141,6 +144,23 @@ def test_waits_are_cancelled_by_the_events_they_name() -> None:
     assert spec.wait is not None and spec.wait.duration == parse_duration(3600)
     assert cancels(spec.wait.cancel_on, trigger("track", "Order Completed"))
     assert not cancels(spec.wait.cancel_on, trigger("track", "Product Viewed"))
+
+
+def test_a_wait_started_in_a_change_is_cancelled_only_by_the_events_after_its_own() -> None:
+    spec = rule(wait={"duration": "1h", "cancel_on": [{"event": "Order Completed"}]})
+    assert spec.wait is not None
+    match = spec.wait.cancel_on
+    early = trigger("track", "Order Completed", message_id="o0", at=T0 - timedelta(minutes=5))
+    cart = trigger("track", "Product Added", message_id="p1")
+    same_instant = trigger("track", "Order Completed", message_id="o1")
+    later = trigger("track", "Order Completed", message_id="o2", at=T0 + timedelta(seconds=1))
+    assert wait_cancelled_by(match, change(early, cart), "m:p1") is None
+    assert wait_cancelled_by(match, change(cart, early), "m:p1") is None  # an older order delivered late
+    assert wait_cancelled_by(match, change(same_instant, cart), "m:p1") is None
+    assert wait_cancelled_by(match, change(early, cart, same_instant, later), "m:p1") == same_instant
+    assert wait_cancelled_by(match, change(later, cart), "m:p1") == later
+    assert wait_cancelled_by(match, change(early), "m:an-earlier-cart") == early  # planned before the change
+    assert wait_cancelled_by(match, change(cart, later.model_copy(update={"backfill": True})), "m:p1") is None
 
 
 def test_conditions_read_traits_computed_traits_event_counts_segments_and_consent() -> None:
