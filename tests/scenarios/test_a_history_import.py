@@ -3,8 +3,8 @@
 batch shape analytics-python sends. The profile is built from it, and nobody is mailed and no
 case is opened for things that happened weeks ago.
 
-Assumed interface (issue 16 #11 is being fixed on another branch): ``POST /v1/import``, server
-keys only, body ``{"batch": [...]}`` as for ``/v1/batch``, events with their past ``timestamp``."""
+The backfill path (issue 16 #11): ``POST /v1/import``, server keys only, body ``{"batch": [...]}``
+as for ``/v1/batch``, events with their past ``timestamp``."""
 
 from __future__ import annotations
 
