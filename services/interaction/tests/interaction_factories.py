@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import email
 from datetime import UTC, datetime
+from email import policy as email_policy
+from pathlib import Path
 from typing import Any
 
+from ecrm_embedded.smtp_sink import SmtpSink
 from ecrm_interaction.conditions import Facts
-from ecrm_interaction.rules import RuleSpec
+from ecrm_interaction.dispatch import Dispatcher
+from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.store import Store, make_engine, migrate
 from ecrm_schemas.profile import ComputedTraits, CustomerProfile, ProfileChanged, TriggerEvent
 
 T0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -48,3 +56,43 @@ def rule(**fields: Any) -> RuleSpec:
 
 def facts(profile: dict[str, Any] | None = None, **kwargs: Any) -> Facts:
     return Facts(profile or {"customer_id": "u1", "orders": 1, "traits": {}}, **kwargs)
+
+
+class DispatchSetup:
+    """The interaction service's store, intake and dispatcher on SQLite, sending to a real SMTP
+    sink (no producer): rules are loaded, profile changes taken and due actions carried out."""
+
+    default_templates: tuple[TemplateSpec, ...] = ()
+    noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+    def __init__(self, tmp_path: Path, sink: SmtpSink, **settings: Any) -> None:
+        self.settings = InteractionSettings(
+            **{"database_url": f"sqlite:///{tmp_path}/i.db", "smtp_url": sink.url, "interaction_quiet_hours": "",
+               **settings}
+        )  # fmt: skip
+        engine = make_engine(self.settings.database_url)
+        migrate(engine)
+        self.store = Store(engine)
+        self.sink = sink
+        self.dispatcher = Dispatcher(self.settings, self.store, producer=None)
+        self.intake = IntakeStep(self.store, self.settings.tracking_secret.get_secret_value())
+
+    def rules(self, *rules: RuleSpec, templates: tuple[TemplateSpec, ...] | None = None) -> None:
+        chosen = self.default_templates if templates is None else templates
+        self.store.upsert_rules(list(chosen), list(rules))
+
+    def take(self, c: ProfileChanged, now: datetime | None = None) -> Intake:
+        outcome = Intake()
+        rules, _ = self.store.enabled_rules()
+        with self.store.sessions.begin() as session:
+            self.intake.profile_change(session, c, rules, LoyaltyProgram(), now or self.noon, outcome)
+        return outcome
+
+    async def tick(self, now: datetime | None = None) -> None:
+        await self.dispatcher.tick(now or self.noon)
+
+    def mails(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in self.sink.messages()]
+
+    def decisions(self, **filters: Any) -> Any:
+        return self.store.actions(**filters)

@@ -1,25 +1,21 @@
 """The dispatcher against a real SMTP server on loopback, a real HTTP receiver and SQLite:
 what is sent, once, under the contact policy, and what happens when a server is down."""
 
-import email
 import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
-from email import policy as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from interaction_factories import change, rule, trigger
+from interaction_factories import DispatchSetup, change, rule, trigger
 from standardwebhooks.webhooks import Webhook
 
 from ecrm_embedded.net import free_port
 from ecrm_embedded.smtp_sink import SmtpSink
 from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.intake import Intake
 from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
-from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
 from ecrm_interaction.webhooks import signing_key
 
 pytestmark = pytest.mark.smtp
@@ -32,38 +28,8 @@ WELCOME = TemplateSpec(
 )
 
 
-class Setup:
-    def __init__(self, tmp_path, sink: SmtpSink, **settings) -> None:
-        self.settings = InteractionSettings(
-            **{
-                "database_url": f"sqlite:///{tmp_path}/i.db",
-                "smtp_url": sink.url,
-                "interaction_quiet_hours": "",
-                **settings,
-            }
-        )
-        engine = make_engine(self.settings.database_url)
-        migrate(engine)
-        self.store = Store(engine)
-        self.sink = sink
-        self.dispatcher = Dispatcher(self.settings, self.store, producer=None)
-        self.intake = IntakeStep(self.store, self.settings.tracking_secret.get_secret_value())
-
-    def rules(self, *rules, templates=(WELCOME,)) -> None:
-        self.store.upsert_rules(list(templates), list(rules))
-
-    def take(self, c, now=NOON) -> Intake:
-        outcome = Intake()
-        rules, _ = self.store.enabled_rules()
-        with self.store.sessions.begin() as session:
-            self.intake.profile_change(session, c, rules, LoyaltyProgram(), now, outcome)
-        return outcome
-
-    async def tick(self, now=NOON) -> None:
-        await self.dispatcher.tick(now)
-
-    def mails(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in self.sink.messages()]
+class Setup(DispatchSetup):
+    default_templates = (WELCOME,)
 
 
 @pytest.fixture

@@ -2,52 +2,21 @@
 that waits for its address, merged visitors, history imports, and the skips the decision log
 shows. The dispatcher runs against a real SMTP server on loopback and SQLite."""
 
-import email
 from datetime import UTC, datetime, timedelta
-from email import policy as email_policy
 
 import pytest
-from interaction_factories import change, rule, trigger
+from interaction_factories import DispatchSetup, change, rule, trigger
 
-from ecrm_embedded.smtp_sink import SmtpSink
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.intake import Intake
 from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
-from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
 
 pytestmark = pytest.mark.smtp
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
 TEMPLATE = TemplateSpec(id="t", subject="Hi {{ traits.firstName }}", text="Revenue {{ profile.revenue }}")
 
 
-class Journey:
-    def __init__(self, tmp_path, sink: SmtpSink) -> None:
-        self.settings = InteractionSettings(
-            database_url=f"sqlite:///{tmp_path}/i.db", smtp_url=sink.url, interaction_quiet_hours=""
-        )
-        engine = make_engine(self.settings.database_url)
-        migrate(engine)
-        self.store = Store(engine)
-        self.sink = sink
-        self.dispatcher = Dispatcher(self.settings, self.store, producer=None)
-        self.intake = IntakeStep(self.store, self.settings.tracking_secret.get_secret_value())
-
-    def rules(self, *rules, templates=(TEMPLATE,)) -> None:
-        self.store.upsert_rules(list(templates), list(rules))
-
-    def take(self, c, now=NOON) -> Intake:
-        outcome = Intake()
-        rules, _ = self.store.enabled_rules()
-        with self.store.sessions.begin() as session:
-            self.intake.profile_change(session, c, rules, LoyaltyProgram(), now, outcome)
-        return outcome
-
-    def mails(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in self.sink.messages()]
-
-    def decisions(self, **filters):
-        return self.store.actions(**filters)
+class Journey(DispatchSetup):
+    default_templates = (TEMPLATE,)
 
 
 @pytest.fixture
