@@ -142,8 +142,13 @@ def site(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """The collector over HTTP, with a browser source for one page origin, and two page servers:
     the source's origin and one it does not list."""
     base = tmp_path_factory.mktemp("browser")
-    allowed_port, other_port, collector_port = free_port(), free_port(), free_port()
-    allowed_origin, other_origin = f"http://127.0.0.1:{allowed_port}", f"http://127.0.0.1:{other_port}"
+    pages = base / "pages"
+    pages.mkdir()
+    # The page servers bind port 0 and say which port they got: a port picked first and bound
+    # later can be taken in between by another process's connection.
+    page_servers = [_serve_directory(pages, 0), _serve_directory(pages, 0)]
+    allowed_origin, other_origin = (f"http://127.0.0.1:{s.server_address[1]}" for s in page_servers)
+    collector_port = free_port()
 
     registry = SourceRegistry()
     _, key = registry.add("shop-web", "browser", (allowed_origin,))
@@ -162,11 +167,8 @@ def site(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     thread.start()
     wait_until(lambda: server.started, what="the collector to listen")
 
-    pages = base / "pages"
-    pages.mkdir()
     (pages / "shop.html").write_text(SHOP_PAGE.format(collector=collector.url, key=key))
     (pages / "next.html").write_text(NEXT_PAGE.format(collector=collector.url, key=key))
-    page_servers = [_serve_directory(pages, allowed_port), _serve_directory(pages, other_port)]
 
     yield Site(collector, allowed_origin, other_origin, kafka_broker.bootstrap)
 
