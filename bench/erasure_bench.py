@@ -5,7 +5,7 @@ engine (chdb behind the embedded HTTP server) migrated like production, a tansu 
 suppression topic and SQLite for the relational store. The events span twelve months (twelve
 partitions, several parts each), a customer has ``events / customers`` of them on average,
 and every customer has a profile and an identity link. Each erasure goes through
-:class:`ecrm_interaction.privacy_requests.PrivacyRequests`, the code the API and the CLI run,
+:class:`ecrm_interaction.privacy.requests.PrivacyRequests`, the code the API and the CLI run,
 without its settle wait (that is a fixed delay, reported separately).
 
 Reported: seconds per erasure (median, max), the parts each table had before and after (merged
@@ -28,9 +28,9 @@ from ecrm_aggregator.migrate import migrate
 from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import free_port
 from ecrm_embedded.testing import ClickHouseServer
-from ecrm_interaction.privacy_requests import PrivacyRequests
-from ecrm_interaction.store import Store, make_engine
-from ecrm_interaction.store import migrate as migrate_relational
+from ecrm_interaction.privacy.requests import PrivacyRequests
+from ecrm_interaction.storage.store import Store, make_engine
+from ecrm_interaction.storage.store import migrate as migrate_relational
 from ecrm_schemas.kafka_admin import ensure_topics
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.suppressions import SuppressionList

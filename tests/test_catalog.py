@@ -4,7 +4,7 @@ collector and the interaction service act on exactly those."""
 from datetime import UTC, datetime
 
 from ecrm_collector.ingest import plan_ingest
-from ecrm_interaction.intake import contact_changes
+from ecrm_interaction.consumer.intake import contact_changes
 from ecrm_schemas.catalog import CATALOG, CONTACT_STATE_EVENTS
 from ecrm_schemas.profile import TriggerEvent
 
@@ -62,7 +62,7 @@ def test_the_catalog_document_covers_every_event_field_provider_and_trait() -> N
 
 def test_the_pipelines_own_message_ids_use_the_reserved_prefixes() -> None:
     from ecrm_collector.esp_webhooks import mailgun_events, sendgrid_events, ses_message_events
-    from ecrm_interaction.triggers import OWN_EVENTS
+    from ecrm_interaction.engine.triggers import OWN_EVENTS
     from ecrm_schemas.events import RESERVED_MESSAGE_ID_PREFIXES
 
     ids = [OWN_EVENTS + "x"]
@@ -85,7 +85,7 @@ def test_every_writer_of_the_events_topic_is_one_that_checks_the_sender() -> Non
     trusted = {
         "services/collector/ecrm_collector/gateway.py": "ingest: plan_ingest with the sender's kind",
         "services/collector/ecrm_collector/dead_letter_topic.py": "DLQ replay: plan_replay under the sender's rules",
-        "services/interaction/ecrm_interaction/dispatch.py": "the interaction service's own reports",
+        "services/interaction/ecrm_interaction/delivery/dispatcher.py": "the interaction service's own reports",
     }
     writers = {
         str(path.relative_to(root))

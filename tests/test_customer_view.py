@@ -11,11 +11,11 @@ from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.rows import event_row
 from ecrm_aggregator.settings import AggregatorSettings
-from ecrm_interaction.app import create_app
-from ecrm_interaction.recommendations import Recommendations
+from ecrm_interaction.api.app import create_app
+from ecrm_interaction.delivery.recommendations import Recommendations
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine
-from ecrm_interaction.store import migrate as migrate_store
+from ecrm_interaction.storage.store import Store, make_engine
+from ecrm_interaction.storage.store import migrate as migrate_store
 from ecrm_schemas.validation import validate_event
 
 pytestmark = pytest.mark.clickhouse

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_collector.settings import CollectorSettings
-from ecrm_interaction.privacy import CLICKHOUSE_IDENTITY_COLUMNS
+from ecrm_interaction.privacy.subjects import CLICKHOUSE_IDENTITY_COLUMNS
 from ecrm_interaction.settings import InteractionSettings
 
 ROOT = Path(__file__).resolve().parent.parent

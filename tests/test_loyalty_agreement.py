@@ -15,11 +15,11 @@ from ecrm_aggregator.migrate import migrate as migrate_clickhouse
 from ecrm_aggregator.pipeline import plan_batch
 from ecrm_aggregator.segmentation import SegmentRegistry
 from ecrm_aggregator.settings import AggregatorSettings
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.intake import Intake, IntakeStep
-from ecrm_interaction.rules import LoyaltyProgram, RuleSpec
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.profile import ProfileChanged
 from ecrm_schemas.segments import SegmentDefinition
 

@@ -23,11 +23,11 @@ from interaction_factories import change, rule, trigger
 from ecrm_collector.esp_webhooks import mailgun_events, sendgrid_events, ses_message_events
 from ecrm_embedded.net import free_port
 from ecrm_embedded.stack import Stack, StackSettings
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.intake import Intake, IntakeStep
-from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
 

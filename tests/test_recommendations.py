@@ -15,7 +15,7 @@ from ecrm_aggregator.decode import PositionedEvent
 from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.rows import event_row
 from ecrm_aggregator.settings import AggregatorSettings
-from ecrm_interaction.recommendations import CustomerItems, Recommendations, rank
+from ecrm_interaction.delivery.recommendations import CustomerItems, Recommendations, rank
 from ecrm_schemas.validation import validate_event
 
 pytestmark = pytest.mark.clickhouse

@@ -14,21 +14,21 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from ecrm_interaction.app import create_app
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.privacy_requests import PrivacyRequests
-from ecrm_interaction.recommendations import clickhouse_client, clickhouse_services
-from ecrm_interaction.rules_file import load_rules_file
-from ecrm_interaction.segment_definitions import follow_segment_definitions
-from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
-from ecrm_interaction.unsubscribe import (
+from ecrm_interaction.api.app import create_app
+from ecrm_interaction.consumer.segment_definitions import follow_segment_definitions
+from ecrm_interaction.consumer.worker import InteractionWorker
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.delivery.recommendations import clickhouse_client, clickhouse_services
+from ecrm_interaction.engine.rules_file import load_rules_file
+from ecrm_interaction.engine.unsubscribe import (
     InvalidUnsubscribeToken,
     token_of_mail,
     unsubscribe_customer,
     verify_unsubscribe,
 )
-from ecrm_interaction.worker import InteractionWorker
+from ecrm_interaction.privacy.requests import PrivacyRequests
+from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.logs import configure_logging
 from ecrm_schemas.suppressions import SuppressionList, follow_suppressions
@@ -189,7 +189,7 @@ def suppressions_lift(
     """Let a suppressed address be mailed again; the audit log keeps who (``cli``) and why."""
     from datetime import UTC, datetime
 
-    from ecrm_interaction.contact_policy import address_digest
+    from ecrm_interaction.engine.contact_policy import address_digest
 
     digest = address if len(address) == 64 and "@" not in address else address_digest(address)
     if len(reason.strip()) < 3:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from ecrm_interaction.contact_policy import FrequencyCap, PolicySettings
-from ecrm_interaction.rules import parse_duration
+from ecrm_interaction.engine.contact_policy import FrequencyCap, PolicySettings
+from ecrm_interaction.engine.rules import parse_duration
 from ecrm_schemas.email_tags import PROVIDERS, Provider
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings, TrackingSettings
 

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ecrm_embedded.smtp_sink import SmtpSink
-from ecrm_interaction.conditions import Facts
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.intake import Intake, IntakeStep
-from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.engine.conditions import Facts
+from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.profile import ComputedTraits, CustomerProfile, ProfileChanged, TriggerEvent
 
 T0 = datetime(2026, 11, 20, 10, tzinfo=UTC)

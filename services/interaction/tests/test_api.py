@@ -7,12 +7,12 @@ import httpx
 import pytest
 from interaction_factories import change, rule, trigger
 
-from ecrm_interaction.app import create_app
-from ecrm_interaction.intake import Intake, IntakeStep
-from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.api.app import create_app
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
-from ecrm_interaction.unsubscribe import UnsubscribeToken, sign_unsubscribe
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 ADMIN = {"Authorization": "Bearer t0ken"}
 

@@ -16,12 +16,12 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from ecrm_aggregator.migrate import migrate as migrate_clickhouse
-from ecrm_interaction.app import create_app
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.privacy_requests import PrivacyRequests
-from ecrm_interaction.recommendations import Recommendations
+from ecrm_interaction.api.app import create_app
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.delivery.recommendations import Recommendations
+from ecrm_interaction.privacy.requests import PrivacyRequests
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.kafka_admin import ensure_topics
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.suppressions import SuppressionList

@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from interaction_factories import T0, change, trigger
 
-from ecrm_interaction.contact_policy import Contact, History, PolicySettings, decide
-from ecrm_interaction.intake import Intake, IntakeStep
-from ecrm_interaction.rules import LoyaltyProgram
-from ecrm_interaction.store import Store
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.engine.contact_policy import Contact, History, PolicySettings, decide
+from ecrm_interaction.engine.rules import LoyaltyProgram
+from ecrm_interaction.storage.store import Store
 
 NO_QUIET_HOURS = PolicySettings(caps=(), quiet_start=T0.time(), quiet_end=T0.time())
 

@@ -12,14 +12,14 @@ from interaction_factories import T0, change, rule, trigger
 from typer.testing import CliRunner
 
 from ecrm_interaction.__main__ import cli
-from ecrm_interaction.app import create_app
-from ecrm_interaction.contact_policy import Contact, History, address_digest, decide
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.intake import Intake, IntakeStep
-from ecrm_interaction.planning import PlannedAction
-from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.api.app import create_app
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.engine.contact_policy import Contact, History, address_digest, decide
+from ecrm_interaction.engine.planning import PlannedAction
+from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store
+from ecrm_interaction.storage.store import Store
 from ecrm_schemas.validation import validate_event
 
 ADMIN = {"Authorization": "Bearer t0ken"}
@@ -139,7 +139,7 @@ async def test_an_admin_lifts_a_suppression_and_the_audit_log_says_who_and_why(a
 def test_the_cli_lists_and_lifts_a_suppression(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/i.db")
     runner = CliRunner()
-    from ecrm_interaction.store import make_engine, migrate
+    from ecrm_interaction.storage.store import make_engine, migrate
 
     store = Store(make_engine(f"sqlite:///{tmp_path}/i.db"))
     migrate(store.engine)
@@ -293,7 +293,7 @@ def test_datetimes_read_from_the_store_are_aware_utc(relational_store) -> None:
 
     from sqlalchemy import text
 
-    from ecrm_interaction.models import CustomerSegment
+    from ecrm_interaction.storage.models import CustomerSegment
 
     store = relational_store
     noon = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -13,10 +13,10 @@ from standardwebhooks.webhooks import Webhook
 
 from ecrm_embedded.net import free_port
 from ecrm_embedded.smtp_sink import SmtpSink
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.intake import Intake
-from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
-from ecrm_interaction.webhooks import signing_key
+from ecrm_interaction.consumer.intake import Intake
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.delivery.webhooks import signing_key
+from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 
 pytestmark = pytest.mark.smtp
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -3,9 +3,9 @@
 import httpx
 import pytest
 
-from ecrm_interaction.app import create_app
+from ecrm_interaction.api.app import create_app
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 ADMIN = {"Authorization": "Bearer t0ken"}
 

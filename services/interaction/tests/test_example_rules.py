@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.intake import Intake, IntakeStep
-from ecrm_interaction.rules_file import load_rules_file
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.engine.rules_file import load_rules_file
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.profile import ComputedTraits, CustomerProfile, ProfileChanged, TriggerEvent
 
 pytestmark = pytest.mark.smtp

@@ -9,11 +9,11 @@ from confluent_kafka import Producer
 from interaction_factories import change, rule, trigger
 
 from ecrm_embedded.testing import read_topic
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.rules import TemplateSpec
+from ecrm_interaction.consumer.worker import InteractionWorker
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
-from ecrm_interaction.worker import InteractionWorker
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.email_tags import address_anonymous_id
 from ecrm_schemas.segments import SegmentMembershipChanged
@@ -94,7 +94,7 @@ async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisi
 async def test_segments_defined_through_the_api_reach_the_definitions_topic(kafka_broker, tmp_path) -> None:
     import httpx
 
-    from ecrm_interaction.app import create_app
+    from ecrm_interaction.api.app import create_app
     from ecrm_schemas.segments import SegmentDefinition
     from ecrm_schemas.topics import SEGMENT_DEFINITIONS
 
@@ -126,8 +126,8 @@ async def test_segments_defined_through_the_api_reach_the_definitions_topic(kafk
 async def test_case_and_loyalty_events_of_the_outbox_reach_the_events_topic_once(fresh_kafka_broker, tmp_path) -> None:
     from datetime import timedelta
 
-    from ecrm_interaction.intake import Intake, IntakeStep
-    from ecrm_interaction.rules import LoyaltyProgram
+    from ecrm_interaction.consumer.intake import Intake, IntakeStep
+    from ecrm_interaction.engine.rules import LoyaltyProgram
     from ecrm_schemas.kafka_producer import ReliableProducer
 
     settings = InteractionSettings(
@@ -169,8 +169,8 @@ async def test_segments_are_listed_as_the_topic_holds_them_and_a_typo_is_refused
     published; ``GET /v1/segments`` shows what the definitions topic holds, whoever wrote it."""
     import httpx
 
-    from ecrm_interaction.app import create_app
-    from ecrm_interaction.segment_definitions import follow_segment_definitions
+    from ecrm_interaction.api.app import create_app
+    from ecrm_interaction.consumer.segment_definitions import follow_segment_definitions
     from ecrm_schemas.topics import SEGMENT_DEFINITIONS
 
     settings = InteractionSettings(

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from interaction_factories import DispatchSetup, change, rule, trigger
 
-from ecrm_interaction.intake import Intake
-from ecrm_interaction.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.consumer.intake import Intake
+from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 
 pytestmark = pytest.mark.smtp
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -11,11 +11,11 @@ import pytest
 from confluent_kafka import Producer
 from interaction_factories import change, rule, trigger
 
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.rules import TemplateSpec
+from ecrm_interaction.consumer.worker import InteractionWorker
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, make_engine, migrate
-from ecrm_interaction.worker import InteractionWorker
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.segments import SegmentMembershipChanged
 from ecrm_schemas.topics import PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 

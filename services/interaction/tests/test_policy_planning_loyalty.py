@@ -4,12 +4,19 @@ from datetime import UTC, datetime, time, timedelta
 
 from interaction_factories import T0, facts, rule, trigger
 
-from ecrm_interaction.contact_policy import Contact, FrequencyCap, History, PolicySettings, decide, quiet_hours_end
-from ecrm_interaction.loyalty import earned, next_tier, tier_of
-from ecrm_interaction.planning import plan, reward_code
-from ecrm_interaction.rules import LoyaltyProgram
+from ecrm_interaction.engine.contact_policy import (
+    Contact,
+    FrequencyCap,
+    History,
+    PolicySettings,
+    decide,
+    quiet_hours_end,
+)
+from ecrm_interaction.engine.loyalty import earned, next_tier, tier_of
+from ecrm_interaction.engine.planning import plan, reward_code
+from ecrm_interaction.engine.rules import LoyaltyProgram
+from ecrm_interaction.engine.triggers import Firing
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.triggers import Firing
 
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
 OK = Contact("ada@example.com", "Europe/Oslo", None)

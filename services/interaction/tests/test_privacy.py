@@ -8,9 +8,8 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from ecrm_interaction import models
-from ecrm_interaction.planning import PlannedAction
-from ecrm_interaction.privacy import (
+from ecrm_interaction.engine.planning import PlannedAction
+from ecrm_interaction.privacy.subjects import (
     ErasureReport,
     Identities,
     Link,
@@ -19,7 +18,8 @@ from ecrm_interaction.privacy import (
     export_document,
     jsonable,
 )
-from ecrm_interaction.store import CUSTOMER_TABLES, Store
+from ecrm_interaction.storage import models
+from ecrm_interaction.storage.store import CUSTOMER_TABLES, Store
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import pytest
 from interaction_factories import change, trigger
 from pydantic import ValidationError
 
-from ecrm_interaction.rendering import (
+from ecrm_interaction.engine.rendering import (
     RenderedEmail,
     RenderError,
     add_tracking,
@@ -14,8 +14,8 @@ from ecrm_interaction.rendering import (
     render_email,
     render_text,
 )
-from ecrm_interaction.rules import RuleSpec, TemplateSpec
-from ecrm_interaction.rules_file import RulesFile, load_rules_file, parse_rules
+from ecrm_interaction.engine.rules import RuleSpec, TemplateSpec
+from ecrm_interaction.engine.rules_file import RulesFile, load_rules_file, parse_rules
 from ecrm_schemas.tracking import verify
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "rules.yaml"

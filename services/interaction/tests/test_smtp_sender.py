@@ -6,8 +6,8 @@ from email import policy
 
 import pytest
 
-from ecrm_interaction.rendering import RenderedEmail
-from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
+from ecrm_interaction.delivery.smtp_sender import SmtpTarget, compose, deliver
+from ecrm_interaction.engine.rendering import RenderedEmail
 
 pytestmark = pytest.mark.smtp
 

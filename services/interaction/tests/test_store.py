@@ -9,9 +9,9 @@ from alembic.config import Config
 from interaction_factories import rule
 from sqlalchemy import inspect, text
 
-from ecrm_interaction.planning import PlannedAction
-from ecrm_interaction.rules import TemplateSpec
-from ecrm_interaction.store import Store, make_engine, migrate
+from ecrm_interaction.engine.planning import PlannedAction
+from ecrm_interaction.engine.rules import TemplateSpec
+from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 TEMPLATE = TemplateSpec(id="t", subject="s", text="x")
@@ -175,7 +175,7 @@ def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:
 
 
 def test_tokens_are_stored_hashed_and_revocable(store) -> None:
-    from ecrm_interaction.store import hash_token
+    from ecrm_interaction.storage.store import hash_token
 
     token = store.add_token("support", "viewer", "admin")
     assert token.startswith("ecrm_v_") and store.token_by_hash(hash_token(token)).role == "viewer"

@@ -6,9 +6,9 @@ import pytest
 from interaction_factories import T0, change, facts, rule, trigger
 from pydantic import ValidationError
 
-from ecrm_interaction.conditions import Facts, compare, holds, lookup
-from ecrm_interaction.rules import RuleSpec, parse_duration
-from ecrm_interaction.triggers import (
+from ecrm_interaction.engine.conditions import Facts, compare, holds, lookup
+from ecrm_interaction.engine.rules import RuleSpec, parse_duration
+from ecrm_interaction.engine.triggers import (
     OWN_EVENTS,
     cancels,
     crossed,

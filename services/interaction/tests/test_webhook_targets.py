@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from ecrm_interaction.webhooks import UnsafeWebhookTarget, post, resolve_public
+from ecrm_interaction.delivery.webhooks import UnsafeWebhookTarget, post, resolve_public
 
 REFUSED = [
     "http://127.0.0.1/hook",

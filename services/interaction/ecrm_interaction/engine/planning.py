@@ -3,7 +3,7 @@
     Firing ─▶ cooldown? ─▶ conditions? ─▶ one PlannedAction per action of the rule
               (waiting until the rule's wait is over, else pending now)
 
-The contact policy is applied when a message goes out (:mod:`.dispatch`), not here: a
+The contact policy is applied when a message goes out (:mod:`ecrm_interaction.delivery.dispatcher`), not here: a
 message that waits an hour, or until quiet hours end, is judged on the state at that time.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from ecrm_interaction.conditions import Facts, describe, holds
-from ecrm_interaction.rules import format_duration
-from ecrm_interaction.triggers import Firing
+from ecrm_interaction.engine.conditions import Facts, describe, holds
+from ecrm_interaction.engine.rules import format_duration
+from ecrm_interaction.engine.triggers import Firing
 
 RULE_DISABLED, RULE_DELETED = "rule_disabled", "rule_deleted"
 """Why an action was cancelled: its rule was switched off, or deleted, before it was carried out."""

@@ -22,12 +22,11 @@ import structlog
 from sqlalchemy.orm import Session
 
 from ecrm_interaction import metrics
-from ecrm_interaction.conditions import Facts
-from ecrm_interaction.loyalty import earned, tier_of
-from ecrm_interaction.planning import plan
-from ecrm_interaction.rules import EventMatch, LoyaltyProgram, RuleSpec
-from ecrm_interaction.store import Store
-from ecrm_interaction.triggers import (
+from ecrm_interaction.engine.conditions import Facts
+from ecrm_interaction.engine.loyalty import earned, tier_of
+from ecrm_interaction.engine.planning import plan
+from ecrm_interaction.engine.rules import EventMatch, LoyaltyProgram, RuleSpec
+from ecrm_interaction.engine.triggers import (
     OWN_EVENTS,
     Firing,
     event_firings,
@@ -36,6 +35,7 @@ from ecrm_interaction.triggers import (
     trait_firings,
     wait_cancelled_by,
 )
+from ecrm_interaction.storage.store import Store
 from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
 

@@ -56,7 +56,7 @@ class EmailTemplate(Base):
 
 
 class Rule(Base):
-    """A marketer's rule; ``spec`` is its :class:`~ecrm_interaction.rules.RuleSpec` as JSON."""
+    """A marketer's rule; ``spec`` is its :class:`~ecrm_interaction.engine.rules.RuleSpec` as JSON."""
 
     __tablename__ = "rules"
 
@@ -155,7 +155,7 @@ class AddressSuppression(Base):
     """An email address that must not be mailed (a hard bounce, a spam complaint, an operator's
     decision): the address's, not the customer's, so a customer who gives a new address is
     mailed there. Keyed by the address's digest
-    (:func:`~ecrm_interaction.contact_policy.address_digest`), the address itself is not kept.
+    (:func:`~ecrm_interaction.engine.contact_policy.address_digest`), the address itself is not kept.
     A lifted suppression keeps its row (``lifted_at``); the audit log says who lifted it and why."""
 
     __tablename__ = "address_suppressions"

@@ -25,8 +25,11 @@ from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from ecrm_interaction.contact_policy import address_digest
-from ecrm_interaction.models import (
+from ecrm_interaction.engine.contact_policy import address_digest
+from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, PlannedAction, released_key, releases_once
+from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.engine.triggers import OWN_EVENTS
+from ecrm_interaction.storage.models import (
     Action,
     AddressSuppression,
     ApiToken,
@@ -45,9 +48,6 @@ from ecrm_interaction.models import (
     ScheduleState,
     SkippedDecision,
 )
-from ecrm_interaction.planning import RULE_DELETED, RULE_DISABLED, PlannedAction, released_key, releases_once
-from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
-from ecrm_interaction.triggers import OWN_EVENTS
 from ecrm_schemas.catalog import LOYALTY_POINTS_AWARDED
 
 LOYALTY_EVENT = LOYALTY_POINTS_AWARDED
@@ -279,7 +279,7 @@ class Store:
     @staticmethod
     def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
         """Give an action its final ``status``; one that reached no one frees its rule's
-        ``once_per_customer`` place (see :func:`ecrm_interaction.planning.releases_once`)."""
+        ``once_per_customer`` place (see :func:`ecrm_interaction.engine.planning.releases_once`)."""
         row.status, row.reason, row.done_at, row.lease_until = status, reason[:300], now, None
         if releases_once(row.payload, status, reason):
             row.dedup_key = released_key(row.dedup_key, row.id)
@@ -661,7 +661,7 @@ class Store:
     def loyalty_event(self, row: OutboxEvent, program: LoyaltyProgram) -> dict[str, Any]:
         """The properties of a ``Loyalty Points Awarded`` outbox row, with the customer's balance
         and tier now: whatever order the events arrive in, the latest one says the balance."""
-        from ecrm_interaction.loyalty import tier_of
+        from ecrm_interaction.engine.loyalty import tier_of
 
         with self.sessions() as session:
             balance = max(self.balance(session, row.customer_id), 0)

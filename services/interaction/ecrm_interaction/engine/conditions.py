@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecrm_interaction.rules import AllOf, AnyOf, Condition, HasConsent, InSegment, NoneOf
+from ecrm_interaction.engine.rules import AllOf, AnyOf, Condition, HasConsent, InSegment, NoneOf
 from ecrm_schemas.segments import TraitCondition, explain
 
 

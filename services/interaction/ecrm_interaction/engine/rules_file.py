@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 
 
 class RulesFile(BaseModel):

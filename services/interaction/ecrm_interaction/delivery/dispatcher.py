@@ -33,14 +33,15 @@ import structlog
 
 import ecrm_schemas.email_tags as email_tags
 from ecrm_interaction import metrics
-from ecrm_interaction.conditions import Facts
-from ecrm_interaction.contact_policy import Contact, History
-from ecrm_interaction.contact_policy import decide as policy_decision
-from ecrm_interaction.intake import Intake, IntakeStep
-from ecrm_interaction.loyalty import tier_of
-from ecrm_interaction.models import Action
-from ecrm_interaction.planning import RULE_DELETED, RULE_DISABLED, released_key, releases_once
-from ecrm_interaction.rendering import (
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.delivery.smtp_sender import SmtpTarget, compose, deliver
+from ecrm_interaction.delivery.webhooks import UnsafeWebhookTarget, post, signed_headers
+from ecrm_interaction.engine.conditions import Facts
+from ecrm_interaction.engine.contact_policy import Contact, History
+from ecrm_interaction.engine.contact_policy import decide as policy_decision
+from ecrm_interaction.engine.loyalty import tier_of
+from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, released_key, releases_once
+from ecrm_interaction.engine.rendering import (
     RenderedEmail,
     RenderError,
     add_tracking,
@@ -48,7 +49,7 @@ from ecrm_interaction.rendering import (
     render_email,
     render_text,
 )
-from ecrm_interaction.rules import (
+from ecrm_interaction.engine.rules import (
     CaseAction,
     EmailAction,
     NotifyAction,
@@ -57,12 +58,11 @@ from ecrm_interaction.rules import (
     ScheduleTrigger,
     WebhookAction,
 )
+from ecrm_interaction.engine.triggers import OWN_EVENTS, loyalty_firings, schedule_firings
+from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.smtp_sender import SmtpTarget, compose, deliver
-from ecrm_interaction.store import LOYALTY_EVENT, Store, aware
-from ecrm_interaction.triggers import OWN_EVENTS, loyalty_firings, schedule_firings
-from ecrm_interaction.unsubscribe import UnsubscribeToken, sign_unsubscribe
-from ecrm_interaction.webhooks import UnsafeWebhookTarget, post, signed_headers
+from ecrm_interaction.storage.models import Action
+from ecrm_interaction.storage.store import LOYALTY_EVENT, Store, aware
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import EVENTS
@@ -499,7 +499,7 @@ class Dispatcher:
     # --- schedules and escalations ------------------------------------------------------------
 
     async def fire_schedules(self, now: datetime) -> None:
-        from ecrm_interaction.schedules import due_slots
+        from ecrm_interaction.engine.schedules import due_slots
 
         rules, _ = await asyncio.to_thread(self.store.enabled_rules)
         for rule in rules:

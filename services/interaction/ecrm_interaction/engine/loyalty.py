@@ -13,7 +13,7 @@ import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ecrm_interaction.rules import LoyaltyProgram
+from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_schemas.profile import TriggerEvent
 
 

@@ -2,7 +2,7 @@
 
 Erasing, in this order:
 
-1. the customer's ids (user id and anonymous ids, :mod:`.privacy`) are read from ClickHouse;
+1. the customer's ids (user id and anonymous ids, :mod:`.subjects`) are read from ClickHouse;
 2. their digests go on the suppression topic (acknowledged) and on this process's list: from
    then on the collector drops new events for them, the aggregator events already on their
    way, every interaction replica profile changes still in flight;
@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from ecrm_interaction.privacy import (
+from ecrm_interaction.privacy.subjects import (
     CLICKHOUSE_IDENTITY_COLUMNS,
     ErasureReport,
     Identities,
@@ -31,7 +31,7 @@ from ecrm_interaction.privacy import (
     customer_identities,
     export_document,
 )
-from ecrm_interaction.store import Store
+from ecrm_interaction.storage.store import Store
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.suppressions import Suppression, SuppressionList, identity_digest
 from ecrm_schemas.topics import SUPPRESSIONS

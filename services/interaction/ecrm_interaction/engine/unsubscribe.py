@@ -15,7 +15,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, Field, ValidationError
 
 if TYPE_CHECKING:
-    from ecrm_interaction.store import Store
+    from ecrm_interaction.storage.store import Store
 
 _SALT = "ecrm.unsubscribe.v1"
 _MAILTO_SUBJECT = re.compile(r"\bunsubscribe\s+(\S+)", re.IGNORECASE)

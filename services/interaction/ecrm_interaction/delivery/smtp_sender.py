@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 import ecrm_schemas.email_tags as email_tags
-from ecrm_interaction.rendering import RenderedEmail
+from ecrm_interaction.engine.rendering import RenderedEmail
 
 
 def _fold_words(name: str, words: list[str], policy: Policy) -> str:

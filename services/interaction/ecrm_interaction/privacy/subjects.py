@@ -2,7 +2,7 @@
 
 A customer is a user id and the anonymous ids merged into it (or seen on its events); an
 anonymous id that another user owns is never taken along. The shell
-(:mod:`.privacy_requests`) reads and deletes; nothing here does I/O.
+(:mod:`ecrm_interaction.privacy.requests`) reads and deletes; nothing here does I/O.
 """
 
 from __future__ import annotations

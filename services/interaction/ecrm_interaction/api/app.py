@@ -24,21 +24,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ecrm_interaction.auth import Principal, authenticator
-from ecrm_interaction.conditions import Facts
-from ecrm_interaction.contact_policy import Contact, History, address_digest
-from ecrm_interaction.dispatch import Dispatcher
-from ecrm_interaction.dry_run import dry_run, history_window
-from ecrm_interaction.loyalty import next_tier, tier_of
-from ecrm_interaction.models import Action, Case, CaseNote, SkippedDecision
-from ecrm_interaction.privacy_requests import PrivacyRequests
-from ecrm_interaction.rules import LoyaltyProgram, RuleSpec, TemplateSpec
-from ecrm_interaction.rules_file import parse_rules
-from ecrm_interaction.segment_definitions import SegmentDefinitions
+from ecrm_interaction.api.auth import Principal, authenticator
+from ecrm_interaction.consumer.segment_definitions import SegmentDefinitions
+from ecrm_interaction.consumer.worker import InteractionWorker
+from ecrm_interaction.delivery.dispatcher import Dispatcher
+from ecrm_interaction.engine.conditions import Facts
+from ecrm_interaction.engine.contact_policy import Contact, History, address_digest
+from ecrm_interaction.engine.dry_run import dry_run, history_window
+from ecrm_interaction.engine.loyalty import next_tier, tier_of
+from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.engine.rules_file import parse_rules
+from ecrm_interaction.engine.unsubscribe import InvalidUnsubscribeToken, unsubscribe_customer, verify_unsubscribe
+from ecrm_interaction.privacy.requests import PrivacyRequests
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store, aware
-from ecrm_interaction.unsubscribe import InvalidUnsubscribeToken, unsubscribe_customer, verify_unsubscribe
-from ecrm_interaction.worker import InteractionWorker
+from ecrm_interaction.storage.models import Action, Case, CaseNote, SkippedDecision
+from ecrm_interaction.storage.store import Store, aware
 from ecrm_schemas.profile import TriggerEvent
 from ecrm_schemas.segments import SegmentDefinition, explain
 from ecrm_schemas.suppressions import identity_digest

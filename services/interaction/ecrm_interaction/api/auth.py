@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
-from ecrm_interaction.store import ROLES, Store, hash_token
+from ecrm_interaction.storage.store import ROLES, Store, hash_token
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from ecrm_interaction.conditions import Facts, describe, holds
-from ecrm_interaction.contact_policy import Contact, History, PolicySettings
-from ecrm_interaction.contact_policy import decide as policy_decision
-from ecrm_interaction.rendering import RenderError, message_context, render_email
-from ecrm_interaction.rules import (
+from ecrm_interaction.engine.conditions import Facts, describe, holds
+from ecrm_interaction.engine.contact_policy import Contact, History, PolicySettings
+from ecrm_interaction.engine.contact_policy import decide as policy_decision
+from ecrm_interaction.engine.rendering import RenderError, message_context, render_email
+from ecrm_interaction.engine.rules import (
     AllOf,
     AnyOf,
     Condition,
@@ -25,7 +25,7 @@ from ecrm_interaction.rules import (
     TemplateSpec,
     format_duration,
 )
-from ecrm_interaction.triggers import event_matches
+from ecrm_interaction.engine.triggers import event_matches
 from ecrm_schemas.profile import TriggerEvent
 
 

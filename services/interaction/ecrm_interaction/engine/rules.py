@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from ecrm_interaction.rendering import check_template
+from ecrm_interaction.engine.rendering import check_template
 from ecrm_schemas.segments import Int64, SegmentId, TraitCondition
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
@@ -135,7 +135,7 @@ class ScheduleTrigger(BaseModel):
     def _valid_cron(cls, value: str) -> str:
         from cronsim import CronSim, CronSimError
 
-        from ecrm_interaction.schedules import EPOCH
+        from ecrm_interaction.engine.schedules import EPOCH
 
         try:
             CronSim(value, EPOCH)

@@ -40,7 +40,7 @@ from pydantic_core import PydanticCustomError
 from ecrm_schemas.profile import CustomerProfile
 
 if TYPE_CHECKING:
-    from ecrm_interaction.rules import TemplateSpec
+    from ecrm_interaction.engine.rules import TemplateSpec
 
 MAX_REPEAT = 100_000
 MAX_EXPONENT = 100

@@ -31,7 +31,7 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ecrm_interaction.rules import format_duration
+from ecrm_interaction.engine.rules import format_duration
 
 _ADDRESS_NAMESPACE = b"ecrm-address:v1:"
 

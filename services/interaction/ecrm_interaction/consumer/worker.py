@@ -2,7 +2,7 @@
 
 For each batch: decode (invalid records are dead-lettered) → one database transaction
 (:mod:`.intake`: profiles, contact state, cancelled waits, loyalty points, planned actions)
-→ commit the offsets. The dispatcher (:mod:`.dispatch`) carries the actions out, so a mail
+→ commit the offsets. The dispatcher (:mod:`ecrm_interaction.delivery.dispatcher`) carries the actions out, so a mail
 outage never holds the consumer up. A batch whose transaction fails is not committed: the
 consumer is rebuilt and the batch comes again, and the unique keys keep it from acting twice.
 """
@@ -19,9 +19,9 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import ValidationError
 
 from ecrm_interaction import metrics
-from ecrm_interaction.intake import Intake, IntakeStep
+from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.store import Store
+from ecrm_interaction.storage.store import Store
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import DeliveryError, ReliableProducer
 from ecrm_schemas.profile import ProfileChanged
@@ -43,7 +43,7 @@ class InteractionWorker:
     ) -> None:
         self.settings, self.store = settings, store
         self.suppressions = suppressions if suppressions is not None else SuppressionList()
-        """Erased customers: their changes still in flight are dropped (see :mod:`.privacy_requests`)."""
+        """Erased customers: their changes still in flight are dropped (:mod:`ecrm_interaction.privacy.requests`)."""
         self.producer = producer or ReliableProducer(settings.kafka_client_config())
         self.intake = IntakeStep(store, settings.tracking_secret.get_secret_value())
         self.ready = False

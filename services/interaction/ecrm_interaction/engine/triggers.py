@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecrm_interaction.conditions import compare
-from ecrm_interaction.rules import EventMatch, EventTrigger, RuleSpec, SegmentTrigger, TraitTrigger
+from ecrm_interaction.engine.conditions import compare
+from ecrm_interaction.engine.rules import EventMatch, EventTrigger, RuleSpec, SegmentTrigger, TraitTrigger
 from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
 
