@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from ecrm_interaction import metrics
 from ecrm_interaction.consumer.intake import Intake, IntakeStep
+from ecrm_interaction.consumer.records import ConsumedRecord
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage.store import Store
 from ecrm_schemas.dead_letter import DeadLetter
@@ -100,14 +101,25 @@ class InteractionWorker:
     async def _consume(self, consumer: Consumer, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             messages = await asyncio.to_thread(consumer.consume, self.settings.interaction_batch_size, 0.5)
-            messages = [m for m in messages if m.error() is None]
-            if not messages:
+            records = [
+                ConsumedRecord(
+                    m.topic() or "",
+                    m.partition() or 0,
+                    m.offset() or 0,
+                    m.key(),
+                    m.value() or b"",
+                    _headers(m),
+                )
+                for m in messages
+                if m.error() is None
+            ]
+            if not records:
                 continue
-            await asyncio.to_thread(self.take, messages)
+            await asyncio.to_thread(self.take, records)
             await asyncio.to_thread(self.producer.flush_or_raise, 30)
             await asyncio.to_thread(consumer.commit, asynchronous=False)
 
-    def take(self, messages: list[Message]) -> Intake:
+    def take(self, messages: list[ConsumedRecord]) -> Intake:
         """Decode and record one batch, in one transaction."""
         outcome = Intake()
         rules, _ = self.store.enabled_rules()
@@ -116,15 +128,15 @@ class InteractionWorker:
         emitted: list[datetime] = []
         # Profile changes first: a segment change of the batch then sees the profile it was
         # evaluated on (the order within each topic is kept).
-        messages = sorted(messages, key=lambda m: m.topic() != PROFILE_CHANGES.name)
+        messages = sorted(messages, key=lambda m: m.topic != PROFILE_CHANGES.name)
         with self.store.sessions.begin() as session:
-            keyed = [k.decode() for m in messages if m.topic() == PROFILE_CHANGES.name and (k := m.key())]
+            keyed = [k.decode() for m in messages if m.topic == PROFILE_CHANGES.name and (k := m.key)]
             self.store.load_customers(session, keyed)
             waiting = self.store.customers_waiting(session, keyed)
             for message in messages:
-                value = message.value() or b""
+                value = message.value
                 try:
-                    if message.topic() == SEGMENT_MEMBERSHIP.name:
+                    if message.topic == SEGMENT_MEMBERSHIP.name:
                         segment_change = SegmentMembershipChanged.model_validate_json(value)
                         if self.suppressions.matches(segment_change.customer_id):
                             metrics.SUPPRESSED.inc()
@@ -139,7 +151,7 @@ class InteractionWorker:
                         if self.suppressions.matches(change.customer_id, profile.user_id, profile.anonymous_id):
                             metrics.SUPPRESSED.inc()
                             continue
-                        if change.customer_id.encode() != message.key():
+                        if change.customer_id.encode() != message.key:
                             waiting.add(change.customer_id)  # keyed otherwise: not prefetched
                         self.intake.profile_change(session, change, rules, program, now, outcome, waiting)
                         emitted.append(change.emitted_at.replace(tzinfo=change.emitted_at.tzinfo or UTC))
@@ -150,18 +162,25 @@ class InteractionWorker:
             metrics.DECISION_SECONDS.observe(max(0.0, (committed - at).total_seconds()))
         return outcome
 
-    def _dead_letter(self, message: Message, exc: ValidationError) -> None:
-        topic = message.topic() or PROFILE_CHANGES.name
+    def _dead_letter(self, message: ConsumedRecord, exc: ValidationError) -> None:
+        topic = message.topic or PROFILE_CHANGES.name
         letter = DeadLetter.build(
             topic=topic,
             source="interaction",
             reason="invalid_event",
             errors=field_errors(exc),
-            payload=message.value() or b"",
-            partition=message.partition(),
-            offset=message.offset(),
+            payload=message.value,
+            partition=message.partition,
+            offset=message.offset,
         )
         assert PROFILE_CHANGES.dead_letter is not None
-        self.producer.produce(PROFILE_CHANGES.dead_letter, letter.model_dump_json().encode(), key=message.key())
+        self.producer.produce(PROFILE_CHANGES.dead_letter, letter.model_dump_json().encode(), key=message.key)
         metrics.DEAD_LETTERS.inc()
-        log.warning("record_dead_lettered", topic=topic, partition=message.partition(), offset=message.offset())
+        log.warning("record_dead_lettered", topic=topic, partition=message.partition, offset=message.offset)
+
+
+def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
+    return tuple(
+        (name, value.encode() if isinstance(value, str) else (value or b""))
+        for name, value in (message.headers() or [])
+    )
