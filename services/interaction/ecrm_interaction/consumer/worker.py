@@ -180,7 +180,7 @@ class InteractionWorker:
 
 
 def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
-    return tuple(
-        (name, value.encode() if isinstance(value, str) else (value or b""))
-        for name, value in (message.headers() or [])
-    )
+    pairs: list[tuple[str, bytes]] = []
+    for name, value in message.headers() or []:  # type: ignore[str-unpack]  # the stubs say list[str|...]
+        pairs.append((name, value.encode() if isinstance(value, str) else (value or b"")))
+    return tuple(pairs)
