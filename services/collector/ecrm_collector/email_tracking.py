@@ -18,6 +18,7 @@ import ipaddress
 import re
 from typing import Any
 
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.tracking import TrackingToken
 
 # A 1x1 transparent GIF.
@@ -76,14 +77,14 @@ def _event(token: TrackingToken, name: str, properties: dict[str, Any]) -> dict[
 
 
 def open_event(token: TrackingToken, *, machine_open: bool, user_agent: str | None) -> dict[str, Any]:
-    event = _event(token, "Email Opened", {"machine_open": machine_open})
+    event = _event(token, CatalogEvent.EMAIL_OPENED, {"machine_open": machine_open})
     if user_agent:
         event["context"]["userAgent"] = user_agent
     return event
 
 
 def click_event(token: TrackingToken, user_agent: str | None) -> dict[str, Any]:
-    event = _event(token, "Email Link Clicked", {"link_url": token.url})
+    event = _event(token, CatalogEvent.EMAIL_LINK_CLICKED, {"link_url": token.url})
     if user_agent:
         event["context"]["userAgent"] = user_agent
     return event

@@ -36,6 +36,7 @@ from ecrm_interaction.engine.triggers import (
     wait_cancelled_by,
 )
 from ecrm_interaction.storage.store import Store
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
 
@@ -62,17 +63,17 @@ def contact_changes(trigger: TriggerEvent) -> list[ContactChange]:
     if trigger.type != "track" or trigger.message_id.startswith(OWN_EVENTS):
         return []
     props, at = trigger.properties, trigger.timestamp
-    if trigger.event == "Unsubscribed":
+    if trigger.event == CatalogEvent.UNSUBSCRIBED:
         return [ContactChange("unsubscribed", at)]
     source = f"event:{trigger.event}:{trigger.message_id}"
     email_id = str(props["email_id"]) if props.get("email_id") else None
-    if trigger.event == "Email Bounced" and props.get("bounce_type") == "hard":
+    if trigger.event == CatalogEvent.EMAIL_BOUNCED and props.get("bounce_type") == "hard":
         return [ContactChange("hard_bounce", at, source=source, email_id=email_id)]
-    if trigger.event == "Email Marked as Spam":
+    if trigger.event == CatalogEvent.EMAIL_MARKED_AS_SPAM:
         # The address complained (the mailbox provider's feedback loop names it), and so did the
         # person: no more marketing to them at any address until they opt in again.
         return [ContactChange("complaint", at, source=source, email_id=email_id), ContactChange("unsubscribed", at)]
-    if trigger.event == "Consent Updated" and isinstance(props.get("granted"), bool):
+    if trigger.event == CatalogEvent.CONSENT_UPDATED and isinstance(props.get("granted"), bool):
         return [
             ContactChange(
                 "consent",

@@ -63,6 +63,7 @@ from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscri
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage.models import Action
 from ecrm_interaction.storage.store import LOYALTY_EVENT, Store, aware
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import EVENTS
@@ -552,7 +553,7 @@ class Dispatcher:
                 except Exception as exc:  # the event still says it; operators see the log
                     log.error("escalation_mail_failed", case=case.id, error=type(exc).__name__)
             self._produce_event(
-                "Case Escalated",
+                CatalogEvent.CASE_ESCALATED,
                 case.customer_id,
                 f"{OWN_EVENTS}case-{case.id}-escalated",
                 {
@@ -674,7 +675,7 @@ class Dispatcher:
         }
 
 
-COMMENT_PROPERTIES = {"NPS Answered": "comment", "Survey Answered": "text"}
+COMMENT_PROPERTIES: dict[str, str] = {CatalogEvent.NPS_ANSWERED: "comment", CatalogEvent.SURVEY_ANSWERED: "text"}
 """The property that holds a customer's own words, by event: the first note of a case it opens."""
 
 
@@ -714,7 +715,7 @@ def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datet
     message_id = f"{OWN_EVENTS}{action.id}-{action.status}"
     if action.kind == "email" and action.status == "sent":
         name, props = (
-            "Email Sent",
+            CatalogEvent.EMAIL_SENT,
             {
                 "email_id": action.id,
                 "rule_id": action.rule_id,
@@ -723,19 +724,25 @@ def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datet
             },
         )
     elif action.status in ("suppressed", "cancelled"):
-        name, props = "Message Suppressed", {**base, "reason": action.reason or action.status}
+        name, props = CatalogEvent.MESSAGE_SUPPRESSED, {**base, "reason": action.reason or action.status}
     elif action.status == "deferred":
         until = aware(action.due_at) or at
-        name, props = "Message Deferred", {**base, "until": until.isoformat(), "reason": action.reason or "deferred"}
+        name, props = (
+            CatalogEvent.MESSAGE_DEFERRED,
+            {**base, "until": until.isoformat(), "reason": action.reason or "deferred"},
+        )
     elif action.status == "failed":
-        name, props = "Message Failed", {**base, "reason": action.reason or "failed"}
+        name, props = CatalogEvent.MESSAGE_FAILED, {**base, "reason": action.reason or "failed"}
     elif action.kind == "case":  # ``Case Opened`` itself comes from the case's own outbox event
-        name, props = "Action Completed", {**base, "detail": {"reason": action.reason, "case_id": action.recipient}}
+        name, props = (
+            CatalogEvent.ACTION_COMPLETED,
+            {**base, "detail": {"reason": action.reason, "case_id": action.recipient}},
+        )
     elif action.kind == "reward":
         name, props = (
-            "Reward Issued",
+            CatalogEvent.REWARD_ISSUED,
             {"reward_id": action.id, "kind": spec.get("reward", "reward"), "rule_id": action.rule_id},
         )
     else:
-        name, props = "Action Completed", {**base, "detail": {"reason": action.reason}}
+        name, props = CatalogEvent.ACTION_COMPLETED, {**base, "detail": {"reason": action.reason}}
     return name, action.customer_id, message_id, props, at
