@@ -38,6 +38,7 @@ from ecrm_schemas.backfill import is_backfill
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.own_events import EventOrigin, own_event_headers
 from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 
@@ -243,6 +244,8 @@ class BatchWriter:
             )
         for user_id, partition, positioned in result.forwards:
             headers: list[tuple[str, str | bytes | None]] = [(ORIGIN_HEADER, origin_header(positioned))]
+            if positioned.event_origin is EventOrigin.INTERACTION:
+                headers += own_event_headers()
             value = encode_event(positioned.event)
             self.producer.produce(
                 EVENTS_STITCHED.name, value, key=user_id.encode(), partition=partition, headers=headers

@@ -8,6 +8,7 @@ import orjson
 
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import Event
+from ecrm_schemas.own_events import EventOrigin
 from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED
 from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
 
@@ -15,13 +16,17 @@ from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """A record as read from Kafka: from the events topic, or forwarded on the stitched topic
-    (``origin``: its position on the events topic, from the ``ecrm-origin`` header)."""
+    (``origin``: its position on the events topic, from the ``ecrm-origin`` header).
+
+    ``event_origin``: who produced the event, from the producer header only
+    (:func:`ecrm_schemas.own_events.origin_of_headers`)."""
 
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
     origin: tuple[int, int] | None = None
+    event_origin: EventOrigin = EventOrigin.CLIENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +34,14 @@ class PositionedEvent:
     """A valid event and its position on the events topic.
 
     ``forwarded``: it came over the stitched topic; another worker stored it, this one folds it.
+    ``event_origin``: the record's, carried on to the change's trigger and the stitched topic.
     """
 
     event: Event
     partition: int
     offset: int
     forwarded: bool = False
+    event_origin: EventOrigin = EventOrigin.CLIENT
 
 
 def parse_origin(header: bytes | str | None) -> tuple[int, int] | None:
@@ -79,9 +86,9 @@ def decode_records(records: list[SourceRecord]) -> Decoded:
             decoded.dead_letters.append(_dead_letter(record, "invalid_event", invalid.errors))
             continue
         if record.origin is None:
-            decoded.events.append(PositionedEvent(event, record.partition, record.offset))
+            decoded.events.append(PositionedEvent(event, record.partition, record.offset, False, record.event_origin))
         else:
-            decoded.events.append(PositionedEvent(event, *record.origin, forwarded=True))
+            decoded.events.append(PositionedEvent(event, *record.origin, True, record.event_origin))
     return decoded
 
 

@@ -27,9 +27,9 @@ from ecrm_interaction.engine.loyalty import earned, tier_of
 from ecrm_interaction.engine.planning import plan
 from ecrm_interaction.engine.rules import EventMatch, LoyaltyProgram, RuleSpec
 from ecrm_interaction.engine.triggers import (
-    OWN_EVENTS,
     Firing,
     event_firings,
+    is_own,
     loyalty_firings,
     segment_firings,
     trait_firings,
@@ -60,7 +60,7 @@ class ContactChange:
 
 def contact_changes(trigger: TriggerEvent) -> list[ContactChange]:
     """What an event says about reaching the customer (pure)."""
-    if trigger.type != "track" or trigger.message_id.startswith(OWN_EVENTS):
+    if trigger.type != "track" or is_own(trigger):
         return []
     props, at = trigger.properties, trigger.timestamp
     if trigger.event == CatalogEvent.UNSUBSCRIBED:
@@ -150,7 +150,7 @@ class IntakeStep:
         earnings = [
             (trigger, points)
             for trigger in change.triggers
-            if not trigger.message_id.startswith(OWN_EVENTS) and (points := earned(trigger, program)) is not None
+            if not is_own(trigger) and (points := earned(trigger, program)) is not None
         ]
         # The balance is read only when it can have changed or a rule needs it (most changes: neither).
         before = after = None

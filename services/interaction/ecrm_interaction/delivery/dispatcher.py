@@ -66,6 +66,7 @@ from ecrm_interaction.storage.store import LOYALTY_EVENT, Store, aware
 from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.own_events import own_event_headers
 from ecrm_schemas.topics import EVENTS
 from ecrm_schemas.tracking import TrackingToken, sign, tracking_url
 from ecrm_schemas.validation import validate_event
@@ -657,7 +658,8 @@ class Dispatcher:
     def _produce(self, event: dict[str, Any]) -> None:
         assert self.producer is not None
         valid = validate_event(event)  # the same gate as the collector's
-        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+        headers = own_event_headers()  # the mark of the service's own events (ecrm_schemas.own_events)
+        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode(), headers=headers)
 
     def _event(
         self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
