@@ -18,6 +18,7 @@ import ipaddress
 import re
 from typing import Any
 
+from ecrm_schemas.builders import track_body
 from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.tracking import TrackingToken
 
@@ -67,13 +68,7 @@ def _event(token: TrackingToken, name: str, properties: dict[str, Any]) -> dict[
     base = {"email_id": token.email_id} | ({"rule_id": token.rule_id} if token.rule_id else {})
     if token.campaign_id:
         base["campaign_id"] = token.campaign_id
-    return {
-        "type": "track",
-        "event": name,
-        token.customer_kind: token.customer,
-        "properties": base | properties,
-        "context": {"library": {"name": "ecrm-email-tracking"}},
-    }
+    return track_body(name, {token.customer_kind: token.customer}, base | properties, library="ecrm-email-tracking")
 
 
 def open_event(token: TrackingToken, *, machine_open: bool, user_agent: str | None) -> dict[str, Any]:

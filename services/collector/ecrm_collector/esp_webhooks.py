@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 import ecrm_schemas.email_tags as email_tags
 from ecrm_collector.email_tracking import machine_fetch
+from ecrm_schemas.builders import track_body
 from ecrm_schemas.catalog import CatalogEvent
 
 LIBRARY_NAME = "ecrm-esp-webhook"
@@ -160,7 +161,7 @@ def _track_event(
     properties["provider"] = provider
     properties.update({name: value for name, value in activity.properties.items() if value is not None})
 
-    context: dict[str, Any] = {"library": {"name": LIBRARY_NAME}}
+    context: dict[str, Any] = {}
     if activity.recipient:
         context["traits"] = {"email": activity.recipient}
     if activity.user_agent:
@@ -168,19 +169,12 @@ def _track_event(
     if activity.ip:
         context["ip"] = activity.ip
 
-    event: dict[str, Any] = {"type": "track", "event": activity.name, "messageId": message_id}
-    if activity.timestamp is not None:
-        event["timestamp"] = activity.timestamp
     user_id, anonymous_id = tags.get(email_tags.USER_ID), tags.get(email_tags.ANONYMOUS_ID)
-    if user_id:
-        event["userId"] = user_id
-    if anonymous_id:
-        event["anonymousId"] = anonymous_id
-    elif not user_id and activity.recipient:
-        event["anonymousId"] = email_tags.address_anonymous_id(activity.recipient)
-    event["properties"] = properties
-    event["context"] = context
-    return event
+    if not user_id and not anonymous_id and activity.recipient:
+        anonymous_id = email_tags.address_anonymous_id(activity.recipient)
+    identity = {"userId": user_id, "anonymousId": anonymous_id}
+    return track_body(activity.name, identity, properties, library=LIBRARY_NAME, message_id=message_id,
+                      timestamp=activity.timestamp, context=context)  # fmt: skip
 
 
 def _iso(moment: datetime) -> str:

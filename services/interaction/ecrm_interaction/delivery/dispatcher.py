@@ -63,15 +63,17 @@ from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscri
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage.models import Action
 from ecrm_interaction.storage.store import LOYALTY_EVENT, Store, aware
+from ecrm_schemas.builders import build_alias, build_track
 from ecrm_schemas.catalog import CatalogEvent
-from ecrm_schemas.events import encode_event
+from ecrm_schemas.events import Event, TrackEvent, encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.own_events import own_event_headers
 from ecrm_schemas.topics import EVENTS
 from ecrm_schemas.tracking import TrackingToken, sign, tracking_url
-from ecrm_schemas.validation import validate_event
 
 log = structlog.get_logger()
+LIBRARY = "ecrm-interaction"
+"""How the service names itself in its events' ``context.library``."""
 PROFILE_CATCH_UP = timedelta(seconds=60)
 """How long an action waits for the profile change that caused it, at most."""
 PROFILE_RECHECK = timedelta(seconds=0.5)
@@ -592,12 +594,12 @@ class Dispatcher:
         self.store.mark_events_published([row.id for row in outbox], datetime.now(UTC))
 
     def outbox_events(self, now: datetime) -> list[dict[str, Any]]:
-        """The outbox's unpublished events as :meth:`publish` sends them (in order)."""
+        """The outbox's unpublished events as :meth:`publish` sends them (in order), as JSON."""
         outbox = self.store.unpublished_events()
         program = self.store.loyalty_program()
-        return [self._outbox_event(row, program, now) for row in outbox]
+        return [orjson.loads(encode_event(self._outbox_event(row, program, now))) for row in outbox]
 
-    def _outbox_event(self, row: Any, program: Any, now: datetime) -> dict[str, Any]:
+    def _outbox_event(self, row: Any, program: Any, now: datetime) -> TrackEvent:
         if row.name == LOYALTY_EVENT:
             # The balance as of now, stamped now: the latest event the aggregator folds is the ledger's balance.
             return self._event(row.name, row.customer_id, row.message_id, self.store.loyalty_event(row, program), now)
@@ -638,15 +640,11 @@ class Dispatcher:
         if "userId" not in identity:
             return
         at = aware(action.done_at or action.updated_at) or datetime.now(UTC)
-        self._produce({
-            "type": "alias",
-            "previousId": email_tags.address_anonymous_id(action.recipient),
-            "userId": identity["userId"],
-            "messageId": f"{OWN_EVENTS}{action.id}-address",
-            "timestamp": at.isoformat(),
-            "receivedAt": datetime.now(UTC).isoformat(),
-            "context": {"library": {"name": "ecrm-interaction"}},
-        })  # fmt: skip
+        address = email_tags.address_anonymous_id(action.recipient)
+        self._produce(
+            build_alias(address, identity["userId"], library=LIBRARY, message_id=f"{OWN_EVENTS}{action.id}-address",
+                        timestamp=at)
+        )  # fmt: skip
 
     def _produce_event(
         self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
@@ -655,26 +653,18 @@ class Dispatcher:
             return
         self._produce(self._event(name, customer_id, message_id, properties, at))
 
-    def _produce(self, event: dict[str, Any]) -> None:
+    def _produce(self, event: Event) -> None:
+        """``event``: built (and validated) by :mod:`ecrm_schemas.builders`."""
         assert self.producer is not None
-        valid = validate_event(event)  # the same gate as the collector's
         headers = own_event_headers()  # the mark of the service's own events (ecrm_schemas.own_events)
-        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode(), headers=headers)
+        self.producer.produce(EVENTS.name, encode_event(event), key=event.customer_key.encode(), headers=headers)
 
     def _event(
         self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
-    ) -> dict[str, Any]:
+    ) -> TrackEvent:
         """A track event about the customer (their user id when known, else their anonymous id)."""
-        return {
-            "type": "track",
-            "event": name,
-            "messageId": message_id,
-            "timestamp": at.isoformat(),
-            "receivedAt": datetime.now(UTC).isoformat(),
-            "properties": properties,
-            "context": {"library": {"name": "ecrm-interaction"}},
-            **self._identity(customer_id),
-        }
+        return build_track(name, self._identity(customer_id), properties, library=LIBRARY, message_id=message_id,
+                           timestamp=at)  # fmt: skip
 
 
 COMMENT_PROPERTIES: dict[str, str] = {CatalogEvent.NPS_ANSWERED: "comment", CatalogEvent.SURVEY_ANSWERED: "text"}
