@@ -8,8 +8,8 @@ import orjson
 
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import Event
-from ecrm_schemas.own_events import EventOrigin
-from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED
+from ecrm_schemas.own_events import EventOrigin, own_event_headers
+from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER
 from ecrm_schemas.validation import FieldError, InvalidEvent, validate_event
 
 
@@ -58,6 +58,15 @@ def parse_origin(header: bytes | str | None) -> tuple[int, int] | None:
 
 def origin_header(positioned: PositionedEvent) -> bytes:
     return f"{positioned.partition}:{positioned.offset}".encode()
+
+
+def forward_headers(positioned: PositionedEvent) -> list[tuple[str, str | bytes | None]]:
+    """The headers of an event forwarded on the stitched topic: its position on the events
+    topic, and the producer's mark when the interaction service produced it."""
+    headers: list[tuple[str, str | bytes | None]] = [(ORIGIN_HEADER, origin_header(positioned))]
+    if positioned.event_origin is EventOrigin.INTERACTION:
+        headers += own_event_headers()
+    return headers
 
 
 @dataclass(slots=True)

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 from aggregator_factories import event, record
 
-from ecrm_aggregator.decode import decode_records
+from ecrm_aggregator.decode import decode_records, forward_headers, parse_origin
 from ecrm_aggregator.pipeline import fold_batch, trigger_of
 from ecrm_schemas.own_events import PRODUCER_HEADER, EventOrigin, origin_of_headers, own_event_headers
 from ecrm_schemas.profile import ProfileChanged
+from ecrm_schemas.topics import ORIGIN_HEADER
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -43,6 +44,12 @@ def test_the_trigger_says_who_produced_the_event_from_the_header_never_from_the_
 
 def test_a_forwarded_event_keeps_its_producer() -> None:
     sent = event(event="Email Sent", properties={"email_id": "a1"}, messageId="ecrm-interaction-a1-sent")
+    [own, client] = decode_records([replace(record(sent, 40, 2), event_origin=EventOrigin.INTERACTION),
+                                    record(event("page"), 41, 2)]).events  # fmt: skip
+    assert (parse_origin(dict(forward_headers(own))[ORIGIN_HEADER]), origin_of_headers(forward_headers(own))) == (
+        (2, 40), EventOrigin.INTERACTION)  # fmt: skip
+    assert origin_of_headers(forward_headers(client)) is EventOrigin.CLIENT
+    # ... and the worker that reads it back from the stitched topic:
     forwarded = replace(record(sent, 7), origin=(2, 40), event_origin=EventOrigin.INTERACTION)
     [positioned] = decode_records([forwarded]).events
     assert (positioned.partition, positioned.offset, positioned.forwarded) == (2, 40, True)
