@@ -201,3 +201,73 @@ def test_a_sendgrid_complaint_carrying_the_tags_of_our_raw_message_suppresses_th
         return view.json()["contact"]["suppressed"] if view.status_code == 200 else None
 
     assert _eventually(suppressed) == "complaint", stack.data_dir
+
+
+# --- the service's own events: marked by the producer, not by the message id ------------------
+
+
+def _profile_change_triggers(stack: Stack, customer: str, wanted, timeout_s: float = 90.0) -> list[dict]:
+    """The triggers of ``customer``'s profile changes on Kafka, read until ``wanted(triggers)``."""
+    from confluent_kafka import Consumer
+
+    from ecrm_schemas.topics import PROFILE_CHANGES
+
+    consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{stack.settings.kafka_port}",
+                         "group.id": f"own-events-test-{customer}-{time.time_ns()}", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})  # fmt: skip
+    consumer.subscribe([PROFILE_CHANGES.name])
+    triggers: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not wanted(triggers) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            change = json.loads(message.value())
+            if change["customer_id"] == customer:
+                triggers += change["triggers"]
+    finally:
+        consumer.close()
+    return triggers
+
+
+@pytest.mark.e2e
+@pytest.mark.kafka
+@pytest.mark.clickhouse
+@pytest.mark.smtp
+def test_the_services_own_events_are_marked_by_its_producer_and_a_clients_lookalike_id_is_not(stack: Stack) -> None:
+    """The interaction service's report of the welcome email comes back marked as its own (the
+    ``ecrm-producer`` Kafka header, carried by the aggregator into ``TriggerEvent.origin``). A
+    back end's unsubscribe with a message id in the service's namespace is a client's event:
+    it unsubscribes the customer (before, the id alone made it "own", and it was ignored)."""
+    s = stack.settings
+    collector, interaction = f"http://127.0.0.1:{s.collector_port}", f"http://127.0.0.1:{s.interaction_port}"
+    api = {"Authorization": f"Bearer {s.interaction_api_token}"}
+    response = httpx.post(f"{collector}/v1/identify", auth=(KEY, ""),
+                          json={"userId": "turing", "traits": {"email": "turing@example.com"}})  # fmt: skip
+    assert response.status_code == 200, response.text
+
+    def email_sent(triggers: list[dict]) -> list[dict]:
+        return [t for t in triggers if t.get("event") == "Email Sent"]
+
+    [sent] = email_sent(_profile_change_triggers(stack, "turing", email_sent))[:1] or [None]
+    assert sent is not None, "the service's Email Sent report reaches the profile change"
+    assert sent["message_id"].startswith("ecrm-interaction-") and sent["origin"] == "interaction"
+
+    forged_id = "ecrm-interaction-unsubscribe-turing"
+    response = httpx.post(f"{collector}/v1/track", auth=(KEY, ""), json={
+        "userId": "turing", "event": "Unsubscribed", "messageId": forged_id, "origin": "interaction",
+        "properties": {}, "context": {"ecrm_producer": "interaction"}})  # fmt: skip
+    assert response.status_code == 200, response.text
+
+    def forged(triggers: list[dict]) -> list[dict]:
+        return [t for t in triggers if t["message_id"] == forged_id]
+
+    [client] = forged(_profile_change_triggers(stack, "turing", forged))[:1] or [None]
+    assert client is not None and client["origin"] == "client"
+
+    def unsubscribed() -> str | None:
+        view = httpx.get(f"{interaction}/v1/customers/turing", headers=api)
+        return view.json()["contact"]["unsubscribed_at"] if view.status_code == 200 else None
+
+    assert _eventually(unsubscribed), "a client's unsubscribe is acted on whatever its message id"

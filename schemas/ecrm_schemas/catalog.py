@@ -26,6 +26,43 @@ class Source(StrEnum):
     """The eCRM's own interaction service reporting what it did."""
 
 
+class CatalogEvent(StrEnum):
+    """The catalogued track event names: the one list of them (:data:`CATALOG` is keyed by it).
+
+    Service code names a catalogued event by its member, never by a string literal
+    (``tests/test_drift.py`` checks).
+    """
+
+    PRODUCT_VIEWED = "Product Viewed"
+    ELEMENT_CLICKED = "Element Clicked"
+    PRODUCT_ADDED = "Product Added"
+    ORDER_COMPLETED = "Order Completed"
+    EMAIL_SENT = "Email Sent"
+    EMAIL_DELIVERED = "Email Delivered"
+    EMAIL_OPENED = "Email Opened"
+    EMAIL_LINK_CLICKED = "Email Link Clicked"
+    EMAIL_BOUNCED = "Email Bounced"
+    EMAIL_MARKED_AS_SPAM = "Email Marked as Spam"
+    UNSUBSCRIBED = "Unsubscribed"
+    SURVEY_ANSWERED = "Survey Answered"
+    NPS_ANSWERED = "NPS Answered"
+    ORDER_REFUNDED = "Order Refunded"
+    INVOICE_PAID = "Invoice Paid"
+    INVENTORY_UPDATED = "Inventory Updated"
+    SHIPMENT_UPDATED = "Shipment Updated"
+    CONSENT_UPDATED = "Consent Updated"
+    MESSAGE_SUPPRESSED = "Message Suppressed"
+    MESSAGE_DEFERRED = "Message Deferred"
+    MESSAGE_FAILED = "Message Failed"
+    ACTION_COMPLETED = "Action Completed"
+    CASE_OPENED = "Case Opened"
+    CASE_ESCALATED = "Case Escalated"
+    CASE_UPDATED = "Case Updated"
+    CASE_RESOLVED = "Case Resolved"
+    LOYALTY_POINTS_AWARDED = "Loyalty Points Awarded"
+    REWARD_ISSUED = "Reward Issued"
+
+
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
@@ -212,12 +249,10 @@ class CaseEvent(_Properties):
     rule_id: str | None = None
 
 
-LOYALTY_POINTS_AWARDED = "Loyalty Points Awarded"
-"""The interaction service's loyalty ledger changed: it owns the balance and the tier; the
-aggregator folds the latest event's into ``computed.loyalty_points`` / ``computed.loyalty_tier``."""
-
-
 class LoyaltyPointsAwarded(_Properties):
+    """The interaction service's loyalty ledger changed: it owns the balance and the tier; the
+    aggregator folds the latest event's into ``computed.loyalty_points`` / ``computed.loyalty_tier``."""
+
     points: int
     """What this ledger entry added (negative: taken)."""
     balance: int = Field(ge=0)
@@ -254,7 +289,7 @@ class DomainEvent(BaseModel):
 
 
 def _entry(
-    name: str,
+    name: CatalogEvent,
     source: Source,
     model: type[_Properties],
     description: str,
@@ -275,80 +310,143 @@ def _entry(
 
 CATALOG: dict[str, DomainEvent] = dict(
     [
-        _entry("Product Viewed", Source.WEB, ProductViewed, "A product page was viewed."),
-        _entry("Element Clicked", Source.WEB, ElementClicked, "A tracked element was clicked."),
-        _entry("Product Added", Source.WEB, ProductAdded, "A product was added to the cart."),
-        _entry("Order Completed", Source.WEB, OrderCompleted, "An order was placed.", server_only=True),
-        _entry("Email Sent", Source.EMAIL, EmailSent, "An email was handed to the mail server.", server_only=True),
+        _entry(CatalogEvent.PRODUCT_VIEWED, Source.WEB, ProductViewed, "A product page was viewed."),
+        _entry(CatalogEvent.ELEMENT_CLICKED, Source.WEB, ElementClicked, "A tracked element was clicked."),
+        _entry(CatalogEvent.PRODUCT_ADDED, Source.WEB, ProductAdded, "A product was added to the cart."),
+        _entry(CatalogEvent.ORDER_COMPLETED, Source.WEB, OrderCompleted, "An order was placed.", server_only=True),
         _entry(
-            "Email Delivered", Source.EMAIL, EmailDelivered, "The recipient's server accepted it.", server_only=True
+            CatalogEvent.EMAIL_SENT,
+            Source.EMAIL,
+            EmailSent,
+            "An email was handed to the mail server.",
+            server_only=True,
         ),
-        _entry("Email Opened", Source.EMAIL, EmailOpened, "The email was opened.", server_only=True),
         _entry(
-            "Email Link Clicked", Source.EMAIL, EmailLinkClicked, "A link in the email was clicked.", server_only=True
+            CatalogEvent.EMAIL_DELIVERED,
+            Source.EMAIL,
+            EmailDelivered,
+            "The recipient's server accepted it.",
+            server_only=True,
         ),
-        _entry("Email Bounced", Source.EMAIL, EmailBounced, "The email bounced (hard or soft).", contact_state=True),
+        _entry(CatalogEvent.EMAIL_OPENED, Source.EMAIL, EmailOpened, "The email was opened.", server_only=True),
         _entry(
-            "Email Marked as Spam", Source.EMAIL, EmailMarkedAsSpam, "The recipient complained.", contact_state=True
+            CatalogEvent.EMAIL_LINK_CLICKED,
+            Source.EMAIL,
+            EmailLinkClicked,
+            "A link in the email was clicked.",
+            server_only=True,
         ),
-        _entry("Unsubscribed", Source.EMAIL, Unsubscribed, "The recipient unsubscribed.", contact_state=True),
-        _entry("Survey Answered", Source.SURVEY, SurveyAnswered, "A survey question was answered."),
-        _entry("NPS Answered", Source.SURVEY, NpsAnswered, "A Net Promoter Score answer, 0 to 10."),
-        _entry("Order Refunded", Source.BACKEND, OrderRefunded, "An order was refunded.", server_only=True),
-        _entry("Invoice Paid", Source.BACKEND, InvoicePaid, "A bill was paid.", server_only=True),
-        _entry("Inventory Updated", Source.BACKEND, InventoryUpdated, "Stock of a product changed.", server_only=True),
-        _entry("Shipment Updated", Source.BACKEND, ShipmentUpdated, "A delivery changed status.", server_only=True),
         _entry(
-            "Consent Updated",
+            CatalogEvent.EMAIL_BOUNCED,
+            Source.EMAIL,
+            EmailBounced,
+            "The email bounced (hard or soft).",
+            contact_state=True,
+        ),
+        _entry(
+            CatalogEvent.EMAIL_MARKED_AS_SPAM,
+            Source.EMAIL,
+            EmailMarkedAsSpam,
+            "The recipient complained.",
+            contact_state=True,
+        ),
+        _entry(
+            CatalogEvent.UNSUBSCRIBED, Source.EMAIL, Unsubscribed, "The recipient unsubscribed.", contact_state=True
+        ),
+        _entry(CatalogEvent.SURVEY_ANSWERED, Source.SURVEY, SurveyAnswered, "A survey question was answered."),
+        _entry(CatalogEvent.NPS_ANSWERED, Source.SURVEY, NpsAnswered, "A Net Promoter Score answer, 0 to 10."),
+        _entry(CatalogEvent.ORDER_REFUNDED, Source.BACKEND, OrderRefunded, "An order was refunded.", server_only=True),
+        _entry(CatalogEvent.INVOICE_PAID, Source.BACKEND, InvoicePaid, "A bill was paid.", server_only=True),
+        _entry(
+            CatalogEvent.INVENTORY_UPDATED,
+            Source.BACKEND,
+            InventoryUpdated,
+            "Stock of a product changed.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.SHIPMENT_UPDATED,
+            Source.BACKEND,
+            ShipmentUpdated,
+            "A delivery changed status.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.CONSENT_UPDATED,
             Source.BACKEND,
             ConsentUpdated,
             "The customer gave or withdrew consent for a channel (relayed by the shop's back end).",
             contact_state=True,
         ),
         _entry(
-            "Message Suppressed",
+            CatalogEvent.MESSAGE_SUPPRESSED,
             Source.INTERACTION,
             MessageSuppressed,
             "The contact policy refused a message.",
             server_only=True,
         ),
         _entry(
-            "Message Deferred",
+            CatalogEvent.MESSAGE_DEFERRED,
             Source.INTERACTION,
             MessageDeferred,
             "A message waits for the customer's quiet hours to end.",
             server_only=True,
         ),
         _entry(
-            "Message Failed", Source.INTERACTION, MessageFailed, "A message could not be delivered.", server_only=True
+            CatalogEvent.MESSAGE_FAILED,
+            Source.INTERACTION,
+            MessageFailed,
+            "A message could not be delivered.",
+            server_only=True,
         ),
         _entry(
-            "Action Completed",
+            CatalogEvent.ACTION_COMPLETED,
             Source.INTERACTION,
             ActionCompleted,
             "A rule's webhook, notification or other action was carried out.",
             server_only=True,
         ),
-        _entry("Case Opened", Source.INTERACTION, CaseEvent, "A customer-service case was opened.", server_only=True),
-        _entry("Case Escalated", Source.INTERACTION, CaseEvent, "A case passed its SLA unresolved.", server_only=True),
         _entry(
-            "Case Updated",
+            CatalogEvent.CASE_OPENED,
+            Source.INTERACTION,
+            CaseEvent,
+            "A customer-service case was opened.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.CASE_ESCALATED,
+            Source.INTERACTION,
+            CaseEvent,
+            "A case passed its SLA unresolved.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.CASE_UPDATED,
             Source.INTERACTION,
             CaseEvent,
             "A case changed status, priority or assignee.",
             server_only=True,
         ),
-        _entry("Case Resolved", Source.INTERACTION, CaseEvent, "A case was resolved.", server_only=True),
+        _entry(CatalogEvent.CASE_RESOLVED, Source.INTERACTION, CaseEvent, "A case was resolved.", server_only=True),
         _entry(
-            LOYALTY_POINTS_AWARDED,
+            CatalogEvent.LOYALTY_POINTS_AWARDED,
             Source.INTERACTION,
             LoyaltyPointsAwarded,
             "Points were added to (or taken from) the customer's balance.",
             server_only=True,
         ),
-        _entry("Reward Issued", Source.INTERACTION, RewardIssued, "A loyalty reward was issued.", server_only=True),
+        _entry(
+            CatalogEvent.REWARD_ISSUED,
+            Source.INTERACTION,
+            RewardIssued,
+            "A loyalty reward was issued.",
+            server_only=True,
+        ),
     ]
 )
+
+if set(CATALOG) != set(CatalogEvent):  # one list: a member without an entry (or the reverse) is a mistake
+    raise RuntimeError(f"CatalogEvent and CATALOG disagree: {set(CATALOG) ^ set(CatalogEvent)}")
 
 
 CONTACT_STATE_EVENTS: frozenset[str] = frozenset(name for name, entry in CATALOG.items() if entry.contact_state)

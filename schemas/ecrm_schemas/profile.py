@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ecrm_schemas.own_events import EventOrigin
+
 
 class ComputedTraits(BaseModel):
     """Scores derived from a profile's aggregates as of a moment (formulas: the aggregator's
@@ -99,6 +101,10 @@ class TriggerEvent(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     backfill: bool = False
     """Imported history (:mod:`ecrm_schemas.backfill`): folded into the profile, fires no rule."""
+    origin: EventOrigin = EventOrigin.CLIENT
+    """Who produced the event, set by the aggregator from the Kafka header only the interaction
+    service sets (:mod:`ecrm_schemas.own_events`): its own events fire no rule, change no contact
+    state and earn no points. Never taken from the event itself."""
 
 
 class ProfileChanged(BaseModel):

@@ -137,6 +137,13 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20
 
     Uses partition assignment (no consumer group), so it never waits for a group join.
     """
+    return [(key, value) for key, value, _ in read_records(bootstrap, topic, expect=expect, timeout_s=timeout_s)]
+
+
+def read_records(
+    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20.0
+) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]]:
+    """:func:`read_topic` with each record's Kafka headers: ``(key, value, headers)``."""
     import time
 
     from confluent_kafka import Consumer, TopicPartition
@@ -145,13 +152,16 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        records: list[tuple[bytes | None, bytes]] = []
+        records: list[tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]] = []
         deadline = time.monotonic() + timeout_s
         while len(records) < expect and time.monotonic() < deadline:
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
-            records.append((message.key(), message.value() or b""))
+            raw = message.headers() or []
+            pairs = raw.items() if isinstance(raw, dict) else raw
+            headers = [(name, value.encode() if isinstance(value, str) else value) for name, value in pairs]
+            records.append((message.key(), message.value() or b"", headers))
         return records
     finally:
         consumer.close()

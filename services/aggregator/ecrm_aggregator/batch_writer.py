@@ -18,7 +18,7 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_e
 
 from ecrm_aggregator import metrics
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
-from ecrm_aggregator.decode import SourceRecord, origin_header
+from ecrm_aggregator.decode import SourceRecord, forward_headers
 from ecrm_aggregator.identity import decide
 from ecrm_aggregator.pipeline import (
     BatchPlan,
@@ -39,7 +39,7 @@ from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.suppressions import SuppressionList
-from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
+from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -242,7 +242,7 @@ class BatchWriter:
                 SEGMENT_MEMBERSHIP.name, segment_change.encode(), key=segment_change.customer_id.encode()
             )
         for user_id, partition, positioned in result.forwards:
-            headers: list[tuple[str, str | bytes | None]] = [(ORIGIN_HEADER, origin_header(positioned))]
+            headers = forward_headers(positioned)
             value = encode_event(positioned.event)
             self.producer.produce(
                 EVENTS_STITCHED.name, value, key=user_id.encode(), partition=partition, headers=headers

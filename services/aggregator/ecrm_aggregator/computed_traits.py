@@ -61,6 +61,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ecrm_aggregator.profile_state import ProfileState, Traits
+from ecrm_schemas.catalog import CatalogEvent
 
 DAY = timedelta(days=1)
 
@@ -72,13 +73,13 @@ LifecycleStage = Literal["prospect", "new", "active", "at_risk", "churned"]
 ENGAGEMENT_WEIGHTS: dict[str, float] = {
     "page": 1.0,
     "screen": 1.0,
-    "Product Viewed": 2.0,
-    "Product Added": 3.0,
-    "Order Completed": 10.0,
-    "Email Opened": 1.0,
-    "Email Link Clicked": 3.0,
-    "Survey Answered": 2.0,
-    "NPS Answered": 2.0,
+    CatalogEvent.PRODUCT_VIEWED: 2.0,
+    CatalogEvent.PRODUCT_ADDED: 3.0,
+    CatalogEvent.ORDER_COMPLETED: 10.0,
+    CatalogEvent.EMAIL_OPENED: 1.0,
+    CatalogEvent.EMAIL_LINK_CLICKED: 3.0,
+    CatalogEvent.SURVEY_ANSWERED: 2.0,
+    CatalogEvent.NPS_ANSWERED: 2.0,
 }
 """Points one activity adds to the engagement sum, by event label (track name, else type)."""
 
@@ -172,7 +173,7 @@ def rfm(
 
 def event_weight(label: str, properties: dict[str, Any] | None = None) -> float:
     """What one event adds to engagement; a machine open (privacy proxy, prefetch) adds nothing."""
-    if label == "Email Opened" and (properties or {}).get("machine_open"):
+    if label == CatalogEvent.EMAIL_OPENED and (properties or {}).get("machine_open"):
         return 0.0
     return ENGAGEMENT_WEIGHTS.get(label, 0.0)
 

@@ -44,6 +44,7 @@ from ecrm_aggregator import metrics
 from ecrm_aggregator.batch_writer import BatchWriter, TooManyInvalid
 from ecrm_aggregator.decode import SourceRecord, parse_origin
 from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_schemas.own_events import origin_of_headers
 from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER
 
 log = structlog.get_logger()
@@ -80,12 +81,14 @@ def consumer_config(settings: AggregatorSettings) -> dict[str, Any]:
 def _record(message: Message) -> SourceRecord:
     partition, offset = message.partition(), message.offset()
     assert partition is not None and offset is not None  # set on every message without an error
+    event_origin = origin_of_headers(message.headers())
     if message.topic() != EVENTS_STITCHED.name:
-        return SourceRecord(partition, offset, message.key(), message.value())
+        return SourceRecord(partition, offset, message.key(), message.value(), event_origin=event_origin)
     headers = dict(message.headers() or [])
     origin = parse_origin(headers.get(ORIGIN_HEADER))
     # Without a readable origin the record cannot be deduplicated; it is dead-lettered as such.
-    return SourceRecord(partition, offset, message.key(), message.value() if origin else b"", origin or (-1, -1))
+    value = message.value() if origin else b""
+    return SourceRecord(partition, offset, message.key(), value, origin or (-1, -1), event_origin)
 
 
 class BatchConsumer:

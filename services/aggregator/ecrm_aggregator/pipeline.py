@@ -263,6 +263,7 @@ def trigger_of(positioned: PositionedEvent) -> Trigger:
         timestamp=event.timestamp,
         properties=event_properties(event) or event_traits(event) or {},
         backfill=is_backfill(event),
+        origin=positioned.event_origin,
     )
 
 

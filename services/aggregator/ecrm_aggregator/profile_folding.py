@@ -32,7 +32,7 @@ from ecrm_aggregator.profile_state import (
     ProfileState,
     Traits,
 )
-from ecrm_schemas.catalog import LOYALTY_POINTS_AWARDED
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_properties, view_category, view_name
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset", "positions"})
@@ -41,11 +41,11 @@ COMPARED_FIELDS: tuple[str, ...] = tuple(n for n in CONTRACT_FIELDS if n not in 
 _compared = attrgetter(*COMPARED_FIELDS)
 OTHER_VIEWS = "(other)"
 """Where views of names beyond :data:`VIEW_COUNT_KEYS` distinct ones are counted."""
-EMAIL_COUNTERS = {
-    "Email Sent": "email_sent",
-    "Email Opened": "email_opened",
-    "Email Link Clicked": "email_clicked",
-    "Email Bounced": "email_bounced",
+EMAIL_COUNTERS: dict[str, str] = {
+    CatalogEvent.EMAIL_SENT: "email_sent",
+    CatalogEvent.EMAIL_OPENED: "email_opened",
+    CatalogEvent.EMAIL_LINK_CLICKED: "email_clicked",
+    CatalogEvent.EMAIL_BOUNCED: "email_bounced",
 }
 
 
@@ -230,14 +230,14 @@ def _count_view(counts: dict[str, int], key: str | None) -> None:
 
 def _apply_track(state: ProfileState, event: TrackEvent) -> None:
     props = event.properties
-    if event.event == "Order Completed":
+    if event.event == CatalogEvent.ORDER_COMPLETED:
         state.orders += 1
         state.revenue += _money(props.get("revenue", props.get("total")))
         state.first_order_at = min(state.first_order_at or event.timestamp, event.timestamp)
         state.last_order_at = max(state.last_order_at or event.timestamp, event.timestamp)
-    elif event.event == "Order Refunded":
+    elif event.event == CatalogEvent.ORDER_REFUNDED:
         state.refunded += _money(props.get("total"))
-    elif event.event == LOYALTY_POINTS_AWARDED:  # the ledger's balance (it owns loyalty), latest wins
+    elif event.event == CatalogEvent.LOYALTY_POINTS_AWARDED:  # the ledger's balance (it owns loyalty), latest wins
         points, tier = int(props["balance"]), str(props["tier"])
         if state.computed is None:
             state.computed = Traits(event.timestamp, loyalty_points=points, loyalty_tier=tier)
@@ -246,11 +246,11 @@ def _apply_track(state: ProfileState, event: TrackEvent) -> None:
     elif event.event in EMAIL_COUNTERS:
         field = EMAIL_COUNTERS[event.event]
         setattr(state, field, getattr(state, field) + 1)
-    elif event.event in ("Survey Answered", "NPS Answered"):
+    elif event.event in (CatalogEvent.SURVEY_ANSWERED, CatalogEvent.NPS_ANSWERED):
         state.surveys_answered += 1
-        if event.event == "NPS Answered" and (state.nps_at is None or event.timestamp >= state.nps_at):
+        if event.event == CatalogEvent.NPS_ANSWERED and (state.nps_at is None or event.timestamp >= state.nps_at):
             state.nps_previous = state.nps_latest
             state.nps_latest = int(props["score"])
             state.nps_at = event.timestamp
-        elif event.event == "NPS Answered" and state.nps_previous is None:
+        elif event.event == CatalogEvent.NPS_ANSWERED and state.nps_previous is None:
             state.nps_previous = int(props["score"])  # an older answer arriving late

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from ecrm_schemas.own_events import EventOrigin
 from ecrm_schemas.profile import CustomerProfile
 
 VIEW_COUNTS = ("page_views_by_name", "page_views_by_category", "screen_views_by_name", "screen_views_by_category")
@@ -186,6 +187,8 @@ class Trigger:
     properties: dict[str, Any]
     backfill: bool = False
     """Imported history (:mod:`ecrm_schemas.backfill`)."""
+    origin: EventOrigin = EventOrigin.CLIENT
+    """Who produced it (:mod:`ecrm_schemas.own_events`): from the Kafka header, never the event's JSON."""
 
 
 @dataclass(slots=True)
@@ -203,7 +206,7 @@ class Change:
         """The ``ProfileChanged`` JSON."""
         triggers = [
             {"message_id": t.message_id, "type": t.type, "event": t.event, "timestamp": t.timestamp,
-             "properties": t.properties, "backfill": t.backfill}
+             "properties": t.properties, "backfill": t.backfill, "origin": t.origin}
             for t in self.triggers
         ]  # fmt: skip
         return dumps(

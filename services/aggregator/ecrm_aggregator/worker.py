@@ -27,6 +27,7 @@ from ecrm_aggregator.consumer import EXIT_BATCH_FAILED, EXIT_TOO_MANY_INVALID, e
 from ecrm_aggregator.decode import SourceRecord, parse_origin
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.own_events import origin_of_headers
 from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, ORIGIN_HEADER
 
 log = structlog.get_logger()
@@ -126,12 +127,13 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
 
 
 def _record(message: Any) -> SourceRecord:
+    event_origin = origin_of_headers(message.headers)
     if message.topic != EVENTS_STITCHED.name:
-        return SourceRecord(message.partition, message.offset, message.key, message.value)
+        return SourceRecord(message.partition, message.offset, message.key, message.value, event_origin=event_origin)
     headers = dict(message.headers or [])
     origin = parse_origin(headers.get(ORIGIN_HEADER))
     return SourceRecord(message.partition, message.offset, message.key, message.value if origin else b"",
-                        origin or (-1, -1))  # fmt: skip
+                        origin or (-1, -1), event_origin)  # fmt: skip
 
 
 def kafka_producer(settings: AggregatorSettings) -> ReliableProducer:

@@ -18,6 +18,8 @@ import ipaddress
 import re
 from typing import Any
 
+from ecrm_schemas.builders import track_body
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.tracking import TrackingToken
 
 # A 1x1 transparent GIF.
@@ -66,24 +68,18 @@ def _event(token: TrackingToken, name: str, properties: dict[str, Any]) -> dict[
     base = {"email_id": token.email_id} | ({"rule_id": token.rule_id} if token.rule_id else {})
     if token.campaign_id:
         base["campaign_id"] = token.campaign_id
-    return {
-        "type": "track",
-        "event": name,
-        token.customer_kind: token.customer,
-        "properties": base | properties,
-        "context": {"library": {"name": "ecrm-email-tracking"}},
-    }
+    return track_body(name, {token.customer_kind: token.customer}, base | properties, library="ecrm-email-tracking")
 
 
 def open_event(token: TrackingToken, *, machine_open: bool, user_agent: str | None) -> dict[str, Any]:
-    event = _event(token, "Email Opened", {"machine_open": machine_open})
+    event = _event(token, CatalogEvent.EMAIL_OPENED, {"machine_open": machine_open})
     if user_agent:
         event["context"]["userAgent"] = user_agent
     return event
 
 
 def click_event(token: TrackingToken, user_agent: str | None) -> dict[str, Any]:
-    event = _event(token, "Email Link Clicked", {"link_url": token.url})
+    event = _event(token, CatalogEvent.EMAIL_LINK_CLICKED, {"link_url": token.url})
     if user_agent:
         event["context"]["userAgent"] = user_agent
     return event

@@ -58,6 +58,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 import ecrm_schemas.email_tags as email_tags
 from ecrm_collector.email_tracking import machine_fetch
+from ecrm_schemas.builders import track_body
+from ecrm_schemas.catalog import CatalogEvent
 
 LIBRARY_NAME = "ecrm-esp-webhook"
 SNS_CERT_URL_PATTERN = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
@@ -159,7 +161,7 @@ def _track_event(
     properties["provider"] = provider
     properties.update({name: value for name, value in activity.properties.items() if value is not None})
 
-    context: dict[str, Any] = {"library": {"name": LIBRARY_NAME}}
+    context: dict[str, Any] = {}
     if activity.recipient:
         context["traits"] = {"email": activity.recipient}
     if activity.user_agent:
@@ -167,19 +169,12 @@ def _track_event(
     if activity.ip:
         context["ip"] = activity.ip
 
-    event: dict[str, Any] = {"type": "track", "event": activity.name, "messageId": message_id}
-    if activity.timestamp is not None:
-        event["timestamp"] = activity.timestamp
     user_id, anonymous_id = tags.get(email_tags.USER_ID), tags.get(email_tags.ANONYMOUS_ID)
-    if user_id:
-        event["userId"] = user_id
-    if anonymous_id:
-        event["anonymousId"] = anonymous_id
-    elif not user_id and activity.recipient:
-        event["anonymousId"] = email_tags.address_anonymous_id(activity.recipient)
-    event["properties"] = properties
-    event["context"] = context
-    return event
+    if not user_id and not anonymous_id and activity.recipient:
+        anonymous_id = email_tags.address_anonymous_id(activity.recipient)
+    identity = {"userId": user_id, "anonymousId": anonymous_id}
+    return track_body(activity.name, identity, properties, library=LIBRARY_NAME, message_id=message_id,
+                      timestamp=activity.timestamp, context=context)  # fmt: skip
 
 
 def _iso(moment: datetime) -> str:
@@ -242,13 +237,13 @@ def _check_fresh(value: Any, *, now: float, max_age_s: float, field: str) -> Non
 # --- SendGrid Event Webhook -----------------------------------------------------------------
 
 _SENDGRID_NAMES = {
-    "delivered": "Email Delivered",
-    "open": "Email Opened",
-    "click": "Email Link Clicked",
-    "bounce": "Email Bounced",
-    "spamreport": "Email Marked as Spam",
-    "unsubscribe": "Unsubscribed",
-    "group_unsubscribe": "Unsubscribed",
+    "delivered": CatalogEvent.EMAIL_DELIVERED,
+    "open": CatalogEvent.EMAIL_OPENED,
+    "click": CatalogEvent.EMAIL_LINK_CLICKED,
+    "bounce": CatalogEvent.EMAIL_BOUNCED,
+    "spamreport": CatalogEvent.EMAIL_MARKED_AS_SPAM,
+    "unsubscribe": CatalogEvent.UNSUBSCRIBED,
+    "group_unsubscribe": CatalogEvent.UNSUBSCRIBED,
 }
 
 
@@ -362,12 +357,12 @@ def handle_sendgrid(
 # --- Mailgun webhooks -----------------------------------------------------------------------
 
 _MAILGUN_NAMES = {
-    "delivered": "Email Delivered",
-    "opened": "Email Opened",
-    "clicked": "Email Link Clicked",
-    "failed": "Email Bounced",
-    "complained": "Email Marked as Spam",
-    "unsubscribed": "Unsubscribed",
+    "delivered": CatalogEvent.EMAIL_DELIVERED,
+    "opened": CatalogEvent.EMAIL_OPENED,
+    "clicked": CatalogEvent.EMAIL_LINK_CLICKED,
+    "failed": CatalogEvent.EMAIL_BOUNCED,
+    "complained": CatalogEvent.EMAIL_MARKED_AS_SPAM,
+    "unsubscribed": CatalogEvent.UNSUBSCRIBED,
 }
 
 
@@ -656,7 +651,7 @@ def _ses_activities(kind: Any, message: Mapping[str, Any], mail: Mapping[str, An
         summary = " / ".join(t for t in (_text(bounce.get("bounceType")), _text(bounce.get("bounceSubType"))) if t)
         return [
             _Activity(
-                "Email Bounced",
+                CatalogEvent.EMAIL_BOUNCED,
                 _text(recipient.get("emailAddress")),
                 when,
                 {"bounce_type": bounce_type, "reason": _text(recipient.get("diagnosticCode")) or summary or None},
@@ -671,26 +666,28 @@ def _ses_activities(kind: Any, message: Mapping[str, Any], mail: Mapping[str, An
             return None  # not a new complaint
         when = complaint.get("timestamp") or mail.get("timestamp")
         recipients = _objects(complaint.get("complainedRecipients"))
-        return [_Activity("Email Marked as Spam", _text(r.get("emailAddress")), when) for r in recipients]
+        return [_Activity(CatalogEvent.EMAIL_MARKED_AS_SPAM, _text(r.get("emailAddress")), when) for r in recipients]
     if kind == "Delivery":
         delivery = _object(message, "delivery")
         when = delivery.get("timestamp") or mail.get("timestamp")
-        return [_Activity("Email Delivered", address, when) for address in _strings(delivery.get("recipients"))]
+        return [
+            _Activity(CatalogEvent.EMAIL_DELIVERED, address, when) for address in _strings(delivery.get("recipients"))
+        ]
     if kind in ("Open", "Click"):
         engagement = _object(message, kind.lower())
         when = engagement.get("timestamp") or mail.get("timestamp")
         user_agent, ip = _text(engagement.get("userAgent")), _text(engagement.get("ipAddress"))
         properties: dict[str, Any]
         if kind == "Open":
-            name, properties = "Email Opened", {"machine_open": machine_fetch(user_agent, ip)}
+            name, properties = CatalogEvent.EMAIL_OPENED, {"machine_open": machine_fetch(user_agent, ip)}
         else:
-            name, properties = "Email Link Clicked", {"link_url": engagement.get("link")}
+            name, properties = CatalogEvent.EMAIL_LINK_CLICKED, {"link_url": engagement.get("link")}
         return [_Activity(name, reader, when, properties, user_agent, ip) for reader in readers]
     if kind == "Subscription":
         subscription = _object(message, "subscription")
         when = subscription.get("timestamp") or mail.get("timestamp")
         return [
-            _Activity("Unsubscribed", reader, when, opt_out)
+            _Activity(CatalogEvent.UNSUBSCRIBED, reader, when, opt_out)
             for opt_out in _ses_opt_outs(subscription)
             for reader in readers
         ]

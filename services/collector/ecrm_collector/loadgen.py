@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from ecrm_schemas.catalog import CatalogEvent
+
 
 def shop_event(rng: random.Random, customers: int) -> dict[str, Any]:
     customer = f"load-{int(rng.paretovariate(1.2)) % customers}"
@@ -27,11 +29,11 @@ def shop_event(rng: random.Random, customers: int) -> dict[str, Any]:
     if kind < 0.5:
         return base | {"type": "page", "properties": {"path": f"/products/{product}"}}
     if kind < 0.8:
-        return base | {"type": "track", "event": "Product Viewed", "properties": {"product_id": product}}
+        return base | {"type": "track", "event": CatalogEvent.PRODUCT_VIEWED, "properties": {"product_id": product}}
     if kind < 0.9:
-        return base | {"type": "track", "event": "Product Added", "properties": {"product_id": product}}
+        return base | {"type": "track", "event": CatalogEvent.PRODUCT_ADDED, "properties": {"product_id": product}}
     if kind < 0.97:
-        return base | {"type": "track", "event": "Order Completed",
+        return base | {"type": "track", "event": CatalogEvent.ORDER_COMPLETED,
                        "properties": {"order_id": str(uuid.uuid4()), "total": round(rng.uniform(5, 300), 2),
                                       "products": [{"product_id": product}]}}  # fmt: skip
     return base | {"type": "identify", "traits": {"email": f"{customer}@example.com"}}

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ecrm_schemas.catalog import CatalogEvent
+
 IDENTITY_FIELDS = ("userId", "anonymousId")
 ANSWER_PREFIX, SCORE_PREFIX, TEXT_PREFIX = "q_", "nps_", "text_"
 FORM_FIELDS: dict[str, str] = {
@@ -38,7 +40,9 @@ def response_events(survey_id: str, body: dict[str, Any]) -> list[Any]:
     context = {"context": body["context"]} if isinstance(body.get("context"), dict) else {}
     answers = body.get("answers")
     if not isinstance(answers, list) or not answers:
-        return [{"type": "track", "event": "Survey Answered", **identity, "properties": {"survey_id": survey_id}}]
+        return [
+            {"type": "track", "event": CatalogEvent.SURVEY_ANSWERED, **identity, "properties": {"survey_id": survey_id}}
+        ]
     events: list[Any] = []
     for answer in answers:
         if not isinstance(answer, dict):
@@ -53,8 +57,8 @@ def _answer_event(survey_id: str, envelope: dict[str, Any], answer: dict[str, An
     if "score" in answer:
         if "comment" not in properties and "text" in properties:
             properties["comment"] = properties.pop("text")
-        return {"type": "track", "event": "NPS Answered", **envelope, "properties": properties}
-    return {"type": "track", "event": "Survey Answered", **envelope, "properties": properties}
+        return {"type": "track", "event": CatalogEvent.NPS_ANSWERED, **envelope, "properties": properties}
+    return {"type": "track", "event": CatalogEvent.SURVEY_ANSWERED, **envelope, "properties": properties}
 
 
 def form_to_response(fields: Iterable[tuple[str, str]]) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
 from ecrm_collector.sources import SourceRegistry
-from ecrm_embedded.testing import read_topic
+from ecrm_embedded.testing import read_records, read_topic
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import decode_event
+from ecrm_schemas.own_events import PRODUCER_HEADER, EventOrigin, origin_of_headers
 from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
 from ecrm_schemas.tracking import TrackingToken, sign
 
@@ -58,6 +59,19 @@ async def test_track_and_identify_reach_kafka(client, kafka_broker) -> None:
     events = sorted((decode_event(v) for _, v in records), key=lambda e: e.type)
     assert [e.type for e in events] == ["identify", "track"]
     assert {k for k, _ in records} == {b"k-1"}
+
+
+async def test_a_client_cannot_mark_its_event_as_the_interaction_services_own(client, kafka_broker) -> None:
+    """The own-event mark is a Kafka header only the interaction service sets: whatever a
+    client sends (the service's message-id prefix, the header's name as an HTTP header, fields
+    named after it), the collector's record carries no producer header."""
+    forged = {"userId": "k-own", "event": "Unsubscribed", "messageId": "ecrm-interaction-unsubscribe-k-own",
+              "origin": "interaction", "properties": {}, "context": {"ecrm_producer": "interaction"}}  # fmt: skip
+    response = await client.post("/v1/track", headers=AUTH | {PRODUCER_HEADER: "interaction"}, json=forged)
+    assert response.status_code == 200, response.text
+    [(_, value, headers)] = read_records(kafka_broker.bootstrap, EVENTS.name, expect=1)
+    assert decode_event(value).messageId == "ecrm-interaction-unsubscribe-k-own"
+    assert PRODUCER_HEADER not in dict(headers) and origin_of_headers(headers) is EventOrigin.CLIENT
 
 
 async def test_invalid_event_is_400_with_field_and_dead_lettered(client, kafka_broker) -> None:

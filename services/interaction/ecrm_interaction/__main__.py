@@ -29,6 +29,7 @@ from ecrm_interaction.engine.unsubscribe import (
 from ecrm_interaction.privacy.requests import PrivacyRequests
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage.store import Store, make_engine, migrate
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.logs import configure_logging
 from ecrm_schemas.suppressions import SuppressionList, follow_suppressions
@@ -143,7 +144,7 @@ def unsubscribe_mail(
             typer.echo(f"{name}: ignored, no valid unsubscribe token in the subject", err=True)
             continue
         if unsubscribe_customer(store, customer_id, "unsubscribe-mail", datetime.now(UTC)):
-            dispatcher.report("Unsubscribed", customer_id, f"ecrm-interaction-unsubscribe-{customer_id}",
+            dispatcher.report(CatalogEvent.UNSUBSCRIBED, customer_id, f"ecrm-interaction-unsubscribe-{customer_id}",
                               {"list_id": "marketing"})  # fmt: skip
         typer.echo(f"{name}: unsubscribed")
 

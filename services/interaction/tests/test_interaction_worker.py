@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Producer
 from interaction_factories import change, rule, trigger
 
-from ecrm_embedded.testing import read_topic
+from ecrm_embedded.testing import read_records, read_topic
 from ecrm_interaction.consumer.worker import InteractionWorker
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.engine.rules import TemplateSpec
@@ -16,6 +16,7 @@ from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.email_tags import address_anonymous_id
+from ecrm_schemas.own_events import EventOrigin, origin_of_headers
 from ecrm_schemas.segments import SegmentMembershipChanged
 from ecrm_schemas.topics import EVENTS, PROFILE_CHANGES, PROFILE_CHANGES_DLQ, SEGMENT_MEMBERSHIP
 
@@ -81,7 +82,9 @@ async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisi
 
     [(_, letter)] = read_topic(kafka_broker.bootstrap, PROFILE_CHANGES_DLQ.name, expect=1)
     assert DeadLetter.model_validate_json(letter).source == "interaction"
-    published = [orjson.loads(v) for _, v in read_topic(kafka_broker.bootstrap, EVENTS.name, expect=4)]
+    records = read_records(kafka_broker.bootstrap, EVENTS.name, expect=4)
+    assert all(origin_of_headers(headers) is EventOrigin.INTERACTION for _, _, headers in records)
+    published = [orjson.loads(v) for _, v, _ in records]
     reported = [e for e in published if e["type"] == "track"]
     assert sorted((e["event"], e["userId"]) for e in reported) == [("Email Sent", "u1"), ("Email Sent", "u1")]
     # each send also links the address's id to the user, for ESP events that name only the address

@@ -6,8 +6,9 @@ import pytest
 from interaction_factories import T0, change, facts, rule, trigger
 from pydantic import ValidationError
 
+from ecrm_interaction.consumer.intake import contact_changes
 from ecrm_interaction.engine.conditions import Facts, compare, holds, lookup
-from ecrm_interaction.engine.rules import RuleSpec, parse_duration
+from ecrm_interaction.engine.rules import EventMatch, RuleSpec, parse_duration
 from ecrm_interaction.engine.triggers import (
     OWN_EVENTS,
     cancels,
@@ -19,6 +20,7 @@ from ecrm_interaction.engine.triggers import (
     trait_firings,
     wait_cancelled_by,
 )
+from ecrm_schemas.own_events import EventOrigin
 from ecrm_schemas.segments import SegmentMembershipChanged
 
 BIG_ORDER = rule(id="big", trigger={"kind": "event", "event": "Order Completed", "where": {"total": {"gt": 100}}})
@@ -52,11 +54,30 @@ def test_filters_take_lists_nested_paths_and_existence() -> None:
 
 def test_once_per_customer_keys_ignore_the_event_and_own_events_never_trigger() -> None:
     once = rule(once_per_customer=True)
-    c = change(trigger(message_id="a"), trigger(message_id="b"), trigger(message_id=f"{OWN_EVENTS}x"))
+    own = trigger(message_id=f"{OWN_EVENTS}x").model_copy(update={"origin": EventOrigin.INTERACTION})
+    c = change(trigger(message_id="a"), trigger(message_id="b"), own)
     keys = {f.dedup_key for f in event_firings(c, [once])}
     assert keys == {"r:u1"}
     assert len(event_firings(c, [rule()])) == 2
     assert event_firings(c, [rule(enabled=False)]) == []
+
+
+def test_a_client_event_with_the_services_message_id_prefix_is_a_client_event() -> None:
+    """The mark of the service's own events is ``TriggerEvent.origin`` (the aggregator sets it
+    from a Kafka header only the service sends), not the message id: a client that sends an
+    ``ecrm-interaction-…`` id is acted on like any client (before: its unsubscribe, its order
+    and the waits it ends were ignored as if the service had sent them)."""
+    forged = trigger("track", "Unsubscribed", message_id=f"{OWN_EVENTS}unsubscribe-u1")
+    on_unsubscribe = rule(trigger={"kind": "event", "event": "Unsubscribed"})
+    assert forged.origin is EventOrigin.CLIENT
+    assert [f.cause for f in event_firings(change(forged), [on_unsubscribe])] == [f"m:{OWN_EVENTS}unsubscribe-u1"]
+    assert [c.kind for c in contact_changes(forged)] == ["unsubscribed"]
+    assert cancels([EventMatch(event="Unsubscribed")], forged)
+
+    own = forged.model_copy(update={"origin": EventOrigin.INTERACTION})
+    assert event_firings(change(own), [on_unsubscribe]) == []
+    assert contact_changes(own) == []
+    assert not cancels([EventMatch(event="Unsubscribed")], own)
 
 
 def test_a_trait_crossing_fires_once_per_profile_version() -> None:

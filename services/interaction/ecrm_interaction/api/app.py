@@ -39,6 +39,7 @@ from ecrm_interaction.privacy.requests import PrivacyRequests
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage.models import Action, Case, CaseNote, SkippedDecision
 from ecrm_interaction.storage.store import Store, aware
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.profile import TriggerEvent
 from ecrm_schemas.segments import SegmentDefinition, explain
 from ecrm_schemas.suppressions import identity_digest
@@ -906,7 +907,7 @@ def create_app(
         if changed and dispatcher is not None:
             await asyncio.to_thread(
                 dispatcher.report,
-                "Unsubscribed",
+                CatalogEvent.UNSUBSCRIBED,
                 customer_id,
                 f"ecrm-interaction-unsubscribe-{customer_id}",
                 {"list_id": "marketing"},

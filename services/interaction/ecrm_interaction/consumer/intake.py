@@ -27,15 +27,16 @@ from ecrm_interaction.engine.loyalty import earned, tier_of
 from ecrm_interaction.engine.planning import plan
 from ecrm_interaction.engine.rules import EventMatch, LoyaltyProgram, RuleSpec
 from ecrm_interaction.engine.triggers import (
-    OWN_EVENTS,
     Firing,
     event_firings,
+    is_own,
     loyalty_firings,
     segment_firings,
     trait_firings,
     wait_cancelled_by,
 )
 from ecrm_interaction.storage.store import Store
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
 
@@ -59,20 +60,20 @@ class ContactChange:
 
 def contact_changes(trigger: TriggerEvent) -> list[ContactChange]:
     """What an event says about reaching the customer (pure)."""
-    if trigger.type != "track" or trigger.message_id.startswith(OWN_EVENTS):
+    if trigger.type != "track" or is_own(trigger):
         return []
     props, at = trigger.properties, trigger.timestamp
-    if trigger.event == "Unsubscribed":
+    if trigger.event == CatalogEvent.UNSUBSCRIBED:
         return [ContactChange("unsubscribed", at)]
     source = f"event:{trigger.event}:{trigger.message_id}"
     email_id = str(props["email_id"]) if props.get("email_id") else None
-    if trigger.event == "Email Bounced" and props.get("bounce_type") == "hard":
+    if trigger.event == CatalogEvent.EMAIL_BOUNCED and props.get("bounce_type") == "hard":
         return [ContactChange("hard_bounce", at, source=source, email_id=email_id)]
-    if trigger.event == "Email Marked as Spam":
+    if trigger.event == CatalogEvent.EMAIL_MARKED_AS_SPAM:
         # The address complained (the mailbox provider's feedback loop names it), and so did the
         # person: no more marketing to them at any address until they opt in again.
         return [ContactChange("complaint", at, source=source, email_id=email_id), ContactChange("unsubscribed", at)]
-    if trigger.event == "Consent Updated" and isinstance(props.get("granted"), bool):
+    if trigger.event == CatalogEvent.CONSENT_UPDATED and isinstance(props.get("granted"), bool):
         return [
             ContactChange(
                 "consent",
@@ -149,7 +150,7 @@ class IntakeStep:
         earnings = [
             (trigger, points)
             for trigger in change.triggers
-            if not trigger.message_id.startswith(OWN_EVENTS) and (points := earned(trigger, program)) is not None
+            if not is_own(trigger) and (points := earned(trigger, program)) is not None
         ]
         # The balance is read only when it can have changed or a rule needs it (most changes: neither).
         before = after = None

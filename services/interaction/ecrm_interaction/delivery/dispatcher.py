@@ -63,13 +63,17 @@ from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscri
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage.models import Action
 from ecrm_interaction.storage.store import LOYALTY_EVENT, Store, aware
-from ecrm_schemas.events import encode_event
+from ecrm_schemas.builders import build_alias, build_track
+from ecrm_schemas.catalog import CatalogEvent
+from ecrm_schemas.events import Event, TrackEvent, encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.own_events import own_event_headers
 from ecrm_schemas.topics import EVENTS
 from ecrm_schemas.tracking import TrackingToken, sign, tracking_url
-from ecrm_schemas.validation import validate_event
 
 log = structlog.get_logger()
+LIBRARY = "ecrm-interaction"
+"""How the service names itself in its events' ``context.library``."""
 PROFILE_CATCH_UP = timedelta(seconds=60)
 """How long an action waits for the profile change that caused it, at most."""
 PROFILE_RECHECK = timedelta(seconds=0.5)
@@ -552,7 +556,7 @@ class Dispatcher:
                 except Exception as exc:  # the event still says it; operators see the log
                     log.error("escalation_mail_failed", case=case.id, error=type(exc).__name__)
             self._produce_event(
-                "Case Escalated",
+                CatalogEvent.CASE_ESCALATED,
                 case.customer_id,
                 f"{OWN_EVENTS}case-{case.id}-escalated",
                 {
@@ -590,12 +594,12 @@ class Dispatcher:
         self.store.mark_events_published([row.id for row in outbox], datetime.now(UTC))
 
     def outbox_events(self, now: datetime) -> list[dict[str, Any]]:
-        """The outbox's unpublished events as :meth:`publish` sends them (in order)."""
+        """The outbox's unpublished events as :meth:`publish` sends them (in order), as JSON."""
         outbox = self.store.unpublished_events()
         program = self.store.loyalty_program()
-        return [self._outbox_event(row, program, now) for row in outbox]
+        return [orjson.loads(encode_event(self._outbox_event(row, program, now))) for row in outbox]
 
-    def _outbox_event(self, row: Any, program: Any, now: datetime) -> dict[str, Any]:
+    def _outbox_event(self, row: Any, program: Any, now: datetime) -> TrackEvent:
         if row.name == LOYALTY_EVENT:
             # The balance as of now, stamped now: the latest event the aggregator folds is the ledger's balance.
             return self._event(row.name, row.customer_id, row.message_id, self.store.loyalty_event(row, program), now)
@@ -636,15 +640,11 @@ class Dispatcher:
         if "userId" not in identity:
             return
         at = aware(action.done_at or action.updated_at) or datetime.now(UTC)
-        self._produce({
-            "type": "alias",
-            "previousId": email_tags.address_anonymous_id(action.recipient),
-            "userId": identity["userId"],
-            "messageId": f"{OWN_EVENTS}{action.id}-address",
-            "timestamp": at.isoformat(),
-            "receivedAt": datetime.now(UTC).isoformat(),
-            "context": {"library": {"name": "ecrm-interaction"}},
-        })  # fmt: skip
+        address = email_tags.address_anonymous_id(action.recipient)
+        self._produce(
+            build_alias(address, identity["userId"], library=LIBRARY, message_id=f"{OWN_EVENTS}{action.id}-address",
+                        timestamp=at)
+        )  # fmt: skip
 
     def _produce_event(
         self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
@@ -653,28 +653,21 @@ class Dispatcher:
             return
         self._produce(self._event(name, customer_id, message_id, properties, at))
 
-    def _produce(self, event: dict[str, Any]) -> None:
+    def _produce(self, event: Event) -> None:
+        """``event``: built (and validated) by :mod:`ecrm_schemas.builders`."""
         assert self.producer is not None
-        valid = validate_event(event)  # the same gate as the collector's
-        self.producer.produce(EVENTS.name, encode_event(valid), key=valid.customer_key.encode())
+        headers = own_event_headers()  # the mark of the service's own events (ecrm_schemas.own_events)
+        self.producer.produce(EVENTS.name, encode_event(event), key=event.customer_key.encode(), headers=headers)
 
     def _event(
         self, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
-    ) -> dict[str, Any]:
+    ) -> TrackEvent:
         """A track event about the customer (their user id when known, else their anonymous id)."""
-        return {
-            "type": "track",
-            "event": name,
-            "messageId": message_id,
-            "timestamp": at.isoformat(),
-            "receivedAt": datetime.now(UTC).isoformat(),
-            "properties": properties,
-            "context": {"library": {"name": "ecrm-interaction"}},
-            **self._identity(customer_id),
-        }
+        return build_track(name, self._identity(customer_id), properties, library=LIBRARY, message_id=message_id,
+                           timestamp=at)  # fmt: skip
 
 
-COMMENT_PROPERTIES = {"NPS Answered": "comment", "Survey Answered": "text"}
+COMMENT_PROPERTIES: dict[str, str] = {CatalogEvent.NPS_ANSWERED: "comment", CatalogEvent.SURVEY_ANSWERED: "text"}
 """The property that holds a customer's own words, by event: the first note of a case it opens."""
 
 
@@ -714,7 +707,7 @@ def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datet
     message_id = f"{OWN_EVENTS}{action.id}-{action.status}"
     if action.kind == "email" and action.status == "sent":
         name, props = (
-            "Email Sent",
+            CatalogEvent.EMAIL_SENT,
             {
                 "email_id": action.id,
                 "rule_id": action.rule_id,
@@ -723,19 +716,25 @@ def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datet
             },
         )
     elif action.status in ("suppressed", "cancelled"):
-        name, props = "Message Suppressed", {**base, "reason": action.reason or action.status}
+        name, props = CatalogEvent.MESSAGE_SUPPRESSED, {**base, "reason": action.reason or action.status}
     elif action.status == "deferred":
         until = aware(action.due_at) or at
-        name, props = "Message Deferred", {**base, "until": until.isoformat(), "reason": action.reason or "deferred"}
+        name, props = (
+            CatalogEvent.MESSAGE_DEFERRED,
+            {**base, "until": until.isoformat(), "reason": action.reason or "deferred"},
+        )
     elif action.status == "failed":
-        name, props = "Message Failed", {**base, "reason": action.reason or "failed"}
+        name, props = CatalogEvent.MESSAGE_FAILED, {**base, "reason": action.reason or "failed"}
     elif action.kind == "case":  # ``Case Opened`` itself comes from the case's own outbox event
-        name, props = "Action Completed", {**base, "detail": {"reason": action.reason, "case_id": action.recipient}}
+        name, props = (
+            CatalogEvent.ACTION_COMPLETED,
+            {**base, "detail": {"reason": action.reason, "case_id": action.recipient}},
+        )
     elif action.kind == "reward":
         name, props = (
-            "Reward Issued",
+            CatalogEvent.REWARD_ISSUED,
             {"reward_id": action.id, "kind": spec.get("reward", "reward"), "rule_id": action.rule_id},
         )
     else:
-        name, props = "Action Completed", {**base, "detail": {"reason": action.reason}}
+        name, props = CatalogEvent.ACTION_COMPLETED, {**base, "detail": {"reason": action.reason}}
     return name, action.customer_id, message_id, props, at

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ecrm_interaction.engine.rules import LoyaltyProgram
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.profile import TriggerEvent
 
 
@@ -30,15 +31,15 @@ def earned(trigger: TriggerEvent, program: LoyaltyProgram) -> tuple[int, str] | 
     if trigger.type != "track" or trigger.event is None:
         return None
     props = trigger.properties
-    if trigger.event == "Order Completed":
+    if trigger.event == CatalogEvent.ORDER_COMPLETED:
         amount = _amount(props.get("revenue", props.get("total")))
         points = math.floor(amount * Decimal(str(program.points_per_unit)))
         return (points, f"order {props.get('order_id', '')}".strip()) if points else None
-    if trigger.event == "Order Refunded":
+    if trigger.event == CatalogEvent.ORDER_REFUNDED:
         points = math.floor(_amount(props.get("total")) * Decimal(str(program.points_per_unit)))
         return (-points, f"refund of order {props.get('order_id', '')}".strip()) if points else None
     engagement = program.events.get(trigger.event)
-    if engagement and not (trigger.event == "Email Opened" and props.get("machine_open")):
+    if engagement and not (trigger.event == CatalogEvent.EMAIL_OPENED and props.get("machine_open")):
         return engagement, trigger.event
     return None
 

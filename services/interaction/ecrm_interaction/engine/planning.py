@@ -20,6 +20,7 @@ import orjson
 from ecrm_interaction.engine.conditions import Facts, describe, holds
 from ecrm_interaction.engine.rules import format_duration
 from ecrm_interaction.engine.triggers import Firing
+from ecrm_schemas.catalog import CatalogEvent
 
 RULE_DISABLED, RULE_DELETED = "rule_disabled", "rule_deleted"
 """Why an action was cancelled: its rule was switched off, or deleted, before it was carried out."""
@@ -74,7 +75,7 @@ def released_key(dedup_key: str, action_id: str) -> str:
     return f"{dedup_key}~released~{action_id}"
 
 
-LATEST_WINS = {"NPS Answered": "nps_at"}
+LATEST_WINS: dict[str, str] = {CatalogEvent.NPS_ANSWERED: "nps_at"}
 """Events of which only the latest counts, and the profile field holding the time of the latest:
 an answer replaced by a newer one (imported, or delivered late) fires nothing."""
 

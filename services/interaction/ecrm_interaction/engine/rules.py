@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from ecrm_interaction.engine.rendering import check_template
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.segments import Int64, SegmentId, TraitCondition
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
@@ -345,6 +346,14 @@ class TierSpec(BaseModel):
     min_points: int = Field(ge=0, le=1_000_000_000)
 
 
+DEFAULT_ENGAGEMENT_POINTS: dict[str, int] = {
+    CatalogEvent.SURVEY_ANSWERED.value: 20,
+    CatalogEvent.NPS_ANSWERED.value: 20,
+    CatalogEvent.EMAIL_LINK_CLICKED.value: 2,
+}
+"""A loyalty program's engagement points when it names none, by event."""
+
+
 class LoyaltyProgram(BaseModel):
     """Points per purchase (per unit of currency) and per engagement event, and the tiers."""
 
@@ -352,7 +361,7 @@ class LoyaltyProgram(BaseModel):
 
     points_per_unit: float = Field(default=1.0, ge=0)
     events: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], Points] = Field(
-        default_factory=lambda: {"Survey Answered": 20, "NPS Answered": 20, "Email Link Clicked": 2}
+        default_factory=lambda: dict(DEFAULT_ENGAGEMENT_POINTS)
     )
     tiers: list[TierSpec] = Field(
         default_factory=lambda: [

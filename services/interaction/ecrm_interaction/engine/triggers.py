@@ -4,9 +4,10 @@ A firing is one rule for one customer for one cause; its ``dedup_key`` is the sa
 the cause is delivered again (a redelivered profile change, a restart), so each firing acts
 once: ``rule:customer`` for ``once_per_customer`` rules, else ``rule:customer:cause``.
 
-The interaction service's own events (message ids starting with :data:`OWN_EVENTS`) never
-trigger rules, so a rule cannot feed on what rules did; nor does imported history (events
-marked backfill, :mod:`ecrm_schemas.backfill`), or the trait crossings and segment changes it took part in.
+The interaction service's own events (``TriggerEvent.origin``, from the Kafka header only it
+sets: :mod:`ecrm_schemas.own_events`) never trigger rules, so a rule cannot feed on what rules
+did; nor does imported history (events marked backfill, :mod:`ecrm_schemas.backfill`), or the
+trait crossings and segment changes it took part in.
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ from typing import Any
 
 from ecrm_interaction.engine.conditions import compare
 from ecrm_interaction.engine.rules import EventMatch, EventTrigger, RuleSpec, SegmentTrigger, TraitTrigger
+from ecrm_schemas.own_events import OWN_MESSAGE_ID_PREFIX, EventOrigin
 from ecrm_schemas.profile import ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
 
-OWN_EVENTS = "ecrm-interaction-"
+OWN_EVENTS = OWN_MESSAGE_ID_PREFIX
+"""The prefix of the message ids of the service's own events: a namespace, not a mark of trust
+(a client may send any message id); the mark is ``TriggerEvent.origin``."""
+
+
+def is_own(trigger: TriggerEvent) -> bool:
+    """Whether the interaction service itself reported this event (the producer's Kafka header)."""
+    return trigger.origin is EventOrigin.INTERACTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +101,7 @@ def event_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]
     """Event-triggered rules, for each of the change's events, in event order."""
     firings = []
     for trigger in change.triggers:
-        if trigger.message_id.startswith(OWN_EVENTS) or trigger.backfill:
+        if is_own(trigger) or trigger.backfill:
             continue
         for rule in rules:
             if rule.enabled and isinstance(rule.trigger, EventTrigger) and event_matches(rule.trigger, trigger):
@@ -218,7 +227,7 @@ def schedule_firings(rule: RuleSpec, customers: list[str], slot: datetime) -> li
 
 def cancels(match: list[EventMatch], trigger: TriggerEvent) -> bool:
     """Whether ``trigger`` is one of the events that cancel a wait."""
-    if trigger.message_id.startswith(OWN_EVENTS) or trigger.backfill:  # an imported past order cancels no wait
+    if is_own(trigger) or trigger.backfill:  # an imported past order cancels no wait
         return False
     return any(event_matches(m, trigger) for m in match)
 

@@ -48,9 +48,9 @@ from ecrm_interaction.storage.models import (
     ScheduleState,
     SkippedDecision,
 )
-from ecrm_schemas.catalog import LOYALTY_POINTS_AWARDED
+from ecrm_schemas.catalog import CatalogEvent
 
-LOYALTY_EVENT = LOYALTY_POINTS_AWARDED
+LOYALTY_EVENT = CatalogEvent.LOYALTY_POINTS_AWARDED
 """What the ledger reports; the aggregator folds its balance and tier into the profile."""
 FINAL = ("sent", "done", "suppressed", "cancelled", "failed", "deferred")
 """Statuses reported on Kafka (``deferred`` too: it says until when)."""
@@ -867,7 +867,7 @@ class Store:
             return None
         if note is not None:
             session.add(CaseNote(id=str(uuid.uuid4()), case_id=case_id, author=note[0], text=note[1], created_at=now))
-        self._case_event(session, "Case Opened", row, f"{case_id}-opened", now)
+        self._case_event(session, CatalogEvent.CASE_OPENED, row, f"{case_id}-opened", now)
         return case_id
 
     def _case_event(self, session: Session, name: str, case: dict[str, Any], suffix: str, at: datetime) -> None:
@@ -929,7 +929,7 @@ class Store:
                 row.resolved_at = now if row.status == "resolved" else None
             row.updated_at = now
             self._audit(session, actor, "update", "case", case_id, {"before": before, "after": changes})
-            name = "Case Resolved" if changes.get("status") == "resolved" else "Case Updated"
+            name = CatalogEvent.CASE_RESOLVED if changes.get("status") == "resolved" else CatalogEvent.CASE_UPDATED
             self._case_event(session, name, _row_dict(row), f"{case_id}-{uuid.uuid4()}", now)
             return row
 
