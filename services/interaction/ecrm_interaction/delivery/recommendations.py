@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import structlog
 
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_schemas.clickhouse import clickhouse_client as clickhouse_client_for
 
 log = structlog.get_logger()
 
@@ -236,21 +236,7 @@ class Recommendations:
 
 def clickhouse_client(settings: InteractionSettings) -> Any:
     """A clickhouse-connect client for ``CLICKHOUSE_URL`` (``http(s)://`` or ``chdb://``)."""
-    import clickhouse_connect
-
-    url = settings.clickhouse_url or ""
-    if url.startswith("chdb://"):
-        return clickhouse_connect.get_client(dsn=url, tz_mode="aware")
-    parts = urlsplit(url)
-    return clickhouse_connect.get_client(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or (8443 if parts.scheme == "https" else 8123),
-        secure=parts.scheme == "https",
-        username=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(),
-        autogenerate_session_id=False,
-        tz_mode="aware",
-    )
+    return clickhouse_client_for(settings.clickhouse_url or "", settings.clickhouse_user, settings.clickhouse_password)
 
 
 def clickhouse_services(
