@@ -12,6 +12,7 @@ import pytest
 
 from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.decode import PositionedEvent
+from ecrm_aggregator.item_similarity import refresh_item_similarity
 from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.rows import event_row
 from ecrm_aggregator.settings import AggregatorSettings
@@ -90,8 +91,8 @@ def shop(clickhouse_server, clickhouse_database):
     store = ClickHouseStore(client, clickhouse_database)
     rows = [event_row(PositionedEvent(validate_event(e), 0, i)) for i, e in enumerate(events)]
     store.insert_events(rows, "shop")
+    assert refresh_item_similarity(client, clickhouse_database) > 0
     recommendations = Recommendations(client, clickhouse_database, cache_s=0)
-    assert recommendations.refresh() > 0
     yield recommendations, held_out, store
     client.command(f"DROP DATABASE IF EXISTS {clickhouse_database}")
     client.close()
