@@ -67,7 +67,7 @@ def test_profile_paths_are_parsed_only_by_ecrm_schemas_profile_paths() -> None:
     prefixes = ('startswith("computed.")', 'startswith("traits.")', 'startswith("loyalty.")',
                 'removeprefix("computed.")', 'removeprefix("traits.")', 'removeprefix("loyalty.")',
                 'startswith("event_counts.")')  # fmt: skip
-    allowed = {"schemas/ecrm_schemas/profile_paths.py", "services/aggregator/ecrm_aggregator/profile_folding.py"}
+    allowed = {"schemas/ecrm_schemas/profile_paths.py"}
     offenders = [
         f"{path.relative_to(ROOT)}: {prefix}"
         for path in SERVICE_CODE
@@ -76,3 +76,18 @@ def test_profile_paths_are_parsed_only_by_ecrm_schemas_profile_paths() -> None:
         if prefix in path.read_text()
     ]
     assert not offenders, f"read profile paths with ecrm_schemas.profile_paths (parse_path, read): {offenders}"
+
+
+def test_every_path_a_trait_trigger_accepts_is_one_profile_changes_report() -> None:
+    """A trait trigger fires when ``ProfileChanged.changed`` names its path; a path the
+    aggregator never reports there would be accepted and never fire."""
+    from ecrm_aggregator.profile_folding import COMPARED_FIELDS
+    from ecrm_aggregator.profile_state import TRAIT_NAMES
+    from ecrm_schemas.profile_paths import PROFILE_FIELDS, computed_path, parse_path
+
+    reported = set(COMPARED_FIELDS) | {computed_path(name) for name in TRAIT_NAMES}
+    accepted = {path for path in PROFILE_FIELDS if parse_path(path).reported}
+    assert not accepted - reported, (
+        f"trait triggers accept {sorted(accepted - reported)}, which ecrm_aggregator.profile_folding never names "
+        "in a change: report them in changes_between, or add them to ecrm_schemas.profile_paths.NOT_SEGMENTABLE"
+    )

@@ -171,6 +171,12 @@ def read(profile: Mapping[str, Any], path: str, loyalty: Mapping[str, Any] | Non
     return (loyalty or {}).get(ref.name)
 
 
+def computed_path(trait: str) -> str:
+    """The path of a computed trait (``churn_risk`` → ``computed.churn_risk``), as profile
+    changes name it in ``changed`` and ``previous``."""
+    return f"{COMPUTED}.{trait}"
+
+
 def _profile_path(path: str) -> str:
     parse_path(path)
     return path
