@@ -6,12 +6,14 @@ recommendations must find it in their top 10 more often than the popularity base
 """
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.decode import PositionedEvent
+from ecrm_aggregator.item_similarity import SimilarityRefresher, refresh_item_similarity
 from ecrm_aggregator.migrate import migrate
 from ecrm_aggregator.rows import event_row
 from ecrm_aggregator.settings import AggregatorSettings
@@ -90,8 +92,8 @@ def shop(clickhouse_server, clickhouse_database):
     store = ClickHouseStore(client, clickhouse_database)
     rows = [event_row(PositionedEvent(validate_event(e), 0, i)) for i, e in enumerate(events)]
     store.insert_events(rows, "shop")
+    assert refresh_item_similarity(client, clickhouse_database) > 0
     recommendations = Recommendations(client, clickhouse_database, cache_s=0)
-    assert recommendations.refresh() > 0
     yield recommendations, held_out, store
     client.command(f"DROP DATABASE IF EXISTS {clickhouse_database}")
     client.close()
@@ -152,3 +154,17 @@ def test_ranking_combines_weights_and_fills_with_popular_products() -> None:
     picks = rank(similar, mine, popular=["a", "z", "x"], out_of_stock={"y"}, limit=3)
     assert [(p["product_id"], p["source"]) for p in picks] == [("x", "similar"), ("z", "popular")]
     assert picks[0]["score"] == 2.0
+
+
+def test_the_aggregators_refresher_writes_a_new_generation_the_reader_then_uses(shop) -> None:
+    recommendations, _, _ = shop
+    before = recommendations._generation()
+    refresher = SimilarityRefresher(recommendations.client, recommendations.db, interval_s=3600)
+    refresher.start()
+    deadline = time.monotonic() + 60
+    while recommendations._generation() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    refresher.stop()
+    refresher.join(10)
+    assert recommendations._generation() > before and not refresher.is_alive()
+    assert recommendations.for_customer("shopper0", 3)

@@ -10,8 +10,9 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from ecrm_aggregator.admin import migrate_command, prepare_clickhouse
 from ecrm_aggregator.batch_writer import BatchWriter
-from ecrm_aggregator.clickhouse_store import ClickHouseStore
+from ecrm_aggregator.clickhouse_store import ClickHouseStore, connect
 from ecrm_aggregator.consumer import BatchConsumer
+from ecrm_aggregator.item_similarity import SimilarityRefresher
 from ecrm_aggregator.segment_follower import SegmentFollower
 from ecrm_aggregator.segmentation import SegmentRegistry
 from ecrm_aggregator.settings import AggregatorSettings
@@ -40,6 +41,10 @@ def serve() -> None:
     configure_logging("aggregator", settings.log_level, settings.log_format)
     store = _connect_and_migrate(settings)
     start_http_server(settings.aggregator_metrics_port, addr=settings.aggregator_metrics_host)
+    # Its own client: the refresh's long query runs beside the batches' inserts.
+    SimilarityRefresher(
+        connect(settings), settings.clickhouse_database, settings.aggregator_similarity_refresh_s
+    ).start()
     segments = SegmentRegistry()
     # Its own producer: the follower's thread dead-letters refused definitions while batches flush theirs.
     SegmentFollower(settings.kafka_client_config(), segments, kafka_producer(settings)).start()

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from ecrm_aggregator.decode import PositionedEvent
@@ -34,25 +32,13 @@ from ecrm_aggregator.rows import (
 from ecrm_aggregator.segment_sql import SegmentQuery
 from ecrm_aggregator.segmentation import MembershipUpdate
 from ecrm_aggregator.settings import AggregatorSettings
+from ecrm_schemas.clickhouse import clickhouse_client
 from ecrm_schemas.segments import SegmentDefinition
 
 
 def connect(settings: AggregatorSettings, database: str | None = None) -> Client:
     """A clickhouse-connect client for ``CLICKHOUSE_URL`` (http, https or chdb)."""
-    url = settings.clickhouse_url
-    if url.startswith("chdb://"):
-        return clickhouse_connect.get_client(dsn=url, tz_mode="aware")
-    parts = urlsplit(url)
-    return clickhouse_connect.get_client(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or (8443 if parts.scheme == "https" else 8123),
-        secure=parts.scheme == "https",
-        username=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(),
-        database=database or "default",
-        autogenerate_session_id=False,
-        tz_mode="aware",
-    )
+    return clickhouse_client(settings.clickhouse_url, settings.clickhouse_user, settings.clickhouse_password, database)
 
 
 class ClickHouseStore:

@@ -34,11 +34,13 @@ from ecrm_aggregator.profile_state import (
 )
 from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.events import IdentifyEvent, TrackEvent, event_label, event_properties, view_category, view_name
+from ecrm_schemas.profile_paths import computed_path
 
 BOOKKEEPING = frozenset({"version", "source_partition", "source_offset", "positions"})
 COMPARED_FIELDS: tuple[str, ...] = tuple(n for n in CONTRACT_FIELDS if n not in BOOKKEEPING and n != "computed")
 """The fields whose change a profile-changed event reports by name."""
 _compared = attrgetter(*COMPARED_FIELDS)
+_COMPUTED_PATHS = {computed_path(name): name for name in TRAIT_NAMES}
 OTHER_VIEWS = "(other)"
 """Where views of names beyond :data:`VIEW_COUNT_KEYS` distinct ones are counted."""
 EMAIL_COUNTERS: dict[str, str] = {
@@ -155,9 +157,9 @@ def previous_values(before: ProfileState | None, changed: list[str]) -> dict[str
         return {}
     previous: dict[str, Any] = {}
     for name in changed:
-        if name.startswith("computed."):
+        if name in _COMPUTED_PATHS:
             if before.computed is not None:
-                previous[name] = getattr(before.computed, name.removeprefix("computed."))
+                previous[name] = getattr(before.computed, _COMPUTED_PATHS[name])
             continue
         value = getattr(before, name)
         if not isinstance(value, dict | list):
@@ -169,7 +171,7 @@ def changed_traits(before: Traits | None, after: Traits) -> list[str]:
     """``computed.<trait>`` for each computed trait whose value differs (the moment aside)."""
     new = after.values()
     old = before.values() if before is not None else (None,) * len(new)
-    return [f"computed.{name}" for name, a, b in zip(TRAIT_NAMES, old, new, strict=True) if a != b]
+    return [computed_path(name) for name, a, b in zip(TRAIT_NAMES, old, new, strict=True) if a != b]
 
 
 def _apply(state: ProfileState, positioned: PositionedEvent) -> None:

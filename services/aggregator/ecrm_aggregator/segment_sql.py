@@ -14,21 +14,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic_core import PydanticCustomError
 
-from ecrm_schemas.segments import (
-    COUNT_FIELDS,
-    PROFILE_FIELDS,
-    AllOf,
-    AnyOf,
-    EventCondition,
-    NoneOf,
-    SegmentDefinition,
-    TraitCondition,
-)
+from ecrm_schemas.conditions import COMBINATIONS, TraitCondition
+from ecrm_schemas.profile_paths import PathRef, parse_path
+from ecrm_schemas.segments import EventCondition, SegmentDefinition
 
 VIEW_COLUMNS = ("name", "category")
 """Columns of page and screen events that ``where`` reads before ``properties``."""
 COMPARISONS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+SQL_COMBINATORS = {"all": "({})", "any": "({})", "none": "NOT ({})"}
+"""Each combinator of :data:`ecrm_schemas.conditions.COMBINATORS` as SQL around its joined conditions."""
+SQL_JOINERS = {"all": " AND ", "any": " OR ", "none": " OR "}
+SQL_OPERATORS = frozenset({*COMPARISONS, "in", "not_in", "exists", "not_exists"})
+"""The operators of :data:`ecrm_schemas.conditions.OPERATORS` :meth:`_Builder.trait` translates."""
 
 
 class UnknownTrait(ValueError):
@@ -52,15 +51,13 @@ class _Builder:
             return self.trait(node)
         if isinstance(node, EventCondition):
             return self.events(node)
-        inner = [self.condition(c) for c in node.conditions]
-        if isinstance(node, AllOf):
-            return "(" + " AND ".join(inner) + ")"
-        if isinstance(node, AnyOf):
-            return "(" + " OR ".join(inner) + ")"
-        assert isinstance(node, NoneOf)
-        return "NOT (" + " OR ".join(inner) + ")"
+        assert isinstance(node, COMBINATIONS), node
+        inner = SQL_JOINERS[node.kind].join(self.condition(c) for c in node.conditions)
+        return SQL_COMBINATORS[node.kind].format(inner)
 
     def trait(self, node: TraitCondition) -> str:
+        if node.op not in SQL_OPERATORS:
+            raise ValueError(f"no SQL for the operator {node.op!r}")
         column, kind = self._column(node.trait, node.value)
         if node.op in ("exists", "not_exists"):
             present = {"text": f"{column} != ''", "json": f"JSONHas(p.traits, {self._json_key(node.trait)})"}.get(
@@ -77,10 +74,11 @@ class _Builder:
         return f"ifNull({column} {COMPARISONS[node.op]} {self.parameter(_typed(node.value, kind), type_)}, 0)"
 
     def _json_key(self, path: str) -> str:
-        return self.parameter(path.removeprefix("traits."), "String")
+        return self.parameter(_path(path).key, "String")
 
     def _column(self, path: str, value: Any) -> tuple[str, str]:
-        if path.startswith("traits."):
+        ref = _path(path)
+        if ref.root == "traits":
             key = self._json_key(path)
             sample = value[0] if isinstance(value, list) and value else value
             if isinstance(sample, bool):
@@ -88,13 +86,9 @@ class _Builder:
             if isinstance(sample, int | float):
                 return f"JSONExtractFloat(p.traits, {key})", "number"
             return f"JSONExtractString(p.traits, {key})", "json"
-        counts, dot, name = path.partition(".")
-        if dot and counts in COUNT_FIELDS:
-            return f"p.{counts}[{self.parameter(name, 'String')}]", "number"
-        kind = PROFILE_FIELDS.get(path)
-        if kind is None:
-            raise UnknownTrait(f"no profile field {path!r}")
-        return "p." + path.removeprefix("computed."), kind
+        if ref.root == "counts":
+            return f"p.{ref.name}[{self.parameter(ref.key, 'String')}]", "number"
+        return "p." + ref.name, ref.kind  # a field or a computed trait: the profile's column of that name
 
     def events(self, node: EventCondition) -> str:
         self.longest_window_days = max(self.longest_window_days, node.within_days)
@@ -116,6 +110,14 @@ class _Builder:
         alias = f"e{len(self.event_counts)}"
         self.event_counts.append(f"countIf({' AND '.join(tests)}) AS {alias}")
         return f"ev.{alias} {COMPARISONS[node.op]} {node.count}"
+
+
+def _path(path: str) -> PathRef:
+    try:
+        ref = parse_path(path)
+    except PydanticCustomError as exc:
+        raise UnknownTrait(str(exc)) from None
+    return ref
 
 
 _TIME = TypeAdapter(datetime)

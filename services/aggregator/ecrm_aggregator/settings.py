@@ -34,6 +34,9 @@ class AggregatorSettings(ServiceSettings, KafkaSettings):
     aggregator_traits_refresh_s: float = Field(default=3600.0, gt=0)
     """Computed traits older than this are recomputed by the timer (a customer becomes "at risk"
     because nothing happened)."""
+    aggregator_similarity_refresh_s: float = Field(default=600.0, gt=0)
+    """How often item-to-item similarities (``item_similarity``, read by the interaction
+    service's recommendations) are recomputed in ClickHouse."""
     aggregator_metrics_host: str = "127.0.0.1"
     aggregator_metrics_port: int = 9101
     """Where Prometheus scrapes the aggregator (``/metrics``); containers use host 0.0.0.0."""

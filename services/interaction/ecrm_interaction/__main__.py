@@ -86,8 +86,8 @@ def serve() -> None:
         _load(store, settings.interaction_rules_file, "rules-file")
     suppressions, _follower = follow_suppressions(settings.kafka_client_config())
     worker = InteractionWorker(settings, store, suppressions=suppressions)
-    recommender, recent_events, refresher = clickhouse_services(settings)
-    dispatcher = Dispatcher(settings, store, worker.producer, recommender, refresher)
+    recommender, recent_events = clickhouse_services(settings)
+    dispatcher = Dispatcher(settings, store, worker.producer, recommender)
     privacy = _privacy(settings, store, worker.producer, suppressions) if settings.clickhouse_url else None
     segment_definitions, _definitions_follower = follow_segment_definitions(settings.kafka_client_config())
     app = create_app(settings, store, worker, dispatcher, recommender, recent_events, privacy, segment_definitions)

@@ -79,8 +79,6 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     interaction_erasure_settle_s: float = Field(default=2.0, ge=0)
     """How long an erasure waits, after suppressing the customer's ids, before it deletes once more
     what was folded in the meantime (time for every service to read the suppression)."""
-    interaction_recommendations_refresh_s: float = Field(default=600.0, gt=0)
-    """How often item-to-item similarities are recomputed in ClickHouse."""
 
     @field_validator("interaction_frequency_caps")
     @classmethod

@@ -100,7 +100,7 @@ def test_crossings_above_and_below_need_a_value_before() -> None:
             "id": "low",
             "name": "n",
             "actions": [{"kind": "points", "points": 1}],
-            "trigger": {"kind": "trait", "trait": "engagement_score", "below": 20},
+            "trigger": {"kind": "trait", "trait": "computed.engagement_score", "below": 20},
         }
     ).trigger
     assert crossed(below, 30, 10) and not crossed(below, 15, 10) and not crossed(below, None, 10)

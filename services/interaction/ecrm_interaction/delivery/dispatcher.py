@@ -100,10 +100,8 @@ class Dispatcher:
         store: Store,
         producer: ReliableProducer | None,
         recommender: Recommender | None = None,
-        refresh_recommendations: Callable[[], int] | None = None,
     ) -> None:
         self.settings, self.store, self.producer, self.recommender = settings, store, producer, recommender
-        self.refresh_recommendations = refresh_recommendations
         self.smtp = SmtpTarget.from_url(settings.smtp_url)
         self.policy = settings.policy()
         self.secret = settings.tracking_secret.get_secret_value()
@@ -113,7 +111,6 @@ class Dispatcher:
         self.lease = timedelta(seconds=max(settings.smtp_timeout_s, settings.interaction_webhook_timeout_s) * 2 + 10)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        refresher = asyncio.create_task(self._refresh_loop(stopping)) if self.refresh_recommendations else None
         while not stopping.is_set():
             try:
                 await self.tick(datetime.now(UTC))
@@ -121,22 +118,6 @@ class Dispatcher:
                 log.error("dispatch_failed", error=str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.settings.interaction_dispatch_interval_s)
-        if refresher is not None:
-            await refresher
-
-    async def _refresh_loop(self, stopping: asyncio.Event) -> None:
-        """Recompute item similarities now and then, beside the dispatching."""
-        assert self.refresh_recommendations is not None
-        while not stopping.is_set():
-            pause = self.settings.interaction_recommendations_refresh_s
-            try:
-                pairs = await asyncio.to_thread(self.refresh_recommendations)
-                log.info("recommendations_refreshed", pairs=pairs)
-            except Exception as exc:  # e.g. the aggregator has not created the tables yet
-                log.error("recommendations_refresh_failed", error=str(exc)[:300])
-                pause = min(pause, 30.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), pause)
 
     async def tick(self, now: datetime) -> None:
         concurrency = self.settings.interaction_send_concurrency

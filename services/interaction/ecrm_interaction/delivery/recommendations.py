@@ -1,10 +1,8 @@
-"""Product recommendations, computed in ClickHouse from what customers view and buy.
+"""Product recommendations, read from ClickHouse: what customers view and buy.
 
-Every ``INTERACTION_RECOMMENDATIONS_REFRESH_S`` the item-to-item similarities are recomputed
-into ``item_similarity`` (a new generation; old ones expire): each customer's interaction
-with a product weighs 1 for a view, 2 for an add to cart, 3 for a purchase, over the last 90
-days of stitched events (``customer_events``), and two products are as similar as the
-cosine of their customer vectors; each product keeps its 50 most similar.
+The item-to-item similarities are the aggregator's (``ecrm_aggregator.item_similarity``
+computes them into ``item_similarity``, a new generation now and then); this module only reads
+the latest generation (looked up at most once per ``cache_s``).
 
 For one customer (:meth:`Recommendations.for_customer`): the products similar to those they
 interacted with, each scored by the sum of similarity times their interaction's weight; then, to
@@ -21,41 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import structlog
 
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_schemas.clickhouse import clickhouse_client as clickhouse_client_for
 
 log = structlog.get_logger()
-
-SIMILARITY_SQL = """
-INSERT INTO {db}.item_similarity (generation, item, similar, score)
-WITH interactions AS (
-    SELECT customer_id, item, max(weight) AS w FROM (
-        SELECT customer_id, JSONExtractString(properties, 'product_id') AS item,
-               if(event = 'Product Added', 2, 1) AS weight
-        FROM {db}.customer_events
-        WHERE type = 'track' AND event IN ('Product Viewed', 'Product Added')
-          AND timestamp >= {{since:DateTime64(3, 'UTC')}}
-        UNION ALL
-        SELECT customer_id, JSONExtractString(product, 'product_id') AS item, 3 AS weight
-        FROM {db}.customer_events ARRAY JOIN JSONExtractArrayRaw(properties, 'products') AS product
-        WHERE type = 'track' AND event = 'Order Completed' AND timestamp >= {{since:DateTime64(3, 'UTC')}}
-    ) WHERE item != '' GROUP BY customer_id, item
-),
-norms AS (SELECT item, sum(w * w) AS n FROM interactions GROUP BY item)
-SELECT {{generation:UInt64}}, a.item, b.item, sum(a.w * b.w) / sqrt(any(na.n) * any(nb.n)) AS score
-FROM interactions AS a
-INNER JOIN interactions AS b ON a.customer_id = b.customer_id
-INNER JOIN norms AS na ON na.item = a.item
-INNER JOIN norms AS nb ON nb.item = b.item
-WHERE a.item != b.item
-GROUP BY a.item, b.item
-ORDER BY a.item, score DESC
-LIMIT 50 BY a.item
-"""
 
 CUSTOMER_ITEMS_SQL = """
 SELECT item, max(weight) AS w, max(bought) AS bought, max(seen) AS last_viewed FROM (
@@ -113,22 +84,6 @@ class Recommendations:
         self.client, self.db, self.cache_s = client, database, cache_s
         self._lock = threading.Lock()
         self._cached: dict[str, tuple[float, Any]] = {}
-
-    def refresh(self, now: datetime | None = None, days: int = 90) -> int:
-        """Recompute the similarities as a new generation; returns how many pairs it holds."""
-        now = now or datetime.now(UTC)
-        generation = int(now.timestamp() * 1000)
-        self.client.command(
-            SIMILARITY_SQL.format(db=self.db),
-            parameters={"since": now - timedelta(days=days), "generation": generation},
-        )
-        count = self.client.query(
-            f"SELECT count() FROM {self.db}.item_similarity WHERE generation = {{g:UInt64}}",
-            parameters={"g": generation},
-        ).result_rows[0][0]
-        with self._lock:
-            self._cached.pop("generation", None)
-        return int(count)
 
     def _memo(self, key: str, compute: Callable[[], Any]) -> Any:
         with self._lock:
@@ -236,32 +191,14 @@ class Recommendations:
 
 def clickhouse_client(settings: InteractionSettings) -> Any:
     """A clickhouse-connect client for ``CLICKHOUSE_URL`` (``http(s)://`` or ``chdb://``)."""
-    import clickhouse_connect
-
-    url = settings.clickhouse_url or ""
-    if url.startswith("chdb://"):
-        return clickhouse_connect.get_client(dsn=url, tz_mode="aware")
-    parts = urlsplit(url)
-    return clickhouse_connect.get_client(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or (8443 if parts.scheme == "https" else 8123),
-        secure=parts.scheme == "https",
-        username=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(),
-        autogenerate_session_id=False,
-        tz_mode="aware",
-    )
+    return clickhouse_client_for(settings.clickhouse_url or "", settings.clickhouse_user, settings.clickhouse_password)
 
 
 def clickhouse_services(
     settings: InteractionSettings,
-) -> tuple[
-    Callable[[str, int], list[dict[str, Any]]] | None,
-    Callable[[str, int], list[dict[str, Any]]] | None,
-    Callable[[], int] | None,
-]:
-    """(recommender, recent events, similarity refresher) when ``CLICKHOUSE_URL`` is set, else Nones."""
+) -> tuple[Callable[[str, int], list[dict[str, Any]]] | None, Callable[[str, int], list[dict[str, Any]]] | None]:
+    """(recommender, recent events) when ``CLICKHOUSE_URL`` is set, else Nones."""
     if not settings.clickhouse_url:
-        return None, None, None
+        return None, None
     recommendations = Recommendations(clickhouse_client(settings), settings.clickhouse_database)
-    return recommendations.for_customer, recommendations.recent_events, recommendations.refresh
+    return recommendations.for_customer, recommendations.recent_events

@@ -1,19 +1,22 @@
 """Conditions on a customer at decision time (pure): traits, segments, consent.
 
-Trait conditions read the profile as the aggregator sent it (``orders``,
-``computed.churn_risk``, ``traits.plan``, ``event_counts.Order Completed``) with the same
-meaning as in segment definitions: a missing value fails every comparison but ``ne``,
-``not_in`` and ``not_exists``.
+The Python evaluator of :mod:`ecrm_schemas.conditions` (the aggregator's SQL is the other):
+trait conditions read the profile as the aggregator sent it through the one path grammar
+(:mod:`ecrm_schemas.profile_paths`: ``orders``, ``computed.churn_risk``, ``traits.plan``,
+``event_counts.Order Completed``) with the same meaning as in segment definitions: a missing
+value fails every comparison but ``ne``, ``not_in`` and ``not_exists``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecrm_interaction.engine.rules import AllOf, AnyOf, Condition, HasConsent, InSegment, NoneOf
-from ecrm_schemas.segments import TraitCondition, explain
+from ecrm_interaction.engine.rules import Condition, HasConsent, InSegment
+from ecrm_schemas.conditions import COMBINATIONS, TraitCondition, explain_combination, explain_trait
+from ecrm_schemas.profile_paths import read
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,38 +33,52 @@ class Facts:
 
 
 def lookup(profile: dict[str, Any], path: str, loyalty: dict[str, Any] | None = None) -> Any:
-    """The value at a trait path, or None."""
-    if path.startswith("traits."):
-        return (profile.get("traits") or {}).get(path.removeprefix("traits."))
-    if path.startswith("event_counts."):
-        return (profile.get("event_counts") or {}).get(path.removeprefix("event_counts."), 0)
-    if path.startswith("computed."):
-        return (profile.get("computed") or {}).get(path.removeprefix("computed."))
-    if path.startswith("loyalty."):
-        return (loyalty or {}).get(path.removeprefix("loyalty."))
-    return profile.get(path)
+    """The value at a profile path (:func:`ecrm_schemas.profile_paths.read`), or None."""
+    return read(profile, path, loyalty)
+
+
+def _exists(actual: Any, expected: Any) -> bool:
+    return actual not in (None, "") if expected in (None, True) else actual in (None, "")
+
+
+def _among(actual: Any, expected: Any) -> bool:
+    return any(_equal(actual, v) for v in (expected if isinstance(expected, list) else [expected]))
+
+
+def _ordered(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def compare_ordered(actual: Any, expected: Any) -> bool:
+        if actual is None:
+            return False
+        left, right = _comparable(actual, expected)
+        return left is not None and right is not None and test(left, right)
+
+    return compare_ordered
+
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda actual, expected: actual is not None and _equal(actual, expected),
+    "ne": lambda actual, expected: actual is None or not _equal(actual, expected),
+    "gt": _ordered(lambda a, b: a > b),
+    "gte": _ordered(lambda a, b: a >= b),
+    "lt": _ordered(lambda a, b: a < b),
+    "lte": _ordered(lambda a, b: a <= b),
+    "in": _among,
+    "not_in": lambda actual, expected: not _among(actual, expected),
+    "exists": _exists,
+    "not_exists": lambda actual, _expected: actual in (None, ""),
+}
+"""The Python evaluation of each operator of :data:`ecrm_schemas.conditions.OPERATORS`."""
+COMBINATORS: dict[str, Callable[[Iterable[bool]], bool]] = {
+    "all": all,
+    "any": any,
+    "none": lambda results: not any(results),
+}
+"""The Python evaluation of each combinator of :data:`ecrm_schemas.conditions.COMBINATORS`."""
 
 
 def compare(actual: Any, op: str, expected: Any) -> bool:
     """One comparison with the segment language's semantics (numbers as numbers, times as times)."""
-    if op == "exists":
-        return actual not in (None, "") if expected in (None, True) else actual in (None, "")
-    if op == "not_exists":
-        return actual in (None, "")
-    if op in ("in", "not_in"):
-        values = expected if isinstance(expected, list) else [expected]
-        found = any(_equal(actual, v) for v in values)
-        return found if op == "in" else not found
-    if actual is None:
-        return op == "ne"
-    if op == "eq":
-        return _equal(actual, expected)
-    if op == "ne":
-        return not _equal(actual, expected)
-    left, right = _comparable(actual, expected)
-    if left is None or right is None:
-        return False
-    return {"gt": left > right, "gte": left >= right, "lt": left < right, "lte": left <= right}[op]
+    return OPERATORS[op](actual, expected)
 
 
 def _equal(actual: Any, expected: Any) -> bool:
@@ -97,23 +114,17 @@ def holds(condition: Condition | None, facts: Facts) -> bool:
         return (condition.segment in facts.segments) == condition.member
     if isinstance(condition, HasConsent):
         return facts.consent.get(condition.channel) is True
-    results = (holds(c, facts) for c in condition.conditions)
-    if isinstance(condition, AllOf):
-        return all(results)
-    if isinstance(condition, AnyOf):
-        return any(results)
-    assert isinstance(condition, NoneOf)
-    return not any(results)
+    assert isinstance(condition, COMBINATIONS), condition
+    return COMBINATORS[condition.kind](holds(c, facts) for c in condition.conditions)
 
 
 def describe(condition: Condition) -> str:
     """A condition in words, for dry runs and decision reasons."""
     if isinstance(condition, TraitCondition):
-        return explain(condition)
+        return explain_trait(condition)
     if isinstance(condition, InSegment):
         return f"{'in' if condition.member else 'not in'} segment {condition.segment}"
     if isinstance(condition, HasConsent):
         return f"consented to {condition.channel}"
-    joiner = {"all": " and ", "any": " or ", "none": " or "}[condition.kind]
-    inner = joiner.join(describe(c) for c in condition.conditions)
-    return f"not ({inner})" if condition.kind == "none" else f"({inner})"
+    assert isinstance(condition, COMBINATIONS), condition
+    return explain_combination(condition.kind, [describe(c) for c in condition.conditions])

@@ -15,23 +15,21 @@ from ecrm_interaction.engine.contact_policy import Contact, History, PolicySetti
 from ecrm_interaction.engine.contact_policy import decide as policy_decision
 from ecrm_interaction.engine.rendering import RenderError, message_context, render_email
 from ecrm_interaction.engine.rules import (
-    AllOf,
-    AnyOf,
     Condition,
     EmailAction,
     EventTrigger,
-    NoneOf,
     RuleSpec,
     TemplateSpec,
     format_duration,
 )
 from ecrm_interaction.engine.triggers import event_matches
+from ecrm_schemas.conditions import COMBINATIONS
 from ecrm_schemas.profile import TriggerEvent
 
 
 def _conditions(condition: Condition, facts: Facts) -> dict[str, Any]:
     node: dict[str, Any] = {"condition": describe(condition), "met": holds(condition, facts)}
-    if isinstance(condition, AllOf | AnyOf | NoneOf):
+    if isinstance(condition, COMBINATIONS):
         node["parts"] = [_conditions(c, facts) for c in condition.conditions]
     return node
 

@@ -16,7 +16,7 @@ that later events can cancel, and actions::
       - {kind: email, template: cart-reminder, recommendations: 4}
 
 Triggers: an event (its type or track name, with property filters), a segment entered or
-exited, a trait crossing (``computed.churn_risk`` becomes ``high``, ``engagement_score``
+exited, a trait crossing (``computed.churn_risk`` becomes ``high``, ``computed.engagement_score``
 drops below 20), or a cron schedule over a segment's members. Actions: an email, a signed
 webhook, a notification to a team (email and/or chat webhook), a customer-service case,
 loyalty points, a reward.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from itertools import pairwise
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -40,10 +40,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import TypeAliasType
 
 from ecrm_interaction.engine.rendering import check_template
 from ecrm_schemas.catalog import CatalogEvent
-from ecrm_schemas.segments import Int64, SegmentId, TraitCondition
+from ecrm_schemas.conditions import AllOf, AnyOf, Int64, NoneOf, TraitCondition
+from ecrm_schemas.profile_paths import TriggerPath
+from ecrm_schemas.segments import SegmentId
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
 Scalar = str | Int64 | float | bool
@@ -77,6 +80,7 @@ DEFAULT_MAX_EVENT_AGE = timedelta(days=1)
 a day covers SDKs that queue events offline and a pipeline catching up after an outage."""
 
 Comparison = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists"]
+"""The operators of :data:`ecrm_schemas.conditions.OPERATORS` an event's property filter takes."""
 PropertyFilter = Scalar | list[Scalar] | dict[Comparison, Scalar | list[Scalar] | bool]
 """A value to equal, a list to be among, or ``{op: value}`` (``{gte: 100}``, ``{exists: true}``)."""
 
@@ -104,12 +108,13 @@ class SegmentTrigger(BaseModel):
 
 class TraitTrigger(BaseModel):
     """Fires when a profile value crosses into the given state: ``becomes`` a value, or goes
-    ``above``/``below`` a number it was not above/below before. ``loyalty.tier`` and
-    ``loyalty.points`` are the loyalty program's own."""
+    ``above``/``below`` a number it was not above/below before. ``trait``: a profile field or
+    computed trait a profile change names (:data:`~ecrm_schemas.profile_paths.TriggerPath`), or
+    ``loyalty.tier`` / ``loyalty.points``, the loyalty program's own."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["trait"] = "trait"
-    trait: Annotated[str, StringConstraints(pattern=r"^(loyalty\.(tier|points)|[a-z_]+|computed\.[a-z_]+)$")]
+    trait: TriggerPath
     becomes: Scalar | None = None
     above: float | None = None
     below: float | None = None
@@ -174,28 +179,23 @@ class HasConsent(BaseModel):
     channel: Literal["email", "sms", "push", "webhook"] = "email"
 
 
-class AllOf(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["all"] = "all"
-    conditions: list[Condition] = Field(min_length=1)
-
-
-class AnyOf(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["any"] = "any"
-    conditions: list[Condition] = Field(min_length=1)
-
-
-class NoneOf(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["none"] = "none"
-    conditions: list[Condition] = Field(min_length=1)
-
-
-Condition = Annotated[TraitCondition | InSegment | HasConsent | AllOf | AnyOf | NoneOf, Field(discriminator="kind")]
-AllOf.model_rebuild()
-AnyOf.model_rebuild()
-NoneOf.model_rebuild()
+if TYPE_CHECKING:  # mypy does not follow a recursive TypeAliasType
+    RuleCondition = TraitCondition | InSegment | HasConsent | AllOf[Any] | AnyOf[Any] | NoneOf[Any]
+else:
+    RuleCondition = TypeAliasType(
+        "RuleCondition",
+        Annotated[
+            TraitCondition
+            | InSegment
+            | HasConsent
+            | AllOf["RuleCondition"]
+            | AnyOf["RuleCondition"]
+            | NoneOf["RuleCondition"],
+            Field(discriminator="kind"),
+        ],
+    )
+"""A rule's conditions: traits, segment membership and consent, combined (:mod:`ecrm_schemas.conditions`)."""
+Condition = RuleCondition
 
 
 class Wait(BaseModel):

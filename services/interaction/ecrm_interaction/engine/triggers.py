@@ -20,6 +20,7 @@ from ecrm_interaction.engine.conditions import compare
 from ecrm_interaction.engine.rules import EventMatch, EventTrigger, RuleSpec, SegmentTrigger, TraitTrigger
 from ecrm_schemas.own_events import OWN_MESSAGE_ID_PREFIX, EventOrigin
 from ecrm_schemas.profile import ProfileChanged, TriggerEvent
+from ecrm_schemas.profile_paths import parse_path, read
 from ecrm_schemas.segments import SegmentMembershipChanged
 
 OWN_EVENTS = OWN_MESSAGE_ID_PREFIX
@@ -134,12 +135,6 @@ def crossed(trigger: TraitTrigger, before: Any, after: Any) -> bool:
     return compare(after, "lt", trigger.below) and not compare(before, "lt", trigger.below)
 
 
-def _trait_value(profile: dict[str, Any], path: str) -> Any:
-    if path.startswith("computed."):
-        return (profile.get("computed") or {}).get(path.removeprefix("computed."))
-    return profile.get(path)
-
-
 def trait_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]:
     """Rules on a profile trait that this change made cross (``previous`` holds the value before);
     none for a change imported history took part in."""
@@ -151,7 +146,7 @@ def trait_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]
         trigger = rule.trigger
         if not rule.enabled or not isinstance(trigger, TraitTrigger) or trigger.trait not in change.changed:
             continue
-        before, after = change.previous.get(trigger.trait), _trait_value(profile, trigger.trait)
+        before, after = change.previous.get(trigger.trait), read(profile, trigger.trait)
         if crossed(trigger, before, after):
             firings.append(_trait_firing(rule, trigger, change.customer_id, before, after, change.profile.version))
     return firings
@@ -164,9 +159,12 @@ def loyalty_firings(
     firings = []
     for rule in rules:
         trigger = rule.trigger
-        if not rule.enabled or not isinstance(trigger, TraitTrigger) or not trigger.trait.startswith("loyalty."):
+        if not rule.enabled or not isinstance(trigger, TraitTrigger):
             continue
-        name = trigger.trait.removeprefix("loyalty.")
+        ref = parse_path(trigger.trait, loyalty=True)
+        if ref.root != "loyalty":
+            continue
+        name = ref.name
         if crossed(trigger, before.get(name), after.get(name)):
             firing = _trait_firing(rule, trigger, customer_id, before.get(name), after.get(name), 0)
             firings.append(Firing(rule, customer_id, f"l:{trigger.trait}:{cause}", firing.reason, firing.trigger))
