@@ -286,6 +286,21 @@ async def test_every_route_refuses_who_may_not_use_it(http, store_and_settings) 
     assert store.read(rule_store.rule, "r") is not None and store.read(rule_store.rule, "r").enabled
 
 
+async def test_a_request_that_fails_after_writing_leaves_nothing(http, store_and_settings) -> None:
+    """One unit of work per request: what a refused request wrote is rolled back with it."""
+    store, _ = store_and_settings
+    assert (await http.post("/v1/tokens", json={"name": "dup", "role": "viewer"}, headers=ADMIN)).status_code == 201
+    again = await http.post("/v1/tokens", json={"name": "dup", "role": "agent"}, headers=ADMIN)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "token_exists")
+    created = [e for e in store.read(audit_log.recent, 1000) if (e.action, e.entity_id) == ("create", "dup")]
+    assert len(created) == 1, "the refused second token left no audit entry"
+    yaml = "templates: [{id: t9, subject: S, text: x}]\nrules: [{id: r9, name: R, trigger: {kind: event, event: X}, "
+    yaml += "actions: [{kind: email, template: nope}]}]\n"
+    refused = await http.post("/v1/rules/import", content=yaml, headers={**ADMIN, "content-type": "application/yaml"})
+    assert refused.status_code == 422, refused.text
+    assert "t9" not in store.read(rule_store.templates), "the file's templates were rolled back with its rules"
+
+
 async def test_templates_are_validated_when_saved_and_deleted_only_when_no_rule_uses_them(http) -> None:
     broken = {"id": "news", "subject": "News", "text": "Hello\n{{ traits.firstName }\nBye"}
     refused = await http.put("/v1/templates/news", json=broken, headers=ADMIN)

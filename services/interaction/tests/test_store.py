@@ -166,6 +166,32 @@ def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:
     assert store.read(case_store.case, case_id)[0].resolved_at is not None
 
 
+def test_a_case_change_changes_only_the_fields_given_and_null_is_a_value(store) -> None:
+    opening = CaseOpening(customer_id="u1", subject="Parcel", priority="normal", sla=timedelta(hours=4), assignee="bo")
+    case_id = store.write(case_store.open_case, opening, NOW)
+    events = len(store.unpublished_events())
+    unchanged = store.write(case_store.update_case, case_id, CaseChange(priority="normal"), "ada", NOW)
+    assert (unchanged.priority, unchanged.assignee) == ("normal", "bo")
+    assert len(store.unpublished_events()) == events, "a change that changes nothing reports nothing"
+    store.write(case_store.update_case, case_id, CaseChange(priority="high"), "ada", NOW)
+    case, _ = store.read(case_store.case, case_id)
+    assert (case.priority, case.assignee, case.status) == ("high", "bo", "open")  # the others stay
+    store.write(case_store.update_case, case_id, CaseChange(assignee=None), "ada", NOW)
+    assert store.read(case_store.case, case_id)[0].assignee is None  # unassigned
+    [entry, *_] = store.read(audit_log.recent)
+    assert (entry.action, entry.entity_id) == ("update", case_id)
+    assert store.write(case_store.update_case, "nope", CaseChange(status="resolved"), "ada", NOW) is None
+
+
+def test_store_write_commits_what_returns_and_rolls_back_what_raises(store) -> None:
+    store.write(rule_store.upsert_rules, [TEMPLATE], [rule(id="kept")], "ada")
+    with pytest.raises(ValueError, match="do not exist"):
+        broken = rule(id="broken", actions=[{"kind": "email", "template": "missing"}])
+        store.write(rule_store.upsert_rules, [TemplateSpec(id="t2", subject="s", text="x")], [broken], "ada")
+    assert [r.id for r in store.read(rule_store.all_rules)] == ["kept"]
+    assert set(store.read(rule_store.templates)) == {"t"}, "the template of the failed write was rolled back"
+
+
 def test_tokens_are_stored_hashed_and_revocable(store) -> None:
     from ecrm_interaction.storage.tokens import hash_token
 
