@@ -15,8 +15,9 @@ when it raises (an HTTP error too), before the answer is sent; storage functions
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -29,23 +30,46 @@ from ecrm_interaction.storage import tokens
 from ecrm_interaction.storage.store import Store
 
 
-def get_settings(request: Request) -> InteractionSettings:
+def settings_of(request: Request) -> InteractionSettings:
     settings: InteractionSettings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> Store:
+def store_of(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with get_store(request).sessions.begin() as session:
+# The dependencies that do no I/O are coroutines: FastAPI runs a plain function in a thread.
+async def get_settings(request: Request) -> InteractionSettings:
+    return settings_of(request)
+
+
+async def get_store(request: Request) -> Store:
+    return store_of(request)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session: committed when the handler returns, rolled back when it raises."""
+    session = store_of(request).sessions()
+    try:
         yield session
+    except BaseException:
+        await asyncio.to_thread(_end, session, commit=False)
+        raise
+    await asyncio.to_thread(_end, session, commit=True)
 
 
-def get_policy(request: Request) -> PolicySettings:
-    return get_settings(request).policy()
+def _end(session: Session, *, commit: bool) -> None:
+    with session:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+
+
+async def get_policy(request: Request) -> PolicySettings:
+    return settings_of(request).policy()
 
 
 SettingsDep = Annotated[InteractionSettings, Depends(get_settings)]
@@ -66,26 +90,26 @@ def _unauthorized() -> HTTPException:
     return HTTPException(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 
-def identify(request: Request) -> Principal:
+async def identify(request: Request) -> Principal:
     """The caller of a ``Authorization: Bearer TOKEN`` request; 401 without a token in force."""
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented:
         raise _unauthorized()
-    bootstrap = get_settings(request).interaction_api_token.get_secret_value()
+    bootstrap = settings_of(request).interaction_api_token.get_secret_value()
     if hmac.compare_digest(presented.encode(), bootstrap.encode()):
         return Principal("bootstrap-admin", "admin")
-    row = get_store(request).read(tokens.token_by_hash, tokens.hash_token(presented))
+    row = await asyncio.to_thread(store_of(request).read, tokens.token_by_hash, tokens.hash_token(presented))
     if row is None:
         raise _unauthorized()
     return Principal(row.name, row.role)
 
 
-def require(role: str) -> Callable[[Request], Principal]:
+def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency admitting tokens of ``role`` or above (:data:`ecrm_interaction.storage.tokens.ROLES`), else 403."""
     needed = tokens.ROLES.index(role)
 
-    def dependency(request: Request) -> Principal:
-        principal = identify(request)
+    async def dependency(request: Request) -> Principal:
+        principal = await identify(request)
         if tokens.ROLES.index(principal.role) < needed:
             raise HTTPException(403, "forbidden")
         return principal
