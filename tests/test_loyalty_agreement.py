@@ -19,6 +19,9 @@ from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import loyalty as loyalty_store
+from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.profile import ProfileChanged
 from ecrm_schemas.segments import SegmentDefinition
@@ -97,9 +100,9 @@ async def test_a_segment_and_a_rule_on_loyalty_select_the_same_customers(clickho
     migrate(engine)
     store = Store(engine)
     program = LoyaltyProgram()
-    store.set_loyalty_program(program, "test")
-    store.upsert_rules([], [LOYAL_RULE, BONUS_RULE])
-    rules, _ = store.enabled_rules()
+    store.write(rule_store.set_loyalty_program, program, "test")
+    store.write(rule_store.upsert_rules, [], [LOYAL_RULE, BONUS_RULE])
+    rules, _ = store.read(rule_store.enabled_rules)
     intake = IntakeStep(store, "s")
     dispatcher = Dispatcher(settings, store, producer=None)
 
@@ -129,12 +132,12 @@ async def test_a_segment_and_a_rule_on_loyalty_select_the_same_customers(clickho
     assert {e["event"] for e in published} == {"Loyalty Points Awarded"}
     aggregate(published)  # what the dispatcher publishes comes back through the aggregator
 
-    ledger = {c: store.loyalty_view(c)[0] for c in ("ann", "bob", "cem", "dan")}
+    ledger = {c: store.read(loyalty_store.ledger, c)[0] for c in ("ann", "bob", "cem", "dan")}
     assert ledger == {"ann": 160, "bob": 100, "cem": 300, "dan": 160}
     profiles = clickhouse.load_profiles(list(ledger))
     assert {c: p.computed.loyalty_points for c, p in profiles.items()} == ledger, "one balance everywhere"
     assert {c: p.computed.loyalty_tier for c, p in profiles.items()} == {c: "bronze" for c in ledger}
 
     await dispatcher.tick(now + timedelta(seconds=1))
-    fired = {a.customer_id for a in store.actions(kind="notify")}
+    fired = {a.customer_id for a in store.read(action_store.recent, kind="notify")}
     assert fired == members == {"ann", "cem", "dan"}, "the rule and the segment select the same customers"

@@ -27,6 +27,8 @@ from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -51,14 +53,14 @@ async def test_every_configured_provider_reads_our_tags_back_from_the_raw_messag
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
-    store.upsert_rules([TemplateSpec(id="t", subject="Hi", text="Hello")], [rule(id="welcome")])
+    store.write(rule_store.upsert_rules, [TemplateSpec(id="t", subject="Hi", text="Hello")], [rule(id="welcome")])
     intake = IntakeStep(store, settings.tracking_secret.get_secret_value())
-    rules, _ = store.enabled_rules()
+    rules, _ = store.read(rule_store.enabled_rules)
     with store.sessions.begin() as session:
         intake.profile_change(session, change(trigger(message_id="m1"), customer="u1"), rules, LoyaltyProgram(),
                               NOON, Intake())  # fmt: skip
     await Dispatcher(settings, store, producer=None).tick(NOON)
-    [action] = store.actions(customer_id="u1")
+    [action] = store.read(action_store.recent, customer_id="u1")
     [path] = smtp_sink.messages()
     raw = path.read_bytes()
     headers = raw_headers(raw)

@@ -28,6 +28,9 @@ from ecrm_interaction.engine.unsubscribe import (
 )
 from ecrm_interaction.privacy.requests import PrivacyRequests
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage import suppressions as suppression_store
+from ecrm_interaction.storage import tokens
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.kafka_producer import ReliableProducer
@@ -70,9 +73,10 @@ def _privacy_from_environment() -> PrivacyRequests:
 
 def _load(store: Store, path: Path, actor: str) -> tuple[int, int]:
     rules = load_rules_file(path)
-    store.upsert_rules(rules.templates, rules.rules, actor)
-    if rules.loyalty is not None:
-        store.set_loyalty_program(rules.loyalty, actor)
+    with store.sessions.begin() as session:
+        rule_store.upsert_rules(session, rules.templates, rules.rules, actor)
+        if rules.loyalty is not None:
+            rule_store.set_loyalty_program(session, rules.loyalty, actor)
     return len(rules.templates), len(rules.rules)
 
 
@@ -155,7 +159,7 @@ def tokens_add(
 ) -> None:
     """Create a token and print it (once: only its hash is kept)."""
     try:
-        token = _store(InteractionSettings()).add_token(name, role, "cli")
+        token = _store(InteractionSettings()).write(tokens.add_token, name, role, "cli")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(token)
@@ -163,14 +167,14 @@ def tokens_add(
 
 @tokens_cli.command("list")
 def tokens_list() -> None:
-    for token in _store(InteractionSettings()).tokens():
+    for token in _store(InteractionSettings()).read(tokens.tokens):
         state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
         typer.echo(f"{token.name}\t{token.role}\t{state}")
 
 
 @tokens_cli.command("revoke")
 def tokens_revoke(name: str) -> None:
-    if not _store(InteractionSettings()).revoke_token(name, "cli"):
+    if not _store(InteractionSettings()).write(tokens.revoke_token, name, "cli"):
         raise typer.BadParameter(f"no active token {name!r}")
     typer.echo(f"revoked {name}")
 
@@ -178,7 +182,7 @@ def tokens_revoke(name: str) -> None:
 @suppressions_cli.command("list")
 def suppressions_list(limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100) -> None:
     """The suppressed addresses (by digest: the addresses themselves are not kept)."""
-    for row in _store(InteractionSettings()).suppressions(limit):
+    for row in _store(InteractionSettings()).read(suppression_store.listed, limit):
         typer.echo(f"{row.address_digest}\t{row.reason}\t{row.suppressed_at:%Y-%m-%dT%H:%M:%SZ}\t{row.source}")
 
 
@@ -195,7 +199,10 @@ def suppressions_lift(
     digest = address if len(address) == 64 and "@" not in address else address_digest(address)
     if len(reason.strip()) < 3:
         raise typer.BadParameter("give a reason of at least 3 characters", param_hint="--reason")
-    if _store(InteractionSettings()).lift_suppression(digest, "cli", reason.strip(), datetime.now(UTC)) is None:
+    if (
+        _store(InteractionSettings()).write(suppression_store.lift, digest, "cli", reason.strip(), datetime.now(UTC))
+        is None
+    ):
         raise typer.BadParameter("this address is not suppressed", param_hint="ADDRESS")
     typer.echo(f"lifted {digest}")
 

@@ -14,6 +14,8 @@ from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.engine.conditions import Facts
 from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.profile import ComputedTraits, CustomerProfile, ProfileChanged, TriggerEvent
 
@@ -79,11 +81,11 @@ class DispatchSetup:
 
     def rules(self, *rules: RuleSpec, templates: tuple[TemplateSpec, ...] | None = None) -> None:
         chosen = self.default_templates if templates is None else templates
-        self.store.upsert_rules(list(chosen), list(rules))
+        self.store.write(rule_store.upsert_rules, list(chosen), list(rules))
 
     def take(self, c: ProfileChanged, now: datetime | None = None) -> Intake:
         outcome = Intake()
-        rules, _ = self.store.enabled_rules()
+        rules, _ = self.store.read(rule_store.enabled_rules)
         with self.store.sessions.begin() as session:
             self.intake.profile_change(session, c, rules, LoyaltyProgram(), now or self.noon, outcome)
         return outcome
@@ -95,4 +97,4 @@ class DispatchSetup:
         return [email.message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in self.sink.messages()]
 
     def decisions(self, **filters: Any) -> Any:
-        return self.store.actions(**filters)
+        return self.store.read(action_store.recent, **filters)

@@ -12,6 +12,9 @@ from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import audit as audit_log
+from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 ADMIN = {"Authorization": "Bearer t0ken"}
@@ -23,7 +26,9 @@ def store_and_settings(tmp_path):
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
-    store.upsert_rules([TemplateSpec(id="t", subject="Hi {{ traits.firstName }}", text="x")], [rule()])
+    store.write(
+        rule_store.upsert_rules, [TemplateSpec(id="t", subject="Hi {{ traits.firstName }}", text="x")], [rule()]
+    )
     return store, settings
 
 
@@ -118,7 +123,7 @@ async def test_a_dry_run_explains_trigger_conditions_and_policy(http, store_and_
     assert [p["met"] for p in result["conditions"]["parts"]] == [True, False]
     [email] = result["actions"]
     assert email["subject"] == "Hi Ada" and email["policy"]["outcome"] in ("send", "defer")
-    assert store.actions(customer_id="u1") == []  # nothing was written
+    assert store.read(action_store.recent, customer_id="u1") == []  # nothing was written
 
 
 async def test_one_click_unsubscribe_is_idempotent_and_a_prefetch_changes_nothing(http, store_and_settings) -> None:
@@ -217,18 +222,53 @@ ROLE_OF = {
 RANK = {"viewer": 0, "agent": 1, "marketer": 2, "admin": 3}
 
 
+def served(app) -> set[tuple[str, str]]:
+    """(method, path) of every route the app serves, as its OpenAPI document lists them."""
+    return {(method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations}
+
+
+def test_every_route_module_is_included_in_the_app(http) -> None:
+    """Each module of ``api/routes/`` builds a router with ``router(...)``, and ``create_app``
+    includes it: a route module left out of the app fails here, naming it."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from fastapi import APIRouter
+    from fastapi.routing import APIRoute
+
+    from ecrm_interaction.api import routes as route_modules
+
+    app_routes = served(http._transport.app)
+    for info in pkgutil.iter_modules(route_modules.__path__):
+        module = importlib.import_module(f"{route_modules.__name__}.{info.name}")
+        assert callable(getattr(module, "router", None)), f"api/routes/{info.name}.py: define router(...) -> APIRouter"
+        router = module.router(*[None] * len(inspect.signature(module.router).parameters))
+        assert isinstance(router, APIRouter), f"api/routes/{info.name}.py: router(...) must return an APIRouter"
+        defined = {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}
+        assert defined, f"api/routes/{info.name}.py defines no route"
+        missing = defined - app_routes
+        assert not missing, (
+            f"api/routes/{info.name}.py defines {sorted(missing)}, which the app does not serve: "
+            f"add app.include_router({info.name}.router(...)) to create_app in api/app.py"
+        )
+
+
 async def test_every_route_refuses_who_may_not_use_it(http, store_and_settings) -> None:
     """No token or a collector write key: 401 everywhere but the public routes. A role below
     the route's: 403, before the body is even looked at (no change is made)."""
-    from fastapi.routing import APIRoute
-
     app = http._transport.app  # the ASGI app under test
-    routes = {(m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in r.methods}
-    assert routes == set(ROLE_OF), "list the role of new routes in ROLE_OF"
+    routes = served(app)
+    assert routes <= set(ROLE_OF), (
+        f"list the least role of these new routes in ROLE_OF: {sorted(routes - set(ROLE_OF))}"
+    )
+    assert set(ROLE_OF) <= routes, (
+        f"the app no longer serves these routes: remove them from ROLE_OF: {sorted(set(ROLE_OF) - routes)}"
+    )
     tokens = {"viewer": await _token(http, "viewer"), "agent": await _token(http, "agent"),
               "marketer": await _token(http, "marketer"), "admin": ADMIN}  # fmt: skip
     store, _ = store_and_settings
-    audit_before = len(store.audit_log(limit=1000))
+    audit_before = len(store.read(audit_log.recent, limit=1000))
     for (method, path), least in sorted(ROLE_OF.items()):
         if least == "public":
             continue
@@ -242,8 +282,23 @@ async def test_every_route_refuses_who_may_not_use_it(http, store_and_settings) 
             if RANK[role] < RANK[least]:
                 answer = await http.request(method, url, headers=headers, json={})
                 assert (answer.status_code, answer.json()["error"]["code"]) == (403, "forbidden"), (method, path, role)
-    assert len(store.audit_log(limit=1000)) == audit_before, "a refused request changed nothing"
-    assert store.rule("r") is not None and store.rule("r").enabled
+    assert len(store.read(audit_log.recent, limit=1000)) == audit_before, "a refused request changed nothing"
+    assert store.read(rule_store.rule, "r") is not None and store.read(rule_store.rule, "r").enabled
+
+
+async def test_a_request_that_fails_after_writing_leaves_nothing(http, store_and_settings) -> None:
+    """One unit of work per request: what a refused request wrote is rolled back with it."""
+    store, _ = store_and_settings
+    assert (await http.post("/v1/tokens", json={"name": "dup", "role": "viewer"}, headers=ADMIN)).status_code == 201
+    again = await http.post("/v1/tokens", json={"name": "dup", "role": "agent"}, headers=ADMIN)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "token_exists")
+    created = [e for e in store.read(audit_log.recent, 1000) if (e.action, e.entity_id) == ("create", "dup")]
+    assert len(created) == 1, "the refused second token left no audit entry"
+    yaml = "templates: [{id: t9, subject: S, text: x}]\nrules: [{id: r9, name: R, trigger: {kind: event, event: X}, "
+    yaml += "actions: [{kind: email, template: nope}]}]\n"
+    refused = await http.post("/v1/rules/import", content=yaml, headers={**ADMIN, "content-type": "application/yaml"})
+    assert refused.status_code == 422, refused.text
+    assert "t9" not in store.read(rule_store.templates), "the file's templates were rolled back with its rules"
 
 
 async def test_templates_are_validated_when_saved_and_deleted_only_when_no_rule_uses_them(http) -> None:

@@ -9,6 +9,7 @@ from interaction_factories import T0, change, trigger
 from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.engine.contact_policy import Contact, History, PolicySettings, decide
 from ecrm_interaction.engine.rules import LoyaltyProgram
+from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage.store import Store
 
 NO_QUIET_HOURS = PolicySettings(caps=(), quiet_start=T0.time(), quiet_end=T0.time())
@@ -46,7 +47,7 @@ def test_consent_from_events_is_kept_per_purpose_and_enforced_before_marketing(s
     _consent_event(store, 20, granted=True, purpose="profiling")  # another purpose: marketing stays withdrawn
     _consent_event(store, 25, granted=True, channel="sms")
     assert _verdict(store) == "suppress:no_consent"
-    assert {(c.channel, c.purpose, c.granted) for c in store.consents("u1")} == {
+    assert {(c.channel, c.purpose, c.granted) for c in store.read(customer_store.consents, "u1")} == {
         ("email", "marketing", False), ("email", "profiling", True), ("sms", "marketing", True)
     }  # fmt: skip
 

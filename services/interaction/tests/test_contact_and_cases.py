@@ -19,6 +19,12 @@ from ecrm_interaction.engine.contact_policy import Contact, History, address_dig
 from ecrm_interaction.engine.planning import PlannedAction
 from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import audit as audit_log
+from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import customers as customer_store
+from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage import suppressions as suppression_store
 from ecrm_interaction.storage.store import Store
 from ecrm_schemas.validation import validate_event
 
@@ -38,7 +44,7 @@ def _sent(store: Store, action_id: str, customer: str, recipient: str) -> None:
     planned = PlannedAction(f"k-{action_id}", "email", "r", customer, "marketing", "m:x", "pending", T0, {})
     with store.sessions.begin() as session:
         store.add_actions(session, [planned], T0)
-    [row] = store.actions(customer_id=customer)
+    [row] = store.read(action_store.recent, customer_id=customer)
     store.finish(row.id, id=action_id, status="sent", recipient=recipient, done_at=T0)
 
 
@@ -54,7 +60,7 @@ def test_a_hard_bounce_suppresses_the_address_and_a_new_address_is_mailed(relati
     _take(store, change(trigger(message_id="i2"), email="new@example.com"), change(bounce, email="new@example.com"))
     contact = store.contact("u1")
     assert (contact.email, contact.suppressed) == ("new@example.com", None), "the new address is not suppressed"
-    assert store.address_suppression("OLD@example.com ").reason == "hard_bounce"
+    assert store.read(suppression_store.of_address, "OLD@example.com ").reason == "hard_bounce"
     verdict = decide(Contact(contact.email, suppressed=contact.suppressed), History(), "marketing", None, T0)
     assert verdict.outcome == "send"
     # Another customer who identifies with the bounced address is not mailed there.
@@ -65,7 +71,7 @@ def test_a_hard_bounce_suppresses_the_address_and_a_new_address_is_mailed(relati
         store, change(trigger("track", "Email Bounced", message_id="b2", bounce_type="hard"), email="new@example.com")
     )
     assert store.contact("u1").suppressed == "hard_bounce"
-    row = store.address_suppression("new@example.com")
+    row = store.read(suppression_store.of_address, "new@example.com")
     assert (row.reason, row.source, row.suppressed_at) == ("hard_bounce", "event:Email Bounced:b2", T0)
     assert row.address_digest == address_digest("new@example.com") and "@" not in row.address_digest
 
@@ -86,7 +92,7 @@ def test_a_spam_complaint_suppresses_the_address_and_unsubscribes_the_customer(r
 def api(relational_store):
     settings = InteractionSettings(database_url="sqlite://", interaction_api_token="t0ken")
     store = relational_store
-    store.upsert_rules([TemplateSpec(id="t", subject="s", text="x")], [rule()])
+    store.write(rule_store.upsert_rules, [TemplateSpec(id="t", subject="s", text="x")], [rule()])
     return store, create_app(settings, store, worker=None)
 
 
@@ -153,7 +159,9 @@ def test_the_cli_lists_and_lifts_a_suppression(tmp_path, monkeypatch) -> None:
     lifted = runner.invoke(cli, ["suppressions", "lift", "ada@example.com", "--reason", "mailbox restored"])
     assert lifted.exit_code == 0, lifted.output
     assert store.contact("u1").suppressed is None
-    assert [(a.actor, a.action) for a in store.audit_log() if a.entity == "address_suppression"] == [("cli", "lift")]
+    assert [(a.actor, a.action) for a in store.read(audit_log.recent) if a.entity == "address_suppression"] == [
+        ("cli", "lift")
+    ]
     assert runner.invoke(cli, ["suppressions", "lift", "ada@example.com", "--reason", "again"]).exit_code != 0
 
 
@@ -276,13 +284,13 @@ async def test_a_detractors_comment_is_the_first_note_of_the_case_it_opens(relat
         trigger={"kind": "event", "event": "NPS Answered", "where": {"score": {"lte": 6}}},
         actions=[{"kind": "case", "subject": "NPS {{ event.properties.score }}", "priority": "high"}],
     )
-    store.upsert_rules([], [detractor])
+    store.write(rule_store.upsert_rules, [], [detractor])
     answer = trigger("track", "NPS Answered", message_id="n1", score=2, survey_id="s", comment="Delivery took 3 weeks")
     _take(store, change(answer), rules=[detractor])
     settings = InteractionSettings(database_url="sqlite://", interaction_quiet_hours="")
     await Dispatcher(settings, store, producer=None).tick(T0 + timedelta(seconds=1))
-    [case] = store.cases(customer_id="u1")
-    _, notes = store.case(case.id)
+    [case] = store.read(case_store.cases, customer_id="u1")
+    _, notes = store.read(case_store.case, case.id)
     assert [(n.author, n.text) for n in notes] == [("customer (NPS Answered)", "Delivery took 3 weeks")]
     assert case.created_at.tzinfo is not None and case.created_at == T0 + timedelta(seconds=1)
 
@@ -299,7 +307,7 @@ def test_datetimes_read_from_the_store_are_aware_utc(relational_store) -> None:
     noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
     with store.sessions.begin() as session:
         store.set_segment(session, "u1", "vip", "VIP", True, noon.astimezone(ZoneInfo("Europe/Berlin")))
-    [row] = store.customer_segments("u1")
+    [row] = store.read(customer_store.segments, "u1")
     assert row.since == noon and str(row.since.tzinfo) == "UTC"
     with store.sessions.begin() as session:
         if store.engine.dialect.name == "postgresql":

@@ -11,6 +11,9 @@ from ecrm_interaction.api.app import create_app
 from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage.actions import DecisionFilter
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 ADMIN = {"Authorization": "Bearer t0ken"}
@@ -22,7 +25,8 @@ def store(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/i.db")
     migrate(engine)
     store = Store(engine)
-    store.upsert_rules(
+    store.write(
+        rule_store.upsert_rules,
         [TemplateSpec(id="t", subject="Hi", text="x")],
         [
             rule(id="welcome"),
@@ -43,7 +47,7 @@ async def http(store, tmp_path):
 
 def _take(store: Store, *changes) -> Intake:
     outcome = Intake()
-    rules, _ = store.enabled_rules()
+    rules, _ = store.read(rule_store.enabled_rules)
     with store.sessions.begin() as session:
         for c in changes:
             IntakeStep(store, "s").profile_change(session, c, rules, LoyaltyProgram(), NOW, outcome)
@@ -101,6 +105,9 @@ def test_a_skip_counts_each_new_cause_once_on_either_database(relational_store) 
         for cause in ("m:a", "m:a", "m:b"):
             store.record_skip(session, "daily", "ada", "cooldown", "cooldown", cause, NOW)
         store.record_skip(session, "daily", "ada", "conditions_not_met", "conditions not met: x", "m:c", NOW)
-    skips = store.decisions(rule_id="daily", reason="cooldown")
+    skips = store.read(action_store.decisions, DecisionFilter(rule_id="daily", reason="cooldown"))
     assert [(s.reason, s.count, s.cause) for s in skips] == [("cooldown", 2, "m:b")]
-    assert {s.reason for s in store.decisions(customer_id="ada")} == {"cooldown", "conditions_not_met"}
+    assert {s.reason for s in store.read(action_store.decisions, DecisionFilter(customer_id="ada"))} == {
+        "cooldown",
+        "conditions_not_met",
+    }

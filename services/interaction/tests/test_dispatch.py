@@ -17,6 +17,10 @@ from ecrm_interaction.consumer.intake import Intake
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.delivery.webhooks import signing_key
 from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import loyalty as loyalty_store
+from ecrm_interaction.storage import rules as rule_store
 
 pytestmark = pytest.mark.smtp
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -45,7 +49,7 @@ async def test_an_email_is_sent_once_with_unsubscribe_headers_and_tracked_links(
     assert setup.take(change(trigger(message_id="m2"), firstName="Ada")).planned == 0  # once per customer
     await setup.tick(NOON + timedelta(minutes=5))
     [mail] = setup.mails()
-    [action] = setup.store.actions(customer_id="u1")
+    [action] = setup.store.read(action_store.recent, customer_id="u1")
     assert mail["Subject"] == "Hi Ada" and mail["To"] == "ada@example.com"
     assert mail["Message-ID"] == f"<{action.id}@ecrm.localhost>"
     assert mail["List-Unsubscribe"].startswith("<http://127.0.0.1:8081/u/")
@@ -69,19 +73,19 @@ async def test_the_contact_policy_suppresses_defers_and_caps(tmp_path, smtp_sink
     setup.take(change(trigger(message_id="c"), customer="busy"))
     late = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)  # 22:30 in Oslo, 21:30 in UTC: both quiet
     await setup.tick(late)
-    outcomes = {a.customer_id: (a.status, a.reason) for a in setup.store.actions()}
+    outcomes = {a.customer_id: (a.status, a.reason) for a in setup.store.read(action_store.recent)}
     assert outcomes["gone"] == ("suppressed", "unsubscribed")
     assert outcomes["night"] == ("deferred", "quiet_hours") and outcomes["busy"][0] == "deferred"
-    [night] = setup.store.actions(customer_id="night")
+    [night] = setup.store.read(action_store.recent, customer_id="night")
     assert night.due_at.replace(tzinfo=UTC) == datetime(2026, 11, 21, 7, tzinfo=UTC)  # 08:00 in Oslo
     morning = datetime(2026, 11, 21, 8, 5, tzinfo=UTC)
     await setup.tick(morning)
-    assert {a.customer_id for a in setup.store.actions(status="sent")} == {"night", "busy"}
+    assert {a.customer_id for a in setup.store.read(action_store.recent, status="sent")} == {"night", "busy"}
     # A second marketing mail the same day is capped; a receipt is not.
     setup.take(change(trigger(message_id="d"), customer="busy"), morning)
     setup.take(change(trigger("track", "Order Completed", message_id="e", total=10), customer="busy"), morning)
     await setup.tick(morning + timedelta(minutes=1))
-    latest = {a.rule_id: (a.status, a.reason) for a in setup.store.actions(customer_id="busy")[:2]}
+    latest = {a.rule_id: (a.status, a.reason) for a in setup.store.read(action_store.recent, customer_id="busy")[:2]}
     assert latest == {"news": ("suppressed", "frequency_cap_1_per_1d"), "receipt": ("sent", "allowed")}
     assert len(setup.mails()) == 3
 
@@ -93,15 +97,15 @@ async def test_an_smtp_outage_delays_the_send_and_loses_nothing(tmp_path) -> Non
     setup.rules(rule(id="welcome"))
     setup.take(change(trigger(message_id="m1"), firstName="Ada"))
     await setup.tick()
-    [action] = setup.store.actions()
+    [action] = setup.store.read(action_store.recent)
     assert (action.status, action.attempts) == ("pending", 1) and action.last_error.startswith("smtp:")
     await setup.tick(NOON + timedelta(seconds=1))  # before its backoff: not tried again
-    assert setup.store.actions()[0].attempts == 1
+    assert setup.store.read(action_store.recent)[0].attempts == 1
     sink.start()
     try:
         await setup.tick(NOON + timedelta(minutes=1))
         await setup.tick(NOON + timedelta(minutes=2))
-        assert len(setup.mails()) == 1 and setup.store.actions()[0].status == "sent"
+        assert len(setup.mails()) == 1 and setup.store.read(action_store.recent)[0].status == "sent"
     finally:
         sink.stop()
 
@@ -117,13 +121,13 @@ async def test_a_wait_is_cancelled_by_the_event_it_names(setup) -> None:
     setup.take(change(trigger("track", "Product Added", message_id="p1", product_id="x"), customer="buyer"))
     setup.take(change(trigger("track", "Product Added", message_id="p2", product_id="x"), customer="browser"))
     await setup.tick(NOON + timedelta(minutes=10))
-    assert {a.status for a in setup.store.actions()} == {"waiting"}
+    assert {a.status for a in setup.store.read(action_store.recent)} == {"waiting"}
     setup.take(
         change(trigger("track", "Order Completed", message_id="o1", total=5), customer="buyer"),
         NOON + timedelta(minutes=30),
     )
     await setup.tick(NOON + timedelta(hours=1, minutes=1))
-    outcome = {a.customer_id: (a.status, a.reason) for a in setup.store.actions()}
+    outcome = {a.customer_id: (a.status, a.reason) for a in setup.store.read(action_store.recent)}
     assert outcome["buyer"] == ("cancelled", "wait cancelled by Order Completed (o1)")
     assert outcome["browser"] == ("sent", "allowed")
     assert [m["To"] for m in setup.mails()] == ["ada@example.com"] and len(setup.mails()) == 1
@@ -160,7 +164,7 @@ async def test_webhooks_are_signed_and_private_addresses_refused_unless_allowed(
     refused.rules(rule(actions=[hook]))
     refused.take(change(trigger(message_id="m1")))
     await refused.tick()
-    [action] = refused.store.actions()
+    [action] = refused.store.read(action_store.recent)
     assert action.status == "failed" and action.reason.startswith("unsafe_target: 127.0.0.1 resolves to a non-public")
     assert Receiver.received == []
 
@@ -174,7 +178,7 @@ async def test_webhooks_are_signed_and_private_addresses_refused_unless_allowed(
     tampered = dict(headers, **{"webhook-signature": "v1,AAAA"})
     with pytest.raises(Exception, match="signature"):
         Webhook(signing_key(SECRET)).verify(body, tampered)
-    assert allowed.store.actions()[0].status == "done"
+    assert allowed.store.read(action_store.recent)[0].status == "done"
 
 
 async def test_cases_escalate_past_their_sla_and_points_and_rewards_are_issued_once(tmp_path, smtp_sink) -> None:
@@ -197,9 +201,9 @@ async def test_cases_escalate_past_their_sla_and_points_and_rewards_are_issued_o
     setup.take(change(trigger("track", "NPS Answered", message_id="n1", score=3, survey_id="s")))
     await setup.tick()  # the case opens; 1980 + 20 (the answer itself) points make gold: the reward rule fires
     await setup.tick(NOON + timedelta(seconds=1))
-    [case] = setup.store.cases(customer_id="u1")
+    [case] = setup.store.read(case_store.cases, customer_id="u1")
     assert (case.subject, case.priority, case.status) == ("NPS 3", "high", "open")
-    balance, _, [reward] = setup.store.loyalty_view("u1")
+    balance, _, [reward] = setup.store.read(loyalty_store.ledger, "u1")
     assert balance == 2000 and reward.reward == "gold-voucher"
     [code_mail] = setup.mails()
     assert code_mail.get_body(("plain",)).get_content().strip() == reward.code
@@ -207,7 +211,7 @@ async def test_cases_escalate_past_their_sla_and_points_and_rewards_are_issued_o
     await setup.tick(NOON + timedelta(hours=6))  # escalated once only
     escalations = [m for m in setup.mails() if m["To"] == "manager@shop.example.com"]
     assert len(escalations) == 1 and case.id in escalations[0].get_body(("plain",)).get_content()
-    assert json.loads(setup.store.actions(kind="case")[0].payload)["action"]["sla"] == "4h"
+    assert json.loads(setup.store.read(action_store.recent, kind="case")[0].payload)["action"]["sla"] == "4h"
 
 
 async def test_a_schedule_fires_once_per_slot_for_its_segments_members(setup) -> None:
@@ -219,11 +223,11 @@ async def test_a_schedule_fires_once_per_slot_for_its_segments_members(setup) ->
         setup.store.set_segment(session, "in", "vip", "VIP", True, NOON)
     friday = datetime(2026, 11, 20, 12, tzinfo=UTC)
     await setup.tick(friday)  # a new schedule starts from now: nothing for the past
-    assert setup.store.actions(kind="email") == []
+    assert setup.store.read(action_store.recent, kind="email") == []
     monday = datetime(2026, 11, 23, 9, 0, 30, tzinfo=UTC)
     await setup.tick(monday)
     await setup.tick(monday + timedelta(minutes=1))  # the same slot does not fire again
-    [sent] = setup.store.actions(kind="email")
+    [sent] = setup.store.read(action_store.recent, kind="email")
     assert (sent.customer_id, sent.status, sent.cause) == ("in", "sent", "c:2026-11-23T09:00:00+00:00")
 
 
@@ -245,7 +249,7 @@ async def test_notifications_reach_a_team_by_email_and_chat(tmp_path, smtp_sink,
     assert json.loads(body) == {"text": "u1 ordered 500: Order Completed"}
     [mail] = setup.mails()
     assert mail["To"] == "sales@shop.example.com" and "u1 ordered 500" in mail.get_body(("plain",)).get_content()
-    assert setup.store.actions()[0].status == "done"
+    assert setup.store.read(action_store.recent)[0].status == "done"
 
 
 async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) -> None:
@@ -258,7 +262,7 @@ async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) 
             wait={"duration": "1h", "cancel_on": [{"event": "Order Completed"}]},
         )
     )
-    rules, _ = setup.store.enabled_rules()
+    rules, _ = setup.store.read(rule_store.enabled_rules)
     outcome = Intake()
     with setup.store.sessions.begin() as session:
         waiting = setup.store.customers_waiting(session, ["buyer", "browser"])
@@ -270,7 +274,7 @@ async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) 
         ):
             setup.intake.profile_change(session, c, rules, LoyaltyProgram(), NOON, outcome, waiting)
     assert outcome.cancelled == 1
-    assert [(a.customer_id, a.status) for a in setup.store.actions()] == [("buyer", "cancelled")]
+    assert [(a.customer_id, a.status) for a in setup.store.read(action_store.recent)] == [("buyer", "cancelled")]
     with setup.store.sessions.begin() as session:
         assert setup.store.customers_waiting(session, ["buyer", "browser"]) == set()
 
@@ -303,7 +307,7 @@ async def test_a_failed_render_leaves_one_log_line_without_personal_data(setup) 
     setup.take(change(trigger(message_id="m1"), firstName="Ada"))
     with capture_logs() as logs:
         await setup.tick()
-    [action] = setup.store.actions()
+    [action] = setup.store.read(action_store.recent)
     assert action.status == "failed" and action.reason.startswith("render_failed")
     [line] = [entry for entry in logs if entry["event"] == "render_failed"]
     assert line == {"event": "render_failed", "log_level": "warning", "rule": "welcome", "template": "t",

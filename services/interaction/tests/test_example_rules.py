@@ -15,6 +15,10 @@ from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.engine.rules_file import load_rules_file
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import loyalty as loyalty_store
+from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.profile import ComputedTraits, CustomerProfile, ProfileChanged, TriggerEvent
 
@@ -32,9 +36,9 @@ class Week:
         migrate(engine)
         self.store = Store(engine)
         examples = load_rules_file(EXAMPLES)
-        self.store.upsert_rules(examples.templates, examples.rules)
+        self.store.write(rule_store.upsert_rules, examples.templates, examples.rules)
         assert examples.loyalty is not None
-        self.store.set_loyalty_program(examples.loyalty, "test")
+        self.store.write(rule_store.set_loyalty_program, examples.loyalty, "test")
         self.dispatcher = Dispatcher(settings, self.store, producer=None)
         self.intake = IntakeStep(self.store, settings.tracking_secret.get_secret_value())
         self.sink, self.version, self.orders = sink, 0, 0
@@ -52,9 +56,11 @@ class Week:
         )  # fmt: skip
         change = ProfileChanged(customer_id="ada", profile=profile, changed=["traits"], triggers=[trigger],
                                 emitted_at=at)  # fmt: skip
-        rules, _ = self.store.enabled_rules()
+        rules, _ = self.store.read(rule_store.enabled_rules)
         with self.store.sessions.begin() as session:
-            self.intake.profile_change(session, change, rules, self.store.loyalty_program(), at, Intake())
+            self.intake.profile_change(
+                session, change, rules, self.store.read(rule_store.loyalty_program), at, Intake()
+            )
         await self.run_until(at + timedelta(minutes=1))
 
     async def run_until(self, at: datetime) -> None:
@@ -82,11 +88,11 @@ async def test_a_customers_first_week_through_the_shipped_examples(tmp_path, smt
     # Wednesday: a detractor's NPS answer, with a comment, opens a case that carries it.
     await week.event(day[2].replace(hour=14), "track", "NPS Answered", survey_id="s", score=4,
                      comment="The parcel arrived late")  # fmt: skip
-    [case] = week.store.cases(customer_id="ada")
-    assert [n.text for n in week.store.case(case.id)[1]] == ["The parcel arrived late"]
+    [case] = week.store.read(case_store.cases, customer_id="ada")
+    assert [n.text for n in week.store.read(case_store.case, case.id)[1]] == ["The parcel arrived late"]
     # Thursday: a large order takes her to gold: a reward code and its email.
     await week.event(day[3].replace(hour=11), "track", "Order Completed", order_id="o2", total=2000)
-    assert week.store.loyalty_view("ada")[0] == 80 + 20 + 2000
+    assert week.store.read(loyalty_store.ledger, "ada")[0] == 80 + 20 + 2000
     # Friday: part of it is refunded (she drops to silver); Saturday: a new order, gold again.
     await week.event(day[4].replace(hour=10), "track", "Order Refunded", order_id="o2", total=500)
     await week.event(day[5].replace(hour=10), "track", "Order Completed", order_id="o3", total=600)
@@ -95,7 +101,7 @@ async def test_a_customers_first_week_through_the_shipped_examples(tmp_path, smt
     await week.event(day[6].replace(hour=15, minute=20), "track", "Order Completed", order_id="o4", total=30)
     await week.run_until(day[6].replace(hour=17))
 
-    balance, _, rewards = week.store.loyalty_view("ada")
+    balance, _, rewards = week.store.read(loyalty_store.ledger, "ada")
     assert balance == 80 + 20 + 2000 - 500 + 600 + 30
     assert [r.reward for r in rewards] == ["gold-welcome-voucher"], "the gold reward is collected once"
     assert sorted(week.subjects()) == sorted(
@@ -109,6 +115,6 @@ async def test_a_customers_first_week_through_the_shipped_examples(tmp_path, smt
             "Thank you for your order o4",
         ]
     )
-    outcomes = {(a.rule_id, a.status, a.reason) for a in week.store.actions(kind="email", limit=1000)}
+    outcomes = {(a.rule_id, a.status, a.reason) for a in week.store.read(action_store.recent, kind="email", limit=1000)}
     assert ("cart-reminder", "cancelled", "wait cancelled by Order Completed (m9)") in outcomes
     assert not [o for o in outcomes if o[1] in ("suppressed", "failed")], "nothing was refused or failed"

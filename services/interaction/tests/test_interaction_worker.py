@@ -13,6 +13,12 @@ from ecrm_interaction.consumer.worker import InteractionWorker
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import audit as audit_log
+from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import customers as customer_store
+from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage.cases import CaseChange, CaseOpening
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.email_tags import address_anonymous_id
@@ -35,7 +41,7 @@ async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisi
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
-    store.upsert_rules(
+    store.write(rule_store.upsert_rules,
         [TemplateSpec(id="welcome", subject="Welcome {{ traits.firstName }}", text="Hi {{ traits.firstName }}"),
          TemplateSpec(id="vip", subject="You are a VIP", text="Thanks")],
         [rule(id="welcome", once_per_customer=True, actions=[{"kind": "email", "template": "welcome"}]),
@@ -66,7 +72,7 @@ async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisi
     tasks = [asyncio.create_task(worker.run(stopping)), asyncio.create_task(dispatcher.run(stopping))]
     try:
         for _ in range(120):
-            if len(smtp_sink.messages()) >= 2 and len(store.actions(status="sent")) == 2:
+            if len(smtp_sink.messages()) >= 2 and len(store.read(action_store.recent, status="sent")) == 2:
                 break
             await asyncio.sleep(0.25)
         await asyncio.sleep(1.5)  # room for a wrong second send
@@ -76,9 +82,9 @@ async def test_changes_become_one_email_each_garbage_is_dead_lettered_and_decisi
 
     subjects = sorted(p.read_bytes().split(b"Subject: ")[1].split(b"\r\n")[0] for p in smtp_sink.messages())
     assert subjects == [b"Welcome Ada", b"You are a VIP"]
-    welcome = store.actions(customer_id="u1", kind="email", status="sent")
+    welcome = store.read(action_store.recent, customer_id="u1", kind="email", status="sent")
     assert {a.rule_id for a in welcome} == {"welcome", "vip"}
-    assert [s.segment_id for s in store.customer_segments("u1")] == ["vip"]
+    assert [s.segment_id for s in store.read(customer_store.segments, "u1")] == ["vip"]
 
     [(_, letter)] = read_topic(kafka_broker.bootstrap, PROFILE_CHANGES_DLQ.name, expect=1)
     assert DeadLetter.model_validate_json(letter).source == "interaction"
@@ -123,7 +129,7 @@ async def test_segments_defined_through_the_api_reach_the_definitions_topic(kafk
     records = read_topic(kafka_broker.bootstrap, SEGMENT_DEFINITIONS.name, expect=2)
     assert SegmentDefinition.model_validate_json(records[0][1]).name == "Big spenders"
     assert records[1] == (b"big", b"")  # the tombstone deletes it
-    assert [e.action for e in store.audit_log()][:2] == ["delete", "upsert"]
+    assert [e.action for e in store.read(audit_log.recent)][:2] == ["delete", "upsert"]
 
 
 async def test_case_and_loyalty_events_of_the_outbox_reach_the_events_topic_once(fresh_kafka_broker, tmp_path) -> None:
@@ -143,11 +149,9 @@ async def test_case_and_loyalty_events_of_the_outbox_reach_the_events_topic_once
     with store.sessions.begin() as session:
         order = trigger("track", "Order Completed", message_id="o1", order_id="o1", total=120)
         IntakeStep(store, "s").profile_change(session, change(order), [], LoyaltyProgram(), now, Intake())
-        case_id = store.open_case(
-            session, customer_id="u1", subject="Parcel lost", priority="high", sla=timedelta(hours=4),
-            assignee=None, rule_id=None, dedup_key=None, now=now,
-        )  # fmt: skip
-    store.update_case(case_id, "agent-1", now, status="resolved")
+        opening = CaseOpening(customer_id="u1", subject="Parcel lost", priority="high", sla=timedelta(hours=4))
+        case_id = case_store.open_case(session, opening, now)
+    store.write(case_store.update_case, case_id, CaseChange(status="resolved"), "agent-1", now)
     dispatcher = Dispatcher(settings, store, ReliableProducer(settings.kafka_client_config()))
     dispatcher.publish()
     assert store.unpublished_events() == []

@@ -9,6 +9,10 @@ from interaction_factories import DispatchSetup, change, rule, trigger
 
 from ecrm_interaction.consumer.intake import Intake
 from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import customers as customer_store
+from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage.actions import DecisionFilter
 
 pytestmark = pytest.mark.smtp
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -38,13 +42,13 @@ async def test_a_rule_switched_off_while_actions_wait_sends_nothing_even_when_en
     journey.take(change(trigger("track", "Product Added", message_id="p1"), customer="a"))
     journey.take(change(trigger("track", "Product Added", message_id="p2"), customer="b"))
     if switch_off == "disable":
-        journey.store.set_enabled("cart", False, "ada")
+        journey.store.write(rule_store.set_enabled, "cart", False, "ada")
     else:
-        journey.store.delete_rule("cart", "ada")
+        journey.store.write(rule_store.delete_rule, "cart", "ada")
     reason = {"disable": "rule_disabled", "delete": "rule_deleted"}[switch_off]
     assert {(a.status, a.reason) for a in journey.decisions()} == {("cancelled", reason)}
     if switch_off == "disable":
-        journey.store.set_enabled("cart", True, "ada")
+        journey.store.write(rule_store.set_enabled, "cart", True, "ada")
     await journey.dispatcher.tick(NOON + timedelta(hours=2))
     assert journey.mails() == []
     assert {(a.status, a.reason) for a in journey.decisions()} == {("cancelled", reason)}
@@ -52,8 +56,8 @@ async def test_a_rule_switched_off_while_actions_wait_sends_nothing_even_when_en
 
 async def test_an_action_planned_while_its_rule_was_being_disabled_is_cancelled_when_due(journey) -> None:
     journey.rules(rule(id="cart", **CART))
-    rules, _ = journey.store.enabled_rules()  # the consumer read the rules before the switch
-    journey.store.set_enabled("cart", False, "ada")
+    rules, _ = journey.store.read(rule_store.enabled_rules)  # the consumer read the rules before the switch
+    journey.store.write(rule_store.set_enabled, "cart", False, "ada")
     with journey.store.sessions.begin() as session:
         journey.intake.profile_change(
             session, change(trigger("track", "Product Added", message_id="p1")), rules, LoyaltyProgram(), NOON, Intake()
@@ -128,7 +132,7 @@ def test_a_segment_change_of_a_merged_anonymous_profile_fires_nothing(journey) -
     journey.take(_merged(change(trigger(message_id="i1"), customer="anon-1", email=None), "ada"))
     outcome = Intake()
     with journey.store.sessions.begin() as session:
-        journey.intake.segment_change(session, _segment_change("anon-1"), *journey.store.enabled_rules()[:1],
+        journey.intake.segment_change(session, _segment_change("anon-1"), *rule_store.enabled_rules(session)[:1],
                                       LoyaltyProgram(), NOON, outcome)  # fmt: skip
     assert outcome.planned == 0 and journey.decisions() == []
 
@@ -154,10 +158,10 @@ async def test_imported_history_builds_the_profile_and_fires_no_rule(journey) ->
     nps = _imported(trigger("track", "NPS Answered", message_id="n1", at=NOON - timedelta(days=30), score=2))
     outcome = journey.take(change(*orders, nps, customer="ada", version=2))
     assert (outcome.planned, outcome.cancelled) == (0, 0)  # an imported past order cancels no live wait
-    assert journey.store.customer("ada").profile_version == 2  # the profile is built
+    assert journey.store.read(customer_store.customer, "ada").profile_version == 2  # the profile is built
     segment = _segment_change("ada", backfill=True)
     with journey.store.sessions.begin() as session:
-        journey.intake.segment_change(session, segment, journey.store.enabled_rules()[0], LoyaltyProgram(), NOON,
+        journey.intake.segment_change(session, segment, rule_store.enabled_rules(session)[0], LoyaltyProgram(), NOON,
                                       outcome)  # fmt: skip
     assert outcome.planned == 0
     assert {(a.rule_id, a.status) for a in journey.decisions()} == {("cart", "waiting")}
@@ -172,7 +176,7 @@ def test_an_nps_answer_replaced_by_a_newer_one_opens_no_case(journey) -> None:
         update={"profile": replaced.profile.model_copy(update={"nps_latest": 9, "nps_at": later.timestamp})}
     )
     assert journey.take(replaced).planned == 0
-    [skip] = journey.store.decisions(status="skipped")
+    [skip] = journey.store.read(action_store.decisions, DecisionFilter(status="skipped"))
     assert (skip.rule_id, skip.reason, skip.cause) == ("detractor", "superseded", "m:n1")
     latest = change(later.model_copy(update={"message_id": "n3", "properties": {"score": 3}}), customer="bob")
     latest = latest.model_copy(update={"profile": latest.profile.model_copy(update={"nps_at": later.timestamp})})

@@ -15,6 +15,9 @@ from ecrm_interaction.consumer.worker import InteractionWorker
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import customers as customer_store
+from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.segments import SegmentMembershipChanged
 from ecrm_schemas.topics import PROFILE_CHANGES, SEGMENT_MEMBERSHIP
@@ -38,7 +41,8 @@ async def test_a_vip_email_renders_the_order_that_made_the_customer_vip(fresh_ka
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
-    store.upsert_rules(
+    store.write(
+        rule_store.upsert_rules,
         [TemplateSpec(id="vip", subject="You are now VIP", text="Revenue {{ profile.revenue }}")],
         [rule(id="vip", trigger={"kind": "segment", "segment": "vip"}, actions=[{"kind": "email", "template": "vip"}])],
     )
@@ -59,11 +63,11 @@ async def test_a_vip_email_renders_the_order_that_made_the_customer_vip(fresh_ka
     try:
         producer.produce(PROFILE_CHANGES.name, key=b"ada", value=first.encode())
         producer.flush(10)
-        await _until(lambda: store.customer("ada") is not None)
+        await _until(lambda: store.read(customer_store.customer, "ada") is not None)
         # The segment change overtakes the profile change of the order that caused it.
         producer.produce(SEGMENT_MEMBERSHIP.name, key=b"ada", value=entered.encode())
         producer.flush(10)
-        await _until(lambda: store.actions(customer_id="ada") != [])
+        await _until(lambda: store.read(action_store.recent, customer_id="ada") != [])
         await asyncio.sleep(1.0)
         producer.produce(PROFILE_CHANGES.name, key=b"ada", value=second.encode())
         producer.flush(10)

@@ -18,7 +18,10 @@ from ecrm_interaction.privacy.subjects import (
     export_document,
     jsonable,
 )
+from ecrm_interaction.storage import audit as audit_log
+from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage import models
+from ecrm_interaction.storage.cases import CaseOpening
 from ecrm_interaction.storage.store import CUSTOMER_TABLES, Store
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -72,13 +75,11 @@ def _fill(store: Store, customer: str) -> str:
         store.record_skip(session, "r", customer, "cooldown", "cooldown", "m:x", NOW)
         store.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
         store.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
-        case_id = store.open_case(
-            session, customer_id=customer, subject="help", priority="high", sla=timedelta(hours=4),
-            assignee=None, rule_id=None, dedup_key=None, now=NOW,
-        )  # fmt: skip
+        opening = CaseOpening(customer_id=customer, subject="help", priority="high", sla=timedelta(hours=4))
+        case_id = case_store.open_case(session, opening, NOW)
     assert case_id is not None
-    store.add_case_note(case_id, "agent", f"{customer} called", NOW)
-    store.audit("ada", "consent", "customer", customer, {"channel": "email"})
+    store.write(case_store.add_note, case_id, "agent", f"{customer} called", NOW)
+    store.write(audit_log.record, "ada", "consent", "customer", customer, {"channel": "email"})
     return case_id
 
 
@@ -101,6 +102,6 @@ def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) ->
     assert {table: len(rows) for table, rows in store.customer_records(["frank"]).items()} == {
         table: len(rows) for table, rows in found.items()
     }
-    [erasure] = [a for a in store.audit_log() if a.action == "erase"]
+    [erasure] = [a for a in store.read(audit_log.recent) if a.action == "erase"]
     assert (erasure.entity_id, erasure.actor) == ("0123abcd", "ada") and "erin" not in erasure.detail
     assert store.erase_customer(["erin"], "ada", reference="0123abcd", audit=False) == dict.fromkeys(deleted, 0)

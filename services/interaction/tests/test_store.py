@@ -11,6 +11,14 @@ from sqlalchemy import inspect, text
 
 from ecrm_interaction.engine.planning import PlannedAction
 from ecrm_interaction.engine.rules import TemplateSpec
+from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import audit as audit_log
+from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import loyalty as loyalty_store
+from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage import suppressions as suppression_store
+from ecrm_interaction.storage import tokens as token_store
+from ecrm_interaction.storage.cases import CaseChange, CaseOpening
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -73,9 +81,9 @@ def test_an_upgrade_from_the_first_version_keeps_rules_and_the_sends_that_went_o
         )
     migrate(engine)
     store = Store(engine)
-    [upgraded] = store.all_rules()
+    [upgraded] = store.read(rule_store.all_rules)
     assert (upgraded.trigger.kind, upgraded.once_per_customer, upgraded.actions[0].kind) == ("event", True, "email")
-    [action] = store.actions(customer_id="u1")
+    [action] = store.read(action_store.recent, customer_id="u1")
     assert (action.status, action.dedup_key, action.published) == ("sent", "welcome:u1:0", "sent")
     planned = PlannedAction("welcome:u1:0", "email", "welcome", "u1", "marketing", "m:m2", "pending", NOW, {})
     with store.sessions.begin() as session:
@@ -101,23 +109,26 @@ def test_an_upgrade_moves_the_customers_suppressions_to_their_addresses(backend,
             )  # fmt: skip
     migrate(engine)
     store = Store(engine)
-    moved = store.address_suppression("ada@example.com")
+    moved = store.read(suppression_store.of_address, "ada@example.com")
     assert (moved.reason, moved.source, moved.suppressed_at) == ("hard_bounce", "migration:0004", NOW)
-    assert [s.address_digest for s in store.suppressions()] == [moved.address_digest]
+    assert [s.address_digest for s in store.read(suppression_store.listed)] == [moved.address_digest]
     assert store.contact("u1").suppressed == "hard_bounce" and store.contact("u3").suppressed is None
     engine.dispose()
 
 
 def test_rules_are_upserted_by_id_enabled_and_audited(store) -> None:
-    store.upsert_rules([TEMPLATE], [rule(name="first")], "ada")
-    store.upsert_rules([], [rule(name="renamed", enabled=False)], "bob")
-    [saved] = store.all_rules()
+    store.write(rule_store.upsert_rules, [TEMPLATE], [rule(name="first")], "ada")
+    store.write(rule_store.upsert_rules, [], [rule(name="renamed", enabled=False)], "bob")
+    [saved] = store.read(rule_store.all_rules)
     assert (saved.name, saved.enabled) == ("renamed", False)
-    assert store.enabled_rules() == ([], {"t": TEMPLATE})
-    assert store.set_enabled("r", True, "ada").enabled and store.enabled_rules()[0][0].id == "r"
+    assert store.read(rule_store.enabled_rules) == ([], {"t": TEMPLATE})
+    assert (
+        store.write(rule_store.set_enabled, "r", True, "ada").enabled
+        and store.read(rule_store.enabled_rules)[0][0].id == "r"
+    )
     with pytest.raises(ValueError, match="do not exist"):
-        store.upsert_rules([], [rule(id="x", actions=[{"kind": "email", "template": "missing"}])])
-    assert [(e.actor, e.action) for e in store.audit_log()][:2] == [("ada", "enable"), ("bob", "upsert")]
+        store.write(rule_store.upsert_rules, [], [rule(id="x", actions=[{"kind": "email", "template": "missing"}])])
+    assert [(e.actor, e.action) for e in store.read(audit_log.recent)][:2] == [("ada", "enable"), ("bob", "upsert")]
 
 
 def test_actions_are_added_once_and_leased_to_one_dispatcher(store) -> None:
@@ -140,49 +151,59 @@ def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:
         assert not store.add_points(session, "u1", 100, "order", "k1", None, NOW)
         assert store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
         assert not store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
-        case_id = store.open_case(
-            session,
-            customer_id="u1",
-            subject="NPS 3",
-            priority="high",
-            sla=timedelta(hours=1),
-            assignee=None,
-            rule_id="r",
-            dedup_key="ck",
-            now=NOW,
-        )
-        assert (
-            store.open_case(
-                session,
-                customer_id="u1",
-                subject="again",
-                priority="high",
-                sla=timedelta(hours=1),
-                assignee=None,
-                rule_id="r",
-                dedup_key="ck",
-                now=NOW,
-            )
-            is None
-        )
-    balance, _, rewards = store.loyalty_view("u1")
+        opening = CaseOpening(customer_id="u1", subject="NPS 3", priority="high", sla=timedelta(hours=1),
+                              rule_id="r", dedup_key="ck")  # fmt: skip
+        case_id = case_store.open_case(session, opening, NOW)
+        again = CaseOpening(customer_id="u1", subject="again", priority="high", sla=timedelta(hours=1),
+                            rule_id="r", dedup_key="ck")  # fmt: skip
+        assert case_store.open_case(session, again, NOW) is None
+    balance, _, rewards = store.read(loyalty_store.ledger, "u1")
     assert balance == 100 and [r.code for r in rewards] == ["CODE-1"]
     assert store.claim_escalations(NOW + timedelta(minutes=30)) == []
     [due] = store.claim_escalations(NOW + timedelta(hours=2))
     assert due.id == case_id and store.claim_escalations(NOW + timedelta(hours=3)) == []
-    store.update_case(case_id, "ada", NOW, status="resolved")
-    assert store.case(case_id)[0].resolved_at is not None
+    store.write(case_store.update_case, case_id, CaseChange(status="resolved"), "ada", NOW)
+    assert store.read(case_store.case, case_id)[0].resolved_at is not None
+
+
+def test_a_case_change_changes_only_the_fields_given_and_null_is_a_value(store) -> None:
+    opening = CaseOpening(customer_id="u1", subject="Parcel", priority="normal", sla=timedelta(hours=4), assignee="bo")
+    case_id = store.write(case_store.open_case, opening, NOW)
+    events = len(store.unpublished_events())
+    unchanged = store.write(case_store.update_case, case_id, CaseChange(priority="normal"), "ada", NOW)
+    assert (unchanged.priority, unchanged.assignee) == ("normal", "bo")
+    assert len(store.unpublished_events()) == events, "a change that changes nothing reports nothing"
+    store.write(case_store.update_case, case_id, CaseChange(priority="high"), "ada", NOW)
+    case, _ = store.read(case_store.case, case_id)
+    assert (case.priority, case.assignee, case.status) == ("high", "bo", "open")  # the others stay
+    store.write(case_store.update_case, case_id, CaseChange(assignee=None), "ada", NOW)
+    assert store.read(case_store.case, case_id)[0].assignee is None  # unassigned
+    [entry, *_] = store.read(audit_log.recent)
+    assert (entry.action, entry.entity_id) == ("update", case_id)
+    assert store.write(case_store.update_case, "nope", CaseChange(status="resolved"), "ada", NOW) is None
+
+
+def test_store_write_commits_what_returns_and_rolls_back_what_raises(store) -> None:
+    store.write(rule_store.upsert_rules, [TEMPLATE], [rule(id="kept")], "ada")
+    with pytest.raises(ValueError, match="do not exist"):
+        broken = rule(id="broken", actions=[{"kind": "email", "template": "missing"}])
+        store.write(rule_store.upsert_rules, [TemplateSpec(id="t2", subject="s", text="x")], [broken], "ada")
+    assert [r.id for r in store.read(rule_store.all_rules)] == ["kept"]
+    assert set(store.read(rule_store.templates)) == {"t"}, "the template of the failed write was rolled back"
 
 
 def test_tokens_are_stored_hashed_and_revocable(store) -> None:
-    from ecrm_interaction.storage.store import hash_token
+    from ecrm_interaction.storage.tokens import hash_token
 
-    token = store.add_token("support", "viewer", "admin")
-    assert token.startswith("ecrm_v_") and store.token_by_hash(hash_token(token)).role == "viewer"
-    assert all(t.token_hash != token for t in store.tokens())
-    assert store.revoke_token("support", "admin") and store.token_by_hash(hash_token(token)) is None
+    token = store.write(token_store.add_token, "support", "viewer", "admin")
+    assert token.startswith("ecrm_v_") and store.read(token_store.token_by_hash, hash_token(token)).role == "viewer"
+    assert all(t.token_hash != token for t in store.read(token_store.tokens))
+    assert (
+        store.write(token_store.revoke_token, "support", "admin")
+        and store.read(token_store.token_by_hash, hash_token(token)) is None
+    )
     with pytest.raises(ValueError):
-        store.add_token("x", "root", "admin")
+        store.write(token_store.add_token, "x", "root", "admin")
 
 
 def test_consent_unsubscribe_and_suppression(store) -> None:

@@ -22,6 +22,7 @@ from ecrm_interaction import metrics
 from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.consumer.records import ConsumedRecord
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.store import Store
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import DeliveryError, ReliableProducer
@@ -122,8 +123,8 @@ class InteractionWorker:
     def take(self, messages: list[ConsumedRecord]) -> Intake:
         """Decode and record one batch, in one transaction."""
         outcome = Intake()
-        rules, _ = self.store.enabled_rules()
-        program = self.store.loyalty_program()
+        rules, _ = self.store.read(rule_store.enabled_rules)
+        program = self.store.read(rule_store.loyalty_program)
         now = datetime.now(UTC)
         emitted: list[datetime] = []
         # Profile changes first: a segment change of the batch then sees the profile it was

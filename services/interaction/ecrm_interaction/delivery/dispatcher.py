@@ -61,6 +61,10 @@ from ecrm_interaction.engine.rules import (
 from ecrm_interaction.engine.triggers import OWN_EVENTS, loyalty_firings, schedule_firings
 from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import customers as customer_store
+from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage import suppressions as suppression_store
 from ecrm_interaction.storage.models import Action
 from ecrm_interaction.storage.store import LOYALTY_EVENT, Store, aware
 from ecrm_schemas.builders import build_alias, build_track
@@ -178,7 +182,7 @@ class Dispatcher:
         (``profile_version``), the action waits (None), at most :data:`PROFILE_CATCH_UP`."""
         planned = payload.get("profile") or {}
         wanted = max(planned.get("version", -1), (payload.get("trigger") or {}).get("profile_version") or -1)
-        customer = self.store.customer(action.customer_id)
+        customer = self.store.read(customer_store.customer, action.customer_id)
         stored = orjson.loads(customer.profile) if customer is not None and customer.profile else {}
         newest = max((planned, stored), key=lambda p: p.get("version", -1))
         if newest.get("version", -1) >= wanted:
@@ -191,7 +195,7 @@ class Dispatcher:
     def _drop_switched_off(self, claimed: list[Action], now: datetime) -> list[Action]:
         """Cancel the claimed actions whose rule was disabled or deleted after they were planned
         (a batch that was being planned while the rule was switched off); the rest go ahead."""
-        states = self.store.rule_states()
+        states = self.store.read(rule_store.rule_states)
         kept = []
         for action in claimed:
             if action.rule_id is None or states.get(action.rule_id, False):
@@ -225,7 +229,7 @@ class Dispatcher:
         address = contact_row.email or profile.get("email")
         suppressed = contact_row.suppressed
         if address and not contact_row.email:
-            suppression = await asyncio.to_thread(self.store.address_suppression, address)
+            suppression = await asyncio.to_thread(self.store.read, suppression_store.of_address, address)
             suppressed = suppression.reason if suppression is not None else None
         contact = Contact(
             address,
@@ -257,7 +261,7 @@ class Dispatcher:
             metrics.DECISIONS.labels("deferred", verdict.reason).inc()
             return
         assert address is not None
-        templates = await asyncio.to_thread(self.store.templates)
+        templates = await asyncio.to_thread(self.store.read, rule_store.templates)
         template = templates.get(spec.template)
         if template is None:
             raise GiveUp(f"template {spec.template!r} does not exist")
@@ -314,11 +318,11 @@ class Dispatcher:
         return any(a.status == "sent" for a in self.store.actions_by_id([action_id]))
 
     def _rule_cooldown(self, rule_id: str | None) -> timedelta | None:
-        rule = self.store.rule(rule_id) if rule_id else None
+        rule = self.store.read(rule_store.rule, rule_id) if rule_id else None
         return rule.cooldown if rule is not None else None
 
     def _loyalty(self, customer_id: str) -> dict[str, Any]:
-        program = self.store.loyalty_program()
+        program = self.store.read(rule_store.loyalty_program)
         with self.store.session() as session:
             points = self.store.balance(session, customer_id)
         return {"points": points, "tier": tier_of(points, program)}
@@ -428,8 +432,7 @@ class Dispatcher:
         except RenderError as exc:
             raise _render_failed(action, exc, part="subject") from exc
         with self.store.sessions.begin() as session:
-            case_id = self.store.open_case(
-                session,
+            opening = case_store.CaseOpening(
                 customer_id=action.customer_id,
                 subject=subject[:300],
                 priority=spec.priority,
@@ -437,9 +440,9 @@ class Dispatcher:
                 assignee=spec.assignee,
                 rule_id=action.rule_id,
                 dedup_key=action.dedup_key,
-                now=now,
                 note=customer_comment(payload.get("trigger") or {}),
             )
+            case_id = case_store.open_case(session, opening, now)
         self._finish(
             action,
             "done",
@@ -465,8 +468,8 @@ class Dispatcher:
 
     def _change_points(self, action: Action, points: int, reason: str, dedup_key: str, now: datetime) -> None:
         """Points from a rule; a tier crossed on the way fires the rules that watch it."""
-        program = self.store.loyalty_program()
-        rules, _ = self.store.enabled_rules()
+        program = self.store.read(rule_store.loyalty_program)
+        rules, _ = self.store.read(rule_store.enabled_rules)
         with self.store.sessions.begin() as session:
             before = self.store.balance(session, action.customer_id)
             added = self.store.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now)
@@ -486,7 +489,7 @@ class Dispatcher:
     async def fire_schedules(self, now: datetime) -> None:
         from ecrm_interaction.engine.schedules import due_slots
 
-        rules, _ = await asyncio.to_thread(self.store.enabled_rules)
+        rules, _ = await asyncio.to_thread(self.store.read, rule_store.enabled_rules)
         for rule in rules:
             if not isinstance(rule.trigger, ScheduleTrigger):
                 continue
@@ -501,7 +504,7 @@ class Dispatcher:
 
     def _fire_schedule(self, rule: Any, slot: datetime, now: datetime) -> None:
         audience = self.store.audience(rule.trigger.segment)
-        program = self.store.loyalty_program()
+        program = self.store.read(rule_store.loyalty_program)
         outcome = Intake()
         for start in range(0, len(audience), 500):
             with self.store.sessions.begin() as session:
@@ -565,7 +568,7 @@ class Dispatcher:
             self._produce_event(*decision_event(action))
             self._link_address(action)
         outbox = self.store.unpublished_events()
-        program = self.store.loyalty_program() if outbox else None
+        program = self.store.read(rule_store.loyalty_program) if outbox else None
         for row in outbox:
             self._produce(self._outbox_event(row, program, datetime.now(UTC)))
         if not actions and not outbox:
@@ -577,7 +580,7 @@ class Dispatcher:
     def outbox_events(self, now: datetime) -> list[dict[str, Any]]:
         """The outbox's unpublished events as :meth:`publish` sends them (in order), as JSON."""
         outbox = self.store.unpublished_events()
-        program = self.store.loyalty_program()
+        program = self.store.read(rule_store.loyalty_program)
         return [orjson.loads(encode_event(self._outbox_event(row, program, now))) for row in outbox]
 
     def _outbox_event(self, row: Any, program: Any, now: datetime) -> TrackEvent:
@@ -599,7 +602,7 @@ class Dispatcher:
 
     def _identity(self, customer_id: str) -> dict[str, str]:
         """How events name the customer: ``{"userId": …}``, or ``{"anonymousId": …}`` when that is all we know."""
-        customer = self.store.customer(customer_id)
+        customer = self.store.read(customer_store.customer, customer_id)
         profile = orjson.loads(customer.profile) if customer is not None and customer.profile else {}
         if profile.get("user_id") or not profile:
             return {"userId": profile.get("user_id") or customer_id}

@@ -8,15 +8,13 @@ redelivered Kafka batch or a second replica changes nothing. Work is claimed wit
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 from alembic import command
@@ -26,29 +24,30 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ecrm_interaction.engine.contact_policy import address_digest
-from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, PlannedAction, released_key, releases_once
-from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.engine.planning import PlannedAction, released_key, releases_once
+from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.engine.triggers import OWN_EVENTS
+from ecrm_interaction.storage import audit as audit_log
+from ecrm_interaction.storage import suppressions
 from ecrm_interaction.storage.models import (
     Action,
     AddressSuppression,
-    ApiToken,
     AuditEntry,
     Case,
     CaseNote,
     Consent,
     Customer,
     CustomerSegment,
-    EmailTemplate,
     LoyaltyEntry,
-    LoyaltyProgramRow,
     OutboxEvent,
     Reward,
-    Rule,
     ScheduleState,
     SkippedDecision,
 )
 from ecrm_schemas.catalog import CatalogEvent
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 LOYALTY_EVENT = CatalogEvent.LOYALTY_POINTS_AWARDED
 """What the ledger reports; the aggregator folds its balance and tier into the profile."""
@@ -56,10 +55,6 @@ FINAL = ("sent", "done", "suppressed", "cancelled", "failed", "deferred")
 """Statuses reported on Kafka (``deferred`` too: it says until when)."""
 OPEN = ("waiting", "pending", "deferred")
 """Statuses of actions not carried out yet."""
-ROLES = ("viewer", "agent", "marketer", "admin")
-"""Least to most: viewers read; agents also work cases (open, note, assign, resolve); marketers
-also change rules, templates, segments, consent and the loyalty program; admins also manage
-tokens and suppressions and read the audit log."""
 
 
 def make_engine(url: str) -> Engine:
@@ -144,10 +139,6 @@ def _audit_about(ids: list[str], case_ids: list[str]) -> Any:
     )
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class ContactRow:
     email: str | None
@@ -157,6 +148,31 @@ class ContactRow:
     consent: dict[str, bool]
 
 
+def insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows``, skipping those whose unique keys exist; returns how many were new."""
+    if not rows:
+        return 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    key = next(iter(model.__table__.primary_key.columns))
+    statement = dialect.insert(model).values(rows).on_conflict_do_nothing().returning(key)
+    return len(session.execute(statement).all())
+
+
+def record_event(
+    session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
+) -> bool:
+    """Record an event to publish once ``session`` commits (once per ``message_id``)."""
+    row = {
+        "id": str(uuid.uuid4()),
+        "customer_id": customer_id,
+        "name": name,
+        "message_id": message_id,
+        "properties": _json(properties),
+        "created_at": at,
+    }
+    return insert_ignore(session, OutboxEvent, [row]) == 1
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -164,110 +180,22 @@ class Store:
 
     # --- unique inserts ------------------------------------------------------------------
 
+    def read(self, query: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``query(session, *args, **kwargs)`` in a session of its own (for callers without a
+        unit of work: the CLI, tests): ``store.read(rules.rule, "r1")``."""
+        with self.sessions() as session:
+            return query(session, *args, **kwargs)
+
+    def write(self, change: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``change(session, *args, **kwargs)`` in a transaction of its own, committed when it
+        returns, rolled back when it raises: ``store.write(rules.set_enabled, "r1", False, "cli")``."""
+        with self.sessions.begin() as session:
+            return change(session, *args, **kwargs)
+
     def _insert_ignore(self, session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
-        """Insert ``rows``, skipping those whose unique keys exist; returns how many were new."""
-        if not rows:
-            return 0
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        key = next(iter(model.__table__.primary_key.columns))
-        statement = dialect.insert(model).values(rows).on_conflict_do_nothing().returning(key)
-        return len(session.execute(statement).all())
+        return insert_ignore(session, model, rows)
 
-    # --- rules, templates, the loyalty program --------------------------------------------
-
-    def upsert_rules(self, templates: list[TemplateSpec], rules: list[RuleSpec], actor: str = "rules-file") -> None:
-        """Create or update templates and rules by id (what is given wins); audited."""
-        with self.sessions.begin() as session:
-            for t in templates:
-                session.merge(EmailTemplate(id=t.id, subject=t.subject, text_body=t.text, html_body=t.html))
-            session.flush()
-            known = {t for (t,) in session.execute(select(EmailTemplate.id))}
-            for r in rules:
-                missing = r.email_templates() - known
-                if missing:
-                    raise ValueError(f"rule {r.id!r} uses templates that do not exist: {sorted(missing)}")
-                session.merge(Rule(id=r.id, name=r.name, enabled=r.enabled, spec=r.model_dump_json()))
-                if not r.enabled:
-                    self.cancel_rule_actions(session, r.id, RULE_DISABLED, datetime.now(UTC))
-                self._audit(session, actor, "upsert", "rule", r.id, {"name": r.name, "enabled": r.enabled})
-            for t in templates:
-                self._audit(session, actor, "upsert", "template", t.id, {})
-
-    def rule(self, rule_id: str) -> RuleSpec | None:
-        with self.sessions() as session:
-            row = session.get(Rule, rule_id)
-            return RuleSpec.model_validate_json(row.spec) if row else None
-
-    def all_rules(self) -> list[RuleSpec]:
-        with self.sessions() as session:
-            rows = session.scalars(select(Rule).order_by(Rule.id)).all()
-            return [RuleSpec.model_validate_json(r.spec) for r in rows]
-
-    def enabled_rules(self) -> tuple[list[RuleSpec], dict[str, TemplateSpec]]:
-        with self.sessions() as session:
-            rules = session.scalars(select(Rule).where(Rule.enabled.is_(True)).order_by(Rule.id)).all()
-            return [RuleSpec.model_validate_json(r.spec) for r in rules], self._templates(session)
-
-    def templates(self) -> dict[str, TemplateSpec]:
-        with self.sessions() as session:
-            return self._templates(session)
-
-    @staticmethod
-    def _templates(session: Session) -> dict[str, TemplateSpec]:
-        # Not validated again: a template stored before templates were checked must not stop
-        # every other one (its sends fail with render_failed instead).
-        return {
-            t.id: TemplateSpec.model_construct(id=t.id, subject=t.subject, text=t.text_body, html=t.html_body)
-            for t in session.scalars(select(EmailTemplate)).all()
-        }
-
-    def delete_template(self, template_id: str, actor: str) -> list[str] | None:
-        """Delete a template no rule uses: None when it does not exist, else the ids of the rules
-        that use it (nothing deleted when there are any); audited."""
-        with self.sessions.begin() as session:
-            row = session.get(EmailTemplate, template_id)
-            if row is None:
-                return None
-            users = sorted(
-                rule.id
-                for rule in session.scalars(select(Rule)).all()
-                if template_id in RuleSpec.model_validate_json(rule.spec).email_templates()
-            )
-            if not users:
-                session.delete(row)
-                self._audit(session, actor, "delete", "template", template_id, {})
-            return users
-
-    def delete_rule(self, rule_id: str, actor: str) -> bool:
-        with self.sessions.begin() as session:
-            row = session.get(Rule, rule_id)
-            if row is None:
-                return False
-            session.delete(row)
-            cancelled = self.cancel_rule_actions(session, rule_id, RULE_DELETED, datetime.now(UTC))
-            self._audit(session, actor, "delete", "rule", rule_id, {"cancelled": cancelled})
-            return True
-
-    def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSpec | None:
-        with self.sessions.begin() as session:
-            row = session.get(Rule, rule_id)
-            if row is None:
-                return None
-            spec = RuleSpec.model_validate_json(row.spec).model_copy(update={"enabled": enabled})
-            row.enabled, row.spec = enabled, spec.model_dump_json()
-            detail = {}
-            if not enabled:
-                detail["cancelled"] = self.cancel_rule_actions(session, rule_id, RULE_DISABLED, datetime.now(UTC))
-            self._audit(session, actor, "enable" if enabled else "disable", "rule", rule_id, detail)
-            return spec
-
-    def cancel_rule_actions(self, session: Session, rule_id: str, reason: str, now: datetime) -> int:
-        """Cancel every action of ``rule_id`` not carried out yet (waiting, pending, deferred), with
-        ``reason``. Cancelled is final: enabling the rule again does not bring them back."""
-        rows = session.scalars(select(Action).where(Action.rule_id == rule_id, Action.status.in_(OPEN))).all()
-        for row in rows:
-            self.close_action(row, "cancelled", reason, now)
-        return len(rows)
+    # --- actions --------------------------------------------------------------------------
 
     def cancel_customer_actions(self, session: Session, customer_id: str, reason: str, now: datetime) -> int:
         """Cancel every action for ``customer_id`` not carried out yet, with ``reason``."""
@@ -283,21 +211,6 @@ class Store:
         row.status, row.reason, row.done_at, row.lease_until = status, reason[:300], now, None
         if releases_once(row.payload, status, reason):
             row.dedup_key = released_key(row.dedup_key, row.id)
-
-    def rule_states(self) -> dict[str, bool]:
-        """Every rule's id and whether it is enabled (the dispatcher checks it before acting)."""
-        with self.sessions() as session:
-            return {rule_id: enabled for rule_id, enabled in session.execute(select(Rule.id, Rule.enabled))}
-
-    def loyalty_program(self) -> LoyaltyProgram:
-        with self.sessions() as session:
-            row = session.get(LoyaltyProgramRow, 1)
-            return LoyaltyProgram.model_validate_json(row.spec) if row else LoyaltyProgram()
-
-    def set_loyalty_program(self, program: LoyaltyProgram, actor: str) -> None:
-        with self.sessions.begin() as session:
-            session.merge(LoyaltyProgramRow(id=1, spec=program.model_dump_json()))
-            self._audit(session, actor, "upsert", "loyalty_program", "1", program.model_dump(mode="json"))
 
     # --- what the consumer records -------------------------------------------------------
 
@@ -365,35 +278,6 @@ class Store:
             return True
         return False
 
-    def address_suppression(self, address: str | None) -> AddressSuppression | None:
-        """The suppression in force for ``address``, if any."""
-        if not address:
-            return None
-        with self.sessions() as session:
-            return self._suppression(session, address_digest(address))
-
-    @staticmethod
-    def _suppression(session: Session, digest: str) -> AddressSuppression | None:
-        row = session.get(AddressSuppression, digest)
-        return row if row is not None and row.lifted_at is None else None
-
-    def suppressions(self, limit: int = 100) -> list[AddressSuppression]:
-        """The suppressions in force, newest first."""
-        with self.sessions() as session:
-            query = select(AddressSuppression).where(AddressSuppression.lifted_at.is_(None))
-            return list(session.scalars(query.order_by(AddressSuppression.suppressed_at.desc()).limit(limit)))
-
-    def lift_suppression(self, digest: str, actor: str, reason: str, now: datetime) -> AddressSuppression | None:
-        """Lift the suppression in force for the address of ``digest``; audited with the reason."""
-        with self.sessions.begin() as session:
-            row = self._suppression(session, digest)
-            if row is None:
-                return None
-            row.lifted_at, row.lifted_by = now, actor
-            detail = {"reason": reason, "was": row.reason, "source": row.source}
-            self._audit(session, actor, "lift", "address_suppression", digest, detail)
-            return row
-
     def recipient_of(self, session: Session, action_id: str) -> str | None:
         """The address an email action was sent to."""
         return session.scalar(select(Action.recipient).where(Action.id == action_id, Action.kind == "email"))
@@ -407,15 +291,7 @@ class Store:
         self, session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
     ) -> bool:
         """Record an event to publish once ``session`` commits (once per ``message_id``)."""
-        row = {
-            "id": str(uuid.uuid4()),
-            "customer_id": customer_id,
-            "name": name,
-            "message_id": message_id,
-            "properties": _json(properties),
-            "created_at": at,
-        }
-        return self._insert_ignore(session, OutboxEvent, [row]) == 1
+        return record_event(session, name, customer_id, message_id, properties, at)
 
     def unpublished_events(self, limit: int = 500) -> list[OutboxEvent]:
         with self.sessions() as session:
@@ -552,49 +428,6 @@ class Store:
         )
         session.execute(statement)
 
-    def decisions(
-        self,
-        *,
-        customer_id: str | None = None,
-        rule_id: str | None = None,
-        kind: str | None = None,
-        status: str | None = None,
-        reason: str | None = None,
-        limit: int = 100,
-    ) -> list[Action | SkippedDecision]:
-        """Actions and skipped decisions, newest first (a skip by its latest time), filtered;
-        ``reason`` matches a prefix (``frequency_cap`` finds every cap). Skips have no ``kind``
-        and the status ``skipped``."""
-        found: list[Action | SkippedDecision] = []
-        with self.sessions() as session:
-            if status != "skipped":
-                query = select(Action).order_by(Action.created_at.desc()).limit(limit)
-                for column, value in (
-                    (Action.customer_id, customer_id), (Action.rule_id, rule_id),
-                    (Action.kind, kind), (Action.status, status),
-                ):  # fmt: skip
-                    if value is not None:
-                        query = query.where(column == value)
-                if reason is not None:
-                    query = query.where(Action.reason.startswith(reason, autoescape=True))
-                found += session.scalars(query)
-            if status in (None, "skipped") and kind is None:
-                skips = select(SkippedDecision).order_by(SkippedDecision.last_at.desc()).limit(limit)
-                for column, value in (
-                    (SkippedDecision.customer_id, customer_id), (SkippedDecision.rule_id, rule_id),
-                ):  # fmt: skip
-                    if value is not None:
-                        skips = skips.where(column == value)
-                if reason is not None:
-                    skips = skips.where(SkippedDecision.reason.startswith(reason, autoescape=True))
-                found += session.scalars(skips)
-
-        def newest(row: Action | SkippedDecision) -> datetime:
-            at = row.last_at if isinstance(row, SkippedDecision) else row.created_at
-            return aware(at) or datetime.min.replace(tzinfo=UTC)
-
-        return sorted(found, key=newest, reverse=True)[:limit]
-
     def add_actions(self, session: Session, planned: Sequence[PlannedAction], now: datetime) -> int:
         rows = [
             {
@@ -690,23 +523,6 @@ class Store:
         }
         return self._insert_ignore(session, Reward, [row]) == 1
 
-    def loyalty_view(self, customer_id: str, limit: int = 20) -> tuple[int, list[LoyaltyEntry], list[Reward]]:
-        with self.sessions() as session:
-            entries = list(
-                session.scalars(
-                    select(LoyaltyEntry)
-                    .where(LoyaltyEntry.customer_id == customer_id)
-                    .order_by(LoyaltyEntry.at.desc())
-                    .limit(limit)
-                )
-            )
-            rewards = list(
-                session.scalars(
-                    select(Reward).where(Reward.customer_id == customer_id).order_by(Reward.issued_at.desc())
-                )
-            )
-            return self.balance(session, customer_id), entries, rewards
-
     # --- the dispatcher ------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Action]:
@@ -744,7 +560,7 @@ class Store:
             consent = _marketing_consent(session, customer_id)
             if row is None:
                 return ContactRow(None, None, False, None, consent)
-            suppression = self._suppression(session, address_digest(row.email)) if row.email else None
+            suppression = suppressions.in_force(session, address_digest(row.email)) if row.email else None
             suppressed = suppression.reason if suppression is not None else None
             return ContactRow(row.email, row.timezone, row.unsubscribed_at is not None, suppressed, consent)
 
@@ -833,115 +649,6 @@ class Store:
 
     # --- cases -----------------------------------------------------------------------------
 
-    def open_case(
-        self,
-        session: Session,
-        *,
-        customer_id: str,
-        subject: str,
-        priority: str,
-        sla: timedelta,
-        assignee: str | None,
-        rule_id: str | None,
-        dedup_key: str | None,
-        now: datetime,
-        note: tuple[str, str] | None = None,
-    ) -> str | None:
-        """Open a case (once per ``dedup_key``), with ``note`` (author, text) as its first note, and
-        record its ``Case Opened`` event; returns its id, or None when it already existed."""
-        case_id = str(uuid.uuid4())
-        row = {
-            "id": case_id,
-            "customer_id": customer_id,
-            "subject": subject,
-            "priority": priority,
-            "status": "open",
-            "assignee": assignee,
-            "sla_due_at": now + sla,
-            "rule_id": rule_id,
-            "dedup_key": dedup_key,
-            "created_at": now,
-            "updated_at": now,
-        }
-        if self._insert_ignore(session, Case, [row]) != 1:
-            return None
-        if note is not None:
-            session.add(CaseNote(id=str(uuid.uuid4()), case_id=case_id, author=note[0], text=note[1], created_at=now))
-        self._case_event(session, CatalogEvent.CASE_OPENED, row, f"{case_id}-opened", now)
-        return case_id
-
-    def _case_event(self, session: Session, name: str, case: dict[str, Any], suffix: str, at: datetime) -> None:
-        properties = {
-            "case_id": case["id"],
-            "subject": case["subject"],
-            "priority": case["priority"],
-            "status": case["status"],
-            "assignee": case["assignee"],
-            "rule_id": case["rule_id"],
-        }
-        self.add_event(session, name, case["customer_id"], f"{OWN_EVENTS}case-{suffix}", properties, at)
-
-    def case(self, case_id: str) -> tuple[Case, list[CaseNote]] | None:
-        with self.sessions() as session:
-            row = session.get(Case, case_id)
-            if row is None:
-                return None
-            notes = list(
-                session.scalars(select(CaseNote).where(CaseNote.case_id == case_id).order_by(CaseNote.created_at))
-            )
-            return row, notes
-
-    def cases(self, customer_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Case]:
-        with self.sessions() as session:
-            query = select(Case).order_by(Case.created_at.desc()).limit(limit)
-            if customer_id is not None:
-                query = query.where(Case.customer_id == customer_id)
-            if status is not None:
-                query = query.where(Case.status == status)
-            return list(session.scalars(query))
-
-    def case_notes(self, case_ids: Sequence[str]) -> dict[str, list[CaseNote]]:
-        """The notes of these cases, oldest first (one query for a list of cases)."""
-        notes: dict[str, list[CaseNote]] = {case_id: [] for case_id in case_ids}
-        with self.sessions() as session:
-            for start in range(0, len(case_ids), 1000):
-                rows = session.scalars(
-                    select(CaseNote)
-                    .where(CaseNote.case_id.in_(list(case_ids[start : start + 1000])))
-                    .order_by(CaseNote.created_at, CaseNote.id)
-                )
-                for note in rows:
-                    notes[note.case_id].append(note)
-        return notes
-
-    def update_case(self, case_id: str, actor: str, now: datetime, **changes: Any) -> Case | None:
-        with self.sessions.begin() as session:
-            row = session.get(Case, case_id)
-            if row is None:
-                return None
-            changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
-            if not changes:
-                return row
-            before = {k: getattr(row, k) for k in changes}
-            for key, value in changes.items():
-                setattr(row, key, value)
-            if "status" in changes:
-                row.resolved_at = now if row.status == "resolved" else None
-            row.updated_at = now
-            self._audit(session, actor, "update", "case", case_id, {"before": before, "after": changes})
-            name = CatalogEvent.CASE_RESOLVED if changes.get("status") == "resolved" else CatalogEvent.CASE_UPDATED
-            self._case_event(session, name, _row_dict(row), f"{case_id}-{uuid.uuid4()}", now)
-            return row
-
-    def add_case_note(self, case_id: str, author: str, text: str, now: datetime) -> CaseNote | None:
-        with self.sessions.begin() as session:
-            if session.get(Case, case_id) is None:
-                return None
-            note = CaseNote(id=str(uuid.uuid4()), case_id=case_id, author=author, text=text, created_at=now)
-            session.add(note)
-            self._audit(session, author, "note", "case", case_id, {})
-            return note
-
     def claim_escalations(self, now: datetime, limit: int = 100) -> list[Case]:
         """Unresolved cases past their SLA, not escalated yet: each marked escalated, once."""
         with self.sessions.begin() as session:
@@ -958,30 +665,6 @@ class Store:
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append(case_id)
             return list(session.scalars(select(Case).where(Case.id.in_(claimed))))
-
-    # --- the customer view ------------------------------------------------------------------
-
-    def customer(self, customer_id: str) -> Customer | None:
-        with self.sessions() as session:
-            return session.get(Customer, customer_id)
-
-    def customer_segments(self, customer_id: str) -> list[CustomerSegment]:
-        with self.sessions() as session:
-            return list(session.scalars(select(CustomerSegment).where(CustomerSegment.customer_id == customer_id)))
-
-    def consents(self, customer_id: str) -> list[Consent]:
-        with self.sessions() as session:
-            return list(session.scalars(select(Consent).where(Consent.customer_id == customer_id)))
-
-    def actions(
-        self, customer_id: str | None = None, kind: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[Action]:
-        with self.sessions() as session:
-            query = select(Action).order_by(Action.created_at.desc()).limit(limit)
-            for column, value in ((Action.customer_id, customer_id), (Action.kind, kind), (Action.status, status)):
-                if value is not None:
-                    query = query.where(column == value)
-            return list(session.scalars(query))
 
     def actions_by_id(self, ids: Sequence[str]) -> list[Action]:
         with self.sessions() as session:
@@ -1026,58 +709,7 @@ class Store:
                 session.execute(delete(AuditEntry).where(AuditEntry.id.in_(audit_ids)))
             )
             if audit:
-                self._audit(session, actor, "erase", "customer", reference, {"identities": len(ids), "rows": deleted})
+                audit_log.record(
+                    session, actor, "erase", "customer", reference, {"identities": len(ids), "rows": deleted}
+                )
         return deleted
-
-    # --- tokens and the audit log -------------------------------------------------------------
-
-    def add_token(self, name: str, role: str, actor: str) -> str:
-        """Create a token and return it (shown once; only its hash is kept)."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}")
-        token = f"ecrm_{role[:1]}_{secrets.token_urlsafe(24)}"
-        with self.sessions.begin() as session:
-            session.add(ApiToken(id=str(uuid.uuid4()), name=name, role=role, token_hash=hash_token(token)))
-            self._audit(session, actor, "create", "api_token", name, {"role": role})
-        return token
-
-    def revoke_token(self, name: str, actor: str) -> bool:
-        with self.sessions.begin() as session:
-            result = session.execute(
-                update(ApiToken)
-                .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
-                .values(revoked_at=datetime.now(UTC))
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
-                self._audit(session, actor, "revoke", "api_token", name, {})
-            return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def tokens(self) -> list[ApiToken]:
-        with self.sessions() as session:
-            return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
-
-    def token_by_hash(self, digest: str) -> ApiToken | None:
-        with self.sessions() as session:
-            return session.scalar(select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)))
-
-    def audit(self, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
-        with self.sessions.begin() as session:
-            self._audit(session, actor, action, entity, entity_id, detail)
-
-    @staticmethod
-    def _audit(session: Session, actor: str, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
-        session.add(
-            AuditEntry(
-                id=str(uuid.uuid4()),
-                at=datetime.now(UTC),
-                actor=actor,
-                action=action,
-                entity=entity,
-                entity_id=entity_id,
-                detail=_json(detail),
-            )
-        )
-
-    def audit_log(self, limit: int = 100) -> list[AuditEntry]:
-        with self.sessions() as session:
-            return list(session.scalars(select(AuditEntry).order_by(AuditEntry.at.desc()).limit(limit)))

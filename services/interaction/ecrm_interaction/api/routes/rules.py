@@ -1,0 +1,114 @@
+"""Rules: list, create, replace, delete, enable and disable them, import a rules file, dry-run one."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, ValidationError
+
+from ecrm_interaction.api.deps import Marketer, PolicyDep, SessionDep, StoreDep, Viewer
+from ecrm_interaction.api.errors import invalid
+from ecrm_interaction.api.services.dry_runs import dry_run_now
+from ecrm_interaction.engine.rules import RuleSpec
+from ecrm_interaction.engine.rules_file import parse_rules
+from ecrm_interaction.storage import rules
+from ecrm_schemas.profile import TriggerEvent
+
+
+class DryRunIn(BaseModel):
+    customer_id: str = Field(min_length=1)
+    event: TriggerEvent | None = None
+    """The event to try the trigger with (for event rules)."""
+
+
+def router() -> APIRouter:
+    routes = APIRouter(tags=["rules"])
+
+    @routes.get("/v1/rules")
+    def list_rules(_who: Viewer, session: SessionDep) -> list[RuleSpec]:
+        """Every rule, enabled or not."""
+        return rules.all_rules(session)
+
+    @routes.post("/v1/rules", status_code=201)
+    def create_rule(rule: RuleSpec, who: Marketer, session: SessionDep) -> RuleSpec:
+        if rules.rule(session, rule.id) is not None:
+            raise HTTPException(409, "rule_exists")
+        try:
+            rules.upsert_rules(session, [], [rule], who.name)
+        except ValueError as exc:
+            raise invalid(exc) from exc
+        return rule
+
+    @routes.get("/v1/rules/{rule_id}")
+    def get_rule(rule_id: str, _who: Viewer, session: SessionDep) -> RuleSpec:
+        rule = rules.rule(session, rule_id)
+        if rule is None:
+            raise HTTPException(404, "rule_not_found")
+        return rule
+
+    @routes.put("/v1/rules/{rule_id}")
+    def put_rule(rule_id: str, rule: RuleSpec, who: Marketer, session: SessionDep) -> RuleSpec:
+        """Create or replace a rule."""
+        if rule.id != rule_id:
+            raise HTTPException(422, "the rule's id must be the one in the path")
+        try:
+            rules.upsert_rules(session, [], [rule], who.name)
+        except ValueError as exc:
+            raise invalid(exc) from exc
+        return rule
+
+    @routes.delete("/v1/rules/{rule_id}", status_code=204)
+    def delete_rule(rule_id: str, who: Marketer, session: SessionDep) -> Response:
+        """Delete a rule; its actions not carried out yet are cancelled."""
+        if not rules.delete_rule(session, rule_id, who.name):
+            raise HTTPException(404, "rule_not_found")
+        return Response(status_code=204)
+
+    @routes.post("/v1/rules/{rule_id}/enable")
+    def enable_rule(rule_id: str, who: Marketer, session: SessionDep) -> RuleSpec:
+        return _switch(session, rule_id, True, who.name)
+
+    @routes.post("/v1/rules/{rule_id}/disable")
+    def disable_rule(rule_id: str, who: Marketer, session: SessionDep) -> RuleSpec:
+        """Disable a rule; its actions not carried out yet are cancelled."""
+        return _switch(session, rule_id, False, who.name)
+
+    @routes.post("/v1/rules/import")
+    def import_rules(
+        who: Marketer, session: SessionDep, body: Annotated[str, Body(media_type="application/yaml")]
+    ) -> dict[str, int]:
+        """Create or update the templates, rules and loyalty program of a YAML rules file."""
+        try:
+            parsed = parse_rules(body)
+            rules.upsert_rules(session, parsed.templates, parsed.rules, who.name)
+        except ValidationError as exc:  # each error named (field in the file, rule), like a JSON body's
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+        except ValueError as exc:
+            raise invalid(exc) from exc
+        except Exception as exc:  # YAML syntax
+            raise HTTPException(422, f"not a rules file: {exc}"[:2000]) from exc
+        if parsed.loyalty is not None:
+            rules.set_loyalty_program(session, parsed.loyalty, who.name)
+        return {"templates": len(parsed.templates), "rules": len(parsed.rules)}
+
+    @routes.post("/v1/rules/{rule_id}/dry-run")
+    def dry_run_rule(
+        rule_id: str, request: DryRunIn, _who: Viewer, session: SessionDep, store: StoreDep, policy: PolicyDep
+    ) -> dict[str, Any]:
+        """What the rule would do for the customer now (with ``event`` as its trigger), and why."""
+        rule = rules.rule(session, rule_id)
+        if rule is None:
+            raise HTTPException(404, "rule_not_found")
+        return dry_run_now(session, store, rule, request.customer_id, request.event, policy)
+
+    return routes
+
+
+def _switch(session: SessionDep, rule_id: str, enabled: bool, actor: str) -> RuleSpec:
+    rule = rules.set_enabled(session, rule_id, enabled, actor)
+    if rule is None:
+        raise HTTPException(404, "rule_not_found")
+    return rule

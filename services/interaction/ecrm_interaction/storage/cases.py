@@ -1,0 +1,150 @@
+"""Support cases and their notes. Opening, changing and resolving a case is reported as an event
+(``Case Opened``, ``Case Updated``, ``Case Resolved``) through the outbox, in the same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ecrm_interaction.engine.triggers import OWN_EVENTS
+from ecrm_interaction.storage import audit
+from ecrm_interaction.storage.models import Case, CaseNote
+from ecrm_interaction.storage.store import insert_ignore, record_event
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOpening:
+    """A case to open: by an agent (no ``rule_id``, no ``dedup_key``) or by a rule (once per ``dedup_key``)."""
+
+    customer_id: str
+    subject: str
+    priority: str
+    sla: timedelta
+    assignee: str | None = None
+    rule_id: str | None = None
+    dedup_key: str | None = None
+    note: tuple[str, str] | None = None
+    """(author, text) of its first note."""
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""A field of :class:`CaseChange` left as it is (``None`` is a value: no assignee)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseChange:
+    """What to change of a case; fields left :data:`UNSET` stay as they are."""
+
+    status: str = UNSET
+    priority: str = UNSET
+    assignee: str | None = UNSET
+
+    def given(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not UNSET}
+
+
+def open_case(session: Session, opening: CaseOpening, now: datetime) -> str | None:
+    """Open a case (once per ``dedup_key``) with its first note, and record its ``Case Opened``
+    event; returns its id, or None when it already existed."""
+    case_id = str(uuid.uuid4())
+    row = {
+        "id": case_id,
+        "customer_id": opening.customer_id,
+        "subject": opening.subject,
+        "priority": opening.priority,
+        "status": "open",
+        "assignee": opening.assignee,
+        "sla_due_at": now + opening.sla,
+        "rule_id": opening.rule_id,
+        "dedup_key": opening.dedup_key,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if insert_ignore(session, Case, [row]) != 1:
+        return None
+    if opening.note is not None:
+        author, text = opening.note
+        session.add(CaseNote(id=str(uuid.uuid4()), case_id=case_id, author=author, text=text, created_at=now))
+    _case_event(session, "Case Opened", row, f"{case_id}-opened", now)
+    return case_id
+
+
+def _case_event(session: Session, name: str, case: dict[str, Any], suffix: str, at: datetime) -> None:
+    properties = {key: case[key] for key in ("subject", "priority", "status", "assignee", "rule_id")}
+    properties = {"case_id": case["id"], **properties}
+    record_event(session, name, case["customer_id"], f"{OWN_EVENTS}case-{suffix}", properties, at)
+
+
+def case(session: Session, case_id: str) -> tuple[Case, list[CaseNote]] | None:
+    """The case and its notes, oldest first."""
+    row = session.get(Case, case_id)
+    if row is None:
+        return None
+    return row, case_notes(session, [case_id])[case_id]
+
+
+def cases(session: Session, customer_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Case]:
+    """Cases, newest first, optionally of one customer or status."""
+    query = select(Case).order_by(Case.created_at.desc()).limit(limit)
+    if customer_id is not None:
+        query = query.where(Case.customer_id == customer_id)
+    if status is not None:
+        query = query.where(Case.status == status)
+    return list(session.scalars(query))
+
+
+def case_notes(session: Session, case_ids: Sequence[str]) -> dict[str, list[CaseNote]]:
+    """The notes of these cases, oldest first (one query per thousand cases)."""
+    notes: dict[str, list[CaseNote]] = {case_id: [] for case_id in case_ids}
+    for start in range(0, len(case_ids), 1000):
+        rows = session.scalars(
+            select(CaseNote)
+            .where(CaseNote.case_id.in_(list(case_ids[start : start + 1000])))
+            .order_by(CaseNote.created_at, CaseNote.id)
+        )
+        for note in rows:
+            notes[note.case_id].append(note)
+    return notes
+
+
+def update_case(session: Session, case_id: str, change: CaseChange, actor: str, now: datetime) -> Case | None:
+    """Apply ``change`` (None when the case does not exist). A change that changes something is
+    audited and reported (``Case Resolved`` when it resolves the case, else ``Case Updated``)."""
+    row = session.get(Case, case_id)
+    if row is None:
+        return None
+    changes = {k: v for k, v in change.given().items() if getattr(row, k) != v}
+    if not changes:
+        return row
+    before = {k: getattr(row, k) for k in changes}
+    for key, value in changes.items():
+        setattr(row, key, value)
+    if "status" in changes:
+        row.resolved_at = now if row.status == "resolved" else None
+    row.updated_at = now
+    audit.record(session, actor, "update", "case", case_id, {"before": before, "after": changes})
+    name = "Case Resolved" if changes.get("status") == "resolved" else "Case Updated"
+    values = {column.key: getattr(row, column.key) for column in Case.__table__.columns}
+    _case_event(session, name, values, f"{case_id}-{uuid.uuid4()}", now)
+    return row
+
+
+def add_note(session: Session, case_id: str, author: str, text: str, now: datetime) -> CaseNote | None:
+    """Add a note (None when the case does not exist); audited."""
+    if session.get(Case, case_id) is None:
+        return None
+    note = CaseNote(id=str(uuid.uuid4()), case_id=case_id, author=author, text=text, created_at=now)
+    session.add(note)
+    audit.record(session, author, "note", "case", case_id, {})
+    return note

@@ -1,0 +1,134 @@
+"""Rules, email templates, the loyalty program and the rules' states: what marketers change
+through the API, the CLI and the rules file, and what the intake and the dispatcher read.
+
+Functions take the session of the caller's unit of work; changes are audited in it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED
+from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.storage import audit
+from ecrm_interaction.storage.models import Action, EmailTemplate, LoyaltyProgramRow, Rule
+from ecrm_interaction.storage.store import OPEN, Store
+
+
+def upsert_rules(
+    session: Session, templates: list[TemplateSpec], rules: list[RuleSpec], actor: str = "rules-file"
+) -> None:
+    """Create or update templates and rules by id (what is given wins); audited. A rule using a
+    template that does not exist raises ValueError (roll the session back). A rule saved disabled
+    cancels its actions not carried out yet."""
+    for t in templates:
+        session.merge(EmailTemplate(id=t.id, subject=t.subject, text_body=t.text, html_body=t.html))
+    session.flush()
+    known = {t for (t,) in session.execute(select(EmailTemplate.id))}
+    for r in rules:
+        missing = r.email_templates() - known
+        if missing:
+            raise ValueError(f"rule {r.id!r} uses templates that do not exist: {sorted(missing)}")
+        session.merge(Rule(id=r.id, name=r.name, enabled=r.enabled, spec=r.model_dump_json()))
+        if not r.enabled:
+            cancel_rule_actions(session, r.id, RULE_DISABLED, datetime.now(UTC))
+        audit.record(session, actor, "upsert", "rule", r.id, {"name": r.name, "enabled": r.enabled})
+    for t in templates:
+        audit.record(session, actor, "upsert", "template", t.id, {})
+
+
+def rule(session: Session, rule_id: str) -> RuleSpec | None:
+    row = session.get(Rule, rule_id)
+    return RuleSpec.model_validate_json(row.spec) if row else None
+
+
+def all_rules(session: Session) -> list[RuleSpec]:
+    """Every rule, enabled or not, by id."""
+    return [RuleSpec.model_validate_json(r.spec) for r in session.scalars(select(Rule).order_by(Rule.id))]
+
+
+def enabled_rules(session: Session) -> tuple[list[RuleSpec], dict[str, TemplateSpec]]:
+    """The enabled rules by id, and every template (what the intake and the dispatcher act on)."""
+    rows = session.scalars(select(Rule).where(Rule.enabled.is_(True)).order_by(Rule.id))
+    return [RuleSpec.model_validate_json(r.spec) for r in rows], templates(session)
+
+
+def templates(session: Session) -> dict[str, TemplateSpec]:
+    """Every template by id."""
+    # Not validated again: a template stored before templates were checked must not stop
+    # every other one (its sends fail with render_failed instead).
+    return {
+        t.id: TemplateSpec.model_construct(id=t.id, subject=t.subject, text=t.text_body, html=t.html_body)
+        for t in session.scalars(select(EmailTemplate))
+    }
+
+
+def delete_template(session: Session, template_id: str, actor: str) -> list[str] | None:
+    """Delete a template no rule uses: None when it does not exist, else the ids of the rules
+    that use it (nothing deleted when there are any); audited."""
+    row = session.get(EmailTemplate, template_id)
+    if row is None:
+        return None
+    users = sorted(
+        r.id
+        for r in session.scalars(select(Rule))
+        if template_id in RuleSpec.model_validate_json(r.spec).email_templates()
+    )
+    if not users:
+        session.delete(row)
+        audit.record(session, actor, "delete", "template", template_id, {})
+    return users
+
+
+def delete_rule(session: Session, rule_id: str, actor: str) -> bool:
+    """Delete a rule and cancel its actions not carried out yet; False when it does not exist."""
+    row = session.get(Rule, rule_id)
+    if row is None:
+        return False
+    session.delete(row)
+    cancelled = cancel_rule_actions(session, rule_id, RULE_DELETED, datetime.now(UTC))
+    audit.record(session, actor, "delete", "rule", rule_id, {"cancelled": cancelled})
+    return True
+
+
+def set_enabled(session: Session, rule_id: str, enabled: bool, actor: str) -> RuleSpec | None:
+    """Enable or disable a rule (disabling cancels its actions not carried out yet); None when it
+    does not exist."""
+    row = session.get(Rule, rule_id)
+    if row is None:
+        return None
+    spec = RuleSpec.model_validate_json(row.spec).model_copy(update={"enabled": enabled})
+    row.enabled, row.spec = enabled, spec.model_dump_json()
+    detail = {}
+    if not enabled:
+        detail["cancelled"] = cancel_rule_actions(session, rule_id, RULE_DISABLED, datetime.now(UTC))
+    audit.record(session, actor, "enable" if enabled else "disable", "rule", rule_id, detail)
+    return spec
+
+
+def cancel_rule_actions(session: Session, rule_id: str, reason: str, now: datetime) -> int:
+    """Cancel every action of ``rule_id`` not carried out yet (waiting, pending, deferred), with
+    ``reason``. Cancelled is final: enabling the rule again does not bring them back."""
+    rows = session.scalars(select(Action).where(Action.rule_id == rule_id, Action.status.in_(OPEN))).all()
+    for row in rows:
+        Store.close_action(row, "cancelled", reason, now)
+    return len(rows)
+
+
+def rule_states(session: Session) -> dict[str, bool]:
+    """Every rule's id and whether it is enabled (the dispatcher checks it before acting)."""
+    return {rule_id: enabled for rule_id, enabled in session.execute(select(Rule.id, Rule.enabled))}
+
+
+def loyalty_program(session: Session) -> LoyaltyProgram:
+    """The program in force (the default one until one is saved)."""
+    row = session.get(LoyaltyProgramRow, 1)
+    return LoyaltyProgram.model_validate_json(row.spec) if row else LoyaltyProgram()
+
+
+def set_loyalty_program(session: Session, program: LoyaltyProgram, actor: str) -> None:
+    session.merge(LoyaltyProgramRow(id=1, spec=program.model_dump_json()))
+    audit.record(session, actor, "upsert", "loyalty_program", "1", program.model_dump(mode="json"))
