@@ -16,6 +16,7 @@ from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import audit
 from ecrm_interaction.storage.models import Case, CaseNote
 from ecrm_interaction.storage.store import insert_ignore, record_event
+from ecrm_schemas.catalog import CatalogEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ def open_case(session: Session, opening: CaseOpening, now: datetime) -> str | No
     if opening.note is not None:
         author, text = opening.note
         session.add(CaseNote(id=str(uuid.uuid4()), case_id=case_id, author=author, text=text, created_at=now))
-    _case_event(session, "Case Opened", row, f"{case_id}-opened", now)
+    _case_event(session, CatalogEvent.CASE_OPENED, row, f"{case_id}-opened", now)
     return case_id
 
 
@@ -134,7 +135,7 @@ def update_case(session: Session, case_id: str, change: CaseChange, actor: str, 
         row.resolved_at = now if row.status == "resolved" else None
     row.updated_at = now
     audit.record(session, actor, "update", "case", case_id, {"before": before, "after": changes})
-    name = "Case Resolved" if changes.get("status") == "resolved" else "Case Updated"
+    name = CatalogEvent.CASE_RESOLVED if changes.get("status") == "resolved" else CatalogEvent.CASE_UPDATED
     values = {column.key: getattr(row, column.key) for column in Case.__table__.columns}
     _case_event(session, name, values, f"{case_id}-{uuid.uuid4()}", now)
     return row

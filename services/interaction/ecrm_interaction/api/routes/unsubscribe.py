@@ -11,6 +11,7 @@ from ecrm_interaction.api.deps import SettingsDep, StoreDep
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.engine.unsubscribe import InvalidUnsubscribeToken, unsubscribe_customer, verify_unsubscribe
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_schemas.catalog import CatalogEvent
 
 UNSUBSCRIBE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>Unsubscribe</title></head>
@@ -50,7 +51,7 @@ def router(dispatcher: Dispatcher | None) -> APIRouter:
         changed = unsubscribe_customer(store, customer_id, "unsubscribe-link", datetime.now(UTC))
         if changed and dispatcher is not None:
             message_id = f"ecrm-interaction-unsubscribe-{customer_id}"
-            dispatcher.report("Unsubscribed", customer_id, message_id, {"list_id": "marketing"})
+            dispatcher.report(CatalogEvent.UNSUBSCRIBED, customer_id, message_id, {"list_id": "marketing"})
         if "text/html" in request.headers.get("accept", ""):
             return HTMLResponse(UNSUBSCRIBED_PAGE)
         return JSONResponse({"status": "unsubscribed"})
