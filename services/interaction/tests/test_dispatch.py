@@ -13,10 +13,9 @@ from standardwebhooks.webhooks import Webhook
 
 from ecrm_embedded.net import free_port
 from ecrm_embedded.smtp_sink import SmtpSink
-from ecrm_interaction.consumer.intake import Intake
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.delivery.webhooks import signing_key
-from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.engine.rules import TemplateSpec
 
 pytestmark = pytest.mark.smtp
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -249,8 +248,8 @@ async def test_notifications_reach_a_team_by_email_and_chat(tmp_path, smtp_sink,
 
 
 async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) -> None:
-    """The worker asks the store once per batch who has waiting actions; a wait planned by an
-    earlier change of the batch must still be cancelled by a later one."""
+    """The intake reads a batch's waiting actions once; a wait planned by an earlier change of
+    the batch must still be cancelled by a later one."""
     setup.rules(
         rule(
             id="cart",
@@ -258,21 +257,17 @@ async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) 
             wait={"duration": "1h", "cancel_on": [{"event": "Order Completed"}]},
         )
     )
-    rules, _ = setup.store.enabled_rules()
-    outcome = Intake()
-    with setup.store.sessions.begin() as session:
-        waiting = setup.store.customers_waiting(session, ["buyer", "browser"])
-        assert waiting == set()
-        for c in (
+    outcome = setup.take(
+        [
             change(trigger("track", "Product Added", message_id="p1", product_id="x"), customer="buyer"),
             change(trigger("track", "Order Completed", message_id="o1", total=5), customer="buyer"),
             change(trigger("track", "Order Completed", message_id="o2", total=5), customer="browser"),
-        ):
-            setup.intake.profile_change(session, c, rules, LoyaltyProgram(), NOON, outcome, waiting)
+        ],
+        NOON,
+    )
     assert outcome.cancelled == 1
     assert [(a.customer_id, a.status) for a in setup.store.actions()] == [("buyer", "cancelled")]
-    with setup.store.sessions.begin() as session:
-        assert setup.store.customers_waiting(session, ["buyer", "browser"]) == set()
+    assert setup.store.actions(status="waiting") == []
 
 
 async def test_the_unsubscribe_link_in_the_body_is_not_click_tracked(setup) -> None:
