@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 import orjson
 import structlog
@@ -193,6 +192,9 @@ def read(session: Session, prepared: Sequence[Prepared]) -> Snapshot:
         snapshot.segments = customers.read_segments(session, deciding)
         snapshot.consents = customers.read_consents(session, deciding)
         snapshot.balances = loyalty.read_balances(session, deciding)
+    planned_keys = [f"{f.dedup_key}:{i}" for p in prepared for f in p.firings for i in range(len(f.rule.actions))]
+    if planned_keys:
+        snapshot.existing_action_keys = actions.existing_keys(session, planned_keys)
     keys = [
         f"loyalty:{p.change.customer_id}:{trigger.message_id}"
         for p in prepared
@@ -280,6 +282,7 @@ class Batch:
         self.taken_keys = set(snapshot.existing_action_keys)
         self.new_actions: dict[str, tuple[PlannedAction, OpenAction]] = {}
         self.closed: dict[str, ClosedAction] = {}
+        self.cancel_on: dict[str, list[EventMatch]] = {}
 
     # --- the changes ------------------------------------------------------------------------
 
@@ -306,11 +309,10 @@ class Batch:
 
         own_causes = {f"m:{trigger.message_id}" for trigger in change.triggers}
 
-        def cancelling(cancel_on: list[dict[str, Any]], cause: str, *, planned_before: bool = True) -> str | None:
+        def cancelling(cancel_on: list[EventMatch], cause: str, *, planned_before: bool = True) -> str | None:
             if not planned_before and cause not in own_causes:
                 return None
-            matches = [EventMatch.model_validate(m) for m in cancel_on]
-            if (trigger := wait_cancelled_by(matches, change, cause)) is not None:
+            if (trigger := wait_cancelled_by(cancel_on, change, cause)) is not None:
                 return f"wait cancelled by {trigger.event or trigger.type} ({trigger.message_id})"
             return None
 
@@ -486,18 +488,24 @@ class Batch:
             added += 1
         return added
 
-    def _cancel_waiting(self, customer: str, matches: Callable[[list[dict[str, Any]], str], str | None]) -> int:
+    def _cancel_waiting(self, customer: str, matches: Callable[[list[EventMatch], str], str | None]) -> int:
         """Cancel the customer's waiting actions for which ``matches(cancel_on, cause)`` gives a reason."""
         cancelled = 0
         for row in self.open.get(customer, ()):
             if row.status != "waiting":
                 continue
-            cancel_on = orjson.loads(row.payload).get("cancel_on") or []
+            cancel_on = self._cancel_on(row)
             if cancel_on and (reason := matches(cancel_on, row.cause)):
                 row.status = "cancelled"
                 self._closed(row, reason, release_lease=False)
                 cancelled += 1
         return cancelled
+
+    def _cancel_on(self, row: OpenAction) -> list[EventMatch]:
+        if (found := self.cancel_on.get(row.id)) is None:
+            cancel_on = orjson.loads(row.payload).get("cancel_on") or []
+            found = self.cancel_on[row.id] = [EventMatch.model_validate(m) for m in cancel_on]
+        return found
 
     def _cancel_open(self, customer: str, reason: str) -> int:
         """Cancel every action of the customer not carried out yet (see :meth:`Store.close_action`)."""
