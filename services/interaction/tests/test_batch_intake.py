@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from interaction_factories import T0, change, trigger
 from sqlalchemy import event, select
 
 from ecrm_interaction.consumer.intake import IntakeStep
@@ -25,7 +26,6 @@ from ecrm_interaction.storage.models import (
 )
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.segments import SegmentMembershipChanged
-from interaction_factories import T0, change, trigger
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "rules.yaml"
 NOW = T0 + timedelta(minutes=30)
@@ -70,7 +70,8 @@ def _changes(customers: int, start: int = 0) -> list[Any]:
         out += [
             change(trigger("identify", message_id=f"i{n}", at=at), customer=c, version=1),
             change(trigger("track", "Product Added", message_id=f"p{n}", at=at, product_id="x"), customer=c, version=2),
-            change(trigger("track", "Product Viewed", message_id=f"v{n}", at=at, product_id="y"), customer=c, version=3),
+            change(trigger("track", "Product Viewed", message_id=f"v{n}", at=at, product_id="y"), customer=c,
+                   version=3),
             change(trigger("track", "Order Completed", message_id=f"o{n}", at=at + timedelta(seconds=1), total=600),
                    customer=c, version=4),
             change(trigger("track", "Consent Updated", message_id=f"k{n}", at=at, channel="email", granted=False),
@@ -101,7 +102,7 @@ def _changes(customers: int, start: int = 0) -> list[Any]:
                     at=at + timedelta(seconds=index),
                     trigger="event",
                     reason="revenue",
-                )  # fmt: skip
+                )
             )
     return out
 
@@ -169,7 +170,10 @@ def test_a_batch_is_a_fixed_number_of_statements_whatever_its_size(stores) -> No
     counts = []
     for store, customers in ((small_store, 2), (large_store, 40)):
         statements: list[str] = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731  (conn, cursor, statement, ...)
+
+        def listener(*args: Any, seen: list[str] = statements) -> None:
+            seen.append(args[2])  # (connection, cursor, statement, ...)
+
         event.listen(store.engine, "before_cursor_execute", listener)
         try:
             _take(store, _profiles_first(_changes(customers)))
