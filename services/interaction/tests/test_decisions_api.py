@@ -11,6 +11,7 @@ from ecrm_interaction.api.app import create_app
 from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage.actions import Skip, record_skips
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 ADMIN = {"Authorization": "Bearer t0ken"}
@@ -99,8 +100,8 @@ def test_a_skip_counts_each_new_cause_once_on_either_database(relational_store) 
     store = relational_store
     with store.sessions.begin() as session:
         for cause in ("m:a", "m:a", "m:b"):
-            store.record_skip(session, "daily", "ada", "cooldown", "cooldown", cause, NOW)
-        store.record_skip(session, "daily", "ada", "conditions_not_met", "conditions not met: x", "m:c", NOW)
+            record_skips(session, [Skip("daily", "ada", "cooldown", "cooldown", cause, NOW)])
+        record_skips(session, [Skip("daily", "ada", "conditions_not_met", "conditions not met: x", "m:c", NOW)])
     skips = store.decisions(rule_id="daily", reason="cooldown")
     assert [(s.reason, s.count, s.cause) for s in skips] == [("cooldown", 2, "m:b")]
     assert {s.reason for s in store.decisions(customer_id="ada")} == {"cooldown", "conditions_not_met"}

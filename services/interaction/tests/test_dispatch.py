@@ -16,6 +16,7 @@ from ecrm_embedded.smtp_sink import SmtpSink
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.delivery.webhooks import signing_key
 from ecrm_interaction.engine.rules import TemplateSpec
+from ecrm_interaction.storage.customers import SegmentRow, write_segments
 
 pytestmark = pytest.mark.smtp
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -215,7 +216,7 @@ async def test_a_schedule_fires_once_per_slot_for_its_segments_members(setup) ->
     setup.take(change(trigger(message_id="a"), customer="in", email="in@example.com"))
     setup.take(change(trigger(message_id="b"), customer="out", email="out@example.com"))
     with setup.store.sessions.begin() as session:
-        setup.store.set_segment(session, "in", "vip", "VIP", True, NOON)
+        write_segments(session, [SegmentRow("in", "vip", "VIP", NOON)], [])
     friday = datetime(2026, 11, 20, 12, tzinfo=UTC)
     await setup.tick(friday)  # a new schedule starts from now: nothing for the past
     assert setup.store.actions(kind="email") == []

@@ -47,7 +47,7 @@ from ecrm_interaction.engine.triggers import (
     wait_cancelled_by,
 )
 from ecrm_interaction.storage import actions, customers, loyalty
-from ecrm_interaction.storage.actions import NOT_ACTED, OPEN, ClosedAction, NewAction, OpenAction, Skip
+from ecrm_interaction.storage.actions import NOT_ACTED, OPEN, ClosedAction, NewAction, OpenAction, Skip, new_action
 from ecrm_interaction.storage.customers import ConsentRow, CustomerRow, SegmentRow, SuppressionRow
 from ecrm_interaction.storage.loyalty import LedgerEntry
 from ecrm_interaction.storage.store import MARKETING, Store
@@ -537,11 +537,8 @@ class Batch:
         writes.suppressions_renewed = list(self.suppressed_renewed.values())
         for planned, row in self.new_actions.values():
             closed = self.closed.get(row.id)
-            writes.actions.append(
-                NewAction(row.id, row.dedup_key, planned.rule_id, planned.customer_id, planned.kind, planned.category,
-                          planned.cause, row.status, planned.due_at, row.payload, closed.reason if closed else None,
-                          closed.done_at if closed else None, self.now)
-            )  # fmt: skip
+            made = replace(new_action(planned, self.now, row.payload), id=row.id, status=row.status)
+            writes.actions.append(replace(made, reason=closed.reason, done_at=closed.done_at) if closed else made)
         writes.closed = [c for c in self.closed.values() if c.id not in self.new_actions]
         return writes
 

@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from ecrm_interaction.engine.planning import PlannedAction
 from ecrm_interaction.storage.bulk import chunks, table_of, upsert
 from ecrm_interaction.storage.models import Action, SkippedDecision
 
@@ -48,6 +50,14 @@ class NewAction:
     reason: str | None
     done_at: datetime | None
     created_at: datetime
+
+
+def new_action(planned: PlannedAction, now: datetime, payload: str | None = None) -> NewAction:
+    """The row of a planned action, created ``now`` (``payload``: its JSON when already encoded)."""
+    encoded = payload if payload is not None else orjson.dumps(planned.payload, default=str).decode()
+    p = planned
+    return NewAction(str(uuid.uuid4()), p.dedup_key, p.rule_id, p.customer_id, p.kind, p.category, p.cause,
+                     p.status, p.due_at, encoded, None, None, now)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

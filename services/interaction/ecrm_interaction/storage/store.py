@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ecrm_interaction.engine.contact_policy import address_digest
-from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, PlannedAction, released_key, releases_once
+from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, released_key, releases_once
 from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage.models import (
@@ -82,9 +82,6 @@ def make_engine(url: str) -> Engine:
 
     return engine
 
-
-ABSENT_CUSTOMERS = "ecrm_absent_customers"
-"""``session.info`` key: ids :meth:`Store.load_customers` found no row for (no query to ask again)."""
 
 MIGRATION_LOCK = 7_360_001
 """PostgreSQL advisory lock held while migrating: replicas starting together take turns."""
@@ -269,13 +266,6 @@ class Store:
             self.close_action(row, "cancelled", reason, now)
         return len(rows)
 
-    def cancel_customer_actions(self, session: Session, customer_id: str, reason: str, now: datetime) -> int:
-        """Cancel every action for ``customer_id`` not carried out yet, with ``reason``."""
-        rows = session.scalars(select(Action).where(Action.customer_id == customer_id, Action.status.in_(OPEN))).all()
-        for row in rows:
-            self.close_action(row, "cancelled", reason, now)
-        return len(rows)
-
     @staticmethod
     def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
         """Give an action its final ``status``; one that reached no one frees its rule's
@@ -305,31 +295,6 @@ class Store:
         """A session for one consumed batch; the caller commits it (``with store.session.begin()``)."""
         return self.sessions()
 
-    def upsert_customer(
-        self,
-        session: Session,
-        customer_id: str,
-        profile: dict[str, Any],
-        version: int,
-        email: str | None,
-        timezone: str | None,
-    ) -> None:
-        absent = session.info.get(ABSENT_CUSTOMERS, set())
-        row = None if customer_id in absent else session.get(Customer, customer_id)
-        absent.discard(customer_id)
-        if row is None:
-            session.add(
-                Customer(
-                    customer_id=customer_id,
-                    profile=_json(profile),
-                    profile_version=version,
-                    email=email,
-                    timezone=timezone,
-                )
-            )  # inserted with the batch's other new rows at the next flush
-        elif version >= row.profile_version:
-            row.profile, row.profile_version, row.email, row.timezone = _json(profile), version, email, timezone
-
     def _customer_row(self, session: Session, customer_id: str) -> Customer:
         row = session.get(Customer, customer_id)
         if row is None:
@@ -345,25 +310,6 @@ class Store:
             return False
         row.unsubscribed_at = at
         return True
-
-    def mark_suppressed(self, session: Session, address: str, reason: str, source: str, at: datetime) -> bool:
-        """Suppress ``address`` (a hard bounce, a complaint); a suppression in force stays as it
-        is, a lifted one is in force again. Returns whether it changed anything."""
-        digest = address_digest(address)
-        new = {"address_digest": digest, "reason": reason, "source": source[:200], "suppressed_at": at}
-        if self._insert_ignore(session, AddressSuppression, [new]) == 1:  # two replicas at once: one row
-            return True
-        row = session.get(AddressSuppression, digest)
-        if row is not None and row.lifted_at is not None and row.lifted_at <= at:
-            row.reason, row.source, row.suppressed_at, row.lifted_at, row.lifted_by = (
-                reason,
-                source[:200],
-                at,
-                None,
-                None,
-            )
-            return True
-        return False
 
     def address_suppression(self, address: str | None) -> AddressSuppression | None:
         """The suppression in force for ``address``, if any."""
@@ -393,13 +339,6 @@ class Store:
             detail = {"reason": reason, "was": row.reason, "source": row.source}
             self._audit(session, actor, "lift", "address_suppression", digest, detail)
             return row
-
-    def recipient_of(self, session: Session, action_id: str) -> str | None:
-        """The address an email action was sent to."""
-        return session.scalar(select(Action.recipient).where(Action.id == action_id, Action.kind == "email"))
-
-    def current_email(self, session: Session, customer_id: str) -> str | None:
-        return session.scalar(select(Customer.email).where(Customer.customer_id == customer_id))  # autoflushes
 
     # --- the event outbox -----------------------------------------------------------------
 
@@ -455,15 +394,6 @@ class Store:
             if customer is not None and customer.unsubscribed_at is not None and aware(customer.unsubscribed_at) < at:  # type: ignore[operator]
                 customer.unsubscribed_at = None  # opting in again undoes an earlier unsubscribe
 
-    def set_segment(
-        self, session: Session, customer_id: str, segment_id: str, name: str, member: bool, at: datetime
-    ) -> None:
-        row = session.get(CustomerSegment, (customer_id, segment_id))
-        if member and row is None:
-            session.add(CustomerSegment(customer_id=customer_id, segment_id=segment_id, segment_name=name, since=at))
-        elif not member and row is not None:
-            session.delete(row)
-
     def facts_of(
         self, session: Session, customer_id: str
     ) -> tuple[dict[str, Any] | None, frozenset[str], dict[str, bool]]:
@@ -475,49 +405,6 @@ class Store:
         )
         return profile, segments, _marketing_consent(session, customer_id)
 
-    def load_customers(self, session: Session, customer_ids: Iterable[str]) -> None:
-        """Bring a batch's customers into the session at once, so that each change's
-        ``upsert_customer`` finds its row without a query of its own."""
-        ids = list(set(customer_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 1000):
-            rows = session.scalars(select(Customer).where(Customer.customer_id.in_(ids[start : start + 1000]))).all()
-            found.update(row.customer_id for row in rows)
-        session.info.setdefault(ABSENT_CUSTOMERS, set()).update(set(ids) - found)
-
-    def customers_waiting(self, session: Session, customer_ids: Iterable[str]) -> set[str]:
-        """Which of the customers have actions waiting (one query for a batch)."""
-        ids = list(set(customer_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 1000):
-            found.update(
-                session.scalars(
-                    select(Action.customer_id)
-                    .where(Action.status == "waiting", Action.customer_id.in_(ids[start : start + 1000]))
-                    .distinct()
-                )
-            )
-        return found
-
-    def cancel_waiting(
-        self,
-        session: Session,
-        customer_id: str,
-        matches: Callable[[list[dict[str, Any]], str], str | None],
-        now: datetime,
-    ) -> int:
-        """Cancel the customer's waiting actions for which ``matches(cancel_on, cause)`` gives a reason."""
-        rows = session.scalars(
-            select(Action).where(Action.customer_id == customer_id, Action.status == "waiting")
-        ).all()
-        cancelled = 0
-        for row in rows:
-            cancel_on = orjson.loads(row.payload).get("cancel_on") or []
-            if cancel_on and (reason := matches(cancel_on, row.cause)):
-                row.status, row.reason, row.done_at = "cancelled", reason, now
-                cancelled += 1
-        return cancelled
-
     def rule_last_acted(self, session: Session, rule_id: str, customer_id: str) -> datetime | None:
         """When the rule last planned something for the customer that was not cancelled or suppressed."""
         at = session.scalar(
@@ -528,29 +415,6 @@ class Store:
             )
         )
         return aware(at)
-
-    def record_skip(
-        self, session: Session, rule_id: str, customer_id: str, reason: str, detail: str, cause: str, now: datetime
-    ) -> None:
-        """Record that ``rule_id`` fired for the customer and did nothing, for ``reason``: one row
-        per rule, customer and reason, its count raised by each new cause (not by a redelivery)."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        table = SkippedDecision.__table__
-        statement = dialect.insert(SkippedDecision).values(
-            id=str(uuid.uuid4()), rule_id=rule_id, customer_id=customer_id, reason=reason,
-            detail=detail[:300], cause=cause[:300], count=1, first_at=now, last_at=now,
-        )  # fmt: skip
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.rule_id, table.c.customer_id, table.c.reason],
-            set_={
-                "count": table.c.count + 1,
-                "cause": statement.excluded.cause,
-                "detail": statement.excluded.detail,
-                "last_at": statement.excluded.last_at,
-            },
-            where=table.c.cause != statement.excluded.cause,
-        )
-        session.execute(statement)
 
     def decisions(
         self,
@@ -594,27 +458,6 @@ class Store:
             return aware(at) or datetime.min.replace(tzinfo=UTC)
 
         return sorted(found, key=newest, reverse=True)[:limit]
-
-    def add_actions(self, session: Session, planned: Sequence[PlannedAction], now: datetime) -> int:
-        rows = [
-            {
-                "id": str(uuid.uuid4()),
-                "dedup_key": p.dedup_key,
-                "rule_id": p.rule_id,
-                "customer_id": p.customer_id,
-                "kind": p.kind,
-                "category": p.category,
-                "cause": p.cause,
-                "status": p.status,
-                "due_at": p.due_at,
-                "payload": _json(p.payload),
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for p in planned
-        ]
-        return self._insert_ignore(session, Action, rows)
 
     # --- loyalty --------------------------------------------------------------------------
 
