@@ -34,7 +34,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import psycopg
 import typer
@@ -86,7 +86,7 @@ def workload(changes: int, customers: int, seed: int = 17) -> list[tuple[bytes, 
         draw = rng.random()
         name = next(n for share, n in MIX if draw < share)
         props: dict[str, Any] = {}
-        kind, event_name = "track", name
+        kind, event_name = "track", cast(str | None, name)
         if name == "page":
             kind, event_name, props = "page", None, {"path": f"/p/{rng.randrange(50)}"}
         elif name == "identify":
