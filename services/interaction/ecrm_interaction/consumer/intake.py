@@ -178,17 +178,22 @@ def read(session: Session, prepared: Sequence[Prepared]) -> Snapshot:
     deciding = {
         cid
         for p in prepared
-        if p.firings
-        or p.earnings
-        or any(c.kind == "consent" for cs in p.contacts for c in cs)
-        or isinstance(p.change, SegmentMembershipChanged)
+        if not isinstance(p.change, GivenFirings)
+        and (
+            p.firings
+            or p.earnings
+            or isinstance(p.change, SegmentMembershipChanged)
+            or any(c.kind == "consent" for cs in p.contacts for c in cs)
+        )
         for cid in _customer_of(p.change)
     }
+    given = {cid for p in prepared if isinstance(p.change, GivenFirings) for cid in _customer_of(p.change)}
     snapshot = Snapshot()
     snapshot.customers = customers.read_customers(session, everyone)
     snapshot.open = actions.read_open(session, everyone)
-    if deciding:
-        snapshot.last_acted = actions.read_last_acted(session, deciding)
+    if deciding or given:
+        snapshot.last_acted = actions.read_last_acted(session, deciding | given)
+    if deciding:  # given firings come with their facts
         snapshot.segments = customers.read_segments(session, deciding)
         snapshot.consents = customers.read_consents(session, deciding)
         snapshot.balances = loyalty.read_balances(session, deciding)
