@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-erasure clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench-collector  the collector's benchmark (BENCH_ARGS=--quick for a short run)"
 	@echo "make bench-erasure    erasing a customer with 1M events stored (BENCH_ARGS=\"--events N\")"
 	@echo "make bench-aggregator the aggregator against a raw consume→insert loop (BENCH_ARGS=\"--events N\")"
+	@echo "make bench-interaction the interaction consumer against a consume→bulk-upsert loop (BENCH_ARGS=\"--changes N\")"
 
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -93,6 +94,9 @@ bench-collector: install wrk
 # The aggregator (1 and 2 workers) against a raw confluent-kafka → clickhouse-connect loop, same data.
 bench-aggregator: install
 	$(UV) run --frozen python -m bench.aggregator_bench $(BENCH_ARGS)
+
+bench-interaction: install
+	$(UV) run --frozen python -m bench.interaction_bench run $(BENCH_ARGS)
 
 jsonschema: install
 	$(UV) run --frozen python -m ecrm_schemas jsonschema

@@ -65,6 +65,7 @@ def _events_per_s(section: dict[str, Any], name: str) -> float | None:
 
 def ratios(report: dict[str, Any]) -> list[Ratio]:
     """Every stage next to its ceiling, on medians."""
+    interaction = report.get("interaction", {})
     collector, ceilings, aggregator = (
         report.get("collector", {}),
         report.get("ceilings", {}),
@@ -85,6 +86,12 @@ def ratios(report: dict[str, Any]) -> list[Ratio]:
               _events_per_s(aggregator, "faust-1"), _events_per_s(aggregator, "raw")),
         Ratio("aggregator, 2 processes / 1 process", "kafka-2", "kafka-1",
               _events_per_s(aggregator, "kafka-2"), _events_per_s(aggregator, "kafka-1"), bounds_a_stage=False),
+        Ratio("interaction, 1 process on PostgreSQL / plain consume → bulk upsert loop", "pg-1", "ceiling",
+              _events_per_s(interaction, "pg-1"), _events_per_s(interaction, "ceiling"), aim=0.3),
+        Ratio("interaction, 1 process on SQLite / plain loop on PostgreSQL", "sqlite-1", "ceiling",
+              _events_per_s(interaction, "sqlite-1"), _events_per_s(interaction, "ceiling")),
+        Ratio("interaction, 2 processes / 1 process", "pg-2", "pg-1",
+              _events_per_s(interaction, "pg-2"), _events_per_s(interaction, "pg-1"), aim=1.8, bounds_a_stage=False),
         Ratio("plain loop / raw consume loop", "raw", "raw-consume",
               _events_per_s(aggregator, "raw"), _events_per_s(ceilings, "raw-consume"), bounds_a_stage=False),
         Ratio("plain loop / raw ClickHouse insert loop", "raw", "raw-insert",
@@ -135,6 +142,8 @@ def aims(report: dict[str, Any]) -> list[Aim]:
     collector, aggregator = report.get("collector", {}), report.get("aggregator", {})
     batch = _events_per_s(collector, "collector-batch")
     per_process = _events_per_s(aggregator, "kafka-1")
+    interaction = report.get("interaction", {})
+    changes_pg, changes_sqlite = _events_per_s(interaction, "pg-1"), _events_per_s(interaction, "sqlite-1")
     at_5k = step_at(report, 5000)
     profile_p99 = median(at_5k["end_to_end"]["profile_p99_ms"]) if at_5k else None
     email_p99 = median(at_5k["end_to_end"]["email_p99_ms"]) if at_5k else None
@@ -149,6 +158,10 @@ def aims(report: dict[str, Any]) -> list[Aim]:
             None if batch is None else batch >= 150_000, "events/s"),
         Aim("aggregator, one process", per_process, "≥ 30,000 events/s",
             None if per_process is None else per_process >= 30_000, "events/s"),
+        Aim("interaction, one process on PostgreSQL", changes_pg, "≥ 5,000 profile changes/s",
+            None if changes_pg is None else changes_pg >= 5000, "changes/s"),
+        Aim("interaction, one process on SQLite", changes_sqlite, "≥ 5,000 profile changes/s",
+            None if changes_sqlite is None else changes_sqlite >= 5000, "changes/s"),
         Aim("event → profile p99 at 5k events/s", profile_p99, "< 2,000 ms", under(profile_p99, 2000), "ms"),
         Aim("event → email p99 at 5k events/s", email_p99, "< 5,000 ms", under(email_p99, 5000), "ms"),
     ]  # fmt: skip

@@ -9,11 +9,14 @@ Stages, in order (each starts its own fresh broker, ClickHouse and services):
    consume → batch → insert loop, the aggregator (one process; two with ``--full``) and its
    faust-streaming engine, all on the records the collector produced for the workload
    (:mod:`bench.aggregator_bench`, :mod:`bench.ceilings`);
-3. **pipeline**: the embedded stack under open-loop offered rates in steps, with probes for
+3. **interaction**: the interaction service's consumer (one and two processes on PostgreSQL,
+   one on SQLite) against a plain consume → bulk-upsert loop into the same tables, on the
+   same profile changes (:mod:`bench.interaction_bench`);
+4. **pipeline**: the embedded stack under open-loop offered rates in steps, with probes for
    event → profile and event → email, the services' own metrics, RSS of every process, and a
    py-spy profile of the aggregator and the interaction service at 5k events/s
    (:mod:`bench.pipeline_bench`);
-4. **soak** (``--soak SECONDS``, 900 with ``--full``): one fixed rate, RSS and lag over time.
+5. **soak** (``--soak SECONDS``, 900 with ``--full``): one fixed rate, RSS and lag over time.
 
 Writes ``bench/results/suite-<UTC time>.json``, ``.md`` and PNG plots, and prints the summary.
 
@@ -44,7 +47,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import aggregator_bench, ceilings, collector_bench, plots, report
+from bench import aggregator_bench, ceilings, collector_bench, interaction_bench, plots, report
 from bench.collector_bench import Bodies, Params
 from bench.pipeline_bench import Pipeline, Step
 from bench.workload import Workload, describe, write_bodies
@@ -67,6 +70,7 @@ class Plan:
     collector_warmup: int
     aggregator_events: int
     aggregator_runs: tuple[str, ...]
+    interaction_changes: int
     steps: tuple[Step, ...]
     soak_seconds: float
     soak_rate: int
@@ -90,6 +94,7 @@ class Plan:
             collector_seconds=10 if full else 5, collector_warmup=2 if full else 1,
             aggregator_events=200_000 if full else 50_000,
             aggregator_runs=("raw", "kafka-1", "kafka-2", "faust-1") if full else ("raw", "kafka-1", "faust-1"),
+            interaction_changes=60_000 if full else 20_000,
             steps=steps, soak_seconds=soak if soak is not None else (900.0 if full else 0.0), soak_rate=soak_rate,
             profile_seconds=10.0, stages=stages, database=database,
         )  # fmt: skip
@@ -111,6 +116,8 @@ class Run:
             units += p.repeat * (len(COLLECTOR_SCENARIOS) + 1)
         if "aggregator" in p.stages:
             units += p.repeat * (len(p.aggregator_runs) + 2)
+        if "interaction" in p.stages:
+            units += p.repeat
         if "pipeline" in p.stages:
             units += p.repeat * len(p.steps) + 1
         return units + (1 if p.soak_seconds else 0)
@@ -215,6 +222,22 @@ class Run:
         self.result["ceilings"]["raw-consume"] = report.merge_runs(runs.pop("raw-consume"))
         self.result["ceilings"]["raw-insert"] = report.merge_runs(runs.pop("raw-insert"))
         self.result["aggregator"] = {name: report.merge_runs(r) for name, r in runs.items()}
+
+    # --- the interaction consumer -----------------------------------------------------
+
+    def interaction(self) -> None:
+        p = self.plan
+        changes = p.interaction_changes
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in interaction_bench.RUNS}
+        for repeat in range(p.repeat):
+            self.say(f"[{repeat + 1}/{p.repeat}] interaction: ceiling, pg-1, pg-2, sqlite-1 ({changes:,} changes)")
+            stage = interaction_bench.interaction_stage(changes, max(1, min(p.customers, changes // 3)),
+                                                        list(interaction_bench.RUNS))  # fmt: skip
+            for name, figures in stage["runs"].items():
+                runs[name].append(figures)
+            self.done("interaction: " + ", ".join(f"{n} {f['changes_per_s']:,}/s" for n, f in stage["runs"].items()))
+        self.result["parameters"]["interaction_changes"] = changes
+        self.result["interaction"] = {name: report.merge_runs(r) for name, r in runs.items() if r}
 
     # --- stage 3 and 4 ---------------------------------------------------------------
 
@@ -346,7 +369,7 @@ def summary_table(result: dict[str, Any]) -> Table:
     return table
 
 
-STAGES = ("collector", "aggregator", "pipeline")
+STAGES = ("collector", "aggregator", "interaction", "pipeline")
 
 
 @app.command()
@@ -411,6 +434,8 @@ def run(
             current.collector(batch_bodies, single_bodies, records)
         if "aggregator" in plan.stages:
             current.aggregator(records)
+        if "interaction" in plan.stages:
+            current.interaction()
         if "pipeline" in plan.stages:
             current.pipeline()
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -83,12 +83,12 @@ class DispatchSetup:
         chosen = self.default_templates if templates is None else templates
         self.store.write(rule_store.upsert_rules, list(chosen), list(rules))
 
-    def take(self, c: ProfileChanged, now: datetime | None = None) -> Intake:
-        outcome = Intake()
+    def take(self, changes: ProfileChanged | list[ProfileChanged], now: datetime | None = None) -> Intake:
+        """A change, or several as one batch of the consumer, in one transaction."""
+        batch = changes if isinstance(changes, list) else [changes]
         rules, _ = self.store.read(rule_store.enabled_rules)
         with self.store.sessions.begin() as session:
-            self.intake.profile_change(session, c, rules, LoyaltyProgram(), now or self.noon, outcome)
-        return outcome
+            return self.intake.take(session, batch, rules, LoyaltyProgram(), now or self.noon)
 
     async def tick(self, now: datetime | None = None) -> None:
         await self.dispatcher.tick(now or self.noon)

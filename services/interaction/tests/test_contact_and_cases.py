@@ -25,6 +25,8 @@ from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage import suppressions as suppression_store
+from ecrm_interaction.storage.actions import insert_actions, new_action
+from ecrm_interaction.storage.customers import SegmentRow, write_segments
 from ecrm_interaction.storage.store import Store
 from ecrm_schemas.validation import validate_event
 
@@ -43,7 +45,7 @@ def _sent(store: Store, action_id: str, customer: str, recipient: str) -> None:
     """An email action that went out to ``recipient``."""
     planned = PlannedAction(f"k-{action_id}", "email", "r", customer, "marketing", "m:x", "pending", T0, {})
     with store.sessions.begin() as session:
-        store.add_actions(session, [planned], T0)
+        insert_actions(session, [new_action(planned, T0)])
     [row] = store.read(action_store.recent, customer_id=customer)
     store.finish(row.id, id=action_id, status="sent", recipient=recipient, done_at=T0)
 
@@ -183,7 +185,7 @@ async def test_every_datetime_the_api_returns_is_utc_with_its_offset(api, http) 
     _take(store, change(trigger("track", "Order Completed", message_id="o1", order_id="o1", total=120)))
     _sent(store, "e1", "u1", "ada@example.com")
     with store.sessions.begin() as session:
-        store.set_segment(session, "u1", "vip", "VIP", True, T0)
+        write_segments(session, [SegmentRow("u1", "vip", "VIP", T0)], [])
     created = (await http.post("/v1/cases", json={"customer_id": "u1", "subject": "Late"}, headers=ADMIN)).json()
     await http.post(f"/v1/cases/{created['id']}/notes", json={"text": "Called"}, headers=ADMIN)
     await http.patch(f"/v1/cases/{created['id']}", json={"status": "resolved"}, headers=ADMIN)
@@ -306,7 +308,7 @@ def test_datetimes_read_from_the_store_are_aware_utc(relational_store) -> None:
     store = relational_store
     noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
     with store.sessions.begin() as session:
-        store.set_segment(session, "u1", "vip", "VIP", True, noon.astimezone(ZoneInfo("Europe/Berlin")))
+        write_segments(session, [SegmentRow("u1", "vip", "VIP", noon.astimezone(ZoneInfo("Europe/Berlin")))], [])
     [row] = store.read(customer_store.segments, "u1")
     assert row.since == noon and str(row.since.tzinfo) == "UTC"
     with store.sessions.begin() as session:

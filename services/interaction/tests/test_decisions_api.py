@@ -13,7 +13,7 @@ from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage import actions as action_store
 from ecrm_interaction.storage import rules as rule_store
-from ecrm_interaction.storage.actions import DecisionFilter
+from ecrm_interaction.storage.actions import DecisionFilter, Skip, record_skips
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 ADMIN = {"Authorization": "Bearer t0ken"}
@@ -103,8 +103,8 @@ def test_a_skip_counts_each_new_cause_once_on_either_database(relational_store) 
     store = relational_store
     with store.sessions.begin() as session:
         for cause in ("m:a", "m:a", "m:b"):
-            store.record_skip(session, "daily", "ada", "cooldown", "cooldown", cause, NOW)
-        store.record_skip(session, "daily", "ada", "conditions_not_met", "conditions not met: x", "m:c", NOW)
+            record_skips(session, [Skip("daily", "ada", "cooldown", "cooldown", cause, NOW)])
+        record_skips(session, [Skip("daily", "ada", "conditions_not_met", "conditions not met: x", "m:c", NOW)])
     skips = store.read(action_store.decisions, DecisionFilter(rule_id="daily", reason="cooldown"))
     assert [(s.reason, s.count, s.cause) for s in skips] == [("cooldown", 2, "m:b")]
     assert {s.reason for s in store.read(action_store.decisions, DecisionFilter(customer_id="ada"))} == {

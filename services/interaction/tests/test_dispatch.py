@@ -13,14 +13,13 @@ from standardwebhooks.webhooks import Webhook
 
 from ecrm_embedded.net import free_port
 from ecrm_embedded.smtp_sink import SmtpSink
-from ecrm_interaction.consumer.intake import Intake
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.delivery.webhooks import signing_key
-from ecrm_interaction.engine.rules import LoyaltyProgram, TemplateSpec
+from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.storage import actions as action_store
 from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage import loyalty as loyalty_store
-from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage.customers import SegmentRow, write_segments
 
 pytestmark = pytest.mark.smtp
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -220,7 +219,7 @@ async def test_a_schedule_fires_once_per_slot_for_its_segments_members(setup) ->
     setup.take(change(trigger(message_id="a"), customer="in", email="in@example.com"))
     setup.take(change(trigger(message_id="b"), customer="out", email="out@example.com"))
     with setup.store.sessions.begin() as session:
-        setup.store.set_segment(session, "in", "vip", "VIP", True, NOON)
+        write_segments(session, [SegmentRow("in", "vip", "VIP", NOON)], [])
     friday = datetime(2026, 11, 20, 12, tzinfo=UTC)
     await setup.tick(friday)  # a new schedule starts from now: nothing for the past
     assert setup.store.read(action_store.recent, kind="email") == []
@@ -253,8 +252,8 @@ async def test_notifications_reach_a_team_by_email_and_chat(tmp_path, smtp_sink,
 
 
 async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) -> None:
-    """The worker asks the store once per batch who has waiting actions; a wait planned by an
-    earlier change of the batch must still be cancelled by a later one."""
+    """The intake reads a batch's waiting actions once; a wait planned by an earlier change of
+    the batch must still be cancelled by a later one."""
     setup.rules(
         rule(
             id="cart",
@@ -262,21 +261,17 @@ async def test_a_wait_planned_earlier_in_the_same_batch_is_cancelled_too(setup) 
             wait={"duration": "1h", "cancel_on": [{"event": "Order Completed"}]},
         )
     )
-    rules, _ = setup.store.read(rule_store.enabled_rules)
-    outcome = Intake()
-    with setup.store.sessions.begin() as session:
-        waiting = setup.store.customers_waiting(session, ["buyer", "browser"])
-        assert waiting == set()
-        for c in (
+    outcome = setup.take(
+        [
             change(trigger("track", "Product Added", message_id="p1", product_id="x"), customer="buyer"),
             change(trigger("track", "Order Completed", message_id="o1", total=5), customer="buyer"),
             change(trigger("track", "Order Completed", message_id="o2", total=5), customer="browser"),
-        ):
-            setup.intake.profile_change(session, c, rules, LoyaltyProgram(), NOON, outcome, waiting)
+        ],
+        NOON,
+    )
     assert outcome.cancelled == 1
     assert [(a.customer_id, a.status) for a in setup.store.read(action_store.recent)] == [("buyer", "cancelled")]
-    with setup.store.sessions.begin() as session:
-        assert setup.store.customers_waiting(session, ["buyer", "browser"]) == set()
+    assert setup.store.read(action_store.recent, status="waiting") == []
 
 
 async def test_the_unsubscribe_link_in_the_body_is_not_click_tracked(setup) -> None:

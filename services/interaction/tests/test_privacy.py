@@ -21,7 +21,9 @@ from ecrm_interaction.privacy.subjects import (
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage import models
+from ecrm_interaction.storage.actions import Skip, insert_actions, new_action, record_skips
 from ecrm_interaction.storage.cases import CaseOpening
+from ecrm_interaction.storage.customers import CustomerRow, SegmentRow, write_profiles, write_segments
 from ecrm_interaction.storage.store import CUSTOMER_TABLES, Store
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -67,12 +69,19 @@ def store(relational_store):
 
 def _fill(store: Store, customer: str) -> str:
     with store.sessions.begin() as session:
-        store.upsert_customer(session, customer, {"customer_id": customer}, 1, f"{customer}@example.com", None)
+        write_profiles(
+            session,
+            [
+                CustomerRow(
+                    customer, orjson.dumps({"customer_id": customer}).decode(), 1, f"{customer}@example.com", None, None
+                )
+            ],
+        )
         store.set_consent(session, customer, "email", True, "marketing", "api", NOW)
-        store.set_segment(session, customer, "vip", "VIP", True, NOW)
-        store.add_actions(session, [PlannedAction(f"w:{customer}", "email", "r", customer, "marketing", "m", "pending",
-                                                  NOW, {})], NOW)  # fmt: skip
-        store.record_skip(session, "r", customer, "cooldown", "cooldown", "m:x", NOW)
+        write_segments(session, [SegmentRow(customer, "vip", "VIP", NOW)], [])
+        planned = PlannedAction(f"w:{customer}", "email", "r", customer, "marketing", "m", "pending", NOW, {})
+        insert_actions(session, [new_action(planned, NOW)])
+        record_skips(session, [Skip("r", customer, "cooldown", "cooldown", "m:x", NOW)])
         store.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
         store.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
         opening = CaseOpening(customer_id=customer, subject="help", priority="high", sla=timedelta(hours=4))

@@ -9,6 +9,7 @@ from alembic.config import Config
 from interaction_factories import rule
 from sqlalchemy import inspect, text
 
+from ecrm_interaction.engine.contact_policy import address_digest
 from ecrm_interaction.engine.planning import PlannedAction
 from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.storage import actions as action_store
@@ -18,7 +19,9 @@ from ecrm_interaction.storage import loyalty as loyalty_store
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage import suppressions as suppression_store
 from ecrm_interaction.storage import tokens as token_store
+from ecrm_interaction.storage.actions import insert_actions, new_action
 from ecrm_interaction.storage.cases import CaseChange, CaseOpening
+from ecrm_interaction.storage.customers import CustomerRow, SuppressionRow, write_profiles, write_suppressions
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -87,7 +90,7 @@ def test_an_upgrade_from_the_first_version_keeps_rules_and_the_sends_that_went_o
     assert (action.status, action.dedup_key, action.published) == ("sent", "welcome:u1:0", "sent")
     planned = PlannedAction("welcome:u1:0", "email", "welcome", "u1", "marketing", "m:m2", "pending", NOW, {})
     with store.sessions.begin() as session:
-        assert store.add_actions(session, [planned], NOW) == 0  # the welcome that went out is not sent again
+        assert insert_actions(session, [new_action(planned, NOW)]) == 0  # the welcome that went out is not sent again
     engine.dispose()
 
 
@@ -136,8 +139,8 @@ def test_actions_are_added_once_and_leased_to_one_dispatcher(store) -> None:
         PlannedAction(f"k{i}", "email", "r", "u1", "marketing", "m:x", "pending", NOW, {"n": i}) for i in range(3)
     ]
     with store.sessions.begin() as session:
-        assert store.add_actions(session, planned, NOW) == 3
-        assert store.add_actions(session, planned, NOW) == 0
+        assert insert_actions(session, [new_action(p, NOW) for p in planned]) == 3
+        assert insert_actions(session, [new_action(p, NOW) for p in planned]) == 0
     first = store.claim_due(NOW, 10, timedelta(minutes=2))
     assert len(first) == 3 and store.claim_due(NOW, 10, timedelta(minutes=2)) == []  # leased
     assert len(store.claim_due(NOW + timedelta(minutes=3), 10, timedelta(minutes=2))) == 3  # the lease ran out
@@ -208,11 +211,15 @@ def test_tokens_are_stored_hashed_and_revocable(store) -> None:
 
 def test_consent_unsubscribe_and_suppression(store) -> None:
     with store.sessions.begin() as session:
-        store.upsert_customer(session, "u1", {"customer_id": "u1"}, 1, "ada@example.com", "Europe/Oslo")
+        write_profiles(session, [CustomerRow("u1", '{"customer_id": "u1"}', 1, "ada@example.com", "Europe/Oslo", None)])
         assert store.mark_unsubscribed(session, "u1", NOW) and not store.mark_unsubscribed(session, "u1", NOW)
         store.set_consent(session, "u1", "sms", True, "marketing", "form", NOW)
-        store.upsert_customer(session, "u2", {"customer_id": "u2"}, 1, "gone@example.com", None)
-        store.mark_suppressed(session, "gone@example.com", "hard_bounce", "event:Email Bounced:b1", NOW)
+        write_profiles(session, [CustomerRow("u2", '{"customer_id": "u2"}', 1, "gone@example.com", None, None)])
+        write_suppressions(
+            session,
+            [SuppressionRow(address_digest("gone@example.com"), "hard_bounce", "event:Email Bounced:b1", NOW)],
+            [],
+        )
     contact = store.contact("u1")
     assert (contact.email, contact.timezone, contact.unsubscribed, contact.consent) == (
         "ada@example.com",

@@ -121,43 +121,36 @@ class InteractionWorker:
             await asyncio.to_thread(consumer.commit, asynchronous=False)
 
     def take(self, messages: list[ConsumedRecord]) -> Intake:
-        """Decode and record one batch, in one transaction."""
-        outcome = Intake()
+        """Decode and record one batch, in one transaction (:mod:`.intake`: a fixed number of statements)."""
         rules, _ = self.store.read(rule_store.enabled_rules)
         program = self.store.read(rule_store.loyalty_program)
         now = datetime.now(UTC)
         emitted: list[datetime] = []
+        changes: list[ProfileChanged | SegmentMembershipChanged] = []
         # Profile changes first: a segment change of the batch then sees the profile it was
         # evaluated on (the order within each topic is kept).
-        messages = sorted(messages, key=lambda m: m.topic != PROFILE_CHANGES.name)
+        for message in sorted(messages, key=lambda m: m.topic != PROFILE_CHANGES.name):
+            try:
+                if message.topic == SEGMENT_MEMBERSHIP.name:
+                    segment_change = SegmentMembershipChanged.model_validate_json(message.value)
+                    if self.suppressions.matches(segment_change.customer_id):
+                        metrics.SUPPRESSED.inc()
+                        continue
+                    metrics.SEGMENT_CHANGES_CONSUMED.inc()
+                    changes.append(segment_change)
+                else:
+                    change = ProfileChanged.model_validate_json(message.value)
+                    metrics.CHANGES_CONSUMED.inc()
+                    profile = change.profile
+                    if self.suppressions.matches(change.customer_id, profile.user_id, profile.anonymous_id):
+                        metrics.SUPPRESSED.inc()
+                        continue
+                    changes.append(change)
+                    emitted.append(change.emitted_at.replace(tzinfo=change.emitted_at.tzinfo or UTC))
+            except ValidationError as exc:
+                self._dead_letter(message, exc)
         with self.store.sessions.begin() as session:
-            keyed = [k.decode() for m in messages if m.topic == PROFILE_CHANGES.name and (k := m.key)]
-            self.store.load_customers(session, keyed)
-            waiting = self.store.customers_waiting(session, keyed)
-            for message in messages:
-                value = message.value
-                try:
-                    if message.topic == SEGMENT_MEMBERSHIP.name:
-                        segment_change = SegmentMembershipChanged.model_validate_json(value)
-                        if self.suppressions.matches(segment_change.customer_id):
-                            metrics.SUPPRESSED.inc()
-                            continue
-                        metrics.SEGMENT_CHANGES_CONSUMED.inc()
-                        self.intake.segment_change(session, segment_change, rules, program, now, outcome)
-                        waiting.add(segment_change.customer_id)  # it may have planned a wait
-                    else:
-                        change = ProfileChanged.model_validate_json(value)
-                        metrics.CHANGES_CONSUMED.inc()
-                        profile = change.profile
-                        if self.suppressions.matches(change.customer_id, profile.user_id, profile.anonymous_id):
-                            metrics.SUPPRESSED.inc()
-                            continue
-                        if change.customer_id.encode() != message.key:
-                            waiting.add(change.customer_id)  # keyed otherwise: not prefetched
-                        self.intake.profile_change(session, change, rules, program, now, outcome, waiting)
-                        emitted.append(change.emitted_at.replace(tzinfo=change.emitted_at.tzinfo or UTC))
-                except ValidationError as exc:
-                    self._dead_letter(message, exc)
+            outcome = self.intake.take(session, changes, rules, program, now)
         committed = datetime.now(UTC)
         for at in emitted:
             metrics.DECISION_SECONDS.observe(max(0.0, (committed - at).total_seconds()))

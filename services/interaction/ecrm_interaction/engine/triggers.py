@@ -140,12 +140,14 @@ def trait_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]
     none for a change imported history took part in."""
     if change.backfill:
         return []
-    profile = change.profile.model_dump(mode="json")
+    profile: dict[str, Any] | None = None
     firings = []
     for rule in rules:
         trigger = rule.trigger
         if not rule.enabled or not isinstance(trigger, TraitTrigger) or trigger.trait not in change.changed:
             continue
+        if profile is None:  # most changes cross no rule's trait: dumped only when one may
+            profile = change.profile.model_dump(mode="json")
         before, after = change.previous.get(trigger.trait), read(profile, trigger.trait)
         if crossed(trigger, before, after):
             firings.append(_trait_firing(rule, trigger, change.customer_id, before, after, change.profile.version))

@@ -1,16 +1,195 @@
-"""Actions and skipped decisions as the API reads them: what rules planned, with outcome and
+"""The actions the intake plans and cancels, set-based (claiming, finishing and publishing them
+belong to the delivery side). Every function takes the caller's session.
+
+Actions and skipped decisions as the API reads them: what rules planned, with outcome and
 reason. (Planning, claiming and finishing actions: :class:`Store`.)"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from ecrm_interaction.engine.planning import PlannedAction
+from ecrm_interaction.storage.bulk import chunks, table_of, upsert
 from ecrm_interaction.storage.models import Action, SkippedDecision
 from ecrm_interaction.storage.store import aware
+
+OPEN = ("waiting", "pending", "deferred")
+NOT_ACTED = ("cancelled", "suppressed")
+"""Statuses that do not count as the rule having acted (its cooldown)."""
+
+
+@dataclass(slots=True)
+class OpenAction:
+    """An action not carried out yet (stored, or planned in this batch), as the intake sees it."""
+
+    id: str
+    dedup_key: str
+    rule_id: str | None
+    customer_id: str
+    cause: str
+    status: str
+    payload: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewAction:
+    id: str
+    dedup_key: str
+    rule_id: str
+    customer_id: str
+    kind: str
+    category: str
+    cause: str
+    status: str
+    due_at: datetime
+    payload: str
+    reason: str | None
+    done_at: datetime | None
+    created_at: datetime
+
+
+def new_action(planned: PlannedAction, now: datetime, payload: str | None = None) -> NewAction:
+    """The row of a planned action, created ``now`` (``payload``: its JSON when already encoded)."""
+    encoded = payload if payload is not None else orjson.dumps(planned.payload, default=str).decode()
+    p = planned
+    return NewAction(str(uuid.uuid4()), p.dedup_key, p.rule_id, p.customer_id, p.kind, p.category, p.cause,
+                     p.status, p.due_at, encoded, None, None, now)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedAction:
+    """A stored open action given its final status."""
+
+    id: str
+    status: str
+    reason: str
+    done_at: datetime
+    dedup_key: str
+    release_lease: bool
+    """True: the lease is cleared too (a cancellation by merge); False: only the status changes
+    (a wait cancelled by an event)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    rule_id: str
+    customer_id: str
+    reason: str
+    detail: str
+    cause: str
+    at: datetime
+
+
+def read_open(session: Session, customer_ids: Iterable[str]) -> list[OpenAction]:
+    """The actions of these customers not carried out yet, oldest first."""
+    c, found = table_of(Action).c, []
+    for part in chunks(sorted(set(customer_ids))):
+        query = select(c.id, c.dedup_key, c.rule_id, c.customer_id, c.cause, c.status, c.payload, c.created_at)
+        query = query.where(c.customer_id.in_(part), c.status.in_(OPEN)).order_by(c.created_at, c.id)
+        found += [OpenAction(*row) for row in session.execute(query)]
+    return found
+
+
+def read_last_acted(session: Session, customer_ids: Iterable[str]) -> dict[tuple[str, str], datetime]:
+    """(rule id, customer id) → when the rule last planned something for the customer that was
+    carried out (open actions are left out: :func:`read_open` gives them)."""
+    c, found = table_of(Action).c, {}
+    for part in chunks(sorted(set(customer_ids))):
+        query = (
+            select(c.rule_id, c.customer_id, func.max(c.created_at))
+            .where(c.customer_id.in_(part), c.status.not_in(NOT_ACTED + OPEN), c.rule_id.is_not(None))
+            .group_by(c.rule_id, c.customer_id)
+        )
+        found.update({(rule_id, customer_id): at for rule_id, customer_id, at in session.execute(query) if at})
+    return found
+
+
+def read_recipients(session: Session, action_ids: Iterable[str]) -> dict[str, str]:
+    """Email action id → the address it was sent to."""
+    c, found = table_of(Action).c, {}
+    for part in chunks(sorted(set(action_ids))):
+        query = select(c.id, c.recipient).where(c.id.in_(part), c.kind == "email", c.recipient.is_not(None))
+        found.update(dict(session.execute(query).tuples().all()))
+    return found
+
+
+def existing_keys(session: Session, dedup_keys: Iterable[str]) -> set[str]:
+    """Which of these dedup keys stored actions hold."""
+    c, found = table_of(Action).c, set[str]()
+    for part in chunks(sorted(set(dedup_keys))):
+        found.update(session.scalars(select(c.dedup_key).where(c.dedup_key.in_(part))))
+    return found
+
+
+def insert_actions(session: Session, rows: Iterable[NewAction]) -> int:
+    """Insert the actions (one whose dedup key is taken is left out); how many were new."""
+    values = [
+        {"id": r.id, "dedup_key": r.dedup_key, "rule_id": r.rule_id, "customer_id": r.customer_id, "kind": r.kind,
+         "category": r.category, "cause": r.cause, "status": r.status, "due_at": r.due_at, "payload": r.payload,
+         "reason": r.reason, "done_at": r.done_at, "attempts": 0, "created_at": r.created_at,
+         "updated_at": r.created_at}
+        for r in rows
+    ]  # fmt: skip
+    if not values:
+        return 0
+    table = table_of(Action)
+    statement = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
+    return len(session.execute(statement, values).all())
+
+
+def close_actions(session: Session, rows: Iterable[ClosedAction]) -> None:
+    """Give stored open actions their final status."""
+    table = table_of(Action)
+    leased = [r for r in rows if r.release_lease]
+    kept = [r for r in rows if not r.release_lease]
+    if leased:
+        statement = update(table).where(table.c.id == bindparam("key"))
+        statement = statement.values(status=bindparam("s"), reason=bindparam("r"), done_at=bindparam("at"),
+                                     dedup_key=bindparam("k"), lease_until=None)  # fmt: skip
+        session.execute(
+            statement,
+            [{"key": r.id, "s": r.status, "r": r.reason[:300], "at": r.done_at, "k": r.dedup_key} for r in leased],
+        )
+    if kept:
+        statement = update(table).where(table.c.id == bindparam("key"))
+        statement = statement.values(status=bindparam("s"), reason=bindparam("r"), done_at=bindparam("at"))
+        session.execute(statement, [{"key": r.id, "s": r.status, "r": r.reason, "at": r.done_at} for r in kept])
+
+
+def record_skips(session: Session, skips: Iterable[Skip]) -> None:
+    """Record rules that fired and did nothing: one row per rule, customer and reason, its count
+    raised by each new cause (not by a redelivery), in the order given."""
+
+    table = table_of(SkippedDecision)
+    values = [
+        {"id": str(uuid.uuid4()), "rule_id": s.rule_id, "customer_id": s.customer_id, "reason": s.reason,
+         "detail": s.detail[:300], "cause": s.cause[:300], "count": 1, "first_at": s.at, "last_at": s.at}
+        for s in skips
+    ]  # fmt: skip
+    if not values:
+        return
+    statement = upsert(session, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.rule_id, table.c.customer_id, table.c.reason],
+        set_={
+            "count": table.c.count + 1,
+            "cause": statement.excluded.cause,
+            "detail": statement.excluded.detail,
+            "last_at": statement.excluded.last_at,
+        },
+        where=table.c.cause != statement.excluded.cause,
+    )
+    # executemany without RETURNING runs row by row (a pipeline on psycopg): the same rule,
+    # customer and reason twice in one batch counts twice, as one after the other would.
+    session.execute(statement, values)
 
 
 def recent(

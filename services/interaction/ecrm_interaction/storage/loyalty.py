@@ -1,13 +1,79 @@
-"""The loyalty ledger and rewards as the API reads them. (Adding points and issuing rewards: :class:`Store`.)"""
+"""The loyalty ledger, set-based: balances and used entry keys read for a batch of customers at
+once, entries written with the outbox events that report them. Every function takes the caller's session.
+
+The loyalty ledger and rewards as the API reads them. (Adding points and issuing rewards: :class:`Store`.)"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ecrm_interaction.storage.models import LoyaltyEntry, Reward
+from ecrm_interaction.engine.triggers import OWN_EVENTS
+from ecrm_interaction.storage.bulk import chunks, table_of, upsert
+from ecrm_interaction.storage.models import LoyaltyEntry, OutboxEvent, Reward
+from ecrm_schemas.catalog import CatalogEvent
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: str
+    customer_id: str
+    points: int
+    reason: str
+    rule_id: str | None
+    dedup_key: str
+    at: datetime
+
+
+def read_balances(session: Session, customer_ids: Iterable[str]) -> dict[str, int]:
+    """Each customer's balance (the sum of their entries; customers without any are missing)."""
+    c, found = table_of(LoyaltyEntry).c, {}
+    for part in chunks(sorted(set(customer_ids))):
+        query = select(c.customer_id, func.sum(c.points)).where(c.customer_id.in_(part)).group_by(c.customer_id)
+        found.update({customer_id: int(total or 0) for customer_id, total in session.execute(query)})
+    return found
+
+
+def used_keys(session: Session, dedup_keys: Iterable[str]) -> set[str]:
+    """Which of these entry keys the ledger holds already."""
+    c, found = table_of(LoyaltyEntry).c, set[str]()
+    for part in chunks(sorted(set(dedup_keys))):
+        found.update(session.scalars(select(c.dedup_key).where(c.dedup_key.in_(part))))
+    return found
+
+
+def add_entries(session: Session, entries: Iterable[LedgerEntry]) -> None:
+    """Write ledger entries (one whose key is used already is left out), each reported by a
+    ``Loyalty Points Awarded`` outbox event."""
+    rows = list(entries)
+    if not rows:
+        return
+    ledger = [
+        {"id": e.id, "customer_id": e.customer_id, "points": e.points, "reason": e.reason, "rule_id": e.rule_id,
+         "dedup_key": e.dedup_key, "at": e.at}
+        for e in rows
+    ]  # fmt: skip
+    table = table_of(LoyaltyEntry)
+    statement = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
+    added = set(session.scalars(statement, ledger))
+    events = [_event(e) for e in rows if e.id in added]
+    if events:
+        session.execute(upsert(session, table_of(OutboxEvent)).on_conflict_do_nothing(), events)
+
+
+def _event(entry: LedgerEntry) -> dict[str, Any]:
+
+    properties = {"points": entry.points, "reason": entry.reason[:200] or "points", "rule_id": entry.rule_id}
+    return {"id": str(uuid.uuid4()), "customer_id": entry.customer_id, "name": CatalogEvent.LOYALTY_POINTS_AWARDED,
+            "message_id": f"{OWN_EVENTS}loyalty-{entry.id}", "properties": orjson.dumps(properties).decode(),
+            "created_at": entry.at}  # fmt: skip
 
 
 class LoyaltyLedger(NamedTuple):

@@ -24,14 +24,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ecrm_interaction.engine.contact_policy import address_digest
-from ecrm_interaction.engine.planning import PlannedAction, released_key, releases_once
+from ecrm_interaction.engine.planning import released_key, releases_once
 from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import suppressions
 from ecrm_interaction.storage.models import (
     Action,
-    AddressSuppression,
     AuditEntry,
     Case,
     CaseNote,
@@ -77,9 +76,6 @@ def make_engine(url: str) -> Engine:
 
     return engine
 
-
-ABSENT_CUSTOMERS = "ecrm_absent_customers"
-"""``session.info`` key: ids :meth:`Store.load_customers` found no row for (no query to ask again)."""
 
 MIGRATION_LOCK = 7_360_001
 """PostgreSQL advisory lock held while migrating: replicas starting together take turns."""
@@ -197,13 +193,6 @@ class Store:
 
     # --- actions --------------------------------------------------------------------------
 
-    def cancel_customer_actions(self, session: Session, customer_id: str, reason: str, now: datetime) -> int:
-        """Cancel every action for ``customer_id`` not carried out yet, with ``reason``."""
-        rows = session.scalars(select(Action).where(Action.customer_id == customer_id, Action.status.in_(OPEN))).all()
-        for row in rows:
-            self.close_action(row, "cancelled", reason, now)
-        return len(rows)
-
     @staticmethod
     def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
         """Give an action its final ``status``; one that reached no one frees its rule's
@@ -217,31 +206,6 @@ class Store:
     def session(self) -> Session:
         """A session for one consumed batch; the caller commits it (``with store.session.begin()``)."""
         return self.sessions()
-
-    def upsert_customer(
-        self,
-        session: Session,
-        customer_id: str,
-        profile: dict[str, Any],
-        version: int,
-        email: str | None,
-        timezone: str | None,
-    ) -> None:
-        absent = session.info.get(ABSENT_CUSTOMERS, set())
-        row = None if customer_id in absent else session.get(Customer, customer_id)
-        absent.discard(customer_id)
-        if row is None:
-            session.add(
-                Customer(
-                    customer_id=customer_id,
-                    profile=_json(profile),
-                    profile_version=version,
-                    email=email,
-                    timezone=timezone,
-                )
-            )  # inserted with the batch's other new rows at the next flush
-        elif version >= row.profile_version:
-            row.profile, row.profile_version, row.email, row.timezone = _json(profile), version, email, timezone
 
     def _customer_row(self, session: Session, customer_id: str) -> Customer:
         row = session.get(Customer, customer_id)
@@ -258,32 +222,6 @@ class Store:
             return False
         row.unsubscribed_at = at
         return True
-
-    def mark_suppressed(self, session: Session, address: str, reason: str, source: str, at: datetime) -> bool:
-        """Suppress ``address`` (a hard bounce, a complaint); a suppression in force stays as it
-        is, a lifted one is in force again. Returns whether it changed anything."""
-        digest = address_digest(address)
-        new = {"address_digest": digest, "reason": reason, "source": source[:200], "suppressed_at": at}
-        if self._insert_ignore(session, AddressSuppression, [new]) == 1:  # two replicas at once: one row
-            return True
-        row = session.get(AddressSuppression, digest)
-        if row is not None and row.lifted_at is not None and row.lifted_at <= at:
-            row.reason, row.source, row.suppressed_at, row.lifted_at, row.lifted_by = (
-                reason,
-                source[:200],
-                at,
-                None,
-                None,
-            )
-            return True
-        return False
-
-    def recipient_of(self, session: Session, action_id: str) -> str | None:
-        """The address an email action was sent to."""
-        return session.scalar(select(Action.recipient).where(Action.id == action_id, Action.kind == "email"))
-
-    def current_email(self, session: Session, customer_id: str) -> str | None:
-        return session.scalar(select(Customer.email).where(Customer.customer_id == customer_id))  # autoflushes
 
     # --- the event outbox -----------------------------------------------------------------
 
@@ -331,15 +269,6 @@ class Store:
             if customer is not None and customer.unsubscribed_at is not None and aware(customer.unsubscribed_at) < at:  # type: ignore[operator]
                 customer.unsubscribed_at = None  # opting in again undoes an earlier unsubscribe
 
-    def set_segment(
-        self, session: Session, customer_id: str, segment_id: str, name: str, member: bool, at: datetime
-    ) -> None:
-        row = session.get(CustomerSegment, (customer_id, segment_id))
-        if member and row is None:
-            session.add(CustomerSegment(customer_id=customer_id, segment_id=segment_id, segment_name=name, since=at))
-        elif not member and row is not None:
-            session.delete(row)
-
     def facts_of(
         self, session: Session, customer_id: str
     ) -> tuple[dict[str, Any] | None, frozenset[str], dict[str, bool]]:
@@ -351,49 +280,6 @@ class Store:
         )
         return profile, segments, _marketing_consent(session, customer_id)
 
-    def load_customers(self, session: Session, customer_ids: Iterable[str]) -> None:
-        """Bring a batch's customers into the session at once, so that each change's
-        ``upsert_customer`` finds its row without a query of its own."""
-        ids = list(set(customer_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 1000):
-            rows = session.scalars(select(Customer).where(Customer.customer_id.in_(ids[start : start + 1000]))).all()
-            found.update(row.customer_id for row in rows)
-        session.info.setdefault(ABSENT_CUSTOMERS, set()).update(set(ids) - found)
-
-    def customers_waiting(self, session: Session, customer_ids: Iterable[str]) -> set[str]:
-        """Which of the customers have actions waiting (one query for a batch)."""
-        ids = list(set(customer_ids))
-        found: set[str] = set()
-        for start in range(0, len(ids), 1000):
-            found.update(
-                session.scalars(
-                    select(Action.customer_id)
-                    .where(Action.status == "waiting", Action.customer_id.in_(ids[start : start + 1000]))
-                    .distinct()
-                )
-            )
-        return found
-
-    def cancel_waiting(
-        self,
-        session: Session,
-        customer_id: str,
-        matches: Callable[[list[dict[str, Any]], str], str | None],
-        now: datetime,
-    ) -> int:
-        """Cancel the customer's waiting actions for which ``matches(cancel_on, cause)`` gives a reason."""
-        rows = session.scalars(
-            select(Action).where(Action.customer_id == customer_id, Action.status == "waiting")
-        ).all()
-        cancelled = 0
-        for row in rows:
-            cancel_on = orjson.loads(row.payload).get("cancel_on") or []
-            if cancel_on and (reason := matches(cancel_on, row.cause)):
-                row.status, row.reason, row.done_at = "cancelled", reason, now
-                cancelled += 1
-        return cancelled
-
     def rule_last_acted(self, session: Session, rule_id: str, customer_id: str) -> datetime | None:
         """When the rule last planned something for the customer that was not cancelled or suppressed."""
         at = session.scalar(
@@ -404,50 +290,6 @@ class Store:
             )
         )
         return aware(at)
-
-    def record_skip(
-        self, session: Session, rule_id: str, customer_id: str, reason: str, detail: str, cause: str, now: datetime
-    ) -> None:
-        """Record that ``rule_id`` fired for the customer and did nothing, for ``reason``: one row
-        per rule, customer and reason, its count raised by each new cause (not by a redelivery)."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        table = SkippedDecision.__table__
-        statement = dialect.insert(SkippedDecision).values(
-            id=str(uuid.uuid4()), rule_id=rule_id, customer_id=customer_id, reason=reason,
-            detail=detail[:300], cause=cause[:300], count=1, first_at=now, last_at=now,
-        )  # fmt: skip
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.rule_id, table.c.customer_id, table.c.reason],
-            set_={
-                "count": table.c.count + 1,
-                "cause": statement.excluded.cause,
-                "detail": statement.excluded.detail,
-                "last_at": statement.excluded.last_at,
-            },
-            where=table.c.cause != statement.excluded.cause,
-        )
-        session.execute(statement)
-
-    def add_actions(self, session: Session, planned: Sequence[PlannedAction], now: datetime) -> int:
-        rows = [
-            {
-                "id": str(uuid.uuid4()),
-                "dedup_key": p.dedup_key,
-                "rule_id": p.rule_id,
-                "customer_id": p.customer_id,
-                "kind": p.kind,
-                "category": p.category,
-                "cause": p.cause,
-                "status": p.status,
-                "due_at": p.due_at,
-                "payload": _json(p.payload),
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for p in planned
-        ]
-        return self._insert_ignore(session, Action, rows)
 
     # --- loyalty --------------------------------------------------------------------------
 
