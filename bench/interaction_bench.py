@@ -172,15 +172,16 @@ def watch(
 
 def migrated(url: str) -> None:
     from ecrm_interaction.engine.rules_file import load_rules_file
+    from ecrm_interaction.storage import rules as rule_store
     from ecrm_interaction.storage.store import Store, make_engine, migrate
 
     engine = make_engine(url)
     migrate(engine)
     spec = load_rules_file(RULES)
     store = Store(engine)
-    store.upsert_rules(spec.templates, spec.rules)
+    store.write(rule_store.upsert_rules, spec.templates, spec.rules, "bench")
     if spec.loyalty is not None:
-        store.set_loyalty_program(spec.loyalty, "bench")
+        store.write(rule_store.set_loyalty_program, spec.loyalty, "bench")
     engine.dispose()
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import event, select
 
 from ecrm_interaction.consumer.intake import IntakeStep
 from ecrm_interaction.engine.rules_file import load_rules_file
+from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.models import (
     Action,
     AddressSuppression,
@@ -36,7 +37,7 @@ def _store(url: str) -> Store:
     migrate(engine)
     spec = load_rules_file(EXAMPLES)
     store = Store(engine)
-    store.upsert_rules(spec.templates, spec.rules)
+    store.write(rule_store.upsert_rules, spec.templates, spec.rules, "test")
     return store
 
 
@@ -108,9 +109,9 @@ def _changes(customers: int, start: int = 0) -> list[Any]:
 
 
 def _take(store: Store, batch: list[Any]) -> Any:
-    rules, _ = store.enabled_rules()
+    rules, _ = store.read(rule_store.enabled_rules)
     with store.sessions.begin() as session:
-        return IntakeStep(store, "secret").take(session, batch, rules, store.loyalty_program(), NOW)
+        return IntakeStep(store, "secret").take(session, batch, rules, store.read(rule_store.loyalty_program), NOW)
 
 
 def _state(store: Store) -> dict[str, Any]:
