@@ -12,7 +12,7 @@ left unpublished without holding the others back.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import structlog
@@ -132,6 +132,17 @@ def outbox_event(
     return track_event(row.name, customer, row.message_id, properties, aware(row.created_at) or now)
 
 
+class RelayBatch(NamedTuple):
+    actions: list[Action]
+    """Final decisions not reported yet."""
+    rows: list[OutboxEvent]
+    """Outbox events not published yet."""
+    profiles: Profiles
+    """The stored profiles of the customers they name."""
+    balances: dict[str, int]
+    """The loyalty balances the ``Loyalty Points Awarded`` rows report."""
+
+
 class OutboxRelay:
     def __init__(self, store: Store, producer: ReliableProducer | None, batch: int = 500) -> None:
         self.store, self.producer, self.batch = store, producer, batch
@@ -140,11 +151,7 @@ class OutboxRelay:
         """Report a batch of final decisions and of the outbox's events; see the module's docstring."""
         if self.producer is None:
             return
-        with self.store.sessions() as session:
-            actions = action_rows.unpublished(session, self.batch)
-            rows = outbox.unpublished_events(session, self.batch)
-            profiles = outbox.stored_profiles(session, [a.customer_id for a in actions] + [r.customer_id for r in rows])
-            balances = outbox.balances(session, [r.customer_id for r in rows if r.name == LOYALTY_EVENT])
+        actions, rows, profiles, balances = self.read_batch()
         if not actions and not rows:
             return
         program = self.store.loyalty_program() if rows else None
@@ -163,6 +170,17 @@ class OutboxRelay:
         with self.store.sessions.begin() as session:
             action_rows.mark_published(session, published)
             outbox.mark_events_published(session, events, datetime.now(UTC))
+
+    def read_batch(self) -> RelayBatch:
+        """The next batch to publish, in four queries whatever its size."""
+        with self.store.sessions() as session:
+            actions = action_rows.unpublished(session, self.batch)
+            rows = outbox.unpublished_events(session, self.batch)
+            if not actions and not rows:
+                return RelayBatch([], [], {}, {})
+            profiles = outbox.stored_profiles(session, [a.customer_id for a in actions] + [r.customer_id for r in rows])
+            balances = outbox.balances(session, [r.customer_id for r in rows if r.name == LOYALTY_EVENT])
+        return RelayBatch(actions, rows, profiles, balances)
 
     def outbox_events(self, now: datetime) -> list[dict[str, Any]]:
         """The outbox's unpublished events as :meth:`publish` sends them (in order)."""
