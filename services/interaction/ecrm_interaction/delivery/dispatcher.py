@@ -35,12 +35,13 @@ import structlog
 from ecrm_interaction import metrics
 from ecrm_interaction.consumer.intake import IntakeStep
 from ecrm_interaction.delivery.actions import GiveUp, Job, Outcome, Retry, Wiring, build_executors
-from ecrm_interaction.delivery.actions.base import Recommender
+from ecrm_interaction.delivery.actions.base import BatchReads, Recommender
 from ecrm_interaction.delivery.escalations import Escalations
 from ecrm_interaction.delivery.outbox_relay import OutboxRelay
 from ecrm_interaction.delivery.schedules import Schedules
 from ecrm_interaction.delivery.smtp_sender import Mailer, SmtpTarget
 from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, released_key, releases_once
+from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage import actions as action_rows
 from ecrm_interaction.storage import outbox
@@ -194,7 +195,7 @@ class Dispatcher:
 
     async def dispatch(self, now: datetime) -> None:
         """Claim one batch of due actions, carry them out, store their outcomes."""
-        claimed, profiles, states = await asyncio.to_thread(self._claim, now)
+        claimed, profiles, states, reads = await asyncio.to_thread(self._claim, now)
         batch = Batch(self.settings.retry_for)
         by_customer: dict[str, list[Action]] = {}
         for action in claimed:
@@ -207,16 +208,23 @@ class Dispatcher:
         # Customers in parallel (SMTP round trips overlap); one customer's actions in order, so
         # frequency caps count the message sent just before.
         await asyncio.gather(
-            *(self._execute_in_order(actions, profiles, batch, now) for actions in by_customer.values())
+            *(self._execute_in_order(actions, profiles, reads, batch, now) for actions in by_customer.values())
         )
         if batch.finished or batch.rescheduled:
             await asyncio.to_thread(self._store_outcomes, batch)
 
-    def _claim(self, now: datetime) -> tuple[list[Action], dict[str, dict[str, Any]], dict[str, bool]]:
+    def _claim(self, now: datetime) -> tuple[list[Action], dict[str, dict[str, Any]], dict[str, bool], BatchReads]:
+        """The claimed batch, its customers' stored profiles, every rule's state and what its
+        actions read alike (a fixed number of queries whatever the batch's size)."""
         with self.store.sessions.begin() as session:
             claimed = action_rows.claim_due(session, now, self.settings.interaction_send_concurrency, self.lease)
-            profiles = outbox.stored_profiles(session, [a.customer_id for a in claimed]) if claimed else {}
-        return claimed, profiles, self.store.rule_states() if claimed else {}
+        if not claimed:
+            return [], {}, {}, BatchReads({}, {}, LoyaltyProgram())
+        with self.store.sessions() as session:
+            profiles = outbox.stored_profiles(session, [a.customer_id for a in claimed])
+        rules, templates = self.store.enabled_rules()
+        reads = BatchReads({rule.id: rule for rule in rules}, templates, self.store.loyalty_program())
+        return claimed, profiles, self.store.rule_states(), reads
 
     def _queue_sizes(self) -> dict[ActionStatus, int]:
         with self.store.sessions() as session:
@@ -227,12 +235,14 @@ class Dispatcher:
             action_rows.finish(session, batch.finished, batch.rescheduled)
 
     async def _execute_in_order(
-        self, actions: list[Action], profiles: dict[str, dict[str, Any]], batch: Batch, now: datetime
+        self, actions: list[Action], profiles: dict[str, dict[str, Any]], reads: BatchReads, batch: Batch, now: datetime
     ) -> None:
         for action in actions:
-            await self.execute(action, profiles.get(action.customer_id) or {}, batch, now)
+            await self.execute(action, profiles.get(action.customer_id) or {}, reads, batch, now)
 
-    async def execute(self, action: Action, stored: dict[str, Any], batch: Batch, now: datetime) -> None:
+    async def execute(
+        self, action: Action, stored: dict[str, Any], reads: BatchReads, batch: Batch, now: datetime
+    ) -> None:
         """Carry out one claimed action with its executor; its outcome joins ``batch``."""
         payload = orjson.loads(action.payload)
         profile = current_profile(action, payload, stored, now)
@@ -249,7 +259,7 @@ class Dispatcher:
             return
         try:
             spec = executor.spec.model_validate(payload.get("action") or {})
-            job = Job(action, payload, spec, now, batch.earlier(action.customer_id))
+            job = Job(action, payload, spec, reads, now, batch.earlier(action.customer_id))
             outcome = await executor.execute(job)
         except Retry as exc:
             batch.retry_later(action, str(exc), now)

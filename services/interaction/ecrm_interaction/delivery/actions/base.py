@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from ecrm_interaction.delivery.webhooks import UnsafeWebhookTarget, post
 from ecrm_interaction.engine.rendering import RenderError
+from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
 
@@ -56,6 +57,16 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchReads:
+    """What every action of a batch reads alike, read once per batch."""
+
+    rules: dict[str, RuleSpec]
+    """The enabled rules, by id."""
+    templates: dict[str, TemplateSpec]
+    program: LoyaltyProgram
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One claimed action to carry out."""
 
@@ -64,6 +75,7 @@ class Job:
     """The planned payload; ``payload["profile"]`` is the profile it acts with."""
     spec: BaseModel
     """The rule action (the executor's :attr:`ActionExecutor.spec`)."""
+    reads: BatchReads
     now: datetime
     earlier: Sequence[tuple[Action, Outcome]] = ()
     """The customer's actions finished earlier in the same batch (not stored yet): a frequency

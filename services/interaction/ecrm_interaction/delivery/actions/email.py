@@ -31,7 +31,7 @@ from ecrm_interaction.engine.contact_policy import Contact, History, PolicySetti
 from ecrm_interaction.engine.contact_policy import decide as policy_decision
 from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rendering import RenderError, add_tracking, message_context, render_email
-from ecrm_interaction.engine.rules import EmailAction
+from ecrm_interaction.engine.rules import EmailAction, LoyaltyProgram
 from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
@@ -132,7 +132,8 @@ class EmailExecutor:
             address, contact_row.timezone, contact_row.consent.get("email"), contact_row.unsubscribed, suppressed
         )
         window = max((cap.window for cap in self.policy.caps), default=timedelta(0))
-        cooldown = await asyncio.to_thread(self._rule_cooldown, action.rule_id)
+        rule = job.reads.rules.get(action.rule_id) if action.rule_id else None
+        cooldown = rule.cooldown if rule is not None else None
         since = now - max(window, cooldown or timedelta(0))
         sent, rule_last = await asyncio.to_thread(self.store.message_history, action.customer_id, action.rule_id, since)
         verdict = policy_decision(
@@ -149,8 +150,7 @@ class EmailExecutor:
             assert verdict.until is not None
             return Outcome(ActionStatus.DEFERRED, verdict.reason, until=verdict.until)
         assert address is not None
-        templates = await asyncio.to_thread(self.store.templates)
-        template = templates.get(spec.template)
+        template = job.reads.templates.get(spec.template)
         if template is None:
             raise GiveUp(f"template {spec.template!r} does not exist")
         recommendations = []
@@ -163,7 +163,7 @@ class EmailExecutor:
             payload,
             rule_id=action.rule_id or "",
             recommendations=recommendations,
-            loyalty=await asyncio.to_thread(self._loyalty, action.customer_id),
+            loyalty=await asyncio.to_thread(self._loyalty, action.customer_id, job.reads.program),
             unsubscribe_url=unsubscribe,
         )
         try:
@@ -205,12 +205,7 @@ class EmailExecutor:
         log.info("email_sent", action=action.id, rule=action.rule_id)
         return sent_outcome
 
-    def _rule_cooldown(self, rule_id: str | None) -> timedelta | None:
-        rule = self.store.rule(rule_id) if rule_id else None
-        return rule.cooldown if rule is not None else None
-
-    def _loyalty(self, customer_id: str) -> dict[str, Any]:
-        program = self.store.loyalty_program()
+    def _loyalty(self, customer_id: str, program: LoyaltyProgram) -> dict[str, Any]:
         with self.store.session() as session:
             points = self.store.balance(session, customer_id)
         return {"points": points, "tier": tier_of(points, program)}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from pydantic import BaseModel
 
 from ecrm_interaction.consumer.intake import Intake
-from ecrm_interaction.delivery.actions.base import Job, Outcome, Wiring, action_completed, done
+from ecrm_interaction.delivery.actions.base import BatchReads, Job, Outcome, Wiring, action_completed, done
 from ecrm_interaction.engine.conditions import Facts
 from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rules import PointsAction
@@ -29,10 +29,11 @@ class Ledger:
     def __init__(self, store: Store, intake: IntakeStep) -> None:
         self.store, self.intake = store, intake
 
-    def change(self, action: Action, points: int, reason: str, dedup_key: str, now: datetime) -> None:
+    def change(
+        self, action: Action, points: int, reason: str, dedup_key: str, reads: BatchReads, now: datetime
+    ) -> None:
         """Add a ledger entry once per ``dedup_key``; plan the rules of a tier it crosses."""
-        program = self.store.loyalty_program()
-        rules, _ = self.store.enabled_rules()
+        program, rules = reads.program, list(reads.rules.values())
         with self.store.sessions.begin() as session:
             before = self.store.balance(session, action.customer_id)
             added = self.store.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now)
@@ -63,7 +64,9 @@ class PointsExecutor:
     async def execute(self, job: Job) -> Outcome:
         spec = job.spec
         assert isinstance(spec, PointsAction)
-        await asyncio.to_thread(self.ledger.change, job.action, spec.points, spec.reason, job.action.dedup_key, job.now)
+        await asyncio.to_thread(
+            self.ledger.change, job.action, spec.points, spec.reason, job.action.dedup_key, job.reads, job.now
+        )
         return done(f"{spec.points:+d} points")
 
     @staticmethod

@@ -43,7 +43,8 @@ class RewardExecutor:
                 job.now,
             )  # fmt: skip
         if issued and spec.points_cost:
-            self.ledger.change(action, -spec.points_cost, f"reward {spec.reward}", f"{action.dedup_key}:cost", job.now)
+            cost = f"{action.dedup_key}:cost"
+            self.ledger.change(action, -spec.points_cost, f"reward {spec.reward}", cost, job.reads, job.now)
         return done(f"reward {spec.reward}", recipient=code)
 
     @staticmethod
