@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from interaction_factories import DispatchSetup, change, rule, trigger
 from sqlalchemy import event
 
 from ecrm_interaction.delivery.outbox_relay import OutboxRelay
 from ecrm_interaction.engine.planning import PlannedAction
+from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.storage import actions as action_rows
 from ecrm_interaction.storage.actions import Finished, Rescheduled
 from ecrm_interaction.storage.store import Store
@@ -117,3 +119,21 @@ def test_the_relay_reads_a_batch_in_four_queries(relational_store, size) -> None
     assert len(sql) == 4, sql
     assert len(batch.actions) == size and len(batch.rows) == size
     assert batch.profiles["c1"]["user_id"] == "c1" and batch.balances == {f"c{i}": 10 + i for i in range(size)}
+
+
+async def _dispatch_statements(tmp_path: Any, smtp_sink: Any, customers: int) -> int:
+    setup = DispatchSetup(tmp_path / str(customers), smtp_sink, interaction_send_concurrency=customers)
+    setup.rules(rule(cooldown="1d"), templates=(TemplateSpec(id="t", subject="Hi", text="Hello"),))
+    for i in range(customers):
+        setup.take(change(trigger(message_id=f"m{i}"), customer=f"u{i}", email=f"u{i}@example.com"))
+    with statements(setup.store) as sql:
+        await setup.dispatcher.dispatch(setup.noon)
+    assert [a.status for a in setup.decisions(limit=1000)] == ["sent"] * customers
+    return len(sql)
+
+
+async def test_a_batch_of_emails_takes_the_same_statements_whatever_its_size(tmp_path, smtp_sink) -> None:
+    """Claim, profiles, rules, contacts, histories, balances, outcomes: per batch, not per email."""
+    few = await _dispatch_statements(tmp_path, smtp_sink, 2)
+    many = await _dispatch_statements(tmp_path, smtp_sink, 12)
+    assert few == many, (few, many)

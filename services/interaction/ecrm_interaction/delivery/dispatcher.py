@@ -44,6 +44,7 @@ from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, releas
 from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage import actions as action_rows
+from ecrm_interaction.storage import contacts as contact_rows
 from ecrm_interaction.storage import outbox
 from ecrm_interaction.storage.actions import Finished, Rescheduled
 from ecrm_interaction.storage.models import Action
@@ -156,6 +157,7 @@ class Dispatcher:
         self.escalations = Escalations(store, mailer, self.relay, settings.interaction_escalation_email)
         # Longer than one attempt can take, so a live dispatcher never loses its claim; a dead
         # one's claims are taken over when it runs out.
+        self.window = max((cap.window for cap in settings.policy().caps), default=timedelta(0))
         self.lease = timedelta(seconds=max(settings.smtp_timeout_s, settings.interaction_webhook_timeout_s) * 2 + 10)
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -220,10 +222,22 @@ class Dispatcher:
             claimed = action_rows.claim_due(session, now, self.settings.interaction_send_concurrency, self.lease)
         if not claimed:
             return [], {}, {}, BatchReads({}, {}, LoyaltyProgram())
+        rules, templates = self.store.enabled_rules()
+        mail = {a.customer_id: a for a in claimed if a.kind == ActionKind.EMAIL}
+        cooldown = max((r.cooldown for r in rules if r.cooldown is not None), default=timedelta(0))
+        since = now - max(self.window, cooldown)
         with self.store.sessions() as session:
             profiles = outbox.stored_profiles(session, [a.customer_id for a in claimed])
-        rules, templates = self.store.enabled_rules()
-        reads = BatchReads({rule.id: rule for rule in rules}, templates, self.store.loyalty_program())
+            planned = {c: (orjson.loads(a.payload).get("profile") or {}).get("email") for c, a in mail.items()}
+            reads = BatchReads(
+                {rule.id: rule for rule in rules},
+                templates,
+                self.store.loyalty_program(),
+                contacts=contact_rows.contacts(session, planned) if mail else {},
+                messages=contact_rows.recent_messages(session, mail, since) if mail else {},
+                since=since,
+                balances=outbox.balances(session, mail) if mail else {},
+            )
         return claimed, profiles, self.store.rule_states(), reads
 
     def _queue_sizes(self) -> dict[ActionStatus, int]:

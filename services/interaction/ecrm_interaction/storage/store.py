@@ -12,7 +12,6 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -30,6 +29,7 @@ from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, Planne
 from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import outbox
+from ecrm_interaction.storage.contacts import ContactRow, contacts
 from ecrm_interaction.storage.models import (
     Action,
     AddressSuppression,
@@ -144,15 +144,6 @@ def _audit_about(ids: list[str], case_ids: list[str]) -> Any:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class ContactRow:
-    email: str | None
-    timezone: str | None
-    unsubscribed: bool
-    suppressed: str | None
-    consent: dict[str, bool]
 
 
 class Store:
@@ -676,14 +667,9 @@ class Store:
     # --- the dispatcher ------------------------------------------------------------------
 
     def contact(self, customer_id: str, channel: str = "email") -> ContactRow:
+        """:func:`ecrm_interaction.storage.contacts.contacts` of one customer."""
         with self.sessions() as session:
-            row = session.get(Customer, customer_id)
-            consent = _marketing_consent(session, customer_id)
-            if row is None:
-                return ContactRow(None, None, False, None, consent)
-            suppression = self._suppression(session, address_digest(row.email)) if row.email else None
-            suppressed = suppression.reason if suppression is not None else None
-            return ContactRow(row.email, row.timezone, row.unsubscribed_at is not None, suppressed, consent)
+            return contacts(session, {customer_id: None})[customer_id]
 
     def message_history(
         self, customer_id: str, rule_id: str | None, since: datetime

@@ -12,7 +12,7 @@ carrying an action out again after a crash changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from ecrm_interaction.delivery.webhooks import UnsafeWebhookTarget, post
 from ecrm_interaction.engine.rendering import RenderError
 from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
+from ecrm_interaction.storage.contacts import ContactRow, SentMessage
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
 
@@ -64,6 +65,13 @@ class BatchReads:
     """The enabled rules, by id."""
     templates: dict[str, TemplateSpec]
     program: LoyaltyProgram
+    contacts: dict[str, ContactRow] = field(default_factory=dict)
+    """The email actions' customers' contacts (:func:`ecrm_interaction.storage.contacts.contacts`)."""
+    messages: dict[str, list[SentMessage]] = field(default_factory=dict)
+    """What reached them since :attr:`since`."""
+    since: datetime | None = None
+    balances: dict[str, int] = field(default_factory=dict)
+    """Their loyalty balances when the batch was claimed."""
 
 
 @dataclass(frozen=True, slots=True)

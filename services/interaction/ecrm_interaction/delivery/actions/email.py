@@ -31,8 +31,9 @@ from ecrm_interaction.engine.contact_policy import Contact, History, PolicySetti
 from ecrm_interaction.engine.contact_policy import decide as policy_decision
 from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rendering import RenderError, add_tracking, message_context, render_email
-from ecrm_interaction.engine.rules import EmailAction, LoyaltyProgram
+from ecrm_interaction.engine.rules import EmailAction
 from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
+from ecrm_interaction.storage.contacts import contacts, history_of
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
 from ecrm_schemas.tracking import TrackingToken, sign, tracking_url
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
     from ecrm_interaction.storage.store import Store
 
 log = structlog.get_logger()
+
+
+LEDGER_KINDS = frozenset({ActionKind.POINTS, ActionKind.REWARD})
+"""Kinds whose actions change the customer's balance."""
 
 
 def customer_kind(action: Action, profile: dict[str, Any]) -> str:
@@ -113,6 +118,8 @@ class EmailExecutor:
         self, store: Store, mailer: Mailer, policy: PolicySettings, links: Links, recommender: Recommender | None
     ) -> None:
         self.store, self.mailer, self.policy, self.links, self.recommender = store, mailer, policy, links, recommender
+        self.window = max((cap.window for cap in policy.caps), default=timedelta(0))
+        """The longest frequency cap's window."""
 
     @classmethod
     def build(cls, wiring: Wiring) -> Self:
@@ -122,20 +129,25 @@ class EmailExecutor:
         spec, action, payload, now = job.spec, job.action, job.payload, job.now
         assert isinstance(spec, EmailAction)
         profile = job.profile
-        contact_row = await asyncio.to_thread(self.store.contact, action.customer_id)
+        reads = job.reads
+        contact_row = reads.contacts.get(action.customer_id)
+        if contact_row is None:  # not read with the batch
+            with self.store.sessions() as session:
+                contact_row = contacts(session, {action.customer_id: profile.get("email")})[action.customer_id]
         address = contact_row.email or profile.get("email")
-        suppressed = contact_row.suppressed
-        if address and not contact_row.email:
-            suppression = await asyncio.to_thread(self.store.address_suppression, address)
-            suppressed = suppression.reason if suppression is not None else None
         contact = Contact(
-            address, contact_row.timezone, contact_row.consent.get("email"), contact_row.unsubscribed, suppressed
-        )
-        window = max((cap.window for cap in self.policy.caps), default=timedelta(0))
-        rule = job.reads.rules.get(action.rule_id) if action.rule_id else None
+            address, contact_row.timezone, contact_row.consent.get("email"), contact_row.unsubscribed,
+            contact_row.suppressed,
+        )  # fmt: skip
+        rule = reads.rules.get(action.rule_id) if action.rule_id else None
         cooldown = rule.cooldown if rule is not None else None
-        since = now - max(window, cooldown or timedelta(0))
-        sent, rule_last = await asyncio.to_thread(self.store.message_history, action.customer_id, action.rule_id, since)
+        since = now - max(self.window, cooldown or timedelta(0))
+        if reads.since is not None and reads.since <= since and action.customer_id in reads.messages:
+            sent, rule_last = history_of(reads.messages[action.customer_id], action.rule_id, since)
+        else:
+            sent, rule_last = await asyncio.to_thread(
+                self.store.message_history, action.customer_id, action.rule_id, since
+            )
         verdict = policy_decision(
             contact,
             batch_history(job, sent, rule_last, since),
@@ -163,7 +175,7 @@ class EmailExecutor:
             payload,
             rule_id=action.rule_id or "",
             recommendations=recommendations,
-            loyalty=await asyncio.to_thread(self._loyalty, action.customer_id, job.reads.program),
+            loyalty=await asyncio.to_thread(self._loyalty, job),
             unsubscribe_url=unsubscribe,
         )
         try:
@@ -205,9 +217,14 @@ class EmailExecutor:
         log.info("email_sent", action=action.id, rule=action.rule_id)
         return sent_outcome
 
-    def _loyalty(self, customer_id: str, program: LoyaltyProgram) -> dict[str, Any]:
-        with self.store.session() as session:
-            points = self.store.balance(session, customer_id)
+    def _loyalty(self, job: Job) -> dict[str, Any]:
+        """The customer's points and tier; the batch's read unless an earlier action of theirs in
+        the batch may have changed them."""
+        customer_id, program = job.action.customer_id, job.reads.program
+        points = job.reads.balances.get(customer_id)
+        if points is None or any(a.kind in LEDGER_KINDS for a, _ in job.earlier):
+            with self.store.session() as session:
+                points = self.store.balance(session, customer_id)
         return {"points": points, "tier": tier_of(points, program)}
 
     @staticmethod
