@@ -5,7 +5,9 @@ Every ``INTERACTION_DISPATCH_INTERVAL_S`` (:meth:`Dispatcher.tick`):
 1. claim a batch of due actions (pending, waits that ran out, deferred messages whose quiet
    hours ended; one statement) and hand each to the executor of its kind
    (:mod:`ecrm_interaction.delivery.actions`): customers in parallel, one customer's actions
-   in order. A delivery that fails (SMTP or webhook down) is retried with exponential backoff
+   in order; what the actions read alike (profiles, rules, templates, contacts, recent
+   messages, balances: :class:`~ecrm_interaction.delivery.actions.base.BatchReads`) is read
+   once for the batch. A delivery that fails (SMTP or webhook down) is retried with exponential backoff
    for ``INTERACTION_RETRY_FOR_S`` before it counts as failed; the batch's outcomes are
    stored together (one statement per kind of outcome);
 2. fire the scheduled rules whose cron slot came (:mod:`ecrm_interaction.delivery.schedules`);
