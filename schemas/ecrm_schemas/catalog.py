@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, NonNegativeInt
 
+from ecrm_schemas.actions import ActionKind
+
 
 class Source(StrEnum):
     """Where a domain event comes from in the eCRM lifecycle."""
@@ -219,7 +221,7 @@ class ConsentUpdated(_Properties):
 class _Decision(_Properties):
     decision_id: str = Field(min_length=1)
     rule_id: str | None = None
-    action: Literal["email", "webhook", "notify", "case", "points", "reward"]
+    action: ActionKind
     channel: str | None = None
 
 

@@ -13,6 +13,7 @@ formulas and parameters from the aggregator's ``computed_traits`` module. A drif
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
 import re
 import sys
@@ -61,6 +62,8 @@ def _type_name(annotation: Any) -> str:
         return _type_name(get_args(annotation)[0])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"object ({_model_title(annotation)})"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):  # like a Literal of its values
+        return " / ".join(f"`{member.value}`" for member in annotation)
     simple = {str: "string", int: "integer", float: "number", bool: "boolean", Decimal: "decimal",
               datetime: "timestamp (ISO 8601)", HttpUrl: "URL"}  # fmt: skip
     if annotation in simple:

@@ -60,8 +60,9 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     """True: marketing needs explicit consent; False: only a withdrawn consent stops it."""
     interaction_dispatch_interval_s: float = Field(default=0.5, gt=0)
     interaction_send_concurrency: int = Field(default=8, ge=1, le=200)
-    """Actions carried out at once (different customers in parallel). A crash can send again
-    only a message the server accepted in the instant before it: at most this many."""
+    """Actions claimed per batch and carried out at once (different customers in parallel). A
+    crash can send again only the messages of its batch the server accepted before the batch's
+    outcomes were stored: at most this many."""
     interaction_retry_for_s: float = Field(default=72 * 3600, gt=0)
     """How long a message that cannot be delivered (SMTP or webhook down) is retried before it fails."""
     interaction_webhook_timeout_s: float = Field(default=10.0, gt=0)

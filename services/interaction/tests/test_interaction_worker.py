@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -154,7 +155,7 @@ async def test_case_and_loyalty_events_of_the_outbox_reach_the_events_topic_once
     store.write(case_store.update_case, case_id, CaseChange(status="resolved"), "agent-1", now)
     dispatcher = Dispatcher(settings, store, ReliableProducer(settings.kafka_client_config()))
     dispatcher.publish()
-    assert store.unpublished_events() == []
+    assert _unpublished_events(store) == []
     dispatcher.publish()  # nothing left to publish
     reported = [orjson.loads(v) for _, v in read_topic(fresh_kafka_broker.bootstrap, EVENTS.name, expect=3)]
     assert sorted((e["event"], e["userId"]) for e in reported) == [
@@ -166,7 +167,7 @@ async def test_case_and_loyalty_events_of_the_outbox_reach_the_events_topic_once
         "bronze",
         "order o1",
     )
-    assert store.unpublished_events() == []
+    assert _unpublished_events(store) == []
 
 
 async def test_segments_are_listed_as_the_topic_holds_them_and_a_typo_is_refused_before_publishing(
@@ -225,3 +226,10 @@ async def test_segments_are_listed_as_the_topic_holds_them_and_a_typo_is_refused
         assert [k for k, _ in records] == [b"loyal", b"broken", b"vip", b"vip"]  # the typo never reached it
     finally:
         follower.stop()
+
+
+def _unpublished_events(store: Store) -> list[Any]:
+    from ecrm_interaction.storage import outbox
+
+    with store.sessions() as session:
+        return outbox.unpublished_events(session)

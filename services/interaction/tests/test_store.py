@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import Any
 
 import pytest
 from alembic import command
@@ -12,6 +13,7 @@ from sqlalchemy import inspect, text
 from ecrm_interaction.engine.contact_policy import address_digest
 from ecrm_interaction.engine.planning import PlannedAction
 from ecrm_interaction.engine.rules import TemplateSpec
+from ecrm_interaction.storage import actions as action_rows
 from ecrm_interaction.storage import actions as action_store
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import cases as case_store
@@ -23,6 +25,7 @@ from ecrm_interaction.storage.actions import insert_actions, new_action
 from ecrm_interaction.storage.cases import CaseChange, CaseOpening
 from ecrm_interaction.storage.customers import CustomerRow, SuppressionRow, write_profiles, write_suppressions
 from ecrm_interaction.storage.store import Store, make_engine, migrate
+from ecrm_schemas.actions import ActionStatus
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 TEMPLATE = TemplateSpec(id="t", subject="s", text="x")
@@ -141,11 +144,18 @@ def test_actions_are_added_once_and_leased_to_one_dispatcher(store) -> None:
     with store.sessions.begin() as session:
         assert insert_actions(session, [new_action(p, NOW) for p in planned]) == 3
         assert insert_actions(session, [new_action(p, NOW) for p in planned]) == 0
-    first = store.claim_due(NOW, 10, timedelta(minutes=2))
-    assert len(first) == 3 and store.claim_due(NOW, 10, timedelta(minutes=2)) == []  # leased
-    assert len(store.claim_due(NOW + timedelta(minutes=3), 10, timedelta(minutes=2))) == 3  # the lease ran out
-    store.finish(first[0].id, status="sent", done_at=NOW)
-    assert len(store.claim_due(NOW + timedelta(minutes=6), 10, timedelta(minutes=2))) == 2
+
+    def claim(at: datetime) -> list[Any]:
+        with store.sessions.begin() as session:
+            return action_rows.claim_due(session, at, 10, timedelta(minutes=2))
+
+    first = claim(NOW)
+    assert len(first) == 3 and claim(NOW) == []  # leased
+    assert len(claim(NOW + timedelta(minutes=3))) == 3  # the lease ran out
+    with store.sessions.begin() as session:
+        sent = action_rows.Finished(first[0].id, ActionStatus.SENT, "ok", NOW, 1, first[0].dedup_key)
+        action_rows.finish(session, [sent], [])
+    assert len(claim(NOW + timedelta(minutes=6))) == 2
 
 
 def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:

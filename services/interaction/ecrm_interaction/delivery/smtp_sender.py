@@ -154,3 +154,16 @@ async def deliver(
         await smtp.send_message(message)
         if accepted is not None:
             await accepted()
+
+
+@dataclass(frozen=True, slots=True)
+class Mailer:
+    """Where and how the service sends mail: the server, the timeout and the From address."""
+
+    target: SmtpTarget
+    timeout_s: float
+    sender: str
+
+    async def send(self, message: EmailMessage, accepted: Callable[[], Awaitable[None]] | None = None) -> None:
+        """:func:`deliver` ``message`` to the server."""
+        await deliver(message, self.target, self.timeout_s, accepted=accepted)

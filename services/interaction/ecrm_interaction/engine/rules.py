@@ -43,6 +43,7 @@ from pydantic import (
 from typing_extensions import TypeAliasType
 
 from ecrm_interaction.engine.rendering import check_template
+from ecrm_schemas.actions import ActionKind
 from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.conditions import AllOf, AnyOf, Int64, NoneOf, TraitCondition
 from ecrm_schemas.profile_paths import TriggerPath
@@ -208,7 +209,7 @@ class Wait(BaseModel):
 
 class EmailAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["email"] = "email"
+    kind: Literal[ActionKind.EMAIL] = ActionKind.EMAIL
     template: Id
     recommendations: int = Field(default=0, ge=0, le=20)
     """How many recommended products the template gets as ``recommendations``."""
@@ -218,7 +219,7 @@ class WebhookAction(BaseModel):
     """POST the decision (customer, trigger, rule) as JSON, signed per Standard Webhooks."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["webhook"] = "webhook"
+    kind: Literal[ActionKind.WEBHOOK] = ActionKind.WEBHOOK
     url: HttpUrl
     secret: Annotated[str, StringConstraints(min_length=16, max_length=200)]
     """The signing secret (``whsec_`` + base64, or any string of 16+ characters)."""
@@ -229,7 +230,7 @@ class NotifyAction(BaseModel):
     (Slack-compatible ``{"text": ...}``)."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["notify"] = "notify"
+    kind: Literal[ActionKind.NOTIFY] = ActionKind.NOTIFY
     emails: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(default_factory=list)
     chat_webhook: HttpUrl | None = None
     message: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = (
@@ -245,7 +246,7 @@ class NotifyAction(BaseModel):
 
 class CaseAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["case"] = "case"
+    kind: Literal[ActionKind.CASE] = ActionKind.CASE
     subject: Annotated[str, StringConstraints(min_length=1, max_length=300)]
     """A template, like the message of a notification."""
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
@@ -255,7 +256,7 @@ class CaseAction(BaseModel):
 
 class PointsAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["points"] = "points"
+    kind: Literal[ActionKind.POINTS] = ActionKind.POINTS
     points: int = Field(ge=-1_000_000, le=1_000_000)
     reason: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "rule"
 
@@ -264,7 +265,7 @@ class RewardAction(BaseModel):
     """Issue a reward code; a later email action of the same rule shows it as ``reward.code``."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["reward"] = "reward"
+    kind: Literal[ActionKind.REWARD] = ActionKind.REWARD
     reward: Id
     """What is given (``gold-welcome-voucher``): the reward's kind."""
     points_cost: int = Field(default=0, ge=0, le=1_000_000_000)
@@ -273,6 +274,8 @@ class RewardAction(BaseModel):
 Action = Annotated[
     EmailAction | WebhookAction | NotifyAction | CaseAction | PointsAction | RewardAction, Field(discriminator="kind")
 ]
+"""A rule's action, told apart by its :class:`~ecrm_schemas.actions.ActionKind` (a new kind joins this
+union, the enum, the catalog and the executor registry: ``tests/test_action_kinds.py`` checks)."""
 
 
 class RuleSpec(BaseModel):

@@ -15,7 +15,8 @@ from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED
 from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.storage import audit
 from ecrm_interaction.storage.models import Action, EmailTemplate, LoyaltyProgramRow, Rule
-from ecrm_interaction.storage.store import OPEN, Store
+from ecrm_interaction.storage.store import Store
+from ecrm_schemas.actions import OPEN
 
 
 def upsert_rules(

@@ -9,9 +9,8 @@ redelivered Kafka batch or a second replica changes nothing. Work is claimed wit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -23,12 +22,11 @@ from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from ecrm_interaction.engine.contact_policy import address_digest
 from ecrm_interaction.engine.planning import released_key, releases_once
-from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import audit as audit_log
-from ecrm_interaction.storage import suppressions
+from ecrm_interaction.storage import outbox
+from ecrm_interaction.storage.contacts import ContactRow, contacts
 from ecrm_interaction.storage.models import (
     Action,
     AuditEntry,
@@ -50,10 +48,6 @@ T = TypeVar("T")
 
 LOYALTY_EVENT = CatalogEvent.LOYALTY_POINTS_AWARDED
 """What the ledger reports; the aggregator folds its balance and tier into the profile."""
-FINAL = ("sent", "done", "suppressed", "cancelled", "failed", "deferred")
-"""Statuses reported on Kafka (``deferred`` too: it says until when)."""
-OPEN = ("waiting", "pending", "deferred")
-"""Statuses of actions not carried out yet."""
 
 
 def make_engine(url: str) -> Engine:
@@ -133,15 +127,6 @@ def _audit_about(ids: list[str], case_ids: list[str]) -> Any:
             (AuditEntry.entity == "case") & AuditEntry.entity_id.in_(case_ids),
         )
     )
-
-
-@dataclass(frozen=True, slots=True)
-class ContactRow:
-    email: str | None
-    timezone: str | None
-    unsubscribed: bool
-    suppressed: str | None
-    consent: dict[str, bool]
 
 
 def insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
@@ -225,21 +210,6 @@ class Store:
 
     # --- the event outbox -----------------------------------------------------------------
 
-    def add_event(
-        self, session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
-    ) -> bool:
-        """Record an event to publish once ``session`` commits (once per ``message_id``)."""
-        return record_event(session, name, customer_id, message_id, properties, at)
-
-    def unpublished_events(self, limit: int = 500) -> list[OutboxEvent]:
-        with self.sessions() as session:
-            query = select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
-            return list(session.scalars(query.order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit)))
-
-    def mark_events_published(self, ids: Sequence[str], at: datetime) -> None:
-        with self.sessions.begin() as session:
-            session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(list(ids))).values(published_at=at))
-
     def set_consent(
         self,
         session: Session,
@@ -314,7 +284,7 @@ class Store:
         """Add a ledger entry once per ``dedup_key``; returns the points it added (a balance never
         goes below 0: a debit takes at most what is there), None when the key was used already.
         The entry is reported as a ``Loyalty Points Awarded`` event (the balance, as of when it is
-        published: :meth:`loyalty_event`)."""
+        published: :func:`ecrm_interaction.delivery.outbox_relay.outbox_event`)."""
         if points < 0:
             points = max(points, -self.balance(session, customer_id))
         entry_id = str(uuid.uuid4())
@@ -330,17 +300,8 @@ class Store:
         if self._insert_ignore(session, LoyaltyEntry, [row]) != 1:
             return None
         properties = {"points": points, "reason": reason[:200] or "points", "rule_id": rule_id}
-        self.add_event(session, LOYALTY_EVENT, customer_id, f"{OWN_EVENTS}loyalty-{entry_id}", properties, at)
+        outbox.add_event(session, LOYALTY_EVENT, customer_id, f"{OWN_EVENTS}loyalty-{entry_id}", properties, at)
         return points
-
-    def loyalty_event(self, row: OutboxEvent, program: LoyaltyProgram) -> dict[str, Any]:
-        """The properties of a ``Loyalty Points Awarded`` outbox row, with the customer's balance
-        and tier now: whatever order the events arrive in, the latest one says the balance."""
-        from ecrm_interaction.engine.loyalty import tier_of
-
-        with self.sessions() as session:
-            balance = max(self.balance(session, row.customer_id), 0)
-        return {**orjson.loads(row.properties), "balance": balance, "tier": tier_of(balance, program)}
 
     def issue_reward(
         self,
@@ -367,44 +328,10 @@ class Store:
 
     # --- the dispatcher ------------------------------------------------------------------
 
-    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Action]:
-        """Lease up to ``limit`` actions that are due; another dispatcher skips them until the lease ends."""
-        with self.sessions.begin() as session:
-            due = session.scalars(
-                select(Action.id)
-                .where(
-                    Action.status.in_(("pending", "waiting", "deferred")),
-                    Action.due_at <= now,
-                    or_(Action.lease_until.is_(None), Action.lease_until < now),
-                )
-                .order_by(Action.due_at)
-                .limit(limit)
-            ).all()
-            claimed = []
-            for action_id in due:
-                result = session.execute(
-                    update(Action)
-                    .where(Action.id == action_id, or_(Action.lease_until.is_(None), Action.lease_until < now))
-                    .values(lease_until=now + lease)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(action_id)
-            return list(session.scalars(select(Action).where(Action.id.in_(claimed)).order_by(Action.due_at)))
-
-    def finish(self, action_id: str, **values: Any) -> None:
-        """Record an action's outcome (and release its lease)."""
-        with self.sessions.begin() as session:
-            session.execute(update(Action).where(Action.id == action_id).values(lease_until=None, **values))
-
     def contact(self, customer_id: str, channel: str = "email") -> ContactRow:
+        """:func:`ecrm_interaction.storage.contacts.contacts` of one customer."""
         with self.sessions() as session:
-            row = session.get(Customer, customer_id)
-            consent = _marketing_consent(session, customer_id)
-            if row is None:
-                return ContactRow(None, None, False, None, consent)
-            suppression = suppressions.in_force(session, address_digest(row.email)) if row.email else None
-            suppressed = suppression.reason if suppression is not None else None
-            return ContactRow(row.email, row.timezone, row.unsubscribed_at is not None, suppressed, consent)
+            return contacts(session, {customer_id: None})[customer_id]
 
     def message_history(
         self, customer_id: str, rule_id: str | None, since: datetime
@@ -429,31 +356,6 @@ class Store:
                 )
             )
             return [s for s in sent if s is not None], aware(last)
-
-    def unpublished(self, limit: int = 500) -> list[Action]:
-        with self.sessions() as session:
-            return list(
-                session.scalars(
-                    select(Action)
-                    .where(Action.status.in_(FINAL), or_(Action.published.is_(None), Action.published != Action.status))
-                    .order_by(Action.updated_at)
-                    .limit(limit)
-                )
-            )
-
-    def mark_published(self, published: Iterable[tuple[str, str]]) -> None:
-        with self.sessions.begin() as session:
-            for action_id, status in published:
-                session.execute(update(Action).where(Action.id == action_id).values(published=status))
-
-    def queue_sizes(self) -> dict[str, int]:
-        with self.sessions() as session:
-            rows = session.execute(
-                select(Action.status, func.count())
-                .where(Action.status.in_(("pending", "waiting", "deferred")))
-                .group_by(Action.status)
-            ).all()
-            return {status: count for status, count in rows}
 
     # --- schedules -------------------------------------------------------------------------
 

@@ -1,0 +1,73 @@
+"""``case``: open a customer-service case (once per action), the triggering comment as its first note."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import BaseModel
+
+from ecrm_interaction.delivery.actions.base import Job, Outcome, Wiring, action_completed, done, render_failed
+from ecrm_interaction.engine.rendering import RenderError, message_context, render_text
+from ecrm_interaction.engine.rules import CaseAction
+from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage.cases import CaseOpening
+from ecrm_interaction.storage.models import Action
+from ecrm_schemas.actions import ActionKind
+
+if TYPE_CHECKING:
+    from ecrm_interaction.storage.store import Store
+
+COMMENT_PROPERTIES = {"NPS Answered": "comment", "Survey Answered": "text"}
+"""The property that holds a customer's own words, by event: the first note of a case it opens."""
+
+
+def customer_comment(trigger: dict[str, Any]) -> tuple[str, str] | None:
+    """(author, text) of the comment in a rule's triggering event, if it has one."""
+    name = trigger.get("event")
+    comment = (trigger.get("properties") or {}).get(COMMENT_PROPERTIES.get(name or "", ""))
+    if isinstance(comment, str) and comment.strip():
+        return f"customer ({name})", comment.strip()[:10_000]
+    return None
+
+
+class CaseExecutor:
+    kind: ClassVar[ActionKind] = ActionKind.CASE
+    spec: ClassVar[type[BaseModel]] = CaseAction
+    channel: ClassVar[str | None] = None
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @classmethod
+    def build(cls, wiring: Wiring) -> Self:
+        return cls(wiring.store)
+
+    async def execute(self, job: Job) -> Outcome:
+        return await asyncio.to_thread(self._open, job)
+
+    def _open(self, job: Job) -> Outcome:
+        spec, action = job.spec, job.action
+        assert isinstance(spec, CaseAction)
+        try:
+            subject = render_text(spec.subject, message_context(job.payload, rule_id=action.rule_id or ""))
+        except RenderError as exc:
+            raise render_failed(action, exc, part="subject") from exc
+        with self.store.sessions.begin() as session:
+            opening = CaseOpening(
+                customer_id=action.customer_id,
+                subject=subject[:300],
+                priority=spec.priority,
+                sla=spec.sla,
+                assignee=spec.assignee,
+                rule_id=action.rule_id,
+                dedup_key=action.dedup_key,
+                note=customer_comment(job.payload.get("trigger") or {}),
+            )
+            case_id = case_store.open_case(session, opening, job.now)
+        return done("case opened" if case_id else "case already open", subject=subject[:500], recipient=case_id)
+
+    @staticmethod
+    def completed(action: Action, spec: dict[str, Any], base: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        # ``Case Opened`` itself comes from the case's own outbox event.
+        return action_completed(action, base, case_id=action.recipient)

@@ -1,0 +1,78 @@
+"""The event outbox: events written in the transaction of the change they report, published
+by :mod:`ecrm_interaction.delivery.outbox_relay` once that change is committed.
+
+Functions take the caller's session and never commit. The relay's reads of a batch are one
+query each: the rows, the customers they name, the loyalty balances they report.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ecrm_interaction.storage.models import Customer, LoyaltyEntry, OutboxEvent
+
+_CHUNK = 1000
+"""Ids per ``IN (…)`` (SQLite's parameter limit)."""
+
+
+def add_event(
+    session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
+) -> bool:
+    """Record an event to publish once ``session`` commits (once per ``message_id``); whether it was new."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    row = {
+        "id": str(uuid.uuid4()),
+        "customer_id": customer_id,
+        "name": name,
+        "message_id": message_id,
+        "properties": orjson.dumps(properties, default=str).decode(),
+        "created_at": at,
+    }
+    statement = dialect.insert(OutboxEvent).values([row]).on_conflict_do_nothing().returning(OutboxEvent.id)
+    return len(session.execute(statement).all()) == 1
+
+
+def unpublished_events(session: Session, limit: int = 500) -> list[OutboxEvent]:
+    """The oldest events not published yet, in the order they were recorded."""
+    query = select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+    return list(session.scalars(query.order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit)))
+
+
+def mark_events_published(session: Session, ids: Sequence[str], at: datetime) -> None:
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start : start + _CHUNK])
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(chunk)).values(published_at=at))
+
+
+def stored_profiles(session: Session, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored profile of each of these customers that has one (one query per thousand ids)."""
+    ids = sorted(set(customer_ids))
+    profiles: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = session.execute(
+            select(Customer.customer_id, Customer.profile).where(Customer.customer_id.in_(ids[start : start + _CHUNK]))
+        )
+        profiles.update((customer_id, orjson.loads(profile)) for customer_id, profile in rows if profile)
+    return profiles
+
+
+def balances(session: Session, customer_ids: Iterable[str]) -> dict[str, int]:
+    """The loyalty balance of each of these customers (0 without entries), one query per thousand ids."""
+    ids = sorted(set(customer_ids))
+    found = dict.fromkeys(ids, 0)
+    for start in range(0, len(ids), _CHUNK):
+        rows = session.execute(
+            select(LoyaltyEntry.customer_id, func.sum(LoyaltyEntry.points))
+            .where(LoyaltyEntry.customer_id.in_(ids[start : start + _CHUNK]))
+            .group_by(LoyaltyEntry.customer_id)
+        )
+        found.update((customer_id, int(points or 0)) for customer_id, points in rows)
+    return found
