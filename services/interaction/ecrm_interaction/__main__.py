@@ -23,11 +23,11 @@ from ecrm_interaction.engine.rules_file import load_rules_file
 from ecrm_interaction.engine.unsubscribe import (
     InvalidUnsubscribeToken,
     token_of_mail,
-    unsubscribe_customer,
     verify_unsubscribe,
 )
 from ecrm_interaction.privacy.requests import PrivacyRequests
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage import suppressions as suppression_store
 from ecrm_interaction.storage import tokens
@@ -147,7 +147,7 @@ def unsubscribe_mail(
         except InvalidUnsubscribeToken:
             typer.echo(f"{name}: ignored, no valid unsubscribe token in the subject", err=True)
             continue
-        if unsubscribe_customer(store, customer_id, "unsubscribe-mail", datetime.now(UTC)):
+        if store.write(customer_store.unsubscribe, customer_id, "unsubscribe-mail", datetime.now(UTC)):
             dispatcher.report(CatalogEvent.UNSUBSCRIBED, customer_id, f"ecrm-interaction-unsubscribe-{customer_id}",
                               {"list_id": "marketing"})  # fmt: skip
         typer.echo(f"{name}: unsubscribed")

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from interaction_factories import DispatchSetup, change, rule, trigger
 from sqlalchemy import event
@@ -18,6 +19,7 @@ from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.storage import actions as action_rows
 from ecrm_interaction.storage import actions as action_store
 from ecrm_interaction.storage.actions import Finished, Rescheduled, insert_actions, new_action
+from ecrm_interaction.storage.customers import CustomerRow, write_profiles
 from ecrm_interaction.storage.store import Store
 from ecrm_schemas.actions import ActionStatus
 
@@ -110,7 +112,8 @@ def test_the_relay_reads_a_batch_in_four_queries(relational_store, size) -> None
     _plan(store, size)
     with store.sessions.begin() as session:
         for i in range(size):
-            store.upsert_customer(session, f"c{i}", {"customer_id": f"c{i}", "user_id": f"c{i}"}, 1, None, None)
+            profile = orjson.dumps({"customer_id": f"c{i}", "user_id": f"c{i}"}).decode()
+            write_profiles(session, [CustomerRow(f"c{i}", profile, 1, None, None, None)])
             store.add_points(session, f"c{i}", 10 + i, "order", f"p{i}", None, NOW)
         claimed = action_rows.claim_due(session, NOW, size, LEASE)
         action_rows.finish(session, [Finished(a.id, ActionStatus.DONE, "ok", NOW, 1, a.dedup_key) for a in claimed], [])

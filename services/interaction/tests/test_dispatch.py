@@ -18,6 +18,7 @@ from ecrm_interaction.delivery.webhooks import signing_key
 from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.storage import actions as action_store
 from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage import loyalty as loyalty_store
 from ecrm_interaction.storage.customers import SegmentRow, write_segments
 
@@ -66,7 +67,7 @@ async def test_the_contact_policy_suppresses_defers_and_caps(tmp_path, smtp_sink
         rule(id="receipt", category="transactional", trigger={"kind": "event", "event": "Order Completed"}),
     )
     with setup.store.sessions.begin() as session:
-        setup.store.mark_unsubscribed(session, "gone", NOON)
+        customer_store.mark_unsubscribed(session, "gone", NOON)
     setup.take(change(trigger(message_id="a"), customer="gone"))
     setup.take(change(trigger(message_id="b"), customer="night", timezone="Europe/Oslo"))
     setup.take(change(trigger(message_id="c"), customer="busy"))

@@ -29,6 +29,13 @@ MAY_USE: dict[str, set[str]] = {
     "privacy": {"engine", "storage"},
     "api": {"engine", "storage", "consumer", "delivery", "privacy"},
 }
+CROSSINGS = {
+    (
+        "delivery",
+        "ecrm_interaction.consumer.intake",
+    ): "scheduled rules plan their firings through the intake, as the consumer does",
+}
+"""The imports across rooms that are allowed by name, each with why."""
 IO_LIBRARIES = {
     "sqlalchemy",
     "confluent_kafka",
@@ -77,7 +84,7 @@ def test_a_room_uses_only_the_rooms_below_it(room: str) -> None:
     for path in sorted((PACKAGE / room).rglob("*.py")):
         for line, module in _imports(path):
             used = _room_of(module)
-            if used is not None and used != room and used not in MAY_USE[room]:
+            if used is not None and used != room and used not in MAY_USE[room] and (room, module) not in CROSSINGS:
                 wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports {module}")
     assert not wrong, f"{room}/ may use only {sorted(MAY_USE[room]) or 'itself'}: {wrong}"
 

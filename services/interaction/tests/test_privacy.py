@@ -20,6 +20,7 @@ from ecrm_interaction.privacy.subjects import (
 )
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage import models
 from ecrm_interaction.storage.actions import Skip, insert_actions, new_action, record_skips
 from ecrm_interaction.storage.cases import CaseOpening
@@ -77,7 +78,7 @@ def _fill(store: Store, customer: str) -> str:
                 )
             ],
         )
-        store.set_consent(session, customer, "email", True, "marketing", "api", NOW)
+        customer_store.set_consent(session, customer, "email", True, "marketing", "api", NOW)
         write_segments(session, [SegmentRow(customer, "vip", "VIP", NOW)], [])
         planned = PlannedAction(f"w:{customer}", "email", "r", customer, "marketing", "m", "pending", NOW, {})
         insert_actions(session, [new_action(planned, NOW)])

@@ -17,6 +17,7 @@ from ecrm_interaction.storage import actions as action_rows
 from ecrm_interaction.storage import actions as action_store
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage import loyalty as loyalty_store
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage import suppressions as suppression_store
@@ -222,8 +223,10 @@ def test_tokens_are_stored_hashed_and_revocable(store) -> None:
 def test_consent_unsubscribe_and_suppression(store) -> None:
     with store.sessions.begin() as session:
         write_profiles(session, [CustomerRow("u1", '{"customer_id": "u1"}', 1, "ada@example.com", "Europe/Oslo", None)])
-        assert store.mark_unsubscribed(session, "u1", NOW) and not store.mark_unsubscribed(session, "u1", NOW)
-        store.set_consent(session, "u1", "sms", True, "marketing", "form", NOW)
+        assert customer_store.mark_unsubscribed(session, "u1", NOW) and not customer_store.mark_unsubscribed(
+            session, "u1", NOW
+        )
+        customer_store.set_consent(session, "u1", "sms", True, "marketing", "form", NOW)
         write_profiles(session, [CustomerRow("u2", '{"customer_id": "u2"}', 1, "gone@example.com", None, None)])
         write_suppressions(
             session,
@@ -238,7 +241,7 @@ def test_consent_unsubscribe_and_suppression(store) -> None:
         {"sms": True},
     )
     with store.sessions.begin() as session:  # opting in to email later undoes the unsubscribe
-        store.set_consent(session, "u1", "email", True, "marketing", "form", NOW + timedelta(days=1))
+        customer_store.set_consent(session, "u1", "email", True, "marketing", "form", NOW + timedelta(days=1))
     assert not store.contact("u1").unsubscribed and store.contact("u2").suppressed == "hard_bounce"
 
 

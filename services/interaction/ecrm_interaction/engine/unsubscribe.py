@@ -7,15 +7,10 @@ A link names the customer and the message it came in; it is signed with ``TRACKI
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from email.message import Message
-from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, Field, ValidationError
-
-if TYPE_CHECKING:
-    from ecrm_interaction.storage.store import Store
 
 _SALT = "ecrm.unsubscribe.v1"
 _MAILTO_SUBJECT = re.compile(r"\bunsubscribe\s+(\S+)", re.IGNORECASE)
@@ -46,11 +41,3 @@ def token_of_mail(message: Message) -> str | None:
     (``unsubscribe <token>``, as our header asks; a client may prefix ``Re:`` or the like)."""
     match = _MAILTO_SUBJECT.search(str(message.get("Subject", "")))
     return match[1] if match else None
-
-
-def unsubscribe_customer(store: Store, customer_id: str, source: str, now: datetime) -> bool:
-    """Unsubscribe from marketing and withdraw email marketing consent; whether it changed anything."""
-    with store.sessions.begin() as session:
-        changed = store.mark_unsubscribed(session, customer_id, now)
-        store.set_consent(session, customer_id, "email", False, "marketing", source, now)
-    return changed

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ecrm_interaction.storage.bulk import chunks, table_of, upsert
 from ecrm_interaction.storage.models import AddressSuppression, Consent, Customer, CustomerSegment, utcnow
+from ecrm_interaction.storage.store import MARKETING, aware
 
 
 @dataclass(slots=True)
@@ -220,3 +221,47 @@ def segments(session: Session, customer_id: str) -> list[CustomerSegment]:
 def consents(session: Session, customer_id: str) -> list[Consent]:
     """Every consent of the customer (each channel and purpose)."""
     return list(session.scalars(select(Consent).where(Consent.customer_id == customer_id)))
+
+
+def _customer_row(session: Session, customer_id: str) -> Customer:
+    row = session.get(Customer, customer_id)
+    if row is None:
+        row = Customer(customer_id=customer_id, profile_version=-1)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def mark_unsubscribed(session: Session, customer_id: str, at: datetime) -> bool:
+    """Unsubscribe the customer from marketing; whether it changed anything (it is idempotent)."""
+    row = _customer_row(session, customer_id)
+    if row.unsubscribed_at is not None:
+        return False
+    row.unsubscribed_at = at
+    return True
+
+
+def set_consent(
+    session: Session, customer_id: str, channel: str, granted: bool, purpose: str, source: str, at: datetime
+) -> None:
+    """Record one consent (channel, purpose) unless a newer one is stored; opting in to email
+    marketing again undoes an earlier unsubscribe."""
+    row = session.get(Consent, (customer_id, channel, purpose))
+    if row is None:
+        session.add(
+            Consent(customer_id=customer_id, channel=channel, granted=granted, purpose=purpose, source=source,
+                    updated_at=at)
+        )  # fmt: skip
+    elif aware(row.updated_at) <= at:  # type: ignore[operator]
+        row.granted, row.source, row.updated_at = granted, source, at
+    if granted and channel == "email" and purpose == MARKETING:
+        customer = session.get(Customer, customer_id)
+        if customer is not None and customer.unsubscribed_at is not None and aware(customer.unsubscribed_at) < at:  # type: ignore[operator]
+            customer.unsubscribed_at = None
+
+
+def unsubscribe(session: Session, customer_id: str, source: str, now: datetime) -> bool:
+    """Unsubscribe from marketing and withdraw email marketing consent; whether it changed anything."""
+    changed = mark_unsubscribed(session, customer_id, now)
+    set_consent(session, customer_id, "email", False, MARKETING, source, now)
+    return changed

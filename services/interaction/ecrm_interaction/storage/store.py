@@ -192,52 +192,7 @@ class Store:
         """A session for one consumed batch; the caller commits it (``with store.session.begin()``)."""
         return self.sessions()
 
-    def _customer_row(self, session: Session, customer_id: str) -> Customer:
-        row = session.get(Customer, customer_id)
-        if row is None:
-            row = Customer(customer_id=customer_id, profile_version=-1)
-            session.add(row)
-            session.flush()
-        return row
-
-    def mark_unsubscribed(self, session: Session, customer_id: str, at: datetime) -> bool:
-        """Returns whether it changed anything (an unsubscribe is idempotent)."""
-        row = self._customer_row(session, customer_id)
-        if row.unsubscribed_at is not None:
-            return False
-        row.unsubscribed_at = at
-        return True
-
     # --- the event outbox -----------------------------------------------------------------
-
-    def set_consent(
-        self,
-        session: Session,
-        customer_id: str,
-        channel: str,
-        granted: bool,
-        purpose: str,
-        source: str,
-        at: datetime,
-    ) -> None:
-        row = session.get(Consent, (customer_id, channel, purpose))
-        if row is None:
-            session.add(
-                Consent(
-                    customer_id=customer_id,
-                    channel=channel,
-                    granted=granted,
-                    purpose=purpose,
-                    source=source,
-                    updated_at=at,
-                )
-            )
-        elif aware(row.updated_at) <= at:  # type: ignore[operator]
-            row.granted, row.source, row.updated_at = granted, source, at
-        if granted and channel == "email" and purpose == MARKETING:
-            customer = session.get(Customer, customer_id)
-            if customer is not None and customer.unsubscribed_at is not None and aware(customer.unsubscribed_at) < at:  # type: ignore[operator]
-                customer.unsubscribed_at = None  # opting in again undoes an earlier unsubscribe
 
     def facts_of(
         self, session: Session, customer_id: str

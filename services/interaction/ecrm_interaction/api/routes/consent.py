@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from ecrm_interaction.api.deps import Marketer, SessionDep, StoreDep
 from ecrm_interaction.storage import audit
+from ecrm_interaction.storage import customers as customer_store
 
 
 class ConsentIn(BaseModel):
@@ -31,7 +32,9 @@ def router() -> APIRouter:
     ) -> dict[str, Any]:
         """Record the customer's consent (audited); granting marketing email undoes an earlier unsubscribe."""
         now = datetime.now(UTC)
-        store.set_consent(session, customer_id, channel, consent.granted, consent.purpose, f"api:{who.name}", now)
+        customer_store.set_consent(
+            session, customer_id, channel, consent.granted, consent.purpose, f"api:{who.name}", now
+        )
         audit.record(
             session, who.name, "consent", "customer", customer_id, {"channel": channel, **consent.model_dump()}
         )

@@ -9,8 +9,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ecrm_interaction.api.deps import SettingsDep, StoreDep
 from ecrm_interaction.delivery.dispatcher import Dispatcher
-from ecrm_interaction.engine.unsubscribe import InvalidUnsubscribeToken, unsubscribe_customer, verify_unsubscribe
+from ecrm_interaction.engine.unsubscribe import InvalidUnsubscribeToken, verify_unsubscribe
 from ecrm_interaction.settings import InteractionSettings
+from ecrm_interaction.storage import customers as customer_store
 from ecrm_schemas.catalog import CatalogEvent
 
 UNSUBSCRIBE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -48,7 +49,7 @@ def router(dispatcher: Dispatcher | None) -> APIRouter:
         """One-click unsubscribe (mail clients POST ``List-Unsubscribe=One-Click``; the page's
         button too). Idempotent: the second call changes nothing and answers the same."""
         customer_id = _customer_of(token, settings)
-        changed = unsubscribe_customer(store, customer_id, "unsubscribe-link", datetime.now(UTC))
+        changed = store.write(customer_store.unsubscribe, customer_id, "unsubscribe-link", datetime.now(UTC))
         if changed and dispatcher is not None:
             message_id = f"ecrm-interaction-unsubscribe-{customer_id}"
             dispatcher.report(CatalogEvent.UNSUBSCRIBED, customer_id, message_id, {"list_id": "marketing"})
