@@ -125,7 +125,10 @@ def test_two_interaction_services_share_profile_changes_and_survive_losing_one(
     error (a commit refused during a rebalance included): leaving and rejoining the group
     cost two more rebalances, each handing everything to the other replica. Every consumer is
     now built by ``consumer_config`` (heartbeat every tenth of the session timeout, the range
-    assignor for both co-partitioned topics) and the runtime never rebuilds its consumer."""
+    assignor for both co-partitioned topics) and the runtime never rebuilds its consumer.
+    And both replicas load the rules file into the one PostgreSQL as they start: one could lose
+    the insert race (``UniqueViolation`` on ``email_templates``) and die, leaving every
+    partition to the other; the load is now tried again (``_load_at_start``)."""
     customers = 300
     producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap, "linger.ms": 5})
     at = datetime.now(UTC).isoformat()  # identifies of now: within the rules' max_event_age
