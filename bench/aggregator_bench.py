@@ -106,7 +106,8 @@ def event_row(value: bytes, partition: int, offset: int) -> list[Any]:
     return [body["messageId"], key, body.get("userId", ""), body.get("anonymousId", ""), body["type"],
             body.get("event", ""), datetime.fromisoformat(body["timestamp"]), None,
             datetime.fromisoformat(body["receivedAt"]), orjson.dumps(body.get("properties", {})).decode(),
-            orjson.dumps(body.get("traits", {})).decode(), "{}", partition, offset]  # fmt: skip
+            orjson.dumps(body.get("traits", {})).decode(), "{}", partition, offset,
+            body.get("name", ""), body.get("category", "")]  # fmt: skip
 
 
 def measure_raw(bootstrap: str, clickhouse: ClickHouseServer, total: int, batch_size: int) -> dict[str, float]:

@@ -115,6 +115,20 @@ def test_two_aggregator_workers_share_partitions_and_survive_losing_one(
 def test_two_interaction_services_share_profile_changes_and_survive_losing_one(
     fresh_kafka_broker, smtp_sink, postgres_url, tmp_path
 ) -> None:
+    """Why one replica used to get every partition (the test was flaky): a member hears of a
+    rebalance only in the answer to its next heartbeat, and tansu forms the new generation
+    with the members that rejoined within about half the session timeout (3 s here). The
+    interaction consumer used librdkafka's default heartbeat (every 3 s), so a member whose
+    heartbeat fell late was left out: the other replica got all partitions, the late one then
+    started another rebalance, and so on, while each replica's gauge could still show the
+    partitions of the generation before. The old worker also rebuilt its consumer on any
+    error (a commit refused during a rebalance included): leaving and rejoining the group
+    cost two more rebalances, each handing everything to the other replica. Every consumer is
+    now built by ``consumer_config`` (heartbeat every tenth of the session timeout, the range
+    assignor for both co-partitioned topics) and the runtime never rebuilds its consumer.
+    And both replicas load the rules file into the one PostgreSQL as they start: one could lose
+    the insert race (``UniqueViolation`` on ``email_templates``) and die, leaving every
+    partition to the other; the load is now tried again (``_load_at_start``)."""
     customers = 300
     producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap, "linger.ms": 5})
     at = datetime.now(UTC).isoformat()  # identifies of now: within the rules' max_event_age
@@ -168,7 +182,7 @@ def test_two_interaction_services_share_profile_changes_and_survive_losing_one(
         while min(_metric(p, held) for p in ports) == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert min(_metric(p, held) for p in ports) > 0, "both services hold profile-change partitions"
-        time.sleep(2)  # a rebalance still settling would hand everything to one of them
+        time.sleep(2)  # lets a generation still forming settle before the stream starts
         sender.start()
         deadline = time.monotonic() + 90
         while (

@@ -7,6 +7,7 @@ upper case (``KAFKA_BOOTSTRAP_SERVERS``, ``LOG_LEVEL``, ...).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
@@ -73,6 +74,47 @@ class KafkaSettings(EnvSettings):
         if self.kafka_sasl_password:
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         return config
+
+    def kafka_consumer_config(self, group_id: str | None = None, **tuning: Any) -> dict[str, Any]:
+        """librdkafka settings of a consumer of this service (see :func:`consumer_config`)."""
+        return consumer_config(self.kafka_client_config(), group_id, self.kafka_session_timeout_ms, **tuning)
+
+
+FOLLOWER_GROUP = "unused"
+"""The group id of consumers that assign partitions themselves (librdkafka wants one; nothing joins it)."""
+
+
+def consumer_config(
+    client_config: dict[str, Any], group_id: str | None = None, session_timeout_ms: int = 45000, **tuning: Any
+) -> dict[str, Any]:
+    """The one place a Kafka consumer's configuration is assembled (confluent-kafka; faust derives its own
+    from it): offsets committed by the service only after processing, never automatically.
+
+    With ``group_id`` the consumer joins that group with the range assignor, which gives a member the same
+    partition numbers of every topic it reads: the aggregator's events and stitched events, the
+    interaction service's profile and segment changes, all keyed by customer, stay co-partitioned.
+    Heartbeats go every tenth of the session timeout: a member learns of a rebalance within a heartbeat,
+    and one that hears of it after the group formed without it is left out of that generation, the
+    other members sharing all its partitions until it joins again (librdkafka's default heartbeat of
+    3 s with the 6 s session timeout of the tests left a member out often: see
+    ``tests/test_scale_out.py``). Without ``group_id``: a follower that assigns partitions itself.
+    ``tuning`` adds or overrides librdkafka keys (``fetch.wait.max.ms``...).
+    """
+    config: dict[str, Any] = {
+        **client_config,
+        "group.id": group_id or FOLLOWER_GROUP,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "logger": logging.getLogger("ecrm.kafka"),
+    }
+    if group_id is not None:
+        config |= {
+            "session.timeout.ms": session_timeout_ms,
+            "heartbeat.interval.ms": max(100, min(3000, session_timeout_ms // 10)),
+            "partition.assignment.strategy": "range",
+        }
+    return config | tuning
 
 
 DEV_TRACKING_SECRET = "ecrm_dev_tracking_secret"

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from ecrm_schemas.settings import consumer_config
 from ecrm_schemas.topics import Topic
 
 log = structlog.get_logger()
@@ -33,9 +34,7 @@ class TopicFollower(threading.Thread):
         self.topic, self.apply = topic, apply
         self.caught_up = threading.Event()
         self._stop_event = threading.Event()
-        self._consumer = Consumer(
-            {**kafka_config, "group.id": "unused", "enable.auto.commit": False, "auto.offset.reset": "earliest"}
-        )
+        self._consumer = Consumer(consumer_config(kafka_config))
 
     def run(self) -> None:
         try:

@@ -54,7 +54,8 @@ def faust_credentials(settings: AggregatorSettings) -> faust.auth.Credentials | 
 
 
 def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
-    session_timeout_s = settings.kafka_session_timeout_ms / 1000
+    # The same group settings as every confluent-kafka consumer, in faust's terms.
+    consumer = settings.kafka_consumer_config(settings.aggregator_group_id)
     app = faust.App(
         settings.aggregator_group_id,
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
@@ -63,9 +64,9 @@ def build_app(settings: AggregatorSettings, writer: BatchWriter) -> faust.App:
         web_enabled=False,
         topic_disable_leader=True,
         topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=session_timeout_s,
-        broker_heartbeat_interval=min(3.0, session_timeout_s / 10),
+        consumer_auto_offset_reset=consumer["auto.offset.reset"],
+        broker_session_timeout=consumer["session.timeout.ms"] / 1000,
+        broker_heartbeat_interval=consumer["heartbeat.interval.ms"] / 1000,
         broker_commit_interval=1.0,
         # Do not wait for the batch in flight before stopping or rebalancing: it is not
         # acked, so it is delivered again, and waiting could block forever while

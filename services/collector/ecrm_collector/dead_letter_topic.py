@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from ecrm_collector.dead_letters import ReplayPlan, plan_replay
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.settings import consumer_config
 from ecrm_schemas.suppressions import follow_suppressions
 from ecrm_schemas.topics import EVENTS, EVENTS_DLQ
 
@@ -53,8 +54,7 @@ def read(
     The end is not taken from the watermarks alone: some brokers (tansu) report a high
     watermark behind their last record for a while.
     """
-    consumer = Consumer({**config, "group.id": REPLAY_GROUP, "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer = Consumer(consumer_config(config, REPLAY_GROUP))
     try:
         marks = _end_offsets(consumer, timeout_s)
         partitions = [TopicPartition(EVENTS_DLQ.name, p, OFFSET_BEGINNING) for p in marks]
@@ -114,7 +114,7 @@ def replay(
         producer.flush_or_raise(30)
         pending = [] if discard_invalid else [letter for letter, _ in plan.still_invalid]
         positions = handled_positions([(e.partition, e.offset, e.letter) for e, _ in entries], pending)
-        consumer = Consumer({**config, "group.id": REPLAY_GROUP, "enable.auto.commit": False})
+        consumer = Consumer(consumer_config(config, REPLAY_GROUP))
         try:
             consumer.commit(offsets=[TopicPartition(EVENTS_DLQ.name, p, o) for p, o in positions.items()],
                             asynchronous=False)  # fmt: skip

@@ -13,6 +13,8 @@ import orjson
 import typer
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from ecrm_interaction.api.app import create_app
 from ecrm_interaction.consumer.segment_definitions import follow_segment_definitions
@@ -80,6 +82,15 @@ def _load(store: Store, path: Path, actor: str) -> tuple[int, int]:
     return len(rules.templates), len(rules.rules)
 
 
+@retry(retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(5), wait=wait_random(0.05, 0.5),
+       reraise=True)  # fmt: skip
+def _load_at_start(store: Store, path: Path) -> None:
+    """Replicas starting together load the same rules file into one database: an insert can lose
+    the race to another replica's (a crashed replica left the other every partition in
+    ``tests/test_scale_out.py``); the next attempt finds those rows and updates them."""
+    _load(store, path, "rules-file")
+
+
 @cli.command()
 def serve() -> None:
     """Apply migrations, load the rules file if set, then consume, dispatch and serve the API."""
@@ -87,7 +98,7 @@ def serve() -> None:
     configure_logging("interaction", settings.log_level, settings.log_format)
     store = _store(settings)
     if settings.interaction_rules_file is not None:
-        _load(store, settings.interaction_rules_file, "rules-file")
+        _load_at_start(store, settings.interaction_rules_file)
     suppressions, _follower = follow_suppressions(settings.kafka_client_config())
     worker = InteractionWorker(settings, store, suppressions=suppressions)
     recommender, recent_events = clickhouse_services(settings)

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from interaction_factories import change, rule, trigger
 
 from ecrm_embedded.testing import read_records, read_topic
@@ -233,3 +233,42 @@ def _unpublished_events(store: Store) -> list[Any]:
 
     with store.sessions() as session:
         return outbox.unpublished_events(session)
+
+
+async def test_a_batch_that_fails_for_a_bug_stops_the_consumer_uncommitted_and_is_not_swallowed(
+    fresh_kafka_broker, tmp_path
+) -> None:
+    """Database and broker errors are retried on the same batch; any other failure of a batch is
+    fatal (the service ends, :meth:`InteractionWorker.fatal`) instead of rebuilding the consumer."""
+    settings = InteractionSettings(
+        kafka_bootstrap_servers=fresh_kafka_broker.bootstrap, kafka_session_timeout_ms=6000,
+        database_url=f"sqlite:///{tmp_path}/interaction.db", interaction_group_id="interaction-fatal",
+        interaction_batch_wait_s=0.1,
+    )  # fmt: skip
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    worker = InteractionWorker(settings, Store(engine))
+    taken: list[int] = []
+
+    def take(records):  # a bug in the intake, on the first batch
+        taken.append(len(records))
+        raise KeyError("a bug")
+
+    worker.take = take  # type: ignore[method-assign]
+    fatal: list[BaseException] = []
+    worker.fatal = fatal.append  # type: ignore[method-assign]
+    producer = Producer({"bootstrap.servers": fresh_kafka_broker.bootstrap})
+    payload = change(trigger("identify", message_id="m-f", at=datetime.now(UTC))).encode()
+    producer.produce(PROFILE_CHANGES.name, key=b"u1", value=payload)
+    producer.flush(10)
+
+    stopping = asyncio.Event()
+    await asyncio.wait_for(worker.run(stopping), 60)  # ends by itself: nobody set stopping
+
+    assert taken == [1], "taken once: no retry of a bug, no rebuilt consumer taking it again"
+    assert len(fatal) == 1 and isinstance(fatal[0].__cause__, KeyError), fatal
+    assert not worker.ready
+    probe = Consumer({"bootstrap.servers": fresh_kafka_broker.bootstrap, "group.id": "interaction-fatal"})
+    committed = probe.committed([TopicPartition(PROFILE_CHANGES.name, p) for p in range(PROFILE_CHANGES.partitions)])
+    probe.close()
+    assert all(tp.offset < 0 for tp in committed), "nothing committed"
