@@ -14,6 +14,7 @@ from ecrm_interaction.delivery.smtp_sender import Mailer, compose
 from ecrm_interaction.engine.rendering import RenderedEmail
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage.store import aware
+from ecrm_schemas.catalog import CatalogEvent
 
 if TYPE_CHECKING:
     from ecrm_interaction.delivery.outbox_relay import OutboxRelay
@@ -50,7 +51,7 @@ class Escalations:
                           "status": case.status, "rule_id": case.rule_id}  # fmt: skip
             await asyncio.to_thread(
                 self.relay.produce_event,
-                "Case Escalated",
+                CatalogEvent.CASE_ESCALATED,
                 case.customer_id,
                 f"{OWN_EVENTS}case-{case.id}-escalated",
                 properties,

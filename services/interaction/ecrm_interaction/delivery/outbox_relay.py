@@ -29,6 +29,7 @@ from ecrm_interaction.storage.models import Action, OutboxEvent
 from ecrm_interaction.storage.store import LOYALTY_EVENT, aware
 from ecrm_schemas.actions import ActionKind, ActionStatus
 from ecrm_schemas.builders import build_alias, track_body
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.events import AliasEvent, Event, encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.own_events import own_event_headers
@@ -59,13 +60,17 @@ def decision_event(action: Action) -> tuple[str, str, str, dict[str, Any], datet
         "channel": executor.channel if executor is not None else None,
     }
     message_id = f"{OWN_EVENTS}{action.id}-{action.status}"
+    name: str
     if action.status in (ActionStatus.SUPPRESSED, ActionStatus.CANCELLED):
-        name, props = "Message Suppressed", {**base, "reason": action.reason or action.status}
+        name, props = CatalogEvent.MESSAGE_SUPPRESSED, {**base, "reason": action.reason or action.status}
     elif action.status == ActionStatus.DEFERRED:
         until = aware(action.due_at) or at
-        name, props = "Message Deferred", {**base, "until": until.isoformat(), "reason": action.reason or "deferred"}
+        name, props = (
+            CatalogEvent.MESSAGE_DEFERRED,
+            {**base, "until": until.isoformat(), "reason": action.reason or "deferred"},
+        )
     elif action.status == ActionStatus.FAILED or executor is None:
-        name, props = "Message Failed", {**base, "reason": action.reason or "failed"}
+        name, props = CatalogEvent.MESSAGE_FAILED, {**base, "reason": action.reason or "failed"}
     else:
         name, props = executor.completed(action, spec, base)
     return name, action.customer_id, message_id, props, at

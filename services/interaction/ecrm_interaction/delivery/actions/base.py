@@ -25,6 +25,7 @@ from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.storage.contacts import ContactRow, SentMessage
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
+from ecrm_schemas.catalog import CatalogEvent
 
 if TYPE_CHECKING:
     from ecrm_interaction.consumer.intake import IntakeStep
@@ -129,7 +130,7 @@ class ActionExecutor(Protocol):
 
 def action_completed(action: Action, base: dict[str, Any], **detail: Any) -> tuple[str, dict[str, Any]]:
     """``Action Completed`` with the action's reason (and ``detail``)."""
-    return "Action Completed", {**base, "detail": {"reason": action.reason, **detail}}
+    return CatalogEvent.ACTION_COMPLETED, {**base, "detail": {"reason": action.reason, **detail}}
 
 
 def done(reason: str, *, recipient: str | None = None, subject: str | None = None) -> Outcome:

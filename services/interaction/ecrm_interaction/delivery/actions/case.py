@@ -14,11 +14,12 @@ from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage.cases import CaseOpening
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind
+from ecrm_schemas.catalog import CatalogEvent
 
 if TYPE_CHECKING:
     from ecrm_interaction.storage.store import Store
 
-COMMENT_PROPERTIES = {"NPS Answered": "comment", "Survey Answered": "text"}
+COMMENT_PROPERTIES: dict[str, str] = {CatalogEvent.NPS_ANSWERED: "comment", CatalogEvent.SURVEY_ANSWERED: "text"}
 """The property that holds a customer's own words, by event: the first note of a case it opens."""
 
 

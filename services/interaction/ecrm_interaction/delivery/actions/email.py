@@ -36,6 +36,7 @@ from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscri
 from ecrm_interaction.storage.contacts import contacts, history_of
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
+from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.tracking import TrackingToken, sign, tracking_url
 
 if TYPE_CHECKING:
@@ -231,4 +232,4 @@ class EmailExecutor:
     def completed(action: Action, spec: dict[str, Any], base: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         properties = {"email_id": action.id, "rule_id": action.rule_id, "template": spec.get("template"),
                       "subject": action.subject}  # fmt: skip
-        return "Email Sent", properties
+        return CatalogEvent.EMAIL_SENT, properties

@@ -13,6 +13,7 @@ from ecrm_interaction.delivery.actions.points import Ledger
 from ecrm_interaction.engine.rules import RewardAction
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind
+from ecrm_schemas.catalog import CatalogEvent
 
 if TYPE_CHECKING:
     from ecrm_interaction.storage.store import Store
@@ -50,4 +51,4 @@ class RewardExecutor:
     @staticmethod
     def completed(action: Action, spec: dict[str, Any], base: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         properties = {"reward_id": action.id, "kind": spec.get("reward", "reward"), "rule_id": action.rule_id}
-        return "Reward Issued", properties
+        return CatalogEvent.REWARD_ISSUED, properties
