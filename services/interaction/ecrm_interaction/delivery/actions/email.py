@@ -33,6 +33,8 @@ from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rendering import RenderError, add_tracking, message_context, render_email
 from ecrm_interaction.engine.rules import EmailAction
 from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
+from ecrm_interaction.storage import actions as action_rows
+from ecrm_interaction.storage.actions import Finished
 from ecrm_interaction.storage.contacts import contacts, history_of
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
@@ -203,12 +205,18 @@ class EmailExecutor:
         started = time.perf_counter()
         accepted = False
 
+        sent_outcome = Outcome(ActionStatus.SENT, verdict.reason, recipient=address, subject=rendered.subject)
+
         async def record_accepted() -> None:
+            # Recorded at once, not with the batch: a crash from here on cannot send it again, so
+            # only the sends in flight at a kill can go twice (the batch's finish writes the same).
             nonlocal accepted
             accepted = True
             metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+            sent = Finished(action.id, ActionStatus.SENT, verdict.reason[:300], now, action.attempts + 1,
+                            action.dedup_key, recipient=address, subject=rendered.subject)  # fmt: skip
+            await asyncio.to_thread(self.store.write, action_rows.finish, [sent], [])
 
-        sent_outcome = Outcome(ActionStatus.SENT, verdict.reason, recipient=address, subject=rendered.subject)
         try:
             await self.mailer.send(message, accepted=record_accepted)
         except Exception as exc:
