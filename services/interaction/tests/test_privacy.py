@@ -21,7 +21,7 @@ from ecrm_interaction.privacy.subjects import (
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage import customers as customer_store
-from ecrm_interaction.storage import models
+from ecrm_interaction.storage import loyalty, models
 from ecrm_interaction.storage.actions import Skip, insert_actions, new_action, record_skips
 from ecrm_interaction.storage.cases import CaseOpening
 from ecrm_interaction.storage.customers import CustomerRow, SegmentRow, write_profiles, write_segments
@@ -83,8 +83,8 @@ def _fill(store: Store, customer: str) -> str:
         planned = PlannedAction(f"w:{customer}", "email", "r", customer, "marketing", "m", "pending", NOW, {})
         insert_actions(session, [new_action(planned, NOW)])
         record_skips(session, [Skip("r", customer, "cooldown", "cooldown", "m:x", NOW)])
-        store.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
-        store.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
+        loyalty.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
+        loyalty.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
         opening = CaseOpening(customer_id=customer, subject="help", priority="high", sla=timedelta(hours=4))
         case_id = case_store.open_case(session, opening, NOW)
     assert case_id is not None

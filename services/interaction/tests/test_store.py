@@ -162,10 +162,10 @@ def test_actions_are_added_once_and_leased_to_one_dispatcher(store) -> None:
 
 def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:
     with store.sessions.begin() as session:
-        assert store.add_points(session, "u1", 100, "order", "k1", None, NOW)
-        assert not store.add_points(session, "u1", 100, "order", "k1", None, NOW)
-        assert store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
-        assert not store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
+        assert loyalty_store.add_points(session, "u1", 100, "order", "k1", None, NOW)
+        assert not loyalty_store.add_points(session, "u1", 100, "order", "k1", None, NOW)
+        assert loyalty_store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
+        assert not loyalty_store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
         opening = CaseOpening(customer_id="u1", subject="NPS 3", priority="high", sla=timedelta(hours=1),
                               rule_id="r", dedup_key="ck")  # fmt: skip
         case_id = case_store.open_case(session, opening, NOW)

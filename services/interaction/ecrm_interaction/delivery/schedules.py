@@ -18,6 +18,7 @@ from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rules import RuleSpec, ScheduleTrigger
 from ecrm_interaction.engine.schedules import due_slots
 from ecrm_interaction.engine.triggers import schedule_firings
+from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage import rules as rule_store
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class Schedules:
             with self.store.sessions.begin() as session:
                 for customer in audience[start : start + CHUNK]:
                     profile, segments, consent = self.store.facts_of(session, customer)
-                    points = self.store.balance(session, customer)
+                    points = loyalty.balance(session, customer)
                     facts = Facts(
                         profile or {"customer_id": customer},
                         segments,

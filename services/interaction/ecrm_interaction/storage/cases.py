@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
-from ecrm_interaction.storage import audit
+from ecrm_interaction.storage import audit, outbox
+from ecrm_interaction.storage.bulk import insert_ignore
 from ecrm_interaction.storage.models import Case, CaseNote
-from ecrm_interaction.storage.store import insert_ignore, record_event
 from ecrm_schemas.catalog import CatalogEvent
 
 
@@ -84,7 +84,7 @@ def open_case(session: Session, opening: CaseOpening, now: datetime) -> str | No
 def _case_event(session: Session, name: str, case: dict[str, Any], suffix: str, at: datetime) -> None:
     properties = {key: case[key] for key in ("subject", "priority", "status", "assignee", "rule_id")}
     properties = {"case_id": case["id"], **properties}
-    record_event(session, name, case["customer_id"], f"{OWN_EVENTS}case-{suffix}", properties, at)
+    outbox.add_event(session, name, case["customer_id"], f"{OWN_EVENTS}case-{suffix}", properties, at)
 
 
 def case(session: Session, case_id: str) -> tuple[Case, list[CaseNote]] | None:

@@ -8,7 +8,6 @@ redelivered Kafka batch or a second replica changes nothing. Work is claimed wit
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -19,13 +18,11 @@ import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from ecrm_interaction.engine.planning import released_key, releases_once
-from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import audit as audit_log
-from ecrm_interaction.storage import outbox
+from ecrm_interaction.storage.bulk import insert_ignore
 from ecrm_interaction.storage.contacts import ContactRow, contacts
 from ecrm_interaction.storage.models import (
     Action,
@@ -41,13 +38,9 @@ from ecrm_interaction.storage.models import (
     ScheduleState,
     SkippedDecision,
 )
-from ecrm_schemas.catalog import CatalogEvent
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-LOYALTY_EVENT = CatalogEvent.LOYALTY_POINTS_AWARDED
-"""What the ledger reports; the aggregator folds its balance and tier into the profile."""
 
 
 def make_engine(url: str) -> Engine:
@@ -84,10 +77,6 @@ def migrate(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -129,31 +118,6 @@ def _audit_about(ids: list[str], case_ids: list[str]) -> Any:
     )
 
 
-def insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
-    """Insert ``rows``, skipping those whose unique keys exist; returns how many were new."""
-    if not rows:
-        return 0
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    key = next(iter(model.__table__.primary_key.columns))
-    statement = dialect.insert(model).values(rows).on_conflict_do_nothing().returning(key)
-    return len(session.execute(statement).all())
-
-
-def record_event(
-    session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
-) -> bool:
-    """Record an event to publish once ``session`` commits (once per ``message_id``)."""
-    row = {
-        "id": str(uuid.uuid4()),
-        "customer_id": customer_id,
-        "name": name,
-        "message_id": message_id,
-        "properties": _json(properties),
-        "created_at": at,
-    }
-    return insert_ignore(session, OutboxEvent, [row]) == 1
-
-
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -172,9 +136,6 @@ class Store:
         returns, rolled back when it raises: ``store.write(rules.set_enabled, "r1", False, "cli")``."""
         with self.sessions.begin() as session:
             return change(session, *args, **kwargs)
-
-    def _insert_ignore(self, session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
-        return insert_ignore(session, model, rows)
 
     # --- actions --------------------------------------------------------------------------
 
@@ -215,71 +176,6 @@ class Store:
             )
         )
         return aware(at)
-
-    # --- loyalty --------------------------------------------------------------------------
-
-    def balance(self, session: Session, customer_id: str) -> int:
-        return int(
-            session.scalar(
-                select(func.coalesce(func.sum(LoyaltyEntry.points), 0)).where(LoyaltyEntry.customer_id == customer_id)
-            )
-            or 0
-        )
-
-    def add_points(
-        self,
-        session: Session,
-        customer_id: str,
-        points: int,
-        reason: str,
-        dedup_key: str,
-        rule_id: str | None,
-        at: datetime,
-    ) -> int | None:
-        """Add a ledger entry once per ``dedup_key``; returns the points it added (a balance never
-        goes below 0: a debit takes at most what is there), None when the key was used already.
-        The entry is reported as a ``Loyalty Points Awarded`` event (the balance, as of when it is
-        published: :func:`ecrm_interaction.delivery.outbox_relay.outbox_event`)."""
-        if points < 0:
-            points = max(points, -self.balance(session, customer_id))
-        entry_id = str(uuid.uuid4())
-        row = {
-            "id": entry_id,
-            "customer_id": customer_id,
-            "points": points,
-            "reason": reason,
-            "rule_id": rule_id,
-            "dedup_key": dedup_key,
-            "at": at,
-        }
-        if self._insert_ignore(session, LoyaltyEntry, [row]) != 1:
-            return None
-        properties = {"points": points, "reason": reason[:200] or "points", "rule_id": rule_id}
-        outbox.add_event(session, LOYALTY_EVENT, customer_id, f"{OWN_EVENTS}loyalty-{entry_id}", properties, at)
-        return points
-
-    def issue_reward(
-        self,
-        session: Session,
-        customer_id: str,
-        reward: str,
-        code: str,
-        points_cost: int,
-        dedup_key: str,
-        rule_id: str | None,
-        at: datetime,
-    ) -> bool:
-        row = {
-            "id": str(uuid.uuid4()),
-            "customer_id": customer_id,
-            "reward": reward,
-            "code": code,
-            "points_cost": points_cost,
-            "rule_id": rule_id,
-            "dedup_key": dedup_key,
-            "issued_at": at,
-        }
-        return self._insert_ignore(session, Reward, [row]) == 1
 
     # --- the dispatcher ------------------------------------------------------------------
 
@@ -323,7 +219,7 @@ class Store:
         """Move a schedule from ``previous`` to ``slot``; False when another replica did it first."""
         with self.sessions.begin() as session:
             if previous is None:
-                return self._insert_ignore(session, ScheduleState, [{"rule_id": rule_id, "last_slot": slot}]) == 1
+                return insert_ignore(session, ScheduleState, [{"rule_id": rule_id, "last_slot": slot}]) == 1
             result = session.execute(
                 update(ScheduleState)
                 .where(ScheduleState.rule_id == rule_id, ScheduleState.last_slot == previous)

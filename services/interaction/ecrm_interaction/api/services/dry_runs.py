@@ -13,7 +13,7 @@ from ecrm_interaction.engine.contact_policy import Contact, History, PolicySetti
 from ecrm_interaction.engine.dry_run import dry_run, history_window
 from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rules import RuleSpec
-from ecrm_interaction.storage import rules, suppressions
+from ecrm_interaction.storage import loyalty, rules, suppressions
 from ecrm_interaction.storage.store import Store
 from ecrm_schemas.profile import TriggerEvent
 
@@ -30,7 +30,7 @@ def dry_run_now(
     now = datetime.now(UTC)
     program = rules.loyalty_program(session)
     profile, segments, consent = store.facts_of(session, customer_id)
-    points = store.balance(session, customer_id)
+    points = loyalty.balance(session, customer_id)
     last = store.rule_last_acted(session, rule.id, customer_id)
     facts = Facts(
         profile or {"customer_id": customer_id}, segments, consent, {"points": points, "tier": tier_of(points, program)}

@@ -33,6 +33,7 @@ from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rendering import RenderError, add_tracking, message_context, render_email
 from ecrm_interaction.engine.rules import EmailAction
 from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
+from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage.contacts import contacts, history_of
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
@@ -224,8 +225,7 @@ class EmailExecutor:
         customer_id, program = job.action.customer_id, job.reads.program
         points = job.reads.balances.get(customer_id)
         if points is None or any(a.kind in LEDGER_KINDS for a, _ in job.earlier):
-            with self.store.session() as session:
-                points = self.store.balance(session, customer_id)
+            points = self.store.read(loyalty.balance, customer_id)
         return {"points": points, "tier": tier_of(points, program)}
 
     @staticmethod
