@@ -25,6 +25,7 @@ from ecrm_interaction.storage import suppressions as suppression_store
 from ecrm_interaction.storage import tokens as token_store
 from ecrm_interaction.storage.actions import insert_actions, new_action
 from ecrm_interaction.storage.cases import CaseChange, CaseOpening
+from ecrm_interaction.storage.contacts import contact as contact_of
 from ecrm_interaction.storage.customers import CustomerRow, SuppressionRow, write_profiles, write_suppressions
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.actions import ActionStatus
@@ -120,7 +121,7 @@ def test_an_upgrade_moves_the_customers_suppressions_to_their_addresses(backend,
     moved = store.read(suppression_store.of_address, "ada@example.com")
     assert (moved.reason, moved.source, moved.suppressed_at) == ("hard_bounce", "migration:0004", NOW)
     assert [s.address_digest for s in store.read(suppression_store.listed)] == [moved.address_digest]
-    assert store.contact("u1").suppressed == "hard_bounce" and store.contact("u3").suppressed is None
+    assert store.read(contact_of, "u1").suppressed == "hard_bounce" and store.read(contact_of, "u3").suppressed is None
     engine.dispose()
 
 
@@ -234,7 +235,7 @@ def test_consent_unsubscribe_and_suppression(store) -> None:
             [SuppressionRow(address_digest("gone@example.com"), "hard_bounce", "event:Email Bounced:b1", NOW)],
             [],
         )
-    contact = store.contact("u1")
+    contact = store.read(contact_of, "u1")
     assert (contact.email, contact.timezone, contact.unsubscribed, contact.consent) == (
         "ada@example.com",
         "Europe/Oslo",
@@ -243,7 +244,7 @@ def test_consent_unsubscribe_and_suppression(store) -> None:
     )
     with store.sessions.begin() as session:  # opting in to email later undoes the unsubscribe
         customer_store.set_consent(session, "u1", "email", True, "marketing", "form", NOW + timedelta(days=1))
-    assert not store.contact("u1").unsubscribed and store.contact("u2").suppressed == "hard_bounce"
+    assert not store.read(contact_of, "u1").unsubscribed and store.read(contact_of, "u2").suppressed == "hard_bounce"
 
 
 @pytest.mark.postgres

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from ecrm_interaction.engine.planning import released_key, releases_once
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage.bulk import insert_ignore
-from ecrm_interaction.storage.contacts import ContactRow, contacts
 from ecrm_interaction.storage.models import (
     Action,
     AuditEntry,
@@ -176,37 +175,6 @@ class Store:
             )
         )
         return aware(at)
-
-    # --- the dispatcher ------------------------------------------------------------------
-
-    def contact(self, customer_id: str, channel: str = "email") -> ContactRow:
-        """:func:`ecrm_interaction.storage.contacts.contacts` of one customer."""
-        with self.sessions() as session:
-            return contacts(session, {customer_id: None})[customer_id]
-
-    def message_history(
-        self, customer_id: str, rule_id: str | None, since: datetime
-    ) -> tuple[list[datetime], datetime | None]:
-        """Marketing emails sent to the customer since ``since``, and when ``rule_id`` last sent to them."""
-        with self.sessions() as session:
-            sent = [
-                aware(at)
-                for at in session.scalars(
-                    select(Action.done_at).where(
-                        Action.customer_id == customer_id,
-                        Action.kind == "email",
-                        Action.status == "sent",
-                        Action.category == "marketing",
-                        Action.done_at >= since,
-                    )
-                )
-            ]
-            last = session.scalar(
-                select(func.max(Action.done_at)).where(
-                    Action.customer_id == customer_id, Action.rule_id == rule_id, Action.status.in_(("sent", "done"))
-                )
-            )
-            return [s for s in sent if s is not None], aware(last)
 
     # --- schedules -------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from ecrm_interaction.engine.dry_run import dry_run, history_window
 from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rules import RuleSpec
 from ecrm_interaction.storage import loyalty, rules, suppressions
+from ecrm_interaction.storage.contacts import contact as contact_of
+from ecrm_interaction.storage.contacts import message_history
 from ecrm_interaction.storage.store import Store
 from ecrm_schemas.profile import TriggerEvent
 
@@ -35,7 +37,7 @@ def dry_run_now(
     facts = Facts(
         profile or {"customer_id": customer_id}, segments, consent, {"points": points, "tier": tier_of(points, program)}
     )
-    row = store.contact(customer_id)
+    row = contact_of(session, customer_id)
     address = row.email or (profile or {}).get("email")
     suppression = suppressions.of_address(session, address) if address and not row.email else None
     contact = Contact(
@@ -45,7 +47,7 @@ def dry_run_now(
         row.unsubscribed,
         suppression.reason if suppression is not None else row.suppressed,
     )
-    sent, rule_last = store.message_history(customer_id, rule.id, now - history_window(policy, rule.cooldown))
+    sent, rule_last = message_history(session, customer_id, rule.id, now - history_window(policy, rule.cooldown))
     return dry_run(
         rule,
         facts,

@@ -34,7 +34,7 @@ from ecrm_interaction.engine.rendering import RenderError, add_tracking, message
 from ecrm_interaction.engine.rules import EmailAction
 from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.storage import loyalty
-from ecrm_interaction.storage.contacts import contacts, history_of
+from ecrm_interaction.storage.contacts import contacts, history_of, message_history
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
 from ecrm_schemas.catalog import CatalogEvent
@@ -148,7 +148,7 @@ class EmailExecutor:
             sent, rule_last = history_of(reads.messages[action.customer_id], action.rule_id, since)
         else:
             sent, rule_last = await asyncio.to_thread(
-                self.store.message_history, action.customer_id, action.rule_id, since
+                self.store.read, message_history, action.customer_id, action.rule_id, since
             )
         verdict = policy_decision(
             contact,
