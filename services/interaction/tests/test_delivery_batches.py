@@ -103,7 +103,7 @@ def test_a_finish_keeps_the_recipient_and_subject_it_is_not_given(relational_sto
         action_rows.finish(session, [Finished(action.id, ActionStatus.SENT, "ok", NOW, 1, "k", "a@x", "Hi")], [])
     with store.sessions.begin() as session:
         action_rows.finish(session, [Finished(action.id, ActionStatus.FAILED, "later", NOW, 2, "k2")], [])
-    [row] = store.actions_by_id([action.id])
+    [row] = store.read(action_store.actions_by_id, [action.id])
     assert (row.status, row.recipient, row.subject, row.dedup_key, row.attempts) == ("failed", "a@x", "Hi", "k2", 2)
 
 

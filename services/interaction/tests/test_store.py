@@ -175,9 +175,9 @@ def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:
         assert case_store.open_case(session, again, NOW) is None
     balance, _, rewards = store.read(loyalty_store.ledger, "u1")
     assert balance == 100 and [r.code for r in rewards] == ["CODE-1"]
-    assert store.claim_escalations(NOW + timedelta(minutes=30)) == []
-    [due] = store.claim_escalations(NOW + timedelta(hours=2))
-    assert due.id == case_id and store.claim_escalations(NOW + timedelta(hours=3)) == []
+    assert store.write(case_store.claim_escalations, NOW + timedelta(minutes=30)) == []
+    [due] = store.write(case_store.claim_escalations, NOW + timedelta(hours=2))
+    assert due.id == case_id and store.write(case_store.claim_escalations, NOW + timedelta(hours=3)) == []
     store.write(case_store.update_case, case_id, CaseChange(status="resolved"), "ada", NOW)
     assert store.read(case_store.case, case_id)[0].resolved_at is not None
 

@@ -20,6 +20,7 @@ from ecrm_interaction.engine.schedules import due_slots
 from ecrm_interaction.engine.triggers import schedule_firings
 from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage import schedules as schedule_store
 
 if TYPE_CHECKING:
     from ecrm_interaction.consumer.intake import IntakeStep
@@ -40,18 +41,18 @@ class Schedules:
         for rule in rules:
             if not isinstance(rule.trigger, ScheduleTrigger):
                 continue
-            last = await asyncio.to_thread(self.store.schedule_last, rule.id)
+            last = await asyncio.to_thread(self.store.read, schedule_store.schedule_last, rule.id)
             if last is None:  # a new schedule starts from now: it does not fire for the past
-                await asyncio.to_thread(self.store.claim_slot, rule.id, None, now)
+                await asyncio.to_thread(self.store.write, schedule_store.claim_slot, rule.id, None, now)
                 continue
             for slot in due_slots(rule.trigger.cron, rule.trigger.timezone, last, now):
-                if await asyncio.to_thread(self.store.claim_slot, rule.id, last, slot):
+                if await asyncio.to_thread(self.store.write, schedule_store.claim_slot, rule.id, last, slot):
                     await asyncio.to_thread(self._fire, rule, slot, now)
                 last = slot
 
     def _fire(self, rule: RuleSpec, slot: datetime, now: datetime) -> None:
         assert isinstance(rule.trigger, ScheduleTrigger)
-        audience = self.store.audience(rule.trigger.segment)
+        audience = self.store.read(schedule_store.audience, rule.trigger.segment)
         program = self.store.read(rule_store.loyalty_program)
         outcome = Intake()
         for start in range(0, len(audience), CHUNK):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
@@ -149,3 +149,21 @@ def add_note(session: Session, case_id: str, author: str, text: str, now: dateti
     session.add(note)
     audit.record(session, author, "note", "case", case_id, {})
     return note
+
+
+def claim_escalations(session: Session, now: datetime, limit: int = 100) -> list[Case]:
+    """Unresolved cases past their SLA, not escalated yet: each marked escalated, once (a
+    conditional update, so two replicas never claim the same case)."""
+    due = session.scalars(
+        select(Case.id)
+        .where(Case.status != "resolved", Case.sla_due_at < now, Case.escalated_at.is_(None))
+        .limit(limit)
+    ).all()
+    claimed = []
+    for case_id in due:
+        result = session.execute(
+            update(Case).where(Case.id == case_id, Case.escalated_at.is_(None)).values(escalated_at=now)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(case_id)
+    return list(session.scalars(select(Case).where(Case.id.in_(claimed))))

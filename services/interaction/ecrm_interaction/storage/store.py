@@ -17,12 +17,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ecrm_interaction.engine.planning import released_key, releases_once
 from ecrm_interaction.storage import audit as audit_log
-from ecrm_interaction.storage.bulk import insert_ignore
 from ecrm_interaction.storage.models import (
     Action,
     AuditEntry,
@@ -34,7 +32,6 @@ from ecrm_interaction.storage.models import (
     LoyaltyEntry,
     OutboxEvent,
     Reward,
-    ScheduleState,
     SkippedDecision,
 )
 
@@ -136,16 +133,6 @@ class Store:
         with self.sessions.begin() as session:
             return change(session, *args, **kwargs)
 
-    # --- actions --------------------------------------------------------------------------
-
-    @staticmethod
-    def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
-        """Give an action its final ``status``; one that reached no one frees its rule's
-        ``once_per_customer`` place (see :func:`ecrm_interaction.engine.planning.releases_once`)."""
-        row.status, row.reason, row.done_at, row.lease_until = status, reason[:300], now, None
-        if releases_once(row.payload, status, reason):
-            row.dedup_key = released_key(row.dedup_key, row.id)
-
     # --- what the consumer records -------------------------------------------------------
 
     def session(self) -> Session:
@@ -175,63 +162,6 @@ class Store:
             )
         )
         return aware(at)
-
-    # --- schedules -------------------------------------------------------------------------
-
-    def schedule_last(self, rule_id: str) -> datetime | None:
-        with self.sessions() as session:
-            row = session.get(ScheduleState, rule_id)
-            return aware(row.last_slot) if row else None
-
-    def claim_slot(self, rule_id: str, previous: datetime | None, slot: datetime) -> bool:
-        """Move a schedule from ``previous`` to ``slot``; False when another replica did it first."""
-        with self.sessions.begin() as session:
-            if previous is None:
-                return insert_ignore(session, ScheduleState, [{"rule_id": rule_id, "last_slot": slot}]) == 1
-            result = session.execute(
-                update(ScheduleState)
-                .where(ScheduleState.rule_id == rule_id, ScheduleState.last_slot == previous)
-                .values(last_slot=slot)
-            )
-            return result.rowcount == 1  # type: ignore[attr-defined]
-
-    def audience(self, segment_id: str | None, limit: int = 1_000_000) -> list[str]:
-        """The members of ``segment_id``, or every customer with an address."""
-        with self.sessions() as session:
-            if segment_id is None:
-                query = select(Customer.customer_id).where(Customer.email.is_not(None))
-            else:
-                query = select(CustomerSegment.customer_id).where(CustomerSegment.segment_id == segment_id)
-            return list(
-                session.scalars(
-                    query.order_by(Customer.customer_id if segment_id is None else CustomerSegment.customer_id).limit(
-                        limit
-                    )
-                )
-            )
-
-    # --- cases -----------------------------------------------------------------------------
-
-    def claim_escalations(self, now: datetime, limit: int = 100) -> list[Case]:
-        """Unresolved cases past their SLA, not escalated yet: each marked escalated, once."""
-        with self.sessions.begin() as session:
-            due = session.scalars(
-                select(Case.id)
-                .where(Case.status != "resolved", Case.sla_due_at < now, Case.escalated_at.is_(None))
-                .limit(limit)
-            ).all()
-            claimed = []
-            for case_id in due:
-                result = session.execute(
-                    update(Case).where(Case.id == case_id, Case.escalated_at.is_(None)).values(escalated_at=now)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(case_id)
-            return list(session.scalars(select(Case).where(Case.id.in_(claimed))))
-
-    def actions_by_id(self, ids: Sequence[str]) -> list[Action]:
-        with self.sessions() as session:
-            return list(session.scalars(select(Action).where(Action.id.in_(list(ids)))))
 
     # --- privacy requests ---------------------------------------------------------------------
 
