@@ -21,6 +21,7 @@ from ecrm_interaction.engine.triggers import schedule_firings
 from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage import schedules as schedule_store
+from ecrm_interaction.storage.facts import facts_of
 
 if TYPE_CHECKING:
     from ecrm_interaction.consumer.intake import IntakeStep
@@ -58,7 +59,7 @@ class Schedules:
         for start in range(0, len(audience), CHUNK):
             with self.store.sessions.begin() as session:
                 for customer in audience[start : start + CHUNK]:
-                    profile, segments, consent = self.store.facts_of(session, customer)
+                    profile, segments, consent = facts_of(session, customer)
                     points = loyalty.balance(session, customer)
                     facts = Facts(
                         profile or {"customer_id": customer},

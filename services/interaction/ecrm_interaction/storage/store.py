@@ -14,10 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text
+from sqlalchemy import Engine, create_engine, delete, event, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ecrm_interaction.storage import audit as audit_log
@@ -92,11 +91,6 @@ MARKETING = "marketing"
 on their channel. Consent to other purposes is recorded (and exported) the same way."""
 
 
-def _marketing_consent(session: Session, customer_id: str) -> dict[str, bool]:
-    rows = session.scalars(select(Consent).where(Consent.customer_id == customer_id, Consent.purpose == MARKETING))
-    return {c.channel: c.granted for c in rows}
-
-
 def _row_dict(row: Any) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
@@ -138,30 +132,6 @@ class Store:
     def session(self) -> Session:
         """A session for one consumed batch; the caller commits it (``with store.session.begin()``)."""
         return self.sessions()
-
-    # --- the event outbox -----------------------------------------------------------------
-
-    def facts_of(
-        self, session: Session, customer_id: str
-    ) -> tuple[dict[str, Any] | None, frozenset[str], dict[str, bool]]:
-        """The stored profile, segments and consent of a customer."""
-        row = session.get(Customer, customer_id)
-        profile = orjson.loads(row.profile) if row is not None and row.profile else None
-        segments = frozenset(
-            session.scalars(select(CustomerSegment.segment_id).where(CustomerSegment.customer_id == customer_id)).all()
-        )
-        return profile, segments, _marketing_consent(session, customer_id)
-
-    def rule_last_acted(self, session: Session, rule_id: str, customer_id: str) -> datetime | None:
-        """When the rule last planned something for the customer that was not cancelled or suppressed."""
-        at = session.scalar(
-            select(func.max(Action.created_at)).where(
-                Action.rule_id == rule_id,
-                Action.customer_id == customer_id,
-                Action.status.not_in(("cancelled", "suppressed")),
-            )
-        )
-        return aware(at)
 
     # --- privacy requests ---------------------------------------------------------------------
 

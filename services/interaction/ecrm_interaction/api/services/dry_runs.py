@@ -16,13 +16,12 @@ from ecrm_interaction.engine.rules import RuleSpec
 from ecrm_interaction.storage import loyalty, rules, suppressions
 from ecrm_interaction.storage.contacts import contact as contact_of
 from ecrm_interaction.storage.contacts import message_history
-from ecrm_interaction.storage.store import Store
+from ecrm_interaction.storage.facts import facts_of, rule_last_acted
 from ecrm_schemas.profile import TriggerEvent
 
 
 def dry_run_now(
     session: Session,
-    store: Store,
     rule: RuleSpec,
     customer_id: str,
     event: TriggerEvent | None,
@@ -31,9 +30,9 @@ def dry_run_now(
     """What ``rule`` would do for the customer now (with ``event`` as its trigger), and why."""
     now = datetime.now(UTC)
     program = rules.loyalty_program(session)
-    profile, segments, consent = store.facts_of(session, customer_id)
+    profile, segments, consent = facts_of(session, customer_id)
     points = loyalty.balance(session, customer_id)
-    last = store.rule_last_acted(session, rule.id, customer_id)
+    last = rule_last_acted(session, rule.id, customer_id)
     facts = Facts(
         profile or {"customer_id": customer_id}, segments, consent, {"points": points, "tier": tier_of(points, program)}
     )
