@@ -1,4 +1,9 @@
-"""The interaction service's relational shell: engine, migrations, and the queries it needs.
+"""The interaction service's relational shell: the engine, the migrations and the unit of work.
+
+The queries live in one repository module per aggregate (``storage/actions.py``, ``cases.py``,
+``contacts.py``, ``loyalty.py``, …), as functions taking the caller's session. The shell that
+owns a unit of work (a consumed batch, a dispatcher batch, an API request) opens the session or
+transaction and passes it; a caller without one uses :meth:`Store.read` / :meth:`Store.write`.
 
 Every write that must happen at most once goes through a unique key (actions, ledger
 entries, rewards, cases: ``dedup_key``), inserted with "on conflict do nothing", so a
@@ -8,31 +13,16 @@ redelivered Kafka batch or a second replica changes nothing. Work is claimed wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, or_, select, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
-
-from ecrm_interaction.storage import audit as audit_log
-from ecrm_interaction.storage.models import (
-    Action,
-    AuditEntry,
-    Case,
-    CaseNote,
-    Consent,
-    Customer,
-    CustomerSegment,
-    LoyaltyEntry,
-    OutboxEvent,
-    Reward,
-    SkippedDecision,
-)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -81,39 +71,19 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, Reward, Case, OutboxEvent)
-"""Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
-entries about a customer are found through these."""
-
-
 MARKETING = "marketing"
 """The purpose the contact policy enforces: marketing messages need the customer's consent to it
 on their channel. Consent to other purposes is recorded (and exported) the same way."""
 
 
-def _row_dict(row: Any) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
-
-
-def _deleted(result: Any) -> int:
-    return int(result.rowcount or 0)
-
-
-def _audit_about(ids: list[str], case_ids: list[str]) -> Any:
-    return select(AuditEntry).where(
-        or_(
-            (AuditEntry.entity == "customer") & AuditEntry.entity_id.in_(ids),
-            (AuditEntry.entity == "case") & AuditEntry.entity_id.in_(case_ids),
-        )
-    )
-
-
 class Store:
+    """The unit-of-work holder: the engine and its session factory (``sessions()`` for reads,
+    ``sessions.begin()`` for a transaction), and :meth:`read` / :meth:`write` for one repository
+    function in a session of its own. It holds no queries."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-
-    # --- unique inserts ------------------------------------------------------------------
 
     def read(self, query: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``query(session, *args, **kwargs)`` in a session of its own (for callers without a
@@ -126,53 +96,3 @@ class Store:
         returns, rolled back when it raises: ``store.write(rules.set_enabled, "r1", False, "cli")``."""
         with self.sessions.begin() as session:
             return change(session, *args, **kwargs)
-
-    # --- what the consumer records -------------------------------------------------------
-
-    def session(self) -> Session:
-        """A session for one consumed batch; the caller commits it (``with store.session.begin()``)."""
-        return self.sessions()
-
-    # --- privacy requests ---------------------------------------------------------------------
-
-    def customer_records(self, identities: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """Every row about these ids, by table (the export of a privacy request)."""
-        ids = list(identities)
-        with self.sessions() as session:
-            found = {
-                model.__tablename__: [
-                    _row_dict(r) for r in session.scalars(select(model).where(model.customer_id.in_(ids)))
-                ]
-                for model in CUSTOMER_TABLES
-            }
-            case_ids = [c["id"] for c in found[Case.__tablename__]]
-            notes = session.scalars(select(CaseNote).where(CaseNote.case_id.in_(case_ids)))
-            found[CaseNote.__tablename__] = [_row_dict(n) for n in notes]
-            found[AuditEntry.__tablename__] = [_row_dict(a) for a in session.scalars(_audit_about(ids, case_ids))]
-        return found
-
-    def erase_customer(
-        self, identities: Sequence[str], actor: str, reference: str, *, audit: bool = True
-    ) -> dict[str, int]:
-        """Delete every row about these ids in one transaction; how many went, by table. The
-        audit log keeps that an erasure happened, under ``reference`` (not the customer's id)."""
-        ids = list(identities)
-        deleted: dict[str, int] = {}
-        with self.sessions.begin() as session:
-            case_ids = list(session.scalars(select(Case.id).where(Case.customer_id.in_(ids))))
-            audit_ids = list(session.scalars(_audit_about(ids, case_ids).with_only_columns(AuditEntry.id)))
-            deleted[CaseNote.__tablename__] = _deleted(
-                session.execute(delete(CaseNote).where(CaseNote.case_id.in_(case_ids)))
-            )
-            for model in CUSTOMER_TABLES:
-                deleted[model.__tablename__] = _deleted(
-                    session.execute(delete(model).where(model.customer_id.in_(ids)))
-                )
-            deleted[AuditEntry.__tablename__] = _deleted(
-                session.execute(delete(AuditEntry).where(AuditEntry.id.in_(audit_ids)))
-            )
-            if audit:
-                audit_log.record(
-                    session, actor, "erase", "customer", reference, {"identities": len(ids), "rows": deleted}
-                )
-        return deleted
