@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ecrm_interaction.consumer.intake import Intake
+from ecrm_interaction.consumer.intake import GivenFirings, Intake
 from ecrm_interaction.engine.conditions import Facts
 from ecrm_interaction.engine.loyalty import tier_of
-from ecrm_interaction.engine.rules import RuleSpec, ScheduleTrigger
+from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, ScheduleTrigger
 from ecrm_interaction.engine.schedules import due_slots
 from ecrm_interaction.engine.triggers import schedule_firings
 from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage import schedules as schedule_store
-from ecrm_interaction.storage.facts import facts_of
+from ecrm_interaction.storage.facts import facts_of_many
 
 if TYPE_CHECKING:
     from ecrm_interaction.consumer.intake import IntakeStep
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 CHUNK = 500
-"""Customers planned per transaction."""
+"""Customers planned per transaction, as one batch of the intake (:meth:`IntakeStep.take`)."""
 
 
 class Schedules:
@@ -57,15 +57,20 @@ class Schedules:
         program = self.store.read(rule_store.loyalty_program)
         outcome = Intake()
         for start in range(0, len(audience), CHUNK):
+            chunk = audience[start : start + CHUNK]
             with self.store.sessions.begin() as session:
-                for customer in audience[start : start + CHUNK]:
-                    profile, segments, consent = facts_of(session, customer)
-                    points = loyalty.balance(session, customer)
+                stored = facts_of_many(session, chunk)
+                balances = loyalty.read_balances(session, chunk)
+                changes = []
+                for customer in chunk:
+                    profile, segments, consent = stored[customer]
+                    points = balances.get(customer, 0)
                     facts = Facts(
                         profile or {"customer_id": customer},
                         segments,
                         consent,
                         {"points": points, "tier": tier_of(points, program)},
                     )
-                    self.intake.plan_firings(session, schedule_firings(rule, [customer], slot), facts, now, outcome)
+                    changes.append(GivenFirings(schedule_firings(rule, [customer], slot), facts))
+                self.intake.take(session, changes, [], LoyaltyProgram(), now, outcome)
         log.info("schedule_fired", rule=rule.id, slot=slot.isoformat(), audience=len(audience), planned=outcome.planned)
