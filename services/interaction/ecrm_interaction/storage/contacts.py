@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.contact_policy import address_digest
 from ecrm_interaction.storage.models import Action, AddressSuppression, Consent, Customer
+from ecrm_interaction.storage.store import MARKETING
 from ecrm_schemas.actions import ActionKind, ActionStatus
 
 _CHUNK = 1000
-MARKETING = "marketing"
 
 
 @dataclass(frozen=True, slots=True)
