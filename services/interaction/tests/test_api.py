@@ -15,6 +15,7 @@ from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage import actions as action_store
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import rules as rule_store
+from ecrm_interaction.storage.contacts import contact as contact_of
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 ADMIN = {"Authorization": "Bearer t0ken"}
@@ -133,12 +134,12 @@ async def test_one_click_unsubscribe_is_idempotent_and_a_prefetch_changes_nothin
     )
     page = await http.get(f"/u/{token}")
     assert page.status_code == 200 and 'method="post"' in page.text
-    assert not store.contact("u1").unsubscribed  # a GET (a link prefetcher) unsubscribes nobody
+    assert not store.read(contact_of, "u1").unsubscribed  # a GET (a link prefetcher) unsubscribes nobody
     one_click = {"Content-Type": "application/x-www-form-urlencoded"}
     first = await http.post(f"/u/{token}", content="List-Unsubscribe=One-Click", headers=one_click)
     again = await http.post(f"/u/{token}", content="List-Unsubscribe=One-Click", headers=one_click)
     assert first.status_code == again.status_code == 200 and first.json() == again.json() == {"status": "unsubscribed"}
-    assert store.contact("u1").unsubscribed and store.contact("u1").consent == {"email": False}
+    assert store.read(contact_of, "u1").unsubscribed and store.read(contact_of, "u1").consent == {"email": False}
     assert (await http.post(f"/u/{token[:-2]}xx")).status_code == 400  # tampered
 
 

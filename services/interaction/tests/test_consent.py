@@ -10,6 +10,7 @@ from ecrm_interaction.consumer.intake import Intake, IntakeStep
 from ecrm_interaction.engine.contact_policy import Contact, History, PolicySettings, decide
 from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.storage import customers as customer_store
+from ecrm_interaction.storage.contacts import contact as contact_of
 from ecrm_interaction.storage.store import Store
 
 NO_QUIET_HOURS = PolicySettings(caps=(), quiet_start=T0.time(), quiet_end=T0.time())
@@ -29,7 +30,7 @@ def _consent_event(store: Store, minutes: int, granted: bool, purpose: str = "ma
 
 
 def _verdict(store: Store, category: str = "marketing") -> str:
-    row = store.contact("u1")
+    row = store.read(contact_of, "u1")
     contact = Contact(row.email, consent=row.consent.get("email"), unsubscribed=row.unsubscribed)
     verdict = decide(contact, History(), category, None, T0 + timedelta(hours=2), NO_QUIET_HOURS)  # type: ignore[arg-type]
     return f"{verdict.outcome}:{verdict.reason}"
@@ -40,7 +41,7 @@ def test_consent_from_events_is_kept_per_purpose_and_enforced_before_marketing(s
     assert _verdict(store) == "send:allowed"
 
     _consent_event(store, 10, granted=False)  # withdrawn for marketing email
-    assert store.contact("u1").consent == {"email": False}
+    assert store.read(contact_of, "u1").consent == {"email": False}
     assert _verdict(store) == "suppress:no_consent"
     assert _verdict(store, "transactional") == "send:allowed", "an order confirmation needs no marketing consent"
 

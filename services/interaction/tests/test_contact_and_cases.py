@@ -28,6 +28,7 @@ from ecrm_interaction.storage import outbox
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage import suppressions as suppression_store
 from ecrm_interaction.storage.actions import insert_actions, new_action
+from ecrm_interaction.storage.contacts import contact as contact_of
 from ecrm_interaction.storage.customers import SegmentRow, write_segments
 from ecrm_interaction.storage.models import Action
 from ecrm_interaction.storage.store import Store
@@ -68,19 +69,19 @@ def test_a_hard_bounce_suppresses_the_address_and_a_new_address_is_mailed(relati
     # The customer gives a new address; the bounce of the mail sent to the old one arrives after.
     bounce = trigger("track", "Email Bounced", message_id="b1", email_id="e1", bounce_type="hard")
     _take(store, change(trigger(message_id="i2"), email="new@example.com"), change(bounce, email="new@example.com"))
-    contact = store.contact("u1")
+    contact = store.read(contact_of, "u1")
     assert (contact.email, contact.suppressed) == ("new@example.com", None), "the new address is not suppressed"
     assert store.read(suppression_store.of_address, "OLD@example.com ").reason == "hard_bounce"
     verdict = decide(Contact(contact.email, suppressed=contact.suppressed), History(), "marketing", None, T0)
     assert verdict.outcome == "send"
     # Another customer who identifies with the bounced address is not mailed there.
     _take(store, change(trigger(message_id="i3"), customer="u2", email="old@example.com"))
-    assert store.contact("u2").suppressed == "hard_bounce"
+    assert store.read(contact_of, "u2").suppressed == "hard_bounce"
     # Without an email id, the bounce is about the customer's current address.
     _take(
         store, change(trigger("track", "Email Bounced", message_id="b2", bounce_type="hard"), email="new@example.com")
     )
-    assert store.contact("u1").suppressed == "hard_bounce"
+    assert store.read(contact_of, "u1").suppressed == "hard_bounce"
     row = store.read(suppression_store.of_address, "new@example.com")
     assert (row.reason, row.source, row.suppressed_at) == ("hard_bounce", "event:Email Bounced:b2", T0)
     assert row.address_digest == address_digest("new@example.com") and "@" not in row.address_digest
@@ -90,10 +91,10 @@ def test_a_spam_complaint_suppresses_the_address_and_unsubscribes_the_customer(r
     store = relational_store
     complaint = trigger("track", "Email Marked as Spam", message_id="c1", email_id="e9")
     _take(store, change(complaint, email="ada@example.com"))
-    contact = store.contact("u1")
+    contact = store.read(contact_of, "u1")
     assert (contact.suppressed, contact.unsubscribed) == ("complaint", True)
     _take(store, change(trigger(message_id="i2"), email="ada@new.example.com"))
-    moved = store.contact("u1")
+    moved = store.read(contact_of, "u1")
     assert moved.suppressed is None and moved.unsubscribed, "the new address gets receipts, not marketing"
     assert decide(Contact(moved.email, unsubscribed=True), History(), "transactional", None, T0).outcome == "send"
 
@@ -129,7 +130,7 @@ async def test_an_admin_lifts_a_suppression_and_the_audit_log_says_who_and_why(a
     assert (await http.post("/v1/suppressions/lift", json=body, headers=marketer)).status_code == 403
     lifted = await http.post("/v1/suppressions/lift", json=body, headers=ADMIN)
     assert lifted.status_code == 200 and lifted.json()["lifted_by"] == "bootstrap-admin"
-    assert store.contact("u1").suppressed is None
+    assert store.read(contact_of, "u1").suppressed is None
     assert (await http.get("/v1/suppressions", headers=ADMIN)).json() == []
     again = await http.post("/v1/suppressions/lift", json=body, headers=ADMIN)
     assert (again.status_code, again.json()["error"]["code"]) == (404, "suppression_not_found")
@@ -146,10 +147,10 @@ async def test_an_admin_lifts_a_suppression_and_the_audit_log_says_who_and_why(a
     assert "ada" not in orjson.dumps(entry).decode().lower(), "no address in the audit log"
     # A bounce from before the lift (a late webhook) does not undo it; a new bounce suppresses again.
     _take(store, change(trigger("track", "Email Bounced", message_id="b0", bounce_type="hard")))
-    assert store.contact("u1").suppressed is None
+    assert store.read(contact_of, "u1").suppressed is None
     later = datetime.now(UTC) + timedelta(minutes=1)
     _take(store, change(trigger("track", "Email Bounced", message_id="b2", at=later, bounce_type="hard")))
-    assert store.contact("u1").suppressed == "hard_bounce"
+    assert store.read(contact_of, "u1").suppressed == "hard_bounce"
 
 
 def test_the_cli_lists_and_lifts_a_suppression(tmp_path, monkeypatch) -> None:
@@ -168,7 +169,7 @@ def test_the_cli_lists_and_lifts_a_suppression(tmp_path, monkeypatch) -> None:
     assert refused.exit_code != 0 and "--reason" in refused.output
     lifted = runner.invoke(cli, ["suppressions", "lift", "ada@example.com", "--reason", "mailbox restored"])
     assert lifted.exit_code == 0, lifted.output
-    assert store.contact("u1").suppressed is None
+    assert store.read(contact_of, "u1").suppressed is None
     assert [(a.actor, a.action) for a in store.read(audit_log.recent) if a.entity == "address_suppression"] == [
         ("cli", "lift")
     ]

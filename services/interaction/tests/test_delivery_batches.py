@@ -18,6 +18,7 @@ from ecrm_interaction.engine.planning import PlannedAction
 from ecrm_interaction.engine.rules import TemplateSpec
 from ecrm_interaction.storage import actions as action_rows
 from ecrm_interaction.storage import actions as action_store
+from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage.actions import Finished, Rescheduled, insert_actions, new_action
 from ecrm_interaction.storage.customers import CustomerRow, write_profiles
 from ecrm_interaction.storage.store import Store
@@ -102,7 +103,7 @@ def test_a_finish_keeps_the_recipient_and_subject_it_is_not_given(relational_sto
         action_rows.finish(session, [Finished(action.id, ActionStatus.SENT, "ok", NOW, 1, "k", "a@x", "Hi")], [])
     with store.sessions.begin() as session:
         action_rows.finish(session, [Finished(action.id, ActionStatus.FAILED, "later", NOW, 2, "k2")], [])
-    [row] = store.actions_by_id([action.id])
+    [row] = store.read(action_store.actions_by_id, [action.id])
     assert (row.status, row.recipient, row.subject, row.dedup_key, row.attempts) == ("failed", "a@x", "Hi", "k2", 2)
 
 
@@ -114,7 +115,7 @@ def test_the_relay_reads_a_batch_in_four_queries(relational_store, size) -> None
         for i in range(size):
             profile = orjson.dumps({"customer_id": f"c{i}", "user_id": f"c{i}"}).decode()
             write_profiles(session, [CustomerRow(f"c{i}", profile, 1, None, None, None)])
-            store.add_points(session, f"c{i}", 10 + i, "order", f"p{i}", None, NOW)
+            loyalty.add_points(session, f"c{i}", 10 + i, "order", f"p{i}", None, NOW)
         claimed = action_rows.claim_due(session, NOW, size, LEASE)
         action_rows.finish(session, [Finished(a.id, ActionStatus.DONE, "ok", NOW, 1, a.dedup_key) for a in claimed], [])
     relay = OutboxRelay(store, producer=None)

@@ -20,6 +20,7 @@ from ecrm_interaction.storage import actions as action_store
 from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage import loyalty as loyalty_store
+from ecrm_interaction.storage.contacts import contact as contact_of
 from ecrm_interaction.storage.customers import SegmentRow, write_segments
 
 pytestmark = pytest.mark.smtp
@@ -341,7 +342,7 @@ async def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_the_customer(tmp
     assert result.exit_code == 0, result.output
     assert "forged.eml: ignored" in result.output and "reply.eml: unsubscribed" in result.output
     assert reply["To"] == "unsubscribe@ecrm.localhost"
-    assert setup.store.contact("u1").unsubscribed
+    assert setup.store.read(contact_of, "u1").unsubscribed
 
 
 @pytest.mark.kafka

@@ -21,11 +21,12 @@ from ecrm_interaction.privacy.subjects import (
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage import customers as customer_store
-from ecrm_interaction.storage import models
+from ecrm_interaction.storage import loyalty, models
 from ecrm_interaction.storage.actions import Skip, insert_actions, new_action, record_skips
 from ecrm_interaction.storage.cases import CaseOpening
 from ecrm_interaction.storage.customers import CustomerRow, SegmentRow, write_profiles, write_segments
-from ecrm_interaction.storage.store import CUSTOMER_TABLES, Store
+from ecrm_interaction.storage.privacy import CUSTOMER_TABLES, customer_records, erase_customer
+from ecrm_interaction.storage.store import Store
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -83,8 +84,8 @@ def _fill(store: Store, customer: str) -> str:
         planned = PlannedAction(f"w:{customer}", "email", "r", customer, "marketing", "m", "pending", NOW, {})
         insert_actions(session, [new_action(planned, NOW)])
         record_skips(session, [Skip("r", customer, "cooldown", "cooldown", "m:x", NOW)])
-        store.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
-        store.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
+        loyalty.add_points(session, customer, 10, "order", f"p:{customer}", None, NOW)
+        loyalty.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
         opening = CaseOpening(customer_id=customer, subject="help", priority="high", sla=timedelta(hours=4))
         case_id = case_store.open_case(session, opening, NOW)
     assert case_id is not None
@@ -96,7 +97,7 @@ def _fill(store: Store, customer: str) -> str:
 def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) -> None:
     case_id = _fill(store, "erin")
     _fill(store, "frank")
-    found = store.customer_records(["erin"])
+    found = store.read(customer_records, ["erin"])
     assert {table: len(rows) for table, rows in found.items()} == {
         "customers": 1, "customer_segments": 1, "consents": 1, "actions": 1, "loyalty_ledger": 1, "rewards": 1,
         "cases": 1, "case_notes": 1, "audit_log": 2,  # the consent change and the case note
@@ -106,12 +107,12 @@ def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) ->
     assert found["case_notes"][0]["case_id"] == case_id
     assert "frank" not in str(found)
 
-    deleted = store.erase_customer(["erin", "anon-erin"], "ada", reference="0123abcd")
+    deleted = store.write(erase_customer, ["erin", "anon-erin"], "ada", reference="0123abcd")
     assert deleted == {table: len(rows) for table, rows in found.items()}
-    assert not any(store.customer_records(["erin", "anon-erin"]).values())
-    assert {table: len(rows) for table, rows in store.customer_records(["frank"]).items()} == {
+    assert not any(store.read(customer_records, ["erin", "anon-erin"]).values())
+    assert {table: len(rows) for table, rows in store.read(customer_records, ["frank"]).items()} == {
         table: len(rows) for table, rows in found.items()
     }
     [erasure] = [a for a in store.read(audit_log.recent) if a.action == "erase"]
     assert (erasure.entity_id, erasure.actor) == ("0123abcd", "ada") and "erin" not in erasure.detail
-    assert store.erase_customer(["erin"], "ada", reference="0123abcd", audit=False) == dict.fromkeys(deleted, 0)
+    assert store.write(erase_customer, ["erin"], "ada", reference="0123abcd", audit=False) == dict.fromkeys(deleted, 0)

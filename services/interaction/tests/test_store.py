@@ -25,6 +25,7 @@ from ecrm_interaction.storage import suppressions as suppression_store
 from ecrm_interaction.storage import tokens as token_store
 from ecrm_interaction.storage.actions import insert_actions, new_action
 from ecrm_interaction.storage.cases import CaseChange, CaseOpening
+from ecrm_interaction.storage.contacts import contact as contact_of
 from ecrm_interaction.storage.customers import CustomerRow, SuppressionRow, write_profiles, write_suppressions
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.actions import ActionStatus
@@ -120,7 +121,7 @@ def test_an_upgrade_moves_the_customers_suppressions_to_their_addresses(backend,
     moved = store.read(suppression_store.of_address, "ada@example.com")
     assert (moved.reason, moved.source, moved.suppressed_at) == ("hard_bounce", "migration:0004", NOW)
     assert [s.address_digest for s in store.read(suppression_store.listed)] == [moved.address_digest]
-    assert store.contact("u1").suppressed == "hard_bounce" and store.contact("u3").suppressed is None
+    assert store.read(contact_of, "u1").suppressed == "hard_bounce" and store.read(contact_of, "u3").suppressed is None
     engine.dispose()
 
 
@@ -162,10 +163,10 @@ def test_actions_are_added_once_and_leased_to_one_dispatcher(store) -> None:
 
 def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:
     with store.sessions.begin() as session:
-        assert store.add_points(session, "u1", 100, "order", "k1", None, NOW)
-        assert not store.add_points(session, "u1", 100, "order", "k1", None, NOW)
-        assert store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
-        assert not store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
+        assert loyalty_store.add_points(session, "u1", 100, "order", "k1", None, NOW)
+        assert not loyalty_store.add_points(session, "u1", 100, "order", "k1", None, NOW)
+        assert loyalty_store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
+        assert not loyalty_store.issue_reward(session, "u1", "voucher", "CODE-1", 0, "rk", "r", NOW)
         opening = CaseOpening(customer_id="u1", subject="NPS 3", priority="high", sla=timedelta(hours=1),
                               rule_id="r", dedup_key="ck")  # fmt: skip
         case_id = case_store.open_case(session, opening, NOW)
@@ -174,9 +175,9 @@ def test_ledger_rewards_cases_and_escalation_claims_happen_once(store) -> None:
         assert case_store.open_case(session, again, NOW) is None
     balance, _, rewards = store.read(loyalty_store.ledger, "u1")
     assert balance == 100 and [r.code for r in rewards] == ["CODE-1"]
-    assert store.claim_escalations(NOW + timedelta(minutes=30)) == []
-    [due] = store.claim_escalations(NOW + timedelta(hours=2))
-    assert due.id == case_id and store.claim_escalations(NOW + timedelta(hours=3)) == []
+    assert store.write(case_store.claim_escalations, NOW + timedelta(minutes=30)) == []
+    [due] = store.write(case_store.claim_escalations, NOW + timedelta(hours=2))
+    assert due.id == case_id and store.write(case_store.claim_escalations, NOW + timedelta(hours=3)) == []
     store.write(case_store.update_case, case_id, CaseChange(status="resolved"), "ada", NOW)
     assert store.read(case_store.case, case_id)[0].resolved_at is not None
 
@@ -234,7 +235,7 @@ def test_consent_unsubscribe_and_suppression(store) -> None:
             [SuppressionRow(address_digest("gone@example.com"), "hard_bounce", "event:Email Bounced:b1", NOW)],
             [],
         )
-    contact = store.contact("u1")
+    contact = store.read(contact_of, "u1")
     assert (contact.email, contact.timezone, contact.unsubscribed, contact.consent) == (
         "ada@example.com",
         "Europe/Oslo",
@@ -243,7 +244,7 @@ def test_consent_unsubscribe_and_suppression(store) -> None:
     )
     with store.sessions.begin() as session:  # opting in to email later undoes the unsubscribe
         customer_store.set_consent(session, "u1", "email", True, "marketing", "form", NOW + timedelta(days=1))
-    assert not store.contact("u1").unsubscribed and store.contact("u2").suppressed == "hard_bounce"
+    assert not store.read(contact_of, "u1").unsubscribed and store.read(contact_of, "u2").suppressed == "hard_bounce"
 
 
 @pytest.mark.postgres

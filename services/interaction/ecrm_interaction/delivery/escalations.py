@@ -13,6 +13,7 @@ from ecrm_interaction import metrics
 from ecrm_interaction.delivery.smtp_sender import Mailer, compose
 from ecrm_interaction.engine.rendering import RenderedEmail
 from ecrm_interaction.engine.triggers import OWN_EVENTS
+from ecrm_interaction.storage import cases as case_store
 from ecrm_interaction.storage.store import aware
 from ecrm_schemas.catalog import CatalogEvent
 
@@ -29,7 +30,7 @@ class Escalations:
 
     async def escalate(self, now: datetime) -> None:
         """Escalate the cases that passed their SLA since the last call (each once)."""
-        cases = await asyncio.to_thread(self.store.claim_escalations, now)
+        cases = await asyncio.to_thread(self.store.write, case_store.claim_escalations, now)
         for case in cases:
             text = (
                 f"Case {case.id} ({case.priority}) for customer {case.customer_id} is past its SLA "

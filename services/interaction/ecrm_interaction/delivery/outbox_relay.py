@@ -26,7 +26,7 @@ from ecrm_interaction.storage import actions as action_rows
 from ecrm_interaction.storage import outbox
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.models import Action, OutboxEvent
-from ecrm_interaction.storage.store import LOYALTY_EVENT, aware
+from ecrm_interaction.storage.store import aware
 from ecrm_schemas.actions import ActionKind, ActionStatus
 from ecrm_schemas.builders import build_alias, track_body
 from ecrm_schemas.catalog import CatalogEvent
@@ -120,7 +120,7 @@ def outbox_event(
     aggregator folds says the ledger's balance."""
     properties = orjson.loads(row.properties)
     customer = identity(profiles, row.customer_id)
-    if row.name == LOYALTY_EVENT:
+    if row.name == CatalogEvent.LOYALTY_POINTS_AWARDED:
         assert program is not None
         balance = max(balances.get(row.customer_id, 0), 0)
         properties = {**properties, "balance": balance, "tier": tier_of(balance, program)}
@@ -175,7 +175,9 @@ class OutboxRelay:
             if not actions and not rows:
                 return RelayBatch([], [], {}, {})
             profiles = outbox.stored_profiles(session, [a.customer_id for a in actions] + [r.customer_id for r in rows])
-            balances = outbox.balances(session, [r.customer_id for r in rows if r.name == LOYALTY_EVENT])
+            balances = outbox.balances(
+                session, [r.customer_id for r in rows if r.name == CatalogEvent.LOYALTY_POINTS_AWARDED]
+            )
         return RelayBatch(actions, rows, profiles, balances)
 
     def outbox_events(self, now: datetime) -> list[dict[str, Any]]:
@@ -183,7 +185,9 @@ class OutboxRelay:
         with self.store.sessions() as session:
             rows = outbox.unpublished_events(session, self.batch)
             profiles = outbox.stored_profiles(session, [r.customer_id for r in rows])
-            balances = outbox.balances(session, [r.customer_id for r in rows if r.name == LOYALTY_EVENT])
+            balances = outbox.balances(
+                session, [r.customer_id for r in rows if r.name == CatalogEvent.LOYALTY_POINTS_AWARDED]
+            )
         program = self.store.read(rule_store.loyalty_program)
         return [outbox_event(row, profiles, balances, program, now) for row in rows]
 

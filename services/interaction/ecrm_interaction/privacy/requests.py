@@ -31,6 +31,7 @@ from ecrm_interaction.privacy.subjects import (
     customer_identities,
     export_document,
 )
+from ecrm_interaction.storage import privacy as relational_store
 from ecrm_interaction.storage.store import Store
 from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.suppressions import Suppression, SuppressionList, identity_digest
@@ -108,7 +109,7 @@ class PrivacyRequests:
         """Everything stored about the customer ``requested`` names; None when nothing is."""
         identities = self.identities(requested)
         clickhouse = self.clickhouse_rows(identities.all)
-        relational = self.store.customer_records(identities.all)
+        relational = self.store.read(relational_store.customer_records, identities.all)
         if not any(clickhouse.values()) and not any(relational.values()):
             return None
         return export_document(identities, clickhouse, relational, datetime.now(UTC))
@@ -124,14 +125,16 @@ class PrivacyRequests:
         reference = identity_digest(identities.customer_id)[:16]
         report = ErasureReport(identities=len(ids))
         report.clickhouse_rows = self._delete_clickhouse(ids)
-        report.relational_rows = self.store.erase_customer(ids, actor, reference)
+        report.relational_rows = self.store.write(relational_store.erase_customer, ids, actor, reference)
         time.sleep(self.settle_s)
         for table, rows in self._delete_clickhouse(ids).items():
             report.clickhouse_rows[table] += rows
-        if any(self.store.customer_records(ids).values()):
-            for table, rows in self.store.erase_customer(ids, actor, reference, audit=False).items():
+        if any(self.store.read(relational_store.customer_records, ids).values()):
+            for table, rows in self.store.write(
+                relational_store.erase_customer, ids, actor, reference, audit=False
+            ).items():
                 report.relational_rows[table] += rows
-        relational_left = self.store.customer_records(ids)
+        relational_left = self.store.read(relational_store.customer_records, ids)
         report.remaining = {
             **{f"clickhouse.{t}": n for t, n in self.clickhouse_counts(ids).items()},
             **{f"relational.{t}": len(rows) for t, rows in relational_left.items()},

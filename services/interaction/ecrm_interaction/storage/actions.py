@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ecrm_interaction.engine.planning import PlannedAction
+from ecrm_interaction.engine.planning import PlannedAction, released_key, releases_once
 from ecrm_interaction.storage.bulk import chunks, table_of, upsert
 from ecrm_interaction.storage.models import Action, SkippedDecision
 from ecrm_interaction.storage.store import aware
@@ -400,3 +400,16 @@ def decisions(session: Session, wanted: DecisionFilter = DecisionFilter()) -> li
         return aware(at) or datetime.min.replace(tzinfo=UTC)
 
     return sorted(found, key=newest, reverse=True)[: wanted.limit]
+
+
+def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
+    """Give an action its final ``status``; one that reached no one frees its rule's
+    ``once_per_customer`` place (see :func:`ecrm_interaction.engine.planning.releases_once`)."""
+    row.status, row.reason, row.done_at, row.lease_until = status, reason[:300], now, None
+    if releases_once(row.payload, status, reason):
+        row.dedup_key = released_key(row.dedup_key, row.id)
+
+
+def actions_by_id(session: Session, ids: Sequence[str]) -> list[Action]:
+    """These actions (those that exist), in no particular order."""
+    return list(session.scalars(select(Action).where(Action.id.in_(list(ids)))))

@@ -29,3 +29,12 @@ def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 def table_of(model: Any) -> Table:
     """A model's table, typed as one (``__table__`` is typed as any ``FromClause``)."""
     return cast(Table, model.__table__)
+
+
+def insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows``, skipping those whose unique keys exist; returns how many were new."""
+    if not rows:
+        return 0
+    key = next(iter(model.__table__.primary_key.columns))
+    statement = upsert(session, table_of(model)).values(rows).on_conflict_do_nothing().returning(key)
+    return len(session.execute(statement).all())

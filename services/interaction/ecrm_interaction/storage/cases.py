@@ -9,13 +9,13 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
-from ecrm_interaction.storage import audit
+from ecrm_interaction.storage import audit, outbox
+from ecrm_interaction.storage.bulk import insert_ignore
 from ecrm_interaction.storage.models import Case, CaseNote
-from ecrm_interaction.storage.store import insert_ignore, record_event
 from ecrm_schemas.catalog import CatalogEvent
 
 
@@ -84,7 +84,7 @@ def open_case(session: Session, opening: CaseOpening, now: datetime) -> str | No
 def _case_event(session: Session, name: str, case: dict[str, Any], suffix: str, at: datetime) -> None:
     properties = {key: case[key] for key in ("subject", "priority", "status", "assignee", "rule_id")}
     properties = {"case_id": case["id"], **properties}
-    record_event(session, name, case["customer_id"], f"{OWN_EVENTS}case-{suffix}", properties, at)
+    outbox.add_event(session, name, case["customer_id"], f"{OWN_EVENTS}case-{suffix}", properties, at)
 
 
 def case(session: Session, case_id: str) -> tuple[Case, list[CaseNote]] | None:
@@ -149,3 +149,21 @@ def add_note(session: Session, case_id: str, author: str, text: str, now: dateti
     session.add(note)
     audit.record(session, author, "note", "case", case_id, {})
     return note
+
+
+def claim_escalations(session: Session, now: datetime, limit: int = 100) -> list[Case]:
+    """Unresolved cases past their SLA, not escalated yet: each marked escalated, once (a
+    conditional update, so two replicas never claim the same case)."""
+    due = session.scalars(
+        select(Case.id)
+        .where(Case.status != "resolved", Case.sla_due_at < now, Case.escalated_at.is_(None))
+        .limit(limit)
+    ).all()
+    claimed = []
+    for case_id in due:
+        result = session.execute(
+            update(Case).where(Case.id == case_id, Case.escalated_at.is_(None)).values(escalated_at=now)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(case_id)
+    return list(session.scalars(select(Case).where(Case.id.in_(claimed))))

@@ -1,6 +1,7 @@
 """What the email executor reads of a batch's customers, one query per kind of fact:
 where and whether they may be mailed (:func:`contacts`) and what they were sent lately
-(:func:`recent_messages`).
+(:func:`recent_messages`); the same of one customer for the API's dry run and an action not
+read with its batch (:func:`contact`, :func:`message_history`).
 
 Functions take the caller's session and only read.
 """
@@ -16,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.contact_policy import address_digest
 from ecrm_interaction.storage.models import Action, AddressSuppression, Consent, Customer
+from ecrm_interaction.storage.store import MARKETING
 from ecrm_schemas.actions import ActionKind, ActionStatus
 
 _CHUNK = 1000
-MARKETING = "marketing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +110,22 @@ def recent_messages(session: Session, customer_ids: Iterable[str], since: dateti
 def history_of(
     messages: Iterable[SentMessage], rule_id: str | None, since: datetime
 ) -> tuple[list[datetime], datetime | None]:
-    """(marketing emails sent since ``since``, when ``rule_id`` last reached the customer since then):
-    what :meth:`~ecrm_interaction.storage.store.Store.message_history` answers, for a cooldown
-    no longer than ``now - since``."""
+    """(marketing emails sent since ``since``, when ``rule_id`` last reached the customer since then),
+    of one customer's :func:`recent_messages`: all a contact policy with a cooldown no longer than
+    ``now - since`` needs (an older last message cannot be in its cooldown)."""
     sent = [m.done_at for m in messages if m.done_at >= since and m.kind == ActionKind.EMAIL
             and m.status == ActionStatus.SENT and m.category == MARKETING]  # fmt: skip
     last = [m.done_at for m in messages if rule_id is not None and m.done_at >= since and m.rule_id == rule_id]
     return sent, max(last, default=None)
+
+
+def contact(session: Session, customer_id: str) -> ContactRow:
+    """:func:`contacts` of one customer (without a fallback address)."""
+    return contacts(session, {customer_id: None})[customer_id]
+
+
+def message_history(
+    session: Session, customer_id: str, rule_id: str | None, since: datetime
+) -> tuple[list[datetime], datetime | None]:
+    """:func:`history_of` the customer's :func:`recent_messages` since ``since``."""
+    return history_of(recent_messages(session, [customer_id], since)[customer_id], rule_id, since)

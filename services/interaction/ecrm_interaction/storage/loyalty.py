@@ -1,7 +1,7 @@
 """The loyalty ledger, set-based: balances and used entry keys read for a batch of customers at
 once, entries written with the outbox events that report them. Every function takes the caller's session.
 
-The loyalty ledger and rewards as the API reads them. (Adding points and issuing rewards: :class:`Store`.)"""
+The loyalty ledger and rewards as the API reads them; one customer's points added, a reward issued."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
-from ecrm_interaction.storage.bulk import chunks, table_of, upsert
+from ecrm_interaction.storage import outbox
+from ecrm_interaction.storage.bulk import chunks, insert_ignore, table_of, upsert
 from ecrm_interaction.storage.models import LoyaltyEntry, OutboxEvent, Reward
 from ecrm_schemas.catalog import CatalogEvent
 
@@ -100,3 +101,39 @@ def balance(session: Session, customer_id: str) -> int:
     """The sum of the customer's ledger entries."""
     query = select(func.coalesce(func.sum(LoyaltyEntry.points), 0)).where(LoyaltyEntry.customer_id == customer_id)
     return int(session.scalar(query) or 0)
+
+
+def add_points(
+    session: Session, customer_id: str, points: int, reason: str, dedup_key: str, rule_id: str | None, at: datetime
+) -> int | None:
+    """Add a ledger entry once per ``dedup_key``; returns the points it added (a balance never
+    goes below 0: a debit takes at most what is there), None when the key was used already.
+    The entry is reported as a ``Loyalty Points Awarded`` event (the balance, as of when it is
+    published: :func:`ecrm_interaction.delivery.outbox_relay.outbox_event`)."""
+    if points < 0:
+        points = max(points, -balance(session, customer_id))
+    entry_id = str(uuid.uuid4())
+    row = {"id": entry_id, "customer_id": customer_id, "points": points, "reason": reason, "rule_id": rule_id,
+           "dedup_key": dedup_key, "at": at}  # fmt: skip
+    if insert_ignore(session, LoyaltyEntry, [row]) != 1:
+        return None
+    properties = {"points": points, "reason": reason[:200] or "points", "rule_id": rule_id}
+    message_id = f"{OWN_EVENTS}loyalty-{entry_id}"
+    outbox.add_event(session, CatalogEvent.LOYALTY_POINTS_AWARDED, customer_id, message_id, properties, at)
+    return points
+
+
+def issue_reward(
+    session: Session,
+    customer_id: str,
+    reward: str,
+    code: str,
+    points_cost: int,
+    dedup_key: str,
+    rule_id: str | None,
+    at: datetime,
+) -> bool:
+    """Record a reward issued to the customer, once per ``dedup_key``; whether it was new."""
+    row = {"id": str(uuid.uuid4()), "customer_id": customer_id, "reward": reward, "code": code,
+           "points_cost": points_cost, "rule_id": rule_id, "dedup_key": dedup_key, "issued_at": at}  # fmt: skip
+    return insert_ignore(session, Reward, [row]) == 1

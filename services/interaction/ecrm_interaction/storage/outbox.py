@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ecrm_interaction.storage.bulk import insert_ignore
 from ecrm_interaction.storage.models import Customer, LoyaltyEntry, OutboxEvent
 
 _CHUNK = 1000
@@ -27,7 +27,6 @@ def add_event(
     session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
 ) -> bool:
     """Record an event to publish once ``session`` commits (once per ``message_id``); whether it was new."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     row = {
         "id": str(uuid.uuid4()),
         "customer_id": customer_id,
@@ -36,8 +35,7 @@ def add_event(
         "properties": orjson.dumps(properties, default=str).decode(),
         "created_at": at,
     }
-    statement = dialect.insert(OutboxEvent).values([row]).on_conflict_do_nothing().returning(OutboxEvent.id)
-    return len(session.execute(statement).all()) == 1
+    return insert_ignore(session, OutboxEvent, [row]) == 1
 
 
 def unpublished_events(session: Session, limit: int = 500) -> list[OutboxEvent]:

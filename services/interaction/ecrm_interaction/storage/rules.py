@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED
 from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.storage import audit
+from ecrm_interaction.storage.actions import close_action
 from ecrm_interaction.storage.models import Action, EmailTemplate, LoyaltyProgramRow, Rule
-from ecrm_interaction.storage.store import Store
 from ecrm_schemas.actions import OPEN
 
 
@@ -115,7 +115,7 @@ def cancel_rule_actions(session: Session, rule_id: str, reason: str, now: dateti
     ``reason``. Cancelled is final: enabling the rule again does not bring them back."""
     rows = session.scalars(select(Action).where(Action.rule_id == rule_id, Action.status.in_(OPEN))).all()
     for row in rows:
-        Store.close_action(row, "cancelled", reason, now)
+        close_action(row, "cancelled", reason, now)
     return len(rows)
 
 

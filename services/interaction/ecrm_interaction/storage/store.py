@@ -1,4 +1,9 @@
-"""The interaction service's relational shell: engine, migrations, and the queries it needs.
+"""The interaction service's relational shell: the engine, the migrations and the unit of work.
+
+The queries live in one repository module per aggregate (``storage/actions.py``, ``cases.py``,
+``contacts.py``, ``loyalty.py``, …), as functions taking the caller's session. The shell that
+owns a unit of work (a consumed batch, a dispatcher batch, an API request) opens the session or
+transaction and passes it; a caller without one uses :meth:`Store.read` / :meth:`Store.write`.
 
 Every write that must happen at most once goes through a unique key (actions, ledger
 entries, rewards, cases: ``dedup_key``), inserted with "on conflict do nothing", so a
@@ -8,46 +13,19 @@ redelivered Kafka batch or a second replica changes nothing. Work is claimed wit
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
-import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
-
-from ecrm_interaction.engine.planning import released_key, releases_once
-from ecrm_interaction.engine.triggers import OWN_EVENTS
-from ecrm_interaction.storage import audit as audit_log
-from ecrm_interaction.storage import outbox
-from ecrm_interaction.storage.contacts import ContactRow, contacts
-from ecrm_interaction.storage.models import (
-    Action,
-    AuditEntry,
-    Case,
-    CaseNote,
-    Consent,
-    Customer,
-    CustomerSegment,
-    LoyaltyEntry,
-    OutboxEvent,
-    Reward,
-    ScheduleState,
-    SkippedDecision,
-)
-from ecrm_schemas.catalog import CatalogEvent
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-LOYALTY_EVENT = CatalogEvent.LOYALTY_POINTS_AWARDED
-"""What the ledger reports; the aggregator folds its balance and tier into the profile."""
 
 
 def make_engine(url: str) -> Engine:
@@ -86,10 +64,6 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
-
-
 def aware(value: datetime | None) -> datetime | None:
     """SQLite returns naive datetimes for timezone columns: they are UTC."""
     if value is not None and value.tzinfo is None:
@@ -97,69 +71,19 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, Reward, Case, OutboxEvent)
-"""Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
-entries about a customer are found through these."""
-
-
 MARKETING = "marketing"
 """The purpose the contact policy enforces: marketing messages need the customer's consent to it
 on their channel. Consent to other purposes is recorded (and exported) the same way."""
 
 
-def _marketing_consent(session: Session, customer_id: str) -> dict[str, bool]:
-    rows = session.scalars(select(Consent).where(Consent.customer_id == customer_id, Consent.purpose == MARKETING))
-    return {c.channel: c.granted for c in rows}
-
-
-def _row_dict(row: Any) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
-
-
-def _deleted(result: Any) -> int:
-    return int(result.rowcount or 0)
-
-
-def _audit_about(ids: list[str], case_ids: list[str]) -> Any:
-    return select(AuditEntry).where(
-        or_(
-            (AuditEntry.entity == "customer") & AuditEntry.entity_id.in_(ids),
-            (AuditEntry.entity == "case") & AuditEntry.entity_id.in_(case_ids),
-        )
-    )
-
-
-def insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
-    """Insert ``rows``, skipping those whose unique keys exist; returns how many were new."""
-    if not rows:
-        return 0
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    key = next(iter(model.__table__.primary_key.columns))
-    statement = dialect.insert(model).values(rows).on_conflict_do_nothing().returning(key)
-    return len(session.execute(statement).all())
-
-
-def record_event(
-    session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
-) -> bool:
-    """Record an event to publish once ``session`` commits (once per ``message_id``)."""
-    row = {
-        "id": str(uuid.uuid4()),
-        "customer_id": customer_id,
-        "name": name,
-        "message_id": message_id,
-        "properties": _json(properties),
-        "created_at": at,
-    }
-    return insert_ignore(session, OutboxEvent, [row]) == 1
-
-
 class Store:
+    """The unit-of-work holder: the engine and its session factory (``sessions()`` for reads,
+    ``sessions.begin()`` for a transaction), and :meth:`read` / :meth:`write` for one repository
+    function in a session of its own. It holds no queries."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-
-    # --- unique inserts ------------------------------------------------------------------
 
     def read(self, query: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``query(session, *args, **kwargs)`` in a session of its own (for callers without a
@@ -172,243 +96,3 @@ class Store:
         returns, rolled back when it raises: ``store.write(rules.set_enabled, "r1", False, "cli")``."""
         with self.sessions.begin() as session:
             return change(session, *args, **kwargs)
-
-    def _insert_ignore(self, session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
-        return insert_ignore(session, model, rows)
-
-    # --- actions --------------------------------------------------------------------------
-
-    @staticmethod
-    def close_action(row: Action, status: str, reason: str, now: datetime) -> None:
-        """Give an action its final ``status``; one that reached no one frees its rule's
-        ``once_per_customer`` place (see :func:`ecrm_interaction.engine.planning.releases_once`)."""
-        row.status, row.reason, row.done_at, row.lease_until = status, reason[:300], now, None
-        if releases_once(row.payload, status, reason):
-            row.dedup_key = released_key(row.dedup_key, row.id)
-
-    # --- what the consumer records -------------------------------------------------------
-
-    def session(self) -> Session:
-        """A session for one consumed batch; the caller commits it (``with store.session.begin()``)."""
-        return self.sessions()
-
-    # --- the event outbox -----------------------------------------------------------------
-
-    def facts_of(
-        self, session: Session, customer_id: str
-    ) -> tuple[dict[str, Any] | None, frozenset[str], dict[str, bool]]:
-        """The stored profile, segments and consent of a customer."""
-        row = session.get(Customer, customer_id)
-        profile = orjson.loads(row.profile) if row is not None and row.profile else None
-        segments = frozenset(
-            session.scalars(select(CustomerSegment.segment_id).where(CustomerSegment.customer_id == customer_id)).all()
-        )
-        return profile, segments, _marketing_consent(session, customer_id)
-
-    def rule_last_acted(self, session: Session, rule_id: str, customer_id: str) -> datetime | None:
-        """When the rule last planned something for the customer that was not cancelled or suppressed."""
-        at = session.scalar(
-            select(func.max(Action.created_at)).where(
-                Action.rule_id == rule_id,
-                Action.customer_id == customer_id,
-                Action.status.not_in(("cancelled", "suppressed")),
-            )
-        )
-        return aware(at)
-
-    # --- loyalty --------------------------------------------------------------------------
-
-    def balance(self, session: Session, customer_id: str) -> int:
-        return int(
-            session.scalar(
-                select(func.coalesce(func.sum(LoyaltyEntry.points), 0)).where(LoyaltyEntry.customer_id == customer_id)
-            )
-            or 0
-        )
-
-    def add_points(
-        self,
-        session: Session,
-        customer_id: str,
-        points: int,
-        reason: str,
-        dedup_key: str,
-        rule_id: str | None,
-        at: datetime,
-    ) -> int | None:
-        """Add a ledger entry once per ``dedup_key``; returns the points it added (a balance never
-        goes below 0: a debit takes at most what is there), None when the key was used already.
-        The entry is reported as a ``Loyalty Points Awarded`` event (the balance, as of when it is
-        published: :func:`ecrm_interaction.delivery.outbox_relay.outbox_event`)."""
-        if points < 0:
-            points = max(points, -self.balance(session, customer_id))
-        entry_id = str(uuid.uuid4())
-        row = {
-            "id": entry_id,
-            "customer_id": customer_id,
-            "points": points,
-            "reason": reason,
-            "rule_id": rule_id,
-            "dedup_key": dedup_key,
-            "at": at,
-        }
-        if self._insert_ignore(session, LoyaltyEntry, [row]) != 1:
-            return None
-        properties = {"points": points, "reason": reason[:200] or "points", "rule_id": rule_id}
-        outbox.add_event(session, LOYALTY_EVENT, customer_id, f"{OWN_EVENTS}loyalty-{entry_id}", properties, at)
-        return points
-
-    def issue_reward(
-        self,
-        session: Session,
-        customer_id: str,
-        reward: str,
-        code: str,
-        points_cost: int,
-        dedup_key: str,
-        rule_id: str | None,
-        at: datetime,
-    ) -> bool:
-        row = {
-            "id": str(uuid.uuid4()),
-            "customer_id": customer_id,
-            "reward": reward,
-            "code": code,
-            "points_cost": points_cost,
-            "rule_id": rule_id,
-            "dedup_key": dedup_key,
-            "issued_at": at,
-        }
-        return self._insert_ignore(session, Reward, [row]) == 1
-
-    # --- the dispatcher ------------------------------------------------------------------
-
-    def contact(self, customer_id: str, channel: str = "email") -> ContactRow:
-        """:func:`ecrm_interaction.storage.contacts.contacts` of one customer."""
-        with self.sessions() as session:
-            return contacts(session, {customer_id: None})[customer_id]
-
-    def message_history(
-        self, customer_id: str, rule_id: str | None, since: datetime
-    ) -> tuple[list[datetime], datetime | None]:
-        """Marketing emails sent to the customer since ``since``, and when ``rule_id`` last sent to them."""
-        with self.sessions() as session:
-            sent = [
-                aware(at)
-                for at in session.scalars(
-                    select(Action.done_at).where(
-                        Action.customer_id == customer_id,
-                        Action.kind == "email",
-                        Action.status == "sent",
-                        Action.category == "marketing",
-                        Action.done_at >= since,
-                    )
-                )
-            ]
-            last = session.scalar(
-                select(func.max(Action.done_at)).where(
-                    Action.customer_id == customer_id, Action.rule_id == rule_id, Action.status.in_(("sent", "done"))
-                )
-            )
-            return [s for s in sent if s is not None], aware(last)
-
-    # --- schedules -------------------------------------------------------------------------
-
-    def schedule_last(self, rule_id: str) -> datetime | None:
-        with self.sessions() as session:
-            row = session.get(ScheduleState, rule_id)
-            return aware(row.last_slot) if row else None
-
-    def claim_slot(self, rule_id: str, previous: datetime | None, slot: datetime) -> bool:
-        """Move a schedule from ``previous`` to ``slot``; False when another replica did it first."""
-        with self.sessions.begin() as session:
-            if previous is None:
-                return self._insert_ignore(session, ScheduleState, [{"rule_id": rule_id, "last_slot": slot}]) == 1
-            result = session.execute(
-                update(ScheduleState)
-                .where(ScheduleState.rule_id == rule_id, ScheduleState.last_slot == previous)
-                .values(last_slot=slot)
-            )
-            return result.rowcount == 1  # type: ignore[attr-defined]
-
-    def audience(self, segment_id: str | None, limit: int = 1_000_000) -> list[str]:
-        """The members of ``segment_id``, or every customer with an address."""
-        with self.sessions() as session:
-            if segment_id is None:
-                query = select(Customer.customer_id).where(Customer.email.is_not(None))
-            else:
-                query = select(CustomerSegment.customer_id).where(CustomerSegment.segment_id == segment_id)
-            return list(
-                session.scalars(
-                    query.order_by(Customer.customer_id if segment_id is None else CustomerSegment.customer_id).limit(
-                        limit
-                    )
-                )
-            )
-
-    # --- cases -----------------------------------------------------------------------------
-
-    def claim_escalations(self, now: datetime, limit: int = 100) -> list[Case]:
-        """Unresolved cases past their SLA, not escalated yet: each marked escalated, once."""
-        with self.sessions.begin() as session:
-            due = session.scalars(
-                select(Case.id)
-                .where(Case.status != "resolved", Case.sla_due_at < now, Case.escalated_at.is_(None))
-                .limit(limit)
-            ).all()
-            claimed = []
-            for case_id in due:
-                result = session.execute(
-                    update(Case).where(Case.id == case_id, Case.escalated_at.is_(None)).values(escalated_at=now)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(case_id)
-            return list(session.scalars(select(Case).where(Case.id.in_(claimed))))
-
-    def actions_by_id(self, ids: Sequence[str]) -> list[Action]:
-        with self.sessions() as session:
-            return list(session.scalars(select(Action).where(Action.id.in_(list(ids)))))
-
-    # --- privacy requests ---------------------------------------------------------------------
-
-    def customer_records(self, identities: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """Every row about these ids, by table (the export of a privacy request)."""
-        ids = list(identities)
-        with self.sessions() as session:
-            found = {
-                model.__tablename__: [
-                    _row_dict(r) for r in session.scalars(select(model).where(model.customer_id.in_(ids)))
-                ]
-                for model in CUSTOMER_TABLES
-            }
-            case_ids = [c["id"] for c in found[Case.__tablename__]]
-            notes = session.scalars(select(CaseNote).where(CaseNote.case_id.in_(case_ids)))
-            found[CaseNote.__tablename__] = [_row_dict(n) for n in notes]
-            found[AuditEntry.__tablename__] = [_row_dict(a) for a in session.scalars(_audit_about(ids, case_ids))]
-        return found
-
-    def erase_customer(
-        self, identities: Sequence[str], actor: str, reference: str, *, audit: bool = True
-    ) -> dict[str, int]:
-        """Delete every row about these ids in one transaction; how many went, by table. The
-        audit log keeps that an erasure happened, under ``reference`` (not the customer's id)."""
-        ids = list(identities)
-        deleted: dict[str, int] = {}
-        with self.sessions.begin() as session:
-            case_ids = list(session.scalars(select(Case.id).where(Case.customer_id.in_(ids))))
-            audit_ids = list(session.scalars(_audit_about(ids, case_ids).with_only_columns(AuditEntry.id)))
-            deleted[CaseNote.__tablename__] = _deleted(
-                session.execute(delete(CaseNote).where(CaseNote.case_id.in_(case_ids)))
-            )
-            for model in CUSTOMER_TABLES:
-                deleted[model.__tablename__] = _deleted(
-                    session.execute(delete(model).where(model.customer_id.in_(ids)))
-                )
-            deleted[AuditEntry.__tablename__] = _deleted(
-                session.execute(delete(AuditEntry).where(AuditEntry.id.in_(audit_ids)))
-            )
-            if audit:
-                audit_log.record(
-                    session, actor, "erase", "customer", reference, {"identities": len(ids), "rows": deleted}
-                )
-        return deleted

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 
-from ecrm_interaction.api.deps import Marketer, PolicyDep, SessionDep, StoreDep, Viewer
+from ecrm_interaction.api.deps import Marketer, PolicyDep, SessionDep, Viewer
 from ecrm_interaction.api.errors import invalid
 from ecrm_interaction.api.services.dry_runs import dry_run_now
 from ecrm_interaction.engine.rules import RuleSpec
@@ -96,13 +96,13 @@ def router() -> APIRouter:
 
     @routes.post("/v1/rules/{rule_id}/dry-run")
     def dry_run_rule(
-        rule_id: str, request: DryRunIn, _who: Viewer, session: SessionDep, store: StoreDep, policy: PolicyDep
+        rule_id: str, request: DryRunIn, _who: Viewer, session: SessionDep, policy: PolicyDep
     ) -> dict[str, Any]:
         """What the rule would do for the customer now (with ``event`` as its trigger), and why."""
         rule = rules.rule(session, rule_id)
         if rule is None:
             raise HTTPException(404, "rule_not_found")
-        return dry_run_now(session, store, rule, request.customer_id, request.event, policy)
+        return dry_run_now(session, rule, request.customer_id, request.event, policy)
 
     return routes
 

@@ -34,8 +34,9 @@ from ecrm_interaction.engine.rendering import RenderError, add_tracking, message
 from ecrm_interaction.engine.rules import EmailAction
 from ecrm_interaction.engine.unsubscribe import UnsubscribeToken, sign_unsubscribe
 from ecrm_interaction.storage import actions as action_rows
+from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage.actions import Finished
-from ecrm_interaction.storage.contacts import contacts, history_of
+from ecrm_interaction.storage.contacts import contacts, history_of, message_history
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind, ActionStatus
 from ecrm_schemas.catalog import CatalogEvent
@@ -149,7 +150,7 @@ class EmailExecutor:
             sent, rule_last = history_of(reads.messages[action.customer_id], action.rule_id, since)
         else:
             sent, rule_last = await asyncio.to_thread(
-                self.store.message_history, action.customer_id, action.rule_id, since
+                self.store.read, message_history, action.customer_id, action.rule_id, since
             )
         verdict = policy_decision(
             contact,
@@ -232,8 +233,7 @@ class EmailExecutor:
         customer_id, program = job.action.customer_id, job.reads.program
         points = job.reads.balances.get(customer_id)
         if points is None or any(a.kind in LEDGER_KINDS for a, _ in job.earlier):
-            with self.store.session() as session:
-                points = self.store.balance(session, customer_id)
+            points = self.store.read(loyalty.balance, customer_id)
         return {"points": points, "tier": tier_of(points, program)}
 
     @staticmethod

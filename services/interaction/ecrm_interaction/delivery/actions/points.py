@@ -15,6 +15,8 @@ from ecrm_interaction.engine.conditions import Facts
 from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rules import PointsAction
 from ecrm_interaction.engine.triggers import loyalty_firings
+from ecrm_interaction.storage import loyalty
+from ecrm_interaction.storage.facts import facts_of
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind
 
@@ -35,8 +37,8 @@ class Ledger:
         """Add a ledger entry once per ``dedup_key``; plan the rules of a tier it crosses."""
         program, rules = reads.program, list(reads.rules.values())
         with self.store.sessions.begin() as session:
-            before = self.store.balance(session, action.customer_id)
-            added = self.store.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now)
+            before = loyalty.balance(session, action.customer_id)
+            added = loyalty.add_points(session, action.customer_id, points, reason, dedup_key, action.rule_id, now)
             if added is None:
                 return
             after = before + added
@@ -44,7 +46,7 @@ class Ledger:
             current = {"points": after, "tier": tier_of(after, program)}
             firings = loyalty_firings(rules, action.customer_id, previous, current, action.id)
             if firings:
-                profile, segments, consent = self.store.facts_of(session, action.customer_id)
+                profile, segments, consent = facts_of(session, action.customer_id)
                 facts = Facts(profile or {"customer_id": action.customer_id}, segments, consent, current)
                 self.intake.plan_firings(session, firings, facts, now, Intake())
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from ecrm_interaction.delivery.actions.base import Job, Outcome, Wiring, done
 from ecrm_interaction.delivery.actions.points import Ledger
 from ecrm_interaction.engine.rules import RewardAction
+from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage.models import Action
 from ecrm_schemas.actions import ActionKind
 from ecrm_schemas.catalog import CatalogEvent
@@ -39,7 +40,7 @@ class RewardExecutor:
         assert isinstance(spec, RewardAction)
         code = job.payload.get("reward_code") or action.id
         with self.store.sessions.begin() as session:
-            issued = self.store.issue_reward(
+            issued = loyalty.issue_reward(
                 session, action.customer_id, spec.reward, code, spec.points_cost, action.dedup_key, action.rule_id,
                 job.now,
             )  # fmt: skip
