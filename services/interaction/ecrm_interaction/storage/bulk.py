@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table
+import orjson
+from sqlalchemy import ColumnElement, Select, Table, any_, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,20 @@ def upsert(session: Session, table: Table) -> Any:
     ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def among(session: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN (values)`` as one bound parameter, so the statement's text is the same whatever
+    the number of values (cached by SQLAlchemy and the driver, no per-value rendering):
+    ``= ANY(:array)`` on PostgreSQL, ``IN (SELECT value FROM json_each(:json))`` on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(
+            ColumnElement[bool], column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+        )
+    listed: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam(None, orjson.dumps(list(values)).decode()))
+    )
+    return cast(ColumnElement[bool], column.in_(listed.scalar_subquery()))
 
 
 def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

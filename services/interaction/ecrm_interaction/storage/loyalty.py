@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
-from ecrm_interaction.storage.bulk import chunks, table_of, upsert
+from ecrm_interaction.storage.bulk import among, chunks, table_of, upsert
 from ecrm_interaction.storage.models import LoyaltyEntry, OutboxEvent, Reward
 from ecrm_schemas.catalog import CatalogEvent
 
@@ -36,7 +36,9 @@ def read_balances(session: Session, customer_ids: Iterable[str]) -> dict[str, in
     """Each customer's balance (the sum of their entries; customers without any are missing)."""
     c, found = table_of(LoyaltyEntry).c, {}
     for part in chunks(sorted(set(customer_ids))):
-        query = select(c.customer_id, func.sum(c.points)).where(c.customer_id.in_(part)).group_by(c.customer_id)
+        query = (
+            select(c.customer_id, func.sum(c.points)).where(among(session, c.customer_id, part)).group_by(c.customer_id)
+        )
         found.update({customer_id: int(total or 0) for customer_id, total in session.execute(query)})
     return found
 
@@ -45,7 +47,7 @@ def used_keys(session: Session, dedup_keys: Iterable[str]) -> set[str]:
     """Which of these entry keys the ledger holds already."""
     c, found = table_of(LoyaltyEntry).c, set[str]()
     for part in chunks(sorted(set(dedup_keys))):
-        found.update(session.scalars(select(c.dedup_key).where(c.dedup_key.in_(part))))
+        found.update(session.scalars(select(c.dedup_key).where(among(session, c.dedup_key, part))))
     return found
 
 
