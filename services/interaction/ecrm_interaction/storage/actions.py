@@ -23,7 +23,7 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.planning import PlannedAction
-from ecrm_interaction.storage.bulk import among, chunks, table_of, upsert
+from ecrm_interaction.storage.bulk import among, chunks, table_of, unnest_insert, upsert
 from ecrm_interaction.storage.models import Action, SkippedDecision
 from ecrm_interaction.storage.store import aware
 from ecrm_schemas.actions import FINAL, OPEN, ActionStatus
@@ -279,8 +279,21 @@ def existing_keys(session: Session, dedup_keys: Iterable[str]) -> set[str]:
     return found
 
 
+_ACTION_COLUMNS = ("id", "dedup_key", "rule_id", "customer_id", "kind", "category", "cause", "status", "due_at",
+                   "payload", "reason", "done_at", "attempts", "created_at", "updated_at")  # fmt: skip
+
+
 def insert_actions(session: Session, rows: Iterable[NewAction]) -> int:
     """Insert the actions (one whose dedup key is taken is left out); how many were new."""
+    rows = list(rows)
+    if rows and session.get_bind().dialect.name == "postgresql":
+        tuples = [
+            (r.id, r.dedup_key, r.rule_id, r.customer_id, r.kind, r.category, r.cause, r.status, r.due_at, r.payload,
+             r.reason, r.done_at, 0, r.created_at, r.created_at)
+            for r in rows
+        ]  # fmt: skip
+        tail = "ON CONFLICT DO NOTHING RETURNING id"
+        return len(unnest_insert(session, ACTIONS, _ACTION_COLUMNS, tuples, tail).all())
     values = [
         {"id": r.id, "dedup_key": r.dedup_key, "rule_id": r.rule_id, "customer_id": r.customer_id, "kind": r.kind,
          "category": r.category, "cause": r.cause, "status": r.status, "due_at": r.due_at, "payload": r.payload,

@@ -44,3 +44,24 @@ def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 def table_of(model: Any) -> Table:
     """A model's table, typed as one (``__table__`` is typed as any ``FromClause``)."""
     return cast(Table, model.__table__)
+
+
+def unnest_insert(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], tail: str
+) -> Any:
+    """PostgreSQL: ``INSERT INTO table (columns) SELECT * FROM unnest(:arrays…) <tail>``, one
+    statement with one array parameter per column whatever the number of rows (its text, and so
+    its parsing, the same for every batch; an executemany or a multi-row ``VALUES`` is not). The
+    values go through the columns' bind processors as SQLAlchemy would; ``tail`` is the
+    ``ON CONFLICT …`` / ``RETURNING …`` clause. Returns the driver's result."""
+    connection = session.connection()
+    dialect = connection.dialect
+    arrays, casts = [], []
+    for index, name in enumerate(columns):
+        kind = table.c[name].type
+        process = kind.bind_processor(dialect)
+        values = [row[index] for row in rows]
+        arrays.append([process(v) for v in values] if process is not None else values)
+        casts.append(f"%b::{kind.compile(dialect=dialect)}[]")  # binary: no per-element text escaping
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(casts)}) {tail}"
+    return connection.exec_driver_sql(sql, tuple(arrays))

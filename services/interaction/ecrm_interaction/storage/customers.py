@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from ecrm_interaction.storage.bulk import among, chunks, table_of, upsert
+from ecrm_interaction.storage.bulk import among, chunks, table_of, unnest_insert, upsert
 from ecrm_interaction.storage.models import AddressSuppression, Consent, Customer, CustomerSegment, utcnow
 from ecrm_interaction.storage.store import MARKETING, aware
 
@@ -78,6 +78,29 @@ def write_profiles(session: Session, rows: Iterable[CustomerRow]) -> None:
     table = table_of(Customer)
     connection = session.connection()
     dialect = connection.dialect
+    rows = list(rows)
+    conflict = (
+        "ON CONFLICT (customer_id) DO UPDATE SET profile = excluded.profile,"
+        " profile_version = excluded.profile_version, email = excluded.email, timezone = excluded.timezone,"
+        " updated_at = excluded.updated_at"
+        f" WHERE {table.name}.profile_version <= excluded.profile_version"
+    )
+    if dialect.name == "postgresql":
+        if rows:
+            columns = (
+                "customer_id",
+                "profile",
+                "profile_version",
+                "email",
+                "timezone",
+                "unsubscribed_at",
+                "updated_at",
+            )
+            at = utcnow()
+            tuples = [(r.customer_id, r.profile, r.profile_version, r.email, r.timezone, r.unsubscribed_at, at)
+                      for r in rows]  # fmt: skip
+            unnest_insert(session, table, columns, tuples, conflict)
+        return
     stamp = table.c.updated_at.type.bind_processor(dialect) or (lambda value: value)
     now = stamp(utcnow())
     values = [
@@ -88,14 +111,11 @@ def write_profiles(session: Session, rows: Iterable[CustomerRow]) -> None:
     if not values:
         return
     # The hottest statement of the intake, one row per customer of the batch: sent to the driver
-    # as it is (an executemany, pipelined by psycopg), without SQLAlchemy's per-row parameter work.
+    # as it is (an executemany; on PostgreSQL one unnest insert), without SQLAlchemy's per-row work.
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (
         f"INSERT INTO {table.name} (customer_id, profile, profile_version, email, timezone, unsubscribed_at,"
-        f" updated_at) VALUES ({', '.join([mark] * 7)}) ON CONFLICT (customer_id) DO UPDATE SET"
-        " profile = excluded.profile, profile_version = excluded.profile_version, email = excluded.email,"
-        f" timezone = excluded.timezone, updated_at = excluded.updated_at"
-        f" WHERE {table.name}.profile_version <= excluded.profile_version"
+        f" updated_at) VALUES ({', '.join([mark] * 7)}) {conflict}"
     )
     connection.exec_driver_sql(sql, values)
 

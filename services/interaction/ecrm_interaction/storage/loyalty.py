@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
-from ecrm_interaction.storage.bulk import among, chunks, table_of, upsert
+from ecrm_interaction.storage.bulk import among, chunks, table_of, unnest_insert, upsert
 from ecrm_interaction.storage.models import LoyaltyEntry, OutboxEvent, Reward
 from ecrm_schemas.catalog import CatalogEvent
 
@@ -63,8 +63,13 @@ def add_entries(session: Session, entries: Iterable[LedgerEntry]) -> None:
         for e in rows
     ]  # fmt: skip
     table = table_of(LoyaltyEntry)
-    statement = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
-    added = set(session.scalars(statement, ledger))
+    if session.get_bind().dialect.name == "postgresql":
+        columns = ("id", "customer_id", "points", "reason", "rule_id", "dedup_key", "at")
+        tuples = [tuple(row[c] for c in columns) for row in ledger]
+        added = {r[0] for r in unnest_insert(session, table, columns, tuples, "ON CONFLICT DO NOTHING RETURNING id")}
+    else:
+        statement = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
+        added = set(session.scalars(statement, ledger))
     events = [_event(e) for e in rows if e.id in added]
     if events:
         session.execute(upsert(session, table_of(OutboxEvent)).on_conflict_do_nothing(), events)
