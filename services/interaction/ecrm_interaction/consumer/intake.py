@@ -52,7 +52,7 @@ from ecrm_interaction.storage.customers import ConsentRow, CustomerRow, SegmentR
 from ecrm_interaction.storage.loyalty import LedgerEntry
 from ecrm_interaction.storage.store import MARKETING, Store
 from ecrm_schemas.catalog import CatalogEvent
-from ecrm_schemas.profile import ProfileChanged, TriggerEvent
+from ecrm_schemas.profile import CustomerProfile, ProfileChanged, TriggerEvent
 from ecrm_schemas.segments import SegmentMembershipChanged
 
 log = structlog.get_logger()
@@ -269,6 +269,7 @@ class Batch:
         self.customers = {cid: replace(row) for cid, row in snapshot.customers.items()}
         self.stored_customers = set(snapshot.customers)
         self.dirty_profiles: set[str] = set()
+        self.undumped: dict[str, CustomerProfile] = {}
         self.unsubscribed: dict[str, datetime | None] = {}
         self.open: dict[str, list[OpenAction]] = {}
         for row in snapshot.open:
@@ -361,7 +362,7 @@ class Batch:
             self.left.add(key)
         if not prepared.firings:
             return
-        row = self.customers.get(customer)
+        row = self._profile_of(customer)
         profile = orjson.loads(row.profile) if row is not None and row.profile else None
         if profile is not None and profile.get("merged_into"):
             return  # a visitor stitched to a user: the user's own segment changes count
@@ -382,9 +383,18 @@ class Batch:
             self.customers[customer] = row
         elif profile.version < row.profile_version:
             return
-        row.profile, row.profile_version = profile.model_dump_json(), profile.version
+        # Dumped once the batch is planned (the customer's last version: busy customers change
+        # many times a batch), or when a segment change of the batch reads it.
+        row.profile, row.profile_version = None, profile.version
+        self.undumped[customer] = profile
         row.email, row.timezone = profile.email, timezone if isinstance(timezone, str) else None
         self.dirty_profiles.add(customer)
+
+    def _profile_of(self, customer: str) -> CustomerRow | None:
+        row = self.customers.get(customer)
+        if row is not None and (profile := self.undumped.pop(customer, None)) is not None:
+            row.profile = profile.model_dump_json()
+        return row
 
     def _set_unsubscribed(self, customer: str, at: datetime | None) -> None:
         row = self.customers.get(customer)
@@ -534,7 +544,7 @@ class Batch:
 
     def finish(self) -> Writes:
         writes = self.writes
-        writes.profiles = [self.customers[c] for c in sorted(self.dirty_profiles)]
+        writes.profiles = [kept for c in sorted(self.dirty_profiles) if (kept := self._profile_of(c)) is not None]
         writes.unsubscribed = sorted(self.unsubscribed.items())
         writes.consents = list(self.consents_changed.values())
         writes.segments_left = sorted(self.left)

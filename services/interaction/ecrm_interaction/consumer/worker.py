@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -127,11 +128,10 @@ class InteractionWorker:
 
     def take(self, messages: list[ConsumedRecord]) -> Intake:
         """Decode and record one batch, in one transaction (:mod:`.intake`: a fixed number of statements)."""
-        rules, _ = self.store.read(rule_store.enabled_rules)
-        program = self.store.read(rule_store.loyalty_program)
         now = datetime.now(UTC)
         emitted: list[datetime] = []
         changes: list[ProfileChanged | SegmentMembershipChanged] = []
+        consumed = Counter[str]()  # the metrics, counted once per batch
         # Profile changes first: a segment change of the batch then sees the profile it was
         # evaluated on (the order within each topic is kept).
         for message in sorted(messages, key=lambda m: m.topic != PROFILE_CHANGES.name):
@@ -139,22 +139,28 @@ class InteractionWorker:
                 if message.topic == SEGMENT_MEMBERSHIP.name:
                     segment_change = SegmentMembershipChanged.model_validate_json(message.value)
                     if self.suppressions.matches(segment_change.customer_id):
-                        metrics.SUPPRESSED.inc()
+                        consumed["suppressed"] += 1
                         continue
-                    metrics.SEGMENT_CHANGES_CONSUMED.inc()
+                    consumed["segment"] += 1
                     changes.append(segment_change)
                 else:
                     change = ProfileChanged.model_validate_json(message.value)
-                    metrics.CHANGES_CONSUMED.inc()
+                    consumed["profile"] += 1
                     profile = change.profile
                     if self.suppressions.matches(change.customer_id, profile.user_id, profile.anonymous_id):
-                        metrics.SUPPRESSED.inc()
+                        consumed["suppressed"] += 1
                         continue
                     changes.append(change)
                     emitted.append(change.emitted_at.replace(tzinfo=change.emitted_at.tzinfo or UTC))
             except ValidationError as exc:
                 self._dead_letter(message, exc)
-        with self.store.sessions.begin() as session:
+        for counter, kind in ((metrics.CHANGES_CONSUMED, "profile"), (metrics.SEGMENT_CHANGES_CONSUMED, "segment"),
+                              (metrics.SUPPRESSED, "suppressed")):  # fmt: skip
+            if consumed[kind]:
+                counter.inc(consumed[kind])
+        with self.store.sessions.begin() as session:  # the rules as of this batch, in its transaction
+            rules, _ = rule_store.enabled_rules(session)
+            program = rule_store.loyalty_program(session)
             outcome = self.intake.take(session, changes, rules, program, now)
         committed = datetime.now(UTC)
         for at in emitted:

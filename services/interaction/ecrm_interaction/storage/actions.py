@@ -23,7 +23,7 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.planning import PlannedAction, released_key, releases_once
-from ecrm_interaction.storage.bulk import chunks, table_of, upsert
+from ecrm_interaction.storage.bulk import among, chunks, table_of, unnest_insert, upsert
 from ecrm_interaction.storage.models import Action, SkippedDecision
 from ecrm_interaction.storage.store import aware
 from ecrm_schemas.actions import FINAL, OPEN, ActionStatus
@@ -243,7 +243,7 @@ def read_open(session: Session, customer_ids: Iterable[str]) -> list[OpenAction]
     c, found = table_of(Action).c, []
     for part in chunks(sorted(set(customer_ids))):
         query = select(c.id, c.dedup_key, c.rule_id, c.customer_id, c.cause, c.status, c.payload, c.created_at)
-        query = query.where(c.customer_id.in_(part), c.status.in_(OPEN)).order_by(c.created_at, c.id)
+        query = query.where(among(session, c.customer_id, part), c.status.in_(OPEN)).order_by(c.created_at, c.id)
         found += [OpenAction(*row) for row in session.execute(query)]
     return found
 
@@ -255,7 +255,7 @@ def read_last_acted(session: Session, customer_ids: Iterable[str]) -> dict[tuple
     for part in chunks(sorted(set(customer_ids))):
         query = (
             select(c.rule_id, c.customer_id, func.max(c.created_at))
-            .where(c.customer_id.in_(part), c.status.not_in(NOT_ACTED + OPEN), c.rule_id.is_not(None))
+            .where(among(session, c.customer_id, part), c.status.not_in(NOT_ACTED + OPEN), c.rule_id.is_not(None))
             .group_by(c.rule_id, c.customer_id)
         )
         found.update({(rule_id, customer_id): at for rule_id, customer_id, at in session.execute(query) if at})
@@ -266,7 +266,7 @@ def read_recipients(session: Session, action_ids: Iterable[str]) -> dict[str, st
     """Email action id → the address it was sent to."""
     c, found = table_of(Action).c, {}
     for part in chunks(sorted(set(action_ids))):
-        query = select(c.id, c.recipient).where(c.id.in_(part), c.kind == "email", c.recipient.is_not(None))
+        query = select(c.id, c.recipient).where(among(session, c.id, part), c.kind == "email", c.recipient.is_not(None))
         found.update(dict(session.execute(query).tuples().all()))
     return found
 
@@ -275,12 +275,25 @@ def existing_keys(session: Session, dedup_keys: Iterable[str]) -> set[str]:
     """Which of these dedup keys stored actions hold."""
     c, found = table_of(Action).c, set[str]()
     for part in chunks(sorted(set(dedup_keys))):
-        found.update(session.scalars(select(c.dedup_key).where(c.dedup_key.in_(part))))
+        found.update(session.scalars(select(c.dedup_key).where(among(session, c.dedup_key, part))))
     return found
+
+
+_ACTION_COLUMNS = ("id", "dedup_key", "rule_id", "customer_id", "kind", "category", "cause", "status", "due_at",
+                   "payload", "reason", "done_at", "attempts", "created_at", "updated_at")  # fmt: skip
 
 
 def insert_actions(session: Session, rows: Iterable[NewAction]) -> int:
     """Insert the actions (one whose dedup key is taken is left out); how many were new."""
+    rows = list(rows)
+    if rows and session.get_bind().dialect.name == "postgresql":
+        tuples = [
+            (r.id, r.dedup_key, r.rule_id, r.customer_id, r.kind, r.category, r.cause, r.status, r.due_at, r.payload,
+             r.reason, r.done_at, 0, r.created_at, r.created_at)
+            for r in rows
+        ]  # fmt: skip
+        tail = "ON CONFLICT DO NOTHING RETURNING id"
+        return len(unnest_insert(session, ACTIONS, _ACTION_COLUMNS, tuples, tail).all())
     values = [
         {"id": r.id, "dedup_key": r.dedup_key, "rule_id": r.rule_id, "customer_id": r.customer_id, "kind": r.kind,
          "category": r.category, "cause": r.cause, "status": r.status, "due_at": r.due_at, "payload": r.payload,

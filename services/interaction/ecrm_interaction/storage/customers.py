@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from ecrm_interaction.storage.bulk import chunks, table_of, upsert
+from ecrm_interaction.storage.bulk import among, chunks, table_of, unnest_insert, upsert
 from ecrm_interaction.storage.models import AddressSuppression, Consent, Customer, CustomerSegment, utcnow
 from ecrm_interaction.storage.store import MARKETING, aware
 
@@ -67,7 +67,7 @@ def read_customers(session: Session, customer_ids: Iterable[str]) -> dict[str, C
     c = table_of(Customer).c
     for part in chunks(ids):
         query = select(c.customer_id, c.profile, c.profile_version, c.email, c.timezone, c.unsubscribed_at)
-        for row in session.execute(query.where(c.customer_id.in_(part))):
+        for row in session.execute(query.where(among(session, c.customer_id, part))):
             found[row.customer_id] = CustomerRow(*row)
     return found
 
@@ -78,6 +78,29 @@ def write_profiles(session: Session, rows: Iterable[CustomerRow]) -> None:
     table = table_of(Customer)
     connection = session.connection()
     dialect = connection.dialect
+    rows = list(rows)
+    conflict = (
+        "ON CONFLICT (customer_id) DO UPDATE SET profile = excluded.profile,"
+        " profile_version = excluded.profile_version, email = excluded.email, timezone = excluded.timezone,"
+        " updated_at = excluded.updated_at"
+        f" WHERE {table.name}.profile_version <= excluded.profile_version"
+    )
+    if dialect.name == "postgresql":
+        if rows:
+            columns = (
+                "customer_id",
+                "profile",
+                "profile_version",
+                "email",
+                "timezone",
+                "unsubscribed_at",
+                "updated_at",
+            )
+            at = utcnow()
+            tuples = [(r.customer_id, r.profile, r.profile_version, r.email, r.timezone, r.unsubscribed_at, at)
+                      for r in rows]  # fmt: skip
+            unnest_insert(session, table, columns, tuples, conflict)
+        return
     stamp = table.c.updated_at.type.bind_processor(dialect) or (lambda value: value)
     now = stamp(utcnow())
     values = [
@@ -88,14 +111,11 @@ def write_profiles(session: Session, rows: Iterable[CustomerRow]) -> None:
     if not values:
         return
     # The hottest statement of the intake, one row per customer of the batch: sent to the driver
-    # as it is (an executemany, pipelined by psycopg), without SQLAlchemy's per-row parameter work.
+    # as it is (an executemany; on PostgreSQL one unnest insert), without SQLAlchemy's per-row work.
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (
         f"INSERT INTO {table.name} (customer_id, profile, profile_version, email, timezone, unsubscribed_at,"
-        f" updated_at) VALUES ({', '.join([mark] * 7)}) ON CONFLICT (customer_id) DO UPDATE SET"
-        " profile = excluded.profile, profile_version = excluded.profile_version, email = excluded.email,"
-        f" timezone = excluded.timezone, updated_at = excluded.updated_at"
-        f" WHERE {table.name}.profile_version <= excluded.profile_version"
+        f" updated_at) VALUES ({', '.join([mark] * 7)}) {conflict}"
     )
     connection.exec_driver_sql(sql, values)
 
@@ -116,7 +136,7 @@ def read_segments(session: Session, customer_ids: Iterable[str]) -> dict[str, se
     c = table_of(CustomerSegment).c
     for part in chunks(sorted(set(customer_ids))):
         for customer_id, segment_id in session.execute(
-            select(c.customer_id, c.segment_id).where(c.customer_id.in_(part))
+            select(c.customer_id, c.segment_id).where(among(session, c.customer_id, part))
         ):
             found.setdefault(customer_id, set()).add(segment_id)
     return found
@@ -147,7 +167,7 @@ def read_consents(session: Session, customer_ids: Iterable[str]) -> dict[str, li
     c = table_of(Consent).c
     for part in chunks(sorted(set(customer_ids))):
         query = select(c.customer_id, c.channel, c.purpose, c.granted, c.source, c.updated_at)
-        for row in session.execute(query.where(c.customer_id.in_(part))):
+        for row in session.execute(query.where(among(session, c.customer_id, part))):
             found.setdefault(row.customer_id, []).append(ConsentRow(*row))
     return found
 
@@ -181,7 +201,7 @@ def read_suppressions(session: Session, digests: Iterable[str]) -> dict[str, Sup
     c = table_of(AddressSuppression).c
     for part in chunks(sorted(set(digests))):
         query = select(c.address_digest, c.reason, c.source, c.suppressed_at, c.lifted_at)
-        for row in session.execute(query.where(c.address_digest.in_(part))):
+        for row in session.execute(query.where(among(session, c.address_digest, part))):
             found[row.address_digest] = SuppressionRow(*row)
     return found
 

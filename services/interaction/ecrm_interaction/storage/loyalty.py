@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import outbox
-from ecrm_interaction.storage.bulk import chunks, insert_ignore, table_of, upsert
+from ecrm_interaction.storage.bulk import among, chunks, insert_ignore, table_of, unnest_insert, upsert
 from ecrm_interaction.storage.models import LoyaltyEntry, OutboxEvent, Reward
 from ecrm_schemas.catalog import CatalogEvent
 
@@ -37,7 +37,9 @@ def read_balances(session: Session, customer_ids: Iterable[str]) -> dict[str, in
     """Each customer's balance (the sum of their entries; customers without any are missing)."""
     c, found = table_of(LoyaltyEntry).c, {}
     for part in chunks(sorted(set(customer_ids))):
-        query = select(c.customer_id, func.sum(c.points)).where(c.customer_id.in_(part)).group_by(c.customer_id)
+        query = (
+            select(c.customer_id, func.sum(c.points)).where(among(session, c.customer_id, part)).group_by(c.customer_id)
+        )
         found.update({customer_id: int(total or 0) for customer_id, total in session.execute(query)})
     return found
 
@@ -46,7 +48,7 @@ def used_keys(session: Session, dedup_keys: Iterable[str]) -> set[str]:
     """Which of these entry keys the ledger holds already."""
     c, found = table_of(LoyaltyEntry).c, set[str]()
     for part in chunks(sorted(set(dedup_keys))):
-        found.update(session.scalars(select(c.dedup_key).where(c.dedup_key.in_(part))))
+        found.update(session.scalars(select(c.dedup_key).where(among(session, c.dedup_key, part))))
     return found
 
 
@@ -62,8 +64,13 @@ def add_entries(session: Session, entries: Iterable[LedgerEntry]) -> None:
         for e in rows
     ]  # fmt: skip
     table = table_of(LoyaltyEntry)
-    statement = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
-    added = set(session.scalars(statement, ledger))
+    if session.get_bind().dialect.name == "postgresql":
+        columns = ("id", "customer_id", "points", "reason", "rule_id", "dedup_key", "at")
+        tuples = [tuple(row[c] for c in columns) for row in ledger]
+        added = {r[0] for r in unnest_insert(session, table, columns, tuples, "ON CONFLICT DO NOTHING RETURNING id")}
+    else:
+        statement = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
+        added = set(session.scalars(statement, ledger))
     events = [_event(e) for e in rows if e.id in added]
     if events:
         session.execute(upsert(session, table_of(OutboxEvent)).on_conflict_do_nothing(), events)

@@ -7,6 +7,7 @@ Functions take the session of the caller's unit of work; changes are audited in 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,8 +54,14 @@ def all_rules(session: Session) -> list[RuleSpec]:
 
 def enabled_rules(session: Session) -> tuple[list[RuleSpec], dict[str, TemplateSpec]]:
     """The enabled rules by id, and every template (what the intake and the dispatcher act on)."""
-    rows = session.scalars(select(Rule).where(Rule.enabled.is_(True)).order_by(Rule.id))
-    return [RuleSpec.model_validate_json(r.spec) for r in rows], templates(session)
+    specs = session.scalars(select(Rule.spec).where(Rule.enabled.is_(True)).order_by(Rule.id))
+    return [_parsed(spec) for spec in specs], templates(session)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(spec: str) -> RuleSpec:
+    # Read for every consumer batch: a stored spec unchanged since the last batch is not parsed again.
+    return RuleSpec.model_validate_json(spec)
 
 
 def templates(session: Session) -> dict[str, TemplateSpec]:
