@@ -524,7 +524,7 @@ class Batch:
         return found
 
     def _cancel_open(self, customer: str, reason: str) -> int:
-        """Cancel every action of the customer not carried out yet (see :meth:`Store.close_action`)."""
+        """Cancel every action of the customer not carried out yet (:func:`.actions.close_action`, in storage)."""
         cancelled = 0
         for row in self.open.get(customer, ()):
             if row.status not in OPEN:

@@ -9,7 +9,7 @@ The actions the intake plans and cancels, set-based (claiming, finishing and pub
 belong to the delivery side). Every function takes the caller's session.
 
 Actions and skipped decisions as the API reads them: what rules planned, with outcome and
-reason. (Planning, claiming and finishing actions: :class:`Store`.)"""
+reason. (Planned by the intake, claimed and finished by the dispatcher.)"""
 
 from __future__ import annotations
 

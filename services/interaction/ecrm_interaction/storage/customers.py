@@ -5,7 +5,7 @@ Every function takes the caller's session; the shell that owns the unit of work 
 batch) opens and commits the transaction.
 
 Customers as the API reads them: the stored profile, segment memberships and consents.
-(The intake writes them: :class:`Store`.)"""
+(The intake writes them in bulk.)"""
 
 from __future__ import annotations
 
