@@ -46,7 +46,7 @@ from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage import actions as action_rows
 from ecrm_interaction.storage import contacts as contact_rows
-from ecrm_interaction.storage import outbox
+from ecrm_interaction.storage import loyalty, outbox
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.actions import Finished, Rescheduled
 from ecrm_interaction.storage.models import Action
@@ -221,7 +221,7 @@ class Dispatcher:
                 contacts=contact_rows.contacts(session, planned) if mail else {},
                 messages=contact_rows.recent_messages(session, mail, since) if mail else {},
                 since=since,
-                balances=outbox.balances(session, mail) if mail else {},
+                balances=loyalty.balances(session, mail) if mail else {},
             )
         return claimed, profiles, self.store.read(rule_store.rule_states), reads
 

@@ -23,7 +23,7 @@ from ecrm_interaction.engine.loyalty import tier_of
 from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import actions as action_rows
-from ecrm_interaction.storage import outbox
+from ecrm_interaction.storage import loyalty, outbox
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.models import Action, OutboxEvent
 from ecrm_interaction.storage.store import aware
@@ -175,7 +175,7 @@ class OutboxRelay:
             if not actions and not rows:
                 return RelayBatch([], [], {}, {})
             profiles = outbox.stored_profiles(session, [a.customer_id for a in actions] + [r.customer_id for r in rows])
-            balances = outbox.balances(
+            balances = loyalty.balances(
                 session, [r.customer_id for r in rows if r.name == CatalogEvent.LOYALTY_POINTS_AWARDED]
             )
         return RelayBatch(actions, rows, profiles, balances)
@@ -185,7 +185,7 @@ class OutboxRelay:
         with self.store.sessions() as session:
             rows = outbox.unpublished_events(session, self.batch)
             profiles = outbox.stored_profiles(session, [r.customer_id for r in rows])
-            balances = outbox.balances(
+            balances = loyalty.balances(
                 session, [r.customer_id for r in rows if r.name == CatalogEvent.LOYALTY_POINTS_AWARDED]
             )
         program = self.store.read(rule_store.loyalty_program)

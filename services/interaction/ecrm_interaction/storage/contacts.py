@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.contact_policy import address_digest
+from ecrm_interaction.storage.bulk import chunks
 from ecrm_interaction.storage.models import Action, AddressSuppression, Consent, Customer
 from ecrm_interaction.storage.store import MARKETING
 from ecrm_schemas.actions import ActionKind, ActionStatus
@@ -46,18 +47,13 @@ class SentMessage:
     done_at: datetime
 
 
-def _chunks(ids: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
-
-
 def contacts(session: Session, fallback: Mapping[str, str | None]) -> dict[str, ContactRow]:
     """The contact of each customer in ``fallback`` (customer id → the address to use when none is
     stored, e.g. the planned profile's); three queries per thousand customers."""
     ids = sorted(fallback)
     customers: dict[str, Customer] = {}
     consent: dict[str, dict[str, bool]] = {customer_id: {} for customer_id in ids}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, _CHUNK):
         customers.update(
             (c.customer_id, c) for c in session.scalars(select(Customer).where(Customer.customer_id.in_(chunk)))
         )
@@ -70,7 +66,7 @@ def contacts(session: Session, fallback: Mapping[str, str | None]) -> dict[str, 
     }
     digests = sorted({address_digest(a) for a in addresses.values() if a})
     suppressed: dict[str, str] = {}
-    for chunk in _chunks(digests):
+    for chunk in chunks(digests, _CHUNK):
         suppressions = session.scalars(
             select(AddressSuppression).where(
                 AddressSuppression.address_digest.in_(chunk), AddressSuppression.lifted_at.is_(None)
@@ -95,7 +91,7 @@ def recent_messages(session: Session, customer_ids: Iterable[str], since: dateti
     ids = sorted(set(customer_ids))
     found: dict[str, list[SentMessage]] = {customer_id: [] for customer_id in ids}
     reached = (ActionStatus.SENT.value, ActionStatus.DONE.value)
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, _CHUNK):
         rows = session.execute(
             select(
                 Action.customer_id, Action.rule_id, Action.kind, Action.status, Action.category, Action.done_at

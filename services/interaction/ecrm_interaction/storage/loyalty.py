@@ -104,6 +104,12 @@ def ledger(session: Session, customer_id: str, limit: int = 20) -> LoyaltyLedger
     return LoyaltyLedger(balance(session, customer_id), list(entries), list(rewards))
 
 
+def balances(session: Session, customer_ids: Iterable[str]) -> dict[str, int]:
+    """:func:`read_balances` of every one of these customers, 0 for those without entries."""
+    ids = set(customer_ids)
+    return dict.fromkeys(ids, 0) | read_balances(session, ids)
+
+
 def balance(session: Session, customer_id: str) -> int:
     """The sum of the customer's ledger entries."""
     query = select(func.coalesce(func.sum(LoyaltyEntry.points), 0)).where(LoyaltyEntry.customer_id == customer_id)

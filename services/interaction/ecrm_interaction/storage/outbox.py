@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ecrm_interaction.storage.bulk import insert_ignore
-from ecrm_interaction.storage.models import Customer, LoyaltyEntry, OutboxEvent
+from ecrm_interaction.storage.bulk import chunks, insert_ignore
+from ecrm_interaction.storage.models import Customer, OutboxEvent
 
 _CHUNK = 1000
 """Ids per ``IN (…)`` (SQLite's parameter limit)."""
@@ -45,32 +45,15 @@ def unpublished_events(session: Session, limit: int = 500) -> list[OutboxEvent]:
 
 
 def mark_events_published(session: Session, ids: Sequence[str], at: datetime) -> None:
-    for start in range(0, len(ids), _CHUNK):
-        chunk = list(ids[start : start + _CHUNK])
-        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(chunk)).values(published_at=at))
+    for chunk in chunks(ids, _CHUNK):
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(list(chunk))).values(published_at=at))
 
 
 def stored_profiles(session: Session, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The stored profile of each of these customers that has one (one query per thousand ids)."""
     ids = sorted(set(customer_ids))
     profiles: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), _CHUNK):
-        rows = session.execute(
-            select(Customer.customer_id, Customer.profile).where(Customer.customer_id.in_(ids[start : start + _CHUNK]))
-        )
+    for chunk in chunks(ids, _CHUNK):
+        rows = session.execute(select(Customer.customer_id, Customer.profile).where(Customer.customer_id.in_(chunk)))
         profiles.update((customer_id, orjson.loads(profile)) for customer_id, profile in rows if profile)
     return profiles
-
-
-def balances(session: Session, customer_ids: Iterable[str]) -> dict[str, int]:
-    """The loyalty balance of each of these customers (0 without entries), one query per thousand ids."""
-    ids = sorted(set(customer_ids))
-    found = dict.fromkeys(ids, 0)
-    for start in range(0, len(ids), _CHUNK):
-        rows = session.execute(
-            select(LoyaltyEntry.customer_id, func.sum(LoyaltyEntry.points))
-            .where(LoyaltyEntry.customer_id.in_(ids[start : start + _CHUNK]))
-            .group_by(LoyaltyEntry.customer_id)
-        )
-        found.update((customer_id, int(points or 0)) for customer_id, points in rows)
-    return found
