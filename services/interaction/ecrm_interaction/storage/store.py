@@ -46,6 +46,17 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
+    else:
+
+        @event.listens_for(engine, "connect")
+        def _postgres_plans(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            # The batch reads bind one array of ids (``= ANY(:ids)``). A prepared statement's
+            # generic plan guesses a handful of ids and scans a whole status instead (65 ms for
+            # 500 customers against 4 ms), so every execution is planned for its own array.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_custom_plan")
+            dbapi_connection.commit()
+
     return engine
 
 
