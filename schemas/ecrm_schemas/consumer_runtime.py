@@ -26,7 +26,9 @@ Guarantees, for every service:
   lag of the partitions held;
 * with ``collect_garbage``, the cyclic garbage collector runs between batches, not during them
   (a batch allocates many short-lived acyclic objects that automatic collections walk again
-  and again);
+  and again): the young generations after every batch, all of them every
+  ``FULL_COLLECTION_INTERVAL_S``, busy or idle. The collector is the process's: whatever else
+  runs in it (an API, a dispatcher) is collected on the same schedule;
 * **fatal errors**: a batch that :meth:`Strategy.process` cannot process (it raised) stops the
   runtime with nothing more committed: :meth:`StreamRuntime.run` leaves the group and raises
   :class:`BatchFailed`, and the service ends (:func:`exit_unacked`), so that the batch is
@@ -56,6 +58,9 @@ EXIT_TOO_MANY_INVALID = 70
 """Exit code: the topic is mostly invalid; stopping beats pouring it into the dead-letter queue."""
 EXIT_BATCH_FAILED = 75
 """Exit code: a batch could not be processed; nothing of it was committed."""
+
+FULL_COLLECTION_INTERVAL_S = 10.0
+"""With ``collect_garbage``: how often every generation is collected (the old one holds the cycles)."""
 
 Where = tuple[str, int]
 """A partition: (topic, partition number)."""
@@ -204,6 +209,7 @@ class StreamRuntime(Generic[R]):
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
         self.running.set()
         next_tick = time.monotonic() + (self.tick_interval_s or 0.0)
+        next_full_collection = time.monotonic() + FULL_COLLECTION_INTERVAL_S
         try:
             while not self._stopping.is_set():
                 batch = self._batch
@@ -216,8 +222,9 @@ class StreamRuntime(Generic[R]):
                 if self.tick_interval_s is not None and time.monotonic() >= next_tick:
                     self._tick(consumer)
                     next_tick = time.monotonic() + self.tick_interval_s
-                    if self.collect_garbage:
-                        gc.collect()
+                if self.collect_garbage and time.monotonic() >= next_full_collection:
+                    gc.collect()
+                    next_full_collection = time.monotonic() + FULL_COLLECTION_INTERVAL_S
         finally:
             self.running.clear()
             consumer.close()  # revokes the assignment: the strategy is closed

