@@ -11,6 +11,7 @@ from ecrm_interaction.engine.conditions import Facts, compare, holds, lookup
 from ecrm_interaction.engine.rules import EventMatch, RuleSpec, parse_duration
 from ecrm_interaction.engine.triggers import (
     OWN_EVENTS,
+    RuleIndex,
     cancels,
     crossed,
     event_firings,
@@ -78,6 +79,36 @@ def test_a_client_event_with_the_services_message_id_prefix_is_a_client_event() 
     assert event_firings(change(own), [on_unsubscribe]) == []
     assert contact_changes(own) == []
     assert not cancels([EventMatch(event="Unsubscribed")], own)
+
+
+def test_the_rule_index_gives_each_change_the_firings_every_rule_gives() -> None:
+    rules = [
+        BIG_ORDER,
+        rule(id="hello"),  # identify
+        rule(id="off", enabled=False),
+        rule(id="views", trigger={"kind": "event", "event": "page"}),
+        rule(id="churn", trigger={"kind": "trait", "trait": "computed.churn_risk", "becomes": "high"}),
+        rule(id="any-order", trigger={"kind": "event", "event": "Order Completed"}),
+    ]
+    changes = [
+        change(trigger("track", "Order Completed", message_id="a", total=150), trigger("identify", message_id="b")),
+        change(trigger("track", "Order Completed", message_id="c", total=5)),
+        change(
+            trigger("page", message_id="d"),
+            changed=["computed.churn_risk"],
+            previous={"computed.churn_risk": "low"},
+            computed={"churn_risk": "high"},
+        ),
+        change(trigger("track", "Product Viewed", message_id="e")),
+    ]
+    index = RuleIndex.of(rules)
+    for c in changes:
+        candidates = index.candidates(c)
+        assert event_firings(c, candidates) + trait_firings(c, candidates) == event_firings(c, rules) + trait_firings(
+            c, rules
+        )
+    assert [r.id for r in index.candidates(changes[0])] == ["big", "hello", "any-order"]
+    assert index.candidates(changes[3]) == [], "nothing listens to product views"
 
 
 def test_a_trait_crossing_fires_once_per_profile_version() -> None:

@@ -39,6 +39,7 @@ from ecrm_interaction.engine.planning import PlannedAction, plan, released_key, 
 from ecrm_interaction.engine.rules import EventMatch, LoyaltyProgram, RuleSpec
 from ecrm_interaction.engine.triggers import (
     Firing,
+    RuleIndex,
     event_firings,
     is_own,
     loyalty_firings,
@@ -135,11 +136,11 @@ class Prepared:
     earnings: list[tuple[TriggerEvent, tuple[int, str]]]
 
 
-def prepare(change: Change, rules: list[RuleSpec], program: LoyaltyProgram) -> Prepared:
+def prepare(change: Change, rules: RuleIndex, program: LoyaltyProgram) -> Prepared:
     if isinstance(change, GivenFirings):
         return Prepared(change, change.firings, [], [])
     if isinstance(change, SegmentMembershipChanged):
-        return Prepared(change, segment_firings(change, rules), [], [])
+        return Prepared(change, segment_firings(change, rules.rules), [], [])
     if change.profile.merged_into is not None:
         return Prepared(change, [], [], [])
     earnings = [
@@ -148,7 +149,9 @@ def prepare(change: Change, rules: list[RuleSpec], program: LoyaltyProgram) -> P
         if not is_own(trigger) and (points := earned(trigger, program)) is not None
     ]
     contacts = [contact_changes(trigger) for trigger in change.triggers]
-    return Prepared(change, event_firings(change, rules) + trait_firings(change, rules), contacts, earnings)
+    candidates = rules.candidates(change)
+    firings = event_firings(change, candidates) + trait_firings(change, candidates) if candidates else []
+    return Prepared(change, firings, contacts, earnings)
 
 
 def _customer_of(change: Change) -> list[str]:
@@ -190,7 +193,10 @@ def read(session: Session, prepared: Sequence[Prepared]) -> Snapshot:
     }
     given = {cid for p in prepared if isinstance(p.change, GivenFirings) for cid in _customer_of(p.change)}
     snapshot = Snapshot()
-    snapshot.customers = customers.read_customers(session, everyone)
+    # Profiles come in with their changes; a segment change that fires plans on the stored one.
+    profiles_of = {p.change.customer_id for p in prepared if isinstance(p.change, SegmentMembershipChanged)
+                   and p.firings}  # fmt: skip
+    snapshot.customers = customers.read_customers(session, everyone, profiles_of)
     snapshot.open = actions.read_open(session, everyone)
     if deciding or given:
         snapshot.last_acted = actions.read_last_acted(session, deciding | given)
@@ -572,7 +578,8 @@ def run(
     secret: str,
 ) -> Intake:
     """Read, plan (again, when planned actions exist already), write: one batch in ``session``."""
-    prepared = [prepare(change, rules, program) for change in changes]
+    index = RuleIndex.of(rules)
+    prepared = [prepare(change, index, program) for change in changes]
     snapshot = read(session, prepared)
     while True:
         batch = Batch(snapshot, rules, program, now, secret)

@@ -162,7 +162,7 @@ class InteractionWorker:
             if consumed[kind]:
                 counter.inc(consumed[kind])
         with self.store.sessions.begin() as session:  # the rules as of this batch, in its transaction
-            rules, _ = rule_store.enabled_rules(session)
+            rules = rule_store.rules_in_force(session)
             program = rule_store.loyalty_program(session)
             outcome = self.intake.take(session, changes, rules, program, now)
         committed = datetime.now(UTC)

@@ -38,7 +38,7 @@ class Schedules:
 
     async def fire(self, now: datetime) -> None:
         """Fire every enabled scheduled rule's slots that came since its last one."""
-        rules, _ = await asyncio.to_thread(self.store.read, rule_store.enabled_rules)
+        rules = await asyncio.to_thread(self.store.read, rule_store.rules_in_force)
         for rule in rules:
             if not isinstance(rule.trigger, ScheduleTrigger):
                 continue

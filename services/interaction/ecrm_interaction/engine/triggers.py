@@ -119,6 +119,41 @@ def event_firings(change: ProfileChanged, rules: list[RuleSpec]) -> list[Firing]
     return firings
 
 
+@dataclass(frozen=True, slots=True)
+class RuleIndex:
+    """The enabled event and trait rules by what can make them fire, built once a batch, so that
+    each change is matched only against its candidates (most changes have none)."""
+
+    rules: list[RuleSpec]
+    by_event: dict[str, set[str]]
+    """Event name (``page``, ``identify``… for the other types) → ids of the rules on it."""
+    by_trait: dict[str, set[str]]
+    """Profile path → ids of the rules on its crossings."""
+
+    @classmethod
+    def of(cls, rules: list[RuleSpec]) -> RuleIndex:
+        by_event: dict[str, set[str]] = {}
+        by_trait: dict[str, set[str]] = {}
+        for rule in rules:
+            if not rule.enabled:
+                continue
+            if isinstance(rule.trigger, EventTrigger):
+                by_event.setdefault(rule.trigger.event, set()).add(rule.id)
+            elif isinstance(rule.trigger, TraitTrigger):
+                by_trait.setdefault(rule.trigger.trait, set()).add(rule.id)
+        return cls(rules, by_event, by_trait)
+
+    def candidates(self, change: ProfileChanged) -> list[RuleSpec]:
+        """The rules that may fire for ``change`` (:func:`event_firings` and :func:`trait_firings`
+        give the same firings on them as on every rule), in rule order."""
+        ids: set[str] = set()
+        for trigger in change.triggers:
+            ids |= self.by_event.get((trigger.event or "") if trigger.type == "track" else trigger.type, set())
+        for path in change.changed:
+            ids |= self.by_trait.get(path, set())
+        return [rule for rule in self.rules if rule.id in ids] if ids else []
+
+
 def crossed(trigger: TraitTrigger, before: Any, after: Any) -> bool:
     """Whether going from ``before`` to ``after`` enters the trigger's state.
 

@@ -9,11 +9,12 @@ Customers as the API reads them: the stored profile, segment memberships and con
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.storage.bulk import among, chunks, table_of, unnest_insert, upsert
@@ -61,14 +62,23 @@ class SuppressionRow:
     lifted_at: datetime | None = None
 
 
-def read_customers(session: Session, customer_ids: Iterable[str]) -> dict[str, CustomerRow]:
-    """The stored rows of these customers (absent ones are missing)."""
+def read_customers(
+    session: Session, customer_ids: Iterable[str], profiles_of: Collection[str] | None = None
+) -> dict[str, CustomerRow]:
+    """The stored rows of these customers (absent ones are missing); with ``profiles_of``, only
+    those customers' rows carry their profile (the others' ``profile`` is None)."""
     ids, found = sorted(set(customer_ids)), {}
     c = table_of(Customer).c
     for part in chunks(ids):
-        query = select(c.customer_id, c.profile, c.profile_version, c.email, c.timezone, c.unsubscribed_at)
+        if profiles_of is None:
+            profile: Any = c.profile
+        elif wanted := sorted(set(part) & set(profiles_of)):
+            profile = case((among(session, c.customer_id, wanted), c.profile), else_=null())
+        else:
+            profile = null()
+        query = select(c.customer_id, profile, c.profile_version, c.email, c.timezone, c.unsubscribed_at)
         for row in session.execute(query.where(among(session, c.customer_id, part))):
-            found[row.customer_id] = CustomerRow(*row)
+            found[row[0]] = CustomerRow(*row)
     return found
 
 

@@ -53,9 +53,14 @@ def all_rules(session: Session) -> list[RuleSpec]:
 
 
 def enabled_rules(session: Session) -> tuple[list[RuleSpec], dict[str, TemplateSpec]]:
-    """The enabled rules by id, and every template (what the intake and the dispatcher act on)."""
+    """The enabled rules by id, and every template (what the dispatcher acts on)."""
+    return rules_in_force(session), templates(session)
+
+
+def rules_in_force(session: Session) -> list[RuleSpec]:
+    """The enabled rules by id (what the intake plans with); shared, not to be changed."""
     specs = session.scalars(select(Rule.spec).where(Rule.enabled.is_(True)).order_by(Rule.id))
-    return [_parsed(spec) for spec in specs], templates(session)
+    return [_parsed(spec) for spec in specs]
 
 
 @lru_cache(maxsize=1024)
@@ -133,8 +138,14 @@ def rule_states(session: Session) -> dict[str, bool]:
 
 def loyalty_program(session: Session) -> LoyaltyProgram:
     """The program in force (the default one until one is saved)."""
-    row = session.get(LoyaltyProgramRow, 1)
-    return LoyaltyProgram.model_validate_json(row.spec) if row else LoyaltyProgram()
+    spec = session.scalar(select(LoyaltyProgramRow.spec).where(LoyaltyProgramRow.id == 1))
+    return _program(spec) if spec is not None else LoyaltyProgram()
+
+
+@lru_cache(maxsize=16)
+def _program(spec: str) -> LoyaltyProgram:
+    # Read for every consumer batch, like the rules: parsed once while unchanged.
+    return LoyaltyProgram.model_validate_json(spec)
 
 
 def set_loyalty_program(session: Session, program: LoyaltyProgram, actor: str) -> None:
