@@ -373,3 +373,29 @@ async def test_a_send_links_the_address_to_its_user_and_staff_mail_carries_no_pr
     aliases = [e for e in events if e["type"] == "alias"]
     assert [(a["previousId"], a["userId"]) for a in aliases] == [(address_anonymous_id("ada@example.com"), "u1")]
     assert {e["event"] for e in events if e["type"] == "track"} >= {"Email Sent"}
+
+
+async def test_actions_planned_by_the_consumer_go_out_at_once_when_it_wakes_the_dispatcher(tmp_path, smtp_sink) -> None:
+    """The consumer of the same process wakes the dispatcher after a batch that planned actions
+    (from its own thread): the email does not wait for the next tick, here 30 s away."""
+    import asyncio
+    import time
+
+    setup = Setup(tmp_path, smtp_sink, interaction_dispatch_interval_s=30)
+    setup.rules(rule())
+    stopping = asyncio.Event()
+    running = asyncio.create_task(setup.dispatcher.run(stopping))
+    try:
+        await asyncio.sleep(0.3)  # the first tick: nothing due yet
+        assert setup.mails() == []
+        now = datetime.now(UTC)
+        assert setup.take(change(trigger(message_id="m1", at=now), firstName="Ada"), now).planned == 1
+        woken_at = time.monotonic()
+        threading.Thread(target=setup.dispatcher.wake).start()
+        while not setup.mails() and time.monotonic() - woken_at < 10:
+            await asyncio.sleep(0.05)
+        assert [m["Subject"] for m in setup.mails()] == ["Hi Ada"]
+        assert time.monotonic() - woken_at < 5, "sent on waking, not at the next tick"
+    finally:
+        stopping.set()
+        await running

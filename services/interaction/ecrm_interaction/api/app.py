@@ -61,6 +61,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stopping = asyncio.Event()
+        if worker is not None and dispatcher is not None:
+            worker.on_planned = dispatcher.wake  # what is planned goes out without waiting for a tick
         tasks = [asyncio.create_task(w.run(stopping)) for w in (worker, dispatcher) if w is not None]
         yield
         stopping.set()

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import structlog
@@ -59,6 +59,8 @@ class InteractionWorker:
         self.producer = producer or ReliableProducer(settings.kafka_client_config())
         self.intake = IntakeStep(store, settings.tracking_secret.get_secret_value())
         self._runtime: StreamRuntime[ConsumedRecord] | None = None
+        self.on_planned: Callable[[], None] | None = None
+        """Called (on the consumer's thread) once a batch that planned actions is committed."""
         self._stopping = threading.Event()
 
     @property
@@ -165,6 +167,8 @@ class InteractionWorker:
             rules = rule_store.rules_in_force(session)
             program = rule_store.loyalty_program(session)
             outcome = self.intake.take(session, changes, rules, program, now)
+        if outcome.planned and self.on_planned is not None:
+            self.on_planned()
         committed = datetime.now(UTC)
         for at in emitted:
             metrics.DECISION_SECONDS.observe(max(0.0, (committed - at).total_seconds()))

@@ -1,6 +1,8 @@
 """The dispatcher: the loop that carries out due actions.
 
-Every ``INTERACTION_DISPATCH_INTERVAL_S`` (:meth:`Dispatcher.tick`):
+Every ``INTERACTION_DISPATCH_INTERVAL_S`` (:meth:`Dispatcher.tick`), and step 1 alone as soon
+as the consumer of the same process planned actions (:meth:`Dispatcher.wake`: an email does not
+wait for the next tick):
 
 1. claim a batch of due actions (pending, waits that ran out, deferred messages whose quiet
    hours ended; one statement) and hand each to the executor of its kind
@@ -161,15 +163,37 @@ class Dispatcher:
         # one's claims are taken over when it runs out.
         self.window = max((cap.window for cap in settings.policy().caps), default=timedelta(0))
         self.lease = timedelta(seconds=max(settings.smtp_timeout_s, settings.interaction_webhook_timeout_s) * 2 + 10)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken: asyncio.Event | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
+        self._woken, self._loop = asyncio.Event(), asyncio.get_running_loop()
+        interval = self.settings.interaction_dispatch_interval_s
+        next_tick = 0.0
         while not stopping.is_set():
             try:
-                await self.tick(datetime.now(UTC))
+                if self._loop.time() >= next_tick:
+                    next_tick = self._loop.time() + interval
+                    await self.tick(datetime.now(UTC))
+                else:  # woken: the actions just planned
+                    await self.dispatch(datetime.now(UTC))
             except Exception as exc:  # a database or broker hiccup: the next tick tries again
                 log.error("dispatch_failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.settings.interaction_dispatch_interval_s)
+            stopped, woken = asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self._woken.wait())
+            try:
+                await asyncio.wait({stopped, woken}, timeout=max(0.0, next_tick - self._loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            finally:
+                stopped.cancel()
+                woken.cancel()
+            self._woken.clear()
+
+    def wake(self) -> None:
+        """Actions were planned (from any thread): claim them now rather than at the next tick."""
+        loop, woken = self._loop, self._woken
+        if loop is not None and woken is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the service is stopping
+                loop.call_soon_threadsafe(woken.set)
 
     async def tick(self, now: datetime) -> None:
         await self.dispatch(now)
