@@ -37,3 +37,16 @@ async def test_the_message_history_is_what_reached_the_customer_in_the_window(tm
     assert setup.store.read(message_history, "u1", None, NOON - hour) == ([sent.done_at], None)
     assert setup.store.read(message_history, "u1", "hello", NOON + hour) == ([], None)
     assert setup.store.read(message_history, "u2", "hello", NOON - hour) == ([], None)
+
+
+def test_the_batch_read_of_customers_carries_the_profiles_asked_for_only(relational_store) -> None:
+    from ecrm_interaction.storage.customers import CustomerRow, read_customers, write_profiles
+
+    rows = [CustomerRow(f"c{i}", f'{{"customer_id": "c{i}"}}', 1, f"c{i}@example.com", None, None) for i in range(3)]
+    relational_store.write(write_profiles, rows)
+    every = relational_store.read(read_customers, ["c0", "c1", "c2", "nobody"])
+    assert sorted(every) == ["c0", "c1", "c2"] and all(r.profile for r in every.values())
+    some = relational_store.read(read_customers, ["c0", "c1", "c2"], {"c1", "nobody"})
+    assert {c: r.profile for c, r in some.items()} == {"c0": None, "c1": '{"customer_id": "c1"}', "c2": None}
+    assert some["c0"].email == "c0@example.com" and some["c0"].profile_version == 1
+    assert all(r.profile is None for r in relational_store.read(read_customers, ["c0", "c2"], set()).values())
