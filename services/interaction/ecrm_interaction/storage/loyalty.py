@@ -9,16 +9,15 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import outbox
 from ecrm_interaction.storage.bulk import among, chunks, insert_ignore, table_of, unnest_insert, upsert
-from ecrm_interaction.storage.models import LoyaltyEntry, OutboxEvent, Reward
+from ecrm_interaction.storage.models import LoyaltyEntry, Reward
 from ecrm_schemas.catalog import CatalogEvent
 
 
@@ -71,17 +70,13 @@ def add_entries(session: Session, entries: Iterable[LedgerEntry]) -> None:
     else:
         statement = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
         added = set(session.scalars(statement, ledger))
-    events = [_event(e) for e in rows if e.id in added]
-    if events:
-        session.execute(upsert(session, table_of(OutboxEvent)).on_conflict_do_nothing(), events)
+    outbox.add_events(session, [_event(e) for e in rows if e.id in added])
 
 
-def _event(entry: LedgerEntry) -> dict[str, Any]:
-
+def _event(entry: LedgerEntry) -> outbox.OutboxRow:
     properties = {"points": entry.points, "reason": entry.reason[:200] or "points", "rule_id": entry.rule_id}
-    return {"id": str(uuid.uuid4()), "customer_id": entry.customer_id, "name": CatalogEvent.LOYALTY_POINTS_AWARDED,
-            "message_id": f"{OWN_EVENTS}loyalty-{entry.id}", "properties": orjson.dumps(properties).decode(),
-            "created_at": entry.at}  # fmt: skip
+    return (CatalogEvent.LOYALTY_POINTS_AWARDED, entry.customer_id, f"{OWN_EVENTS}loyalty-{entry.id}", properties,
+            entry.at)  # fmt: skip
 
 
 class LoyaltyLedger(NamedTuple):

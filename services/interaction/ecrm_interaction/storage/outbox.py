@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ecrm_interaction.storage.bulk import chunks, insert_ignore
+from ecrm_interaction.storage.bulk import chunks, insert_ignore, table_of, unnest_insert, upsert
 from ecrm_interaction.storage.models import Customer, OutboxEvent
 
 _CHUNK = 1000
@@ -36,6 +36,26 @@ def add_event(
         "created_at": at,
     }
     return insert_ignore(session, OutboxEvent, [row]) == 1
+
+
+OutboxRow = tuple[str, str, str, dict[str, Any], datetime]
+"""(name, customer id, message id, properties, at): one event of :func:`add_events`."""
+
+
+def add_events(session: Session, events: Sequence[OutboxRow]) -> None:
+    """Record many events to publish once ``session`` commits (each once per message id): one
+    statement whatever their number (``unnest`` on PostgreSQL)."""
+    if not events:
+        return
+    columns = ("id", "customer_id", "name", "message_id", "properties", "created_at")
+    rows = [(str(uuid.uuid4()), customer_id, name, message_id, orjson.dumps(properties, default=str).decode(), at)
+            for name, customer_id, message_id, properties, at in events]  # fmt: skip
+    table = table_of(OutboxEvent)
+    if session.get_bind().dialect.name == "postgresql":
+        unnest_insert(session, table, columns, rows, "ON CONFLICT DO NOTHING")
+    else:
+        values = [dict(zip(columns, row, strict=True)) for row in rows]
+        session.execute(upsert(session, table).on_conflict_do_nothing(), values)
 
 
 def unpublished_events(session: Session, limit: int = 500) -> list[OutboxEvent]:
