@@ -9,7 +9,8 @@ loyalty points, and a few change the contact state (consent, unsubscribe, hard b
 
 * ``ceiling``: a plain confluent-kafka loop that consumes the same records and bulk-upserts the
   profiles into the same (migrated) ``customers`` table of PostgreSQL with psycopg, one
-  ``INSERT … ON CONFLICT`` executemany and one commit per batch: JSON decoded, no validation, no rules;
+  ``INSERT … ON CONFLICT`` executemany and one commit per batch (of the service's batch size): JSON
+  decoded, no validation, no rules;
 * ``pg-1`` / ``pg-2``: one or two interaction consumer processes (:class:`InteractionWorker`:
   decode, validate, the batch intake, commit) in one consumer group, on PostgreSQL, with the rules loaded;
 * ``sqlite-1``: one process on SQLite (the embedded default).
@@ -49,7 +50,15 @@ from ecrm_schemas.topics import PROFILE_CHANGES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RULES = Path(__file__).resolve().parents[1] / "services" / "interaction" / "examples" / "rules.yaml"
-BATCH = 500
+def _service_batch_size() -> int:
+    from ecrm_interaction.settings import InteractionSettings
+
+    default = InteractionSettings.model_fields["interaction_batch_size"].default
+    return int(os.environ.get("INTERACTION_BATCH_SIZE", default))
+
+
+BATCH = _service_batch_size()
+"""The ceiling's batch: the service's (``INTERACTION_BATCH_SIZE``), so both pay a batch's fixed costs alike."""
 RUNS = ("ceiling", "pg-1", "pg-2", "sqlite-1")
 app = typer.Typer(add_completion=False)
 

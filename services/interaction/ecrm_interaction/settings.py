@@ -48,7 +48,7 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     """The bootstrap admin token of the REST API (more tokens: ``ecrm-interaction tokens add``)."""
     interaction_rules_file: Path | None = None
     """A YAML file of rules and templates loaded (created or updated) at start-up."""
-    interaction_batch_size: int = Field(default=500, gt=0)
+    interaction_batch_size: int = Field(default=2000, gt=0)
     interaction_batch_wait_s: float = Field(default=0.25, gt=0)
     """A batch is taken when it holds ``INTERACTION_BATCH_SIZE`` changes or this long after its first."""
     smtp_timeout_s: float = Field(default=30.0, gt=0)
