@@ -50,6 +50,8 @@ from ecrm_schemas.topics import PROFILE_CHANGES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RULES = Path(__file__).resolve().parents[1] / "services" / "interaction" / "examples" / "rules.yaml"
+
+
 def _service_batch_size() -> int:
     from ecrm_interaction.settings import InteractionSettings
 
