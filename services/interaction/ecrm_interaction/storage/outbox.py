@@ -23,23 +23,24 @@ _CHUNK = 1000
 """Ids per ``IN (…)`` (SQLite's parameter limit)."""
 
 
+OutboxRow = tuple[str, str, str, dict[str, Any], datetime]
+"""(name, customer id, message id, properties, at): one event to record."""
+
+_COLUMNS = ("id", "customer_id", "name", "message_id", "properties", "created_at")
+
+
+def _stored(event: OutboxRow) -> tuple[Any, ...]:
+    """The outbox row of an event, in the order of ``_COLUMNS``."""
+    name, customer_id, message_id, properties, at = event
+    return (str(uuid.uuid4()), customer_id, name, message_id, orjson.dumps(properties, default=str).decode(), at)
+
+
 def add_event(
     session: Session, name: str, customer_id: str, message_id: str, properties: dict[str, Any], at: datetime
 ) -> bool:
     """Record an event to publish once ``session`` commits (once per ``message_id``); whether it was new."""
-    row = {
-        "id": str(uuid.uuid4()),
-        "customer_id": customer_id,
-        "name": name,
-        "message_id": message_id,
-        "properties": orjson.dumps(properties, default=str).decode(),
-        "created_at": at,
-    }
+    row = dict(zip(_COLUMNS, _stored((name, customer_id, message_id, properties, at)), strict=True))
     return insert_ignore(session, OutboxEvent, [row]) == 1
-
-
-OutboxRow = tuple[str, str, str, dict[str, Any], datetime]
-"""(name, customer id, message id, properties, at): one event of :func:`add_events`."""
 
 
 def add_events(session: Session, events: Sequence[OutboxRow]) -> None:
@@ -47,14 +48,12 @@ def add_events(session: Session, events: Sequence[OutboxRow]) -> None:
     statement whatever their number (``unnest`` on PostgreSQL)."""
     if not events:
         return
-    columns = ("id", "customer_id", "name", "message_id", "properties", "created_at")
-    rows = [(str(uuid.uuid4()), customer_id, name, message_id, orjson.dumps(properties, default=str).decode(), at)
-            for name, customer_id, message_id, properties, at in events]  # fmt: skip
+    rows = [_stored(event) for event in events]
     table = table_of(OutboxEvent)
     if session.get_bind().dialect.name == "postgresql":
-        unnest_insert(session, table, columns, rows, "ON CONFLICT DO NOTHING")
+        unnest_insert(session, table, _COLUMNS, rows, "ON CONFLICT DO NOTHING")
     else:
-        values = [dict(zip(columns, row, strict=True)) for row in rows]
+        values = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
         session.execute(upsert(session, table).on_conflict_do_nothing(), values)
 
 
