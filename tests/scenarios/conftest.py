@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import esp_signing
 import pytest
@@ -32,6 +35,7 @@ from scenarios.users import (
     InteractionApi,
     Mailbox,
     Shop,
+    Staff,
     eventually,
 )
 
@@ -184,3 +188,42 @@ def mailbox(shop: Shop) -> Mailbox:
 @pytest.fixture(scope="package")
 def data_team(shop: Shop) -> DataTeam:
     return DataTeam(shop)
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="package")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (its own browser download cannot work here)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        message = "Chromium is required for the console stories (make test installs it: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def staff(shop: Shop, api: InteractionApi, chromium: Any) -> Iterator[Callable[..., Staff]]:
+    """``staff("marketer")``: a new console user of that role, created by the admin through
+    ``POST /v1/users``, signed in in a browser of their own (``width=390``: a phone)."""
+    opened: list[Staff] = []
+
+    def person(role: str, *, width: int = 1280) -> Staff:
+        email, password = f"{role}-{uuid.uuid4().hex[:8]}@shop.example.com", "correct-horse-" + uuid.uuid4().hex[:8]
+        created = api.post("/v1/users", {"email": email, "name": f"A {role}", "role": role, "password": password})
+        assert created.status_code == 201, created.text
+        opened.append(Staff(shop, chromium, email, password, width=width).sign_in())
+        return opened[-1]
+
+    yield person
+    for person_ in opened:
+        person_.close()

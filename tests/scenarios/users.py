@@ -15,7 +15,9 @@ Every helper here talks to the started stack only through an interface a real us
 - :class:`SendGrid`, :class:`AmazonSes` and :class:`Mailgun` play the providers: they read
   the message they were handed (its raw headers, where each provider reads its tags from),
   and post a webhook signed as the provider signs it (keys from ``esp_signing``);
-- :class:`DataTeam` queries the ClickHouse views the data team is told to start with.
+- :class:`DataTeam` queries the ClickHouse views the data team is told to start with;
+- :class:`Staff` is a person at the staff console in a real browser (Debian's Chromium driven
+  by Playwright): they read the page by its labels and roles, as a screen reader would.
 """
 
 from __future__ import annotations
@@ -390,6 +392,32 @@ class InteractionApi:
         response = self.get(f"/v1/customers/{customer_id}")
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
+
+
+class Staff:
+    """A signed-in person at the console in Chromium; ``problems`` collects what the browser's
+    console reported (a script error, a Content-Security-Policy refusal): a story ends with none."""
+
+    def __init__(self, shop: Shop, browser: Any, email: str, password: str, *, width: int = 1280) -> None:
+        self.email, self.password = email, password
+        self.context = browser.new_context(base_url=shop.interaction, viewport={"width": width, "height": 900})
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda exc: self.problems.append(str(exc)))
+
+    def sign_in(self) -> Staff:
+        page = self.page
+        page.goto("/console")
+        assert "/console/sign-in" in page.url, page.url
+        page.get_by_label("Email").fill(self.email)
+        page.get_by_label("Password").fill(self.password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/console")
+        return self
+
+    def close(self) -> None:
+        self.context.close()
 
 
 # --- the email service providers -------------------------------------------------------------

@@ -11,12 +11,14 @@ everything, in reverse order, on Ctrl-C.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +75,7 @@ class Stack:
     settings: StackSettings
     broker: TansuBroker | None = None
     children: list[Child] = field(default_factory=list)
+    console_password: str = ""
 
     @property
     def data_dir(self) -> Path:
@@ -126,6 +129,27 @@ class Stack:
         self._wait(f"http://127.0.0.1:{s.aggregator_metrics_port}/metrics", timeout)
         self._wait(f"http://127.0.0.1:{s.interaction_port}/readyz", timeout)
         self._wait(f"http://127.0.0.1:{s.collector_port}/readyz", timeout)
+        self.console_password = self._ensure_dev_login(env)
+
+    DEV_LOGIN: ClassVar[str] = "admin@ecrm.localhost"
+
+    def _ensure_dev_login(self, env: dict[str, str]) -> str:
+        """The development console login (an admin), made with the CLI an operator uses for the
+        first admin; its password is kept in ``console-login`` in the data dir (mode 0600) and
+        printed by the banner: a development stack only."""
+        kept = self.data_dir / "console-login"
+        if not kept.exists():
+            kept.touch(mode=0o600)
+            kept.write_text(secrets.token_urlsafe(12) + "\n")
+        password = kept.read_text().strip()
+        done = subprocess.run(
+            [sys.executable, "-m", "ecrm_interaction", "users", "add", self.DEV_LOGIN, "--role", "admin",
+             "--name", "Development admin", "--password-stdin", "--update"],
+            input=password + "\n", capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"could not create the development console login: {done.stderr[-2000:]}")
+        return password
 
     def _wait(self, url: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -179,6 +203,8 @@ eCRM is running (development stack, data in {d})
 
   Collector (ingest API)   http://127.0.0.1:{s.collector_port}      docs: http://127.0.0.1:{s.collector_port}/docs
   Interaction API          http://127.0.0.1:{s.interaction_port}      token: {s.interaction_api_token}
+  Staff console            http://127.0.0.1:{s.interaction_port}/console
+                           sign in: {self.DEV_LOGIN}   password: {self.console_password}
   ClickHouse (HTTP)        http://127.0.0.1:{s.clickhouse_port}      database: ecrm
   Kafka (tansu, memory)    127.0.0.1:{s.kafka_port}
   SMTP sink                127.0.0.1:{s.smtp_port}      mail saved as .eml in {d / "mail"}

@@ -14,6 +14,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from ecrm_interaction.api.app import create_app
@@ -32,7 +33,7 @@ from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage import suppressions as suppression_store
-from ecrm_interaction.storage import tokens
+from ecrm_interaction.storage import tokens, users
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.kafka_producer import ReliableProducer
@@ -46,6 +47,8 @@ suppressions_cli = typer.Typer(
     add_completion=False, help="Addresses not mailed (hard bounces, complaints).", no_args_is_help=True
 )
 cli.add_typer(suppressions_cli, name="suppressions")
+users_cli = typer.Typer(add_completion=False, help="People who sign in to the staff console.", no_args_is_help=True)
+cli.add_typer(users_cli, name="users")
 privacy_cli = typer.Typer(add_completion=False, help="Privacy requests (GDPR/CCPA).", no_args_is_help=True)
 cli.add_typer(privacy_cli, name="privacy")
 
@@ -188,6 +191,48 @@ def tokens_revoke(name: str) -> None:
     if not _store(InteractionSettings()).write(tokens.revoke_token, name, "cli"):
         raise typer.BadParameter(f"no active token {name!r}")
     typer.echo(f"revoked {name}")
+
+
+@users_cli.command("add")
+def users_add(
+    email: str,
+    role: Annotated[str, typer.Option(help="viewer, agent, marketer or admin")] = "viewer",
+    name: Annotated[str, typer.Option(help="How the console shows them (default: the email).")] = "",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    update: Annotated[bool, typer.Option("--update", help="An existing user gets this role and password.")] = False,
+) -> None:
+    """Create a console user (the first admin: ``--role admin``); the password is asked for unless piped."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if (problem := users.password_problem(password)) is not None:
+        raise typer.BadParameter(f"the password {problem}", param_hint="password")
+    store = _store(InteractionSettings())
+
+    def add_or_update(session: Session) -> str:
+        existing = users.user_by_email(session, email)
+        if existing is None:
+            users.add_user(session, email, name, role, password, "cli")
+            return "created"
+        if not update:
+            raise typer.BadParameter(f"a user {email!r} exists (--update changes their role and password)")
+        users.update_user(session, existing, "cli", role=role, disabled=False)
+        users.set_password(session, existing, password, "cli")
+        return "updated"
+
+    try:
+        done = store.write(add_or_update)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"{done} {users.normalise_email(email)} ({role})")
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    for user in _store(InteractionSettings()).read(users.users):
+        state = f"disabled {user.disabled_at:%Y-%m-%d}" if user.disabled_at else "active"
+        typer.echo(f"{user.email}\t{user.role}\t{state}")
 
 
 @suppressions_cli.command("list")

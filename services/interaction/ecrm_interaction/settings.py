@@ -14,6 +14,7 @@ from ecrm_schemas.email_tags import PROVIDERS, Provider
 from ecrm_schemas.settings import KafkaSettings, ServiceSettings, TrackingSettings
 
 DEV_API_TOKEN = "ecrm_dev_api_token"
+DEV_CONSOLE_SECRET = "ecrm-dev-console-secret-change-me"
 _CAP = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
 
 
@@ -46,6 +47,10 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     interaction_group_id: str = "ecrm-interaction"
     interaction_api_token: SecretStr = SecretStr(DEV_API_TOKEN)
     """The bootstrap admin token of the REST API (more tokens: ``ecrm-interaction tokens add``)."""
+    interaction_console_secret: SecretStr = SecretStr(DEV_CONSOLE_SECRET)
+    """Signs the staff console's session cookies (a long random string in production)."""
+    interaction_console_session_hours: float = Field(default=12.0, gt=0)
+    """How long a console sign-in lasts."""
     interaction_rules_file: Path | None = None
     """A YAML file of rules and templates loaded (created or updated) at start-up."""
     interaction_batch_size: int = Field(default=2000, gt=0)
@@ -178,6 +183,8 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
         problems = super().production_problems() + self.tracking_problems()
         if self.interaction_api_token.get_secret_value() == DEV_API_TOKEN:
             problems.append("INTERACTION_API_TOKEN is the development token")
+        if self.interaction_console_secret.get_secret_value() == DEV_CONSOLE_SECRET:
+            problems.append("INTERACTION_CONSOLE_SECRET is the development secret")
         if self.database_url.startswith("sqlite"):
             problems.append("DATABASE_URL is SQLite; use PostgreSQL in production")
         return problems

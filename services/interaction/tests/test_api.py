@@ -216,6 +216,8 @@ ROLE_OF = {
     ("GET", "/v1/suppressions"): "viewer", ("POST", "/v1/suppressions/lift"): "admin",
     ("GET", "/v1/tokens"): "admin", ("POST", "/v1/tokens"): "admin", ("DELETE", "/v1/tokens/{name}"): "admin",
     ("GET", "/v1/audit"): "admin",
+    ("GET", "/v1/users"): "admin", ("POST", "/v1/users"): "admin", ("PATCH", "/v1/users/{email}"): "admin",
+    ("POST", "/v1/sessions"): "public", ("DELETE", "/v1/sessions"): "viewer", ("GET", "/v1/me"): "viewer",
     ("GET", "/u/{token}"): "public", ("POST", "/u/{token}"): "public",
     ("GET", "/livez"): "public", ("GET", "/readyz"): "public", ("GET", "/metrics"): "public",
 }  # fmt: skip
@@ -274,7 +276,7 @@ async def test_every_route_refuses_who_may_not_use_it(http, store_and_settings) 
         if least == "public":
             continue
         url = path.format(rule_id="r", template_id="t", segment_id="s", customer_id="u1", channel="email",
-                          case_id="c", name="admin-token")  # fmt: skip
+                          case_id="c", name="admin-token", email="a@b.c")  # fmt: skip
         for headers in ({}, {"Authorization": "Bearer ecrm_dev_write_key"}, {"Authorization": "Basic dGVzdDo="}):
             answer = await http.request(method, url, headers=headers, json={})
             assert answer.status_code == 401, (method, path, headers)

@@ -1,14 +1,16 @@
 """The interaction service's rooms, and which may use which.
 
-    api/ ─┬─▶ consumer/ ─┬─▶ storage/ ─▶ engine/
-          ├─▶ delivery/ ─┤
-          └─▶ privacy/ ──┘
+    console/ ◀─▶ api/ ─┬─▶ consumer/ ─┬─▶ storage/ ─▶ engine/
+                        ├─▶ delivery/ ─┤
+                        └─▶ privacy/ ──┘
 
 ``engine/`` is the pure rule engine: it imports no other room and no I/O library, so every
 decision it makes can be tested with data alone. ``storage/`` holds one repository module per
 aggregate and knows nothing of who calls it. ``consumer/`` (the Kafka shell and the intake),
 ``delivery/`` (carrying actions out) and ``privacy/`` sit on storage and engine and not on one
-another. ``api/`` and ``__main__`` wire everything. A module that breaks these lines fails here,
+another. ``api/`` and ``__main__`` wire everything. ``console/`` (the staff console's pages) is
+a shell over the API: it reads and changes only through API calls, so it imports only ``api/``
+(the session cookie's names and the roles), never storage. A module that breaks these lines fails here,
 naming the import to move.
 """
 
@@ -20,14 +22,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ecrm_interaction"
-ROOMS = ("engine", "storage", "consumer", "delivery", "privacy", "api")
+ROOMS = ("engine", "storage", "consumer", "delivery", "privacy", "api", "console")
 MAY_USE: dict[str, set[str]] = {
     "engine": set(),
     "storage": {"engine"},
     "consumer": {"engine", "storage"},
     "delivery": {"engine", "storage"},
     "privacy": {"engine", "storage"},
-    "api": {"engine", "storage", "consumer", "delivery", "privacy"},
+    "api": {"engine", "storage", "consumer", "delivery", "privacy", "console"},
+    "console": {"api"},
 }
 CROSSINGS = {
     (

@@ -4,7 +4,8 @@ customers' unsubscribe pages, health and metrics.
 ``create_app`` only wires: the worker and dispatcher's lifetime, the error answers
 (:mod:`ecrm_interaction.api.errors`: every answer other than 2xx is JSON ``{"error": {"code",
 "message", "errors"}}``), what handlers depend on (:mod:`ecrm_interaction.api.deps`: settings,
-roles, a session per request), and one router per resource (:mod:`ecrm_interaction.api.routes`).
+roles, a session per request), one router per resource (:mod:`ecrm_interaction.api.routes`) and
+the staff console (:mod:`ecrm_interaction.console`), which is served over that API.
 """
 
 from __future__ import annotations
@@ -26,15 +27,19 @@ from ecrm_interaction.api.routes import (
     operations,
     rules,
     segments,
+    sessions,
     suppressions,
     templates,
     tokens,
     unsubscribe,
+    users,
 )
 from ecrm_interaction.api.routes import (
     privacy as privacy_requests,
 )
 from ecrm_interaction.api.services.customers import RecentEvents, Recommender
+from ecrm_interaction.api.sessions import SessionSigner
+from ecrm_interaction.console import app as console
 from ecrm_interaction.consumer.segment_definitions import SegmentDefinitions
 from ecrm_interaction.consumer.worker import InteractionWorker
 from ecrm_interaction.delivery.dispatcher import Dispatcher
@@ -71,6 +76,7 @@ def create_app(
 
     app = FastAPI(title="eCRM interaction", version="0.2.0", lifespan=lifespan)
     app.state.settings, app.state.store = settings, store
+    app.state.session_signer = SessionSigner(settings)
     errors.install(app)
     app.include_router(rules.router())
     app.include_router(templates.router())
@@ -86,4 +92,7 @@ def create_app(
     app.include_router(audit.router())
     app.include_router(unsubscribe.router(dispatcher))
     app.include_router(operations.router(worker))
+    app.include_router(sessions.router())
+    app.include_router(users.router())
+    console.install(app)
     return app

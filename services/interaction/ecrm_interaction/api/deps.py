@@ -8,6 +8,10 @@ NAME --role ROLE`` or ``POST /v1/tokens`` and stored as SHA-256 hashes. Viewers 
 marketers also change rules, templates, segments, consent and the loyalty program; admins also
 manage tokens, lift address suppressions and read the audit log.
 
+People signed in to the staff console call the same API with their session cookie
+(:mod:`ecrm_interaction.api.sessions`) instead of a token: their role is their user's, and a
+request that changes something must carry the session's CSRF token in ``X-CSRF-Token``.
+
 The session is the request's unit of work: it commits when the handler returns and rolls back
 when it raises (an HTTP error too), before the answer is sent; storage functions only add to it.
 ``create_app`` puts the settings and the store in ``app.state``.
@@ -24,9 +28,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
+from ecrm_interaction.api.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, SessionSigner
 from ecrm_interaction.engine.contact_policy import PolicySettings
 from ecrm_interaction.settings import InteractionSettings
-from ecrm_interaction.storage import tokens
+from ecrm_interaction.storage import tokens, users
 from ecrm_interaction.storage.store import Store
 
 
@@ -68,6 +73,11 @@ def _end(session: Session, *, commit: bool) -> None:
             session.rollback()
 
 
+def signer_of(request: Request) -> SessionSigner:
+    signer: SessionSigner = request.app.state.session_signer
+    return signer
+
+
 async def get_policy(request: Request) -> PolicySettings:
     return settings_of(request).policy()
 
@@ -80,10 +90,13 @@ PolicyDep = Annotated[PolicySettings, Depends(get_policy)]
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who calls: a token's name and role (``bootstrap-admin`` for ``INTERACTION_API_TOKEN``)."""
+    """Who calls: a token's name and role (``bootstrap-admin`` for ``INTERACTION_API_TOKEN``), or
+    a console user's email and role (``user_id`` and the session's ``csrf`` token set)."""
 
     name: str
     role: str
+    user_id: str | None = None
+    csrf: str | None = None
 
 
 def _unauthorized() -> HTTPException:
@@ -91,8 +104,11 @@ def _unauthorized() -> HTTPException:
 
 
 async def identify(request: Request) -> Principal:
-    """The caller of a ``Authorization: Bearer TOKEN`` request; 401 without a token in force."""
+    """The caller of a ``Authorization: Bearer TOKEN`` request, or of a console session; 401
+    without a token or session in force, 403 when a session's change lacks its CSRF token."""
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if not presented and (cookie := request.cookies.get(SESSION_COOKIE)):
+        return await _session_principal(request, cookie)
     if scheme.lower() != "bearer" or not presented:
         raise _unauthorized()
     bootstrap = settings_of(request).interaction_api_token.get_secret_value()
@@ -102,6 +118,20 @@ async def identify(request: Request) -> Principal:
     if row is None:
         raise _unauthorized()
     return Principal(row.name, row.role)
+
+
+async def _session_principal(request: Request, cookie: str) -> Principal:
+    session = signer_of(request).read(cookie)
+    if session is None:
+        raise _unauthorized()
+    user = await asyncio.to_thread(store_of(request).read, users.user_by_id, session.user_id)
+    if user is None or user.disabled_at is not None or session.issued_at < user.sessions_valid_after:
+        raise _unauthorized()
+    if request.method not in SAFE_METHODS:
+        presented = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(presented.encode(), session.csrf.encode()):
+            raise HTTPException(403, "csrf_token_missing_or_wrong")
+    return Principal(user.email, user.role, user_id=user.id, csrf=session.csrf)
 
 
 def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
@@ -114,6 +144,7 @@ def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
             raise HTTPException(403, "forbidden")
         return principal
 
+    dependency.role = role  # type: ignore[attr-defined]  # read by the console's role-table test
     return dependency
 
 

@@ -317,3 +317,21 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(50))
     entity_id: Mapped[str] = mapped_column(String(300))
     detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class ConsoleUser(Base):
+    """A person who signs in to the staff console: an argon2 hash of the password, never the
+    password. Sessions are signed cookies; ``sessions_valid_after`` ends every session issued
+    before it (sign-out, a password change, disabling the user)."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    """``admin``, ``marketer``, ``agent`` or ``viewer``, as for API tokens."""
+    password_hash: Mapped[str] = mapped_column(String(200))
+    sessions_valid_after: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -1,0 +1,1 @@
+"""One module per console page group; each defines ``router() -> APIRouter`` (routes out of the OpenAPI document)."""

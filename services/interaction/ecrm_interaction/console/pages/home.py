@@ -1,0 +1,19 @@
+"""Home: the figures a marketer opens the day with, each linking to its detail."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ecrm_interaction.console.access import StaffDep
+from ecrm_interaction.console.rendering import render
+
+
+def router() -> APIRouter:
+    routes = APIRouter(include_in_schema=False)
+
+    @routes.get("/console")
+    async def home(request: Request, staff: StaffDep) -> Response:
+        return render(request, "home.html", {}, staff=staff)
+
+    return routes

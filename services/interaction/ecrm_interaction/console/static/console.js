@@ -1,0 +1,30 @@
+// The console's only script of its own: draws the charts (uPlot) from their data-chart attribute,
+// asks before a destructive form is sent (data-confirm), and copies a shown-once secret.
+(function () {
+  "use strict";
+  var palette = ["#2150c8", "#b3261e", "#1e7a34", "#8a5a00", "#6b2fb3", "#00758f"];
+
+  function drawCharts(root) {
+    if (typeof uPlot === "undefined") return;
+    root.querySelectorAll("[data-chart]").forEach(function (el) {
+      if (el.dataset.drawn) return;
+      el.dataset.drawn = "1";
+      var spec = JSON.parse(el.dataset.chart);
+      var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
+      var series = [{}].concat(spec.series.map(function (s, i) {
+        return { label: s.label, stroke: palette[i % palette.length], width: 2 };
+      }));
+      var width = Math.max(240, el.clientWidth || 600);
+      new uPlot({ width: width, height: 200, series: series, scales: { x: { time: true } } }, data, el);
+    });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  }, true);
+
+  document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); });
+})();
