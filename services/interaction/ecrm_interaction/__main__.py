@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from ecrm_interaction.api.app import create_app
+from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.consumer.segment_definitions import follow_segment_definitions
 from ecrm_interaction.consumer.worker import InteractionWorker
 from ecrm_interaction.delivery.dispatcher import Dispatcher
@@ -108,7 +109,12 @@ def serve() -> None:
     dispatcher = Dispatcher(settings, store, worker.producer, recommender)
     privacy = _privacy(settings, store, worker.producer, suppressions) if settings.clickhouse_url else None
     segment_definitions, _definitions_follower = follow_segment_definitions(settings.kafka_client_config())
-    app = create_app(settings, store, worker, dispatcher, recommender, recent_events, privacy, segment_definitions)
+    warehouse = (
+        Warehouse(clickhouse_client(settings), settings.clickhouse_database) if settings.clickhouse_url else None
+    )
+    app = create_app(
+        settings, store, worker, dispatcher, recommender, recent_events, privacy, segment_definitions, warehouse
+    )
     uvicorn.run(
         app,
         host=settings.interaction_host,

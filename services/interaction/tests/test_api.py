@@ -218,6 +218,18 @@ ROLE_OF = {
     ("GET", "/v1/audit"): "admin",
     ("GET", "/v1/users"): "admin", ("POST", "/v1/users"): "admin", ("PATCH", "/v1/users/{email}"): "admin",
     ("POST", "/v1/sessions"): "public", ("DELETE", "/v1/sessions"): "viewer", ("GET", "/v1/me"): "viewer",
+    # --- issue 18, customers: its API routes below ---
+    # (end of customers)
+    # --- issue 18, segments-home: its API routes below ---
+    # (end of segments-home)
+    # --- issue 18, rules-templates: its API routes below ---
+    # (end of rules-templates)
+    # --- issue 18, broadcasts: its API routes below ---
+    # (end of broadcasts)
+    # --- issue 18, cases-loyalty: its API routes below ---
+    # (end of cases-loyalty)
+    # --- issue 18, data: its API routes below ---
+    # (end of data)
     ("GET", "/u/{token}"): "public", ("POST", "/u/{token}"): "public",
     ("GET", "/livez"): "public", ("GET", "/readyz"): "public", ("GET", "/metrics"): "public",
 }  # fmt: skip

@@ -38,6 +38,7 @@ from ecrm_interaction.api.routes import (
     privacy as privacy_requests,
 )
 from ecrm_interaction.api.services.customers import RecentEvents, Recommender
+from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.api.sessions import SessionSigner
 from ecrm_interaction.console import app as console
 from ecrm_interaction.consumer.segment_definitions import SegmentDefinitions
@@ -57,10 +58,12 @@ def create_app(
     recent_events: RecentEvents | None = None,
     privacy: PrivacyRequests | None = None,
     segment_definitions: SegmentDefinitions | None = None,
+    warehouse: Warehouse | None = None,
 ) -> FastAPI:
     """Build the app; with a worker and a dispatcher, they run for the app's lifetime.
     ``privacy`` (it needs ClickHouse) serves the export and erasure of a customer's data.
-    ``segment_definitions``: the definitions topic as followed (default: only this app's writes)."""
+    ``segment_definitions``: the definitions topic as followed (default: only this app's writes).
+    ``warehouse``: ClickHouse for the routes that read profiles, events and figures (503 without)."""
     definitions = segment_definitions if segment_definitions is not None else SegmentDefinitions()
 
     @asynccontextmanager
@@ -77,6 +80,7 @@ def create_app(
     app = FastAPI(title="eCRM interaction", version="0.2.0", lifespan=lifespan)
     app.state.settings, app.state.store = settings, store
     app.state.session_signer = SessionSigner(settings)
+    app.state.warehouse = warehouse
     errors.install(app)
     app.include_router(rules.router())
     app.include_router(templates.router())

@@ -28,6 +28,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
+from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.api.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, SessionSigner
 from ecrm_interaction.engine.contact_policy import PolicySettings
 from ecrm_interaction.settings import InteractionSettings
@@ -73,6 +74,14 @@ def _end(session: Session, *, commit: bool) -> None:
             session.rollback()
 
 
+async def get_warehouse(request: Request) -> Warehouse:
+    """ClickHouse for the routes that read it; 503 ``clickhouse_unavailable`` when not configured."""
+    warehouse: Warehouse | None = request.app.state.warehouse
+    if warehouse is None:
+        raise HTTPException(503, "clickhouse_unavailable")
+    return warehouse
+
+
 def signer_of(request: Request) -> SessionSigner:
     signer: SessionSigner = request.app.state.session_signer
     return signer
@@ -86,6 +95,7 @@ SettingsDep = Annotated[InteractionSettings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PolicyDep = Annotated[PolicySettings, Depends(get_policy)]
+WarehouseDep = Annotated[Warehouse, Depends(get_warehouse)]
 
 
 @dataclass(frozen=True, slots=True)

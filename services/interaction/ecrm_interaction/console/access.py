@@ -3,6 +3,8 @@
 Every console route is listed in :data:`PAGES` with the least role that may use it (a drift
 test fails for a route missing here). A form's role must be the role of the API route it calls
 (:data:`ACTIONS` names it; the test checks the two agree), and the API enforces it again.
+Each module of ``pages/`` declares its own rows (its ``PAGES`` and ``ACTIONS``); ``install``
+gathers them here, so the table is whole once the app is built.
 Pages are shown only to people signed in; roles as for API tokens: viewer < agent < marketer < admin.
 """
 
@@ -17,17 +19,10 @@ from fastapi import Depends, Request
 from ecrm_interaction.api.sessions import ROLES
 from ecrm_interaction.console.api import ConsoleApi
 
-PAGES: dict[tuple[str, str], str] = {
-    ("GET", "/console/sign-in"): "public",
-    ("POST", "/console/sign-in"): "public",
-    ("POST", "/console/sign-out"): "viewer",
-    ("GET", "/console"): "viewer",
-}
-"""(method, path) → least role of every console route."""
+PAGES: dict[tuple[str, str], str] = {}
+"""(method, path) → least role of every console route ("public": no sign-in)."""
 
-ACTIONS: dict[tuple[str, str], tuple[str, str]] = {
-    ("POST", "/console/sign-out"): ("DELETE", "/v1/sessions"),
-}
+ACTIONS: dict[tuple[str, str], tuple[str, str]] = {}
 """Console form → the API route it calls (the form's role is that route's)."""
 
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ecrm_interaction.console import pages
+from ecrm_interaction.console import access, pages
 from ecrm_interaction.console.access import NotAllowed, SignInRequired
 from ecrm_interaction.console.rendering import STATIC, render
 
@@ -19,9 +19,12 @@ def page_modules() -> list[str]:
 
 
 def install(app: FastAPI) -> None:
-    """Serve the console under ``/console`` (every module of ``pages/``) and its files under ``/console/static``."""
+    """Serve the console under ``/console`` (every module of ``pages/``: its ``router()``, its
+    rows of the role table ``PAGES`` and ``ACTIONS``) and its files under ``/console/static``."""
     for name in page_modules():
         module = importlib.import_module(f"{pages.__name__}.{name}")
+        access.PAGES.update(module.PAGES)
+        access.ACTIONS.update(module.ACTIONS)
         app.include_router(module.router())
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

@@ -8,6 +8,9 @@ from fastapi.responses import Response
 from ecrm_interaction.console.access import StaffDep
 from ecrm_interaction.console.rendering import render
 
+PAGES = {("GET", "/console"): "viewer"}
+ACTIONS: dict[tuple[str, str], tuple[str, str]] = {}
+
 
 def router() -> APIRouter:
     routes = APIRouter(include_in_schema=False)

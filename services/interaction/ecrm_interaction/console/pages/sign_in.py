@@ -10,6 +10,13 @@ from ecrm_interaction.console.access import StaffDep
 from ecrm_interaction.console.api import ConsoleApi
 from ecrm_interaction.console.rendering import render
 
+PAGES = {
+    ("GET", "/console/sign-in"): "public",
+    ("POST", "/console/sign-in"): "public",
+    ("POST", "/console/sign-out"): "viewer",
+}
+ACTIONS = {("POST", "/console/sign-out"): ("DELETE", "/v1/sessions")}
+
 
 def _safe_next(value: str) -> str:
     """Only a path of the console: never another site (an open redirect)."""
