@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from ecrm_interaction.api.sessions import ROLES
+from ecrm_interaction.api.sessions import CSRF_FIELD, CSRF_HEADER, ROLES
 from ecrm_interaction.console.api import ConsoleApi
 
 PAGES: dict[tuple[str, str], str] = {}
@@ -56,6 +56,14 @@ class Staff:
     def acting(self, request: Request, csrf: str | None) -> ConsoleApi:
         """The API for a change: with the CSRF token the form or htmx sent (the API checks it)."""
         return ConsoleApi(request, csrf)
+
+    async def posted(self, request: Request) -> tuple[dict[str, str], ConsoleApi]:
+        """A posted form's fields (the last value of each; ``csrf_token`` left out) and the API
+        to make its change with the CSRF token it carried (form field or ``X-CSRF-Token``)."""
+        form = await request.form()
+        fields = {key: str(value) for key, value in form.items() if key != CSRF_FIELD}
+        csrf = str(form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER, ""))
+        return fields, ConsoleApi(request, csrf)
 
 
 def role_of(request: Request) -> str:
