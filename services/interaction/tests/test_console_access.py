@@ -105,8 +105,10 @@ async def test_signing_out_ends_the_session_and_a_disabled_user_is_out(console_a
     assert (out.status_code, out.headers["location"]) == (303, "/console/sign-in")
     import httpx
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as thief:
-        again = await thief.get("/v1/me", cookies={"ecrm_session": cookie})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console.test", cookies={"ecrm_session": cookie}
+    ) as thief:
+        again = await thief.get("/v1/me")
         assert again.status_code == 401
 
     admin = await console_as("admin")
@@ -130,3 +132,48 @@ async def test_a_wrong_password_is_refused_inline_and_keeps_the_email(console_as
         assert "Email: enter the email you sign in with" in empty.text
         redirect = await visitor.get("/console/sign-in", params={"next": "https://evil.example.com/"})
         assert 'value="/console"' in redirect.text, "no open redirect after signing in"
+
+
+async def test_guessing_a_password_is_slowed_down(console_app, console_as) -> None:
+    app, _ = console_app
+    victim = await console_as("admin")
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as guesser:
+        answers = [
+            await guesser.post("/v1/sessions", json={"email": victim.email, "password": f"guess {n}"})
+            for n in range(12)
+        ]
+    assert [a.status_code for a in answers[:9]] == [401] * 9, "the first sign-in was the fixture's"
+    assert answers[-1].status_code == 429 and int(answers[-1].headers["retry-after"]) >= 1
+    page = await guesser_page(app, victim.email)
+    assert "Too many attempts for this email" in page
+
+
+async def guesser_page(app, email: str) -> str:
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as visitor:
+        answer = await visitor.post("/console/sign-in", data={"email": email, "password": "another guess"})
+        return answer.text
+
+
+def test_the_first_admin_is_made_with_the_cli(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "DATABASE_URL": f"sqlite:///{tmp_path}/cli.sqlite", "LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "ecrm_interaction", "users", "add", "Boss@Example.com", "--role", "admin",
+               "--password-stdin"]  # fmt: skip
+    short = subprocess.run(command, input="short\n", capture_output=True, text=True, env=env, timeout=60)
+    assert short.returncode != 0 and "at least 12 characters" in short.stderr
+    made = subprocess.run(command, input="a long enough password\n", capture_output=True, text=True, env=env,
+                          timeout=60)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "created boss@example.com (admin)"
+    again = subprocess.run(command, input="a long enough password\n", capture_output=True, text=True, env=env,
+                           timeout=60)  # fmt: skip
+    assert again.returncode != 0 and "--update" in again.stderr
+    listed = subprocess.run([sys.executable, "-m", "ecrm_interaction", "users", "list"], capture_output=True,
+                            text=True, env=env, timeout=60)  # fmt: skip
+    assert listed.stdout.split("\t")[:2] == ["boss@example.com", "admin"]

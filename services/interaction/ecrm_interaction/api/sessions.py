@@ -9,10 +9,12 @@ field; a cross-site page can send the cookie but cannot read the token.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import token_bucket
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ecrm_interaction.settings import InteractionSettings
@@ -58,3 +60,21 @@ class SessionSigner:
         if not isinstance(data, dict) or not {"u", "c", "t"} <= data.keys():
             return None
         return ConsoleSession(str(data["u"]), str(data["c"]), datetime.fromtimestamp(float(data["t"]), UTC))
+
+
+class SignInThrottle:
+    """Sign-in attempts per email address, limited by a token bucket (``token-bucket``): a burst
+    of ``burst`` attempts, then one per ``every_s`` (guessing passwords gets slow). Per process."""
+
+    def __init__(self, burst: int = 10, every_s: float = 30.0) -> None:
+        self._per_second = 1.0 / every_s
+        self._storage = token_bucket.MemoryStorage()
+        self._limiter = token_bucket.Limiter(self._per_second, burst, self._storage)
+
+    def admit(self, email: str) -> int | None:
+        """Take an attempt for ``email``: None if admitted, else the seconds to wait."""
+        key = email.strip().lower()
+        if self._limiter.consume(key):
+            return None
+        missing = 1.0 - self._storage.get_token_count(key)
+        return max(1, math.ceil(missing / self._per_second))

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ecrm_interaction.api.deps import SessionDep, Viewer, signer_of
-from ecrm_interaction.api.sessions import SESSION_COOKIE
+from ecrm_interaction.api.sessions import SESSION_COOKIE, SignInThrottle
 from ecrm_interaction.storage import audit, users
 
 
@@ -32,10 +32,16 @@ class Me(BaseModel):
 
 def router() -> APIRouter:
     routes = APIRouter(tags=["sessions"])
+    throttle = SignInThrottle()
 
     @routes.post("/v1/sessions", status_code=201, response_model=Me)
     def sign_in(credentials: SignIn, request: Request, session: SessionDep) -> JSONResponse:
-        """401 ``invalid_credentials`` for an unknown email, a wrong password or a disabled user alike."""
+        """401 ``invalid_credentials`` for an unknown email, a wrong password or a disabled user
+        alike; 429 ``too_many_attempts`` (with ``Retry-After``) past 10 attempts for one email
+        in a burst, then one per 30 s."""
+        wait_s = throttle.admit(credentials.email)
+        if wait_s is not None:
+            raise HTTPException(429, "too_many_attempts", headers={"Retry-After": str(wait_s)})
         user = users.authenticate(session, credentials.email, credentials.password)
         if user is None:
             raise HTTPException(401, "invalid_credentials")

@@ -46,7 +46,11 @@ def router() -> APIRouter:
                 redirect = RedirectResponse(next_path, status_code=303)
                 redirect.headers["set-cookie"] = answer.headers["set-cookie"]
                 return redirect
-            errors["$"] = "That email and password do not match an account that may sign in."
+            if answer.status == 429:
+                wait = answer.headers.get("retry-after", "30")
+                errors["$"] = f"Too many attempts for this email: try again in {wait} seconds."
+            else:
+                errors["$"] = "That email and password do not match an account that may sign in."
         return render(request, "sign_in.html", {"next": next_path, "email": email, "errors": errors}, status=422)
 
     @routes.post("/console/sign-out")
