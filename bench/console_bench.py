@@ -45,13 +45,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bench import report
 from bench.console_seed import ADMIN_EMAIL, ADMIN_PASSWORD, DB, FULL, QUICK, Size, prepared, running
 from ecrm_embedded.net import free_port, wait_http_ok
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = Path(__file__).resolve().parents[1] / ".ecrm" / "bench-console"
-CEILING_MS = 300.0
-"""The speed goal: every page rendered server-side in under this, at p95."""
+CEILING_MS = report.CONSOLE_CEILING_MS
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0] if __doc__ else None)
 console = Console(stderr=True)
 
@@ -318,33 +318,6 @@ def table(result: dict[str, Any]) -> Table:
     return out
 
 
-def markdown_lines(result: dict[str, Any]) -> list[str]:
-    """The console section of a report (this bench's own and the suite's)."""
-    seconds = result["seed"]["seconds"]
-    lines = [
-        f"## Console pages ({result['customers']:,} customers, {result['events']:,} events, {result['database']})",
-        "",
-        f"Each page requested {result['warmup_per_page']} times unmeasured, then {result['requests_per_page']} "
-        f"times one after another, as an admin; ceiling p95 < {CEILING_MS:.0f} ms. Store seeded in "
-        f"{seconds.get('clickhouse', 0):,.0f} s (ClickHouse) + {seconds.get(result['database'], 0):,.0f} s "
-        f"({result['database']}) on {result['seed']['seeded_at']}"
-        + (" (reused from the cache)." if result["seed"]["reused"] else "."),
-        "",
-        "| page | p50 ms | p95 ms | max ms | p95 / ceiling | KiB | |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for m in result["measured"]:
-        if "error" in m:
-            lines.append(f"| `{m['url']}` | | | | | | **error: {m['error']}** |")
-            continue
-        state = "met" if m["met"] else "**over the ceiling**"
-        lines.append(f"| `{m['url']}` | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | {m['max_ms']:.1f} | "
-                     f"{m['ratio_to_ceiling']:.2f} | {m['bytes'] / 1024:.1f} | {state} |")  # fmt: skip
-    for page, why in result["unfilled"].items():
-        lines.append(f"| `{page}` | | | | | | **not measured: {why}** |")
-    return lines
-
-
 @app.command()
 def run(
     quick: Annotated[
@@ -372,7 +345,7 @@ def run(
     stem = f"console-{started.strftime('%Y%m%dT%H%M%SZ')}"
     (out / f"{stem}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     (out / f"{stem}.md").write_text("\n".join([f"# eCRM console benchmark, {result['started_at']}", "",
-                                               *markdown_lines(result)]) + "\n")  # fmt: skip
+                                               *report.console_section(result)]) + "\n")  # fmt: skip
     Console().print(table(result))
     Console().print(f"seed seconds: {result['seed']['seconds']}")
     console.print(f"Written: {out / stem}.json and .md")
