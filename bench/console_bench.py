@@ -47,6 +47,7 @@ from rich.table import Table
 
 from bench import report
 from bench.console_seed import ADMIN_EMAIL, ADMIN_PASSWORD, DB, FULL, QUICK, Size, prepared, running
+from bench.open_loop import percentile
 from ecrm_embedded.net import free_port, wait_http_ok
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -206,12 +207,6 @@ class Server:
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * p // 100) - 1))] if ordered else 0.0
-
-
 def measure(client: httpx.Client, target: Target, warmup: int, requests: int) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     times: list[float] = []
@@ -258,10 +253,9 @@ def lookup_from_api(client: httpx.Client) -> Callable[[str], str | None]:
 def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: int = 3, cache: Path = CACHE,
           say: Callable[[str], None] = lambda text: console.print(f"  {text}")) -> dict[str, Any]:  # fmt: skip
     """Seed (or reuse) the store, serve the app, measure every page; the result's figures."""
-    began = time.perf_counter()
-    directory, seeded = prepared(cache, size, database, say)
-    prepare_s = time.perf_counter() - began
+    directory, seeded, reused = prepared(cache, size, database, say)
     pages = console_pages()
+    load_before = os.getloadavg()
     with running(directory, database) as stores:
         server = Server(stores.database_url, stores.clickhouse.url, directory / "server.log")
         try:
@@ -275,6 +269,7 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
             client.close()
         finally:
             server.stop()
+    load_after = os.getloadavg()
     failed = [m for m in measured if not m.get("met")]
     return {
         "customers": seeded.customers,
@@ -287,10 +282,11 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
             "seconds": seeded.seed_seconds,
             "counts": seeded.counts,
             "seeded_at": seeded.seeded_at,
-            "reused": prepare_s < 30,
+            "reused": reused,
             "ids": seeded.ids,
         },
         "pages": sorted(pages),
+        "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "measured": measured,
         "unfilled": unfilled,
         "slowest_p95_ms": max((m["p95_ms"] for m in measured if "p95_ms" in m), default=None),

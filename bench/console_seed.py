@@ -21,8 +21,9 @@ What is stored, for ``customers`` = C and ``events`` = E (the proportions of a w
 * relational: every customer's row (profile JSON, email), consents, segment memberships,
   3 email actions per customer (most sent, some suppressed, failed or waiting), a skipped
   decision per customer, the outbox's published events, cases for 2 % of customers (3 notes
-  each), 3 loyalty entries per customer and rewards for 5 %, address suppressions, an audit log
-  of C / 5 entries, the example rules, templates and loyalty program, and the admin who signs in.
+  each), 3 loyalty entries per customer and rewards for 5 %, address suppressions (1 % of the
+  customers' addresses, ``c0``'s too), an audit log of C / 5 entries, the example rules,
+  templates and loyalty program, and the admin who signs in.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pwd
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,7 +50,7 @@ from ecrm_schemas.profile import CustomerProfile
 from ecrm_schemas.segments import parse_definition
 
 DB = "ecrm"
-SEED_VERSION = 1
+SEED_VERSION = 3
 """Bump when what is seeded changes: the cache key includes it."""
 ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "bench console password"
 ACTIONS_PER_CUSTOMER = 3
@@ -199,18 +200,19 @@ def running(directory: Path, database: str) -> Iterator[Stores]:
         clickhouse.stop()
 
 
-def prepared(cache: Path, size: Size, database: str, say: Any = print) -> tuple[Path, Seeded]:
-    """The cached store for these sizes (seeded now when missing): its directory and what it holds."""
+def prepared(cache: Path, size: Size, database: str, say: Any = print) -> tuple[Path, Seeded, bool]:
+    """The cached store for these sizes (seeded now when missing): its directory, what it holds
+    and whether it was reused."""
     directory = cache / size.key(database)
     marker = directory / "seeded.json"
     if marker.exists():
-        return directory, Seeded.load(marker)
+        return directory, Seeded.load(marker), True
     shutil.rmtree(directory, ignore_errors=True)  # a seed cut off halfway: start again
     directory.mkdir(parents=True)
     with running(directory, database) as stores:
         seeded = seed(stores, size, database, say)
     seeded.save(marker)
-    return directory, seeded
+    return directory, seeded, False
 
 
 # --- ClickHouse ------------------------------------------------------------------------------------
@@ -270,7 +272,8 @@ def _profiles_sql() -> str:
     lifecycle = "[" + ", ".join(f"'{s}'" for s in LIFECYCLE) + "]"
     return f"""
 INSERT INTO {DB}.profiles (customer_id, user_id, anonymous_id, email, traits, traits_updated_at, first_seen, last_seen,
-    event_count, page_views, orders, revenue, email_sent, email_opened, email_clicked, email_bounced,
+    event_count, event_counts, page_views, page_views_by_name, page_views_by_category, orders, revenue, email_sent,
+    email_opened, email_clicked, email_bounced,
     surveys_answered, nps_latest, nps_at, version, source_partition, source_offset, first_order_at, last_order_at,
     refunded, last_active_at, typical_interval_days, engagement_raw, engagement_at, traits_as_of, rfm_recency,
     rfm_frequency, rfm_monetary, rfm_segment, engagement_score, nps_category, nps_trend, churn_ratio, churn_risk,
@@ -280,8 +283,11 @@ SELECT
     concat('{{"email":"', customer, '@example.com","firstName":"Customer","lastName":"', substring(customer, 2),
            '","plan":"', ['free', 'pro', 'team'][h % 3 + 1], '","newsletter":', if(h % 20 < 7, 'true', 'false'), '}}'),
     min(timestamp) AS min_at, min_at, max(timestamp) AS max_at,
-    count(),
-    countIf(type = 'page'), countIf(event = 'Order Completed'),
+    count(), sumMap(map(if(type = 'track', event, type), toUInt64(1))),
+    countIf(type = 'page'),
+    mapFilter((k, v) -> v > 0, sumMap(map(if(type = 'page', name, ''), toUInt64(type = 'page')))),
+    mapFilter((k, v) -> v > 0, sumMap(map(if(type = 'page', category, ''), toUInt64(type = 'page')))),
+    countIf(event = 'Order Completed'),
     toDecimal128(sumIf(JSONExtractFloat(properties, 'total'), event = 'Order Completed'), 4),
     countIf(event = 'Email Sent'), countIf(event = 'Email Opened'), countIf(event = 'Email Link Clicked'),
     countIf(event = 'Email Bounced'), countIf(event IN ('Survey Answered', 'NPS Answered')),
@@ -299,7 +305,7 @@ SELECT
     multiIf(h % 6000 >= 5000, 'platinum', h % 6000 >= 2000, 'gold', h % 6000 >= 500, 'silver', 'bronze'), ''
 FROM (
     SELECT concat('c', substring(customer_id, 2)) AS customer, cityHash64(customer) AS h, type, event, properties,
-           timestamp
+           timestamp, name, category
     FROM {DB}.events
 )
 GROUP BY customer, h"""
@@ -402,6 +408,7 @@ def _copy(engine: Any, table: Any, columns: Sequence[str], rows: Iterator[Sequen
 def seed_relational(url: str, client: Any, size: Size) -> tuple[dict[str, float], dict[str, int], dict[str, str]]:
     """The interaction service's tables (migrated with its Alembic migrations): seconds and rows per
     table, and the ids the pages are opened with."""
+    from ecrm_interaction.engine.contact_policy import address_digest
     from ecrm_interaction.engine.rules_file import load_rules_file
     from ecrm_interaction.storage import models, users
     from ecrm_interaction.storage import rules as rule_store
@@ -503,14 +510,18 @@ def seed_relational(url: str, client: Any, size: Size) -> tuple[dict[str, float]
             orjson.dumps({"email_id": action_id(i)}).decode(), now - timedelta(minutes=i % 100_000),
             now - timedelta(minutes=i % 100_000)) for i in range(c // 2)))  # fmt: skip
     cases = max(10, c // 50)
+
+    def opened(i: int) -> datetime:  # over the last ten days: about a third of the open ones past their SLA
+        return now - timedelta(hours=(i * 7) % 240)
+
     priorities, statuses = ("low", "normal", "high", "urgent"), ("open", "open", "pending", "resolved")
     timed("cases", models.Case,
           ("id", "customer_id", "subject", "priority", "status", "assignee", "sla_due_at", "escalated_at", "rule_id",
            "created_at", "updated_at", "resolved_at"),
           ((f"00000000-0000-4000-b000-{i:012d}", f"c{(i * 47) % c}", f"Detractor follow-up #{i}", priorities[i % 4],
-            statuses[i % 4], None if i % 3 else "agent@example.com", now + timedelta(hours=(i % 96) - 48),
-            now if i % 17 == 0 else None, "detractor-case" if i % 2 else None, now - timedelta(days=i % 60),
-            now - timedelta(hours=i % 60), now if statuses[i % 4] == "resolved" else None)
+            statuses[i % 4], None if i % 3 else "agent@example.com", opened(i) + timedelta(hours=24 + i % 48),
+            now if i % 17 == 0 else None, "detractor-case" if i % 2 else None, opened(i),
+            opened(i) + timedelta(hours=2), now if statuses[i % 4] == "resolved" else None)
            for i in range(cases)))  # fmt: skip
     timed(
         "case_notes",
@@ -552,13 +563,21 @@ def seed_relational(url: str, client: Any, size: Size) -> tuple[dict[str, float]
     )
     timed("address_suppressions", models.AddressSuppression,
           ("address_digest", "reason", "source", "suppressed_at"),
-          ((f"{i:064x}", "hard_bounce" if i % 4 else "complaint", f"event:Email Bounced:m-{i}",
-            now - timedelta(days=i % 200)) for i in range(max(1, c // 100))))  # fmt: skip
-    entities = ("rule", "template", "case", "consent", "segment", "console_user")
+          ((address_digest(f"c{(i * 97) % c}@example.com"), "hard_bounce" if i % 4 else "complaint",
+            f"event:Email Bounced:m-{i}", now - timedelta(days=i % 200)) for i in range(max(1, c // 100))))  # fmt: skip
+    entities: list[tuple[str, Callable[[int], str]]] = [
+        ("rule", lambda i: rule_ids[i % len(rule_ids)]),
+        ("template", lambda i: list(templates)[i % len(templates)]),
+        ("case", lambda i: f"00000000-0000-4000-b000-{i % cases:012d}"),
+        ("consent", lambda i: f"c{i % c}"),
+        ("segment", lambda i: SEGMENTS[i % len(SEGMENTS)][0]),
+        ("console_user", lambda i: ADMIN_EMAIL),
+    ]
     timed("audit_log", models.AuditEntry, ("id", "at", "actor", "action", "entity", "entity_id", "detail"),
           ((f"00000000-0000-4000-f000-{i:012d}", now - timedelta(minutes=i * 3), "marketer@example.com",
-            "update" if i % 3 else "create", entities[i % 6], f"c{i % c}" if i % 6 == 3 else f"id-{i % 40}",
-            orjson.dumps({"field": "value", "n": i}).decode()) for i in range(max(1, c // 5))))  # fmt: skip
+            "update" if i % 3 else "create", entities[i % 6][0], entities[i % 6][1](i),
+            orjson.dumps({"before": {"enabled": i % 2 == 0}, "after": {"enabled": i % 2 == 1}}).decode())
+           for i in range(max(1, c // 5))))  # fmt: skip
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")

@@ -7,6 +7,7 @@ tested without running anything.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -228,7 +229,14 @@ def console_section(console: dict[str, Any] | None) -> list[str]:
         f"times one after another, signed in as an admin (request sent to response read, over loopback); "
         f"ceiling p95 < {CONSOLE_CEILING_MS:,.0f} ms. The store was seeded on {console['seed']['seeded_at']} in "
         f"{seconds.get('clickhouse', 0):,.0f} s (ClickHouse) + {seconds.get(database, 0):,.0f} s ({database})"
-        + (", reused from the cache this run." if console["seed"]["reused"] else "."),
+        + (", reused from the cache this run." if console["seed"]["reused"] else ".")
+        + (
+            f" Load average (1, 5, 15 min) before the pages {console['load_average']['before']}, after "
+            f"{console['load_average']['after']} on {console.get('cpus') or os.cpu_count()} cores: anything else "
+            "running on the machine shows in the tail."
+            if "load_average" in console
+            else ""
+        ),
         "",
         "| page | p50 ms | p95 ms | max ms | p95 / ceiling | KiB | |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
