@@ -250,9 +250,21 @@ def lookup_from_api(client: httpx.Client) -> Callable[[str], str | None]:
     return lookup
 
 
+API_LEFT_OUT = frozenset({"/v1/customers/{customer_id}/export"})
+"""API routes ``--api`` does not request: an export is a download (and needs the privacy service)."""
+
+
+def api_paths(client: httpx.Client) -> list[str]:
+    """The API's GET routes under ``/v1``, from its OpenAPI document (console pages are left out of it)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    return sorted(p for p, ops in paths.items() if "get" in ops and p.startswith("/v1/") and p not in API_LEFT_OUT)
+
+
 def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: int = 3, cache: Path = CACHE,
-          say: Callable[[str], None] = lambda text: console.print(f"  {text}")) -> dict[str, Any]:  # fmt: skip
-    """Seed (or reuse) the store, serve the app, measure every page; the result's figures."""
+          say: Callable[[str], None] = lambda text: console.print(f"  {text}"),
+          api: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Seed (or reuse) the store, serve the app, measure every page (and with ``api``, every GET
+    route of the API, for information: what the pages call); the result's figures."""
     directory, seeded, reused = prepared(cache, size, database, say)
     pages = console_pages()
     load_before = os.getloadavg()
@@ -266,6 +278,11 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
             for target in found:
                 say(f"console: {target.name}")
                 measured.append(measure(client, target, warmup, requests))
+            api_measured = []
+            if api:
+                for target in targets(api_paths(client), ids, lambda _name: None)[0]:
+                    say(f"API: {target.name}")
+                    api_measured.append(measure(client, target, warmup, requests))
             client.close()
         finally:
             server.stop()
@@ -291,25 +308,27 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
         "unfilled": unfilled,
         "slowest_p95_ms": max((m["p95_ms"] for m in measured if "p95_ms" in m), default=None),
         "passed": not failed and not unfilled,
+        "api": api_measured,
     }
 
 
 # --- reporting -----------------------------------------------------------------------------------
 
 
-def table(result: dict[str, Any]) -> Table:
-    out = Table(title=f"Console pages, {result['customers']:,} customers and {result['events']:,} events "
+def table(result: dict[str, Any], key: str = "measured") -> Table:
+    what = "Console pages" if key == "measured" else "API routes (for information)"
+    out = Table(title=f"{what}, {result['customers']:,} customers and {result['events']:,} events "
                       f"({result['database']}), p95 < {CEILING_MS:.0f} ms")  # fmt: skip
     for column in ("page", "p50 ms", "p95 ms", "max ms", "p95 / ceiling", "KiB", ""):
         out.add_column(column)
-    for m in result["measured"]:
+    for m in result[key]:
         if "error" in m:
             out.add_row(m["url"], "", "", "", "", "", f"[red]ERROR: {m['error']}[/red]")
             continue
         state = "[green]ok[/green]" if m["met"] else "[red]OVER[/red]"
         out.add_row(m["url"], f"{m['p50_ms']:.1f}", f"{m['p95_ms']:.1f}", f"{m['max_ms']:.1f}",
                     f"{m['ratio_to_ceiling']:.2f}", f"{m['bytes'] / 1024:.1f}", state)  # fmt: skip
-    for page, why in result["unfilled"].items():
+    for page, why in result["unfilled"].items() if key == "measured" else ():
         out.add_row(page, "", "", "", "", "", f"[red]NOT MEASURED: {why}[/red]")
     return out
 
@@ -325,6 +344,7 @@ def run(
     requests: Annotated[int, typer.Option(help="Measured requests per page.")] = 30,
     warmup: Annotated[int, typer.Option(help="Unmeasured requests per page first.")] = 3,
     cache: Annotated[Path, typer.Option(help="Where seeded stores are kept, one per size.")] = CACHE,
+    api: Annotated[bool, typer.Option("--api", help="Also every GET route of the API (not judged).")] = False,
     out: Annotated[Path, typer.Option(help="Where the report goes.")] = RESULTS,
 ) -> None:
     """Seed (once per size), serve, measure every console page; exit 1 when one misses the ceiling."""
@@ -334,7 +354,7 @@ def run(
     base = QUICK if quick else FULL
     size = Size(customers or base.customers, events or base.events)
     started = datetime.now(UTC)
-    result = stage(size, database, requests, warmup, cache)
+    result = stage(size, database, requests, warmup, cache, api=api)
     result |= {"benchmark": "console", "command": "python -m bench.console_bench " + " ".join(sys.argv[1:]),
                "started_at": started.isoformat(timespec="seconds"), "cpus": os.cpu_count()}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
@@ -343,6 +363,8 @@ def run(
     (out / f"{stem}.md").write_text("\n".join([f"# eCRM console benchmark, {result['started_at']}", "",
                                                *report.console_section(result)]) + "\n")  # fmt: skip
     Console().print(table(result))
+    if result["api"]:
+        Console().print(table(result, "api"))
     Console().print(f"seed seconds: {result['seed']['seconds']}")
     console.print(f"Written: {out / stem}.json and .md")
     if not result["passed"]:

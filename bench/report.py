@@ -250,6 +250,16 @@ def console_section(console: dict[str, Any] | None) -> list[str]:
                      f"{m['ratio_to_ceiling']:.2f} | {m['bytes'] / 1024:,.1f} | {state} |")  # fmt: skip
     for page, why in (console.get("unfilled") or {}).items():
         lines.append(f"| `{page}` | | | | | | **not measured: {why}** |")
+    if console.get("api"):
+        lines += ["", "The API's GET routes on the same store (for information: what the pages call; not judged):",
+                  "", "| route | p50 ms | p95 ms | max ms | p95 / ceiling | KiB |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for m in console["api"]:
+            if "error" in m:
+                lines.append(f"| `{m['url']}` | {m['error']} | | | | |")
+            else:
+                lines.append(f"| `{m['url']}` | {m['p50_ms']:,.1f} | {m['p95_ms']:,.1f} | {m['max_ms']:,.1f} | "
+                             f"{m['ratio_to_ceiling']:.2f} | {m['bytes'] / 1024:,.1f} |")  # fmt: skip
     return lines
 
 
