@@ -91,3 +91,13 @@ def test_the_slowest_page_is_held_to_the_ceiling_and_a_failing_page_misses_it() 
     assert report.console_aim(console).met is False, "a page answering an error misses the goal, however fast"
     console["measured"], console["unfilled"] = [page("/console", 40.0)], {"/console/x/{y}": "no id for y"}
     assert report.console_aim(console).met is False
+
+
+def test_the_suite_runs_the_console_at_the_quick_size_and_at_the_goals_with_full() -> None:
+    from bench.console_seed import FULL, QUICK
+    from bench.suite import STAGES, Plan
+
+    assert "console" in STAGES
+    assert Plan.make(False, 1000, 1, None, None, 1000, ("console",)).console_size == QUICK
+    assert Plan.make(True, 1000, 1, None, None, 1000, ("console",)).console_size == FULL
+    assert (FULL.customers, FULL.events) == (100_000, 10_000_000), "the goal's size"
