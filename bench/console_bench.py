@@ -69,10 +69,14 @@ PARAMETERS: dict[str, str] = {
     "user_email": "email",
     "reward_id": "reward_id",
     "tier": "tier",
+    "version": "template_version",
 }
 """A console path parameter → the seeded id it is filled with (:attr:`Seeded.ids`). A parameter
 named otherwise is filled from the API's list of that resource (``{broadcast_id}`` → the first
 ``id`` of ``GET /v1/broadcasts``), else the page is reported as an error, naming it."""
+
+ALWAYS = {"template_version": "1"}
+"""Ids every store has, seeded or not (a template's first version)."""
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "/console/customers": ("", "q={email_of_customer}", "q=Customer", "segment={segment_id}",
@@ -272,7 +276,7 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
         server = Server(stores.database_url, stores.clickhouse.url, directory / "server.log")
         try:
             client = signed_in(server.url)
-            ids = seeded.ids | {"email_of_customer": f"{seeded.ids['customer_id']}@example.com"}
+            ids = ALWAYS | seeded.ids | {"email_of_customer": f"{seeded.ids['customer_id']}@example.com"}
             found, unfilled = targets(pages, ids, lookup_from_api(client))
             measured = []
             for target in found:
