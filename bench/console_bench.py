@@ -173,12 +173,14 @@ def serve(database_url: str, clickhouse_url: str, port: int) -> None:
     from ecrm_interaction.consumer.segment_definitions import SegmentDefinitions
     from ecrm_interaction.delivery.recommendations import clickhouse_client, clickhouse_services
     from ecrm_interaction.settings import InteractionSettings
-    from ecrm_interaction.storage.store import Store, make_engine
+    from ecrm_interaction.storage.store import Store, make_engine, migrate
     from ecrm_schemas.segments import parse_definition
 
     settings = InteractionSettings(database_url=database_url, clickhouse_url=clickhouse_url, clickhouse_database=DB,
                                    log_level="WARNING")  # fmt: skip
-    store = Store(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    migrate(engine)  # as the service does at start: a store seeded before a new migration gets it
+    store = Store(engine)
     warehouse = Warehouse(clickhouse_client(settings), settings.clickhouse_database)
     definitions = SegmentDefinitions()  # as the definitions topic would have them
     for row in warehouse.rows("SELECT definition FROM {db}.segment_definitions FINAL WHERE deleted = 0"):
