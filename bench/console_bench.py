@@ -48,6 +48,7 @@ from rich.table import Table
 from bench import report
 from bench.console_seed import ADMIN_EMAIL, ADMIN_PASSWORD, DB, FULL, QUICK, Size, prepared, running
 from bench.open_loop import percentile
+from ecrm_aggregator.migrate import migrate as migrate_clickhouse
 from ecrm_embedded.net import free_port, wait_http_ok
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -275,6 +276,7 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
     pages = console_pages()
     load_before = os.getloadavg()
     with running(directory, database) as stores:
+        migrate_clickhouse(stores.clickhouse.client(), DB)  # a store seeded before a new migration gets it
         server = Server(stores.database_url, stores.clickhouse.url, directory / "server.log")
         try:
             client = signed_in(server.url)
