@@ -275,7 +275,7 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
     directory, seeded, reused = prepared(cache, size, database, say)
     pages = console_pages()
     load_before = os.getloadavg()
-    with running(directory, database) as stores:
+    with running(directory, database, scratch=True) as stores:
         migrate_clickhouse(stores.clickhouse.client(), DB)  # a store seeded before a new migration gets it
         server = Server(stores.database_url, stores.clickhouse.url, directory / "server.log")
         try:

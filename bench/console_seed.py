@@ -163,10 +163,15 @@ class KeptPostgres:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str = "ecrm") -> None:
+        self.execute(f'CREATE DATABASE "{name}"')
+
+    def execute(self, *statements: str) -> None:
+        """Statements run outside a transaction (``CREATE DATABASE``), on the ``postgres`` database."""
         import psycopg
 
         with psycopg.connect(self.url("postgres").replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                conn.execute(statement)
 
     def stop(self) -> None:
         if self.port:
@@ -181,8 +186,10 @@ class Stores:
 
 
 @contextmanager
-def running(directory: Path, database: str) -> Iterator[Stores]:
-    """ClickHouse and the relational store on ``directory``'s data, stopped afterwards."""
+def running(directory: Path, database: str, scratch: bool = False) -> Iterator[Stores]:
+    """ClickHouse and the relational store on ``directory``'s data, stopped afterwards. With
+    ``scratch``, the relational store is a copy made for the run and dropped after it (what
+    the app writes, sign-ins and migrations of a newer tree, never reaches the kept store)."""
     directory.mkdir(parents=True, exist_ok=True)
     clickhouse = ClickHouseServer(directory / "clickhouse", directory / "clickhouse.log").start()
     postgres = None
@@ -191,12 +198,25 @@ def running(directory: Path, database: str) -> Iterator[Stores]:
         postgres = KeptPostgres(directory / "postgres").start()
         if fresh:
             postgres.create_database()
+    kept = directory / "interaction.sqlite"
+    copy = directory / "scratch.sqlite"
     try:
-        url = postgres.url() if postgres else f"sqlite:///{directory / 'interaction.sqlite'}"
+        if postgres is None:
+            if scratch:
+                shutil.copyfile(kept, copy)
+            url = f"sqlite:///{copy if scratch else kept}"
+        else:
+            url = postgres.url()
+            if scratch:
+                postgres.execute('DROP DATABASE IF EXISTS "scratch"', 'CREATE DATABASE "scratch" TEMPLATE "ecrm"')
+                url = postgres.url("scratch")
         yield Stores(clickhouse, url)
     finally:
         if postgres is not None:
+            if scratch:
+                postgres.execute('DROP DATABASE IF EXISTS "scratch" WITH (FORCE)')
             postgres.stop()
+        copy.unlink(missing_ok=True)
         clickhouse.stop()
 
 
