@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure bench-console clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-erasure    erasing a customer with 1M events stored (BENCH_ARGS=\"--events N\")"
 	@echo "make bench-aggregator the aggregator against a raw consume→insert loop (BENCH_ARGS=\"--events N\")"
 	@echo "make bench-interaction the interaction consumer against a consume→bulk-upsert loop (BENCH_ARGS=\"--changes N\")"
+	@echo "make bench-console   every console page < 300 ms p95 with 100k customers, 10M events (BENCH_ARGS=--quick: 10k, 1M)"
 
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -97,6 +98,10 @@ bench-aggregator: install
 
 bench-interaction: install
 	$(UV) run --frozen python -m bench.interaction_bench run $(BENCH_ARGS)
+
+# Every console page against 300 ms p95 on a seeded store (kept in .ecrm/bench-console/ per size); exit 1 when one misses.
+bench-console: install
+	$(UV) run --frozen python -m bench.console_bench run $(BENCH_ARGS)
 
 jsonschema: install
 	$(UV) run --frozen python -m ecrm_schemas jsonschema

@@ -7,6 +7,7 @@ tested without running anything.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -177,10 +178,89 @@ def aims(report: dict[str, Any]) -> list[Aim]:
                 "MiB",
             )
         )
+    if console := report.get("console"):
+        found.append(console_aim(console))
     for ratio in ratios(report):
         if ratio.aim is not None:
             found.append(Aim(ratio.name, ratio.value, f"≥ {ratio.aim}", ratio.met, "×"))
     return found
+
+
+CONSOLE_CEILING_MS = 300.0
+"""The console's speed goal: every page rendered server-side in under this, at p95."""
+
+
+def console_aim(console: dict[str, Any]) -> Aim:
+    """The slowest console page's p95 against the goal; an unmeasured or failing page misses it too."""
+    measured = console.get("measured") or []
+    slowest = max((m["p95_ms"] for m in measured if "p95_ms" in m), default=None)
+    broken = any("error" in m for m in measured) or bool(console.get("unfilled"))
+    met = None if not measured else (slowest is not None and slowest < CONSOLE_CEILING_MS and not broken)
+    name = (f"console, slowest page p95 ({console['customers']:,} customers, {console['events']:,} events)"
+            + (", a page failed" if broken else ""))  # fmt: skip
+    return Aim(name, slowest, f"< {CONSOLE_CEILING_MS:,.0f} ms", met, "ms")
+
+
+def console_findings(console: dict[str, Any]) -> list[str]:
+    """Each console page over the ceiling, answering an error, or left unmeasured, in a sentence."""
+    found = []
+    for m in console.get("measured") or []:
+        if "error" in m:
+            found.append(f"Console page {m['url']} {m['error']}.")
+        elif not m["met"]:
+            found.append(f"Console page {m['url']}: p95 {m['p95_ms']:,.0f} ms, over the {CONSOLE_CEILING_MS:,.0f} ms "
+                         f"ceiling ({m['ratio_to_ceiling']:.2f} ×).")  # fmt: skip
+    for page, why in (console.get("unfilled") or {}).items():
+        found.append(f"Console page {page} not measured: {why}.")
+    return found
+
+
+def console_section(console: dict[str, Any] | None) -> list[str]:
+    """The console pages' table (the console bench's report and the suite's)."""
+    if not console:
+        return []
+    seconds = console["seed"]["seconds"]
+    database = console["database"]
+    lines = [
+        "",
+        f"## Console pages ({console['customers']:,} customers, {console['events']:,} events, {database})",
+        "",
+        f"Each page requested {console['warmup_per_page']} times unmeasured, then {console['requests_per_page']} "
+        f"times one after another, signed in as an admin (request sent to response read, over loopback); "
+        f"ceiling p95 < {CONSOLE_CEILING_MS:,.0f} ms. The store was seeded on {console['seed']['seeded_at']} in "
+        f"{seconds.get('clickhouse', 0):,.0f} s (ClickHouse) + {seconds.get(database, 0):,.0f} s ({database})"
+        + (", reused from the cache this run." if console["seed"]["reused"] else ".")
+        + (
+            f" Load average (1, 5, 15 min) before the pages {console['load_average']['before']}, after "
+            f"{console['load_average']['after']} on {console.get('cpus') or os.cpu_count()} cores: anything else "
+            "running on the machine shows in the tail."
+            if "load_average" in console
+            else ""
+        ),
+        "",
+        "| page | p50 ms | p95 ms | max ms | p95 / ceiling | KiB | |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for m in console["measured"]:
+        if "error" in m:
+            lines.append(f"| `{m['url']}` | | | | | | **error: {m['error']}** |")
+            continue
+        state = "met" if m["met"] else "**over the ceiling**"
+        lines.append(f"| `{m['url']}` | {m['p50_ms']:,.1f} | {m['p95_ms']:,.1f} | {m['max_ms']:,.1f} | "
+                     f"{m['ratio_to_ceiling']:.2f} | {m['bytes'] / 1024:,.1f} | {state} |")  # fmt: skip
+    for page, why in (console.get("unfilled") or {}).items():
+        lines.append(f"| `{page}` | | | | | | **not measured: {why}** |")
+    if console.get("api"):
+        lines += ["", "The API's GET routes on the same store (for information: what the pages call; not judged):",
+                  "", "| route | p50 ms | p95 ms | max ms | p95 / ceiling | KiB |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for m in console["api"]:
+            if "error" in m:
+                lines.append(f"| `{m['url']}` | {m['error']} | | | | |")
+            else:
+                lines.append(f"| `{m['url']}` | {m['p50_ms']:,.1f} | {m['p95_ms']:,.1f} | {m['max_ms']:,.1f} | "
+                             f"{m['ratio_to_ceiling']:.2f} | {m['bytes'] / 1024:,.1f} |")  # fmt: skip
+    return lines
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -234,7 +314,7 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         lines.append(f"| {goal.name} | {_n(goal.figure, 2 if goal.unit == '×' else 0)} {goal.unit} | {goal.target} | "
                      f"{_met(goal.met)} |")  # fmt: skip
     lines += _collector_section(report) + _aggregator_section(report) + _pipeline_section(report)
-    lines += _memory_section(report)
+    lines += _memory_section(report) + console_section(report.get("console"))
     if report.get("findings"):
         lines += ["", "## Findings", ""] + [f"- {f}" for f in report["findings"]]
     if plots:

@@ -16,7 +16,10 @@ Stages, in order (each starts its own fresh broker, ClickHouse and services):
    event → profile and event → email, the services' own metrics, RSS of every process, and a
    py-spy profile of the aggregator and the interaction service at 5k events/s
    (:mod:`bench.pipeline_bench`);
-5. **soak** (``--soak SECONDS``, 900 with ``--full``): one fixed rate, RSS and lag over time.
+5. **soak** (``--soak SECONDS``, 900 with ``--full``): one fixed rate, RSS and lag over time;
+6. **console**: every page of the staff console's role table, p50/p95/max against the 300 ms
+   p95 goal, on a seeded store of 10,000 customers and 1 million events (100,000 and 10
+   million with ``--full``, the goal's size), kept between runs (:mod:`bench.console_bench`).
 
 Writes ``bench/results/suite-<UTC time>.json``, ``.md`` and PNG plots, and prints the summary.
 
@@ -47,8 +50,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import aggregator_bench, ceilings, collector_bench, interaction_bench, plots, report
+from bench import aggregator_bench, ceilings, collector_bench, console_bench, interaction_bench, plots, report
 from bench.collector_bench import Bodies, Params
+from bench.console_seed import FULL, QUICK, Size
 from bench.pipeline_bench import Pipeline, Step
 from bench.workload import Workload, describe, write_bodies
 from ecrm_aggregator.settings import AggregatorSettings
@@ -77,6 +81,7 @@ class Plan:
     profile_seconds: float
     stages: tuple[str, ...]
     database: str = "postgres"
+    console_size: Size = QUICK
 
     @classmethod
     def make(cls, full: bool, customers: int, seed: int, repeat: int | None, soak: float | None,
@@ -96,7 +101,7 @@ class Plan:
             aggregator_runs=("raw", "kafka-1", "kafka-2", "faust-1") if full else ("raw", "kafka-1", "faust-1"),
             interaction_changes=60_000 if full else 20_000,
             steps=steps, soak_seconds=soak if soak is not None else (900.0 if full else 0.0), soak_rate=soak_rate,
-            profile_seconds=10.0, stages=stages, database=database,
+            profile_seconds=10.0, stages=stages, database=database, console_size=FULL if full else QUICK,
         )  # fmt: skip
 
 
@@ -120,6 +125,8 @@ class Run:
             units += p.repeat
         if "pipeline" in p.stages:
             units += p.repeat * len(p.steps) + 1
+        if "console" in p.stages:
+            units += 1
         return units + (1 if p.soak_seconds else 0)
 
     def say(self, text: str) -> None:
@@ -276,6 +283,19 @@ class Run:
         finally:
             pipeline.stop()
 
+    # --- the console's pages ----------------------------------------------------------
+
+    def console(self) -> None:
+        p = self.plan
+        size = p.console_size
+        self.say(f"console: {size.customers:,} customers, {size.events:,} events ({p.database})")
+        result = console_bench.stage(size, p.database, say=self.say)
+        self.result["console"] = result
+        self.result["parameters"]["console"] = {"customers": size.customers, "events": size.events}
+        slowest = "–" if result["slowest_p95_ms"] is None else f"{result['slowest_p95_ms']:,.0f} ms"
+        verdict = "passed" if result["passed"] else "FAILED"
+        self.done(f"console: {len(result['measured'])} URLs, slowest p95 {slowest}, {verdict}")
+
     def soak(self, pipeline: Pipeline, index: int) -> None:
         p = self.plan
         step = Step(p.soak_rate, p.soak_seconds, 10.0)
@@ -347,6 +367,7 @@ def findings(result: dict[str, Any]) -> list[str]:
         if aim.met is False:
             figure = "nothing arrived" if aim.figure is None else f"{aim.figure:,.2f} {aim.unit}"
             found.append(f"Missed: {aim.name} ({figure}, target {aim.target}).")
+    found += report.console_findings(result.get("console") or {})
     for name, profile in (result.get("profiles") or {}).items():
         if "top_own" in profile:
             top = ", ".join(f"{frame} {share:.0%}" for frame, share in profile["top_own"][:5])
@@ -369,7 +390,7 @@ def summary_table(result: dict[str, Any]) -> Table:
     return table
 
 
-STAGES = ("collector", "aggregator", "interaction", "pipeline")
+STAGES = ("collector", "aggregator", "interaction", "pipeline", "console")
 
 
 @app.command()
@@ -391,7 +412,7 @@ def run(
         str | None, typer.Option(help="Offered events/s of the pipeline's batch steps, comma-separated.")
     ] = None,
     database: Annotated[
-        str, typer.Option(help="The interaction service's database in the pipeline stage: postgres or sqlite.")
+        str, typer.Option(help="The interaction service's database (pipeline and console stages): postgres or sqlite.")
     ] = "postgres",
     out: Annotated[Path, typer.Option(help="Where the report goes.")] = RESULTS,
 ) -> None:
@@ -438,6 +459,8 @@ def run(
             current.interaction()
         if "pipeline" in plan.stages:
             current.pipeline()
+        if "console" in plan.stages:
+            current.console()
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["ratios"] = report.as_dicts(report.ratios(result))
     result["aims"] = report.as_dicts(report.aims(result))
