@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import outbox
 from ecrm_interaction.storage.bulk import among, chunks, insert_ignore, table_of, unnest_insert, upsert
-from ecrm_interaction.storage.models import LoyaltyEntry, Reward
+from ecrm_interaction.storage.models import Customer, LoyaltyEntry, Reward
 from ecrm_schemas.catalog import CatalogEvent
 
 
@@ -145,3 +145,42 @@ def issue_reward(
     row = {"id": str(uuid.uuid4()), "customer_id": customer_id, "reward": reward, "code": code,
            "points_cost": points_cost, "rule_id": rule_id, "dedup_key": dedup_key, "issued_at": at}  # fmt: skip
     return insert_ignore(session, Reward, [row]) == 1
+
+
+def members_per_tier(session: Session, floors: list[tuple[str, int]]) -> dict[str, int]:
+    """How many customers are in each tier (``floors``: each tier's name and least points,
+    ascending from 0), counted in the database from the ledger's balances; a known customer
+    without any entry has 0 points (the first tier)."""
+    c = table_of(LoyaltyEntry).c
+    balances = select(c.customer_id, func.sum(c.points).label("points")).group_by(c.customer_id).subquery()
+    steps = [(balances.c.points >= least, name) for name, least in reversed(floors[1:])]
+    tier = case(*steps, else_=floors[0][0]) if steps else literal(floors[0][0])
+    tiers = select(tier.label("tier")).select_from(balances).subquery()
+    counted = dict(session.execute(select(tiers.c.tier, func.count()).group_by(tiers.c.tier)).all())
+    without_entries = (
+        select(func.count())
+        .select_from(Customer)
+        .where(~select(c.customer_id).where(c.customer_id == Customer.customer_id).exists())
+    )
+    counts = {name: int(counted.get(name, 0)) for name, _ in floors}
+    counts[floors[0][0]] += int(session.scalar(without_entries) or 0)
+    return counts
+
+
+class RewardCount(NamedTuple):
+    reward: str
+    issued: int
+    points: int
+    """The points they cost, all together."""
+    last_issued_at: datetime
+
+
+def rewards_issued(session: Session, limit: int = 20) -> tuple[list[RewardCount], list[Reward]]:
+    """How many of each reward were issued (most issued first) and the latest ``limit`` issued."""
+    counts = session.execute(
+        select(Reward.reward, func.count(), func.coalesce(func.sum(Reward.points_cost), 0), func.max(Reward.issued_at))
+        .group_by(Reward.reward)
+        .order_by(func.count().desc(), Reward.reward)
+    )
+    recent = session.scalars(select(Reward).order_by(Reward.issued_at.desc(), Reward.id).limit(limit))
+    return [RewardCount(r, int(n), int(p), at) for r, n, p, at in counts], list(recent)
