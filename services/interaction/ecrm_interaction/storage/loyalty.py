@@ -156,7 +156,7 @@ def members_per_tier(session: Session, floors: list[tuple[str, int]]) -> dict[st
     steps = [(balances.c.points >= least, name) for name, least in reversed(floors[1:])]
     tier = case(*steps, else_=floors[0][0]) if steps else literal(floors[0][0])
     tiers = select(tier.label("tier")).select_from(balances).subquery()
-    counted = dict(session.execute(select(tiers.c.tier, func.count()).group_by(tiers.c.tier)).all())
+    counted: dict[str, int] = dict(session.execute(select(tiers.c.tier, func.count()).group_by(tiers.c.tier)).all())
     without_entries = (
         select(func.count())
         .select_from(Customer)

@@ -61,7 +61,7 @@ async def _context(api: ConsoleApi, customer_id: str, case_id: str) -> dict[str,
     )
     view: dict[str, Any] = customer.body if customer.ok else {}
     profile = view.get("profile") or {}
-    traits = profile.get("traits") if isinstance(profile.get("traits"), dict) else {}
+    traits: dict[str, Any] = profile["traits"] if isinstance(profile.get("traits"), dict) else {}
     events = view.get("recent_events")
     messages = view.get("messages") or {}
     sent = sorted(
