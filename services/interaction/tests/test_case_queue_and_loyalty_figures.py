@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from ecrm_interaction.api.app import create_app
 from ecrm_interaction.engine.rules import LoyaltyProgram, TierSpec
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage import loyalty
 from ecrm_interaction.storage import rules as rule_store
-from ecrm_interaction.storage.models import Case, Customer
+from ecrm_interaction.storage.models import Case, Customer, LoyaltyBalance
 
 ADMIN = {"Authorization": "Bearer t0ken"}
 
@@ -145,3 +145,23 @@ async def test_rewards_issued_are_counted_per_reward_with_the_latest_ones(http) 
     assert [(r["customer_id"], r["reward"]) for r in issued["recent"]] == [("d", "welcome-voucher"), ("a", "gold-gift")]
     assert "CODE" not in str(issued), "reward codes are the customers' and stay out of the overview"
     assert (await http.get("/v1/loyalty/rewards", params={"limit": 0}, headers=ADMIN)).status_code == 422
+
+
+def test_the_kept_balances_are_the_sums_of_the_ledger_entries(relational_store) -> None:
+    store = relational_store
+    now = datetime.now(UTC)
+
+    def entry(n: int, customer_id: str, points: int, key: str | None = None) -> loyalty.LedgerEntry:
+        return loyalty.LedgerEntry(f"e{n}", customer_id, points, "test", None, key or f"key{n}", now)
+
+    store.write(loyalty.add_entries, [entry(1, "a", 10), entry(2, "a", 5), entry(3, "b", 7)])
+    store.write(loyalty.add_entries, [entry(4, "a", 99, key="key1"), entry(5, "b", 3)])  # key1 is used: left out
+    store.write(loyalty.add_points, "b", -100, "spent", "spend-1", None, now)  # takes at most what is there
+    store.write(loyalty.add_points, "c", 4, "gift", "gift-1", None, now)
+    store.write(loyalty.add_points, "c", 4, "gift", "gift-1", None, now)  # the same key: nothing
+
+    def kept(session) -> dict[str, int]:
+        return {row.customer_id: row.points for row in session.scalars(select(LoyaltyBalance))}
+
+    assert store.read(kept) == {"a": 15, "b": 0, "c": 4}
+    assert store.read(loyalty.balances, ["a", "b", "c"]) == store.read(kept), "the ledger says the same"
