@@ -227,6 +227,8 @@ ROLE_OF = {
     # --- issue 18, broadcasts: its API routes below ---
     # (end of broadcasts)
     # --- issue 18, cases-loyalty: its API routes below ---
+    ("GET", "/v1/cases/summary"): "viewer", ("GET", "/v1/loyalty/tiers"): "viewer",
+    ("GET", "/v1/loyalty/rewards"): "viewer",
     # (end of cases-loyalty)
     # --- issue 18, data: its API routes below ---
     # (end of data)

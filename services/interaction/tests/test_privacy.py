@@ -100,6 +100,7 @@ def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) ->
     found = store.read(customer_records, ["erin"])
     assert {table: len(rows) for table, rows in found.items()} == {
         "customers": 1, "customer_segments": 1, "consents": 1, "actions": 1, "loyalty_ledger": 1, "rewards": 1,
+        "loyalty_balances": 1,  # the balance kept with the ledger (issue 18)
         "cases": 1, "case_notes": 1, "audit_log": 2,  # the consent change and the case note
         "skipped_decisions": 1,
         "event_outbox": 2,  # Case Opened, Loyalty Points Awarded

@@ -9,7 +9,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
@@ -167,3 +168,62 @@ def claim_escalations(session: Session, now: datetime, limit: int = 100) -> list
         if result.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(case_id)
     return list(session.scalars(select(Case).where(Case.id.in_(claimed))))
+
+
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+"""The queue's order of priorities, most pressing first."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Which cases the queue shows: ``statuses`` (any of), ``assignee`` (one person's), or only
+    the ``unassigned`` ones, ``priority``; a page of ``limit`` from ``offset``."""
+
+    statuses: tuple[str, ...] = ()
+    assignee: str | None = None
+    unassigned: bool = False
+    priority: str | None = None
+    customer_id: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def queue(session: Session, wanted: QueueFilter, now: datetime, *, newest_first: bool = False) -> list[Case]:
+    """Cases as an agent works them: the unresolved ones past their SLA first, then by priority
+    (urgent first), then by SLA due time (the soonest first), the resolved ones last; or the newest first."""
+    if newest_first:
+        query = select(Case).order_by(Case.created_at.desc(), Case.id)
+    else:
+        overdue = sql_case((Case.status == "resolved", 2), (Case.sla_due_at < now, 0), else_=1)
+        rank = sql_case(*((Case.priority == p, value) for p, value in PRIORITY_RANK.items()), else_=len(PRIORITY_RANK))
+        query = select(Case).order_by(overdue, rank, Case.sla_due_at, Case.id)
+    if wanted.statuses:
+        query = query.where(Case.status.in_(wanted.statuses))
+    if wanted.unassigned:
+        query = query.where(Case.assignee.is_(None))
+    elif wanted.assignee is not None:
+        query = query.where(Case.assignee == wanted.assignee)
+    if wanted.priority is not None:
+        query = query.where(Case.priority == wanted.priority)
+    if wanted.customer_id is not None:
+        query = query.where(Case.customer_id == wanted.customer_id)
+    return list(session.scalars(query.limit(wanted.limit).offset(wanted.offset)))
+
+
+def summary(session: Session, now: datetime) -> dict[str, int]:
+    """How many unresolved cases are open, pending, past their SLA, escalated and unassigned (one query)."""
+    unresolved = Case.status != "resolved"
+
+    def count(condition: Any) -> Any:
+        return func.coalesce(func.sum(sql_case((condition, 1), else_=0)), 0)
+
+    row = session.execute(
+        select(
+            count(Case.status == "open"),
+            count(Case.status == "pending"),
+            count(unresolved & (Case.sla_due_at < now)),
+            count(unresolved & Case.escalated_at.is_not(None)),
+            count(unresolved & Case.assignee.is_(None)),
+        ).where(unresolved)
+    ).one()
+    return dict(zip(("open", "pending", "overdue", "escalated", "unassigned"), (int(v) for v in row), strict=True))

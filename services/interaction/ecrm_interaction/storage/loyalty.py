@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
 from ecrm_interaction.storage import outbox
 from ecrm_interaction.storage.bulk import among, chunks, insert_ignore, table_of, unnest_insert, upsert
-from ecrm_interaction.storage.models import LoyaltyEntry, Reward
+from ecrm_interaction.storage.models import Customer, LoyaltyBalance, LoyaltyEntry, Reward
 from ecrm_schemas.catalog import CatalogEvent
 
 
@@ -70,7 +70,24 @@ def add_entries(session: Session, entries: Iterable[LedgerEntry]) -> None:
     else:
         statement = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
         added = set(session.scalars(statement, ledger))
+    gained: dict[str, int] = {}
+    for e in rows:
+        if e.id in added:
+            gained[e.customer_id] = gained.get(e.customer_id, 0) + e.points
+    _add_to_balances(session, gained)
     outbox.add_events(session, [_event(e) for e in rows if e.id in added])
+
+
+def _add_to_balances(session: Session, gained: dict[str, int]) -> None:
+    """Add the points just entered to each customer's kept balance (its row made at their first
+    entry), in customer order (two transactions lock the rows in the same order)."""
+    table = table_of(LoyaltyBalance)
+    for part in chunks(sorted(gained)):
+        statement = upsert(session, table).values([{"customer_id": c, "points": gained[c]} for c in part])
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.customer_id], set_={"points": table.c.points + statement.excluded.points}
+        )
+        session.execute(statement)
 
 
 def _event(entry: LedgerEntry) -> outbox.OutboxRow:
@@ -125,6 +142,7 @@ def add_points(
            "dedup_key": dedup_key, "at": at}  # fmt: skip
     if insert_ignore(session, LoyaltyEntry, [row]) != 1:
         return None
+    _add_to_balances(session, {customer_id: points})
     properties = {"points": points, "reason": reason[:200] or "points", "rule_id": rule_id}
     message_id = f"{OWN_EVENTS}loyalty-{entry_id}"
     outbox.add_event(session, CatalogEvent.LOYALTY_POINTS_AWARDED, customer_id, message_id, properties, at)
@@ -145,3 +163,42 @@ def issue_reward(
     row = {"id": str(uuid.uuid4()), "customer_id": customer_id, "reward": reward, "code": code,
            "points_cost": points_cost, "rule_id": rule_id, "dedup_key": dedup_key, "issued_at": at}  # fmt: skip
     return insert_ignore(session, Reward, [row]) == 1
+
+
+def members_per_tier(session: Session, floors: list[tuple[str, int]]) -> dict[str, int]:
+    """How many customers are in each tier (``floors``: each tier's name and least points,
+    ascending from 0), counted in the database from the kept balances (one row per customer
+    with points); a known customer without any entry has 0 points (the first tier)."""
+    balances = table_of(LoyaltyBalance)
+    b = balances.c
+    steps = [(b.points >= least, name) for name, least in reversed(floors[1:])]
+    tier = case(*steps, else_=floors[0][0]) if steps else literal(floors[0][0])
+    tiers = select(tier.label("tier")).select_from(balances).subquery()
+    counted: dict[str, int] = dict(session.execute(select(tiers.c.tier, func.count()).group_by(tiers.c.tier)).all())
+    without_entries = (
+        select(func.count())
+        .select_from(Customer)
+        .where(~select(b.customer_id).where(b.customer_id == Customer.customer_id).exists())
+    )
+    counts = {name: int(counted.get(name, 0)) for name, _ in floors}
+    counts[floors[0][0]] += int(session.scalar(without_entries) or 0)
+    return counts
+
+
+class RewardCount(NamedTuple):
+    reward: str
+    issued: int
+    points: int
+    """The points they cost, all together."""
+    last_issued_at: datetime
+
+
+def rewards_issued(session: Session, limit: int = 20) -> tuple[list[RewardCount], list[Reward]]:
+    """How many of each reward were issued (most issued first) and the latest ``limit`` issued."""
+    counts = session.execute(
+        select(Reward.reward, func.count(), func.coalesce(func.sum(Reward.points_cost), 0), func.max(Reward.issued_at))
+        .group_by(Reward.reward)
+        .order_by(func.count().desc(), Reward.reward)
+    )
+    recent = session.scalars(select(Reward).order_by(Reward.issued_at.desc(), Reward.id).limit(limit))
+    return [RewardCount(r, int(n), int(p), at) for r, n, p, at in counts], list(recent)

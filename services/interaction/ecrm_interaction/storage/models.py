@@ -335,3 +335,16 @@ class ConsoleUser(Base):
     sessions_valid_after: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+# --- issue 18, cases-loyalty ---
+
+
+class LoyaltyBalance(Base):
+    """Each customer's points balance, kept with the ledger (the sum of their entries) so that
+    members per tier are counted from one row per customer, not from every entry."""
+
+    __tablename__ = "loyalty_balances"
+
+    customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    points: Mapped[int] = mapped_column(Integer, index=True)

@@ -23,13 +23,15 @@ from ecrm_interaction.storage.models import (
     Consent,
     Customer,
     CustomerSegment,
+    LoyaltyBalance,
     LoyaltyEntry,
     OutboxEvent,
     Reward,
     SkippedDecision,
 )
 
-CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, Reward, Case, OutboxEvent)
+CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, LoyaltyBalance, Reward,
+                   Case, OutboxEvent)  # fmt: skip
 """Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
 entries about a customer are found through these."""
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from ecrm_interaction.api.deps import Marketer, SessionDep, Viewer
 from ecrm_interaction.api.services.customers import loyalty_view
 from ecrm_interaction.engine.rules import LoyaltyProgram
-from ecrm_interaction.storage import rules
+from ecrm_interaction.storage import loyalty, rules
+from ecrm_interaction.storage.store import aware
 
 
 def router() -> APIRouter:
@@ -23,6 +24,28 @@ def router() -> APIRouter:
     def put_program(program: LoyaltyProgram, who: Marketer, session: SessionDep) -> LoyaltyProgram:
         rules.set_loyalty_program(session, program, who.name)
         return program
+
+    @routes.get("/v1/loyalty/tiers")
+    def members_per_tier(_who: Viewer, session: SessionDep) -> list[dict[str, Any]]:
+        """Each tier of the program with how many customers are in it now (by their ledger
+        balance; a customer without points is in the first tier), counted in the database."""
+        program = rules.loyalty_program(session)
+        counts = loyalty.members_per_tier(session, [(t.name, t.min_points) for t in program.tiers])
+        return [{"tier": t.name, "min_points": t.min_points, "members": counts[t.name]} for t in program.tiers]
+
+    @routes.get("/v1/loyalty/rewards")
+    def rewards_issued(
+        _who: Viewer, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    ) -> dict[str, Any]:
+        """How many of each reward were issued (with the points they cost and the last one's
+        time), most issued first, and the latest ``limit`` issued (without their codes)."""
+        counts, recent = loyalty.rewards_issued(session, limit)
+        return {
+            "rewards": [{"reward": c.reward, "issued": c.issued, "points": c.points,
+                         "last_issued_at": aware(c.last_issued_at)} for c in counts],
+            "recent": [{"customer_id": r.customer_id, "reward": r.reward, "points_cost": r.points_cost,
+                        "rule_id": r.rule_id, "issued_at": aware(r.issued_at)} for r in recent],
+        }  # fmt: skip
 
     @routes.get("/v1/customers/{customer_id}/loyalty")
     def customer_loyalty(customer_id: str, _who: Viewer, session: SessionDep) -> dict[str, Any]:
