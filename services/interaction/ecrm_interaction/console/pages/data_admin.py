@@ -35,7 +35,10 @@ AUDIT_PAGE = 50
 PASSWORD_MIN = int(UserIn.model_json_schema()["properties"]["password"]["minLength"])
 PASSWORD_RULE = f"At least {PASSWORD_MIN} characters."
 CONFLICTS = {
-    "source_exists": ("name", "a source in force has this name already; choose another or revoke it first"),
+    "source_exists": (
+        "name",
+        "a source in force has this name: it exists already (choose another name, or revoke it first)",
+    ),
     "user_exists": ("email", "a user with this email exists already"),
     "cannot_demote_yourself": ("role", "you cannot take the admin role from yourself or disable yourself"),
 }
