@@ -27,6 +27,10 @@ KEPT_AS_SENT = frozenset({"type", "event", "messageId"})
 """Envelope fields whose values are no one's personal data: shown as sent."""
 
 
+TAIL_S = 0.5
+"""How long a read waits, past the reported ends, for records the broker has not counted yet."""
+
+
 class DeadLettersUnavailable(Exception):
     """Kafka could not be read in time."""
 
@@ -68,22 +72,25 @@ def read_recent(config: dict[str, Any], per_partition: int = 200, timeout_s: flo
     window = Window()
     consumer = Consumer(consumer_config(config))
     try:
-        ends: dict[tuple[str, int], int] = {}
+        marks: dict[tuple[str, int], tuple[int, int]] = {}
         starts: list[TopicPartition] = []
         for topic in DEAD_LETTER_TOPICS:
-            window.held[topic] = 0
             for partition in range(TOPICS_BY_NAME[topic].partitions):
                 try:
                     low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
                 except KafkaException as exc:
                     raise DeadLettersUnavailable(str(exc)) from exc
-                window.held[topic] += max(0, high - low)
+                marks[(topic, partition)] = (low, high)
                 if high > low:
-                    ends[(topic, partition)] = high
                     starts.append(TopicPartition(topic, partition, max(low, high - per_partition)))
+        ends = {(tp.topic, tp.partition): marks[(tp.topic, tp.partition)][1] for tp in starts}
         window.entries, window.complete = _consume(consumer, starts, ends, timeout_s)
     finally:
         consumer.close()
+    last = {(e.topic, e.partition): e.offset + 1 for e in sorted(window.entries, key=lambda e: e.offset)}
+    for (topic, partition), (low, high) in marks.items():
+        held = max(high, last.get((topic, partition), 0)) - low
+        window.held[topic] = window.held.get(topic, 0) + max(0, held)
     window.entries.sort(key=lambda e: (e.letter.failed_at.timestamp() if e.letter else 0.0, e.offset), reverse=True)
     return window
 
@@ -109,22 +116,24 @@ def read_at(config: dict[str, Any], positions: list[tuple[str, int, int]], timeo
 def _consume(
     consumer: Consumer, starts: list[TopicPartition], ends: dict[tuple[str, int], int], timeout_s: float
 ) -> tuple[list[Entry], bool]:
+    """Read from ``starts`` until every partition reached its reported end, then once more for
+    ``TAIL_S``: some brokers (tansu) report a high watermark behind their last record for a while."""
     if not starts:
         return [], True
     entries: list[Entry] = []
     left = dict(ends)
     consumer.assign(starts)
     deadline = time.monotonic() + timeout_s
-    while left and time.monotonic() < deadline:
-        for message in consumer.consume(500, 0.2):
+    tail_read = False
+    while time.monotonic() < deadline and not tail_read:
+        if not left:
+            tail_read = True
+        for message in consumer.consume(500, TAIL_S if tail_read else 0.2):
             if message.error() is not None:
                 continue
             topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
-            end = left.get((topic, partition))
-            if end is None or offset >= end:
-                continue
             entries.append(Entry(topic, partition, offset, _decode(message.value())))
-            if offset + 1 >= end:
+            if offset + 1 >= left.get((topic, partition), offset + 2):
                 del left[(topic, partition)]
     return entries, not left
 

@@ -59,7 +59,7 @@ def router() -> APIRouter:
             for minute, events in pipeline["clickhouse"]["per_minute"]:
                 chart_x.append(minute)
                 chart_y.append(events)
-        context = {
+        context: dict[str, Any] = {
             "tabs": tabs(staff),
             "pipeline": pipeline,
             "problem": None if answer.ok else unavailable(answer, "Pipeline health"),
@@ -74,7 +74,7 @@ def router() -> APIRouter:
         request: Request, staff: StaffDep, reason: str = "", topic: str = "", replayed: str = ""
     ) -> Response:
         answer = await staff.api.get("/v1/dead-letters", reason=reason, topic=topic, limit=100)
-        context = {
+        context: dict[str, Any] = {
             "tabs": tabs(staff),
             "letters": answer.body if answer.ok else None,
             "problem": None if answer.ok else unavailable(answer, "Dead letters"),
@@ -107,7 +107,7 @@ def router() -> APIRouter:
         errors = answer.field_errors() or {"$": answer.message}
         if "entries" in errors:
             errors["$"] = "Choose at least one dead letter to replay: " + errors.pop("entries")
-        context = {
+        context: dict[str, Any] = {
             "tabs": tabs(staff),
             "letters": listing.body if listing.ok else None,
             "problem": None if listing.ok else unavailable(listing, "Dead letters"),
@@ -121,7 +121,7 @@ def router() -> APIRouter:
     @routes.get("/console/data/catalog")
     async def catalog(request: Request, staff: StaffDep) -> Response:
         answer = await staff.api.get("/v1/catalog")
-        context = {
+        context: dict[str, Any] = {
             "tabs": tabs(staff),
             "catalog": answer.body if answer.ok else None,
             "problem": None if answer.ok else unavailable(answer, "Event catalog"),

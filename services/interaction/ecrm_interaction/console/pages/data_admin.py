@@ -121,7 +121,7 @@ def router() -> APIRouter:
                   "offset": (page - 1) * AUDIT_PAGE}  # fmt: skip
         answer = await staff.api.get("/v1/audit", **params)
         entries = answer.body if answer.ok else []
-        context = {
+        context: dict[str, Any] = {
             "tabs": tabs(staff),
             "entries": entries[:AUDIT_PAGE],
             "more": len(entries) > AUDIT_PAGE,
