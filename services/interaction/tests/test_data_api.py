@@ -190,5 +190,6 @@ async def test_catalog_counts_the_last_7_days_and_pipeline_reads_clickhouse(ware
         assert ch["configured"] and not ch["error"]
         assert abs(datetime.fromisoformat(ch["last_received_at"]) - now) < timedelta(seconds=2)
         assert sum(n for _minute, n in ch["per_minute"]) == 4  # the last hour: 3 orders and the identify
+        assert ch["per_second"] == round(4 / 300, 2)
         assert pipeline["outbox_waiting"] == 0 and pipeline["lag"] is None
         assert [s["name"] for s in pipeline["services"]] == ["interaction"]

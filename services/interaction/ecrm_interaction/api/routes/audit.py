@@ -22,7 +22,7 @@ def router() -> APIRouter:
         limit: int = 100,
         actor: str | None = None,
         entity: str | None = None,
-        offset: int = Query(default=0, ge=0),
+        offset: int = Query(default=0, ge=0, le=1_000_000_000),
     ) -> list[dict[str, Any]]:
         """Who changed what, newest first; ``actor`` (a user's email or a token's name) and
         ``entity`` (``rule``, or ``rule:ID``) narrow it, ``offset`` pages on."""

@@ -10,6 +10,7 @@ arrived in the last hour (``received_at``), which survives restarts.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +77,8 @@ class ClickHouseHealth(BaseModel):
     last_received_at: datetime | None = None
     per_minute: list[tuple[int, int]] = []
     """(minute as epoch seconds, events that arrived in it) over the last hour."""
+    per_second: float | None = None
+    """Events per second that arrived over the last 5 minutes."""
     error: str = ""
 
 
@@ -125,8 +128,12 @@ async def _clickhouse(warehouse: Warehouse | None) -> ClickHouseHealth:
     moment = last[0]["last"] if last else None
     if moment is not None and moment.timestamp() <= 0:
         moment = None  # max() of no rows is the epoch
+    per_minute = [(int(r["minute"]), int(r["events"])) for r in minutes]
+    since = time.time() - 300
+    # The minute that began before the window counts for its share of it.
+    recent = sum(n * min(1.0, max(0.0, (minute + 60 - since) / 60)) for minute, n in per_minute)
     return ClickHouseHealth(configured=True, last_received_at=aware(moment) if moment else None,
-                      per_minute=[(int(r["minute"]), int(r["events"])) for r in minutes])  # fmt: skip
+                            per_minute=per_minute, per_second=round(recent / 300, 2))  # fmt: skip
 
 
 def _waiting(session: Any) -> tuple[dict[str, int], int, datetime | None]:

@@ -65,7 +65,6 @@ def router() -> APIRouter:
             "problem": None if answer.ok else unavailable(answer, "Pipeline health"),
             "chart_x": chart_x,
             "chart_series": [{"label": "events per minute", "values": chart_y}],
-            "per_second": round(sum(chart_y[-5:]) / 300, 2) if chart_y else 0,
         }
         return render(request, "data/health.html", context, staff=staff)
 
