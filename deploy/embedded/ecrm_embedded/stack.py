@@ -30,6 +30,8 @@ from ecrm_schemas.kafka_admin import ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE_RULES = REPO_ROOT / "services" / "interaction" / "examples" / "rules.yaml"
+DEV_COLLECTOR_ADMIN_TOKEN = "ecrm_dev_collector_admin_token"
+"""The collector admin routes' token in the development stack (the interaction API replays dead letters with it)."""
 
 
 class StackSettings(BaseSettings):
@@ -106,6 +108,10 @@ class Stack:
             "INTERACTION_TRACKING_URL": f"http://127.0.0.1:{s.collector_port}",
             "INTERACTION_QUIET_HOURS": "off",
             "AGGREGATOR_METRICS_PORT": str(s.aggregator_metrics_port),
+            "COLLECTOR_ADMIN_TOKEN": DEV_COLLECTOR_ADMIN_TOKEN,
+            "INTERACTION_COLLECTOR_ADMIN_URL": f"http://127.0.0.1:{s.collector_port}",
+            "INTERACTION_METRICS_URLS": f"collector=http://127.0.0.1:{s.collector_port}/metrics,"
+            f"aggregator=http://127.0.0.1:{s.aggregator_metrics_port}/metrics",
         }
 
     def start(self) -> None:

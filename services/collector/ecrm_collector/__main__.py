@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from ecrm_collector.app import create_app
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
-from ecrm_collector.sources import SourceError, SourceRegistry
+from ecrm_collector.sources import SourceError, SourceRegistry, editing
 from ecrm_schemas.logs import configure_logging
 from ecrm_schemas.runtime import settle_garbage_collector
 from ecrm_schemas.suppressions import follow_suppressions
@@ -103,12 +103,11 @@ def sources_add(
     if kind not in ("browser", "server"):
         raise typer.BadParameter("kind must be browser or server")
     path = _sources_file(file)
-    registry = SourceRegistry.load(path)
     try:
-        _source, key = registry.add(name, kind, tuple(origin or ()))  # type: ignore[arg-type]
+        with editing(path) as registry:
+            _source, key = registry.add(name, kind, tuple(origin or ()))  # type: ignore[arg-type]
     except SourceError as exc:
         raise typer.BadParameter(str(exc)) from None
-    registry.save(path)
     typer.echo(f"source {name} ({kind}) added to {path}; its write key (shown once):", err=True)
     typer.echo(key)
 
@@ -125,12 +124,11 @@ def sources_list(file: FileOption = None) -> None:
 def sources_revoke(name: str, file: FileOption = None) -> None:
     """Revoke a source's write key; the collector refuses it within a second."""
     path = _sources_file(file)
-    registry = SourceRegistry.load(path)
     try:
-        registry.revoke(name)
+        with editing(path) as registry:
+            registry.revoke(name)
     except SourceError as exc:
         raise typer.BadParameter(str(exc)) from None
-    registry.save(path)
     typer.echo(f"revoked {name}")
 
 

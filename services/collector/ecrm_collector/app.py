@@ -10,7 +10,8 @@ The routes, by caller:
 - ``routes.surveys``: questionnaires (JSON or HTML forms);
 - ``routes.email``: the open pixel, the click redirect and the ESPs' webhooks;
 - ``routes.tracker``: the browser tracker script;
-- ``routes.operations``: probes and metrics.
+- ``routes.operations``: probes and metrics;
+- ``routes.admin``: the interaction service's admin calls (replaying chosen dead letters).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ecrm_collector import metrics
 from ecrm_collector.gateway import ApiError, Gateway
 from ecrm_collector.openapi import with_request_schemas
 from ecrm_collector.producer import AsyncProducer
-from ecrm_collector.routes import email, imports, operations, segment, surveys, tracker
+from ecrm_collector.routes import admin, email, imports, operations, segment, surveys, tracker
 from ecrm_collector.settings import CollectorSettings
 from ecrm_schemas.suppressions import SuppressionFollower
 from ecrm_schemas.validation import FieldError
@@ -113,6 +114,7 @@ def create_app(
     app.include_router(email.router(gateway))
     app.include_router(tracker.router())
     app.include_router(operations.router(gateway, suppressions.caught_up if suppressions else None))
+    app.include_router(admin.router(settings, gateway))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -87,6 +87,51 @@ def read(
         consumer.close()
 
 
+def read_at(config: dict[str, Any], positions: list[tuple[int, int]], timeout_s: float = 5.0) -> list[Entry]:
+    """The entries at these (partition, offset) positions of the dead-letter topic (those it
+    still holds), read without a group: reading them moves no replay's position."""
+    wanted = set(positions)
+    if not wanted:
+        return []
+    lowest: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for partition, offset in wanted:
+        lowest[partition] = min(offset, lowest.get(partition, offset))
+        ends[partition] = max(offset + 1, ends.get(partition, 0))
+    consumer = Consumer(consumer_config(config))
+    found: list[Entry] = []
+    try:
+        marks = _end_offsets(consumer, timeout_s)
+        ends = {p: end for p, end in ends.items() if p in marks}
+        consumer.assign([TopicPartition(EVENTS_DLQ.name, p, max(lowest[p], marks[p][0])) for p in ends])
+        reached: dict[int, int] = {p: max(lowest[p], marks[p][0]) for p in ends}
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            messages = consumer.consume(500, 0.5)
+            # Past the reported end and quiet: what is still wanted is not held (the end is
+            # waited for a little longer than reported: tansu's lags behind its last record).
+            if not messages and all(reached[p] >= marks[p][1] for p in ends):
+                break
+            for message in messages:
+                if message.error() is not None:
+                    continue
+                partition, offset = message.partition() or 0, message.offset() or 0
+                reached[partition] = max(reached.get(partition, 0), offset + 1)
+                if partition not in ends or offset >= ends[partition]:
+                    continue
+                if (partition, offset) in wanted:
+                    try:
+                        letter: DeadLetter | None = DeadLetter.model_validate_json(message.value() or b"")
+                    except ValidationError:
+                        letter = None
+                    found.append(Entry(partition, offset, letter))
+                if offset + 1 >= ends[partition]:
+                    del ends[partition]
+    finally:
+        consumer.close()
+    return found
+
+
 def _start(tp: TopicPartition, marks: dict[int, tuple[int, int]]) -> int:
     """Where a partition's reading starts: its committed offset, or its first record."""
     return marks[tp.partition][0] if tp.offset < 0 else tp.offset

@@ -24,6 +24,9 @@ class CollectorSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     collector_sources_file: Path | None = None
     """The sources registry (hashed write keys) managed by ``ecrm-collector sources``; re-read when it changes.
     In development it defaults to the dev stack's, ``ECRM_DATA_DIR/sources.json``."""
+    collector_admin_token: SecretStr | None = None
+    """The Bearer token of the collector's admin routes (``/admin/...``: replaying chosen dead
+    letters), which the interaction service's API calls for the staff console; None: they answer 404."""
     ecrm_data_dir: Path = Path(".ecrm")
     """The development stack's data directory (``make run``), where development defaults live."""
     collector_public_url: str | None = None

@@ -1,111 +1,33 @@
-"""Sources: who may send events, with which write key, from where.
-
-Each source has a name, a kind (``browser`` keys live in web pages and are public;
-``server`` keys are secrets of a company's back end), the origins a browser source may
-send from (CORS), and the SHA-256 of its write key. Keys are random 192-bit tokens, so a
-fast hash is enough, and only the hash is stored: a key is shown once, when it is made.
-The registry is a JSON file managed with ``ecrm-collector sources …``.
-"""
+"""What the collector authenticates write keys against: the sources registry
+(:mod:`ecrm_schemas.sources`, the file ``COLLECTOR_SOURCES_FILE``), re-read when it changes."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import secrets
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
-SourceKind = Literal["browser", "server"]
-KEY_PREFIX = {"browser": "wkb_", "server": "wks_"}
+from ecrm_schemas.sources import (
+    KEY_PREFIX,
+    Source,
+    SourceError,
+    SourceKind,
+    SourceRegistry,
+    editing,
+    hash_key,
+    new_key,
+)
 
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key(kind: SourceKind) -> str:
-    return KEY_PREFIX[kind] + secrets.token_urlsafe(24)
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    name: str
-    kind: SourceKind
-    key_hash: str
-    allowed_origins: tuple[str, ...] = ()
-    revoked: bool = False
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-
-    def allows_origin(self, origin: str | None) -> bool:
-        """Browser sources send only from their origins; ``*`` allows any. Server sources ignore origins."""
-        if self.kind == "server" or origin is None:
-            return True
-        return "*" in self.allowed_origins or origin in self.allowed_origins
-
-
-class SourceError(ValueError):
-    """A source operation that cannot be done (duplicate name, unknown source)."""
-
-
-@dataclass
-class SourceRegistry:
-    """Sources by key hash; ``find`` is what authentication uses."""
-
-    sources: dict[str, Source] = field(default_factory=dict)
-
-    def find(self, presented_key: str) -> Source | None:
-        source = self.sources.get(hash_key(presented_key))
-        return source if source is not None and not source.revoked else None
-
-    def by_name(self, name: str) -> Source:
-        for source in self.sources.values():
-            if source.name == name:
-                return source
-        raise SourceError(f"no source named {name!r}")
-
-    def add(self, name: str, kind: SourceKind, origins: tuple[str, ...] = ()) -> tuple[Source, str]:
-        """Create a source; returns it and its write key (shown once, never stored)."""
-        if any(s.name == name and not s.revoked for s in self.sources.values()):
-            raise SourceError(f"a source named {name!r} exists already")
-        key = new_key(kind)
-        source = Source(name=name, kind=kind, key_hash=hash_key(key), allowed_origins=origins)
-        self.sources[source.key_hash] = source
-        return source, key
-
-    def add_known_key(self, name: str, kind: SourceKind, key: str) -> Source:
-        """Register a key given in configuration (the development key)."""
-        source = Source(name=name, kind=kind, key_hash=hash_key(key), allowed_origins=("*",))
-        self.sources[source.key_hash] = source
-        return source
-
-    def revoke(self, name: str) -> Source:
-        source = self.by_name(name)
-        revoked = replace(source, revoked=True)
-        self.sources[source.key_hash] = revoked
-        return revoked
-
-    @classmethod
-    def load(cls, path: Path | None) -> SourceRegistry:
-        if path is None or not path.exists():
-            return cls()
-        entries = json.loads(path.read_text())["sources"]
-        sources = [Source(**(e | {"allowed_origins": tuple(e.get("allowed_origins", ()))})) for e in entries]
-        return cls({s.key_hash: s for s in sources})
-
-    def save(self, path: Path) -> None:
-        """Write atomically (temp file, then rename) so a reader never sees half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"sources": [asdict(s) for s in self.sources.values()]}, indent=2)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sources-")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body + "\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+__all__ = [
+    "KEY_PREFIX",
+    "Source",
+    "SourceDirectory",
+    "SourceError",
+    "SourceKind",
+    "SourceRegistry",
+    "editing",
+    "hash_key",
+    "new_key",
+]
 
 
 class SourceDirectory:

@@ -84,6 +84,17 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     clickhouse_database: str = Field(default="ecrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """The aggregator's ClickHouse cluster, if any: erasures then delete ON CLUSTER from the shards' tables."""
+    collector_sources_file: Path | None = None
+    """The collector's sources registry (the file it reads its write keys from, ``COLLECTOR_SOURCES_FILE``),
+    which ``/v1/sources`` (the console's Data, Sources) manages; None: ``/v1/sources`` answers 503."""
+    interaction_collector_admin_url: str | None = None
+    """The collector's address for its admin routes (replaying chosen dead letters, ``/v1/dead-letters/replay``);
+    None: the replay answers 503."""
+    collector_admin_token: SecretStr | None = None
+    """The Bearer token of the collector's admin routes (the collector's ``COLLECTOR_ADMIN_TOKEN``)."""
+    interaction_metrics_urls: str = ""
+    """The other services' Prometheus endpoints the pipeline health (``/v1/pipeline``) reads, as
+    ``name=url`` comma-separated (``make run``: the collector's and the aggregator's)."""
     interaction_erasure_settle_s: float = Field(default=2.0, ge=0)
     """How long an erasure waits, after suppressing the customer's ids, before it deletes once more
     what was folded in the meantime (time for every service to read the suppression)."""
@@ -119,6 +130,11 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
         if unknown:
             raise ValueError(f"unknown email provider {', '.join(unknown)}: use {', '.join(PROVIDERS)}")
         return tuple(p for p in PROVIDERS if p in names)
+
+    def metrics_urls(self) -> dict[str, str]:
+        """``INTERACTION_METRICS_URLS`` as service name → URL."""
+        pairs = (part.split("=", 1) for part in self.interaction_metrics_urls.split(",") if "=" in part)
+        return {name.strip(): url.strip() for name, url in pairs if name.strip() and url.strip()}
 
     @property
     def email_providers(self) -> tuple[Provider, ...]:

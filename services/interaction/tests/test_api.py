@@ -231,6 +231,10 @@ ROLE_OF = {
     ("GET", "/v1/loyalty/rewards"): "viewer",
     # (end of cases-loyalty)
     # --- issue 18, data: its API routes below ---
+    ("GET", "/v1/sources"): "admin", ("POST", "/v1/sources"): "admin",
+    ("POST", "/v1/sources/{name}/revoke"): "admin",
+    ("GET", "/v1/dead-letters"): "viewer", ("POST", "/v1/dead-letters/replay"): "admin",
+    ("GET", "/v1/catalog"): "viewer", ("GET", "/v1/pipeline"): "viewer",
     # (end of data)
     ("GET", "/u/{token}"): "public", ("POST", "/u/{token}"): "public",
     ("GET", "/livez"): "public", ("GET", "/readyz"): "public", ("GET", "/metrics"): "public",

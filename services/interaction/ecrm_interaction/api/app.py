@@ -20,14 +20,18 @@ from ecrm_interaction.api import errors
 from ecrm_interaction.api.routes import (
     audit,
     cases,
+    catalog,
     consent,
     customers,
+    dead_letters,
     decisions,
     loyalty,
     operations,
+    pipeline,
     rules,
     segments,
     sessions,
+    sources,
     suppressions,
     templates,
     tokens,
@@ -98,5 +102,9 @@ def create_app(
     app.include_router(operations.router(worker))
     app.include_router(sessions.router())
     app.include_router(users.router())
+    app.include_router(sources.router())
+    app.include_router(dead_letters.router(dispatcher))
+    app.include_router(catalog.router())
+    app.include_router(pipeline.router())
     console.install(app)
     return app

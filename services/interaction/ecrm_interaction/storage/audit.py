@@ -29,6 +29,18 @@ def record(session: Session, actor: str, action: str, entity: str, entity_id: st
     )
 
 
-def recent(session: Session, limit: int = 100) -> list[AuditEntry]:
-    """The newest ``limit`` entries, newest first."""
-    return list(session.scalars(select(AuditEntry).order_by(AuditEntry.at.desc()).limit(limit)))
+def recent(
+    session: Session, limit: int = 100, *, actor: str | None = None, entity: str | None = None, offset: int = 0
+) -> list[AuditEntry]:
+    """The newest ``limit`` entries (after skipping ``offset``), newest first; only those of
+    ``actor`` and of ``entity`` (an entity kind, or ``kind:id``) when given."""
+    query = select(AuditEntry)
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if entity:
+        kind, _, entity_id = entity.partition(":")
+        query = query.where(AuditEntry.entity == kind)
+        if entity_id:
+            query = query.where(AuditEntry.entity_id == entity_id)
+    ordered = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).offset(offset).limit(limit)
+    return list(session.scalars(ordered))

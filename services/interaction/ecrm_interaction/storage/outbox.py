@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.storage.bulk import chunks, insert_ignore, table_of, unnest_insert, upsert
@@ -61,6 +61,13 @@ def unpublished_events(session: Session, limit: int = 500) -> list[OutboxEvent]:
     """The oldest events not published yet, in the order they were recorded."""
     query = select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
     return list(session.scalars(query.order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit)))
+
+
+def backlog(session: Session) -> tuple[int, datetime | None]:
+    """How many events wait to be published, and when the oldest of them was recorded."""
+    waiting = select(func.count(), func.min(OutboxEvent.created_at)).where(OutboxEvent.published_at.is_(None))
+    count, oldest = session.execute(waiting).one()
+    return int(count), oldest
 
 
 def mark_events_published(session: Session, ids: Sequence[str], at: datetime) -> None:

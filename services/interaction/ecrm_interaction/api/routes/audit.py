@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from ecrm_interaction.api.deps import Admin, SessionDep
 from ecrm_interaction.storage import audit as audit_log
@@ -16,8 +16,16 @@ def router() -> APIRouter:
     routes = APIRouter(tags=["admin"])
 
     @routes.get("/v1/audit")
-    def audit(_who: Admin, session: SessionDep, limit: int = 100) -> list[dict[str, Any]]:
-        """Who changed what, newest first."""
+    def audit(
+        _who: Admin,
+        session: SessionDep,
+        limit: int = 100,
+        actor: str | None = None,
+        entity: str | None = None,
+        offset: int = Query(default=0, ge=0, le=1_000_000_000),
+    ) -> list[dict[str, Any]]:
+        """Who changed what, newest first; ``actor`` (a user's email or a token's name) and
+        ``entity`` (``rule``, or ``rule:ID``) narrow it, ``offset`` pages on."""
         return [
             {
                 "at": aware(r.at),
@@ -27,7 +35,7 @@ def router() -> APIRouter:
                 "entity_id": r.entity_id,
                 "detail": orjson.loads(r.detail),
             }
-            for r in audit_log.recent(session, min(max(limit, 1), 1000))
+            for r in audit_log.recent(session, min(max(limit, 1), 1000), actor=actor, entity=entity, offset=offset)
         ]
 
     return routes
