@@ -9,7 +9,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case as case_when
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.triggers import OWN_EVENTS
@@ -167,3 +168,11 @@ def claim_escalations(session: Session, now: datetime, limit: int = 100) -> list
         if result.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(case_id)
     return list(session.scalars(select(Case).where(Case.id.in_(claimed))))
+
+
+def open_counts(session: Session, now: datetime) -> tuple[int, int]:
+    """How many cases are not resolved, and how many of those are past their SLA due time."""
+    unresolved = Case.status != "resolved"
+    overdue = func.sum(case_when((Case.sla_due_at < now, 1), else_=0))
+    total, late = session.execute(select(func.count(), overdue).where(unresolved)).one()
+    return int(total or 0), int(late or 0)
