@@ -203,12 +203,12 @@ def membership_query(
 
 
 def preview_query(database: str, definition: SegmentDefinition, sample: int) -> SegmentQuery:
-    """One row: how many current customers ``definition`` holds now (``members``) and the ids
+    """One row: how many current customers ``definition`` holds now (``member_count``) and the ids
     of up to ``sample`` of them (``sample``, sorted), by the query the aggregator evaluates
     membership with. Bind ``now`` when running it."""
     inner = membership_query(database, [definition], everyone=True)
     sql = (
-        f"SELECT count() AS members, arraySort(groupArray({int(sample)})(customer_id)) AS sample "
+        f"SELECT count() AS member_count, arraySort(groupArray({int(sample)})(customer_id)) AS sample "
         f"FROM ({inner.sql.removesuffix(' SETTINGS join_use_nulls = 0')}) WHERE length(members) > 0 "
         "SETTINGS join_use_nulls = 0"
     )

@@ -141,11 +141,9 @@ async def _cached(cache: TtlCache, key: str, compute: Any) -> Any:
 
 async def _warehouse_figures(warehouse: Warehouse) -> dict[str, Any]:
     params = {"days": WINDOW_DAYS, "events": list(EMAIL_EVENTS)}
-    profile, email, lag = await asyncio.gather(
-        warehouse.query(PROFILE_FIGURES, params),
-        warehouse.query(EMAIL_FIGURES, params),
-        warehouse.query(PIPELINE_LAG, params),
-    )
+    profile = await warehouse.query(PROFILE_FIGURES, params)
+    email = await warehouse.query(EMAIL_FIGURES, params)
+    lag = await warehouse.query(PIPELINE_LAG, params)
     p = profile[0]
     answers = int(p["nps_answers"])
     counts = {EMAIL_EVENTS[CatalogEvent(r["event"])]: int(r["emails"]) for r in email}

@@ -127,9 +127,13 @@ def router(dispatcher: Dispatcher | None, definitions: SegmentDefinitions) -> AP
         now = datetime.now(UTC)
         query = preview_query(warehouse.db, definition, PREVIEW_SAMPLE)
         rows = await warehouse.query(query.sql, {**query.parameters, "now": now})
-        row = rows[0] if rows else {"members": 0, "sample": []}
+        row = rows[0] if rows else {"member_count": 0, "sample": []}
         return SegmentPreview(
-            summary=summary, evaluated=True, members=int(row["members"]), sample=list(row["sample"]), evaluated_at=now
+            summary=summary,
+            evaluated=True,
+            members=int(row["member_count"]),
+            sample=list(row["sample"]),
+            evaluated_at=now,
         )
 
     @routes.get("/v1/segments/{segment_id}/members")
