@@ -159,11 +159,11 @@ async def test_a_viewer_may_not_preview(api) -> None:
         "/v1/segments/preview", json=_definition(condition), headers={"Authorization": f"Bearer {token}"}
     )
     assert answer.status_code == 403
-    assert (await api.get("/v1/segments/sizes", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    assert (await api.get("/v1/segment-sizes", headers={"Authorization": f"Bearer {token}"})).status_code == 200
 
 
 async def test_sizes_count_only_current_members(api) -> None:
-    sizes = (await api.get("/v1/segments/sizes", headers=ADMIN)).json()
+    sizes = (await api.get("/v1/segment-sizes", headers=ADMIN)).json()
     assert sizes == [{"segment_id": "loyal", "members": 12}]
 
 

@@ -104,9 +104,10 @@ def router(dispatcher: Dispatcher | None, definitions: SegmentDefinitions) -> AP
         """Every segment definition in force (the definitions topic, whoever published them)."""
         return [SegmentView.of(d) for d in definitions.all()]
 
-    @routes.get("/v1/segments/sizes")
+    @routes.get("/v1/segment-sizes")
     async def segment_sizes(_who: Viewer, warehouse: WarehouseDep) -> list[SegmentSize]:
-        """How many customers each segment holds now (ClickHouse's ``segment_members``)."""
+        """How many customers each segment holds now (ClickHouse's ``segment_members``). Not under
+        ``/v1/segments/``: any word there could be a segment's id."""
         rows = await warehouse.query(
             "SELECT segment_id, count() AS members FROM {db}.segment_members GROUP BY segment_id ORDER BY segment_id"
         )
