@@ -7,7 +7,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
@@ -128,7 +128,7 @@ def router(dispatcher: Dispatcher | None, definitions: SegmentDefinitions) -> AP
         now = datetime.now(UTC)
         query = preview_query(warehouse.db, definition, PREVIEW_SAMPLE)
         rows = await warehouse.query(query.sql, {**query.parameters, "now": now})
-        row = rows[0] if rows else {"member_count": 0, "sample": []}
+        row: dict[str, Any] = rows[0] if rows else {"member_count": 0, "sample": []}
         return SegmentPreview(
             summary=summary,
             evaluated=True,
