@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.responses import Response, StreamingResponse
@@ -127,7 +128,14 @@ def router(dispatcher: Dispatcher | None, definitions: SegmentDefinitions) -> AP
             return SegmentPreview(summary=summary, evaluated=False)
         now = datetime.now(UTC)
         query = preview_query(warehouse.db, definition, PREVIEW_SAMPLE)
-        rows = await warehouse.query(query.sql, {**query.parameters, "now": now})
+        try:
+            rows = await warehouse.query(query.sql, {**query.parameters, "now": now})
+        except DatabaseError as exc:  # the aggregator would fail the same way: say so before it is saved
+            if isinstance(exc, OperationalError):  # ClickHouse not reached: not the definition's fault
+                raise
+            message = f"ClickHouse cannot evaluate this condition: {str(exc)[:300]}"
+            errors = [{"field": "condition", "rule": "not_evaluable", "message": message}]
+            raise HTTPException(422, {"code": "invalid_request", "message": message, "errors": errors}) from None
         row: dict[str, Any] = rows[0] if rows else {"member_count": 0, "sample": []}
         return SegmentPreview(
             summary=summary,
