@@ -38,7 +38,7 @@ def test_item_similarity_is_computed_only_by_its_owner_the_aggregator() -> None:
 def test_every_operator_and_combinator_has_a_python_evaluator_and_an_sql_translation() -> None:
     """ecrm_schemas.conditions declares the operators and combinators once; the interaction
     engine evaluates them in Python, the aggregator turns them into SQL. A new one must get both."""
-    from ecrm_aggregator.segment_sql import SQL_COMBINATORS, SQL_JOINERS, SQL_OPERATORS
+    from ecrm_schemas.segment_sql import SQL_COMBINATORS, SQL_JOINERS, SQL_OPERATORS
     from ecrm_interaction.engine import conditions as python
     from ecrm_interaction.engine.rules import Comparison
     from ecrm_schemas.conditions import COMBINATORS, OPERATORS, CountOperator
@@ -46,14 +46,14 @@ def test_every_operator_and_combinator_has_a_python_evaluator_and_an_sql_transla
     declared = set(OPERATORS)
     for name, implemented in (
         ("a Python evaluator (ecrm_interaction.engine.conditions.OPERATORS)", set(python.OPERATORS)),
-        ("an SQL translation (ecrm_aggregator.segment_sql.SQL_OPERATORS)", set(SQL_OPERATORS)),
+        ("an SQL translation (ecrm_schemas.segment_sql.SQL_OPERATORS)", set(SQL_OPERATORS)),
     ):
         assert not declared - implemented, f"operators without {name}: {sorted(declared - implemented)}"
         assert not implemented - declared, f"{name} has operators ecrm_schemas.conditions does not declare"
     for name, implemented in (
         ("a Python evaluator (ecrm_interaction.engine.conditions.COMBINATORS)", set(python.COMBINATORS)),
-        ("an SQL translation (ecrm_aggregator.segment_sql.SQL_COMBINATORS)", set(SQL_COMBINATORS)),
-        ("an SQL joiner (ecrm_aggregator.segment_sql.SQL_JOINERS)", set(SQL_JOINERS)),
+        ("an SQL translation (ecrm_schemas.segment_sql.SQL_COMBINATORS)", set(SQL_COMBINATORS)),
+        ("an SQL joiner (ecrm_schemas.segment_sql.SQL_JOINERS)", set(SQL_JOINERS)),
     ):
         assert set(COMBINATORS) == implemented, f"combinators without {name}: {set(COMBINATORS) ^ implemented}"
     subsets = {"CountOperator": set(get_args(CountOperator)), "rules.Comparison": set(get_args(Comparison))}

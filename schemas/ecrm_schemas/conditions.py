@@ -1,7 +1,7 @@
 """Conditions on a customer: the comparison operators, trait conditions and the combinators.
 
 One model for both evaluators: the aggregator turns a segment definition's tree into SQL
-(``ecrm_aggregator.segment_sql``), the interaction service evaluates a rule's conditions in
+(``ecrm_schemas.segment_sql``), the interaction service evaluates a rule's conditions in
 Python (``ecrm_interaction.engine.conditions``). Each context declares its own leaves
 (segments: traits and event counts; rules: traits, segment membership, consent) and closes
 the tree with the combinators here::

@@ -32,7 +32,7 @@ from ecrm_aggregator.pipeline import (
     to_look_up,
 )
 from ecrm_aggregator.profile_folding import customer_id_of
-from ecrm_aggregator.segment_sql import membership_query
+from ecrm_schemas.segment_sql import membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_changes
 from ecrm_schemas.backfill import is_backfill
 from ecrm_schemas.dead_letter import DeadLetter

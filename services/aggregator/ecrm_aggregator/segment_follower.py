@@ -21,7 +21,7 @@ import structlog
 from pydantic import ValidationError
 
 from ecrm_aggregator import metrics
-from ecrm_aggregator.segment_sql import membership_query
+from ecrm_schemas.segment_sql import membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import ReliableProducer

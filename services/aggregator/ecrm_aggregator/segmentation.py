@@ -1,7 +1,7 @@
 """Step: segment membership changes (pure), and the definitions the worker currently knows.
 
 :func:`membership_changes` compares who is in which segment now (from the query built by
-:mod:`ecrm_aggregator.segment_sql`) with the stored membership, and gives the
+:mod:`ecrm_schemas.segment_sql`) with the stored membership, and gives the
 ``segment.entered`` / ``segment.exited`` events and the membership rows to store.
 """
 

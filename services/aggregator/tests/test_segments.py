@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from ecrm_aggregator.rows import COMPUTED_COLUMNS, PROFILE_COLUMNS
-from ecrm_aggregator.segment_sql import UnknownTrait, membership_query
+from ecrm_schemas.segment_sql import UnknownTrait, membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry, membership_changes
 from ecrm_schemas.conditions import TraitCondition
 from ecrm_schemas.profile_paths import COUNT_FIELDS, PROFILE_FIELDS

@@ -221,6 +221,9 @@ ROLE_OF = {
     # --- issue 18, customers: its API routes below ---
     # (end of customers)
     # --- issue 18, segments-home: its API routes below ---
+    ("GET", "/v1/segment-sizes"): "viewer", ("POST", "/v1/segments/preview"): "marketer",
+    ("GET", "/v1/segments/{segment_id}/members"): "viewer", ("GET", "/v1/segments/{segment_id}/members.csv"): "viewer",
+    ("GET", "/v1/segments/{segment_id}/changes"): "viewer", ("GET", "/v1/figures"): "viewer",
     # (end of segments-home)
     # --- issue 18, rules-templates: its API routes below ---
     # (end of rules-templates)

@@ -25,6 +25,7 @@ from ecrm_interaction.api.routes import (
     customers,
     dead_letters,
     decisions,
+    figures,
     loyalty,
     operations,
     pipeline,
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(templates.router())
     app.include_router(loyalty.router())
     app.include_router(segments.router(dispatcher, definitions))
+    app.include_router(figures.router(dispatcher))
     app.include_router(decisions.router())
     app.include_router(customers.router(recommender, recent_events))
     app.include_router(privacy_requests.router(privacy))

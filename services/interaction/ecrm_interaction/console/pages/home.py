@@ -1,4 +1,4 @@
-"""Home: the figures a marketer opens the day with, each linking to its detail."""
+"""Home: the figures a marketer opens the day with (``GET /v1/figures``), each linking to its detail."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def router() -> APIRouter:
 
     @routes.get("/console")
     async def home(request: Request, staff: StaffDep) -> Response:
-        return render(request, "home.html", {}, staff=staff)
+        answer = await staff.api.get("/v1/figures")
+        figures = answer.body if answer.ok else None
+        unavailable = set(figures["unavailable"]) if figures else set()
+        context = {"figures": figures, "unavailable": unavailable, "problem": "" if answer.ok else answer.message}
+        return render(request, "home.html", context, staff=staff)
 
     return routes

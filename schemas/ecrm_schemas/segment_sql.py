@@ -1,5 +1,7 @@
-"""Step: segment definitions as one ClickHouse query (pure: builds SQL text and parameters).
+"""Segment definitions as one ClickHouse query (pure: builds SQL text and parameters).
 
+The one translation of a definition into SQL: the aggregator evaluates membership with it,
+the interaction API previews a definition being edited with it (:func:`preview_query`).
 Membership is evaluated where the data is: one query per batch (or timer tick) computes,
 for every customer in scope, which segments they satisfy now. Trait conditions read the
 profile's columns; event conditions count the customer's events in a window, anonymous
@@ -147,26 +149,31 @@ def membership_query(
     customers: list[str] | None = None,
     links: dict[str, str] | None = None,
     partitions: list[int] | None = None,
+    *,
+    everyone: bool = False,
 ) -> SegmentQuery:
     """The query giving, per customer in scope, the ids of the segments they are in now.
 
     The scope: ``customers`` (with ``links``, their stitched anonymous ids → customer, so
     their events are read by the table's sort key), or else every current profile last
-    folded from one of ``partitions``. Bind ``now`` when running it.
+    folded from one of ``partitions``, or every current profile (``everyone``). Bind ``now``
+    when running it.
     """
     if not definitions:
         raise ValueError("no segment to evaluate")
     builder = _Builder()
     flags = [builder.condition(d.condition) for d in definitions]
     ids = [d.id for d in definitions]
-    if customers is not None:
+    if everyone:
+        scope = ""
+    elif customers is not None:
         scope = f" AND customer_id IN {builder.parameter(customers, 'Array(String)')}"
     else:
         scope = f" AND source_partition IN {builder.parameter(partitions or [], 'Array(Int32)')}"
     events_join = ""
     if builder.event_counts:
         window = f"timestamp >= {{now:DateTime64(3, 'UTC')}} - toIntervalDay({builder.longest_window_days})"
-        if customers is None:
+        if customers is None or everyone:
             source = (
                 "(SELECT customer_id, if(type = 'track', event, type) AS label, timestamp, properties, name, category "
                 f"FROM {database}.customer_events WHERE {window})"
@@ -193,3 +200,16 @@ def membership_query(
         "SETTINGS join_use_nulls = 0"
     )
     return SegmentQuery(sql, builder.parameters, ids)
+
+
+def preview_query(database: str, definition: SegmentDefinition, sample: int) -> SegmentQuery:
+    """One row: how many current customers ``definition`` holds now (``member_count``) and the ids
+    of up to ``sample`` of them (``sample``, sorted), by the query the aggregator evaluates
+    membership with. Bind ``now`` when running it."""
+    inner = membership_query(database, [definition], everyone=True)
+    sql = (
+        f"SELECT count() AS member_count, arraySort(groupArray({int(sample)})(customer_id)) AS sample "
+        f"FROM ({inner.sql.removesuffix(' SETTINGS join_use_nulls = 0')}) WHERE length(members) > 0 "
+        "SETTINGS join_use_nulls = 0"
+    )
+    return SegmentQuery(sql, inner.parameters, inner.segment_ids)
