@@ -3,7 +3,7 @@
 The formulas are the aggregator's (``ecrm_aggregator.computed_traits``, documented in
 docs/catalog.md "Computed traits"); this module only reads a stored profile (its aggregates and
 its ``computed`` traits) and says which inputs gave which value. The thresholds it quotes are
-the aggregator's defaults (``TraitPolicy``): ``tests/test_score_explanations.py`` fails when
+the aggregator's defaults (``TraitPolicy``): ``services/interaction/tests/test_customer_directory.py`` fails when
 they drift apart. Pure: no clock (``as_of`` is the scores' own moment), no I/O.
 """
 
@@ -35,9 +35,15 @@ DEFINITIONS: dict[str, str] = {
         f"churned when idle {CHURNED_AFTER_DAYS:g} days; else prospect without an order; at_risk when churn risk is "
         f"high; new when the first order is under {NEW_CUSTOMER_DAYS:g} days old; else active"
     ),
-    "rfm_recency": "days since the last order: ≤ 30 → 5, ≤ 60 → 4, ≤ 120 → 3, ≤ 240 → 2, older → 1",
-    "rfm_frequency": "orders: 1 → 1, 2 → 2, 3-4 → 3, 5-9 → 4, ≥ 10 → 5",
-    "rfm_monetary": "net revenue (revenue - refunds): < 50 → 1, < 150 → 2, < 500 → 3, < 1,500 → 4, more → 5",
+    "rfm_recency": "days since the last order: "
+    + ", ".join(f"≤ {days} → {5 - i}" for i, days in enumerate(RECENCY_DAYS))
+    + ", older → 1",
+    "rfm_frequency": "orders: "
+    + ", ".join(f"under {orders} → {i + 1}" for i, orders in enumerate(FREQUENCY_ORDERS))
+    + f", {FREQUENCY_ORDERS[-1]} or more → 5",
+    "rfm_monetary": "net revenue (revenue - refunds): "
+    + ", ".join(f"under {amount:,} → {i + 1}" for i, amount in enumerate(MONETARY))
+    + ", more → 5",
     "rfm_segment": "the R x FM grid (FM: the rounded mean of frequency and monetary), e.g. R 5 and FM 4-5 → champions",
     "engagement_score": (
         "each activity adds a weight (page view 1, product viewed 2, added to cart 3, order 10, email opened 1, "
