@@ -51,7 +51,7 @@ def test_an_agent_finds_a_customer_and_works_her_360(
     messages.locator("summary").first.click()
     expect(messages.locator("pre.preview").first).to_contain_text("Cora")
     timeline = page.locator("#timeline")
-    expect(timeline).to_contain_text("Rule welcome planned email: sent")
+    expect(timeline).to_contain_text("Rule welcome-on-first-identify planned email: sent")
     expect(timeline).to_contain_text("Email Delivered")
     expect(page.locator("#scores")).to_contain_text("lifecycle stage")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, "nothing wider than the phone"
