@@ -219,6 +219,9 @@ ROLE_OF = {
     ("GET", "/v1/users"): "admin", ("POST", "/v1/users"): "admin", ("PATCH", "/v1/users/{email}"): "admin",
     ("POST", "/v1/sessions"): "public", ("DELETE", "/v1/sessions"): "viewer", ("GET", "/v1/me"): "viewer",
     # --- issue 18, customers: its API routes below ---
+    ("GET", "/v1/customers"): "viewer", ("GET", "/v1/customers/{customer_id}/identity"): "viewer",
+    ("GET", "/v1/customers/{customer_id}/timeline"): "viewer",
+    ("GET", "/v1/customers/{customer_id}/messages"): "viewer",
     # (end of customers)
     # --- issue 18, segments-home: its API routes below ---
     ("GET", "/v1/segment-sizes"): "viewer", ("POST", "/v1/segments/preview"): "marketer",

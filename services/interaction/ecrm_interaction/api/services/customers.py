@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from ecrm_interaction.api.services import score_explanations
 from ecrm_interaction.api.views import ActionView, CaseView, SuppressionView
 from ecrm_interaction.engine.loyalty import next_tier, tier_of
 from ecrm_interaction.storage import actions, cases, customers, loyalty, rules, suppressions
@@ -48,6 +49,7 @@ def customer_view(session: Session, customer_id: str, recent_events: RecentEvent
         "identity": {k: (profile or {}).get(k) for k in ("user_id", "anonymous_id", "email", "merged_into")},
         "profile": profile,
         "scores": (profile or {}).get("computed"),
+        "score_explanations": score_explanations.explain(profile),
         "segments": [
             {"segment_id": s.segment_id, "name": s.segment_name, "since": aware(s.since)}
             for s in customers.segments(session, customer_id)
