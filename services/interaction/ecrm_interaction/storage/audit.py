@@ -32,3 +32,9 @@ def record(session: Session, actor: str, action: str, entity: str, entity_id: st
 def recent(session: Session, limit: int = 100) -> list[AuditEntry]:
     """The newest ``limit`` entries, newest first."""
     return list(session.scalars(select(AuditEntry).order_by(AuditEntry.at.desc()).limit(limit)))
+
+
+def of_entity(session: Session, entity: str, entity_id: str, limit: int = 50) -> list[AuditEntry]:
+    """The newest ``limit`` entries about one thing (a rule's history), newest first."""
+    query = select(AuditEntry).where(AuditEntry.entity == entity, AuditEntry.entity_id == entity_id)
+    return list(session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id).limit(limit)))
