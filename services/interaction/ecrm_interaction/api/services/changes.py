@@ -11,11 +11,13 @@ _ABSENT = object()
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}, "c": [1]}`` → ``{"a.b": 1, "c": [1]}`` (lists compared whole)."""
+    """``{"a": {"b": 1}, "c": [1], "d": None}`` → ``{"a.b": 1, "c": [1]}`` (lists compared
+    whole; a null field is one not set)."""
     if isinstance(value, dict) and value:
         flat: dict[str, Any] = {}
         for key, inner in value.items():
-            flat |= _flat(inner, f"{prefix}.{key}" if prefix else str(key))
+            if inner is not None:
+                flat |= _flat(inner, f"{prefix}.{key}" if prefix else str(key))
         return flat
     return {prefix or "$": value}
 
