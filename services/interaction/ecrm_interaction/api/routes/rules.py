@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 import orjson
+import structlog
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -22,6 +23,8 @@ from ecrm_interaction.engine.rules_file import parse_rules
 from ecrm_interaction.storage import audit, rules
 from ecrm_interaction.storage.store import aware
 from ecrm_schemas.profile import TriggerEvent
+
+log = structlog.get_logger()
 
 
 class DryRunIn(BaseModel):
@@ -53,7 +56,8 @@ def router() -> APIRouter:
         if warehouse is not None:
             try:
                 engaged, engagement = await rule_figures.engagement(warehouse, since), "clickhouse"
-            except Exception:  # the relational figures are still worth showing
+            except Exception as exc:  # the relational figures are still worth showing
+                log.warning("rule_figures_unavailable", error=type(exc).__name__, detail=str(exc)[:500])
                 engagement = "clickhouse_error"
         listed = await asyncio.to_thread(rules.all_rules, session)
         rows = await asyncio.to_thread(rule_figures.figures, session, listed, since, engaged)

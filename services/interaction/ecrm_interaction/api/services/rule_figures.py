@@ -59,7 +59,7 @@ ASOF INNER JOIN (
       AND timestamp >= {{since:DateTime64(3, 'UTC')}} - INTERVAL {ATTRIBUTION_WINDOW_DAYS} DAY
       AND JSONExtractString(properties, 'rule_id') != ''
 ) AS c ON o.customer_id = c.customer_id AND o.ordered_at >= c.clicked_at
-WHERE o.ordered_at - c.clicked_at <= INTERVAL {ATTRIBUTION_WINDOW_DAYS} DAY
+WHERE o.ordered_at <= c.clicked_at + INTERVAL {ATTRIBUTION_WINDOW_DAYS} DAY
 GROUP BY c.rule_id
 """
 
