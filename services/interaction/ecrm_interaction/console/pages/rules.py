@@ -200,8 +200,8 @@ def router() -> APIRouter:
         context = {"dry": result, "dry_form": fields, "dry_errors": errors,
                    "conditions": _conditions(result.get("conditions")) if result else []}  # fmt: skip
         status = 200 if result is not None else 422
-        if request.headers.get("hx-request"):
-            return render(request, "rules/_dry_run.html", context | {"rule_id": rule_id}, staff=staff, status=status)
+        if request.headers.get("hx-request"):  # errors are the fragment's content: htmx swaps only a 2xx in
+            return render(request, "rules/_dry_run.html", context | {"rule_id": rule_id}, staff=staff)
         return await _rule_page(request, staff, rule_id, extra=context, status=status)
 
     return routes

@@ -130,8 +130,8 @@ def router() -> APIRouter:
         rendered, errors = await _preview(api, fields)
         status = 422 if errors else 200
         context = {"rendered": rendered, "errors": errors, "names": NAMES, "form": fields}
-        if request.headers.get("hx-request"):
-            return render(request, "templates/_preview.html", context, staff=staff, status=status)
+        if request.headers.get("hx-request"):  # errors are the preview's content: htmx swaps only a 2xx in
+            return render(request, "templates/_preview.html", context, staff=staff)
         template_id = fields.get("template_id", "")
         context |= {"new": not template_id, "versions": []}
         if template_id:
@@ -140,7 +140,8 @@ def router() -> APIRouter:
 
     @routes.post("/console/templates/preview.html")
     async def preview_html(request: Request, staff: StaffDep) -> Response:
-        """The rendered HTML alone, for the sandboxed preview frame, under its own CSP."""
+        """The rendered HTML alone, for the sandboxed preview frame, under its own CSP (or why
+        there is none, in the frame)."""
         fields, api = await staff.posted(request)
         rendered, errors = await _preview(api, fields)
         if rendered is None:
@@ -148,7 +149,7 @@ def router() -> APIRouter:
             html = f"<!doctype html><title>Preview</title><p>{escape(why)}</p>"
         else:
             html = rendered.get("html") or "<!doctype html><title>Preview</title><p>This template has no HTML part.</p>"
-        return HTMLResponse(html, status_code=200 if rendered else 422, headers=PREVIEW_HEADERS)
+        return HTMLResponse(html, headers=PREVIEW_HEADERS)  # a frame's content, errors too
 
     @routes.get("/console/templates/{template_id}")
     async def template_page(request: Request, template_id: str, staff: StaffDep) -> Response:
