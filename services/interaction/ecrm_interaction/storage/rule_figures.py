@@ -41,8 +41,8 @@ def decision_figures(session: Session, since: datetime) -> dict[str, DecisionFig
     """Every rule's figures for actions created (and skips last seen) since ``since``, by rule id."""
     figures: dict[str, DecisionFigures] = {}
 
-    def of(rule_id: str) -> DecisionFigures:
-        return figures.setdefault(rule_id, DecisionFigures())
+    def of(rule_id: str | None) -> DecisionFigures:
+        return figures.setdefault(rule_id or "", DecisionFigures())
 
     recent = Action.rule_id.is_not(None), Action.created_at >= since
     firings = select(Action.rule_id, func.count(distinct(Action.customer_id + "|" + Action.cause)))

@@ -40,8 +40,8 @@ def upsert_rules(
         missing = r.email_templates() - known
         if missing:
             raise ValueError(f"rule {r.id!r} uses templates that do not exist: {sorted(missing)}")
-        before = session.get(Rule, r.id)
-        was = orjson.loads(before.spec) if before is not None else None
+        stored = session.get(Rule, r.id)
+        was = orjson.loads(stored.spec) if stored is not None else None
         session.merge(Rule(id=r.id, name=r.name, enabled=r.enabled, spec=r.model_dump_json()))
         if not r.enabled:
             cancel_rule_actions(session, r.id, RULE_DISABLED, datetime.now(UTC))

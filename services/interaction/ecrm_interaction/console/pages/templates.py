@@ -129,7 +129,7 @@ def router() -> APIRouter:
         fields, api = await staff.posted(request)
         rendered, errors = await _preview(api, fields)
         status = 422 if errors else 200
-        context = {"rendered": rendered, "errors": errors, "names": NAMES, "form": fields}
+        context: dict[str, Any] = {"rendered": rendered, "errors": errors, "names": NAMES, "form": fields}
         if request.headers.get("hx-request"):  # errors are the preview's content: htmx swaps only a 2xx in
             return render(request, "templates/_preview.html", context, staff=staff)
         template_id = fields.get("template_id", "")
