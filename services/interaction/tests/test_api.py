@@ -229,6 +229,10 @@ ROLE_OF = {
     ("GET", "/v1/segments/{segment_id}/changes"): "viewer", ("GET", "/v1/figures"): "viewer",
     # (end of segments-home)
     # --- issue 18, rules-templates: its API routes below ---
+    ("GET", "/v1/rules/figures"): "viewer", ("GET", "/v1/rules/{rule_id}/history"): "viewer",
+    ("POST", "/v1/templates/preview"): "viewer", ("GET", "/v1/templates/{template_id}"): "viewer",
+    ("GET", "/v1/templates/{template_id}/versions"): "viewer",
+    ("POST", "/v1/templates/{template_id}/test-send"): "marketer",
     # (end of rules-templates)
     # --- issue 18, broadcasts: its API routes below ---
     # (end of broadcasts)

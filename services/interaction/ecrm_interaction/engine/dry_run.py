@@ -2,7 +2,8 @@
 
 Nothing is written or sent. The answer walks the same steps as a real firing: the trigger
 (with the event given, if any), the cooldown, each condition, then per action what would
-happen, for messages the contact policy's verdict and the rendered subject.
+happen, for messages the contact policy's verdict and the rendered subject, text and HTML
+(without tracking links: nothing is sent).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def dry_run(
             else:
                 try:
                     rendered = render_email(template, message_context(payload, rule_id=rule.id, loyalty=facts.loyalty))
-                    entry["subject"] = rendered.subject
+                    entry["template"] = template.id
+                    entry["subject"], entry["text"], entry["html"] = rendered.subject, rendered.text, rendered.html
                 except RenderError as exc:
                     entry["error"] = str(exc)
         actions.append(entry)

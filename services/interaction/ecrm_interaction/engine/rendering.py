@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from babel.core import UnknownLocaleError
 from babel.numbers import format_currency, format_decimal
-from jinja2 import ChainableUndefined, DictLoader, TemplateError, TemplateSyntaxError, Undefined
+from jinja2 import ChainableUndefined, DictLoader, TemplateError, TemplateSyntaxError, Undefined, meta
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -169,6 +169,21 @@ def check_template(source: str) -> str:
             {"line": exc.lineno, "error": exc.message},
         ) from None
     return source
+
+
+CONTEXT_NAMES = frozenset(message_context({}, rule_id=""))
+"""The names a message template sees (:func:`message_context`)."""
+
+
+def unknown_names(source: str) -> list[str]:
+    """The names ``source`` uses that a message template is never given (a typo such as
+    ``{{ trait.firstName }}`` renders empty rather than fail, so saving refuses it), sorted.
+    The sandbox's own globals (``range``, ``namespace``...) and names the template sets are known."""
+    try:
+        used = meta.find_undeclared_variables(_TEXT.parse(source))
+    except TemplateSyntaxError:
+        return []  # reported by check_template
+    return sorted(used - CONTEXT_NAMES - set(_TEXT.globals))
 
 
 def render_text(source: str, context: dict[str, Any]) -> str:

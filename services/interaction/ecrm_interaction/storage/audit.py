@@ -44,3 +44,8 @@ def recent(
             query = query.where(AuditEntry.entity_id == entity_id)
     ordered = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).offset(offset).limit(limit)
     return list(session.scalars(ordered))
+
+
+def of_entity(session: Session, entity: str, entity_id: str, limit: int = 50) -> list[AuditEntry]:
+    """The newest ``limit`` entries about one thing (a rule's history), newest first."""
+    return recent(session, limit, entity=f"{entity}:{entity_id}")

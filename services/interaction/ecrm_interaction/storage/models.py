@@ -309,6 +309,8 @@ class AuditEntry(Base):
     """Every change made through the API or the CLI: who, what, when."""
 
     __tablename__ = "audit_log"
+    # issue 18, rules-templates: a rule's history reads its entries by entity.
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id", "at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
@@ -348,3 +350,20 @@ class LoyaltyBalance(Base):
 
     customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     points: Mapped[int] = mapped_column(Integer, index=True)
+
+# --- issue 18, rules-templates ---------------------------------------------------------------
+
+
+class TemplateVersion(Base):
+    """One saved version of an email template (1, 2, …), written with the save; restoring a
+    version saves it again as the newest."""
+
+    __tablename__ = "template_versions"
+
+    template_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    saved_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    saved_by: Mapped[str] = mapped_column(String(320))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,30 +17,87 @@ from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED
 from ecrm_interaction.engine.rules import LoyaltyProgram, RuleSpec, TemplateSpec
 from ecrm_interaction.storage import audit
 from ecrm_interaction.storage.actions import close_action
-from ecrm_interaction.storage.models import Action, EmailTemplate, LoyaltyProgramRow, Rule
+from ecrm_interaction.storage.models import Action, EmailTemplate, LoyaltyProgramRow, Rule, TemplateVersion
 from ecrm_schemas.actions import OPEN
 
 
 def upsert_rules(
     session: Session, templates: list[TemplateSpec], rules: list[RuleSpec], actor: str = "rules-file"
 ) -> None:
-    """Create or update templates and rules by id (what is given wins); audited. A rule using a
-    template that does not exist raises ValueError (roll the session back). A rule saved disabled
-    cancels its actions not carried out yet."""
+    """Create or update templates and rules by id (what is given wins); audited with what each
+    was before and after. A template whose content changed gets a new version
+    (:func:`template_versions`). A rule using a template that does not exist raises ValueError
+    (roll the session back). A rule saved disabled cancels its actions not carried out yet."""
+    template_changes = []
     for t in templates:
+        before = session.get(EmailTemplate, t.id)
+        was = _template_parts(before.subject, before.text_body, before.html_body) if before is not None else None
         session.merge(EmailTemplate(id=t.id, subject=t.subject, text_body=t.text, html_body=t.html))
+        template_changes.append((t, was, _new_version(session, t, actor)))
     session.flush()
     known = {t for (t,) in session.execute(select(EmailTemplate.id))}
     for r in rules:
         missing = r.email_templates() - known
         if missing:
             raise ValueError(f"rule {r.id!r} uses templates that do not exist: {sorted(missing)}")
+        stored = session.get(Rule, r.id)
+        was = orjson.loads(stored.spec) if stored is not None else None
         session.merge(Rule(id=r.id, name=r.name, enabled=r.enabled, spec=r.model_dump_json()))
         if not r.enabled:
             cancel_rule_actions(session, r.id, RULE_DISABLED, datetime.now(UTC))
-        audit.record(session, actor, "upsert", "rule", r.id, {"name": r.name, "enabled": r.enabled})
-    for t in templates:
-        audit.record(session, actor, "upsert", "template", t.id, {})
+        detail = {"name": r.name, "enabled": r.enabled, "before": was, "after": r.model_dump(mode="json")}
+        audit.record(session, actor, "upsert", "rule", r.id, detail)
+    for t, was, version in template_changes:
+        now = _template_parts(t.subject, t.text, t.html)
+        audit.record(session, actor, "upsert", "template", t.id, {"version": version, "before": was, "after": now})
+
+
+def _template_parts(subject: str, text: str, html: str | None) -> dict[str, str | None]:
+    return {"subject": subject, "text": text, "html": html}
+
+
+def _new_version(session: Session, template: TemplateSpec, actor: str) -> int | None:
+    """Keep ``template`` as its next version; None (nothing kept) when it is the latest already
+    (a rules file loaded again at each start adds no version)."""
+    latest = session.scalars(
+        select(TemplateVersion)
+        .where(TemplateVersion.template_id == template.id)
+        .order_by(TemplateVersion.version.desc())
+        .limit(1)
+    ).first()
+    if latest is not None and (latest.subject, latest.text_body, latest.html_body) == (
+        template.subject, template.text, template.html,
+    ):  # fmt: skip
+        return None
+    number = latest.version + 1 if latest is not None else 1
+    session.add(TemplateVersion(template_id=template.id, version=number, subject=template.subject,
+                                text_body=template.text, html_body=template.html, saved_at=datetime.now(UTC),
+                                saved_by=actor))  # fmt: skip
+    return number
+
+
+def template(session: Session, template_id: str) -> TemplateSpec | None:
+    """One template (as stored: not validated again, like :func:`templates`)."""
+    row = session.get(EmailTemplate, template_id)
+    if row is None:
+        return None
+    return TemplateSpec.model_construct(id=row.id, subject=row.subject, text=row.text_body, html=row.html_body)
+
+
+def template_versions(session: Session, template_id: str, limit: int = 100) -> list[TemplateVersion]:
+    """A template's saved versions, newest first (at most ``limit``)."""
+    return list(
+        session.scalars(
+            select(TemplateVersion)
+            .where(TemplateVersion.template_id == template_id)
+            .order_by(TemplateVersion.version.desc())
+            .limit(limit)
+        )
+    )
+
+
+def template_version(session: Session, template_id: str, version: int) -> TemplateVersion | None:
+    return session.get(TemplateVersion, (template_id, version))
 
 
 def rule(session: Session, rule_id: str) -> RuleSpec | None:
@@ -103,7 +161,8 @@ def delete_rule(session: Session, rule_id: str, actor: str) -> bool:
         return False
     session.delete(row)
     cancelled = cancel_rule_actions(session, rule_id, RULE_DELETED, datetime.now(UTC))
-    audit.record(session, actor, "delete", "rule", rule_id, {"cancelled": cancelled})
+    detail = {"cancelled": cancelled, "before": orjson.loads(row.spec), "after": None}
+    audit.record(session, actor, "delete", "rule", rule_id, detail)
     return True
 
 
@@ -113,9 +172,10 @@ def set_enabled(session: Session, rule_id: str, enabled: bool, actor: str) -> Ru
     row = session.get(Rule, rule_id)
     if row is None:
         return None
-    spec = RuleSpec.model_validate_json(row.spec).model_copy(update={"enabled": enabled})
+    was = RuleSpec.model_validate_json(row.spec)
+    spec = was.model_copy(update={"enabled": enabled})
     row.enabled, row.spec = enabled, spec.model_dump_json()
-    detail = {}
+    detail: dict[str, object] = {"before": was.model_dump(mode="json"), "after": spec.model_dump(mode="json")}
     if not enabled:
         detail["cancelled"] = cancel_rule_actions(session, rule_id, RULE_DISABLED, datetime.now(UTC))
     audit.record(session, actor, "enable" if enabled else "disable", "rule", rule_id, detail)

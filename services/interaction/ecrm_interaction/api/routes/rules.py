@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException
+import orjson
+import structlog
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 
 from ecrm_interaction.api.deps import Marketer, PolicyDep, SessionDep, Viewer
 from ecrm_interaction.api.errors import invalid
+from ecrm_interaction.api.services import rule_figures
+from ecrm_interaction.api.services.changes import changed_fields
 from ecrm_interaction.api.services.dry_runs import dry_run_now
+from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.engine.rules import RuleSpec
 from ecrm_interaction.engine.rules_file import parse_rules
-from ecrm_interaction.storage import rules
+from ecrm_interaction.storage import audit, rules
+from ecrm_interaction.storage.store import aware
 from ecrm_schemas.profile import TriggerEvent
+
+log = structlog.get_logger()
 
 
 class DryRunIn(BaseModel):
@@ -31,6 +40,28 @@ def router() -> APIRouter:
     def list_rules(_who: Viewer, session: SessionDep) -> list[RuleSpec]:
         """Every rule, enabled or not."""
         return rules.all_rules(session)
+
+    @routes.get("/v1/rules/figures")
+    async def figures(
+        _who: Viewer, session: SessionDep, request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30
+    ) -> dict[str, Any]:
+        """Each rule's figures over the last ``days``: how often it fired (``triggered``), emails
+        ``sent``, messages ``suppressed`` by the contact policy and firings ``skipped``, each by
+        reason; and from ClickHouse the messages ``opened`` and ``clicked`` and the orders they
+        ``converted`` with their ``revenue`` (last click within 7 days). Those four are null
+        when ClickHouse is not configured or does not answer (``engagement`` says which)."""
+        since = rule_figures.period_start(days)
+        warehouse: Warehouse | None = request.app.state.warehouse
+        engaged, engagement = None, "clickhouse_unavailable"
+        if warehouse is not None:
+            try:
+                engaged, engagement = await rule_figures.engagement(warehouse, since), "clickhouse"
+            except Exception as exc:  # the relational figures are still worth showing
+                log.warning("rule_figures_unavailable", error=type(exc).__name__, detail=str(exc)[:500])
+                engagement = "clickhouse_error"
+        listed = await asyncio.to_thread(rules.all_rules, session)
+        rows = await asyncio.to_thread(rule_figures.figures, session, listed, since, engaged)
+        return {"since": since, "days": days, "engagement": engagement, "rules": rows}
 
     @routes.post("/v1/rules", status_code=201)
     def create_rule(rule: RuleSpec, who: Marketer, session: SessionDep) -> RuleSpec:
@@ -48,6 +79,32 @@ def router() -> APIRouter:
         if rule is None:
             raise HTTPException(404, "rule_not_found")
         return rule
+
+    @routes.get("/v1/rules/{rule_id}/history")
+    def rule_history(
+        rule_id: str, _who: Viewer, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    ) -> list[dict[str, Any]]:
+        """The rule's changes from the audit log, newest first: who, when, what (``upsert``,
+        ``enable``, ``disable``, ``delete``), the rule before and after, and each field changed.
+        Changes recorded before the log kept before/after have ``before``/``after`` null."""
+        entries = []
+        for entry in audit.of_entity(session, "rule", rule_id, limit):
+            detail = orjson.loads(entry.detail)
+            before, after = detail.get("before"), detail.get("after")
+            known = "after" in detail
+            entries.append(
+                {
+                    "at": aware(entry.at),
+                    "actor": entry.actor,
+                    "action": entry.action,
+                    "before": before,
+                    "after": after,
+                    "changes": changed_fields(before, after) if known else [],
+                }
+            )
+        if not entries and rules.rule(session, rule_id) is None:
+            raise HTTPException(404, "rule_not_found")
+        return entries
 
     @routes.put("/v1/rules/{rule_id}")
     def put_rule(rule_id: str, rule: RuleSpec, who: Marketer, session: SessionDep) -> RuleSpec:

@@ -25,6 +25,17 @@
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
 
+  // Templates (issue 18, rules-templates): when typing in a form stops, its [data-live-frame]
+  // button is pressed: it posts the form into the sandboxed HTML preview frame.
+  var liveTimer;
+  document.addEventListener("input", function (event) {
+    var form = event.target.form;
+    var button = form && form.querySelector("[data-live-frame]");
+    if (!button || !form.requestSubmit) return;
+    clearTimeout(liveTimer);
+    liveTimer = setTimeout(function () { form.requestSubmit(button); }, 500);
+  });
+
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); });
 })();
