@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from ecrm_interaction.api import errors
 from ecrm_interaction.api.routes import (
     audit,
+    broadcasts,
     cases,
     consent,
     customers,
@@ -98,5 +99,6 @@ def create_app(
     app.include_router(operations.router(worker))
     app.include_router(sessions.router())
     app.include_router(users.router())
+    app.include_router(broadcasts.router(definitions))
     console.install(app)
     return app
