@@ -36,7 +36,7 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """Group A against group B: the difference of rates (A − B), its z score and p-value."""
+    """Group A against group B: the difference of rates (A - B), its z score and p-value."""
 
     difference: float
     z: float

@@ -157,23 +157,13 @@ def schedule(session: Session, row: Broadcast, audience: Audience, start: dateti
             payload = {"action": {"kind": ActionKind.EMAIL.value, "template": templates[placed.group]},
                        "rule_name": row.name, "reason": f"broadcast {row.name}",
                        "broadcast": {"id": row.id, "variant": placed.group}}  # fmt: skip
-            actions.append(
-                NewAction(
-                    action_id,
-                    dedup_key(row.id, placed.customer_id),
-                    None,
-                    placed.customer_id,  # type: ignore[arg-type]
-                    ActionKind.EMAIL.value,
-                    "marketing",
-                    f"b:{row.id}",
-                    ActionStatus.PENDING.value,
-                    next(due),
-                    orjson.dumps(payload).decode(),
-                    None,
-                    None,
-                    now,
-                )  # fmt: skip
-            )
+            message = NewAction(
+                id=action_id, dedup_key=dedup_key(row.id, placed.customer_id), rule_id=None,  # type: ignore[arg-type]
+                customer_id=placed.customer_id, kind=ActionKind.EMAIL.value, category="marketing",
+                cause=f"b:{row.id}", status=ActionStatus.PENDING.value, due_at=next(due),
+                payload=orjson.dumps(payload).decode(), reason=None, done_at=None, created_at=now,
+            )  # fmt: skip
+            actions.append(message)
         recipients.append({"broadcast_id": row.id, "customer_id": placed.customer_id, "position": position,
                            "variant": placed.group, "reason": placed.reason, "action_id": action_id})  # fmt: skip
     if recipients:
@@ -218,7 +208,10 @@ def resume(session: Session, row: Broadcast, actor: str, now: datetime) -> int:
     if held:
         statement = update(table_of(Action)).where(table_of(Action).c.id == bindparam("b_id"))
         statement = statement.values(due_at=bindparam("b_due"), status=ActionStatus.PENDING.value)
-        rows = [{"b_id": i, "b_due": due} for i, due in zip(held, due_times(start, len(held), row.rate_per_minute))]
+        rows = [
+            {"b_id": i, "b_due": due}
+            for i, due in zip(held, due_times(start, len(held), row.rate_per_minute), strict=True)
+        ]
         session.execute(statement, rows)
     row.status = "scheduled"
     audit.record(session, actor, "resume", "broadcast", row.id, {"released": len(held), "from": start})
