@@ -187,12 +187,13 @@ def pause(session: Session, row: Broadcast, actor: str) -> int:
         update(Action)
         .where(Action.id.in_(_action_ids(row.id)), Action.status.in_(OPEN))
         .values(due_at=PAUSED_DUE, status=ActionStatus.PENDING.value)
+        .returning(Action.id)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ).all()
     row.status = "paused"
-    audit.record(session, actor, "pause", "broadcast", row.id, {"held": held})
+    audit.record(session, actor, "pause", "broadcast", row.id, {"held": len(held)})
     session.flush()
-    return int(held or 0)
+    return len(held)
 
 
 def resume(session: Session, row: Broadcast, actor: str, now: datetime) -> int:
@@ -225,12 +226,13 @@ def cancel(session: Session, row: Broadcast, actor: str, now: datetime) -> int:
         update(Action)
         .where(Action.id.in_(_action_ids(row.id)), Action.status.in_(OPEN))
         .values(status=ActionStatus.CANCELLED.value, reason=CANCELLED_REASON, done_at=now, lease_until=None)
+        .returning(Action.id)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ).all()
     row.status = "cancelled"
-    audit.record(session, actor, "cancel", "broadcast", row.id, {"cancelled": cancelled})
+    audit.record(session, actor, "cancel", "broadcast", row.id, {"cancelled": len(cancelled)})
     session.flush()
-    return int(cancelled or 0)
+    return len(cancelled)
 
 
 def progress(session: Session, broadcast_id: str) -> dict[str, dict[str, int]]:
@@ -244,12 +246,12 @@ def progress(session: Session, broadcast_id: str) -> dict[str, dict[str, int]]:
     )
     for variant, status, count in session.execute(query):
         found.setdefault(variant, {})[status] = count
-    query = (
+    unsent = (
         select(BroadcastRecipient.variant, func.count())
         .where(BroadcastRecipient.broadcast_id == broadcast_id, BroadcastRecipient.action_id.is_(None))
         .group_by(BroadcastRecipient.variant)
     )
-    for variant, count in session.execute(query):
+    for variant, count in session.execute(unsent):
         found.setdefault(variant, {})["members"] = count
     return found
 

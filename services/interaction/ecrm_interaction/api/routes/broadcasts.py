@@ -4,13 +4,13 @@ its results per variant with the winner and its uncertainty (engagement from Cli
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as FastApiPath
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ecrm_interaction.api.deps import Marketer, PolicyDep, SessionDep, Viewer
 from ecrm_interaction.api.services import broadcast_results
@@ -23,6 +23,17 @@ from ecrm_interaction.storage import rules as rule_store
 from ecrm_interaction.storage.models import Broadcast
 
 BroadcastPath = Annotated[str, FastApiPath(max_length=36)]
+MAX_AHEAD = timedelta(days=366)
+"""How far ahead a broadcast may be scheduled."""
+
+
+def _within_reach(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + MAX_AHEAD:
+        raise ValueError(f"a broadcast starts within {MAX_AHEAD.days} days")
+    return value
+
+
+StartTime = Annotated[AwareDatetime, AfterValidator(_within_reach)]
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Z]$")]
 
 
@@ -44,7 +55,7 @@ class BroadcastIn(BaseModel):
     holdout_percent: int = Field(default=0, ge=0, le=50, description="Members kept unsent, to compare with.")
     winner_metric: Literal["clicks", "conversions"] = "clicks"
     rate_per_minute: int = Field(default=1000, ge=1, le=100_000)
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: StartTime | None = None
     """When sending starts (None: when it is scheduled)."""
 
     @field_validator("variants")
@@ -61,7 +72,7 @@ class BroadcastIn(BaseModel):
 
 class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: StartTime | None = None
     """When sending starts (None: the broadcast's time, else now; a past time means now)."""
 
 

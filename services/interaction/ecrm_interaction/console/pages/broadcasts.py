@@ -170,8 +170,8 @@ def router() -> APIRouter:
             answer = await api.call("POST", f"/v1/broadcasts/{broadcast_id}/{name}")
             if answer.ok:
                 return RedirectResponse(f"{BASE}/{broadcast_id}?done={name}", status_code=303)
-            return render(request, "error.html", {"heading": f"Could not {name} the broadcast",
-                                                  "message": answer.message}, staff=staff, status=answer.status)  # fmt: skip
+            refusal = {"heading": f"Could not {name} the broadcast", "message": answer.message}
+            return render(request, "error.html", refusal, staff=staff, status=answer.status)
 
         change.__name__ = f"{name}_broadcast"
         return change
