@@ -63,7 +63,7 @@ async def test_a_marketer_creates_previews_schedules_pauses_resumes_and_cancels(
     assert scheduled.status_code == 303
     page = (await marketer.get(scheduled.headers["location"])).text
     assert "Winter sale 2" in page and ">Pause<" in page and "data-confirm=" in page and "Results" in page
-    assert re.search(r'id="status">(sending|done)<', page)
+    assert re.search(r'id="status">sending<', page) and 'hx-trigger="every 3s"' in page, "it refreshes while sending"
     paused = await marketer.post(f"{location}/pause", data={"csrf_token": marketer.csrf})
     assert paused.status_code == 303
     page = (await marketer.get(location)).text
@@ -71,7 +71,7 @@ async def test_a_marketer_creates_previews_schedules_pauses_resumes_and_cancels(
     assert (await marketer.post(f"{location}/resume", data={"csrf_token": marketer.csrf})).status_code == 303
     assert (await marketer.post(f"{location}/cancel", data={"csrf_token": marketer.csrf})).status_code == 303
     page = (await marketer.get(location)).text
-    assert 'id="status">cancelled<' in page and ">Cancel broadcast<" not in page
+    assert 'id="status">cancelled<' in page and ">Cancel broadcast<" not in page and "every 3s" not in page
     again = await marketer.post(f"{location}/resume", data={"csrf_token": marketer.csrf})
     assert again.status_code == 409 and "cancelled" in again.text
     listed = (await marketer.get("/console/broadcasts")).text
