@@ -125,7 +125,7 @@ def policy_members(session: Session, customer_ids: Sequence[str], at: datetime, 
     since = at - window
     for part in chunks(list(customer_ids)):
         rows = contacts(session, dict.fromkeys(part))
-        profiles = stored_profiles(session, part)
+        profiles = stored_profiles(session, [c for c in part if not rows[c].email])  # only where no address is kept
         sent = recent_messages(session, part, since)
         for customer_id in part:
             row = rows[customer_id]
