@@ -235,6 +235,14 @@ ROLE_OF = {
     ("POST", "/v1/templates/{template_id}/test-send"): "marketer",
     # (end of rules-templates)
     # --- issue 18, broadcasts: its API routes below ---
+    ("GET", "/v1/broadcasts"): "viewer", ("POST", "/v1/broadcasts"): "marketer",
+    ("GET", "/v1/broadcasts/{broadcast_id}"): "viewer", ("PUT", "/v1/broadcasts/{broadcast_id}"): "marketer",
+    ("GET", "/v1/broadcasts/{broadcast_id}/audience"): "viewer",
+    ("POST", "/v1/broadcasts/{broadcast_id}/schedule"): "marketer",
+    ("POST", "/v1/broadcasts/{broadcast_id}/pause"): "marketer",
+    ("POST", "/v1/broadcasts/{broadcast_id}/resume"): "marketer",
+    ("POST", "/v1/broadcasts/{broadcast_id}/cancel"): "marketer",
+    ("GET", "/v1/broadcasts/{broadcast_id}/results"): "viewer",
     # (end of broadcasts)
     # --- issue 18, cases-loyalty: its API routes below ---
     ("GET", "/v1/cases/summary"): "viewer", ("GET", "/v1/loyalty/tiers"): "viewer",
@@ -304,7 +312,7 @@ async def test_every_route_refuses_who_may_not_use_it(http, store_and_settings) 
         if least == "public":
             continue
         url = path.format(rule_id="r", template_id="t", segment_id="s", customer_id="u1", channel="email",
-                          case_id="c", name="admin-token", email="a@b.c")  # fmt: skip
+                          case_id="c", name="admin-token", email="a@b.c", broadcast_id="b")  # fmt: skip
         for headers in ({}, {"Authorization": "Bearer ecrm_dev_write_key"}, {"Authorization": "Basic dGVzdDo="}):
             answer = await http.request(method, url, headers=headers, json={})
             assert answer.status_code == 401, (method, path, headers)

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from ecrm_interaction.api import errors
 from ecrm_interaction.api.routes import (
     audit,
+    broadcasts,
     cases,
     catalog,
     consent,
@@ -108,5 +109,7 @@ def create_app(
     app.include_router(dead_letters.router(dispatcher))
     app.include_router(catalog.router())
     app.include_router(pipeline.router())
+
+    app.include_router(broadcasts.router(definitions))
     console.install(app)
     return app

@@ -367,3 +367,57 @@ class TemplateVersion(Base):
     html_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     saved_at: Mapped[datetime] = mapped_column(UtcDateTime())
     saved_by: Mapped[str] = mapped_column(String(320))
+
+# --- issue 18, broadcasts ------------------------------------------------------------------
+
+
+class Broadcast(Base):
+    """A one-off message to a segment: one template, or A/B variants each with a share, a
+    holdout kept unsent, and a send rate. Its messages are ``actions`` rows (kind ``email``,
+    dedup key ``broadcast:<id>:<customer>``) that the dispatcher sends like any other."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_created", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    segment_id: Mapped[str] = mapped_column(String(64))
+    template_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """The template of a broadcast without variants."""
+    variants: Mapped[str] = mapped_column(Text)
+    """JSON ``[{"name", "template", "share"}]``: one variant ``A`` when there is one template."""
+    holdout_percent: Mapped[int] = mapped_column(Integer, default=0)
+    winner_metric: Mapped[str] = mapped_column(String(20))
+    """``clicks`` or ``conversions``."""
+    rate_per_minute: Mapped[int] = mapped_column(Integer)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """When its first messages are due (set when it is scheduled)."""
+    status: Mapped[str] = mapped_column(String(20))
+    """``draft``, ``scheduled``, ``paused`` or ``cancelled`` as stored; ``sending`` and ``done``
+    are read from the time and its messages (see :mod:`ecrm_interaction.storage.broadcasts`)."""
+    counts: Mapped[str] = mapped_column(Text, default="{}")
+    """The audience as it was scheduled (JSON): members, excluded by reason, groups, to send."""
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class BroadcastRecipient(Base):
+    """A segment member as a broadcast placed them when it was scheduled: in a variant (with
+    the action that carries the message), in the holdout (no message), or excluded by the
+    contact policy (with the reason)."""
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (Index("ix_broadcast_recipients_variant", "broadcast_id", "variant"),)
+
+    broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    variant: Mapped[str] = mapped_column(String(20))
+    """A variant's name, ``holdout`` or ``excluded``."""
+    reason: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    action_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+# (end of broadcasts)
