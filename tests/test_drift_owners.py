@@ -38,10 +38,10 @@ def test_item_similarity_is_computed_only_by_its_owner_the_aggregator() -> None:
 def test_every_operator_and_combinator_has_a_python_evaluator_and_an_sql_translation() -> None:
     """ecrm_schemas.conditions declares the operators and combinators once; the interaction
     engine evaluates them in Python, the aggregator turns them into SQL. A new one must get both."""
-    from ecrm_schemas.segment_sql import SQL_COMBINATORS, SQL_JOINERS, SQL_OPERATORS
     from ecrm_interaction.engine import conditions as python
     from ecrm_interaction.engine.rules import Comparison
     from ecrm_schemas.conditions import COMBINATORS, OPERATORS, CountOperator
+    from ecrm_schemas.segment_sql import SQL_COMBINATORS, SQL_JOINERS, SQL_OPERATORS
 
     declared = set(OPERATORS)
     for name, implemented in (

@@ -32,12 +32,12 @@ from ecrm_aggregator.pipeline import (
     to_look_up,
 )
 from ecrm_aggregator.profile_folding import customer_id_of
-from ecrm_schemas.segment_sql import membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_changes
 from ecrm_schemas.backfill import is_backfill
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.segment_sql import membership_query
 from ecrm_schemas.suppressions import SuppressionList
 from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, PROFILE_CHANGES, SEGMENT_MEMBERSHIP
 

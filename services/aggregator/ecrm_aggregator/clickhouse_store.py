@@ -29,10 +29,10 @@ from ecrm_aggregator.rows import (
     positioned_from_row,
     profile_from_row,
 )
-from ecrm_schemas.segment_sql import SegmentQuery
 from ecrm_aggregator.segmentation import MembershipUpdate
 from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.clickhouse import clickhouse_client
+from ecrm_schemas.segment_sql import SegmentQuery
 from ecrm_schemas.segments import SegmentDefinition
 
 

@@ -21,10 +21,10 @@ import structlog
 from pydantic import ValidationError
 
 from ecrm_aggregator import metrics
-from ecrm_schemas.segment_sql import membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.kafka_producer import ReliableProducer
+from ecrm_schemas.segment_sql import membership_query
 from ecrm_schemas.segments import SegmentDefinition, definition_errors, parse_definition
 from ecrm_schemas.topic_follower import TopicFollower
 from ecrm_schemas.topics import SEGMENT_DEFINITIONS, SEGMENT_DEFINITIONS_DLQ

@@ -61,8 +61,8 @@ def test_page_and_screen_names_and_categories_reach_clickhouse_and_the_profile(s
 def test_every_field_a_definition_may_name_runs_in_clickhouse(store, op) -> None:
     """What validation lets through must run: a definition the API accepts never fails in the
     aggregator's query (times in any ISO form pydantic takes, numbers, text)."""
-    from ecrm_schemas.segment_sql import membership_query
     from ecrm_schemas.profile_paths import COUNT_FIELDS, PROFILE_FIELDS
+    from ecrm_schemas.segment_sql import membership_query
 
     writer = BatchWriter(store, None, 0.5)
     writer.store_batch(plan_batch(_calls()))

@@ -6,10 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from ecrm_aggregator.rows import COMPUTED_COLUMNS, PROFILE_COLUMNS
-from ecrm_schemas.segment_sql import UnknownTrait, membership_query
 from ecrm_aggregator.segmentation import SegmentRegistry, membership_changes
 from ecrm_schemas.conditions import TraitCondition
 from ecrm_schemas.profile_paths import COUNT_FIELDS, PROFILE_FIELDS
+from ecrm_schemas.segment_sql import UnknownTrait, membership_query
 from ecrm_schemas.segments import SegmentDefinition, explain
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

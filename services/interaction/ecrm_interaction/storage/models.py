@@ -351,6 +351,7 @@ class LoyaltyBalance(Base):
     customer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     points: Mapped[int] = mapped_column(Integer, index=True)
 
+
 # --- issue 18, rules-templates ---------------------------------------------------------------
 
 
@@ -367,6 +368,7 @@ class TemplateVersion(Base):
     html_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     saved_at: Mapped[datetime] = mapped_column(UtcDateTime())
     saved_by: Mapped[str] = mapped_column(String(320))
+
 
 # --- issue 18, broadcasts ------------------------------------------------------------------
 
