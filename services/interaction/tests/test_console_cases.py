@@ -201,3 +201,17 @@ async def test_a_viewer_sees_cases_but_no_action_and_is_refused(console_as) -> N
     assert (await viewer.get("/console/cases/new")).status_code == 403
     api = await viewer.patch(f"/v1/cases/{case_id}", json={"status": "resolved"}, headers={"X-CSRF-Token": viewer.csrf})
     assert api.status_code == 403, "the API refuses a viewer anyway"
+
+
+async def test_an_escalated_case_says_when_it_was_escalated(console_app, console_as) -> None:
+    _, store = console_app
+    agent = await console_as("agent")
+    case_id = await _open(agent, "u1", "Still waiting for a refund", "high", 1)
+    _past_due(store, case_id, 2)
+    assert [c.id for c in store.write(case_store.claim_escalations, datetime.now(UTC))] == [case_id]
+
+    page = await agent.get(f"/console/cases/{case_id}")
+    assert '<span class="badge warn">Escalated</span>' in page.text and "Overdue" in page.text
+    queue = await agent.get("/console/cases")
+    [row] = [r for r in queue.text.split("<tr") if "Still waiting for a refund" in r]
+    assert "escalated" in row and "Overdue" in row

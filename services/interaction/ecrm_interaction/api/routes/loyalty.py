@@ -8,13 +8,18 @@ from fastapi import APIRouter, Query
 
 from ecrm_interaction.api.deps import Marketer, SessionDep, Viewer
 from ecrm_interaction.api.services.customers import loyalty_view
+from ecrm_interaction.api.services.ttl_cache import TtlCache
 from ecrm_interaction.engine.rules import LoyaltyProgram
 from ecrm_interaction.storage import loyalty, rules
 from ecrm_interaction.storage.store import aware
 
+TIER_COUNTS_TTL_S = 30.0
+"""How long members per tier are kept (a count over every customer's balance: ~0.2 s with 100,000)."""
+
 
 def router() -> APIRouter:
     routes = APIRouter(tags=["loyalty"])
+    tier_counts = TtlCache(ttl_s=TIER_COUNTS_TTL_S, max_items=100)
 
     @routes.get("/v1/loyalty/program")
     def get_program(_who: Viewer, session: SessionDep) -> LoyaltyProgram:
@@ -27,10 +32,16 @@ def router() -> APIRouter:
 
     @routes.get("/v1/loyalty/tiers")
     def members_per_tier(_who: Viewer, session: SessionDep) -> list[dict[str, Any]]:
-        """Each tier of the program with how many customers are in it now (by their ledger
-        balance; a customer without points is in the first tier), counted in the database."""
+        """Each tier of the program with how many customers are in it (by their points
+        balance; a customer without points is in the first tier), counted in the database at
+        most :data:`TIER_COUNTS_TTL_S` seconds ago."""
         program = rules.loyalty_program(session)
-        counts = loyalty.members_per_tier(session, [(t.name, t.min_points) for t in program.tiers])
+        floors = [(t.name, t.min_points) for t in program.tiers]
+        key = repr(floors)
+        counts: dict[str, int] | None = tier_counts.get(key)
+        if counts is None:
+            counts = loyalty.members_per_tier(session, floors)
+            tier_counts.put(key, counts)
         return [{"tier": t.name, "min_points": t.min_points, "members": counts[t.name]} for t in program.tiers]
 
     @routes.get("/v1/loyalty/rewards")

@@ -50,6 +50,12 @@ def _queue_params(staff: Staff, status: str, assignee: str, priority: str) -> di
     return params
 
 
+def _named(answer: Answer, fields: tuple[str, ...]) -> dict[str, str]:
+    """The API's refusal as inline messages: at each field of the form it names, else the form's."""
+    named = {k: v for k, v in answer.field_errors().items() if k in fields}
+    return named or {"$": answer.message or f"the change was refused ({answer.status})"}
+
+
 def _overdue(case: dict[str, Any], now: datetime) -> bool:
     return case["status"] != "resolved" and datetime.fromisoformat(case["sla_due_at"]) < now
 
@@ -127,7 +133,7 @@ def router() -> APIRouter:
         answer = await api.call("POST", "/v1/cases", json=body)
         if answer.ok:
             return RedirectResponse(f"/console/cases/{answer.body['id']}", status_code=303)
-        errors = answer.field_errors() or {"$": answer.message}
+        errors = _named(answer, tuple(typed))
         context = {"typed": typed, "errors": errors, "priorities": PRIORITIES}
         return render(request, "cases/new.html", context, staff=staff, status=answer.status)
 
@@ -181,7 +187,7 @@ def router() -> APIRouter:
     async def _refused(
         request: Request, staff: StaffDep, case_id: str, form: str, fields: dict[str, str], answer: Answer
     ) -> Response:
-        errors = {form: answer.field_errors() or {"$": answer.message}}
+        errors = {form: _named(answer, (*CHANGES, "text"))}
         if answer.status == 404:
             return render(request, "error.html", {"heading": "Case not found", "message": "No case has this id."},
                           staff=staff, status=404)  # fmt: skip
