@@ -51,8 +51,20 @@ async def test_home_shows_the_warehouse_figures_each_linking_to_its_detail(tmp_p
     now = datetime.now(UTC)
     client.insert(
         f"{database}.profiles",
-        [["c1", "a@example.com", now, 120, 9, 1], ["c2", "b@example.com", now - timedelta(days=40), 80, 2, 1]],
-        column_names=["customer_id", "email", "last_seen", "revenue", "nps_latest", "version"],
+        [
+            ["c1", "a@example.com", now, 120, 9, 1, 4, 2],
+            ["c2", "b@example.com", now - timedelta(days=40), 80, 2, 1, 0, 0],
+        ],
+        column_names=[
+            "customer_id",
+            "email",
+            "last_seen",
+            "revenue",
+            "nps_latest",
+            "version",
+            "email_sent",
+            "email_bounced",
+        ],
     )
     sent = [[f"s{n}", "c1", "track", "Email Sent", now, now, f'{{"email_id": "e{n}"}}'] for n in range(4)]
     delivered = [[f"d{n}", "c1", "track", "Email Delivered", now, now, f'{{"email_id": "e{n}"}}'] for n in range(2)]

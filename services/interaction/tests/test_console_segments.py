@@ -177,3 +177,17 @@ async def test_deleting_without_kafka_keeps_the_segment(signed_in) -> None:
     assert await _ids(marketer) == ["loyal"]
     forged = await marketer.post("/console/segments/loyal/delete", data={"csrf_token": "forged"})
     assert forged.status_code == 403
+
+
+async def test_editing_keeps_the_id_and_a_refused_change_leaves_the_segment_as_it_was(signed_in) -> None:
+    marketer = await signed_in("marketer")
+    edit = await marketer.get("/console/segments/loyal/edit")
+    assert 'action="/console/segments/loyal"' in edit.text and 'id="f-id"' not in edit.text, "the id cannot change"
+    assert "load" in edit.text, "an existing segment is previewed as the editor opens"
+    form = _form(marketer, segment_id="other", name="Loyal", condition={"kind": "trait", "trait": "orders",
+                                                                      "op": "between", "value": 1})  # fmt: skip
+    page = await marketer.post("/console/segments/loyal", data=form)
+    assert page.status_code == 422
+    assert 'id="e-condition"' in page.text and "condition.trait.op" in page.text
+    assert await _ids(marketer) == ["loyal"]
+    assert marketer.definitions.get("loyal").condition.op == "gte"

@@ -35,6 +35,10 @@ PROFILE_COLUMNS = [
     "revenue",
     "nps_latest",
     "version",
+    "email_sent",
+    "email_bounced",
+    "email_opened",
+    "email_clicked",
 ]
 EVENT_COLUMNS = ["message_id", "customer_id", "type", "event", "timestamp", "received_at", "properties"]
 
@@ -46,11 +50,14 @@ def warehouse(clickhouse_server):
     migrate_clickhouse(client, database)
     profiles = []
     for n in range(30):
-        # c00..c29: orders = n % 5; c00..c09 seen today, the others 60 days ago; NPS 10 for c00-c02, 3 for c03.
+        # c00..c29: orders = n % 5; c00..c09 seen today, the others 60 days ago; NPS 10 for c00-c02, 3 for c03;
+        # c00 and c01 were each sent 2 emails, c01 had one bounce; c00 opened 2, clicked 1.
         nps = 10 if n < 3 else 3 if n == 3 else None
         last_seen = NOW if n < 10 else NOW - timedelta(days=60)
+        email = {0: [2, 0, 2, 1], 1: [2, 1, 0, 0]}.get(n, [0, 0, 0, 0])
+        first_seen = NOW - timedelta(days=90)
         profiles.append(
-            [f"c{n:02d}", f"c{n:02d}@example.com", "{}", NOW - timedelta(days=90), last_seen, n % 5, 10 * n, nps, 1]
+            [f"c{n:02d}", f"c{n:02d}@example.com", "{}", first_seen, last_seen, n % 5, 10 * n, nps, 1, *email]
         )
     client.insert(f"{database}.profiles", profiles, column_names=PROFILE_COLUMNS)
     email = [
@@ -228,6 +235,7 @@ async def test_figures_aggregate_the_warehouse_and_the_relational_store(api) -> 
     assert (email["sent"], email["delivered"], email["opened"], email["clicked"]) == (4, 3, 2, 1)
     assert email["delivered_rate"] == 0.75
     assert email["open_rate"] == pytest.approx(2 / 3)
+    assert email["click_rate"] == pytest.approx(1 / 3)
     assert body["pipeline_lag_ms"] is not None and body["pipeline_lag_ms"] >= 0
     assert body["cases_open"] == 0 and body["cases_overdue"] == 0
     assert body["unavailable"] == ["dead_letters"]  # no Kafka here

@@ -17,19 +17,12 @@ from ecrm_interaction.api.services.ttl_cache import TtlCache
 from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.storage import actions, cases
-from ecrm_schemas.catalog import CatalogEvent
 from ecrm_schemas.settings import consumer_config
 from ecrm_schemas.topics import ALL_TOPICS, TOPICS_BY_NAME
 
 CACHE_S = 30.0
 """How long the warehouse's and Kafka's figures are reused (the relational ones are always fresh)."""
 WINDOW_DAYS = 30
-EMAIL_EVENTS = {
-    CatalogEvent.EMAIL_SENT: "sent",
-    CatalogEvent.EMAIL_DELIVERED: "delivered",
-    CatalogEvent.EMAIL_OPENED: "opened",
-    CatalogEvent.EMAIL_LINK_CLICKED: "clicked",
-}
 
 PROFILE_FIGURES = """
 SELECT count() AS customers,
@@ -37,14 +30,12 @@ SELECT count() AS customers,
        toFloat64(sum(revenue)) AS revenue,
        countIf(nps_latest IS NOT NULL) AS nps_answers,
        countIf(nps_latest >= 9) AS promoters,
-       countIf(nps_latest <= 6) AS detractors
+       countIf(nps_latest <= 6) AS detractors,
+       sum(email_sent) AS email_sent,
+       sum(email_bounced) AS email_bounced,
+       sum(email_opened) AS email_opened,
+       sum(email_clicked) AS email_clicked
 FROM {db}.customer_profiles
-"""
-EMAIL_FIGURES = """
-SELECT event, uniqExact(customer_id, JSONExtractString(properties, 'email_id')) AS emails
-FROM {db}.events
-WHERE type = 'track' AND event IN {events:Array(String)} AND timestamp >= now64(3) - toIntervalDay({days:UInt16})
-GROUP BY event
 """
 PIPELINE_LAG = """
 SELECT count() AS events, quantile(0.95)(dateDiff('millisecond', received_at, inserted_at)) AS p95_ms,
@@ -55,8 +46,11 @@ WHERE timestamp >= now64(3) - toIntervalHour(2) AND received_at >= now64(3) - to
 
 
 class EmailFigures(BaseModel):
-    """Emails of the last 30 days (distinct emails, by their ``email_id``), and the rates:
-    delivered of sent, opened and clicked of delivered."""
+    """Email events of all time as the customers' profiles count them (``email_sent``,
+    ``email_bounced``, ``email_opened``, ``email_clicked``): delivered is sent minus bounced;
+    rates are delivered of sent, opened and clicked of delivered (an email opened twice counts
+    twice). Read from the profiles because counting the email events of a window scans the
+    events table (seconds with 10 million events; the profiles' counters: one pass over them)."""
 
     sent: int
     delivered: int
@@ -99,8 +93,8 @@ def router(dispatcher: Dispatcher | None) -> APIRouter:
     @routes.get("/v1/figures")
     async def figures(_who: Viewer, session: SessionDep, request: Request) -> Figures:
         """The home page's figures. Customers, active (last seen within 30 days), revenue (all
-        time, of current profiles) and NPS come from ClickHouse's profiles; email figures count
-        the email events of the last 30 days; pipeline lag is ClickHouse's own measure of the
+        time, of current profiles), NPS and the email figures (all time: :class:`EmailFigures`)
+        come from ClickHouse's profiles, one pass over them; pipeline lag is ClickHouse's own measure of the
         pipeline (collector receipt → row stored, p95 over the last hour: cheap, and honest
         while events flow; with no traffic it is None and ``last_event_stored_at`` tells how
         long it has been quiet). Dead letters come from Kafka's watermarks of every
@@ -141,15 +135,14 @@ async def _cached(cache: TtlCache, key: str, compute: Any) -> Any:
 
 
 async def _warehouse_figures(warehouse: Warehouse) -> dict[str, Any]:
-    params = {"days": WINDOW_DAYS, "events": list(EMAIL_EVENTS)}
+    params = {"days": WINDOW_DAYS}
     profile = await warehouse.query(PROFILE_FIGURES, params)
-    email = await warehouse.query(EMAIL_FIGURES, params)
     lag = await warehouse.query(PIPELINE_LAG, params)
     p = profile[0]
     answers = int(p["nps_answers"])
-    counts = {EMAIL_EVENTS[CatalogEvent(r["event"])]: int(r["emails"]) for r in email}
-    sent, delivered = counts.get("sent", 0), counts.get("delivered", 0)
-    opened, clicked = counts.get("opened", 0), counts.get("clicked", 0)
+    sent = int(p["email_sent"])
+    delivered = max(0, sent - int(p["email_bounced"]))
+    opened, clicked = int(p["email_opened"]), int(p["email_clicked"])
     l0 = lag[0] if lag else {"events": 0}
     return {
         "customers": int(p["customers"]),
