@@ -112,7 +112,7 @@ async def test_the_360_shows_identity_scores_segments_timeline_messages_loyalty(
     assert missing.status_code == 404
 
 
-async def test_an_unknown_fate_source_still_shows_the_relational_half(console_app, console_as) -> None:
+async def test_without_clickhouse_the_360_still_shows_the_relational_half(console_app, console_as) -> None:
     app, _ = console_app
     app.state.warehouse = None
     page = await (await console_as("viewer")).get("/console/customers/c-alice")
