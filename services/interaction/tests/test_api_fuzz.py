@@ -17,6 +17,7 @@ from schemathesis.checks import not_a_server_error
 
 from ecrm_aggregator.migrate import migrate as migrate_clickhouse
 from ecrm_interaction.api.app import create_app
+from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.delivery.dispatcher import Dispatcher
 from ecrm_interaction.delivery.recommendations import Recommendations
 from ecrm_interaction.privacy.requests import PrivacyRequests
@@ -51,7 +52,8 @@ def api_app(tmp_path_factory, kafka_broker, clickhouse_server):
     dispatcher = Dispatcher(settings_, store, producer)  # its producer publishes segment definitions
     shop = Recommendations(client, database)
     yield create_app(settings_, store, worker=None, dispatcher=dispatcher, recommender=shop.for_customer,
-                     recent_events=shop.recent_events, privacy=privacy)  # fmt: skip
+                     recent_events=shop.recent_events, privacy=privacy,
+                     warehouse=Warehouse(client, database))  # fmt: skip
     engine.dispose()
 
 

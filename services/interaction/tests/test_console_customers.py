@@ -112,7 +112,7 @@ async def test_the_360_shows_identity_scores_segments_timeline_messages_loyalty(
     assert missing.status_code == 404
 
 
-async def test_an_unknown_fate_source_still_shows_the_relational_half(console_app, console_as) -> None:
+async def test_without_clickhouse_the_360_still_shows_the_relational_half(console_app, console_as) -> None:
     app, _ = console_app
     app.state.warehouse = None
     page = await (await console_as("viewer")).get("/console/customers/c-alice")
@@ -260,3 +260,52 @@ async def test_the_360_shows_the_email_id_that_links_the_fate(console_as) -> Non
     answer = await viewer.get("/v1/customers/c-alice/messages")
     [message] = answer.json()["messages"]
     assert message["id"] == EMAIL_ID and set(message["fate"]) == {"delivered", "opened"}
+
+
+@pytest.mark.kafka
+async def test_an_admin_downloads_the_export_then_erases_the_customer(
+    tmp_path, clickhouse_server, kafka_broker
+) -> None:
+    """With the privacy service (ClickHouse and Kafka): the export is a JSON download, the
+    erasure (after typing the id) leaves nothing and comes back to the list saying so."""
+    import httpx
+
+    from ecrm_interaction.api.app import create_app
+    from ecrm_interaction.privacy.requests import PrivacyRequests
+    from ecrm_interaction.settings import InteractionSettings
+    from ecrm_interaction.storage import users
+    from ecrm_interaction.storage.store import Store
+    from ecrm_schemas.kafka_admin import ensure_topics
+    from ecrm_schemas.kafka_producer import ReliableProducer
+    from ecrm_schemas.suppressions import SuppressionList
+
+    client = clickhouse_server.client(tz_mode="aware")
+    database = "console_customers_erase"
+    client.command(f"DROP DATABASE IF EXISTS {database}")
+    seed_clickhouse(client, database)
+    settings = InteractionSettings(database_url=f"sqlite:///{tmp_path}/e.sqlite",
+                                   kafka_bootstrap_servers=kafka_broker.bootstrap)  # fmt: skip
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = Store(engine)
+    seed_relational(store)
+    ensure_topics(settings.kafka_client_config())
+    privacy = PrivacyRequests(client, database, store, ReliableProducer(settings.kafka_client_config()),
+                              SuppressionList(), settle_s=0.0)  # fmt: skip
+    app = create_app(settings, store, worker=None, privacy=privacy, warehouse=Warehouse(client, database))
+    store.write(users.add_user, "root@example.com", "Root", "admin", "a long enough password", "test")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as admin:
+        signed = await admin.post("/console/sign-in", data={"email": "root@example.com",
+                                                            "password": "a long enough password"})  # fmt: skip
+        assert signed.status_code == 303
+        csrf = (await admin.get("/v1/me")).json()["csrf_token"]
+        export = await admin.get("/console/customers/c-alice/export")
+        assert export.status_code == 200, export.text
+        assert export.headers["content-disposition"] == 'attachment; filename="customer-c-alice.json"'
+        assert export.json()["customer_id"] == "c-alice"
+        erased = await admin.post("/console/customers/c-alice/erase", data={"csrf_token": csrf, "confirm": "c-alice"})
+        assert (erased.status_code, erased.headers["location"]) == (303, "/console/customers?erased=c-alice")
+        listed = await admin.get(erased.headers["location"])
+        assert "The customer c-alice was erased." in listed.text and "c-alice</a>" not in listed.text
+        assert (await admin.get("/console/customers/c-alice")).status_code == 404
+    engine.dispose()

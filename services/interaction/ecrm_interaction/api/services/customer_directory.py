@@ -49,22 +49,31 @@ class CustomerFilter:
     tier: str = ""
 
 
-SEARCH_SQL = """
-SELECT customer_id, user_id, anonymous_id, email, traits, lifecycle_stage, rfm_segment, loyalty_tier,
-       loyalty_points, orders, revenue, first_seen, last_seen, engagement_score
-FROM {db}.customer_profiles
-WHERE ({q:String} = '' OR customer_id = {q:String} OR startsWith(customer_id, {q:String})
-       OR positionCaseInsensitive(email, {q:String}) > 0 OR positionCaseInsensitive(traits, {q:String}) > 0)
-  AND ({trait_key:String} = '' OR JSONExtractString(traits, {trait_key:String}) = {trait_value:String})
-  AND ({stage:String} = '' OR lifecycle_stage = {stage:String})
-  AND ({rfm:String} = '' OR rfm_segment = {rfm:String})
-  AND ({tier:String} = '' OR loyalty_tier = {tier:String})
-  AND ({segment:String} = '' OR customer_id IN (
-        SELECT customer_id FROM {db}.segment_membership FINAL
-        WHERE segment_id = {segment:String} AND is_member = 1))
-ORDER BY last_seen DESC, customer_id
-LIMIT {limit:UInt32} OFFSET {offset:UInt32}
-"""
+FILTER_SQL = {
+    "q": "(customer_id = {q:String} OR startsWith(customer_id, {q:String})"
+    " OR positionCaseInsensitive(email, {q:String}) > 0 OR positionCaseInsensitive(traits, {q:String}) > 0)",
+    "trait_key": "JSONExtractString(traits, {trait_key:String}) = {trait_value:String}",
+    "stage": "lifecycle_stage = {stage:String}",
+    "rfm": "rfm_segment = {rfm:String}",
+    "tier": "loyalty_tier = {tier:String}",
+    "segment": "customer_id IN (SELECT customer_id FROM {db}.segment_membership FINAL"
+    " WHERE segment_id = {segment:String} AND is_member = 1)",
+}
+"""The condition of each filter given (the others are left out of the query)."""
+
+PAGE_SQL = (
+    "SELECT customer_id, last_seen FROM {db}.customer_profiles WHERE {where} "
+    "ORDER BY last_seen DESC, customer_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}"
+)
+"""The page's ids: only the columns the filters and the order need are read for every profile."""
+
+DETAILS_SQL = (
+    "SELECT customer_id, user_id, anonymous_id, email, traits, lifecycle_stage, rfm_segment, loyalty_tier,"
+    " loyalty_points, orders, revenue, first_seen, last_seen, engagement_score"
+    " FROM {db}.profiles FINAL WHERE customer_id IN {ids:Array(String)} AND merged_into = ''"
+)
+"""The listed customers' columns, for the page's ids only: ``profiles`` itself (what the
+``customer_profiles`` view reads), so that the ids select the granules by its sorting key."""
 
 
 def display_name(traits: dict[str, Any]) -> str | None:
@@ -100,9 +109,13 @@ def search(warehouse: Warehouse, wanted: CustomerFilter, limit: int, offset: int
         "q": wanted.q.strip(), "trait_key": key.strip(), "trait_value": value.strip(), "stage": wanted.stage,
         "rfm": wanted.rfm, "tier": wanted.tier, "segment": wanted.segment, "limit": limit + 1, "offset": offset,
     }  # fmt: skip
-    rows = warehouse.rows(SEARCH_SQL, parameters)
+    where = " AND ".join(sql for name, sql in FILTER_SQL.items() if parameters[name]) or "1"
+    page = warehouse.rows(PAGE_SQL.replace("{where}", where), parameters)
+    ids = [row["customer_id"] for row in page[:limit]]
+    found = {row["customer_id"]: row for row in warehouse.rows(DETAILS_SQL, {"ids": ids})} if ids else {}
+    rows = [found[i] for i in ids if i in found]
     customers = []
-    for row in rows[:limit]:
+    for row in rows:
         traits = _json(row["traits"])
         customers.append(
             {
@@ -126,7 +139,7 @@ def search(warehouse: Warehouse, wanted: CustomerFilter, limit: int, offset: int
         "customers": customers,
         "limit": limit,
         "offset": offset,
-        "next_offset": offset + limit if len(rows) > limit else None,
+        "next_offset": offset + limit if len(page) > limit else None,
     }
 
 
