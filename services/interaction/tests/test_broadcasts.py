@@ -286,3 +286,20 @@ async def test_ab_variants_and_holdout_with_the_winner_and_its_uncertainty(tmp_p
     assert results["holdout"]["members"] == len(held) and results["holdout"]["converted"] == expected_held
     assert a["converted"] + b["converted"] == sum(1 for c in sent_to if int(c[1:]) % 3 == 0)
     assert results["holdout"]["significant"] is False, "the same order rate with and without the mail"
+
+
+async def test_the_policy_is_applied_again_as_each_message_goes(world, http) -> None:
+    """Who unsubscribes after the broadcast was scheduled is not mailed: the dispatcher judges
+    each message when it goes, and the progress counts it as suppressed."""
+    from ecrm_interaction.storage import customers as customer_store
+
+    world.customers("vip", "c1", "c2", "c3")
+    made = await _broadcast(http)
+    scheduled = (await http.post(f"/v1/broadcasts/{made['id']}/schedule", headers=ADMIN)).json()
+    assert scheduled["audience"]["to_send"] == 3
+    with world.store.sessions.begin() as session:
+        customer_store.mark_unsubscribed(session, "c3", datetime.now(UTC))
+    await world.drain(datetime.fromisoformat(scheduled["started_at"]) + timedelta(minutes=5))
+    assert sorted(world.recipients()) == ["c1@example.com", "c2@example.com"]
+    shown = (await http.get(f"/v1/broadcasts/{made['id']}", headers=ADMIN)).json()
+    assert shown["status"] == "done" and shown["progress"]["A"] == {"sent": 2, "suppressed": 1}
