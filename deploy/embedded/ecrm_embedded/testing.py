@@ -19,11 +19,13 @@ from typing import Any
 import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
+from pydantic import SecretStr
 
 from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import free_port, wait_http_ok
 from ecrm_embedded.postgres import PostgresCluster, find_pg_bin
 from ecrm_embedded.smtp_sink import SmtpSink
+from ecrm_schemas.clickhouse import clickhouse_client
 from ecrm_schemas.kafka_admin import ensure_topics
 
 
@@ -84,6 +86,10 @@ class ClickHouseServer:
 
     def client(self, **kwargs: Any) -> Client:
         return clickhouse_connect.get_client(host="127.0.0.1", port=self.port, **kwargs)
+
+    def service_client(self) -> Client:
+        """A client built as the services build theirs (no session: shared between threads)."""
+        return clickhouse_client(f"http://127.0.0.1:{self.port}", "default", SecretStr(""))
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def api_app(tmp_path_factory, kafka_broker, clickhouse_server):
     shop = Recommendations(client, database)
     yield create_app(settings_, store, worker=None, dispatcher=dispatcher, recommender=shop.for_customer,
                      recent_events=shop.recent_events, privacy=privacy,
-                     warehouse=Warehouse(client, database))  # fmt: skip
+                     warehouse=Warehouse(clickhouse_server.service_client(), database))  # fmt: skip
     engine.dispose()
 
 

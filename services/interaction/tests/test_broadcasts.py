@@ -229,7 +229,7 @@ def warehouse(clickhouse_server):
     database = f"broadcasts_{uuid.uuid4().hex[:8]}"
     client = clickhouse_server.client(tz_mode="aware")
     migrate_clickhouse(client, database)
-    return Warehouse(client, database)
+    return Warehouse(clickhouse_server.service_client(), database)
 
 
 def _event(customer_id: str, name: str, at: datetime, **properties) -> list:

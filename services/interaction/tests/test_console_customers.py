@@ -21,7 +21,7 @@ def warehouse(clickhouse_server):
     database = "console_customers"
     client.command(f"DROP DATABASE IF EXISTS {database}")
     seed_clickhouse(client, database)
-    return Warehouse(client, database)
+    return Warehouse(clickhouse_server.service_client(), database)
 
 
 @pytest.fixture
@@ -292,7 +292,9 @@ async def test_an_admin_downloads_the_export_then_erases_the_customer(
     ensure_topics(settings.kafka_client_config())
     privacy = PrivacyRequests(client, database, store, ReliableProducer(settings.kafka_client_config()),
                               SuppressionList(), settle_s=0.0)  # fmt: skip
-    app = create_app(settings, store, worker=None, privacy=privacy, warehouse=Warehouse(client, database))
+    app = create_app(
+        settings, store, worker=None, privacy=privacy, warehouse=Warehouse(clickhouse_server.service_client(), database)
+    )
     store.write(users.add_user, "root@example.com", "Root", "admin", "a long enough password", "test")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as admin:
         signed = await admin.post("/console/sign-in", data={"email": "root@example.com",

@@ -77,7 +77,7 @@ async def test_home_shows_the_warehouse_figures_each_linking_to_its_detail(tmp_p
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
-    app = create_app(settings, store, worker=None, warehouse=Warehouse(client, database))
+    app = create_app(settings, store, worker=None, warehouse=Warehouse(clickhouse_server.service_client(), database))
     store.write(users.add_user, "m@example.com", "Mia", "marketer", "a long enough password", "test")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as browser:
         signed = await browser.post(

@@ -25,7 +25,7 @@ def warehouse(clickhouse_server):
     client = clickhouse_server.client(tz_mode="aware")
     client.command("DROP DATABASE IF EXISTS customer_directory")
     seed_clickhouse(client, "customer_directory")
-    return Warehouse(client, "customer_directory")
+    return Warehouse(clickhouse_server.service_client(), "customer_directory")
 
 
 @pytest.fixture

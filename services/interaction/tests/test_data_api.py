@@ -158,7 +158,13 @@ def warehouse_app(tmp_path, clickhouse_server):
     settings = InteractionSettings(database_url=f"sqlite:///{tmp_path}/i.db", interaction_api_token="data-admin-token")
     engine = make_engine(settings.database_url)
     migrate(engine)
-    yield create_app(settings, Store(engine), worker=None, warehouse=Warehouse(client, database)), client, database
+    yield (
+        create_app(
+            settings, Store(engine), worker=None, warehouse=Warehouse(clickhouse_server.service_client(), database)
+        ),
+        client,
+        database,
+    )
     engine.dispose()
 
 

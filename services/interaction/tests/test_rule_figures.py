@@ -58,7 +58,9 @@ async def http(tmp_path, clickhouse_server, clickhouse_database):
     store = Store(engine)
     store.write(rule_store.upsert_rules, [TemplateSpec(id="t", subject="Hi", text="x")],
                 [rule(id="greet"), rule(id="winback"), rule(id="quiet")])  # fmt: skip
-    app = create_app(settings, store, worker=None, warehouse=Warehouse(client, clickhouse_database))
+    app = create_app(
+        settings, store, worker=None, warehouse=Warehouse(clickhouse_server.service_client(), clickhouse_database)
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://interaction") as http:
         yield http
     engine.dispose()

@@ -101,7 +101,7 @@ def warehouse(clickhouse_server):
         changes,
         column_names=["at", "segment_id", "segment_name", "customer_id", "change", "trigger", "reason", "event_id"],
     )
-    return Warehouse(client, database)
+    return Warehouse(clickhouse_server.service_client(), database)
 
 
 @pytest.fixture
