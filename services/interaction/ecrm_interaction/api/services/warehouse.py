@@ -2,8 +2,8 @@
 
 One :class:`Warehouse` per app, shared by concurrent requests: its client must be built without
 a session id (:func:`ecrm_schemas.clickhouse.clickhouse_client` builds it so), since
-ClickHouse refuses two queries at once in one session. One (``create_app(warehouse=...)``, built from ``CLICKHOUSE_URL``);
-the console's pages and their API routes read through it. Queries are parameterised
+ClickHouse refuses two queries at once in one session (``create_app(warehouse=...)``, built
+from ``CLICKHOUSE_URL``). The console's pages and their API routes read through it. Queries are parameterised
 (``{name:Type}``, clickhouse-connect's server-side binding) and run in a worker thread;
 ``{db}`` in a query is the configured database. Without ClickHouse the routes that need it
 answer 503 ``clickhouse_unavailable``.
