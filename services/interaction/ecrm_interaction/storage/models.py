@@ -78,6 +78,8 @@ class Action(Base):
         Index("ix_actions_due", "status", "due_at"),
         Index("ix_actions_customer", "customer_id", "created_at"),
         Index("ix_actions_rule_customer", "rule_id", "customer_id"),
+        # issue 18, rules-templates: the rules page's figures, counted from this index alone.
+        Index("ix_actions_rule_figures", "rule_id", "created_at", "kind", "status", "reason"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.engine.rules import RuleSpec
-from ecrm_interaction.storage.rule_figures import DecisionFigures, decision_figures
+from ecrm_interaction.storage.rule_figures import DecisionFigures, decision_figures, firings
 from ecrm_schemas.catalog import CatalogEvent
 
 ATTRIBUTION_WINDOW_DAYS = 7
@@ -86,7 +86,8 @@ def figures(
     rows = []
     for rule in rules:
         row: dict[str, Any] = {"rule_id": rule.id, "name": rule.name, "enabled": rule.enabled}
-        row |= asdict(decisions.get(rule.id, DecisionFigures()))
+        counted = decisions.get(rule.id, DecisionFigures())
+        row |= asdict(counted) | {"triggered": firings(counted, len(rule.actions))}
         mine = (engaged or {}).get(rule.id, {})
         for name in ("opened", "clicked", "converted", "revenue"):
             row[name] = None if engaged is None else mine.get(name, 0)

@@ -1,5 +1,5 @@
 """Template versions: every saved version of an email template, kept for history and restore;
-the audit log indexed by entity (a rule's history).
+the audit log indexed by entity (a rule's history), the actions by rule and time (its figures).
 
 Revision ID: 0007
 Revises: 0006
@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("saved_by", sa.String(320), nullable=False),
     )
     op.create_index("ix_audit_entity", "audit_log", ["entity", "entity_id", "at"])
+    op.create_index("ix_actions_rule_figures", "actions", ["rule_id", "created_at", "kind", "status", "reason"])
     # The templates saved before versions were kept become their version 1.
     op.execute(
         "INSERT INTO template_versions (template_id, version, subject, text_body, html_body, saved_at, saved_by) "
@@ -35,5 +36,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_actions_rule_figures", table_name="actions")
     op.drop_index("ix_audit_entity", table_name="audit_log")
     op.drop_table("template_versions")
