@@ -31,7 +31,7 @@ TAIL_S = 0.15
 """How long a read waits, past the reported ends, for records the broker has not counted yet."""
 
 
-QUICK = {"fetch.wait.max.ms": 10}
+QUICK: dict[str, Any] = {"fetch.wait.max.ms": 10}
 """A page is waiting: the broker answers a fetch at once rather than waiting for more records."""
 
 
@@ -74,7 +74,7 @@ def _decode(value: bytes | None) -> DeadLetter | None:
 def read_recent(config: dict[str, Any], per_partition: int = 200, timeout_s: float = 5.0) -> Window:
     """The last ``per_partition`` entries of each partition of every dead-letter topic."""
     window = Window()
-    consumer = Consumer(consumer_config(config, **QUICK))
+    consumer = Consumer(consumer_config(config) | QUICK)
     try:
         marks: dict[tuple[str, int], tuple[int, int]] = {}
         starts: list[TopicPartition] = []
@@ -102,7 +102,7 @@ def read_recent(config: dict[str, Any], per_partition: int = 200, timeout_s: flo
 def read_at(config: dict[str, Any], positions: list[tuple[str, int, int]], timeout_s: float = 5.0) -> list[Entry]:
     """The entries at these (topic, partition, offset) positions (those still held)."""
     wanted = set(positions)
-    consumer = Consumer(consumer_config(config, **QUICK))
+    consumer = Consumer(consumer_config(config) | QUICK)
     try:
         # One read from the lowest wanted offset of each partition to its highest.
         lowest: dict[tuple[str, int], int] = {}
