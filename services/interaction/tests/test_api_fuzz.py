@@ -36,8 +36,10 @@ EXAMPLES_PER_ROUTE = max(1, int(os.environ.get("ECRM_FUZZ_EXAMPLES", "25")) // 5
 @pytest.fixture(scope="module")
 def api_app(tmp_path_factory, kafka_broker, clickhouse_server):
     database = "fuzz_api"
+    directory = tmp_path_factory.mktemp("fuzz")
     settings_ = InteractionSettings(
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/i.db",
+        database_url=f"sqlite:///{directory}/i.db",
+        collector_sources_file=directory / "sources.json",
         interaction_api_token="fuzz-admin-token",
         kafka_bootstrap_servers=kafka_broker.bootstrap,
     )

@@ -243,7 +243,7 @@ def test_pipeline_figures_are_summed_over_labels_from_the_exposition_text() -> N
         "# TYPE ecrm_aggregator_consumer_lag gauge\n"
         'ecrm_aggregator_consumer_lag{partition="0"} 3.0\n'
         'ecrm_aggregator_consumer_lag{partition="1"} 4.0\n'
-        "# TYPE ecrm_aggregator_dead_letters counter\n"
+        "# TYPE ecrm_aggregator_dead_letters_total counter\n"
         'ecrm_aggregator_dead_letters_total{reason="invalid_event"} 2.0\n'
         'ecrm_aggregator_dead_letters_created{reason="invalid_event"} 1.7e9\n'
     )

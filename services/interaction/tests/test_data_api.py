@@ -199,3 +199,4 @@ async def test_catalog_counts_the_last_7_days_and_pipeline_reads_clickhouse(ware
         assert ch["per_second"] == round(4 / 300, 2)
         assert pipeline["outbox_waiting"] == 0 and pipeline["lag"] is None
         assert [s["name"] for s in pipeline["services"]] == ["interaction"]
+        assert all(f["value"] is not None for f in pipeline["services"][0]["figures"]), "its own registry is read"

@@ -5,6 +5,7 @@ with the other event names that arrived meanwhile (custom events, identify, page
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -71,7 +72,9 @@ def _type_of(schema: dict[str, Any]) -> str:
     return kind
 
 
+@cache
 def properties_of(model: type[BaseModel]) -> list[CatalogField]:
+    """The model's properties as its JSON Schema describes them (the catalog is fixed: computed once)."""
     schema = model.model_json_schema()
     required = set(schema.get("required", []))
     return [

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
@@ -94,18 +95,20 @@ class Pipeline(BaseModel):
 
 def figures_of(service: str, text: str) -> list[Figure]:
     """The service's :data:`FIGURES` from its exposition text (sums over labels; None when absent)."""
+    return _figures(service, text_string_to_metric_families(text))
+
+
+def _figures(service: str, families: Iterable[Metric]) -> list[Figure]:
+    wanted = {name for name, _label in FIGURES.get(service, ())}
     sums: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in families:
+        if family.name.removesuffix("_total") not in wanted:
+            continue
         for sample in family.samples:
-            if sample.name.endswith(("_created", "_bucket")):
-                continue
-            base = sample.name.removesuffix("_total")
-            sums[base] = sums.get(base, 0.0) + float(sample.value)
+            name = sample.name.removesuffix("_total")
+            if name in wanted:
+                sums[name] = sums.get(name, 0.0) + float(sample.value)
     return [Figure(name=name, label=label, value=sums.get(name)) for name, label in FIGURES.get(service, ())]
-
-
-def _own_metrics() -> str:
-    return generate_latest(REGISTRY).decode()
 
 
 async def _scrape(client: httpx.AsyncClient, name: str, url: str) -> ServiceHealth:
@@ -142,15 +145,26 @@ def _waiting(session: Any) -> tuple[dict[str, int], int, datetime | None]:
     return {str(status.value): n for status, n in sizes.items()}, count, aware(oldest) if oldest else None
 
 
+def _scraper(request: Request) -> httpx.AsyncClient:
+    """One client for the app's scrapes (making one costs more than a scrape)."""
+    client: httpx.AsyncClient | None = getattr(request.app.state, "metrics_scraper", None)
+    if client is None:
+        client = request.app.state.metrics_scraper = httpx.AsyncClient(timeout=2.0)
+    return client
+
+
 def router() -> APIRouter:
     routes = APIRouter(tags=["operations"])
 
     @routes.get("/v1/pipeline")
     async def pipeline(_who: Viewer, request: Request, settings: SettingsDep, store: StoreDep) -> Pipeline:
         """Each service's figures, ClickHouse's last event and rate, what waits here."""
-        own = ServiceHealth(name="interaction", url=None, up=True, figures=figures_of("interaction", _own_metrics()))
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            scraped = await asyncio.gather(*(_scrape(client, n, u) for n, u in settings.metrics_urls().items()))
+        own = ServiceHealth(name="interaction", url=None, up=True, figures=_figures("interaction", REGISTRY.collect()))
+        urls = settings.metrics_urls()
+        scraped: list[ServiceHealth] = []
+        if urls:
+            client = _scraper(request)
+            scraped = list(await asyncio.gather(*(_scrape(client, n, u) for n, u in urls.items())))
         clickhouse = await _clickhouse(request.app.state.warehouse)
         waiting, outbox_count, oldest = await asyncio.to_thread(store.read, _waiting)
         lags = [f.value for s in scraped for f in s.figures if f.name == "ecrm_aggregator_consumer_lag"]

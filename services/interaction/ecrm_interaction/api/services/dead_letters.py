@@ -27,8 +27,12 @@ KEPT_AS_SENT = frozenset({"type", "event", "messageId"})
 """Envelope fields whose values are no one's personal data: shown as sent."""
 
 
-TAIL_S = 0.5
+TAIL_S = 0.15
 """How long a read waits, past the reported ends, for records the broker has not counted yet."""
+
+
+QUICK: dict[str, Any] = {"fetch.wait.max.ms": 10}
+"""A page is waiting: the broker answers a fetch at once rather than waiting for more records."""
 
 
 class DeadLettersUnavailable(Exception):
@@ -70,7 +74,7 @@ def _decode(value: bytes | None) -> DeadLetter | None:
 def read_recent(config: dict[str, Any], per_partition: int = 200, timeout_s: float = 5.0) -> Window:
     """The last ``per_partition`` entries of each partition of every dead-letter topic."""
     window = Window()
-    consumer = Consumer(consumer_config(config))
+    consumer = Consumer(consumer_config(config) | QUICK)
     try:
         marks: dict[tuple[str, int], tuple[int, int]] = {}
         starts: list[TopicPartition] = []
@@ -98,7 +102,7 @@ def read_recent(config: dict[str, Any], per_partition: int = 200, timeout_s: flo
 def read_at(config: dict[str, Any], positions: list[tuple[str, int, int]], timeout_s: float = 5.0) -> list[Entry]:
     """The entries at these (topic, partition, offset) positions (those still held)."""
     wanted = set(positions)
-    consumer = Consumer(consumer_config(config))
+    consumer = Consumer(consumer_config(config) | QUICK)
     try:
         # One read from the lowest wanted offset of each partition to its highest.
         lowest: dict[tuple[str, int], int] = {}
