@@ -88,6 +88,12 @@ def _fill(store: Store, customer: str) -> str:
         loyalty.issue_reward(session, customer, "coupon", f"CODE-{customer}", 0, f"r:{customer}", None, NOW)
         opening = CaseOpening(customer_id=customer, subject="help", priority="high", sla=timedelta(hours=4))
         case_id = case_store.open_case(session, opening, NOW)
+        session.add(models.Broadcast(id=f"b-{customer}", name="Sale", segment_id="vip", template_id="t", variants="[]",
+                                     winner_metric="clicks", rate_per_minute=60, status="scheduled",
+                                     created_by="ada"))  # fmt: skip
+        session.flush()
+        session.add(models.BroadcastRecipient(broadcast_id=f"b-{customer}", customer_id=customer, position=0,
+                                              variant="holdout"))  # fmt: skip
     assert case_id is not None
     store.write(case_store.add_note, case_id, "agent", f"{customer} called", NOW)
     store.write(audit_log.record, "ada", "consent", "customer", customer, {"channel": "email"})
@@ -101,6 +107,7 @@ def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) ->
     assert {table: len(rows) for table, rows in found.items()} == {
         "customers": 1, "customer_segments": 1, "consents": 1, "actions": 1, "loyalty_ledger": 1, "rewards": 1,
         "loyalty_balances": 1,  # the balance kept with the ledger (issue 18)
+        "broadcast_recipients": 1,  # where a broadcast placed them (issue 18)
         "cases": 1, "case_notes": 1, "audit_log": 2,  # the consent change and the case note
         "skipped_decisions": 1,
         "event_outbox": 2,  # Case Opened, Loyalty Points Awarded

@@ -18,6 +18,7 @@ from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage.models import (
     Action,
     AuditEntry,
+    BroadcastRecipient,
     Case,
     CaseNote,
     Consent,
@@ -31,7 +32,7 @@ from ecrm_interaction.storage.models import (
 )
 
 CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, LoyaltyBalance, Reward,
-                   Case, OutboxEvent)  # fmt: skip
+                   Case, OutboxEvent, BroadcastRecipient)  # fmt: skip
 """Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
 entries about a customer are found through these."""
 
