@@ -84,8 +84,8 @@ ALWAYS = {"template_version": "1"}
 """Ids every store has, seeded or not (a template's first version)."""
 
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "/console/customers": ("", "q={email_of_customer}", "q=Customer", "segment={segment_id}",
-                           "lifecycle_stage=active", "rfm_segment=champions", "tier=gold"),
+    "/console/customers": ("", "q={email_of_customer}", "q=Customer", "segment={segment_id}", "stage=active",
+                           "rfm=champions", "tier=gold", "offset=2000"),
     "/console/customers/{customer_id}": ("", "@typical_customer_id"),
     "/console/segments/{segment_id}/members": ("", "page=50"),
     "/console/data/audit": ("", "entity=case"),
