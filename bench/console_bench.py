@@ -159,7 +159,9 @@ def targets(pages: Iterable[str], ids: dict[str, str], lookup: Callable[[str], s
                     continue
                 url = re.sub(r"\{" + re.escape(name) + r"(?::[^}]*)?\}", value, url)
             if missing:
-                unfilled[page] = f"no id for {', '.join(missing)}: add it to bench.console_bench.PARAMETERS"
+                unfilled[page] = "; ".join(
+                    f"no id for {{{name}}}: none seeded (bench.console_bench.PARAMETERS, bench.console_seed) and "
+                    f"GET {api_list_route(name)} lists none" for name in missing)  # fmt: skip
                 break
             if query:
                 url += "?" + query.format(**values)
