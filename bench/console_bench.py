@@ -76,12 +76,18 @@ PARAMETERS: dict[str, str] = {
 named otherwise is filled from the API's list of that resource (``{broadcast_id}`` → the first
 ``id`` of ``GET /v1/broadcasts``), else the page is reported as an error, naming it."""
 
+DOWNLOADS = re.compile(r"(/export|\.csv)$")
+"""Console routes that answer a file to save (a customer's export, a CSV of members), not a page:
+measured and reported, not held to the ceiling."""
+
+DOWNLOAD_REQUESTS = 5
+
 ALWAYS = {"template_version": "1"}
 """Ids every store has, seeded or not (a template's first version)."""
 
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "/console/customers": ("", "q={email_of_customer}", "q=Customer", "segment={segment_id}",
-                           "lifecycle_stage=active", "rfm_segment=champions", "tier=gold"),
+    "/console/customers": ("", "q={email_of_customer}", "q=Customer", "segment={segment_id}", "stage=active",
+                           "rfm=champions", "tier=gold", "offset=2000"),
     "/console/customers/{customer_id}": ("", "@typical_customer_id"),
     "/console/segments/{segment_id}/members": ("", "page=50"),
     "/console/data/audit": ("", "entity=case"),
@@ -153,7 +159,9 @@ def targets(pages: Iterable[str], ids: dict[str, str], lookup: Callable[[str], s
                     continue
                 url = re.sub(r"\{" + re.escape(name) + r"(?::[^}]*)?\}", value, url)
             if missing:
-                unfilled[page] = f"no id for {', '.join(missing)}: add it to bench.console_bench.PARAMETERS"
+                unfilled[page] = "; ".join(
+                    f"no id for {{{name}}}: none seeded (bench.console_bench.PARAMETERS, bench.console_seed) and "
+                    f"GET {api_list_route(name)} lists none" for name in missing)  # fmt: skip
                 break
             if query:
                 url += "?" + query.format(**values)
@@ -173,9 +181,12 @@ def serve(database_url: str, clickhouse_url: str, port: int) -> None:
     from ecrm_interaction.api.services.warehouse import Warehouse
     from ecrm_interaction.consumer.segment_definitions import SegmentDefinitions
     from ecrm_interaction.delivery.recommendations import clickhouse_client, clickhouse_services
+    from ecrm_interaction.privacy.requests import PrivacyRequests
     from ecrm_interaction.settings import InteractionSettings
     from ecrm_interaction.storage.store import Store, make_engine, migrate
+    from ecrm_schemas.kafka_producer import ReliableProducer
     from ecrm_schemas.segments import parse_definition
+    from ecrm_schemas.suppressions import SuppressionList
 
     settings = InteractionSettings(database_url=database_url, clickhouse_url=clickhouse_url, clickhouse_database=DB,
                                    log_level="WARNING")  # fmt: skip
@@ -187,7 +198,10 @@ def serve(database_url: str, clickhouse_url: str, port: int) -> None:
     for row in warehouse.rows("SELECT definition FROM {db}.segment_definitions FINAL WHERE deleted = 0"):
         definitions.put(parse_definition(row["definition"]))
     recommender, recent_events = clickhouse_services(settings)
-    application = create_app(settings, store, None, None, recommender, recent_events, None, definitions, warehouse)
+    # Exports read ClickHouse and the store; the producer (erasures only) never reaches a broker here.
+    privacy = PrivacyRequests(clickhouse_client(settings), DB, store, ReliableProducer(settings.kafka_client_config()),
+                              SuppressionList(), settle_s=0.0)  # fmt: skip
+    application = create_app(settings, store, None, None, recommender, recent_events, privacy, definitions, warehouse)
     uvicorn.run(application, host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 
@@ -215,6 +229,8 @@ class Server:
 
 
 def measure(client: httpx.Client, target: Target, warmup: int, requests: int) -> dict[str, Any]:
+    if DOWNLOADS.search(target.page):  # seconds each for a busy customer's export: a few tell enough
+        warmup, requests = min(warmup, 1), min(requests, DOWNLOAD_REQUESTS)
     statuses: dict[str, int] = {}
     times: list[float] = []
     size = 0
@@ -233,9 +249,10 @@ def measure(client: httpx.Client, target: Target, warmup: int, requests: int) ->
     if set(statuses) != {"200"}:
         return figures | {"error": f"answered {', '.join(sorted(statuses))}"}
     p95 = percentile(times, 95)
+    download = bool(DOWNLOADS.search(target.page))
     return figures | {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(p95, 1),
                       "max_ms": round(max(times), 1), "ratio_to_ceiling": round(p95 / CEILING_MS, 3),
-                      "met": p95 < CEILING_MS}  # fmt: skip
+                      "download": download, "met": True if download else p95 < CEILING_MS}  # fmt: skip
 
 
 def signed_in(base_url: str) -> httpx.Client:
@@ -258,7 +275,7 @@ def lookup_from_api(client: httpx.Client) -> Callable[[str], str | None]:
 
 
 API_LEFT_OUT = frozenset({"/v1/customers/{customer_id}/export"})
-"""API routes ``--api`` does not request: an export is a download (and needs the privacy service)."""
+"""API routes ``--api`` does not request: an export is a download, not a page."""
 
 
 def api_paths(client: httpx.Client) -> list[str]:
@@ -314,7 +331,7 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "measured": measured,
         "unfilled": unfilled,
-        "slowest_p95_ms": max((m["p95_ms"] for m in measured if "p95_ms" in m), default=None),
+        "slowest_p95_ms": max((m["p95_ms"] for m in measured if "p95_ms" in m and not m.get("download")), default=None),
         "passed": not failed and not unfilled,
         "api": api_measured,
     }
@@ -333,7 +350,7 @@ def table(result: dict[str, Any], key: str = "measured") -> Table:
         if "error" in m:
             out.add_row(m["url"], "", "", "", "", "", f"[red]ERROR: {m['error']}[/red]")
             continue
-        state = "[green]ok[/green]" if m["met"] else "[red]OVER[/red]"
+        state = "download" if m.get("download") else "[green]ok[/green]" if m["met"] else "[red]OVER[/red]"
         out.add_row(m["url"], f"{m['p50_ms']:.1f}", f"{m['p95_ms']:.1f}", f"{m['max_ms']:.1f}",
                     f"{m['ratio_to_ceiling']:.2f}", f"{m['bytes'] / 1024:.1f}", state)  # fmt: skip
     for page, why in result["unfilled"].items() if key == "measured" else ():

@@ -193,7 +193,7 @@ CONSOLE_CEILING_MS = 300.0
 def console_aim(console: dict[str, Any]) -> Aim:
     """The slowest console page's p95 against the goal; an unmeasured or failing page misses it too."""
     measured = console.get("measured") or []
-    slowest = max((m["p95_ms"] for m in measured if "p95_ms" in m), default=None)
+    slowest = max((m["p95_ms"] for m in measured if "p95_ms" in m and not m.get("download")), default=None)
     broken = any("error" in m for m in measured) or bool(console.get("unfilled"))
     met = None if not measured else (slowest is not None and slowest < CONSOLE_CEILING_MS and not broken)
     name = (f"console, slowest page p95 ({console['customers']:,} customers, {console['events']:,} events)"
@@ -245,7 +245,7 @@ def console_section(console: dict[str, Any] | None) -> list[str]:
         if "error" in m:
             lines.append(f"| `{m['url']}` | | | | | | **error: {m['error']}** |")
             continue
-        state = "met" if m["met"] else "**over the ceiling**"
+        state = "a download: not held to it" if m.get("download") else "met" if m["met"] else "**over the ceiling**"
         lines.append(f"| `{m['url']}` | {m['p50_ms']:,.1f} | {m['p95_ms']:,.1f} | {m['max_ms']:,.1f} | "
                      f"{m['ratio_to_ceiling']:.2f} | {m['bytes'] / 1024:,.1f} | {state} |")  # fmt: skip
     for page, why in (console.get("unfilled") or {}).items():
