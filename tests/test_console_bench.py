@@ -3,21 +3,9 @@ cannot be missed), with its path parameters filled; and how its figures are judg
 
 from __future__ import annotations
 
-from fastapi.routing import APIRoute
-
 from bench import console_bench, report
 from bench.console_bench import PARAMETERS, Target, api_list_route, path_parameters, targets
-
-
-def _routes(routes) -> list[APIRoute]:  # type: ignore[no-untyped-def]
-    """Every APIRoute, those of included routers too."""
-    found: list[APIRoute] = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found.append(route)
-        elif hasattr(route, "original_router"):
-            found += _routes(route.original_router.routes)
-    return found
+from ecrm_interaction.console.app import routes_of
 
 
 def _app(tmp_path):  # type: ignore[no-untyped-def]
@@ -30,7 +18,7 @@ def _app(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_the_bench_measures_every_get_page_the_console_serves(tmp_path) -> None:
-    routes = _routes(_app(tmp_path).routes)
+    routes = routes_of(_app(tmp_path).routes)
     served = {r.path for r in routes if r.path.startswith("/console") and "GET" in r.methods}
     pages = console_bench.console_pages()
     assert served - set(pages) == set(), f"console GET routes the bench would not measure: {served - set(pages)}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -41,6 +40,7 @@ from scenarios.users import (
 
 from ecrm_embedded.net import free_port
 from ecrm_embedded.stack import Stack, StackSettings
+from ecrm_embedded.testing import headless_chromium
 
 SCENARIO_RULES = Path(__file__).with_name("rules.yaml")
 
@@ -190,25 +190,10 @@ def data_team(shop: Shop) -> DataTeam:
     return DataTeam(shop)
 
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]  # fmt: skip
-
-
 @pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright (its own browser download cannot work here)."""
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        message = "Chromium is required for the console stories (make test installs it: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    with headless_chromium("the console stories") as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

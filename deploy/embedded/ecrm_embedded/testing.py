@@ -7,12 +7,14 @@ loopback port and stops it afterwards; nothing is mocked.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,36 @@ def read_records(
         return records
     finally:
         consumer.close()
+
+
+# Without the background-networking flags Chromium phones home at start-up; in a closed
+# network those connections are refused and slow everything down.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def headless_chromium(needed_by: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (its own browser download cannot work
+    here); skipped when it is missing, failed under CI (``make test`` installs it)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        message = f"Chromium is required for {needed_by} (make test installs it: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

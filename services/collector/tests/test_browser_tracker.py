@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,23 +24,12 @@ from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.settings import CollectorSettings
 from ecrm_collector.sources import SourceRegistry
 from ecrm_embedded.net import free_port
-from ecrm_embedded.testing import read_topic
+from ecrm_embedded.testing import headless_chromium, read_topic
 from ecrm_schemas.events import Event, decode_event
 from ecrm_schemas.topics import EVENTS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
-# Without the background-networking flags Chromium phones home at start-up; in a closed
-# network those connections are refused and slow everything down.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-sync",
-]
 
 SHOP_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Shop</title>
@@ -181,18 +168,8 @@ def site(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        message = "Chromium is required for the browser tracker tests (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    with headless_chromium("the browser tracker tests") as browser:
         yield browser
-        browser.close()
 
 
 def events_of(bootstrap: str, anonymous_id: str, count: int, timeout_s: float = 15.0) -> list[Event]:

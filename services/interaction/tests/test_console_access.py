@@ -8,25 +8,15 @@ import re
 from fastapi.routing import APIRoute
 
 from ecrm_interaction.console.access import ACTIONS, PAGES
+from ecrm_interaction.console.app import routes_of
 
 RANK = {"viewer": 0, "agent": 1, "marketer": 2, "admin": 3}
-
-
-def _routes(routes) -> list[APIRoute]:
-    """Every APIRoute, those of included routers too (FastAPI keeps those as their router)."""
-    found: list[APIRoute] = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found.append(route)
-        elif hasattr(route, "original_router"):
-            found += _routes(route.original_router.routes)
-    return found
 
 
 def _console_routes(app) -> set[tuple[str, str]]:
     return {
         (method, route.path)
-        for route in _routes(app.routes)
+        for route in routes_of(app.routes)
         if isinstance(route, APIRoute) and route.path.startswith("/console")
         for method in route.methods
     }
@@ -34,7 +24,7 @@ def _console_routes(app) -> set[tuple[str, str]]:
 
 def _api_role(app, method: str, path: str) -> str:
     """The least role of an API route, read from its ``require(role)`` dependency."""
-    for route in _routes(app.routes):
+    for route in routes_of(app.routes):
         if route.path == path and method in route.methods:
             roles = [d.call.role for d in route.dependant.dependencies if hasattr(d.call, "role")]
             roles += [d.call.role for dep in route.dependant.dependencies for d in dep.dependencies

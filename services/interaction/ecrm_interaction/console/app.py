@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from ecrm_interaction.console import access, pages
 from ecrm_interaction.console.access import NotAllowed, SignInRequired
 from ecrm_interaction.console.rendering import STATIC, render
+
+
+def routes_of(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+    """Every APIRoute of ``routes``, those of included routers too (FastAPI keeps an included
+    router as one route): what the role-table test and the console bench walk."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif (included := getattr(route, "original_router", None)) is not None:
+            found += routes_of(included.routes)
+    return found
 
 
 def page_modules() -> list[str]:

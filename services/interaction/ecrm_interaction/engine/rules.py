@@ -323,8 +323,8 @@ class RuleSpec(BaseModel):
         return {a.template for a in self.actions if isinstance(a, EmailAction)}
 
 
-class TemplateSpec(BaseModel):
-    """An email template (Jinja2, sandboxed): subject, text part, optional HTML part.
+class TemplateParts(BaseModel):
+    """An email template's parts (Jinja2, sandboxed): subject, text part, optional HTML part.
 
     Each part must compile (``template_syntax`` errors name the part and the line), so a
     broken template is refused when it is saved instead of failing every send.
@@ -332,7 +332,6 @@ class TemplateSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Id
     subject: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     text: Annotated[str, StringConstraints(min_length=1)]
     html: str | None = None
@@ -341,6 +340,12 @@ class TemplateSpec(BaseModel):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         return None if value is None else check_template(value)
+
+
+class TemplateSpec(TemplateParts):
+    """An email template: its id and its parts."""
+
+    id: Id
 
 
 class TierSpec(BaseModel):

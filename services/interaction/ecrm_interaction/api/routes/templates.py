@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, StringConstraints, field_validator
+from pydantic import BaseModel, StringConstraints
 
 from ecrm_interaction.api.deps import Marketer, SessionDep, SettingsDep, Viewer
 from ecrm_interaction.api.services import template_previews
-from ecrm_interaction.engine.rendering import RenderError, check_template, unknown_names
-from ecrm_interaction.engine.rules import TemplateSpec
+from ecrm_interaction.engine.rendering import RenderError, unknown_names
+from ecrm_interaction.engine.rules import TemplateParts, TemplateSpec
 from ecrm_interaction.storage import audit, rules
 from ecrm_interaction.storage.models import TemplateVersion
 from ecrm_interaction.storage.store import aware
@@ -21,18 +21,10 @@ from ecrm_interaction.storage.store import aware
 PARTS = ("subject", "text", "html")
 
 
-class PreviewIn(BaseModel):
+class PreviewIn(TemplateParts):
     """An unsaved template (its parts) and the customer to render it for."""
 
     customer_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-    text: Annotated[str, StringConstraints(min_length=1)]
-    html: str | None = None
-
-    @field_validator("subject", "text", "html")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        return None if value is None else check_template(value)
 
 
 class TestSendIn(BaseModel):
