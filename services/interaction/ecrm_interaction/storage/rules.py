@@ -100,6 +100,19 @@ def template_version(session: Session, template_id: str, version: int) -> Templa
     return session.get(TemplateVersion, (template_id, version))
 
 
+def template_in_force(session: Session, template_id: str, moment: datetime) -> TemplateSpec | None:
+    """The template as it was at ``moment``: its newest version saved then or before, else None."""
+    row = session.scalar(
+        select(TemplateVersion)
+        .where(TemplateVersion.template_id == template_id, TemplateVersion.saved_at <= moment)
+        .order_by(TemplateVersion.version.desc())
+        .limit(1)
+    )
+    if row is None:
+        return None
+    return TemplateSpec.model_construct(id=template_id, subject=row.subject, text=row.text_body, html=row.html_body)
+
+
 def rule(session: Session, rule_id: str) -> RuleSpec | None:
     row = session.get(Rule, rule_id)
     return RuleSpec.model_validate_json(row.spec) if row else None

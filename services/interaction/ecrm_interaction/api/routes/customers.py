@@ -81,7 +81,7 @@ def router(recommender: Recommender | None, recent_events: RecentEvents | None) 
         limit: Annotated[int, Query(ge=1, le=50)] = 20,
     ) -> dict[str, Any]:
         """Every email planned for the customer (the latest ``limit``), with its decision, its
-        copy (rendered again from the template as it is now and the payload stored with the
+        copy (rendered again from the template version in force when it was sent and the payload stored with the
         send: the body is not stored) and its fate (delivered, opened, clicked, bounced,
         complained: the first time of each, from ClickHouse's email events)."""
         return story.messages(session, warehouse, customer_id, limit)

@@ -8,9 +8,9 @@ ClickHouse (``warehouse`` None) the relational half still answers and ``warehous
 the rest is missing.
 
 The copy of an email is not stored when it is sent (only its subject): it is rendered again
-here from the template as it is now and the payload stored with the action (the profile, the
-trigger, the reason), so it is what was sent unless the template was edited since or it held
-recommendations (those are left out) or the loyalty balance (today's is used).
+here from the template version in force when it was sent (every save is a version) and the
+payload stored with the action (the profile, the trigger, the reason), so it is what was sent
+unless it held recommendations (those are left out) or the loyalty balance (today's is used).
 """
 
 from __future__ import annotations
@@ -73,12 +73,14 @@ def timeline(session: Session, warehouse: Warehouse | None, customer_id: str, li
     return {"customer_id": customer_id, "items": items[:limit], "warehouse": missing}
 
 
-def message_copy(action: Action, templates: dict[str, Any], points: int, tier: str) -> dict[str, Any]:
+def message_copy(session: Session, action: Action, templates: dict[str, Any], points: int, tier: str) -> dict[str, Any]:
     """The email ``action`` sent, rendered again (see the module docstring): ``subject``,
     ``text``, ``html``, or ``error`` when it cannot be."""
     payload = orjson.loads(action.payload or "{}")
     template_id = (payload.get("action") or {}).get("template")
-    template = templates.get(template_id) if template_id else None
+    sent_at = action.done_at or action.updated_at
+    template = rules.template_in_force(session, template_id, sent_at) if template_id and sent_at else None
+    template = template or (templates.get(template_id) if template_id else None)
     if template is None:
         return {"template": template_id, "error": f"the template {template_id!r} no longer exists"}
     context = message_context(
@@ -127,10 +129,10 @@ def messages(session: Session, warehouse: Warehouse | None, customer_id: str, li
                 "sent_at": _iso(action.done_at) if action.status == "sent" else None,
                 "fate": fate,
                 "outcome": _outcome(action.status, fate),
-                "rendered": message_copy(action, templates, points, tier) if action.status == "sent" else None,
+                "rendered": message_copy(session, action, templates, points, tier) if action.status == "sent" else None,
             }
         )
-    note = "rendered again from the template as it is now and the payload stored with the send"
+    note = "rendered again from the template version in force when it was sent and the payload stored with the send"
     return {"customer_id": customer_id, "messages": listed, "warehouse": missing, "rendered_note": note}
 
 
