@@ -85,6 +85,7 @@ def test_every_writer_of_the_events_topic_is_one_that_checks_the_sender() -> Non
     trusted = {
         "services/collector/ecrm_collector/gateway.py": "ingest: plan_ingest with the sender's kind",
         "services/collector/ecrm_collector/dead_letter_topic.py": "DLQ replay: plan_replay under the sender's rules",
+        "services/collector/ecrm_collector/routes/admin.py": "chosen dead letters replayed: plan_replay as above",
         "services/interaction/ecrm_interaction/delivery/outbox_relay.py": "the interaction service's own reports",
     }
     writers = {

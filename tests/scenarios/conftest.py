@@ -190,8 +190,11 @@ def data_team(shop: Shop) -> DataTeam:
     return DataTeam(shop)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """One browser per story module: Playwright's sync API keeps an event loop running while it
+    is open, which would break the asyncio tests after this directory (package scope is the
+    session's here: the directory is not a package)."""
     with headless_chromium("the console stories") as browser:
         yield browser
 
