@@ -77,6 +77,44 @@ def rank(
     return picks
 
 
+LATEST_EVENTS_SQL = (
+    "SELECT {columns} FROM {db}.events WHERE customer_id IN {keys:Array(String)}"
+    " AND timestamp >= {since:DateTime64(3, 'UTC')}"
+    " ORDER BY timestamp DESC LIMIT 1 BY customer_id, type, event, timestamp, message_id LIMIT {limit:UInt32}"
+)
+"""A customer's latest events since a moment, each once. Without ``FINAL`` (which merges every
+part the customer's granules are in): a redelivered event has the same sorting key, so
+``LIMIT 1 BY`` the key drops it as ``FINAL`` would."""
+
+LATEST_MONTHS_SQL = (
+    "SELECT toStartOfMonth(timestamp) AS month, count() AS n FROM {db}.events"
+    " WHERE customer_id IN {keys:Array(String)} GROUP BY month ORDER BY month DESC"
+)
+"""How many events the customer's ids have per month (narrow columns only): the events are
+partitioned by month, so the latest events are read from the few months that hold them."""
+
+BEGINNING = datetime(1970, 1, 1)
+
+
+def latest_events(
+    query: Callable[[str, dict[str, Any]], list[dict[str, Any]]], columns: str, keys: list[str], limit: int
+) -> list[dict[str, Any]]:
+    """The latest ``limit`` events of ``keys``, newest first, through ``query(sql, parameters)``
+    (``{db}`` left in the SQL): read from the latest months that hold at least ``limit`` of them
+    (all of them when those held fewer once redeliveries are dropped)."""
+    since, seen = BEGINNING, 0
+    for month in query(LATEST_MONTHS_SQL, {"keys": keys}):
+        seen += int(month["n"])
+        if seen >= limit:
+            since = datetime(month["month"].year, month["month"].month, 1)
+            break
+    sql = LATEST_EVENTS_SQL.replace("{columns}", columns)
+    rows = query(sql, {"keys": keys, "since": since, "limit": limit})
+    if len(rows) < limit and since != BEGINNING:
+        rows = query(sql, {"keys": keys, "since": BEGINNING, "limit": limit})
+    return rows
+
+
 class Recommendations:
     """Recommendation queries against ClickHouse (``client``: clickhouse-connect)."""
 
@@ -167,13 +205,16 @@ class Recommendations:
     def recent_events(self, customer_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """The customer's latest events, newest first, each once: ``properties`` (and an identify's
         or group's ``traits``) as JSON objects, a page's or screen's ``name`` and ``category``."""
-        rows = self.client.query(
-            f"SELECT message_id, type, event, timestamp, properties, traits, name, category FROM {self.db}.events "
-            "FINAL WHERE customer_id IN {keys:Array(String)} ORDER BY timestamp DESC LIMIT {limit:UInt32}",
-            parameters={"keys": self.keys_of(customer_id), "limit": limit},
-        ).result_rows
+
+        def query(sql: str, parameters: dict[str, Any]) -> list[Any]:
+            return list(self.client.query(sql.replace("{db}", self.db), parameters=parameters).named_results())
+
+        columns = "message_id, type, event, timestamp, properties, traits, name, category"
+        rows = latest_events(query, columns, self.keys_of(customer_id), limit)
         events = []
-        for message_id, type_, event, at, properties, traits, name, category in rows:
+        for row in rows:
+            message_id, type_, event, at = row["message_id"], row["type"], row["event"], row["timestamp"]
+            properties, traits, name, category = row["properties"], row["traits"], row["name"], row["category"]
             item: dict[str, Any] = {
                 "message_id": message_id,
                 "type": type_,

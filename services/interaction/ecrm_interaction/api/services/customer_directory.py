@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ecrm_interaction.api.services.warehouse import Warehouse
+from ecrm_interaction.delivery.recommendations import latest_events
 from ecrm_schemas.catalog import CatalogEvent
 
 NAME_TRAITS = ("name", "firstName", "first_name", "lastName", "last_name")
@@ -208,11 +209,7 @@ def _event_detail(row: dict[str, Any]) -> str:
 
 def events(warehouse: Warehouse, keys: list[str], limit: int) -> list[dict[str, Any]]:
     """The latest ``limit`` events of the customer's ids, newest first, as timeline items."""
-    rows = warehouse.rows(
-        "SELECT message_id, type, event, timestamp, properties, traits, name FROM {db}.events FINAL "
-        "WHERE customer_id IN {keys:Array(String)} ORDER BY timestamp DESC LIMIT {limit:UInt32}",
-        {"keys": keys, "limit": limit},
-    )
+    rows = latest_events(warehouse.rows, "message_id, type, event, timestamp, properties, traits, name", keys, limit)
     return [
         {"at": _iso(r["timestamp"]), "kind": "event", "title": _event_title(r), "detail": _event_detail(r),
          "reason": None, "ref": r["message_id"]}
@@ -236,17 +233,21 @@ def segment_changes(warehouse: Warehouse, customer_id: str, limit: int) -> list[
     ]  # fmt: skip
 
 
-def email_fates(warehouse: Warehouse, keys: list[str], email_ids: list[str]) -> dict[str, dict[str, str | None]]:
+def email_fates(
+    warehouse: Warehouse, keys: list[str], email_ids: list[str], since: datetime | None = None
+) -> dict[str, dict[str, str | None]]:
     """For each of ``email_ids``: the first time each fate happened (``delivered``, ``opened``,
-    ``clicked``, ``bounced``…), from the email events of the customer's ids."""
+    ``clicked``, ``bounced``…), from the email events of the customer's ids (those from
+    ``since`` on, when given: the fates of emails planned then cannot be older, and the
+    partitions before it are not read)."""
     if not email_ids:
         return {}
     rows = warehouse.rows(
         "SELECT JSONExtractString(properties, 'email_id') AS email_id, event, min(timestamp) AS first_at "
         "FROM {db}.events WHERE customer_id IN {keys:Array(String)} AND type = 'track' "
-        "AND event IN {names:Array(String)} AND email_id IN {ids:Array(String)} "
-        "GROUP BY email_id, event",
-        {"keys": keys, "names": list(EMAIL_FATES), "ids": email_ids},
+        "AND event IN {names:Array(String)} AND timestamp >= {since:DateTime64(3, 'UTC')} "
+        "AND email_id IN {ids:Array(String)} GROUP BY email_id, event",
+        {"keys": keys, "names": list(EMAIL_FATES), "ids": email_ids, "since": since or datetime(1970, 1, 1)},
     )
     fates: dict[str, dict[str, str | None]] = {}
     for r in rows:

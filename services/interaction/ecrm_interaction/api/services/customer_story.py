@@ -15,7 +15,7 @@ unless it held recommendations (those are left out) or the loyalty balance (toda
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -31,6 +31,10 @@ from ecrm_interaction.storage.models import Action
 from ecrm_interaction.storage.store import aware
 
 UNSUBSCRIBE_PLACEHOLDER = "#unsubscribe-link-of-the-sent-email"
+
+FATE_SLACK = timedelta(days=1)
+"""How much earlier than an email was planned its fate events are still looked for (the
+clocks of the mail provider and ours disagree a little)."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -108,7 +112,9 @@ def messages(session: Session, warehouse: Warehouse | None, customer_id: str, li
     elif planned:
         try:
             keys = directory.keys_of(warehouse, customer_id)
-            fates = directory.email_fates(warehouse, keys, [a.id for a in planned])
+            earliest = min(aware(a.created_at) or datetime.now(UTC) for a in planned)
+            since = earliest.astimezone(UTC).replace(tzinfo=None) - FATE_SLACK
+            fates = directory.email_fates(warehouse, keys, [a.id for a in planned], since)
         except Exception as exc:  # ClickHouse away: the messages without their fate
             missing = type(exc).__name__
     templates = rules.templates(session) if planned else {}
