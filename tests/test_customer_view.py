@@ -52,6 +52,12 @@ async def test_recent_events_in_the_customer_view_carry_objects_not_json_text(
         opened = await http.post("/v1/cases", json={"customer_id": "u1", "subject": "Help"}, headers=ADMIN)
         assert opened.status_code == 201
         view = (await http.get("/v1/customers/u1", headers=ADMIN)).json()
+        latest = (await http.get("/v1/customers/u1", params={"events": 1}, headers=ADMIN)).json()
+        without = (await http.get("/v1/customers/u1", params={"events": 0}, headers=ADMIN)).json()
+        refused = await http.get("/v1/customers/u1", params={"events": 201}, headers=ADMIN)
+    assert [e["message_id"] for e in latest["recent_events"]] == ["t1"]
+    assert "recent_events" not in without and without["cases"] == view["cases"]
+    assert refused.status_code == 422 and "events" in refused.text
     track, page, identify = view["recent_events"]
     assert track == {"message_id": "t1", "type": "track", "event": "Product Viewed",
                      "timestamp": track["timestamp"], "properties": {"product_id": "p1", "price": 12.5}}  # fmt: skip

@@ -30,6 +30,14 @@ def _context(**traits):
     return message_context(payload, rule_id="r", recommendations=[{"product_id": "p7"}], unsubscribe_url="https://u/x")
 
 
+def test_a_template_compiled_once_renders_each_context_and_part_apart() -> None:
+    same = TemplateSpec(id="s", subject="{{ traits.firstName }}", text="{{ traits.firstName }}",
+                        html="{{ traits.firstName }}")  # fmt: skip
+    first, second = (render_email(same, _context(firstName=name)) for name in ("<i>Ada</i>", "Bo"))
+    assert (first.text, first.html) == ("<i>Ada</i>", "&lt;i&gt;Ada&lt;/i&gt;")  # the text part is never escaped
+    assert (second.subject, second.text, second.html) == ("Bo", "Bo", "Bo")
+
+
 def test_rendering_uses_profile_event_and_escapes_html() -> None:
     email = render_email(TEMPLATE, _context(firstName="<b>Ada</b>"))
     assert email.subject == "Hi <b>Ada</b>" and email.text == "ada@example.com"

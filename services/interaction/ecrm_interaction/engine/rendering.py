@@ -21,6 +21,7 @@ the one URL a click may go to.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import traceback
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from babel.core import UnknownLocaleError
 from babel.numbers import format_currency, format_decimal
-from jinja2 import ChainableUndefined, DictLoader, TemplateError, TemplateSyntaxError, Undefined, meta
+from jinja2 import ChainableUndefined, DictLoader, Template, TemplateError, TemplateSyntaxError, Undefined, meta
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -99,6 +100,15 @@ _TEXT = _Sandbox(autoescape=False, undefined=ChainableUndefined, loader=_NOTHING
 _HTML = _Sandbox(autoescape=True, undefined=ChainableUndefined, loader=_NOTHING_TO_LOAD)
 for _environment in (_TEXT, _HTML):
     _environment.filters["money"] = money
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(environment: _Sandbox, source: str) -> Template:
+    """``source`` compiled once (Jinja compiles a string to Python each time it is given one,
+    which costs more than rendering it); a compiled template renders safely in many threads."""
+    return environment.from_string(source)
+
+
 _LINK = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
@@ -189,7 +199,7 @@ def unknown_names(source: str) -> list[str]:
 def render_text(source: str, context: dict[str, Any]) -> str:
     """A plain-text template (notifications, case subjects)."""
     try:
-        return _TEXT.from_string(source).render(context)
+        return _compiled(_TEXT, source).render(context)
     except _TEMPLATE_FAULTS as exc:
         raise RenderError.of(exc, str(exc)) from exc
 
@@ -197,11 +207,11 @@ def render_text(source: str, context: dict[str, Any]) -> str:
 def render_email(template: TemplateSpec, context: dict[str, Any]) -> RenderedEmail:
     part = "subject"
     try:
-        subject = _TEXT.from_string(template.subject).render(context)
+        subject = _compiled(_TEXT, template.subject).render(context)
         part = "text"
-        text = _TEXT.from_string(template.text).render(context)
+        text = _compiled(_TEXT, template.text).render(context)
         part = "html"
-        body = _HTML.from_string(template.html).render(context) if template.html else None
+        body = _compiled(_HTML, template.html).render(context) if template.html else None
     except _TEMPLATE_FAULTS as exc:
         raise RenderError.of(exc, f"template {template.id!r}: {exc}", part) from exc
     return RenderedEmail(subject=" ".join(subject.split()), text=text, html=body)

@@ -87,10 +87,16 @@ def router(recommender: Recommender | None, recent_events: RecentEvents | None) 
         return story.messages(session, warehouse, customer_id, limit)
 
     @routes.get("/v1/customers/{customer_id}")
-    def customer_360(customer_id: str, _who: Viewer, session: SessionDep) -> dict[str, Any]:
-        """Identity, traits and scores, segments, recent events, messages sent and suppressed,
-        cases and loyalty: one call for sales and support staff."""
-        view = service.customer_view(session, customer_id, recent_events)
+    def customer_360(
+        customer_id: str,
+        _who: Viewer,
+        session: SessionDep,
+        events: Annotated[int, Query(ge=0, le=200)] = 20,
+    ) -> dict[str, Any]:
+        """Identity, traits and scores, segments, the latest ``events`` events (0: none, and
+        ClickHouse is not asked; ``/timeline`` pages through them), messages sent and
+        suppressed, cases and loyalty: one call for sales and support staff."""
+        view = service.customer_view(session, customer_id, recent_events if events else None, events)
         if view is None:
             raise HTTPException(404, "customer_not_found")
         return view

@@ -5,8 +5,9 @@ the fate of each email sent to them (the email events naming its ``email_id``).
 
 Every query is bounded: the list by ``LIMIT``/``OFFSET`` (the profiles view is read in
 ``last_seen`` order, never loaded whole), a customer's rows through the tables' sorting keys
-(``events`` by ``customer_id``; ``segment_changes`` by ``(segment_id, customer_id)``, so the
-customer's changes are found per segment id rather than by scanning the table).
+(``events`` by ``customer_id``; ``segment_changes`` by ``(segment_id, customer_id)``: there
+are few segment ids, so ClickHouse skips the granules without the customer on the second
+key column alone, which read a tenth of the rows that naming every segment id did).
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def segment_changes(warehouse: Warehouse, customer_id: str, limit: int) -> list[
     """The customer's latest segment entries and exits with the reason of each, newest first."""
     rows = warehouse.rows(
         "SELECT at, segment_id, segment_name, toString(change) AS change, trigger, reason FROM {db}.segment_changes "
-        "WHERE segment_id IN (SELECT DISTINCT segment_id FROM {db}.segment_definitions) AND customer_id = {c:String} "
+        "PREWHERE customer_id = {c:String} "
         "ORDER BY at DESC LIMIT {limit:UInt32}",
         {"c": customer_id, "limit": limit},
     )
@@ -239,14 +240,16 @@ def email_fates(
     """For each of ``email_ids``: the first time each fate happened (``delivered``, ``opened``,
     ``clicked``, ``bounced``…), from the email events of the customer's ids (those from
     ``since`` on, when given: the fates of emails planned then cannot be older, and the
-    partitions before it are not read)."""
+    partitions before it are not read). ``PREWHERE`` names the narrow columns that find the
+    customer's email events: ClickHouse's own choice also moved the ``properties`` test there,
+    reading that wide column for every row of the granules (twice the time)."""
     if not email_ids:
         return {}
     rows = warehouse.rows(
         "SELECT JSONExtractString(properties, 'email_id') AS email_id, event, min(timestamp) AS first_at "
-        "FROM {db}.events WHERE customer_id IN {keys:Array(String)} AND type = 'track' "
+        "FROM {db}.events PREWHERE customer_id IN {keys:Array(String)} AND type = 'track' "
         "AND event IN {names:Array(String)} AND timestamp >= {since:DateTime64(3, 'UTC')} "
-        "AND email_id IN {ids:Array(String)} GROUP BY email_id, event",
+        "WHERE email_id IN {ids:Array(String)} GROUP BY email_id, event",
         {"keys": keys, "names": list(EMAIL_FATES), "ids": email_ids, "since": since or datetime(1970, 1, 1)},
     )
     fates: dict[str, dict[str, str | None]] = {}

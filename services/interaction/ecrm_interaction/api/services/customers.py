@@ -32,9 +32,12 @@ def loyalty_view(session: Session, customer_id: str) -> dict[str, Any]:
     }
 
 
-def customer_view(session: Session, customer_id: str, recent_events: RecentEvents | None) -> dict[str, Any] | None:
-    """Identity, traits and scores, segments, recent events (``recent_events``: ClickHouse),
-    messages sent and suppressed, cases and loyalty; None when nothing is known of the customer."""
+def customer_view(
+    session: Session, customer_id: str, recent_events: RecentEvents | None, events: int = 20
+) -> dict[str, Any] | None:
+    """Identity, traits and scores, segments, the latest ``events`` events (``recent_events``:
+    ClickHouse; left out without), messages sent and suppressed, cases and loyalty; None when
+    nothing is known of the customer."""
     row = customers.customer(session, customer_id)
     profile = orjson.loads(row.profile) if row is not None and row.profile else None
     planned = actions.recent(session, customer_id=customer_id, limit=200)
@@ -92,7 +95,7 @@ def customer_view(session: Session, customer_id: str, recent_events: RecentEvent
     }
     if recent_events is not None:
         try:
-            view["recent_events"] = recent_events(customer_id, 20)
+            view["recent_events"] = recent_events(customer_id, events)
         except Exception as exc:  # ClickHouse away: the rest of the view still answers
             view["recent_events"] = {"error": type(exc).__name__}
     return view

@@ -125,7 +125,7 @@ def router() -> APIRouter:
     ) -> Response:
         path = quote(customer_id, safe="")
         view, identity, timeline, messages = await asyncio.gather(
-            staff.api.get(f"/v1/customers/{path}"),
+            staff.api.get(f"/v1/customers/{path}", events=0),  # the timeline has them
             staff.api.get(f"/v1/customers/{path}/identity"),
             staff.api.get(f"/v1/customers/{path}/timeline", limit=50),
             staff.api.get(f"/v1/customers/{path}/messages", limit=20),
