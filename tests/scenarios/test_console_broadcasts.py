@@ -55,6 +55,9 @@ def test_a_marketer_sends_a_broadcast_to_a_small_segment(
     page.get_by_role("button", name="Save draft").click()
     expect(page.locator("#to-send")).to_have_text("2")
     expect(page.locator("#status")).to_have_text("draft")
+    page.get_by_role("button", name="Count again").click()
+    expect(page.get_by_role("status")).to_contain_text("the audience is counted again")
+    expect(page.locator("#to-send")).to_have_text("2")
     page.get_by_role("button", name="Schedule").click()
     expect(page.get_by_role("status")).to_contain_text("schedule")
     for address, name in people.values():

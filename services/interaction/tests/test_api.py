@@ -238,6 +238,7 @@ ROLE_OF = {
     ("GET", "/v1/broadcasts"): "viewer", ("POST", "/v1/broadcasts"): "marketer",
     ("GET", "/v1/broadcasts/{broadcast_id}"): "viewer", ("PUT", "/v1/broadcasts/{broadcast_id}"): "marketer",
     ("GET", "/v1/broadcasts/{broadcast_id}/audience"): "viewer",
+    ("POST", "/v1/broadcasts/{broadcast_id}/audience"): "marketer",
     ("POST", "/v1/broadcasts/{broadcast_id}/schedule"): "marketer",
     ("POST", "/v1/broadcasts/{broadcast_id}/pause"): "marketer",
     ("POST", "/v1/broadcasts/{broadcast_id}/resume"): "marketer",

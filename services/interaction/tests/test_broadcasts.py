@@ -303,3 +303,49 @@ async def test_the_policy_is_applied_again_as_each_message_goes(world, http) -> 
     assert sorted(world.recipients()) == ["c1@example.com", "c2@example.com"]
     shown = (await http.get(f"/v1/broadcasts/{made['id']}", headers=ADMIN)).json()
     assert shown["status"] == "done" and shown["progress"]["A"] == {"sent": 2, "suppressed": 1}
+
+
+async def test_a_drafts_audience_is_kept_as_counted_until_counted_again(world, http) -> None:
+    """Judging every member of a large segment takes seconds: a draft keeps the count made when
+    it was saved (and says when), ``POST .../audience`` counts it again, scheduling counts anew."""
+    from ecrm_interaction.storage import customers as customer_store
+
+    world.customers("vip", "c1", "c2", "c3")
+    made = await _broadcast(http)
+    assert made["audience"]["to_send"] == 3 and made["audience"]["counted_at"]
+    with world.store.sessions.begin() as session:
+        customer_store.mark_unsubscribed(session, "c3", datetime.now(UTC))
+    kept = (await http.get(f"/v1/broadcasts/{made['id']}/audience", headers=ADMIN)).json()
+    assert kept["to_send"] == 3 and kept["counted_at"] == made["audience"]["counted_at"] and not kept["frozen"]
+    again = await http.post(f"/v1/broadcasts/{made['id']}/audience", headers=ADMIN)
+    assert again.status_code == 200 and again.json()["to_send"] == 2
+    assert again.json()["excluded"] == {"unsubscribed": 1}
+    assert (await http.get(f"/v1/broadcasts/{made['id']}/audience", headers=ADMIN)).json()["to_send"] == 2
+    with world.store.sessions.begin() as session:
+        customer_store.mark_unsubscribed(session, "c2", datetime.now(UTC))
+    scheduled = (await http.post(f"/v1/broadcasts/{made['id']}/schedule", headers=ADMIN)).json()
+    assert scheduled["audience"]["to_send"] == 1, "scheduling counts the audience anew"
+    late = await http.post(f"/v1/broadcasts/{made['id']}/audience", headers=ADMIN)
+    assert late.status_code == 409, "a scheduled broadcast's audience is fixed"
+    viewer = await http.post(f"/v1/broadcasts/{made['id']}/audience")
+    assert viewer.status_code == 401
+
+
+def test_a_segments_contacts_read_with_its_membership_are_those_read_by_id(world) -> None:
+    """The two ways :func:`contacts` and :func:`recent_messages` read (a thousand ids a query,
+    or joined on a segment's membership) find the same facts."""
+    from ecrm_interaction.storage import broadcasts as broadcast_store
+    from ecrm_interaction.storage.contacts import contacts, recent_messages
+
+    world.customers("vip", "c1", "c2", *SPECIAL, **SPECIAL)
+    world.customers("others", "outsider", "capped2", capped2="capped")
+    since = datetime.now(UTC) - timedelta(days=7)
+    members = ["bounced", "c1", "c2", "capped", "gone", "noaddr", "nocon"]
+    with world.store.sessions() as session:
+        among = broadcast_store.membership("vip")
+        assert sorted(session.scalars(among)) == members
+        fallback = dict.fromkeys(members, "fallback@example.com")
+        assert contacts(session, fallback, among) == contacts(session, fallback)
+        assert contacts(session, fallback)["noaddr"].suppressed is None
+        assert recent_messages(session, members, since, among) == recent_messages(session, members, since)
+        assert len(recent_messages(session, members, since, among)["capped"]) == 1

@@ -53,6 +53,15 @@ async def test_a_marketer_creates_previews_schedules_pauses_resumes_and_cancels(
     assert detail.status_code == 200
     assert re.search(r'id="members">5<', detail.text) and re.search(r'id="to-send">3<', detail.text)
     assert "no_consent" in detail.text and "unsubscribed" in detail.text and ">Schedule<" in detail.text
+    assert "Counted " in detail.text and ">Count again<" in detail.text, "a draft shows when its audience was counted"
+    with store.sessions.begin() as session:  # c0 withdraws consent: the kept count does not know yet
+        session.merge(Consent(customer_id="c0", channel="email", purpose="marketing", granted=False, source="test",
+                              updated_at=datetime.now(UTC)))  # fmt: skip
+    assert re.search(r'id="to-send">3<', (await marketer.get(location)).text)
+    counted = await marketer.post(f"{location}/audience", data={"csrf_token": marketer.csrf})
+    assert counted.status_code == 303 and counted.headers["location"].endswith("?done=audience")
+    recounted = (await marketer.get(counted.headers["location"])).text
+    assert "the audience is counted again" in recounted and re.search(r'id="to-send">2<', recounted)
     edit = await marketer.get(f"{location}/edit")
     assert edit.status_code == 200 and 'value="Winter sale"' in edit.text
     renamed = await marketer.post(
@@ -126,9 +135,11 @@ async def test_a_viewer_sees_but_cannot_change(console_app, console_as) -> None:
     location = await _create(marketer)
     page = await viewer.get(location)
     assert page.status_code == 200 and ">Schedule<" not in page.text and ">Edit<" not in page.text
+    assert ">Count again<" not in page.text
     assert "New broadcast" not in (await viewer.get("/console/broadcasts")).text
     assert (await viewer.get("/console/broadcasts/new")).status_code == 403
-    for path in ("/console/broadcasts/new", f"{location}/edit", f"{location}/schedule", f"{location}/cancel"):
+    for path in ("/console/broadcasts/new", f"{location}/edit", f"{location}/schedule", f"{location}/cancel",
+                 f"{location}/audience"):
         refused = await viewer.post(path, data={**FORM, "csrf_token": viewer.csrf})
         assert refused.status_code == 403, path
     assert (await viewer.get(f"/v1/broadcasts/{location.rsplit('/', 1)[1]}")).json()["status"] == "draft"

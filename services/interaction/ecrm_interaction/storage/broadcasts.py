@@ -23,14 +23,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.broadcasts import EXCLUDED, HOLDOUT, Audience, Member, Variant, dedup_key, due_times
 from ecrm_interaction.engine.contact_policy import Contact, History
 from ecrm_interaction.storage import audit
 from ecrm_interaction.storage.actions import NewAction, insert_actions
-from ecrm_interaction.storage.bulk import chunks, table_of
+from ecrm_interaction.storage.bulk import table_of
 from ecrm_interaction.storage.contacts import contacts, history_of, recent_messages
 from ecrm_interaction.storage.models import Action, Broadcast, BroadcastRecipient, CustomerSegment
 from ecrm_interaction.storage.outbox import stored_profiles
@@ -112,27 +112,28 @@ def segment_known(session: Session, segment_id: str) -> bool:
     return found is not None
 
 
-def members(session: Session, segment_id: str) -> list[str]:
-    """The segment's members now, by customer id."""
-    query = select(CustomerSegment.customer_id).where(CustomerSegment.segment_id == segment_id)
-    return list(session.scalars(query.order_by(CustomerSegment.customer_id)))
+def membership(segment_id: str) -> Select[str]:
+    """The query of the segment's members now, by customer id."""
+    return select(CustomerSegment.customer_id).where(CustomerSegment.segment_id == segment_id)
 
 
-def policy_members(session: Session, customer_ids: Sequence[str], at: datetime, window: timedelta) -> list[Member]:
-    """The customers as the email executor judges them: the stored contact (address: the stored
-    one, else the profile's), the marketing messages sent in the longest cap's ``window``."""
-    found: list[Member] = []
+def policy_members(session: Session, segment_id: str, at: datetime, window: timedelta) -> list[Member]:
+    """The segment's members as the email executor judges them (the stored contact, its address
+    the stored one else the profile's; the marketing messages sent in the longest cap's
+    ``window``), by customer id: a few queries joined on the membership, whatever its size."""
+    among = membership(segment_id)
+    ids = list(session.scalars(among.order_by(CustomerSegment.customer_id)))
     since = at - window
-    for part in chunks(list(customer_ids)):
-        rows = contacts(session, dict.fromkeys(part))
-        profiles = stored_profiles(session, [c for c in part if not rows[c].email])  # only where no address is kept
-        sent = recent_messages(session, part, since)
-        for customer_id in part:
-            row = rows[customer_id]
-            address = row.email or (profiles.get(customer_id) or {}).get("email")
-            contact = Contact(address, row.timezone, row.consent.get("email"), row.unsubscribed, row.suppressed)
-            history, _ = history_of(sent[customer_id], None, since)
-            found.append(Member(customer_id, contact, History(history)))
+    rows = contacts(session, dict.fromkeys(ids), among)
+    profiles = stored_profiles(session, [c for c in ids if not rows[c].email])  # only where no address is kept
+    sent = recent_messages(session, ids, since, among)
+    found: list[Member] = []
+    for customer_id in ids:
+        row = rows[customer_id]
+        address = row.email or (profiles.get(customer_id) or {}).get("email")
+        contact = Contact(address, row.timezone, row.consent.get("email"), row.unsubscribed, row.suppressed)
+        history = history_of(sent[customer_id], None, since)[0] if sent[customer_id] else []
+        found.append(Member(customer_id, contact, History(history)))
     return found
 
 
@@ -140,6 +141,13 @@ def counts_of(audience: Audience) -> dict[str, Any]:
     return {"members": audience.members, "excluded": dict(audience.excluded), "groups": dict(audience.groups),
             "holdout": audience.groups.get(HOLDOUT, 0), "deferred": audience.deferred,
             "to_send": audience.to_send}  # fmt: skip
+
+
+def keep_count(row: Broadcast, audience: Audience, at: datetime, now: datetime) -> dict[str, Any]:
+    """Keep a draft's audience as counted ``now`` for a send at ``at`` (until it is counted again)."""
+    kept = {"computed_at": at.isoformat(), "counted_at": now.isoformat(), **counts_of(audience)}
+    row.counts = orjson.dumps(kept).decode()
+    return kept
 
 
 def schedule(session: Session, row: Broadcast, audience: Audience, start: datetime, actor: str, now: datetime) -> int:

@@ -8,11 +8,12 @@ Functions take the caller's session and only read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from ecrm_interaction.engine.contact_policy import address_digest
@@ -47,58 +48,77 @@ class SentMessage:
     done_at: datetime
 
 
-def contacts(session: Session, fallback: Mapping[str, str | None]) -> dict[str, ContactRow]:
+def _selecting(column: Any, ids: Sequence[str], among: Select[str] | None) -> list[ColumnElement[bool]]:
+    """The conditions that pick ``ids`` by ``column``, a query each: a thousand ids at a time,
+    or one naming ``among`` (the query of those ids, e.g. a segment's membership: the database
+    joins it, however many they are, and no id travels as a parameter)."""
+    if among is not None:
+        return [column.in_(among)]
+    return [column.in_(chunk) for chunk in chunks(ids, _CHUNK)]
+
+
+def contacts(
+    session: Session, fallback: Mapping[str, str | None], among: Select[str] | None = None
+) -> dict[str, ContactRow]:
     """The contact of each customer in ``fallback`` (customer id → the address to use when none is
-    stored, e.g. the planned profile's); three queries per thousand customers."""
+    stored, e.g. the planned profile's); three queries per thousand customers, or three in all
+    with ``among`` (the query of exactly those ids), which also reads the suppressions in force
+    whole: far fewer than the addresses of an audience that large."""
     ids = sorted(fallback)
-    customers: dict[str, Customer] = {}
+    stored: dict[str, tuple[str | None, str | None, bool]] = {}
     consent: dict[str, dict[str, bool]] = {customer_id: {} for customer_id in ids}
-    for chunk in chunks(ids, _CHUNK):
-        customers.update(
-            (c.customer_id, c) for c in session.scalars(select(Customer).where(Customer.customer_id.in_(chunk)))
-        )
-        rows = session.scalars(select(Consent).where(Consent.customer_id.in_(chunk), Consent.purpose == MARKETING))
-        for given in rows:
-            consent[given.customer_id][given.channel] = given.granted
+    customer_columns = (Customer.customer_id, Customer.email, Customer.timezone, Customer.unsubscribed_at)
+    for condition in _selecting(Customer.customer_id, ids, among):
+        rows = session.execute(select(*customer_columns).where(condition))
+        for customer_id, email, timezone, unsubscribed_at in rows:
+            stored[customer_id] = (email, timezone, unsubscribed_at is not None)
+    consent_columns = (Consent.customer_id, Consent.channel, Consent.granted)
+    for condition in _selecting(Consent.customer_id, ids, among):
+        for customer_id, channel, granted in session.execute(
+            select(*consent_columns).where(condition, Consent.purpose == MARKETING)
+        ):
+            if customer_id in consent:
+                consent[customer_id][channel] = granted
     addresses = {
-        customer_id: (customers[customer_id].email if customer_id in customers else None) or fallback[customer_id]
+        customer_id: (stored[customer_id][0] if customer_id in stored else None) or fallback[customer_id]
         for customer_id in ids
     }
-    digests = sorted({address_digest(a) for a in addresses.values() if a})
+    digest_of = {a: address_digest(a) for a in set(addresses.values()) if a}
+    in_force = select(AddressSuppression.address_digest, AddressSuppression.reason).where(
+        AddressSuppression.lifted_at.is_(None)
+    )
     suppressed: dict[str, str] = {}
-    for chunk in chunks(digests, _CHUNK):
-        suppressions = session.scalars(
-            select(AddressSuppression).where(
-                AddressSuppression.address_digest.in_(chunk), AddressSuppression.lifted_at.is_(None)
-            )
-        )
-        suppressed.update((row.address_digest, row.reason) for row in suppressions)
+    if among is not None:
+        suppressed.update((digest, reason) for digest, reason in session.execute(in_force))
+    else:
+        for chunk in chunks(sorted(set(digest_of.values())), _CHUNK):
+            rows = session.execute(in_force.where(AddressSuppression.address_digest.in_(chunk)))
+            suppressed.update((digest, reason) for digest, reason in rows)
     found = {}
     for customer_id in ids:
-        row = customers.get(customer_id)
         address = addresses[customer_id]
-        suppression = suppressed.get(address_digest(address)) if address else None
-        if row is None:
-            found[customer_id] = ContactRow(None, None, False, suppression, consent[customer_id])
-        else:
-            unsubscribed = row.unsubscribed_at is not None
-            found[customer_id] = ContactRow(row.email, row.timezone, unsubscribed, suppression, consent[customer_id])
+        suppression = suppressed.get(digest_of[address]) if address else None
+        email, timezone, unsubscribed = stored.get(customer_id, (None, None, False))
+        found[customer_id] = ContactRow(email, timezone, unsubscribed, suppression, consent[customer_id])
     return found
 
 
-def recent_messages(session: Session, customer_ids: Iterable[str], since: datetime) -> dict[str, list[SentMessage]]:
-    """What reached each customer since ``since`` (actions ``sent`` or ``done``), one query per thousand."""
+def recent_messages(
+    session: Session, customer_ids: Iterable[str], since: datetime, among: Select[str] | None = None
+) -> dict[str, list[SentMessage]]:
+    """What reached each customer since ``since`` (actions ``sent`` or ``done``), one query per
+    thousand, or one with ``among`` (the query of exactly those ids, as :func:`contacts`)."""
     ids = sorted(set(customer_ids))
     found: dict[str, list[SentMessage]] = {customer_id: [] for customer_id in ids}
     reached = (ActionStatus.SENT.value, ActionStatus.DONE.value)
-    for chunk in chunks(ids, _CHUNK):
+    for condition in _selecting(Action.customer_id, ids, among):
         rows = session.execute(
             select(
                 Action.customer_id, Action.rule_id, Action.kind, Action.status, Action.category, Action.done_at
-            ).where(Action.customer_id.in_(chunk), Action.status.in_(reached), Action.done_at >= since)
+            ).where(condition, Action.status.in_(reached), Action.done_at >= since)
         )
         for customer_id, rule_id, kind, status, category, done_at in rows:
-            if done_at is not None:
+            if done_at is not None and customer_id in found:
                 found[customer_id].append(SentMessage(rule_id, kind, status, category, done_at))
     return found
 

@@ -401,7 +401,8 @@ class Broadcast(Base):
     """``draft``, ``scheduled``, ``paused`` or ``cancelled`` as stored; ``sending`` and ``done``
     are read from the time and its messages (see :mod:`ecrm_interaction.storage.broadcasts`)."""
     counts: Mapped[str] = mapped_column(Text, default="{}")
-    """The audience as it was scheduled (JSON): members, excluded by reason, groups, to send."""
+    """The audience (JSON: members, excluded by reason, groups, to send): as it was scheduled,
+    or a draft's latest count with when it was counted (``counted_at``)."""
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)

@@ -143,9 +143,17 @@ def router(definitions: SegmentDefinitions) -> APIRouter:
         """The newest 100 broadcasts, newest first."""
         return [shown(session, row) for row in broadcasts.newest(session)]
 
+    def counted(session: SessionDep, row: Broadcast, policy: PolicySettings) -> dict[str, Any]:
+        """Count a draft's audience now, as if sent at its time (now if earlier), and keep it."""
+        now = datetime.now(UTC)
+        at = max(now, row.scheduled_at or now)
+        return broadcasts.keep_count(row, _audience(session, row, policy, at), at, now)
+
     @routes.post("/v1/broadcasts", status_code=201)
-    def create_broadcast(body: BroadcastIn, who: Marketer, session: SessionDep) -> dict[str, Any]:
+    def create_broadcast(body: BroadcastIn, who: Marketer, session: SessionDep, policy: PolicyDep) -> dict[str, Any]:
+        """A draft, its audience counted (``audience``; ``POST .../audience`` counts it again)."""
         row = broadcasts.create(session, checked(session, body), who.name, datetime.now(UTC))
+        counted(session, row, policy)
         return shown(session, row)
 
     @routes.get("/v1/broadcasts/{broadcast_id}")
@@ -154,30 +162,44 @@ def router(definitions: SegmentDefinitions) -> APIRouter:
 
     @routes.put("/v1/broadcasts/{broadcast_id}")
     def put_broadcast(
-        broadcast_id: BroadcastPath, body: BroadcastIn, who: Marketer, session: SessionDep
+        broadcast_id: BroadcastPath, body: BroadcastIn, who: Marketer, session: SessionDep, policy: PolicyDep
     ) -> dict[str, Any]:
-        """Change a draft (409 once it is scheduled)."""
+        """Change a draft (409 once it is scheduled); its audience is counted again."""
         row = found(session, broadcast_id)
         in_status(session, row, "draft")
-        return shown(session, broadcasts.change(session, row, checked(session, body), who.name))
+        broadcasts.change(session, row, checked(session, body), who.name)
+        counted(session, row, policy)
+        return shown(session, row)
 
     @routes.get("/v1/broadcasts/{broadcast_id}/audience")
     def audience(broadcast_id: BroadcastPath, _who: Viewer, session: SessionDep, policy: PolicyDep) -> dict[str, Any]:
         """Who it reaches: segment members, those the contact policy excludes (by reason), the
-        holdout and the messages that will really go out, by variant. A draft's is computed now
-        (at its scheduled time if later); a scheduled broadcast's is the one it was scheduled with."""
+        holdout and the messages that will really go out, by variant, as if sent at
+        ``computed_at``. A draft's is its latest count (``counted_at``: when it was created,
+        changed or counted again with ``POST``; judging every member of a large segment takes
+        seconds, more than a page may); a scheduled broadcast's is the one it was scheduled with."""
         row = found(session, broadcast_id)
         if row.status != "draft":
             return {"computed_at": row.started_at, "frozen": True, **orjson.loads(row.counts)}
-        now = datetime.now(UTC)
-        at = max(now, row.scheduled_at or now)
-        planned = _audience(session, row, policy, at)
-        return {"computed_at": at, "frozen": False, **broadcasts.counts_of(planned)}
+        kept = orjson.loads(row.counts or "{}")
+        if not kept.get("counted_at"):  # a draft saved before drafts kept their count
+            now = datetime.now(UTC)
+            at = max(now, row.scheduled_at or now)
+            kept = {"computed_at": at, **broadcasts.counts_of(_audience(session, row, policy, at))}
+        return {**kept, "frozen": False}
+
+    @routes.post("/v1/broadcasts/{broadcast_id}/audience")
+    def count_again(
+        broadcast_id: BroadcastPath, _who: Marketer, session: SessionDep, policy: PolicyDep
+    ) -> dict[str, Any]:
+        """Count a draft's audience again now (409 once it is scheduled: its audience is fixed)."""
+        row = found(session, broadcast_id)
+        in_status(session, row, "draft")
+        return {**counted(session, row, policy), "frozen": False}
 
     def _audience(session: SessionDep, row: Broadcast, policy: PolicySettings, at: datetime):  # type: ignore[no-untyped-def]
         window = max((cap.window for cap in policy.caps), default=at - at)
-        ids = broadcasts.members(session, row.segment_id)
-        members = broadcasts.policy_members(session, ids, at, window)
+        members = broadcasts.policy_members(session, row.segment_id, at, window)
         return place(row.id, members, broadcasts.variants_of(row), row.holdout_percent, at, policy)
 
     @routes.post("/v1/broadcasts/{broadcast_id}/schedule")

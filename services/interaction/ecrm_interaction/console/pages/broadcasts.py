@@ -18,7 +18,8 @@ from ecrm_interaction.console.rendering import render
 BASE = "/console/broadcasts"
 ONE = f"{BASE}/{{broadcast_id}}"
 API_ONE = "/v1/broadcasts/{broadcast_id}"
-CONTROLS = ("schedule", "pause", "resume", "cancel")
+CONTROLS = ("schedule", "pause", "resume", "cancel", "audience")
+"""The buttons of a broadcast, each the API's ``POST`` of that name (``audience``: count a draft's again)."""
 
 PAGES = {
     ("GET", BASE): "viewer",
