@@ -138,8 +138,13 @@ async def test_a_viewer_sees_but_cannot_change(console_app, console_as) -> None:
     assert ">Count again<" not in page.text
     assert "New broadcast" not in (await viewer.get("/console/broadcasts")).text
     assert (await viewer.get("/console/broadcasts/new")).status_code == 403
-    for path in ("/console/broadcasts/new", f"{location}/edit", f"{location}/schedule", f"{location}/cancel",
-                 f"{location}/audience"):
+    for path in (
+        "/console/broadcasts/new",
+        f"{location}/edit",
+        f"{location}/schedule",
+        f"{location}/cancel",
+        f"{location}/audience",
+    ):
         refused = await viewer.post(path, data={**FORM, "csrf_token": viewer.csrf})
         assert refused.status_code == 403, path
     assert (await viewer.get(f"/v1/broadcasts/{location.rsplit('/', 1)[1]}")).json()["status"] == "draft"
