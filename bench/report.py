@@ -250,6 +250,11 @@ def console_section(console: dict[str, Any] | None) -> list[str]:
                      f"{m['ratio_to_ceiling']:.2f} | {m['bytes'] / 1024:,.1f} | {state} |")  # fmt: skip
     for page, why in (console.get("unfilled") or {}).items():
         lines.append(f"| `{page}` | | | | | | **not measured: {why}** |")
+    if broadcast := console.get("broadcast"):
+        lines += ["", f"The broadcast pages open a draft to the segment `{broadcast['segment_id']}` "
+                  f"({broadcast['members']:,} members, {broadcast['to_send']:,} to send after the contact policy), "
+                  f"saved through `POST /v1/broadcasts` in {broadcast['save_ms']:,.0f} ms, its audience counted then "
+                  "(a change, not a page: not held to the ceiling)."]  # fmt: skip
     if console.get("api"):
         lines += ["", "The API's GET routes on the same store (for information: what the pages call; not judged):",
                   "", "| route | p50 ms | p95 ms | max ms | p95 / ceiling | KiB |",

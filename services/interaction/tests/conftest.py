@@ -3,6 +3,26 @@ import pytest
 from ecrm_interaction.storage.store import Store, make_engine, migrate
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request, monkeypatch):
+    """Console passwords hashed with argon2's cheapest parameters (``argon2.profiles.CHEAPEST``)
+    in these tests: the default ones cost about 0.2 s a sign-in, by design, and the console
+    tests sign in a few hundred times. A test that asks for ``real_password_hashing`` keeps
+    the production hasher."""
+    if "real_password_hashing" in request.fixturenames:
+        return
+    from argon2 import PasswordHasher, profiles
+
+    from ecrm_interaction.storage import users
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+
+
+@pytest.fixture
+def real_password_hashing():
+    """The production password hasher (see ``cheap_password_hashing``)."""
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def relational_store(request, tmp_path):
     """A migrated store on SQLite, and on the session's PostgreSQL (a fresh database)."""

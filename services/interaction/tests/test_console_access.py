@@ -167,3 +167,29 @@ def test_the_first_admin_is_made_with_the_cli(tmp_path) -> None:
     listed = subprocess.run([sys.executable, "-m", "ecrm_interaction", "users", "list"], capture_output=True,
                             text=True, env=env, timeout=60)  # fmt: skip
     assert listed.stdout.split("\t")[:2] == ["boss@example.com", "admin"]
+
+
+def test_passwords_are_argon2id_hashes_with_its_default_parameters_rehashed_at_sign_in(
+    console_app, real_password_hashing, monkeypatch
+) -> None:
+    from argon2 import PasswordHasher, extract_parameters, profiles
+
+    from ecrm_interaction.storage import users
+
+    _app, store = console_app
+    production = users._hasher
+    monkeypatch.setattr(users, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    store.write(users.add_user, "old@example.com", "Old", "viewer", "a long enough password", "test")
+    monkeypatch.setattr(users, "_hasher", production)
+    store.write(users.add_user, "new@example.com", "New", "viewer", "a long enough password", "test")
+
+    def stored(email: str) -> str:
+        with store.sessions() as session:
+            return users.user_by_email(session, email).password_hash
+
+    assert stored("new@example.com").startswith("$argon2id$") and "long enough" not in stored("new@example.com")
+    assert extract_parameters(stored("new@example.com")) == profiles.get_default_parameters()
+    assert extract_parameters(stored("old@example.com")) == profiles.CHEAPEST
+    assert store.write(users.authenticate, "old@example.com", "a wrong password") is None
+    assert store.write(users.authenticate, "old@example.com", "a long enough password") is not None
+    assert extract_parameters(stored("old@example.com")) == profiles.get_default_parameters(), "rehashed at sign-in"
