@@ -33,8 +33,10 @@ help:
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 
+# Bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
+# process would compile its libraries again (the CLI started in 5.9 s instead of 2.4 s).
 install: bootstrap
-	$(UV) sync --frozen --all-packages
+	$(UV) sync --frozen --all-packages --compile-bytecode
 
 # The browser-tracker tests drive Debian's Chromium (headless); installed here when missing.
 browser:

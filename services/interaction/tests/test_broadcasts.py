@@ -320,6 +320,9 @@ async def test_a_drafts_audience_is_kept_as_counted_until_counted_again(world, h
     again = await http.post(f"/v1/broadcasts/{made['id']}/audience", headers=ADMIN)
     assert again.status_code == 200 and again.json()["to_send"] == 2
     assert again.json()["excluded"] == {"unsubscribed": 1}
+    with world.store.sessions() as session:
+        counts = [e for e in audit_log.of_entity(session, "broadcast", made["id"]) if e.action == "count"]
+    assert len(counts) == 1 and counts[0].actor, "counting again is audited"
     assert (await http.get(f"/v1/broadcasts/{made['id']}/audience", headers=ADMIN)).json()["to_send"] == 2
     with world.store.sessions.begin() as session:
         customer_store.mark_unsubscribed(session, "c2", datetime.now(UTC))

@@ -143,10 +143,16 @@ def counts_of(audience: Audience) -> dict[str, Any]:
             "to_send": audience.to_send}  # fmt: skip
 
 
-def keep_count(row: Broadcast, audience: Audience, at: datetime, now: datetime) -> dict[str, Any]:
-    """Keep a draft's audience as counted ``now`` for a send at ``at`` (until it is counted again)."""
+def keep_count(
+    session: Session, row: Broadcast, audience: Audience, at: datetime, now: datetime, actor: str | None = None
+) -> dict[str, Any]:
+    """Keep a draft's audience as counted ``now`` for a send at ``at`` (until it is counted
+    again); audited when ``actor`` asked for it (a save is audited as the save)."""
     kept = {"computed_at": at.isoformat(), "counted_at": now.isoformat(), **counts_of(audience)}
     row.counts = orjson.dumps(kept).decode()
+    if actor is not None:
+        audit.record(session, actor, "count", "broadcast", row.id, counts_of(audience))
+    session.flush()
     return kept
 
 

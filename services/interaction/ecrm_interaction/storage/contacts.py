@@ -92,8 +92,8 @@ def contacts(
         suppressed.update((digest, reason) for digest, reason in session.execute(in_force))
     else:
         for chunk in chunks(sorted(set(digest_of.values())), _CHUNK):
-            rows = session.execute(in_force.where(AddressSuppression.address_digest.in_(chunk)))
-            suppressed.update((digest, reason) for digest, reason in rows)
+            matching = session.execute(in_force.where(AddressSuppression.address_digest.in_(chunk)))
+            suppressed.update((digest, reason) for digest, reason in matching)
     found = {}
     for customer_id in ids:
         address = addresses[customer_id]

@@ -143,11 +143,13 @@ def router(definitions: SegmentDefinitions) -> APIRouter:
         """The newest 100 broadcasts, newest first."""
         return [shown(session, row) for row in broadcasts.newest(session)]
 
-    def counted(session: SessionDep, row: Broadcast, policy: PolicySettings) -> dict[str, Any]:
+    def counted(
+        session: SessionDep, row: Broadcast, policy: PolicySettings, actor: str | None = None
+    ) -> dict[str, Any]:
         """Count a draft's audience now, as if sent at its time (now if earlier), and keep it."""
         now = datetime.now(UTC)
         at = max(now, row.scheduled_at or now)
-        return broadcasts.keep_count(row, _audience(session, row, policy, at), at, now)
+        return broadcasts.keep_count(session, row, _audience(session, row, policy, at), at, now, actor)
 
     @routes.post("/v1/broadcasts", status_code=201)
     def create_broadcast(body: BroadcastIn, who: Marketer, session: SessionDep, policy: PolicyDep) -> dict[str, Any]:
@@ -190,12 +192,12 @@ def router(definitions: SegmentDefinitions) -> APIRouter:
 
     @routes.post("/v1/broadcasts/{broadcast_id}/audience")
     def count_again(
-        broadcast_id: BroadcastPath, _who: Marketer, session: SessionDep, policy: PolicyDep
+        broadcast_id: BroadcastPath, who: Marketer, session: SessionDep, policy: PolicyDep
     ) -> dict[str, Any]:
-        """Count a draft's audience again now (409 once it is scheduled: its audience is fixed)."""
+        """Count a draft's audience again now (409 once it is scheduled: its audience is fixed). Audited."""
         row = found(session, broadcast_id)
         in_status(session, row, "draft")
-        return {**counted(session, row, policy), "frozen": False}
+        return {**counted(session, row, policy, who.name), "frozen": False}
 
     def _audience(session: SessionDep, row: Broadcast, policy: PolicySettings, at: datetime):  # type: ignore[no-untyped-def]
         window = max((cap.window for cap in policy.caps), default=at - at)
