@@ -255,6 +255,9 @@ ROLE_OF = {
     ("GET", "/v1/dead-letters"): "viewer", ("POST", "/v1/dead-letters/replay"): "admin",
     ("GET", "/v1/catalog"): "viewer", ("GET", "/v1/pipeline"): "viewer",
     # (end of data)
+    # --- issue 19, reports ---
+    ("GET", "/v1/reports"): "viewer", ("GET", "/v1/reports/{name}"): "viewer",
+    ("GET", "/v1/reports/{name}/customers"): "viewer",
     ("GET", "/u/{token}"): "public", ("POST", "/u/{token}"): "public",
     ("GET", "/livez"): "public", ("GET", "/readyz"): "public", ("GET", "/metrics"): "public",
 }  # fmt: skip

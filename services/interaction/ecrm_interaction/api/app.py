@@ -30,6 +30,7 @@ from ecrm_interaction.api.routes import (
     loyalty,
     operations,
     pipeline,
+    reports,
     rules,
     segments,
     sessions,
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(dead_letters.router(dispatcher))
     app.include_router(catalog.router())
     app.include_router(pipeline.router())
+    app.include_router(reports.router())
 
     app.include_router(broadcasts.router(definitions))
     console.install(app)

@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from ecrm_interaction.api.deps import Marketer, SessionDep, Viewer, WarehouseDep
+from ecrm_interaction.api.services.spreadsheets import safe_cell
 from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.api.views import SegmentView
 from ecrm_interaction.consumer.segment_definitions import SegmentDefinitions
@@ -187,7 +188,7 @@ def router(dispatcher: Dispatcher | None, definitions: SegmentDefinitions) -> AP
                     since = r["member_since"]
                     since = since.isoformat() if isinstance(since, datetime) else str(since)
                     cells = [r["customer_id"], emails.get(r["customer_id"], ""), since, r["reason"]]
-                    writer.writerow([_cell(c) for c in cells])
+                    writer.writerow([safe_cell(c) for c in cells])
                 yield out.getvalue()
                 if len(rows) < CSV_CHUNK:
                     return
@@ -266,8 +267,3 @@ async def _emails(warehouse: Warehouse, ids: list[str]) -> dict[str, str]:
         return {}
     rows = await warehouse.query(EMAILS, {"ids": ids})
     return {r["customer_id"]: r["email"] for r in rows}
-
-
-def _cell(value: str) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (OWASP's CSV injection advice)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

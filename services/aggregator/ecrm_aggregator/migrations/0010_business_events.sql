@@ -1,0 +1,111 @@
+-- Reports read the business events (orders, refunds, email, surveys, cases, loyalty) with their
+-- properties already taken out of the JSON, sorted by event and time: a report over a year of
+-- orders reads the order rows only, a few narrow columns, instead of every event's properties.
+-- Filled from the events by a materialized view (a block the events table drops as a
+-- duplicate insert never reaches it); redeliveries with new block boundaries collapse on the
+-- message id when parts merge, as in the events table. customer_id is the id the event was sent
+-- with (the reports map anonymous ids to their user through identity_links).
+CREATE TABLE IF NOT EXISTS {database}.business_events
+(
+    event LowCardinality(String),
+    timestamp DateTime64(3, 'UTC'),
+    customer_id String,
+    message_id String,
+    amount Float64,
+    currency LowCardinality(String),
+    order_id String,
+    email_id String,
+    rule_id String,
+    campaign_id String,
+    variant LowCardinality(String),
+    template LowCardinality(String),
+    link_url String,
+    bounce_type LowCardinality(String),
+    machine_open UInt8,
+    score Int16,
+    survey_id String,
+    question_id String,
+    answer String,
+    case_id String,
+    priority LowCardinality(String),
+    status LowCardinality(String),
+    tier LowCardinality(String),
+    reason String,
+    utm_source LowCardinality(String),
+    utm_medium LowCardinality(String),
+    utm_campaign String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (event, timestamp, customer_id, message_id)
+SETTINGS non_replicated_deduplication_window = 1000, enable_block_number_column = 1,
+         enable_block_offset_column = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.business_events_from_events TO {database}.business_events AS
+SELECT event, timestamp, customer_id, message_id,
+       multiIf(event = 'Order Completed' AND JSONHas(properties, 'revenue'), JSONExtractFloat(properties, 'revenue'),
+               event IN ('Order Completed', 'Order Refunded'), JSONExtractFloat(properties, 'total'),
+               event = 'Loyalty Points Awarded', toFloat64(JSONExtractInt(properties, 'points')),
+               0) AS amount,
+       JSONExtractString(properties, 'currency') AS currency,
+       JSONExtractString(properties, 'order_id') AS order_id,
+       JSONExtractString(properties, 'email_id') AS email_id,
+       JSONExtractString(properties, 'rule_id') AS rule_id,
+       JSONExtractString(properties, 'campaign_id') AS campaign_id,
+       JSONExtractString(properties, 'variant') AS variant,
+       JSONExtractString(properties, 'template') AS template,
+       JSONExtractString(properties, 'link_url') AS link_url,
+       JSONExtractString(properties, 'bounce_type') AS bounce_type,
+       JSONExtractBool(properties, 'machine_open') AS machine_open,
+       if(JSONHas(properties, 'score'), toInt16(JSONExtractInt(properties, 'score')), -1) AS score,
+       JSONExtractString(properties, 'survey_id') AS survey_id,
+       JSONExtractString(properties, 'question_id') AS question_id,
+       if(event = 'Survey Answered', JSONExtractRaw(properties, 'answer'), '') AS answer,
+       JSONExtractString(properties, 'case_id') AS case_id,
+       JSONExtractString(properties, 'priority') AS priority,
+       JSONExtractString(properties, 'status') AS status,
+       JSONExtractString(properties, 'tier') AS tier,
+       JSONExtractString(properties, 'reason') AS reason,
+       JSONExtractString(context, 'campaign', 'source') AS utm_source,
+       JSONExtractString(context, 'campaign', 'medium') AS utm_medium,
+       JSONExtractString(context, 'campaign', 'name') AS utm_campaign
+FROM {database}.events
+WHERE type = 'track' AND event IN ('Order Completed', 'Order Refunded', 'Email Sent', 'Email Delivered',
+    'Email Opened', 'Email Link Clicked', 'Email Bounced', 'Email Marked as Spam', 'Unsubscribed',
+    'Survey Answered', 'NPS Answered', 'Case Opened', 'Case Escalated', 'Case Updated', 'Case Resolved',
+    'Loyalty Points Awarded', 'Reward Issued', 'Message Suppressed', 'Message Failed');
+
+-- The events stored before this migration (a row the view has written too collapses with it).
+INSERT INTO {database}.business_events
+SELECT event, timestamp, customer_id, message_id,
+       multiIf(event = 'Order Completed' AND JSONHas(properties, 'revenue'), JSONExtractFloat(properties, 'revenue'),
+               event IN ('Order Completed', 'Order Refunded'), JSONExtractFloat(properties, 'total'),
+               event = 'Loyalty Points Awarded', toFloat64(JSONExtractInt(properties, 'points')),
+               0) AS amount,
+       JSONExtractString(properties, 'currency') AS currency,
+       JSONExtractString(properties, 'order_id') AS order_id,
+       JSONExtractString(properties, 'email_id') AS email_id,
+       JSONExtractString(properties, 'rule_id') AS rule_id,
+       JSONExtractString(properties, 'campaign_id') AS campaign_id,
+       JSONExtractString(properties, 'variant') AS variant,
+       JSONExtractString(properties, 'template') AS template,
+       JSONExtractString(properties, 'link_url') AS link_url,
+       JSONExtractString(properties, 'bounce_type') AS bounce_type,
+       JSONExtractBool(properties, 'machine_open') AS machine_open,
+       if(JSONHas(properties, 'score'), toInt16(JSONExtractInt(properties, 'score')), -1) AS score,
+       JSONExtractString(properties, 'survey_id') AS survey_id,
+       JSONExtractString(properties, 'question_id') AS question_id,
+       if(event = 'Survey Answered', JSONExtractRaw(properties, 'answer'), '') AS answer,
+       JSONExtractString(properties, 'case_id') AS case_id,
+       JSONExtractString(properties, 'priority') AS priority,
+       JSONExtractString(properties, 'status') AS status,
+       JSONExtractString(properties, 'tier') AS tier,
+       JSONExtractString(properties, 'reason') AS reason,
+       JSONExtractString(context, 'campaign', 'source') AS utm_source,
+       JSONExtractString(context, 'campaign', 'medium') AS utm_medium,
+       JSONExtractString(context, 'campaign', 'name') AS utm_campaign
+FROM {database}.events
+WHERE type = 'track' AND event IN ('Order Completed', 'Order Refunded', 'Email Sent', 'Email Delivered',
+    'Email Opened', 'Email Link Clicked', 'Email Bounced', 'Email Marked as Spam', 'Unsubscribed',
+    'Survey Answered', 'NPS Answered', 'Case Opened', 'Case Escalated', 'Case Updated', 'Case Resolved',
+    'Loyalty Points Awarded', 'Reward Issued', 'Message Suppressed', 'Message Failed')
