@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS {database}.business_events
     priority LowCardinality(String),
     status LowCardinality(String),
     tier LowCardinality(String),
+    kind LowCardinality(String),
     reason String,
     utm_source LowCardinality(String),
     utm_medium LowCardinality(String),
@@ -65,6 +66,7 @@ SELECT event, timestamp, customer_id, message_id,
        JSONExtractString(properties, 'priority') AS priority,
        JSONExtractString(properties, 'status') AS status,
        JSONExtractString(properties, 'tier') AS tier,
+       JSONExtractString(properties, 'kind') AS kind,
        JSONExtractString(properties, 'reason') AS reason,
        JSONExtractString(context, 'campaign', 'source') AS utm_source,
        JSONExtractString(context, 'campaign', 'medium') AS utm_medium,
@@ -100,6 +102,7 @@ SELECT event, timestamp, customer_id, message_id,
        JSONExtractString(properties, 'priority') AS priority,
        JSONExtractString(properties, 'status') AS status,
        JSONExtractString(properties, 'tier') AS tier,
+       JSONExtractString(properties, 'kind') AS kind,
        JSONExtractString(properties, 'reason') AS reason,
        JSONExtractString(context, 'campaign', 'source') AS utm_source,
        JSONExtractString(context, 'campaign', 'medium') AS utm_medium,
@@ -109,3 +112,43 @@ WHERE type = 'track' AND event IN ('Order Completed', 'Order Refunded', 'Email S
     'Email Opened', 'Email Link Clicked', 'Email Bounced', 'Email Marked as Spam', 'Unsubscribed',
     'Survey Answered', 'NPS Answered', 'Case Opened', 'Case Escalated', 'Case Updated', 'Case Resolved',
     'Loyalty Points Awarded', 'Reward Issued', 'Message Suppressed', 'Message Failed')
+;
+
+-- Each customer's active days, weeks (their Mondays) and months (their first days), as bitmaps
+-- of day numbers, and its first activity: retention and lifecycle read one row per customer instead of every event.
+-- Active means the customer did something: what the interaction service, the email channel
+-- and the shop's stock system report about us (sends, deliveries, bounces, cases, points,
+-- stock) is not the customer's activity.
+CREATE TABLE IF NOT EXISTS {database}.customer_activity
+(
+    customer_id String,
+    days AggregateFunction(groupBitmap, UInt16),
+    weeks AggregateFunction(groupBitmap, UInt16),
+    months AggregateFunction(groupBitmap, UInt16),
+    first_at SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY customer_id
+SETTINGS non_replicated_deduplication_window = 1000, enable_block_number_column = 1,
+         enable_block_offset_column = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.customer_activity_from_events TO {database}.customer_activity AS
+SELECT customer_id, groupBitmapState(toUInt16(toDate(timestamp))) AS days,
+       groupBitmapState(toUInt16(toMonday(timestamp))) AS weeks,
+       groupBitmapState(toUInt16(toStartOfMonth(timestamp))) AS months, min(timestamp) AS first_at
+FROM {database}.events
+WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
+    'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
+    'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
+GROUP BY customer_id;
+
+-- The events stored before this migration.
+INSERT INTO {database}.customer_activity
+SELECT customer_id, groupBitmapState(toUInt16(toDate(timestamp))) AS days,
+       groupBitmapState(toUInt16(toMonday(timestamp))) AS weeks,
+       groupBitmapState(toUInt16(toStartOfMonth(timestamp))) AS months, min(timestamp) AS first_at
+FROM {database}.events
+WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
+    'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
+    'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
+GROUP BY customer_id

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ecrm_interaction.reports import trends
+from ecrm_interaction.reports import funnels, lifecycle, retention, trends
 
-REPORTS: dict[str, ModuleType] = {module.NAME: module for module in (trends,)}
+REPORTS: dict[str, ModuleType] = {module.NAME: module for module in (trends, funnels, retention, lifecycle)}

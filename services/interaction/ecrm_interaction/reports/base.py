@@ -109,7 +109,7 @@ class Query:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-ColumnKind = Literal["text", "period", "count", "money", "rate", "number", "days"]
+ColumnKind = Literal["text", "period", "count", "money", "rate", "number", "days", "seconds"]
 
 
 class Column(BaseModel):
