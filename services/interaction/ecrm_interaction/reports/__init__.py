@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ecrm_interaction.reports import funnels, lifecycle, retention, trends
+from ecrm_interaction.reports import funnels, lifecycle, retention, revenue, rfm, trends
 
-REPORTS: dict[str, ModuleType] = {module.NAME: module for module in (trends, funnels, retention, lifecycle)}
+REPORTS: dict[str, ModuleType] = {
+    module.NAME: module for module in (trends, funnels, retention, lifecycle, rfm, revenue)
+}
