@@ -151,4 +151,54 @@ FROM {database}.events
 WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
     'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
     'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
-GROUP BY customer_id
+GROUP BY customer_id;
+
+-- Each email message once, with what happened to it (each state a flag that, once set, stays):
+-- the campaign report reads a row per message instead of every email event. Filled from the
+-- business events (a materialized view reading another's target).
+CREATE TABLE IF NOT EXISTS {database}.email_messages
+(
+    email_id String,
+    customer_id SimpleAggregateFunction(any, String),
+    rule_id SimpleAggregateFunction(max, String),
+    campaign_id SimpleAggregateFunction(max, String),
+    variant SimpleAggregateFunction(max, String),
+    first_at SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    delivered SimpleAggregateFunction(max, UInt8),
+    opened_any SimpleAggregateFunction(max, UInt8),
+    human_open SimpleAggregateFunction(max, UInt8),
+    clicked SimpleAggregateFunction(max, UInt8),
+    hard SimpleAggregateFunction(max, UInt8),
+    soft SimpleAggregateFunction(max, UInt8),
+    unsubscribed SimpleAggregateFunction(max, UInt8),
+    complained SimpleAggregateFunction(max, UInt8)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY email_id
+SETTINGS non_replicated_deduplication_window = 1000, enable_block_number_column = 1,
+         enable_block_offset_column = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.email_messages_from_business_events TO {database}.email_messages AS
+SELECT email_id, any(customer_id) AS customer_id, max(rule_id) AS rule_id, max(campaign_id) AS campaign_id,
+       max(variant) AS variant, min(timestamp) AS first_at, max(event = 'Email Delivered') AS delivered,
+       max(event = 'Email Opened') AS opened_any, max(event = 'Email Opened' AND NOT machine_open) AS human_open,
+       max(event = 'Email Link Clicked') AS clicked, max(event = 'Email Bounced' AND bounce_type = 'hard') AS hard,
+       max(event = 'Email Bounced' AND bounce_type != 'hard') AS soft, max(event = 'Unsubscribed') AS unsubscribed,
+       max(event = 'Email Marked as Spam') AS complained
+FROM {database}.business_events
+WHERE event IN ('Email Sent', 'Email Delivered', 'Email Opened', 'Email Link Clicked', 'Email Bounced',
+    'Email Marked as Spam', 'Unsubscribed') AND email_id != ''
+GROUP BY email_id;
+
+-- The messages stored before this migration.
+INSERT INTO {database}.email_messages
+SELECT email_id, any(customer_id) AS customer_id, max(rule_id) AS rule_id, max(campaign_id) AS campaign_id,
+       max(variant) AS variant, min(timestamp) AS first_at, max(event = 'Email Delivered') AS delivered,
+       max(event = 'Email Opened') AS opened_any, max(event = 'Email Opened' AND NOT machine_open) AS human_open,
+       max(event = 'Email Link Clicked') AS clicked, max(event = 'Email Bounced' AND bounce_type = 'hard') AS hard,
+       max(event = 'Email Bounced' AND bounce_type != 'hard') AS soft, max(event = 'Unsubscribed') AS unsubscribed,
+       max(event = 'Email Marked as Spam') AS complained
+FROM {database}.business_events
+WHERE event IN ('Email Sent', 'Email Delivered', 'Email Opened', 'Email Link Clicked', 'Email Bounced',
+    'Email Marked as Spam', 'Unsubscribed') AND email_id != ''
+GROUP BY email_id

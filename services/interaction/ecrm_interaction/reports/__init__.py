@@ -8,8 +8,20 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ecrm_interaction.reports import funnels, lifecycle, retention, revenue, rfm, trends
+from ecrm_interaction.reports import (
+    campaigns,
+    funnels,
+    lifecycle,
+    loyalty,
+    retention,
+    revenue,
+    rfm,
+    satisfaction,
+    service,
+    trends,
+)
 
 REPORTS: dict[str, ModuleType] = {
-    module.NAME: module for module in (trends, funnels, retention, lifecycle, rfm, revenue)
+    module.NAME: module
+    for module in (trends, funnels, retention, lifecycle, rfm, revenue, campaigns, satisfaction, service, loyalty)
 }
