@@ -56,6 +56,7 @@ ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\.(\w+)\s", re.S)
 CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+)\.(\w+) AS", re.S)
 REPLACE_VIEW = re.compile(r"^CREATE OR REPLACE VIEW (\w+)\.(\w+) AS", re.S)
+INSERT_SELECT = re.compile(r"^INSERT INTO (\w+)\.(\w+)\s+SELECT\b", re.S)
 CREATE_MATERIALIZED_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\.(\w+) TO (\w+)\.(\w+) AS", re.S)
 
 
@@ -107,6 +108,10 @@ def for_cluster(statement: str, database: str, cluster: str) -> list[str]:
     if match := REPLACE_VIEW.match(statement):  # a view redefined to show new columns
         rest = statement[match.end() :].replace("LEFT ANY JOIN", "GLOBAL LEFT ANY JOIN")
         return [f"CREATE OR REPLACE VIEW {database}.{match[2]} ON CLUSTER {cluster} AS{rest}"]
+    if INSERT_SELECT.match(statement):
+        # A backfill runs once, from the Distributed tables: they read every shard and route the
+        # rows by the target's sharding key.
+        return [statement]
     raise ValueError(f"no cluster form for: {statement[:60]}")
 
 

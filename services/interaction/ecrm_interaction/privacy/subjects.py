@@ -21,6 +21,9 @@ CLICKHOUSE_IDENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "identity_merges": ("anonymous_id", "user_id"),
     "segment_membership": ("customer_id",),
     "segment_changes": ("customer_id",),
+    "business_events": ("customer_id",),
+    "customer_activity": ("customer_id",),
+    "email_messages": ("customer_id",),
 }
 """Every ClickHouse table that names a customer, and the columns that do (a drift test checks
 this against the tables the migrations create)."""
