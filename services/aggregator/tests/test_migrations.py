@@ -43,7 +43,10 @@ def test_cluster_ddl_replicates_every_table_and_runs_on_the_cluster() -> None:
     assert all(" ON CLUSTER c1" in s for s in statements if not s.startswith("INSERT INTO"))
     backfills = [s for s in statements if s.startswith("INSERT INTO")]
     assert [re.match(r"INSERT INTO ecrm\.(\w+)", s)[1] for s in backfills] == [  # type: ignore[index]
-        "business_events", "customer_activity", "email_messages"]  # once, through the Distributed tables
+        "business_events",
+        "customer_activity",
+        "email_messages",
+    ]  # once, through the Distributed tables
     local_tables = re.findall(r"CREATE TABLE IF NOT EXISTS ecrm\.(\w+)_local ", "\n".join(statements))
     assert local_tables == ["events", "profiles", "identity_links", "identity_merges", "segment_definitions",
                             "segment_membership", "segment_changes", "product_stock", "item_similarity",

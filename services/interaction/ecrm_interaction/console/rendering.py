@@ -36,6 +36,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("/console/broadcasts", "Broadcasts", "viewer"),
     ("/console/cases", "Cases", "viewer"),
     ("/console/loyalty", "Loyalty", "viewer"),
+    ("/console/reports", "Reports", "viewer"),
     ("/console/data", "Data", "viewer"),
 )
 """The navigation: path, label, least role (a link is shown only to who may open it)."""

@@ -43,6 +43,13 @@ LIGHTWEIGHT = "lightweight_delete_mode = 'lightweight_update', allow_experimenta
 parts are beta in ClickHouse 25.x: the second setting (an alias newer servers keep) turns them on."""
 
 
+EXPORTED_COLUMNS = {
+    "customer_activity": "customer_id, arrayMap(d -> toDate(d), bitmapToArray(days)) AS active_days, first_at",
+}
+"""What an export shows of a table whose columns are aggregation states (the days a customer was
+active, not the bitmap that keeps them)."""
+
+
 class PrivacyRequests:
     def __init__(
         self,
@@ -89,7 +96,8 @@ class PrivacyRequests:
         return {
             table: list(
                 self.client.query(
-                    f"SELECT * FROM {self.db}.{table} WHERE {self._where(table)}", parameters={"ids": ids}
+                    f"SELECT {EXPORTED_COLUMNS.get(table, '*')} FROM {self.db}.{table} WHERE {self._where(table)}",
+                    parameters={"ids": ids},
                 ).named_results()
             )
             for table in CLICKHOUSE_IDENTITY_COLUMNS

@@ -60,7 +60,6 @@ def _source() -> str:
 
 def _messages() -> str:
     """One row per message first seen in the range: its source, variant, customer and states."""
-    events = ", ".join(f"'{e}'" for e in EMAIL_EVENTS)
     return f"""
     SELECT email_id, {_source()} AS source, variant, customer,
            delivered OR opened_any OR clicked AS delivered, human_open OR clicked AS opened, clicked,

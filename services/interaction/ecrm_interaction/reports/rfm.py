@@ -110,7 +110,7 @@ def queries(p: Params) -> dict[str, Query]:
 def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
     found = {(int(r["r"]), int(r["f"])): r for r in results["grid"]}
     total = sum(int(r["customers"]) for r in results["grid"])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for recency in range(5, 0, -1):
         for frequency in range(5, 0, -1):
             hit = found.get((recency, frequency), {})
@@ -122,8 +122,9 @@ def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
             })  # fmt: skip
     named: dict[str, dict[str, float]] = defaultdict(lambda: {"customers": 0, "revenue": 0.0})
     for row in rows:
-        named[row["cell_name"]]["customers"] += row["customers"]
-        named[row["cell_name"]]["revenue"] += row["revenue"]
+        name: str = row["cell_name"]
+        named[name]["customers"] += row["customers"]
+        named[name]["revenue"] += row["revenue"]
     moved: dict[tuple[str, str], int] = defaultdict(int)
     for r in results["moves"]:
         before = NO_ORDERS if int(r["r_then"]) == 0 else cell_name(int(r["r_then"]), int(r["f_then"]))

@@ -134,13 +134,13 @@ def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
     starts = periods(p.since, p.until, p.interval)
     labels = [period_label(s, p.interval) for s in starts]
     counted: dict[str, dict[str, int]] = defaultdict(dict)
-    for row in results["series"]:
-        counted[row["grp"]][period_label(row["period"], p.interval)] = int(row["n"])
+    for found in results["series"]:
+        counted[found["grp"]][period_label(found["period"], p.interval)] = int(found["n"])
     if p.breakdown == "none":
         order = [""]
         totals = {"": sum(counted[""].values())} if p.measure == "events" else {}
     else:
-        totals = {row["grp"]: int(row["n"]) for row in results["totals"]}
+        totals = {found["grp"]: int(found["n"]) for found in results["totals"]}
         order = sorted(totals, key=lambda g: (g == OTHER, -totals[g], g))
     keys = {g: f"g{i}" for i, g in enumerate(order)}
     rows = []

@@ -99,8 +99,8 @@ def router() -> APIRouter:
         try:
             rows = await running.customers(warehouse, kind, params, cell)
         except DrillError as exc:
-            raise HTTPException(422, {"code": "invalid_request", "message": str(exc),
-                                      "errors": [{"field": "cell", "rule": "drill", "message": str(exc)}]}) from exc  # fmt: skip
+            named = [{"field": "cell", "rule": "drill", "message": str(exc)}]
+            raise HTTPException(422, {"code": "invalid_request", "message": str(exc), "errors": named}) from exc
         except OperationalError as exc:
             raise HTTPException(503, "clickhouse_unavailable") from exc
         if format == "csv":
