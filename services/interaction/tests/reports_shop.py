@@ -34,8 +34,11 @@ CAMPAIGNS = (
     {"name": "retarget", "source": "facebook", "medium": "cpc"},
     {"name": "brand", "source": "google", "medium": "cpc"},
 )
-BROADCASTS = (("cmp-march", datetime(2026, 3, 10, 9, tzinfo=UTC)), ("cmp-april", datetime(2026, 4, 14, 9, tzinfo=UTC)),
-              ("cmp-may", datetime(2026, 5, 12, 9, tzinfo=UTC)))  # fmt: skip
+BROADCASTS = (
+    ("cmp-feb", datetime(2026, 2, 27, 9, tzinfo=UTC)), ("cmp-march", datetime(2026, 3, 10, 9, tzinfo=UTC)),
+    ("cmp-april", datetime(2026, 4, 14, 9, tzinfo=UTC)), ("cmp-may", datetime(2026, 5, 12, 9, tzinfo=UTC)),
+    ("cmp-may-reminder", datetime(2026, 5, 15, 9, tzinfo=UTC)),
+)  # fmt: skip
 LINKS = ("https://shop.example.com/sale", "https://shop.example.com/new", "https://shop.example.com/blog")
 PAGES = (("Home", "shop"), ("Category", "shop"), ("Product", "shop"), ("Cart", "checkout"), ("Guide", "blog"))
 CATEGORIES = ("shoes", "bags", "hats", "socks")
@@ -48,6 +51,7 @@ SENT_BY_US = frozenset({
 """What we (the interaction service, the email channel, the shop's back office) report about a
 customer: not something the customer did."""
 CALL_TYPES = ("page", "screen", "identify", "group", "alias")
+FOREVER = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -75,8 +79,8 @@ class Shop:
     events: list[Event]
     links: list[tuple[str, str, str, int]]
     """identity_links rows: anonymous id, user id, state, version."""
-    membership: list[tuple[str, str, int, int]]
-    """segment_membership rows: segment, customer, is_member, version."""
+    changes: list[tuple[str, str, str, datetime]]
+    """Segment entries and exits: segment, customer, ``entered`` or ``exited``, when (in order)."""
     profiles: list[tuple[str, dict[str, Any], str, int]]
     """profiles rows: customer, traits, merged_into, version."""
 
@@ -86,13 +90,22 @@ class Shop:
             if anonymous not in latest or version > latest[anonymous][0]:
                 latest[anonymous] = (version, user, state)
         self.stitched = {a: user for a, (_, user, state) in latest.items() if state == "merged"}
-        members: dict[tuple[str, str], tuple[int, int]] = {}
-        for segment, customer, is_member, version in self.membership:
-            if (segment, customer) not in members or version > members[segment, customer][0]:
-                members[segment, customer] = (version, is_member)
+        versions: dict[tuple[str, str], int] = defaultdict(int)
+        self.membership: list[tuple[str, str, int, int, datetime]] = []
+        """segment_membership rows: segment, customer, is_member, version, changed at."""
+        self.spans: dict[tuple[str, str], list[tuple[datetime, datetime]]] = defaultdict(list)
+        """When each customer was a member of each segment: [entered, left)."""
+        for segment, customer, change, at in self.changes:
+            versions[segment, customer] += 1
+            self.membership.append((segment, customer, int(change == "entered"), versions[segment, customer], at))
+            spans = self.spans[segment, customer]
+            if spans and spans[-1][1] == FOREVER:
+                spans[-1] = (spans[-1][0], at)
+            if change == "entered":
+                spans.append((at, FOREVER))
         self.segments: dict[str, set[str]] = defaultdict(set)
-        for (segment, customer), (_, is_member) in members.items():
-            if is_member:
+        for (segment, customer), spans in self.spans.items():
+            if spans and spans[-1][1] == FOREVER:
                 self.segments[segment].add(customer)
         newest: dict[str, tuple[int, dict[str, Any], str]] = {}
         for customer, traits, merged_into, version in self.profiles:
@@ -109,6 +122,11 @@ class Shop:
 
     def segments_of(self, customer: str) -> list[str]:
         return sorted(s for s, members in self.segments.items() if customer in members)
+
+    def segments_at(self, customer: str, moment: datetime) -> list[str]:
+        """The segments ``customer`` was a member of at ``moment``."""
+        return sorted({s for (s, c), spans in self.spans.items() if c == customer
+                       for start, left in spans if start <= moment < left})  # fmt: skip
 
     def store(self, client: Any, database: str) -> None:
         """Write the shop to ``database`` (migrated already)."""
@@ -130,8 +148,13 @@ class Shop:
         )
         client.insert(
             f"{database}.segment_membership",
-            [[s, c, m, FIRST, "test", v] for s, c, m, v in self.membership],
+            [[s, c, m, at, "test", v] for s, c, m, v, at in self.membership],
             column_names=["segment_id", "customer_id", "is_member", "changed_at", "reason", "version"],
+        )
+        client.insert(
+            f"{database}.segment_changes",
+            [[at, s, s, c, change, "event", "test", f"sc-{i}"] for i, (s, c, change, at) in enumerate(self.changes)],
+            column_names=["at", "segment_id", "segment_name", "customer_id", "change", "trigger", "reason", "event_id"],
         )
         client.insert(
             f"{database}.profiles",
@@ -151,6 +174,7 @@ class _Builder:
         self.orders = 0
         self.balance: dict[str, int] = {}
         self.rewarded: set[str] = set()
+        self.cases = 0
 
     def at(self, moment: datetime) -> datetime:
         """``moment`` to the millisecond, moved on until no other event has it (steps never tie)."""
@@ -233,34 +257,41 @@ class _Builder:
         placed = self.add(who, "track", "Order Completed", moment, exact=exact, properties=properties, context=context)
         if placed is None:
             return moment
+        self.ledger(who, moment + timedelta(seconds=2), int(total), "order", order_id=properties["order_id"])
         user = who[1] or who[0]
-        points = int(total)
-        self.balance[user] = self.balance.get(user, 0) + points
-        self.add((user, user, ""), "track", "Loyalty Points Awarded", moment + timedelta(seconds=2),
-                 properties={"points": points, "balance": self.balance[user], "tier": _tier(self.balance[user]),
-                             "reason": "order", "order_id": properties["order_id"]})  # fmt: skip
         if self.balance[user] >= 500 and user not in self.rewarded:
             self.rewarded.add(user)
             kind = rng.choice(("coupon", "free_shipping"))
-            self.add((user, user, ""), "track", "Reward Issued", moment + timedelta(seconds=3),
+            self.add(who, "track", "Reward Issued", moment + timedelta(seconds=3),
                      properties={"reward_id": f"rw-{user}", "kind": kind})  # fmt: skip
+            if kind == "coupon":  # redeemed
+                self.ledger(who, moment + timedelta(seconds=4), -200, "redemption")
         if rng.random() < 0.08:
             later = moment + timedelta(days=rng.uniform(1, 12))
             refund = total if rng.random() < 0.6 else round(total / 2, 2)
             self.add(who, "track", "Order Refunded", later,
                      properties={"order_id": properties["order_id"], "total": refund, "currency": "EUR"})  # fmt: skip
-            self.balance[user] -= int(refund)
-            self.add((user, user, ""), "track", "Loyalty Points Awarded", later + timedelta(seconds=2),
-                     properties={"points": -int(refund), "balance": self.balance[user],
-                                 "tier": _tier(self.balance[user]), "reason": "refund"})  # fmt: skip
+            self.ledger(who, later + timedelta(seconds=2), -int(refund), "refund")
         return moment
 
+    def ledger(self, who: tuple[str, str, str], moment: datetime, points: int, reason: str, **more: Any) -> None:
+        """A loyalty ledger entry: the points, the balance after them and its tier."""
+        user = who[1] or who[0]
+        self.balance[user] = self.balance.get(user, 0) + points
+        self.add(who, "track", "Loyalty Points Awarded", moment,
+                 properties={"points": points, "balance": self.balance[user], "tier": _tier(self.balance[user]),
+                             "reason": reason, **more})  # fmt: skip
+
     def email(self, user: str, moment: datetime, email_id: str, **origin: str) -> None:
-        """An email we sent and what became of it."""
+        """An email we sent and what became of it (some events missing, as providers lose them)."""
         rng, who = self.rng, (user, user, "")
-        variant = rng.choice(("A", "B"))
-        base = {"email_id": email_id, "variant": variant, **origin}
-        self.add(who, "track", "Email Sent", moment, properties=dict(base, template=origin.get("rule_id", "broadcast")))
+        base: dict[str, Any] = {"email_id": email_id, **origin}
+        if rng.random() < 0.9:
+            base["variant"] = rng.choice(("A", "B"))
+        if rng.random() < 0.97:  # the provider's first word is sometimes the delivery
+            self.add(
+                who, "track", "Email Sent", moment, properties=dict(base, template=origin.get("rule_id", "broadcast"))
+            )
         if rng.random() < 0.07:
             kind = "hard" if rng.random() < 0.6 else "soft"
             self.add(
@@ -268,20 +299,54 @@ class _Builder:
             )
             return
         delivered = moment + timedelta(seconds=rng.uniform(5, 120))
-        self.add(who, "track", "Email Delivered", delivered, properties=dict(base))
+        if rng.random() < 0.95:
+            self.add(who, "track", "Email Delivered", delivered, properties=dict(base))
         if rng.random() < 0.12:
             self.add(who, "track", "Email Opened", delivered + timedelta(seconds=3),
                      properties=dict(base, machine_open=True))  # fmt: skip
         if rng.random() < 0.45:
             opened = delivered + timedelta(hours=rng.uniform(0.1, 48))
-            self.add(who, "track", "Email Opened", opened, properties=dict(base, machine_open=False))
-            if rng.random() < 0.4:
-                self.add(who, "track", "Email Link Clicked", opened + self.minutes(0.1, 5),
-                         properties=dict(base, link_url=rng.choice(LINKS)))  # fmt: skip
+            if rng.random() < 0.92:
+                self.add(who, "track", "Email Opened", opened, properties=dict(base, machine_open=False))
+            if rng.random() < 0.45:
+                for _ in range(1 if rng.random() < 0.8 else 2):
+                    clicked = opened + self.minutes(0.1, 5)
+                    self.add(who, "track", "Email Link Clicked", clicked,
+                             properties=dict(base, link_url=rng.choice(LINKS)))  # fmt: skip
+                    opened = clicked
+                if rng.random() < 0.35:  # the click led to an order, within the window or after it
+                    later = timedelta(hours=rng.uniform(0.2, 30)) if rng.random() < 0.8 else timedelta(days=8)
+                    self.order(who, opened + later)
             if rng.random() < 0.03:
                 self.add(who, "track", "Unsubscribed", opened + self.minutes(1, 10), properties=dict(base))
             elif rng.random() < 0.01:
                 self.add(who, "track", "Email Marked as Spam", opened + self.minutes(1, 10), properties=dict(base))
+
+    def case(self, user: str, at: datetime) -> None:
+        """A customer-service case: opened (by a rule or by hand), perhaps re-prioritised, escalated,
+        resolved, re-opened and resolved again."""
+        rng, who = self.rng, (user, user, "")
+        self.cases += 1
+        base: dict[str, Any] = {
+            "case_id": f"case-{self.cases:04d}",
+            "priority": rng.choice(("low", "normal", "high", "urgent")),
+        }
+        rule = rng.choice(("r-complaint", "r-complaint", "r-late-delivery", ""))
+        if rule:
+            base["rule_id"] = rule
+        self.add(who, "track", "Case Opened", at, properties=dict(base, status="open"))
+        if rng.random() < 0.2:
+            at += timedelta(hours=rng.uniform(1, 10))
+            self.add(who, "track", "Case Updated", at, properties=dict(base, priority="urgent", status="open"))
+        if rng.random() < 0.3:
+            at += timedelta(hours=rng.uniform(1, 30))
+            self.add(who, "track", "Case Escalated", at, properties=dict(base, status="escalated"))
+        if rng.random() < 0.8:
+            at += timedelta(hours=rng.uniform(1, 72))
+            self.add(who, "track", "Case Resolved", at, properties=dict(base, status="resolved"))
+            if rng.random() < 0.15:
+                at += timedelta(days=rng.uniform(2, 5))
+                self.add(who, "track", "Case Resolved", at, properties=dict(base, status="resolved"))
 
 
 def _tier(balance: int) -> str:
@@ -335,25 +400,20 @@ def generate(seed: int = 19, customers: int = 300, visitors: int = 30) -> Shop:
             if moment >= NOW:
                 break
             b.visit(who, moment, shopper)
+        if rng.random() < 0.25:
+            at = signup + timedelta(days=rng.uniform(1, 60))
+            survey = rng.choice(("nps", "nps", "nps-app"))
+            for _ in range(1 if rng.random() < 0.85 else 2):  # some answer twice
+                b.add(who, "track", "NPS Answered", at, properties={"survey_id": survey, "score": rng.randint(0, 10)})
+                at += timedelta(days=rng.uniform(0.1, 10))
         if rng.random() < 0.2:
             at = signup + timedelta(days=rng.uniform(1, 60))
-            b.add(who, "track", "NPS Answered", at, properties={"survey_id": "nps", "score": rng.randint(0, 10)})
-        if rng.random() < 0.15:
-            at = signup + timedelta(days=rng.uniform(1, 60))
-            answer: Any = rng.choice(("Fast delivery", "Too expensive", 4, 5))
+            answer: Any = rng.choice(("Fast delivery", "Too expensive", "Fast delivery", 4, 5))
+            question = rng.choice(("q1", "q1", "q2"))
             b.add(who, "track", "Survey Answered", at,
-                  properties={"survey_id": "csat", "question_id": "q1", "answer": answer})  # fmt: skip
-        if rng.random() < 0.12:
-            case, at = f"case-{user}", signup + timedelta(days=rng.uniform(1, 60))
-            priority = rng.choice(("low", "normal", "high", "urgent"))
-            base = {"case_id": case, "priority": priority, "rule_id": "r-complaint"}
-            b.add((user, user, ""), "track", "Case Opened", at, properties=dict(base, status="open"))
-            if rng.random() < 0.3:
-                at += timedelta(hours=rng.uniform(1, 30))
-                b.add((user, user, ""), "track", "Case Escalated", at, properties=dict(base, status="escalated"))
-            if rng.random() < 0.8:
-                at += timedelta(hours=rng.uniform(1, 72))
-                b.add((user, user, ""), "track", "Case Resolved", at, properties=dict(base, status="resolved"))
+                  properties={"survey_id": "csat", "question_id": question, "answer": answer})  # fmt: skip
+        if rng.random() < 0.2:
+            b.case(user, signup + timedelta(days=rng.uniform(1, 60)))
     for email_id, (campaign, moment) in enumerate(BROADCASTS):
         for user, signup in signed_up.items():
             if signup < moment and rng.random() < 0.5:
@@ -366,18 +426,28 @@ def generate(seed: int = 19, customers: int = 300, visitors: int = 30) -> Shop:
         if rng.random() < 0.3:
             b.visit((visitor, "", visitor), moment + timedelta(days=rng.uniform(1, 20)), shopper=False)
     _edges(b)
-    orders = defaultdict(int)
+    orders: dict[str, int] = defaultdict(int)
+    second_orders: dict[str, datetime] = {}  # VIPs from their second order on
     shop = Shop(b.events, links, [], profiles)
-    for e in b.events:
+    for e in sorted(b.events, key=lambda e: e.timestamp):
         if e.named("Order Completed"):
             orders[shop.customer(e)] += 1
-    membership = [("vip", c, 1, 1) for c, n in sorted(orders.items()) if n >= 2]
-    for user in sorted(signed_up):
+            if orders[shop.customer(e)] == 2:
+                second_orders[shop.customer(e)] = e.timestamp + timedelta(seconds=5)
+    changes = [("vip", c, "entered", at) for c, at in sorted(second_orders.items())]
+    for user, signup in sorted(signed_up.items()):
         if rng.random() < 0.35:
-            membership.append(("newsletter", user, 1, 1))
-            if rng.random() < 0.15:  # left since
-                membership.append(("newsletter", user, 0, 2))
-    return Shop(b.events, links, membership, profiles)
+            entered = signup + timedelta(minutes=2)
+            changes.append(("newsletter", user, "entered", entered))
+            fate = rng.random()
+            if fate < 0.15:  # left since
+                changes.append(("newsletter", user, "exited", entered + timedelta(days=rng.uniform(1, 60))))
+            elif fate < 0.25:  # left and came back
+                left = entered + timedelta(days=rng.uniform(1, 30))
+                changes += [("newsletter", user, "exited", left),
+                            ("newsletter", user, "entered", left + timedelta(days=rng.uniform(1, 30)))]  # fmt: skip
+    changes = [c for c in changes if c[3] < NOW]
+    return Shop(b.events, links, changes, profiles)
 
 
 def _edges(b: _Builder) -> None:
@@ -392,6 +462,10 @@ def _edges(b: _Builder) -> None:
         b.add(who, "track", "Product Added", moment + timedelta(hours=1), properties={"category": "hats"})
         b.add(who, "track", "Order Completed", moment + timedelta(days=2),
               properties={"order_id": f"o-{user}", "total": 50.0, "items": 1, "payment": "card"})  # fmt: skip
+    for user, age in (("u-rfm-30d", timedelta(days=30)), ("u-rfm-30d-1ms", timedelta(days=30, milliseconds=1))):
+        # an order exactly 30 days before the range's end (recency 5), and one a millisecond older (4)
+        b.add((user, user, ""), "track", "Order Completed", end - age, exact=True,
+              properties={"order_id": f"o-{user}", "total": 20.0})  # fmt: skip
 
 
 def event(customer: str, name: str, at: datetime, **properties: Any) -> Event:
@@ -565,7 +639,7 @@ def funnels(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str |
 
 
 def first_events(shop: Shop, which: str) -> dict[str, datetime]:
-    """Each customer's first event ever (``any``), first own activity (``activity``) or first order."""
+    """Each customer's first own activity (``activity``: not the messages we sent them) or first order."""
     firsts: dict[str, datetime] = {}
     for e in shop.events:
         if which == "activity" and e.type == "track" and e.event in SENT_BY_US:
@@ -584,15 +658,10 @@ def order_amount(e: Event) -> float:
 
 
 def retention(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | None = None,
-              cohort: str = "first_seen", interval: str = "week", periods: int = 8, returning: str = "any",
-              first_seen: str = "any", returns: str = "any") -> dict[str, Any]:  # fmt: skip
-    """Retention's rows and each cohort's customers per period (``customers[label][n]``).
-
-    ``first_seen`` and ``returns`` say what "event" means in "their first event ever" and in
-    "any event": ``any`` as the definition reads, ``activity`` for the customer's own activity
-    (not the messages we sent them, as in lifecycle).
-    """
-    firsts = first_events(shop, "order" if cohort == "first_purchase" else first_seen)
+              cohort: str = "first_seen", interval: str = "week", periods: int = 8,
+              returning: str = "any") -> dict[str, Any]:  # fmt: skip
+    """Retention's rows and each cohort's customers per period (``customers[label][n]``)."""
+    firsts = first_events(shop, "order" if cohort == "first_purchase" else "activity")
     shown = {label(s, interval): s for s in all_periods(since, until, interval) if s.date() >= since}
     cohorts: dict[str, set[str]] = defaultdict(set)
     for customer, moment in firsts.items():
@@ -602,10 +671,8 @@ def retention(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str
     revenue: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for e in shop.events:
         customer = shop.customer(e)
-        if returning == "any":
-            counted = returns == "any" or not (e.type == "track" and e.event in SENT_BY_US)
-        else:
-            counted = e.named(returning)
+        own = not (e.type == "track" and e.event in SENT_BY_US)
+        counted = own if returning == "any" else e.named(returning)
         if counted:
             active[customer].add(period_of(e.timestamp, interval))
         if e.named("Order Completed"):
@@ -662,3 +729,311 @@ def lifecycle(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str
         rows.append(row)
         who[name] = states | {"active": states["new"] | states["returning"] | states["reactivated"]}
     return {"rows": rows, "customers": who}
+
+
+# --- rfm, revenue ------------------------------------------------------------------------------
+
+RECENCY_DAYS, FREQUENCY_ORDERS = (30, 60, 120, 240), (2, 3, 5, 10)
+"""The scales the RFM definition states."""
+
+
+def _orders(shop: Shop, segment: str | None, name: str = "Order Completed") -> list[tuple[str, Event]]:
+    found = [(shop.customer(e), e) for e in shop.events if e.named(name)]
+    return sorted(((c, e) for c, e in found if shop.member(c, segment)), key=lambda ce: ce[1].timestamp)
+
+
+def _rfm_cell(orders: list[Event], moment: datetime) -> tuple[int, int] | None:
+    """The (recency, frequency) scores as of ``moment`` of a customer's orders (none without one)."""
+    before = [o for o in orders if o.timestamp < moment]
+    if not before:
+        return None
+    age = moment - before[-1].timestamp
+    recency = 5 - sum(age > timedelta(days=d) for d in RECENCY_DAYS)
+    return recency, 1 + sum(len(before) >= n for n in FREQUENCY_ORDERS)
+
+
+def rfm(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | None = None) -> dict[str, Any]:
+    from ecrm_aggregator.computed_traits import RFM_SEGMENTS
+
+    def name(r: int, f: int) -> str:
+        return next(n for n, rs, fs in RFM_SEGMENTS if r in rs and f in fs)
+
+    end, then = day_start(until + timedelta(days=1)), day_start(since + timedelta(days=1))
+    by_customer: dict[str, list[Event]] = defaultdict(list)
+    for customer, e in _orders(shop, segment):
+        by_customer[customer].append(e)
+    cells: dict[tuple[int, int], set[str]] = defaultdict(set)
+    revenue: dict[tuple[int, int], float] = defaultdict(float)
+    moves: dict[tuple[str, str], int] = defaultdict(int)
+    for customer, orders in by_customer.items():
+        now = _rfm_cell(orders, end)
+        if now is None:
+            continue
+        cells[now].add(customer)
+        revenue[now] += sum(order_amount(o) for o in orders if o.timestamp < end)
+        before = _rfm_cell(orders, then)
+        moves["no_orders_yet" if before is None else name(*before), name(*now)] += 1
+    total = sum(len(c) for c in cells.values())
+    rows = [
+        {"recency": r, "frequency": f, "cell_name": name(r, f), "customers": len(cells[r, f]),
+         "share": _share(len(cells[r, f]), total), "revenue": round(revenue[r, f], 2), "cell": f"{r}/{f}"}
+        for r in range(5, 0, -1) for f in range(5, 0, -1)
+    ]  # fmt: skip
+    return {"rows": rows, "moves": dict(moves), "customers": cells, "total": total}
+
+
+def revenue(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | None = None, interval: str = "day",
+            by: str = "none") -> dict[str, Any]:  # fmt: skip
+    """Revenue's rows (one per group, the largest revenue first), its summary and each group's
+    customers (with their orders and revenue)."""
+    placed = [(c, e) for c, e in _orders(shop, segment) if _in_range(e, since, until)]
+    groups: dict[str, list[tuple[str, Event]]] = defaultdict(list)
+    for customer, e in placed:
+        campaign = e.context.get("campaign", {})
+        if by == "segment":
+            names = shop.segments_at(customer, e.timestamp) or ["(no segment)"]
+        elif by == "channel":
+            names = [campaign.get("medium") or campaign.get("source") or "(direct)"]
+        elif by == "campaign":
+            names = [campaign.get("name") or "(none)"]
+        else:
+            names = ["all"]
+        for group in names:
+            groups[group].append((customer, e))
+    total = sum(order_amount(e) for _, e in placed)
+    rows, who = [], {}
+    for group, orders in groups.items():
+        amount = sum(order_amount(e) for _, e in orders)
+        rows.append({"group": group, "revenue": round(amount, 2), "orders": len(orders),
+                     "customers": len({c for c, _ in orders}), "average_order_value": _share(amount, len(orders)),
+                     "share": _share(amount, total) if by != "segment" else None, "cell": group})  # fmt: skip
+        found: dict[str, dict[str, float]] = defaultdict(lambda: {"orders": 0, "revenue": 0.0})
+        for c, e in orders:
+            found[c]["orders"] += 1
+            found[c]["revenue"] += order_amount(e)
+        who[group] = dict(found)
+    rows.sort(key=lambda r: (-r["revenue"], r["group"]))
+    end = day_start(until + timedelta(days=1))
+    ordered = {c for c, _ in placed}
+    counts: dict[str, int] = defaultdict(int)
+    for c, e in _orders(shop, segment):
+        if e.timestamp < end:
+            counts[c] += 1
+    refunds = [e for _, e in _orders(shop, segment, "Order Refunded") if _in_range(e, since, until)]
+    summary = {
+        "revenue": round(total, 2), "orders": len(placed), "customers": len(ordered),
+        "average_order_value": _share(total, len(placed)),
+        "refunded": round(sum(float(e.properties["total"]) for e in refunds), 2),
+        "repeat_purchase_rate": _share(sum(counts[c] >= 2 for c in ordered), len(ordered)),
+    }  # fmt: skip
+    return {"rows": rows, "summary": summary, "customers": who}
+
+
+# --- campaigns, satisfaction, service, loyalty -------------------------------------------------
+
+EMAIL_EVENTS = ("Email Sent", "Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced",
+                "Email Marked as Spam", "Unsubscribed")  # fmt: skip
+MESSAGE_STATES = ("sent", "delivered", "opened", "clicked", "bounced_hard", "bounced_soft", "unsubscribed",
+                  "complained", "machine_opened")  # fmt: skip
+
+
+def campaigns(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | None = None, by: str = "source",
+              window_days: int = 7, attribution: str = "last_touch") -> dict[str, Any]:  # fmt: skip
+    """The campaign report's rows, and each group's customers per state (``customers[group][state]``)."""
+    messages: dict[str, list[Event]] = defaultdict(list)
+    for e in shop.events:
+        if e.type == "track" and e.event in EMAIL_EVENTS and e.properties.get("email_id"):
+            messages[e.properties["email_id"]].append(e)
+    shown: dict[str, dict[str, Any]] = {}
+    for email_id, events in messages.items():
+        first = min(events, key=lambda e: e.timestamp)
+        customer = shop.customer(first)
+        if not _in_range(first, since, until) or not shop.member(customer, segment):
+            continue
+        props = {k: v for e in events for k, v in e.properties.items()}
+        kinds = {e.event for e in events}
+        human = any(e.event == "Email Opened" and not e.properties.get("machine_open") for e in events)
+        machine = any(e.event == "Email Opened" and e.properties.get("machine_open") for e in events)
+        clicked = "Email Link Clicked" in kinds
+        opened = human or clicked  # a click proves an open
+        delivered = "Email Delivered" in kinds or opened or machine  # an open proves a delivery
+        bounces = {e.properties.get("bounce_type") for e in events if e.event == "Email Bounced"}
+        source = (f"rule:{props['rule_id']}" if props.get("rule_id") else
+                  f"campaign:{props['campaign_id']}" if props.get("campaign_id") else "(untagged)")  # fmt: skip
+        shown[email_id] = {
+            "customer": customer, "source": source, "variant": props.get("variant") or "(none)",
+            "states": {"sent": True, "delivered": delivered, "opened": opened, "clicked": clicked,
+                       "bounced_hard": "hard" in bounces and not delivered,
+                       "bounced_soft": bool(bounces - {"hard"}) and "hard" not in bounces and not delivered,
+                       "unsubscribed": "Unsubscribed" in kinds, "complained": "Email Marked as Spam" in kinds,
+                       "machine_opened": machine and not opened},
+        }  # fmt: skip
+    window = timedelta(days=window_days)
+    clicks: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for e in shop.events:
+        if e.named("Email Link Clicked"):
+            clicks[shop.customer(e)].append((e.timestamp, e.properties["email_id"]))
+    credited: dict[str, list[float]] = defaultdict(list)
+    for customer, order in _orders(shop, None):
+        touched = sorted(c for c in clicks[customer] if c[0] <= order.timestamp <= c[0] + window)
+        if touched:
+            _, email_id = touched[-1] if attribution == "last_touch" else touched[0]
+            credited[email_id].append(order_amount(order))
+
+    def group_of(m: dict[str, Any]) -> str:
+        return m["source"] if by == "source" else f"{m['source']} / {m['variant']}"
+
+    if by == "link":
+        links: dict[str, list[Event]] = defaultdict(list)
+        for e in shop.events:
+            if e.named("Email Link Clicked") and e.properties["email_id"] in shown:
+                links[e.properties["link_url"]].append(e)
+        rows = [{"link": link, "clicks": len(found), "clicked": len({e.properties["email_id"] for e in found}),
+                 "customers": len({shop.customer(e) for e in found}), "cell": f"link/{link}"}
+                for link, found in links.items()]  # fmt: skip
+        rows.sort(key=lambda r: (-r["clicked"], r["link"]))
+        return {"rows": rows, "customers": {r["link"]: {shop.customer(e) for e in links[r["link"]]} for r in rows}}
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for email_id, m in shown.items():
+        grouped[group_of(m)].append(email_id)
+    rows, who = [], {}
+    for group, ids in grouped.items():
+        row: dict[str, Any] = {"group": group}
+        for state in MESSAGE_STATES:
+            row[state] = sum(shown[i]["states"][state] for i in ids)
+        row["conversions"] = sum(len(credited[i]) for i in ids)
+        row["revenue"] = round(sum(sum(credited[i], 0.0) for i in ids), 2)
+        row["delivery_rate"] = _share(row["delivered"], row["sent"])
+        row["open_rate"] = _share(row["opened"], row["delivered"])
+        row["click_rate"] = _share(row["clicked"], row["delivered"])
+        row["click_to_open"] = _share(row["clicked"], row["opened"])
+        row["unsubscribe_rate"] = _share(row["unsubscribed"], row["delivered"])
+        row["cell"] = f"{group}/sent"
+        row["cells"] = {s: f"{group}/{s}" for s in MESSAGE_STATES}
+        rows.append(row)
+        who[group] = {s: {shown[i]["customer"] for i in ids if shown[i]["states"][s]} for s in MESSAGE_STATES}
+    rows.sort(key=lambda r: (-r["sent"], r["group"]))
+    return {"rows": rows, "customers": who}
+
+
+def satisfaction(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | None = None,
+                 interval: str = "week", survey: str | None = None,
+                 question: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Satisfaction's rows, the chosen question's answers by value, and who answered per cell."""
+    answers = [(c, e) for c, e in _orders(shop, segment, "NPS Answered")
+               if _in_range(e, since, until) and (survey is None or e.properties["survey_id"] == survey)]  # fmt: skip
+
+    def kind(score: int) -> str:
+        return "promoters" if score >= 9 else "passives" if score >= 7 else "detractors"
+
+    rows, who = [], {}
+    for start in all_periods(since, until, interval):
+        name = label(start, interval)
+        found = [(c, e) for c, e in answers if period_of(e.timestamp, interval) == start]
+        counts = {"answers": len(found), **{g: 0 for g in ("promoters", "passives", "detractors")}}
+        for _, e in found:
+            counts[kind(e.properties["score"])] += 1
+        n, p, d = counts["answers"], counts["promoters"], counts["detractors"]
+        nps = 100 * (p - d) / n if n else None
+        error = 1.96 * 100 * ((p / n + d / n - (p / n - d / n) ** 2) / n) ** 0.5 if n else None
+        rows.append({"period": name, **counts, "nps": nps, "margin": error, "cell": f"{name}/answers",
+                     "cells": {g: f"{name}/{g}" for g in ("promoters", "passives", "detractors")}})  # fmt: skip
+        who[name] = {"answers": {c for c, _ in found}}
+        for g in ("promoters", "passives", "detractors"):
+            who[name][g] = {c for c, e in found if kind(e.properties["score"]) == g}
+    spread: dict[str, int] = defaultdict(int)
+    for e in shop.events:
+        customer = shop.customer(e)
+        if (e.named("Survey Answered") and _in_range(e, since, until) and shop.member(customer, segment)
+                and e.properties["survey_id"] == survey and e.properties["question_id"] == question):  # fmt: skip
+            spread[_value(e.properties["answer"])] += 1
+    answered = [{"answer": a, "count": n} for a, n in sorted(spread.items(), key=lambda an: (-an[1], an[0]))]
+    return {"rows": rows, "answers": answered, "customers": who}
+
+
+def service(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | None = None, by: str = "priority",
+            interval: str = "day") -> dict[str, Any]:  # fmt: skip
+    """Service's rows (one per group), the chart's opened and resolved per period, and who per cell."""
+    cases: dict[str, list[Event]] = defaultdict(list)
+    for e in shop.events:
+        if e.type == "track" and e.event.startswith("Case ") and e.properties.get("case_id"):
+            cases[e.properties["case_id"]].append(e)
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for events in cases.values():
+        opened = next((e for e in sorted(events, key=lambda e: e.timestamp) if e.event == "Case Opened"), None)
+        if opened is None or not _in_range(opened, since, until) or not shop.member(shop.customer(opened), segment):
+            continue
+        resolutions = sorted(e.timestamp for e in events if e.event == "Case Resolved")
+        group = opened.properties["priority"] if by == "priority" else opened.properties.get("rule_id") or "(by hand)"
+        grouped[group].append({
+            "customer": shop.customer(opened), "case": opened.properties["case_id"],
+            "hours": (resolutions[0] - opened.timestamp).total_seconds() / 3600 if resolutions else None,
+            "breached": any(e.event == "Case Escalated" for e in events),
+        })  # fmt: skip
+    rows, who = [], {}
+    for group, found in grouped.items():
+        resolved = [c["hours"] for c in found if c["hours"] is not None]
+        breached = sum(c["breached"] for c in found)
+        rows.append({
+            "group": group, "opened": len(found), "resolved": len(resolved),
+            "resolved_share": _share(len(resolved), len(found)),
+            "median_hours": statistics.median(resolved) if resolved else None, "breached": breached,
+            "breach_rate": _share(breached, len(found)), "cell": f"{group}/opened",
+            "cells": {"resolved": f"{group}/resolved", "breached": f"{group}/breached"},
+        })  # fmt: skip
+        who[group] = {
+            "opened": {c["customer"] for c in found},
+            "resolved": {c["customer"] for c in found if c["hours"] is not None},
+            "breached": {c["customer"] for c in found if c["breached"]},
+        }
+    rows.sort(key=lambda r: (-r["opened"], r["group"]))
+    flow = {label(s, interval): {"opened": 0, "resolved": 0} for s in all_periods(since, until, interval)}
+    for e in shop.events:
+        counted = e.named("Case Opened") or e.named("Case Resolved")
+        if counted and _in_range(e, since, until) and shop.member(shop.customer(e), segment):
+            flow[label(period_of(e.timestamp, interval), interval)][e.event.split()[1].lower()] += 1
+    return {"rows": rows, "flow": flow, "customers": who}
+
+
+def loyalty(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | None = None,
+            interval: str = "week") -> dict[str, Any]:  # fmt: skip
+    """Loyalty's rows and the customers given points per period."""
+    entries = [(shop.customer(e), e) for e in shop.events if e.named("Loyalty Points Awarded")
+               and shop.member(shop.customer(e), segment)]  # fmt: skip
+    rewards = [e for e in shop.events if e.named("Reward Issued") and shop.member(shop.customer(e), segment)]
+    end = day_start(until + timedelta(days=1))
+    starts = all_periods(since, until, interval)
+    tiers_at: dict[str, dict[str, int]] = {}
+    for start in starts:
+        ends = min(shift(start, interval, 1), end)
+        latest: dict[str, Event] = {}
+        for customer, e in entries:
+            if e.timestamp < ends and (customer not in latest or e.timestamp > latest[customer].timestamp):
+                latest[customer] = e
+        counted: dict[str, int] = defaultdict(int)
+        for e in latest.values():
+            counted[e.properties.get("tier") or "(none)"] += 1
+        tiers_at[label(start, interval)] = counted
+    names = sorted({t for counted in tiers_at.values() for t in counted})
+    rows, who = [], {}
+    for start in starts:
+        name = label(start, interval)
+        here = [(c, e) for c, e in entries if _in_range(e, since, until) and period_of(e.timestamp, interval) == start]
+        kinds: dict[str, int] = defaultdict(int)
+        for e in rewards:
+            if _in_range(e, since, until) and period_of(e.timestamp, interval) == start:
+                kinds[e.properties.get("kind") or "(none)"] += 1
+        row: dict[str, Any] = {
+            "period": name, "issued": sum(e.properties["points"] for _, e in here if e.properties["points"] > 0),
+            "taken_back": -sum(e.properties["points"] for _, e in here if e.properties["points"] < 0),
+            "rewards": sum(kinds.values()), "rewards_by_kind": dict(kinds), "cell": f"{name}/issued",
+        }  # fmt: skip
+        for tier in names:
+            row[f"tier:{tier}"] = tiers_at[name].get(tier, 0)
+        rows.append(row)
+        given: dict[str, int] = defaultdict(int)
+        for c, e in here:
+            if e.properties["points"] > 0:
+                given[c] += e.properties["points"]
+        who[name] = dict(given)
+    return {"rows": rows, "tiers": names, "customers": who}

@@ -5,7 +5,8 @@ and amounts to 1e-9), and a drill-down of each report lists the oracle's custome
 
 A test marked ``xfail(strict=True)`` with a reason starting "DEFINITION:" is one where the
 report's SQL disagrees with its own DEFINITION: it is written as the definition reads and
-passes (failing as XPASS) once the report is mended.
+passes (failing as XPASS) once the report is mended. The small examples at the end are the
+disagreements found so far, each in a few events.
 """
 
 from __future__ import annotations
@@ -155,46 +156,19 @@ FUNNELS = [
     {"steps": ["page", "page", "Order Completed"], "window_days": 2},
     {"steps": ["Product Viewed", "Order Completed"], "window_days": 14, "breakdown": "campaign"},
 ]
-MEDIAN = (
-    "DEFINITION: the median of an even number of times is the mean of the middle two; the report's "
-    "quantileExact(0.5) gives the upper one (see test_a_funnel_median_of_two_is_their_mean)"
-)
 
 
 def _ids(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in params.items()) or "default"
 
 
-def _without_medians(rows: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
-    return {k: {c: v for c, v in r.items() if c != "median_seconds"} for k, r in rows.items()}
-
-
 @pytest.mark.parametrize("params", FUNNELS, ids=_ids)
 async def test_funnel_rows_are_the_oracle_s(warehouse, shop, params) -> None:
-    """Every number but the median times (the next test)."""
     report = await run(warehouse, "funnels", **params)
     expected = oracle.funnels(shop, **_oracle_params(params))["rows"]
-    assert_same(_without_medians({(r["group"], r["step"]): r for r in report.rows}), _without_medians(expected))
+    assert_same({(r["group"], r["step"]): r for r in report.rows}, expected)
     entered = [r["customers"] for r in report.rows if r["step"] == 1]
     assert entered == sorted(entered, reverse=True), "the largest group first"
-
-
-def _even(params: dict[str, Any]) -> bool:
-    """Whether some median of this funnel is of an even number of customers (where the report errs)."""
-    rows = oracle.funnels(SHOP, **_oracle_params(params))["rows"].values()
-    return any(r["step"] > 1 and r["customers"] and r["customers"] % 2 == 0 for r in rows)
-
-
-@pytest.mark.parametrize(
-    "params",
-    [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=MEDIAN)) if _even(p) else p for p in FUNNELS],
-    ids=_ids,
-)
-async def test_funnel_median_times_are_the_oracle_s(warehouse, shop, params) -> None:
-    report = await run(warehouse, "funnels", **params)
-    expected = oracle.funnels(shop, **_oracle_params(params))["rows"]
-    assert_same({(r["group"], r["step"]): r["median_seconds"] for r in report.rows},
-                {k: r["median_seconds"] for k, r in expected.items()})  # fmt: skip
 
 
 @pytest.mark.parametrize(("params", "cell"), [({}, "3/all"), ({"breakdown": "campaign"}, "2/spring-sale"),
@@ -210,33 +184,25 @@ async def test_a_funnel_drill_down_lists_the_oracle_s_customers(warehouse, shop,
 # --- retention -------------------------------------------------------------------------------
 
 MONTHS = {"since": date(2026, 3, 1), "interval": "month"}
-"""Monthly cohorts over whole months (cohorts starting before ``since`` are the next tests')."""
-RETURN_EVENT = (
-    "DEFINITION: a cohort is every customer first seen (or first buying) in its period; with a return "
-    "event, the report counts only those who did it some time (see "
-    "test_a_cohort_counts_the_customers_who_never_came_back)"
-)
+"""Monthly cohorts over whole months."""
 RETENTION = [
     {},
     {"segment": "newsletter"},
+    {"since": date(2026, 3, 4), "until": date(2026, 5, 27)},
     {"cohort": "first_purchase", "periods": 6},
     {"cohort": "first_purchase", "periods": 3, **MONTHS},
+    {"cohort": "first_purchase", "interval": "month", "periods": 2},
     {"cohort": "first_purchase", "returning": "Order Completed", "periods": 6},
     {"segment": "vip", "periods": 2, **MONTHS},
-    pytest.param({"returning": "Product Viewed", "periods": 4},
-                 marks=pytest.mark.xfail(strict=True, reason=RETURN_EVENT)),
-    pytest.param({"returning": "Order Completed", "periods": 2, **MONTHS},
-                 marks=pytest.mark.xfail(strict=True, reason=RETURN_EVENT)),
-]  # fmt: skip
-ACTIVITY = {"first_seen": "activity", "returns": "activity"}
-"""The oracle's reading of "first event" and "any event" as the customer's own activity, as the
-report reads them (the definition's words say any event: see test_retention_s_any_event_is_any_event)."""
+    {"returning": "Product Viewed", "periods": 4},
+    {"returning": "Order Completed", "periods": 2, **MONTHS},
+]
 
 
 @pytest.mark.parametrize("params", RETENTION, ids=_ids)
 async def test_retention_rows_are_the_oracle_s(warehouse, shop, params) -> None:
     report = await run(warehouse, "retention", **params)
-    assert_same(report.rows, oracle.retention(shop, **params, **ACTIVITY)["rows"])
+    assert_same(report.rows, oracle.retention(shop, **params)["rows"])
 
 
 @pytest.mark.parametrize(("params", "cell"), [({}, "2026-03-16/0"), ({}, "2026-03-16/2"),
@@ -244,24 +210,19 @@ async def test_retention_rows_are_the_oracle_s(warehouse, shop, params) -> None:
 async def test_a_retention_drill_down_lists_the_oracle_s_customers(warehouse, shop, params, cell) -> None:
     got = await drill(warehouse, "retention", cell, **params)
     cohort, _, n = cell.partition("/")
-    expected = oracle.retention(shop, **params, **ACTIVITY)["customers"][cohort][int(n)]
+    expected = oracle.retention(shop, **params)["customers"][cohort][int(n)]
     assert expected
     assert {r["customer_id"] for r in got} == expected
 
 
 # --- lifecycle -------------------------------------------------------------------------------
 
-DAY_NEW = (
-    "DEFINITION: by day, a customer whose first activity is that day is new; the report compares "
-    "toUInt16(toStartOfDay(first_at)) (seconds, wrapped) with a day number, so none is new and they are "
-    "counted reactivated (see test_a_customer_s_first_day_is_new_by_day)"
-)
 LIFECYCLE = [
     {},
     {"interval": "month", "since": date(2026, 3, 1)},
     {"segment": "vip"},
-    pytest.param({"interval": "day"}, marks=pytest.mark.xfail(strict=True, reason=DAY_NEW)),
-    pytest.param({"interval": "day", "segment": "newsletter"}, marks=pytest.mark.xfail(strict=True, reason=DAY_NEW)),
+    {"interval": "day"},
+    {"interval": "day", "segment": "newsletter"},
 ]
 
 
@@ -279,7 +240,7 @@ async def test_a_lifecycle_drill_down_lists_the_oracle_s_customers(warehouse, sh
     assert {r["customer_id"] for r in got} == expected
 
 
-# --- small examples of the disagreements with the definitions ----------------------------------
+# --- small examples: each of the disagreements with a definition this oracle found -------------
 
 
 def _at(day: str, seconds: float = 0) -> datetime:
@@ -308,7 +269,10 @@ EXAMPLES = [
     oracle.event("a-1", "Email Sent", _at("2025-05-12T08:00"), email_id="e-a1"),
     oracle.event("a-2", "Email Sent", _at("2025-05-06T08:00"), email_id="e-a2"),
     oracle.event("a-2", "page", _at("2025-05-13T08:00")),
+    # an order redelivered (the same message id written again, in another block)
+    oracle.event("d-1", "Order Completed", _at("2025-06-03T08:00"), order_id="o-d1", total=30.0),
 ]
+REDELIVERED = EXAMPLES[-1]
 
 
 @pytest.fixture(scope="module")
@@ -317,6 +281,7 @@ def examples(clickhouse_server) -> Warehouse:
     database = f"reports_examples_{uuid.uuid4().hex[:8]}"
     migrate(client, database)
     oracle.Shop(EXAMPLES, [], [], []).store(client, database)
+    oracle.Shop([REDELIVERED], [], [], []).store(client, database)
     return Warehouse(clickhouse_server.service_client(), database)
 
 
@@ -326,46 +291,222 @@ async def _example(examples: Warehouse, name: str, since: str, until: str, **par
     return await reports.run(examples, module, module.Params(**params))
 
 
-@pytest.mark.xfail(strict=True, reason=MEDIAN)
 async def test_a_funnel_median_of_two_is_their_mean(examples) -> None:
     report = await _example(examples, "funnels", "2025-01-06", "2025-01-06", steps=["Product Viewed", "Product Added"])
-    assert [r["median_seconds"] for r in report.rows] == [None, 90.0]  # the report: 120.0
+    assert [r["median_seconds"] for r in report.rows] == [None, 90.0]  # quantileExact(0.5) gave the upper one, 120
 
 
-@pytest.mark.xfail(strict=True, reason=DAY_NEW)
 async def test_a_customer_s_first_day_is_new_by_day(examples) -> None:
     report = await _example(examples, "lifecycle", "2025-02-05", "2025-02-05", interval="day")
-    assert {s: report.rows[0][s] for s in ("new", "reactivated")} == {"new": 1, "reactivated": 0}  # the report: 0, 1
+    assert {s: report.rows[0][s] for s in ("new", "reactivated")} == {"new": 1, "reactivated": 0}  # was 0, 1
 
 
-@pytest.mark.xfail(strict=True, reason=RETURN_EVENT)
 async def test_a_cohort_counts_the_customers_who_never_came_back(examples) -> None:
     report = await _example(examples, "retention", "2025-03-03", "2025-03-09", returning="Order Completed", periods=1)
-    assert (report.rows[0]["customers"], report.rows[0]["p1"]) == (2, 0.5)  # the report: 1, 1.0
+    assert (report.rows[0]["customers"], report.rows[0]["p1"]) == (2, 0.5)  # was 1, 1.0 (r-2 left out)
 
 
-COHORT_START = (
-    "DEFINITION: the cohorts shown are those that start in the date range; from a Wednesday, the report "
-    "shows the week that began on the Monday before, with only its customers first seen from the "
-    "Wednesday on (a part of the cohort)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=COHORT_START)
 async def test_retention_shows_the_cohorts_that_start_in_the_range(examples) -> None:
     report = await _example(examples, "retention", "2025-04-02", "2025-04-13", periods=1)
     assert [(r["cohort"], r["customers"]) for r in report.rows] == [("2025-04-07", 1)]
-    # the report: [("2025-03-31", 1), ("2025-04-07", 1)], its first cohort without q-0
+    # was [("2025-03-31", 1), ("2025-04-07", 1)]: the week from the Monday before, without q-0
 
 
-ANY_EVENT = (
-    "DEFINITION (its words?): retention's cohorts are by 'first event ever' and a return is 'any event'; "
-    "the report reads both as the customer's own activity (customer_activity: not the emails we sent)"
+@pytest.mark.xfail(
+    strict=False, reason="open question: a period after the range shows 0 % today; this test reads it as unknown (None)"
+)
+async def test_retention_s_activity_is_not_the_messages_we_sent(examples) -> None:
+    report = await _example(examples, "retention", "2025-05-05", "2025-05-18", periods=1)
+    assert [(r["cohort"], r["customers"], r["p1"]) for r in report.rows] == [
+        ("2025-05-05", 1, 0.0),
+        ("2025-05-12", 1, None),
+    ]
+
+
+# --- rfm -------------------------------------------------------------------------------------
+
+RFM = [{}, {"segment": "vip"}, {"since": date(2026, 5, 1)}, {"until": date(2026, 4, 15)}]
+
+
+@pytest.mark.parametrize("params", RFM, ids=_ids)
+async def test_rfm_grid_and_moves_are_the_oracle_s(warehouse, shop, params) -> None:
+    report = await run(warehouse, "rfm", **params)
+    expected = oracle.rfm(shop, **params)
+    assert_same(report.rows, expected["rows"])
+    assert {(m["from"], m["to"]): m["customers"] for m in report.summary["moves"]} == expected["moves"]
+    assert report.summary["customers"] == expected["total"]
+
+
+async def test_rfm_recency_is_at_most_30_days_on_the_day(shop) -> None:
+    """The generated shop's two edge customers: an order exactly 30 days before the end scores 5."""
+    expected = oracle.rfm(shop)["customers"]
+    assert "u-rfm-30d" in expected[5, 1] and "u-rfm-30d-1ms" in expected[4, 1]
+
+
+@pytest.mark.parametrize("cell", ["5/1", "4/1", "champions", "about_to_sleep"])
+async def test_an_rfm_drill_down_lists_the_oracle_s_customers(warehouse, shop, cell) -> None:
+    got = await drill(warehouse, "rfm", cell)
+    from ecrm_aggregator.computed_traits import RFM_SEGMENTS
+
+    cells = oracle.rfm(shop)["customers"]
+    if "/" in cell:
+        expected = cells[tuple(int(x) for x in cell.split("/"))]
+    else:
+        names = next((rs, fs) for n, rs, fs in RFM_SEGMENTS if n == cell)
+        expected = {c for (r, f), found in cells.items() if r in names[0] and f in names[1] for c in found}
+    assert expected
+    assert {r["customer_id"] for r in got} == expected
+
+
+# --- revenue ---------------------------------------------------------------------------------
+
+REVENUE = [
+    {},
+    {"by": "segment"},
+    {"by": "segment", "segment": "newsletter"},
+    {"by": "channel", "segment": "newsletter"},
+    {"by": "campaign", "interval": "week"},
+]
+
+
+@pytest.mark.parametrize("params", REVENUE, ids=_ids)
+async def test_revenue_rows_and_summary_are_the_oracle_s(warehouse, shop, params) -> None:
+    report = await run(warehouse, "revenue", **params)
+    expected = oracle.revenue(shop, **params)
+    assert_same(report.rows, expected["rows"])
+    assert_same(report.summary, expected["summary"])
+
+
+@pytest.mark.parametrize(("params", "cell"), [({}, "all"), ({"by": "segment"}, "vip"), ({"by": "channel"}, "cpc")])
+async def test_a_revenue_drill_down_lists_the_oracle_s_customers(warehouse, shop, params, cell) -> None:
+    got = await drill(warehouse, "revenue", cell, **params)
+    expected = oracle.revenue(shop, **params)["customers"][cell]
+    assert expected
+    assert_same({r["customer_id"]: {"orders": r["orders"], "revenue": r["revenue"]} for r in got}, expected)
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+CAMPAIGNS = [
+    {},
+    {"by": "variant"},
+    {"by": "link"},
+    {"attribution": "first_touch", "window_days": 3},
+    {"segment": "newsletter", "since": date(2026, 5, 1)},
+]
+
+
+@pytest.mark.parametrize("params", CAMPAIGNS, ids=_ids)
+async def test_campaign_rows_are_the_oracle_s(warehouse, shop, params) -> None:
+    report = await run(warehouse, "campaigns", **params)
+    assert_same(report.rows, oracle.campaigns(shop, **params)["rows"])
+
+
+@pytest.mark.parametrize(
+    ("params", "cell"),
+    [({}, "campaign:cmp-may/clicked"), ({}, "rule:r-welcome/bounced_hard"), ({}, "campaign:cmp-april/machine_opened"),
+     ({"by": "link"}, "link/https://shop.example.com/sale")],
+)  # fmt: skip
+async def test_a_campaign_drill_down_lists_the_oracle_s_customers(warehouse, shop, params, cell) -> None:
+    got = await drill(warehouse, "campaigns", cell, **params)
+    found = oracle.campaigns(shop, **params)["customers"]
+    group, _, state = cell.rpartition("/")
+    expected = found[cell.partition("/")[2]] if params.get("by") == "link" else found[group][state]
+    assert expected
+    assert {r["customer_id"] for r in got} == expected
+
+
+# --- satisfaction ----------------------------------------------------------------------------
+
+SATISFACTION = [
+    {},
+    {"interval": "month", "since": date(2026, 3, 1)},
+    {"segment": "vip", "interval": "day"},
+    {"survey": "nps-app"},
+]
+
+
+@pytest.mark.parametrize("params", SATISFACTION, ids=_ids)
+async def test_satisfaction_rows_are_the_oracle_s(warehouse, shop, params) -> None:
+    report = await run(warehouse, "satisfaction", **params)
+    assert_same(report.rows, oracle.satisfaction(shop, **params)["rows"])
+
+
+async def test_a_question_s_answers_are_counted_by_value(warehouse, shop) -> None:
+    """A text answer is its text (it was its JSON, quotes included), a number its digits."""
+    report = await run(warehouse, "satisfaction", survey="csat", question="q1")
+    assert report.summary["question"]["answers"] == oracle.satisfaction(shop, survey="csat", question="q1")["answers"]
+
+
+@pytest.mark.parametrize("cell", ["2026-04-13/answers", "2026-04-13/promoters", "2026-05-04/detractors"])
+async def test_a_satisfaction_drill_down_lists_the_oracle_s_customers(warehouse, shop, cell) -> None:
+    got = await drill(warehouse, "satisfaction", cell)
+    period, _, group = cell.partition("/")
+    expected = oracle.satisfaction(shop)["customers"][period][group]
+    assert expected
+    assert {r["customer_id"] for r in got} == expected
+
+
+# --- service ---------------------------------------------------------------------------------
+
+SERVICE = [{}, {"by": "cause"}, {"segment": "newsletter"}, {"by": "cause", "interval": "week"}]
+
+
+@pytest.mark.parametrize("params", SERVICE, ids=_ids)
+async def test_service_rows_and_chart_are_the_oracle_s(warehouse, shop, params) -> None:
+    report = await run(warehouse, "service", **params)
+    expected = oracle.service(shop, **params)
+    assert_same(report.rows, expected["rows"])
+    assert report.chart is not None
+    opened, resolved = report.chart.series
+    assert dict(zip(report.chart.x, zip(opened.values, resolved.values, strict=True), strict=True)) == {
+        p: (float(f["opened"]), float(f["resolved"])) for p, f in expected["flow"].items()
+    }
+
+
+@pytest.mark.parametrize(("params", "cell"), [({}, "high/resolved"), ({"by": "cause"}, "(by hand)/opened"),
+                                              ({"by": "cause"}, "r-complaint/breached")])  # fmt: skip
+async def test_a_service_drill_down_lists_the_oracle_s_customers(warehouse, shop, params, cell) -> None:
+    got = await drill(warehouse, "service", cell, **params)
+    group, _, what = cell.rpartition("/")
+    expected = oracle.service(shop, **params)["customers"][group][what]
+    assert expected
+    assert {r["customer_id"] for r in got} == expected
+
+
+# --- loyalty ---------------------------------------------------------------------------------
+
+LOYALTY = [{}, {"interval": "day"}, {"interval": "month", "since": date(2026, 3, 1)}, {"segment": "vip"}]
+
+
+@pytest.mark.parametrize("params", LOYALTY, ids=_ids)
+async def test_loyalty_rows_are_the_oracle_s(warehouse, shop, params) -> None:
+    report = await run(warehouse, "loyalty", **params)
+    expected = oracle.loyalty(shop, **params)
+    assert_same(report.rows, expected["rows"])
+    assert report.summary["tiers"] == expected["tiers"]
+
+
+async def test_a_loyalty_drill_down_lists_the_oracle_s_customers(warehouse, shop) -> None:
+    got = await drill(warehouse, "loyalty", "2026-04-13/issued")
+    expected = oracle.loyalty(shop)["customers"]["2026-04-13"]
+    assert expected
+    assert {r["customer_id"]: r["points"] for r in got} == expected
+
+
+REDELIVERY = (
+    "DEFINITION: trends counts how many times the event happened; it reads events without FINAL, so an "
+    "event redelivered in another insert block counts twice until the parts merge (business_events, read "
+    "with FINAL, counts it once)"
 )
 
 
-@pytest.mark.xfail(strict=True, reason=ANY_EVENT)
-async def test_retention_s_any_event_is_any_event(examples) -> None:
-    report = await _example(examples, "retention", "2025-05-05", "2025-05-11", periods=1)
-    assert (report.rows[0]["customers"], report.rows[0]["p1"]) == (2, 1.0)
-    # the report: 1 customer (a-1), not retained (0.0); a-2 in the cohort of 2025-05-12
+async def test_a_redelivered_order_counts_once_in_revenue(examples) -> None:
+    report = await _example(examples, "revenue", "2025-06-03", "2025-06-03")
+    assert (report.summary["orders"], report.summary["revenue"]) == (1, 30.0)
+
+
+@pytest.mark.xfail(strict=True, reason=REDELIVERY)
+async def test_a_redelivered_order_counts_once_in_trends(examples) -> None:
+    report = await _example(examples, "trends", "2025-06-03", "2025-06-03")
+    assert report.rows[0]["g0"] == 1  # the report: 2

@@ -117,7 +117,7 @@ def _parameters(p: Params) -> dict[str, Any]:
 def queries(p: Params) -> dict[str, Query]:
     n = len(p.steps)
     counts = ", ".join(f"countIf(t{i} > 0) AS reached{i}" for i in range(n))
-    medians = ", ".join(f"quantileExactIf(0.5)(t{i} - t{i - 1}, t{i} > 0) AS median{i}" for i in range(1, n))
+    medians = ", ".join(f"quantileExactInclusiveIf(0.5)(t{i} - t{i - 1}, t{i} > 0) AS median{i}" for i in range(1, n))
     sql = f"SELECT grp, {counts}, {medians} FROM ({_grouped(p)}) GROUP BY grp ORDER BY reached0 DESC, grp"
     return {"steps": Query(sql, _parameters(p))}
 

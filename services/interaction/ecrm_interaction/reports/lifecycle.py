@@ -71,7 +71,7 @@ def _states(p: Params) -> str:
     return f"""
     SELECT customer, period, multiIf(
                NOT bitmapContains(active, period), 'lapsed',
-               toUInt16({BUCKET[p.interval]}(first_at)) = period, 'new',
+               toUInt16(toDate({BUCKET[p.interval]}(first_at))) = period, 'new',
                bitmapContains(active, previous), 'returning',
                'reactivated') AS state
     FROM (

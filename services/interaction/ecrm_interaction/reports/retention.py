@@ -32,11 +32,12 @@ from ecrm_interaction.reports.base import (
 NAME = "retention"
 TITLE = "Retention"
 DEFINITION = (
-    "Each customer belongs to the cohort of the week or month of their first event ever (or of "
-    "their first order, with cohorts by first purchase); the cohorts shown are those that start "
-    "in the date range. A customer is retained in period N when they did the return event (any "
-    "event, or the one chosen) in the Nth week or month after their cohort's, whatever they did "
-    "in between; period 0 is the cohort itself. Revenue per customer is the cohort's order "
+    "Each customer belongs to the cohort of the week or month of their first activity ever "
+    "(anything they did: a visit, a click, an order, an answer; not the messages we sent them), or "
+    "of their first order with cohorts by first purchase; the cohorts shown are those whose week "
+    "or month starts in the date range. A customer is retained in period N when they were active "
+    "(or did the return event chosen) in the Nth week or month after their cohort's, whatever "
+    "they did in between; period 0 is the cohort itself, all its customers. Revenue per customer is the cohort's order "
     "revenue up to and including that period divided by the cohort's size (its lifetime value "
     "so far). Periods are calendar weeks (from Monday) or months, UTC."
 )
@@ -103,7 +104,7 @@ def _cohorts(p: Params) -> str:
         GROUP BY customer"""
     return f"""
         SELECT customer, {BUCKET[p.interval]}(first_day) AS cohort FROM ({firsts})
-        WHERE first_day >= toDate({{start:DateTime64(3, 'UTC')}}) AND first_day < toDate({{end:DateTime64(3, 'UTC')}})
+        WHERE cohort >= toDate({{start:DateTime64(3, 'UTC')}}) AND cohort < toDate({{end:DateTime64(3, 'UTC')}})
           AND {in_segment()}"""
 
 
@@ -126,8 +127,8 @@ def queries(p: Params) -> dict[str, Query]:
     retained = f"""
     SELECT c.cohort AS cohort, n, count() AS customers
     FROM ({_cohorts(p)}) AS c INNER JOIN ({_activity(p)}) AS a ON a.customer = c.customer
-    ARRAY JOIN range(0, {{shown:UInt16}} + 1) AS n
-    WHERE n = 0 OR {_retained(p, "n")}
+    ARRAY JOIN range(1, {{shown:UInt16}} + 1) AS n
+    WHERE {_retained(p, "n")}
     GROUP BY cohort, n"""
     revenue = f"""
     SELECT c.cohort AS cohort, dateDiff('{unit}', c.cohort, toDate({BUCKET[p.interval]}(o.timestamp))) AS n,
@@ -138,12 +139,14 @@ def queries(p: Params) -> dict[str, Query]:
         WHERE e.event = '{ORDER}' AND e.timestamp >= {{first:DateTime64(3, 'UTC')}}) AS o ON o.customer = c.customer
     WHERE n BETWEEN 0 AND {{shown:UInt16}}
     GROUP BY cohort, n"""
+    sizes = f"SELECT cohort, count() AS customers FROM ({_cohorts(p)}) GROUP BY cohort"
     parameters = _parameters(p)
-    return {"retained": Query(retained, parameters), "revenue": Query(revenue, parameters)}
+    return {"retained": Query(retained, parameters), "sizes": Query(sizes, parameters),
+            "revenue": Query(revenue, parameters)}  # fmt: skip
 
 
 def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
-    sizes = {period_label(r["cohort"], p.interval): int(r["customers"]) for r in results["retained"] if r["n"] == 0}
+    sizes = {period_label(r["cohort"], p.interval): int(r["customers"]) for r in results["sizes"]}
     retained: dict[str, dict[int, int]] = defaultdict(dict)
     for r in results["retained"]:
         retained[period_label(r["cohort"], p.interval)][int(r["n"])] = int(r["customers"])
@@ -151,7 +154,7 @@ def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
     for r in results["revenue"]:
         revenue[period_label(r["cohort"], p.interval)][int(r["n"])] = float(r["revenue"])
     rows = []
-    for start in periods(p.since, p.until, p.interval):
+    for start in [s for s in periods(p.since, p.until, p.interval) if s.date() >= p.since]:
         label = period_label(start, p.interval)
         size = sizes.get(label, 0)
         row: dict[str, Any] = {"cohort": label, "customers": size, "cell": f"{label}/0", "cells": {}}

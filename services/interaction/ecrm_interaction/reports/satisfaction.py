@@ -80,9 +80,10 @@ def queries(p: Params) -> dict[str, Query]:
     found = {"nps": Query(nps, _parameters(p))}
     if p.survey and p.question:
         spread = f"""
-        SELECT answer, count() AS answers FROM ({_answers(ANSWER)})
+        SELECT if(JSONType(answer) = 'String', JSONExtractString(answer), answer) AS value, count() AS answers
+        FROM ({_answers(ANSWER)})
         WHERE survey_id = {{survey:String}} AND question_id = {{question:String}} AND {in_segment()}
-        GROUP BY answer ORDER BY answers DESC, answer LIMIT 50"""
+        GROUP BY value ORDER BY answers DESC, value LIMIT 50"""
         found["answers"] = Query(spread, _parameters(p))
     return found
 
@@ -117,7 +118,7 @@ def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
                                "margin": margin(totals["promoters"], totals["detractors"], totals["answers"])}  # fmt: skip
     if "answers" in results:
         summary["question"] = {"survey": p.survey, "question": p.question,
-                               "answers": [{"answer": r["answer"], "count": int(r["answers"])} for r in results["answers"]]}  # fmt: skip
+                               "answers": [{"answer": r["value"], "count": int(r["answers"])} for r in results["answers"]]}  # fmt: skip
     return Report(name=NAME, title=TITLE, definition=DEFINITION, filters=p.echo(), columns=columns, rows=rows,
                   chart=chart, summary=summary)  # fmt: skip
 

@@ -63,7 +63,7 @@ def queries(p: Params) -> dict[str, Query]:
     group = "if(priority = '', 'normal', priority)" if p.by == "priority" else "cause"
     groups = f"""
     SELECT {group} AS grp, count() AS opened, countIf(resolved) AS n_resolved, countIf(breached) AS n_breached,
-           quantileExactIf(0.5)(toUnixTimestamp64Milli(resolved_at) - toUnixTimestamp64Milli(opened_at), resolved) AS median_ms
+           quantileExactInclusiveIf(0.5)(toUnixTimestamp64Milli(resolved_at) - toUnixTimestamp64Milli(opened_at), resolved) AS median_ms
     FROM ({_cases()}) GROUP BY grp ORDER BY opened DESC, grp"""
     flow = f"""
     SELECT {BUCKET[p.interval]}(e.timestamp) AS period, countIf(e.event = '{OPENED}') AS opened,
