@@ -312,14 +312,13 @@ async def test_retention_shows_the_cohorts_that_start_in_the_range(examples) -> 
     # was [("2025-03-31", 1), ("2025-04-07", 1)]: the week from the Monday before, without q-0
 
 
-@pytest.mark.xfail(
-    strict=False, reason="open question: a period after the range shows 0 % today; this test reads it as unknown (None)"
-)
 async def test_retention_s_activity_is_not_the_messages_we_sent(examples) -> None:
+    """a-1 got a newsletter the week after their first visit: not retained; a-2's cohort is the week
+    of their first visit, not of the newsletter before it."""
     report = await _example(examples, "retention", "2025-05-05", "2025-05-18", periods=1)
     assert [(r["cohort"], r["customers"], r["p1"]) for r in report.rows] == [
         ("2025-05-05", 1, 0.0),
-        ("2025-05-12", 1, None),
+        ("2025-05-12", 1, 0.0),
     ]
 
 
@@ -439,9 +438,6 @@ async def test_a_question_s_answers_are_counted_by_value(warehouse, shop) -> Non
 
 
 @pytest.mark.parametrize("cell", ["2026-04-13/answers", "2026-04-06/promoters", "2026-05-04/detractors"])
-@pytest.mark.xfail(
-    strict=False, reason="found at the session's end, not yet diagnosed: the drill-down returns no customers"
-)
 async def test_a_satisfaction_drill_down_lists_the_oracle_s_customers(warehouse, shop, cell) -> None:
     got = await drill(warehouse, "satisfaction", cell)
     period, _, group = cell.partition("/")
