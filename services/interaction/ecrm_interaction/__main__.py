@@ -120,12 +120,12 @@ def serve() -> None:
     suppressions, _follower = follow_suppressions(settings.kafka_client_config())
     worker = InteractionWorker(settings, store, suppressions=suppressions)
     recommender, recent_events = clickhouse_services(settings)
-    dispatcher = Dispatcher(settings, store, worker.producer, recommender)
-    privacy = _privacy(settings, store, worker.producer, suppressions) if settings.clickhouse_url else None
-    segment_definitions, _definitions_follower = follow_segment_definitions(settings.kafka_client_config())
     warehouse = (
         Warehouse(clickhouse_client(settings), settings.clickhouse_database) if settings.clickhouse_url else None
     )
+    dispatcher = Dispatcher(settings, store, worker.producer, recommender, warehouse)
+    privacy = _privacy(settings, store, worker.producer, suppressions) if settings.clickhouse_url else None
+    segment_definitions, _definitions_follower = follow_segment_definitions(settings.kafka_client_config())
     app = create_app(
         settings, store, worker, dispatcher, recommender, recent_events, privacy, segment_definitions, warehouse
     )

@@ -258,6 +258,15 @@ ROLE_OF = {
     # --- issue 19, reports ---
     ("GET", "/v1/reports"): "viewer", ("GET", "/v1/reports/{name}"): "viewer",
     ("GET", "/v1/reports/{name}/customers"): "viewer",
+    ("GET", "/v1/saved-reports"): "viewer", ("POST", "/v1/saved-reports"): "marketer",
+    ("GET", "/v1/saved-reports/{report_id}"): "viewer", ("PUT", "/v1/saved-reports/{report_id}"): "marketer",
+    ("DELETE", "/v1/saved-reports/{report_id}"): "marketer", ("GET", "/v1/saved-reports/{report_id}/result"): "viewer",
+    ("GET", "/v1/dashboards"): "viewer", ("POST", "/v1/dashboards"): "marketer",
+    ("GET", "/v1/dashboards/{dashboard_id}"): "viewer", ("PUT", "/v1/dashboards/{dashboard_id}"): "marketer",
+    ("DELETE", "/v1/dashboards/{dashboard_id}"): "marketer",
+    ("GET", "/v1/report-subscriptions"): "viewer", ("POST", "/v1/report-subscriptions"): "marketer",
+    ("DELETE", "/v1/report-subscriptions/{subscription_id}"): "marketer",
+    ("POST", "/v1/report-subscriptions/{subscription_id}/send"): "marketer",
     ("GET", "/u/{token}"): "public", ("POST", "/u/{token}"): "public",
     ("GET", "/livez"): "public", ("GET", "/readyz"): "public", ("GET", "/metrics"): "public",
 }  # fmt: skip
@@ -316,7 +325,8 @@ async def test_every_route_refuses_who_may_not_use_it(http, store_and_settings) 
         if least == "public":
             continue
         url = path.format(rule_id="r", template_id="t", segment_id="s", customer_id="u1", channel="email",
-                          case_id="c", name="admin-token", email="a@b.c", broadcast_id="b")  # fmt: skip
+                          case_id="c", name="admin-token", email="a@b.c", broadcast_id="b", report_id="sr",
+                              dashboard_id="d", subscription_id="s")  # fmt: skip
         for headers in ({}, {"Authorization": "Bearer ecrm_dev_write_key"}, {"Authorization": "Basic dGVzdDo="}):
             answer = await http.request(method, url, headers=headers, json={})
             assert answer.status_code == 401, (method, path, headers)

@@ -32,6 +32,7 @@ from ecrm_interaction.api.routes import (
     pipeline,
     reports,
     rules,
+    saved_reports,
     segments,
     sessions,
     sources,
@@ -111,6 +112,7 @@ def create_app(
     app.include_router(catalog.router())
     app.include_router(pipeline.router())
     app.include_router(reports.router())
+    app.include_router(saved_reports.router(dispatcher))
 
     app.include_router(broadcasts.router(definitions))
     console.install(app)

@@ -14,6 +14,7 @@ wait for the next tick):
    stored together (one statement per kind of outcome);
 2. fire the scheduled rules whose cron slot came (:mod:`ecrm_interaction.delivery.schedules`);
 3. escalate unresolved cases past their SLA (:mod:`ecrm_interaction.delivery.escalations`);
+   send the report subscriptions' due issues (:mod:`ecrm_interaction.delivery.report_mail`, with ClickHouse);
 4. publish what was decided and the outbox's events (:mod:`ecrm_interaction.delivery.outbox_relay`).
 
 Messages render the customer's profile as it is when they go out, never older than the change
@@ -30,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -41,6 +42,7 @@ from ecrm_interaction.delivery.actions import GiveUp, Job, Outcome, Retry, Wirin
 from ecrm_interaction.delivery.actions.base import BatchReads, Recommender
 from ecrm_interaction.delivery.escalations import Escalations
 from ecrm_interaction.delivery.outbox_relay import OutboxRelay
+from ecrm_interaction.delivery.report_mail import ReportMail
 from ecrm_interaction.delivery.schedules import Schedules
 from ecrm_interaction.delivery.smtp_sender import Mailer, SmtpTarget
 from ecrm_interaction.engine.planning import RULE_DELETED, RULE_DISABLED, released_key, releases_once
@@ -55,6 +57,9 @@ from ecrm_interaction.storage.models import Action
 from ecrm_interaction.storage.store import Store, aware
 from ecrm_schemas.actions import OPEN, ActionKind, ActionStatus
 from ecrm_schemas.kafka_producer import ReliableProducer
+
+if TYPE_CHECKING:
+    from ecrm_interaction.api.services.warehouse import Warehouse
 
 log = structlog.get_logger()
 LIBRARY = "ecrm-interaction"
@@ -151,7 +156,9 @@ class Dispatcher:
         store: Store,
         producer: ReliableProducer | None,
         recommender: Recommender | None = None,
+        warehouse: Warehouse | None = None,
     ) -> None:
+        """``warehouse``: ClickHouse, for the report subscriptions (none are sent without)."""
         self.settings, self.store, self.producer = settings, store, producer
         mailer = Mailer(SmtpTarget.from_url(settings.smtp_url), settings.smtp_timeout_s, settings.email_from)
         intake = IntakeStep(store, settings.tracking_secret.get_secret_value())
@@ -159,6 +166,9 @@ class Dispatcher:
         self.relay = OutboxRelay(store, producer)
         self.schedules = Schedules(store, intake)
         self.escalations = Escalations(store, mailer, self.relay, settings.interaction_escalation_email)
+        self.report_mail = (
+            None if warehouse is None else ReportMail(store, warehouse, mailer, settings.interaction_public_url)
+        )
         # Longer than one attempt can take, so a live dispatcher never loses its claim; a dead
         # one's claims are taken over when it runs out.
         self.window = max((cap.window for cap in settings.policy().caps), default=timedelta(0))
@@ -199,6 +209,8 @@ class Dispatcher:
         await self.dispatch(now)
         await self.schedules.fire(now)
         await self.escalations.escalate(now)
+        if self.report_mail is not None:
+            await self.report_mail.send_due(now)
         await asyncio.to_thread(self.relay.publish)
         sizes = await asyncio.to_thread(self._queue_sizes)
         for status in OPEN:

@@ -426,3 +426,59 @@ class BroadcastRecipient(Base):
 
 
 # (end of broadcasts)
+
+
+class SavedReport(Base):
+    """A report a marketer saved with its filters. ``days`` set: a rolling range (the last
+    ``days`` days up to the day it is shown or sent), else the saved ``since``/``until``."""
+
+    __tablename__ = "saved_reports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    report: Mapped[str] = mapped_column(String(50))
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON: the report's filters as query strings (without the range when it rolls)."""
+    days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Dashboard(Base):
+    """Saved reports arranged in order (``reports``: JSON list of saved report ids)."""
+
+    __tablename__ = "dashboards"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    reports: Mapped[str] = mapped_column(Text, default="[]")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ReportSubscription(Base):
+    """People who receive a saved report or a dashboard by email, daily, weekly or monthly at
+    ``hour`` UTC. ``next_due_at`` is claimed by a conditional update before a send, so two
+    replicas never send the same issue."""
+
+    __tablename__ = "report_subscriptions"
+    __table_args__ = (Index("ix_report_subscriptions_due", "enabled", "next_due_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    target: Mapped[str] = mapped_column(String(20))
+    """``report`` or ``dashboard``."""
+    target_id: Mapped[str] = mapped_column(String(36))
+    recipients: Mapped[str] = mapped_column(Text)
+    """JSON list of email addresses (the shop's staff)."""
+    cadence: Mapped[str] = mapped_column(String(10))
+    """``daily``, ``weekly`` (on Mondays) or ``monthly`` (on the 1st)."""
+    hour: Mapped[int] = mapped_column(Integer, default=7)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
