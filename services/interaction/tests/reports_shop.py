@@ -33,6 +33,8 @@ CAMPAIGNS = (
     {"name": "spring-sale", "source": "newsletter", "medium": "email"},
     {"name": "retarget", "source": "facebook", "medium": "cpc"},
     {"name": "brand", "source": "google", "medium": "cpc"},
+    {"name": "partner", "source": "partner-blog"},  # no medium: its channel is its source
+    {"source": "newsletter", "medium": "email"},  # no name: no campaign
 )
 BROADCASTS = (
     ("cmp-feb", datetime(2026, 2, 27, 9, tzinfo=UTC)), ("cmp-march", datetime(2026, 3, 10, 9, tzinfo=UTC)),
@@ -189,6 +191,8 @@ class _Builder:
         """An event of ``who`` (customer id, user id, anonymous id); none at or after NOW."""
         if moment >= NOW or moment < FIRST:
             return None
+        if exact and moment.microsecond % 1000:
+            raise ValueError(f"{moment} is not to the millisecond")
         stamp = moment if exact else self.at(moment)
         if exact:
             self.taken.add(stamp)
@@ -310,13 +314,16 @@ class _Builder:
                 self.add(who, "track", "Email Opened", opened, properties=dict(base, machine_open=False))
             if rng.random() < 0.45:
                 for _ in range(1 if rng.random() < 0.8 else 2):
-                    clicked = opened + self.minutes(0.1, 5)
-                    self.add(who, "track", "Email Link Clicked", clicked,
-                             properties=dict(base, link_url=rng.choice(LINKS)))  # fmt: skip
-                    opened = clicked
+                    click = self.add(who, "track", "Email Link Clicked", opened + self.minutes(0.1, 5),
+                                     properties=dict(base, link_url=rng.choice(LINKS)))  # fmt: skip
+                    opened = click.timestamp if click else opened + timedelta(minutes=5)
                 if rng.random() < 0.35:  # the click led to an order, within the window or after it
-                    later = timedelta(hours=rng.uniform(0.2, 30)) if rng.random() < 0.8 else timedelta(days=8)
-                    self.order(who, opened + later)
+                    chance = rng.random()
+                    later = timedelta(hours=rng.uniform(0.2, 30)) if chance < 0.8 else timedelta(days=8)
+                    if 0.9 < chance < 0.95:  # at the window's very end (7 days): still the click's
+                        later = timedelta(days=7)
+                    exact = later == timedelta(days=7) and opened + later not in self.taken
+                    self.order(who, opened + later, exact=exact)
             if rng.random() < 0.03:
                 self.add(who, "track", "Unsubscribed", opened + self.minutes(1, 10), properties=dict(base))
             elif rng.random() < 0.01:
@@ -783,11 +790,13 @@ def rfm(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | Non
 
 
 def revenue(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | None = None, interval: str = "day",
-            by: str = "none") -> dict[str, Any]:  # fmt: skip
-    """Revenue's rows (one per group, the largest revenue first), its summary and each group's
-    customers (with their orders and revenue)."""
+            by: str = "none", groups: int = 8) -> dict[str, Any]:  # fmt: skip
+    """Revenue's rows (one per group, the largest revenue first), its summary, its chart (a line
+    for each of the first ``groups`` groups, the rest in 'other') and each group's customers
+    (with their orders and revenue)."""
+    shown = groups
     placed = [(c, e) for c, e in _orders(shop, segment) if _in_range(e, since, until)]
-    groups: dict[str, list[tuple[str, Event]]] = defaultdict(list)
+    grouped: dict[str, list[tuple[str, Event]]] = defaultdict(list)
     for customer, e in placed:
         campaign = e.context.get("campaign", {})
         if by == "segment":
@@ -799,10 +808,10 @@ def revenue(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str |
         else:
             names = ["all"]
         for group in names:
-            groups[group].append((customer, e))
+            grouped[group].append((customer, e))
     total = sum(order_amount(e) for _, e in placed)
     rows, who = [], {}
-    for group, orders in groups.items():
+    for group, orders in grouped.items():
         amount = sum(order_amount(e) for _, e in orders)
         rows.append({"group": group, "revenue": round(amount, 2), "orders": len(orders),
                      "customers": len({c for c, _ in orders}), "average_order_value": _share(amount, len(orders)),
@@ -813,6 +822,16 @@ def revenue(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str |
             found[c]["revenue"] += order_amount(e)
         who[group] = dict(found)
     rows.sort(key=lambda r: (-r["revenue"], r["group"]))
+    lines = [r["group"] for r in rows[:shown]]
+    chart: dict[str, dict[str, float]] = {g: defaultdict(float) for g in lines}
+    for group, orders in grouped.items():
+        for _, e in orders:
+            line = group if group in lines else "other"
+            chart.setdefault(line, defaultdict(float))[label(period_of(e.timestamp, interval), interval)] += (
+                order_amount(e)
+            )
+    x = [label(p, interval) for p in all_periods(since, until, interval)]
+    series = {g: [round(chart[g].get(p, 0.0), 2) for p in x] for g in chart}
     end = day_start(until + timedelta(days=1))
     ordered = {c for c, _ in placed}
     counts: dict[str, int] = defaultdict(int)
@@ -826,7 +845,7 @@ def revenue(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str |
         "refunded": round(sum(float(e.properties["total"]) for e in refunds), 2),
         "repeat_purchase_rate": _share(sum(counts[c] >= 2 for c in ordered), len(ordered)),
     }  # fmt: skip
-    return {"rows": rows, "summary": summary, "customers": who}
+    return {"rows": rows, "summary": summary, "customers": who, "chart": {"x": x, "series": series}}
 
 
 # --- campaigns, satisfaction, service, loyalty -------------------------------------------------
