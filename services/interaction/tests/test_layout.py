@@ -1,14 +1,17 @@
 """The interaction service's rooms, and which may use which.
 
     console/ ◀─▶ api/ ─┬─▶ consumer/ ─┬─▶ storage/ ─▶ engine/
-                        ├─▶ delivery/ ─┤
-                        └─▶ privacy/ ──┘
+                        ├─▶ delivery/ ─┤                 ▲
+                        ├─▶ privacy/ ──┘                 │
+                        └─▶ reports/ ◀── delivery/ ──────┘
 
 ``engine/`` is the pure rule engine: it imports no other room and no I/O library, so every
 decision it makes can be tested with data alone. ``storage/`` holds one repository module per
 aggregate and knows nothing of who calls it. ``consumer/`` (the Kafka shell and the intake),
 ``delivery/`` (carrying actions out) and ``privacy/`` sit on storage and engine and not on one
-another. ``api/`` and ``__main__`` wire everything. ``console/`` (the staff console's pages) is
+another. ``reports/`` holds the reports: pure steps from filters to SQL and from rows to a report, and
+the email of a report subscription; ``api/`` and ``delivery/`` run them.
+``api/`` and ``__main__`` wire everything. ``console/`` (the staff console's pages) is
 a shell over the API: it reads and changes only through API calls, so it imports only ``api/``
 (the session cookie's names and the roles), never storage. A module that breaks these lines fails here,
 naming the import to move.
@@ -22,14 +25,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ecrm_interaction"
-ROOMS = ("engine", "storage", "consumer", "delivery", "privacy", "api", "console")
+ROOMS = ("engine", "storage", "consumer", "delivery", "privacy", "reports", "api", "console")
 MAY_USE: dict[str, set[str]] = {
     "engine": set(),
     "storage": {"engine"},
     "consumer": {"engine", "storage"},
-    "delivery": {"engine", "storage"},
+    "delivery": {"engine", "storage", "reports"},
     "privacy": {"engine", "storage"},
-    "api": {"engine", "storage", "consumer", "delivery", "privacy", "console"},
+    "reports": {"engine"},
+    "api": {"engine", "storage", "consumer", "delivery", "privacy", "reports", "console"},
     "console": {"api"},
 }
 CROSSINGS = {
@@ -37,6 +41,12 @@ CROSSINGS = {
         "delivery",
         "ecrm_interaction.consumer.intake",
     ): "scheduled rules plan their firings through the intake, as the consumer does",
+    ("delivery", "ecrm_interaction.api.services.reports"): "report subscriptions run the reports as the API does",
+    ("delivery", "ecrm_interaction.api.services.warehouse"): "report subscriptions read ClickHouse as the API does",
+    (
+        "reports",
+        "ecrm_interaction.api.services.score_explanations",
+    ): "the RFM report scores on the scale the computed traits quote (one owner of the thresholds)",
 }
 """The imports across rooms that are allowed by name, each with why."""
 IO_LIBRARIES = {

@@ -18,9 +18,9 @@ import orjson
 import structlog
 
 from ecrm_interaction.api.services.reports import report_csv, run
-from ecrm_interaction.engine.report_mail import Issue, compose_issue
 from ecrm_interaction.engine.report_subscriptions import filters_on, next_due
 from ecrm_interaction.reports import REPORTS
+from ecrm_interaction.reports.mail import Issue, compose_issue
 from ecrm_interaction.storage import report_subscriptions as subscriptions
 from ecrm_interaction.storage import saved_reports
 

@@ -58,7 +58,7 @@ class Filters(BaseModel):
     included, UTC; the last 30 days by default) and, optionally, one segment: only the
     customers who are members of it now."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     since: date = Field(default_factory=lambda: _today() - timedelta(days=29))
     until: date = Field(default_factory=_today, validate_default=True)

@@ -96,7 +96,8 @@ def compose_issue(title: str, period: str, items: list[Issue], *, sender: str, r
                 "more": max(0, len(i.report.rows) - ROWS_IN_BODY)} for i, cid in zip(items, cids, strict=True)],
     )  # fmt: skip
     message.add_alternative(html, subtype="html")
-    html_part = message.get_payload()[1]  # type: ignore[index]
+    html_part = message.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
     for item, cid in zip(items, cids, strict=True):
         if item.chart_png and cid:
             html_part.add_related(item.chart_png, "image", "png", cid=f"<{cid}>", filename=f"{item.filename[:-4]}.png")
