@@ -53,6 +53,10 @@ SENT_BY_US = frozenset({
 """What we (the interaction service, the email channel, the shop's back office) report about a
 customer: not something the customer did."""
 CALL_TYPES = ("page", "screen", "identify", "group", "alias")
+MACHINE_OPENS_ARE_ACTIVITY = True
+"""Whether a machine open (a mail client's privacy prefetch) is the customer's activity, as
+lifecycle and retention read it today; this oracle's reading of "not the messages we sent them"
+says no (see test_a_machine_open_is_not_activity)."""
 FOREVER = datetime(2200, 1, 1, tzinfo=UTC)
 
 
@@ -645,11 +649,18 @@ def funnels(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str |
     return {"rows": rows, "customers": who}
 
 
+def own_activity(e: Event) -> bool:
+    """Whether ``e`` is something the customer did (not a message we sent them, nor our reports about them)."""
+    if e.type == "track" and e.event in SENT_BY_US:
+        return False
+    return MACHINE_OPENS_ARE_ACTIVITY or not (e.named("Email Opened") and e.properties.get("machine_open"))
+
+
 def first_events(shop: Shop, which: str) -> dict[str, datetime]:
     """Each customer's first own activity (``activity``: not the messages we sent them) or first order."""
     firsts: dict[str, datetime] = {}
     for e in shop.events:
-        if which == "activity" and e.type == "track" and e.event in SENT_BY_US:
+        if which == "activity" and not own_activity(e):
             continue
         if which == "order" and not e.named("Order Completed"):
             continue
@@ -678,7 +689,7 @@ def retention(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str
     revenue: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for e in shop.events:
         customer = shop.customer(e)
-        own = not (e.type == "track" and e.event in SENT_BY_US)
+        own = own_activity(e)
         counted = own if returning == "any" else e.named(returning)
         if counted:
             active[customer].add(period_of(e.timestamp, interval))
@@ -710,7 +721,7 @@ def lifecycle(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str
     """Lifecycle's rows and each period's customers per state (``customers[label][state]``)."""
     active: dict[str, set[datetime]] = defaultdict(set)
     for e in shop.events:
-        if e.type == "track" and e.event in SENT_BY_US:
+        if not own_activity(e):
             continue
         customer = shop.customer(e)
         if shop.member(customer, segment):
