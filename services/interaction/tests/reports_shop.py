@@ -473,6 +473,11 @@ def _edges(b: _Builder) -> None:
         b.add(who, "track", "Product Added", moment + timedelta(hours=1), properties={"category": "hats"})
         b.add(who, "track", "Order Completed", moment + timedelta(days=2),
               properties={"order_id": f"o-{user}", "total": 50.0, "items": 1, "payment": "card"})  # fmt: skip
+    month = datetime(2026, 4, 1, tzinfo=UTC)
+    for user, moment in (("u-edge-march", month - timedelta(milliseconds=1)), ("u-edge-april", month)):
+        # the last millisecond of March and the first of April (and of a Wednesday)
+        b.add((user, user, ""), "page", "", moment, exact=True, name="Home", category="shop")
+        b.add((user, user, ""), "page", "", moment + timedelta(days=35), name="Home", category="shop")
     for user, age in (("u-rfm-30d", timedelta(days=30)), ("u-rfm-30d-1ms", timedelta(days=30, milliseconds=1))):
         # an order exactly 30 days before the range's end (recency 5), and one a millisecond older (4)
         b.add((user, user, ""), "track", "Order Completed", end - age, exact=True,

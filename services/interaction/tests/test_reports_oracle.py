@@ -109,6 +109,7 @@ TRENDS = [
     {"breakdown": "segment", "interval": "month", "segment": "vip"},
     {"event": "Product Added", "breakdown": "trait", "key": "plan", "interval": "week"},
     {"event": "identify", "interval": "week"},
+    {"event": "page", "interval": "week", "since": date(2026, 3, 4), "until": date(2026, 5, 27)},
 ]
 
 
@@ -221,6 +222,7 @@ async def test_a_retention_drill_down_lists_the_oracle_s_customers(warehouse, sh
 
 LIFECYCLE = [
     {},
+    {"since": date(2026, 3, 4), "until": date(2026, 5, 27)},
     {"interval": "month", "since": date(2026, 3, 1)},
     {"segment": "vip"},
     {"interval": "day"},
