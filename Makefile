@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure bench-console clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure bench-console bench-reports clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench-aggregator the aggregator against a raw consume→insert loop (BENCH_ARGS=\"--events N\")"
 	@echo "make bench-interaction the interaction consumer against a consume→bulk-upsert loop (BENCH_ARGS=\"--changes N\")"
 	@echo "make bench-console   every console page < 300 ms p95 with 100k customers, 10M events (BENCH_ARGS=--quick: 10k, 1M)"
+	@echo "make bench-reports   every report < 1 s p95 with 100k customers, 10M events, beside a bare scan (BENCH_ARGS=--quick: 10k, 1M)"
 
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -104,6 +105,10 @@ bench-interaction: install
 # Every console page against 300 ms p95 on a seeded store (kept in .ecrm/bench-console/ per size); exit 1 when one misses.
 bench-console: install
 	$(UV) run --frozen python -m bench.console_bench run $(BENCH_ARGS)
+
+# Every report against 1 s p95 beside a bare ClickHouse scan of its columns, on the console bench's seeded store; exit 1 when one misses.
+bench-reports: install
+	$(UV) run --frozen python -m bench.reports_bench run $(BENCH_ARGS)
 
 jsonschema: install
 	$(UV) run --frozen python -m ecrm_schemas jsonschema

@@ -180,6 +180,8 @@ def aims(report: dict[str, Any]) -> list[Aim]:
         )
     if console := report.get("console"):
         found.append(console_aim(console))
+    if reports := report.get("reports"):
+        found.append(reports_aim(reports))
     for ratio in ratios(report):
         if ratio.aim is not None:
             found.append(Aim(ratio.name, ratio.value, f"≥ {ratio.aim}", ratio.met, "×"))
@@ -268,6 +270,77 @@ def console_section(console: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+REPORTS_CEILING_MS = 1000.0
+"""The reports' speed goal: every report answers in under this, at p95, on 10 million events."""
+
+
+def reports_aim(reports: dict[str, Any]) -> Aim:
+    """The slowest report case's p95 against the goal; a case that fails misses it too."""
+    measured = reports.get("measured") or []
+    slowest = max((m["p95_ms"] for m in measured if "p95_ms" in m), default=None)
+    broken = any("error" in m for m in measured)
+    met = None if not measured else (slowest is not None and slowest < REPORTS_CEILING_MS and not broken)
+    name = (f"reports, slowest case p95 ({reports['customers']:,} customers, {reports['events']:,} events)"
+            + (", a report failed" if broken else ""))  # fmt: skip
+    return Aim(name, slowest, f"< {REPORTS_CEILING_MS:,.0f} ms", met, "ms")
+
+
+def reports_findings(reports: dict[str, Any]) -> list[str]:
+    """Each report case over the ceiling or failing, in a sentence naming its slowest query and
+    what that query read (what to precompute)."""
+    found = []
+    for m in reports.get("measured") or []:
+        if "error" in m:
+            found.append(f"Report {m['report']} ({m['case']}) failed: {m['error']}.")
+        elif not m["met"]:
+            q = m["queries"][m["slowest_query"]]
+            found.append(f"Report {m['report']} ({m['case']}): p95 {m['p95_ms']:,.0f} ms, over the "
+                         f"{REPORTS_CEILING_MS:,.0f} ms ceiling ({m['ratio_to_bare']} × its bare scan); slowest "
+                         f"query '{m['slowest_query']}' ({q['ms']:,.0f} ms alone) read {q['read_rows']:,} rows, "
+                         f"{q['read_bytes'] / 2**20:,.1f} MiB.")  # fmt: skip
+    return found
+
+
+def reports_section(reports: dict[str, Any] | None) -> list[str]:
+    """The reports' table (the reports bench's report and the suite's)."""
+    if not reports:
+        return []
+    extras = reports.get("extras") or {}
+    lines = [
+        "",
+        f"## Reports ({reports['customers']:,} customers, {reports.get('events_stored', reports['events']):,} events)",
+        "",
+        f"Each report case run {reports['warmup_per_case']} times unmeasured, then {reports['requests_per_case']} "
+        "times one after another, end to end as the API runs it (its queries on ClickHouse over HTTP, then its "
+        f"shape); ceiling p95 < {REPORTS_CEILING_MS:,.0f} ms. Beside it, the bare scan: the columns its queries "
+        "read, over the key ranges they read, each table once, with nothing computed (timed the same way). "
+        f"The store was seeded on {reports['seed']['seeded_at']} ({reports['seed']['age_days']} days before), with "
+        f"{extras.get('rows', 0):,} extra business events (campaigns, cases, loyalty, refunds, surveys, messages). "
+        + (f"Load average (1, 5, 15 min) before {reports['load_average']['before']}, after "
+           f"{reports['load_average']['after']} on {reports.get('cpus') or os.cpu_count()} cores."
+           if "load_average" in reports else ""),
+        "",
+        "| report | case | p50 ms | p95 ms | max ms | bare p95 ms | p95 / bare | rows read | MiB read | |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]  # fmt: skip
+    for m in reports["measured"]:
+        if "error" in m:
+            lines.append(f"| {m['report']} | {m['case']} | | | | | | | | **error: {m['error']}** |")
+            continue
+        state = "met" if m["met"] else f"**missed** (slowest query: `{m['slowest_query']}`)"
+        ratio = "–" if m["ratio_to_bare"] is None else f"{m['ratio_to_bare']:,.1f}"
+        ratio += "*" if m["bare"].get("wider") else ""
+        lines.append(f"| {m['report']} | {m['case']} | {m['p50_ms']:,.1f} | {m['p95_ms']:,.1f} | {m['max_ms']:,.1f} | "
+                     f"{m['bare']['p95_ms']:,.1f} | {ratio} | {m['read_rows']:,} | {m['read_bytes'] / 2**20:,.1f} | "
+                     f"{state} |")  # fmt: skip
+    if any(m.get("bare", {}).get("wider") for m in reports["measured"]):
+        lines += ["", "*: the bare scan read more rows than the report (a key condition it cannot repeat)."]
+    findings = reports_findings(reports)
+    if findings:
+        lines += ["", *[f"- {f}" for f in findings]]
+    return lines
+
+
 # --- Markdown ---------------------------------------------------------------------------------
 
 
@@ -319,7 +392,7 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         lines.append(f"| {goal.name} | {_n(goal.figure, 2 if goal.unit == '×' else 0)} {goal.unit} | {goal.target} | "
                      f"{_met(goal.met)} |")  # fmt: skip
     lines += _collector_section(report) + _aggregator_section(report) + _pipeline_section(report)
-    lines += _memory_section(report) + console_section(report.get("console"))
+    lines += _memory_section(report) + console_section(report.get("console")) + reports_section(report.get("reports"))
     if report.get("findings"):
         lines += ["", "## Findings", ""] + [f"- {f}" for f in report["findings"]]
     if plots:

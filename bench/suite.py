@@ -19,7 +19,10 @@ Stages, in order (each starts its own fresh broker, ClickHouse and services):
 5. **soak** (``--soak SECONDS``, 900 with ``--full``): one fixed rate, RSS and lag over time;
 6. **console**: every page of the staff console's role table, p50/p95/max against the 300 ms
    p95 goal, on a seeded store of 10,000 customers and 1 million events (100,000 and 10
-   million with ``--full``, the goal's size), kept between runs (:mod:`bench.console_bench`).
+   million with ``--full``, the goal's size), kept between runs (:mod:`bench.console_bench`);
+7. **reports**: every report of ``ecrm_interaction.reports.REPORTS`` with its representative
+   filters, p50/p95/max against the 1 s p95 goal, each beside a bare ClickHouse scan of the
+   columns it reads, on the console's seeded store (:mod:`bench.reports_bench`).
 
 Writes ``bench/results/suite-<UTC time>.json``, ``.md`` and PNG plots, and prints the summary.
 
@@ -50,7 +53,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import aggregator_bench, ceilings, collector_bench, console_bench, interaction_bench, plots, report
+from bench import (
+    aggregator_bench,
+    ceilings,
+    collector_bench,
+    console_bench,
+    interaction_bench,
+    plots,
+    report,
+    reports_bench,
+)
 from bench.collector_bench import Bodies, Params
 from bench.console_seed import FULL, QUICK, Size
 from bench.pipeline_bench import Pipeline, Step
@@ -82,6 +94,7 @@ class Plan:
     stages: tuple[str, ...]
     database: str = "postgres"
     console_size: Size = QUICK
+    reports_size: Size = QUICK
 
     @classmethod
     def make(cls, full: bool, customers: int, seed: int, repeat: int | None, soak: float | None,
@@ -102,6 +115,7 @@ class Plan:
             interaction_changes=60_000 if full else 20_000,
             steps=steps, soak_seconds=soak if soak is not None else (900.0 if full else 0.0), soak_rate=soak_rate,
             profile_seconds=10.0, stages=stages, database=database, console_size=FULL if full else QUICK,
+            reports_size=FULL if full else QUICK,
         )  # fmt: skip
 
 
@@ -126,6 +140,8 @@ class Run:
         if "pipeline" in p.stages:
             units += p.repeat * len(p.steps) + 1
         if "console" in p.stages:
+            units += 1
+        if "reports" in p.stages:
             units += 1
         return units + (1 if p.soak_seconds else 0)
 
@@ -296,6 +312,19 @@ class Run:
         verdict = "passed" if result["passed"] else "FAILED"
         self.done(f"console: {len(result['measured'])} URLs, slowest p95 {slowest}, {verdict}")
 
+    # --- the reports ------------------------------------------------------------------
+
+    def reports(self) -> None:
+        p = self.plan
+        size = p.reports_size
+        self.say(f"reports: {size.customers:,} customers, {size.events:,} events")
+        result = reports_bench.stage(size, p.database, say=self.say)
+        self.result["reports"] = result
+        self.result["parameters"]["reports"] = {"customers": size.customers, "events": size.events}
+        slowest = "–" if result["slowest_p95_ms"] is None else f"{result['slowest_p95_ms']:,.0f} ms"
+        verdict = "passed" if result["passed"] else "FAILED"
+        self.done(f"reports: {len(result['measured'])} cases, slowest p95 {slowest}, {verdict}")
+
     def soak(self, pipeline: Pipeline, index: int) -> None:
         p = self.plan
         step = Step(p.soak_rate, p.soak_seconds, 10.0)
@@ -368,6 +397,7 @@ def findings(result: dict[str, Any]) -> list[str]:
             figure = "nothing arrived" if aim.figure is None else f"{aim.figure:,.2f} {aim.unit}"
             found.append(f"Missed: {aim.name} ({figure}, target {aim.target}).")
     found += report.console_findings(result.get("console") or {})
+    found += report.reports_findings(result.get("reports") or {})
     for name, profile in (result.get("profiles") or {}).items():
         if "top_own" in profile:
             top = ", ".join(f"{frame} {share:.0%}" for frame, share in profile["top_own"][:5])
@@ -390,7 +420,7 @@ def summary_table(result: dict[str, Any]) -> Table:
     return table
 
 
-STAGES = ("collector", "aggregator", "interaction", "pipeline", "console")
+STAGES = ("collector", "aggregator", "interaction", "pipeline", "console", "reports")
 
 
 @app.command()
@@ -412,7 +442,10 @@ def run(
         str | None, typer.Option(help="Offered events/s of the pipeline's batch steps, comma-separated.")
     ] = None,
     database: Annotated[
-        str, typer.Option(help="The interaction service's database (pipeline and console stages): postgres or sqlite.")
+        str,
+        typer.Option(
+            help="The interaction service's database (pipeline, console, reports stages): postgres or sqlite."
+        ),
     ] = "postgres",
     out: Annotated[Path, typer.Option(help="Where the report goes.")] = RESULTS,
 ) -> None:
@@ -461,6 +494,8 @@ def run(
             current.pipeline()
         if "console" in plan.stages:
             current.console()
+        if "reports" in plan.stages:
+            current.reports()
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["ratios"] = report.as_dicts(report.ratios(result))
     result["aims"] = report.as_dicts(report.aims(result))
