@@ -785,15 +785,16 @@ def rfm(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str | Non
     by_customer: dict[str, list[Event]] = defaultdict(list)
     for customer, e in _orders(shop, segment):
         by_customer[customer].append(e)
-    cells: dict[tuple[int, int], set[str]] = defaultdict(set)
+    cells: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
+    """Each grid cell's customers with their revenue."""
     revenue: dict[tuple[int, int], float] = defaultdict(float)
     moves: dict[tuple[str, str], int] = defaultdict(int)
     for customer, orders in by_customer.items():
         now = _rfm_cell(orders, end)
         if now is None:
             continue
-        cells[now].add(customer)
-        revenue[now] += sum(order_amount(o) for o in orders if o.timestamp < end)
+        cells[now][customer] = sum(order_amount(o) for o in orders if o.timestamp < end)
+        revenue[now] += cells[now][customer]
         before = _rfm_cell(orders, then)
         moves["no_orders_yet" if before is None else name(*before), name(*now)] += 1
     total = sum(len(c) for c in cells.values())
@@ -946,7 +947,13 @@ def campaigns(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str
         row["cell"] = f"{group}/sent"
         row["cells"] = {s: f"{group}/{s}" for s in MESSAGE_STATES}
         rows.append(row)
-        who[group] = {s: {shown[i]["customer"] for i in ids if shown[i]["states"][s]} for s in MESSAGE_STATES}
+        who[group] = {}
+        for state in MESSAGE_STATES:
+            messages_of: dict[str, int] = defaultdict(int)
+            for i in ids:
+                if shown[i]["states"][state]:
+                    messages_of[shown[i]["customer"]] += 1
+            who[group][state] = dict(messages_of)
     rows.sort(key=lambda r: (-r["sent"], r["group"]))
     return {"rows": rows, "customers": who}
 
@@ -973,9 +980,15 @@ def satisfaction(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: 
         error = 1.96 * 100 * ((p / n + d / n - (p / n - d / n) ** 2) / n) ** 0.5 if n else None
         rows.append({"period": name, **counts, "nps": nps, "margin": error, "cell": f"{name}/answers",
                      "cells": {g: f"{name}/{g}" for g in ("promoters", "passives", "detractors")}})  # fmt: skip
-        who[name] = {"answers": {c for c, _ in found}}
-        for g in ("promoters", "passives", "detractors"):
-            who[name][g] = {c for c, e in found if kind(e.properties["score"]) == g}
+        who[name] = {}
+        for g in ("answers", "promoters", "passives", "detractors"):
+            theirs: dict[str, list[Event]] = defaultdict(list)  # each customer's answers of the group
+            for c, e in found:
+                if g == "answers" or kind(e.properties["score"]) == g:
+                    theirs[c].append(e)
+            who[name][g] = {
+                c: (len(es), max(es, key=lambda e: e.timestamp).properties["score"]) for c, es in theirs.items()
+            }
     spread: dict[str, int] = defaultdict(int)
     for e in shop.events:
         customer = shop.customer(e)
@@ -1016,11 +1029,14 @@ def service(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str |
             "breach_rate": _share(breached, len(found)), "cell": f"{group}/opened",
             "cells": {"resolved": f"{group}/resolved", "breached": f"{group}/breached"},
         })  # fmt: skip
-        who[group] = {
-            "opened": {c["customer"] for c in found},
-            "resolved": {c["customer"] for c in found if c["hours"] is not None},
-            "breached": {c["customer"] for c in found if c["breached"]},
-        }
+        who[group] = {}
+        for what, wanted in (("opened", lambda c: True), ("resolved", lambda c: c["hours"] is not None),
+                             ("breached", lambda c: c["breached"])):  # fmt: skip
+            theirs: dict[str, list[str]] = defaultdict(list)
+            for case in found:
+                if wanted(case):
+                    theirs[case["customer"]].append(case["case"])
+            who[group][what] = {c: sorted(cases) for c, cases in theirs.items()}
     rows.sort(key=lambda r: (-r["opened"], r["group"]))
     flow = {label(s, interval): {"opened": 0, "resolved": 0} for s in all_periods(since, until, interval)}
     for e in shop.events:

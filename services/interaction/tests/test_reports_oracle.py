@@ -358,12 +358,13 @@ async def test_an_rfm_drill_down_lists_the_oracle_s_customers(warehouse, shop, c
 
     cells = oracle.rfm(shop)["customers"]
     if "/" in cell:
-        expected = cells[tuple(int(x) for x in cell.split("/"))]
+        wanted = [tuple(int(x) for x in cell.split("/"))]
     else:
-        names = next((rs, fs) for n, rs, fs in RFM_SEGMENTS if n == cell)
-        expected = {c for (r, f), found in cells.items() if r in names[0] and f in names[1] for c in found}
+        recencies, frequencies = next((rs, fs) for n, rs, fs in RFM_SEGMENTS if n == cell)
+        wanted = [(r, f) for r in recencies for f in frequencies]
+    expected = {c: {"recency": r, "frequency": f, "revenue": v} for r, f in wanted for c, v in cells[r, f].items()}
     assert expected
-    assert {r["customer_id"] for r in got} == expected
+    assert_same({r["customer_id"]: {k: r[k] for k in ("recency", "frequency", "revenue")} for r in got}, expected)
 
 
 # --- revenue ---------------------------------------------------------------------------------
@@ -422,9 +423,11 @@ async def test_a_campaign_drill_down_lists_the_oracle_s_customers(warehouse, sho
     got = await drill(warehouse, "campaigns", cell, **params)
     found = oracle.campaigns(shop, **params)["customers"]
     group, _, state = cell.rpartition("/")
-    expected = found[cell.partition("/")[2]] if params.get("by") == "link" else found[group][state]
-    assert expected
-    assert {r["customer_id"] for r in got} == expected
+    if params.get("by") == "link":
+        expected = found[cell.partition("/")[2]]
+        assert expected and {r["customer_id"] for r in got} == expected
+    else:
+        assert found[group][state] and {r["customer_id"]: r["messages"] for r in got} == found[group][state]
 
 
 # --- satisfaction ----------------------------------------------------------------------------
@@ -458,7 +461,7 @@ async def test_a_satisfaction_drill_down_lists_the_oracle_s_customers(warehouse,
     period = max(found, key=lambda p: (len(found[p][group]), p))
     got = await drill(warehouse, "satisfaction", f"{period}/{group}")
     assert found[period][group]
-    assert {r["customer_id"] for r in got} == found[period][group]
+    assert {r["customer_id"]: (r["answers"], r["latest_score"]) for r in got} == found[period][group]
 
 
 # --- service ---------------------------------------------------------------------------------
@@ -485,7 +488,7 @@ async def test_a_service_drill_down_lists_the_oracle_s_customers(warehouse, shop
     group, _, what = cell.rpartition("/")
     expected = oracle.service(shop, **params)["customers"][group][what]
     assert expected
-    assert {r["customer_id"] for r in got} == expected
+    assert {r["customer_id"]: sorted(r["cases"]) for r in got} == expected
 
 
 # --- loyalty ---------------------------------------------------------------------------------
