@@ -26,7 +26,10 @@ class TrackingToken(BaseModel):
     customer_kind: Literal["userId", "anonymousId"] = "userId"
     rule_id: str | None = None
     campaign_id: str | None = None
-    """The campaign of mail sent by another tool (``ecrm-collector links sign --campaign``)."""
+    """The campaign: a broadcast's id, or the campaign of mail sent by another tool
+    (``ecrm-collector links sign --campaign``)."""
+    variant: str | None = None
+    """The A/B variant of a broadcast's message."""
     url: str | None = None
     """The link's target, for click tokens."""
     issued_at: float = Field(default_factory=time.time)

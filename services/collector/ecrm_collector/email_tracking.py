@@ -68,6 +68,8 @@ def _event(token: TrackingToken, name: str, properties: dict[str, Any]) -> dict[
     base = {"email_id": token.email_id} | ({"rule_id": token.rule_id} if token.rule_id else {})
     if token.campaign_id:
         base["campaign_id"] = token.campaign_id
+    if token.variant:
+        base["variant"] = token.variant
     return track_body(name, {token.customer_kind: token.customer}, base | properties, library="ecrm-email-tracking")
 
 

@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+import orjson
 import structlog
 from pydantic import BaseModel
 
@@ -58,6 +59,15 @@ def customer_kind(action: Action, profile: dict[str, Any]) -> str:
     return "userId" if profile.get("user_id") == action.customer_id or not profile else "anonymousId"
 
 
+def broadcast_of(action: Action) -> tuple[str | None, str | None]:
+    """The broadcast a message belongs to and its A/B variant (None for a rule's message): its
+    events carry them as ``campaign_id`` and ``variant``, so reports count it per broadcast."""
+    if not action.cause.startswith("b:"):
+        return None, None
+    placed = orjson.loads(action.payload or "{}").get("broadcast") or {}
+    return placed.get("id") or action.cause[2:], placed.get("variant")
+
+
 class Links:
     """The signed links of a customer's email: unsubscribe pages, click and open tracking, ESP tags."""
 
@@ -86,15 +96,20 @@ class Links:
         """Our tags, in the header of every configured ESP (customer mail only: a bounce of a
         team notification must never suppress the customer it was about)."""
         customer = {"user_id" if customer_kind(action, profile) == "userId" else "anonymous_id": action.customer_id}
-        tags = email_tags.message_tags(action.id, rule_id=action.rule_id, **customer)
+        tags = email_tags.message_tags(
+            action.id, rule_id=action.rule_id, campaign_id=broadcast_of(action)[0], **customer
+        )
         return email_tags.provider_headers(tags, self.providers, ses_configuration_set=self.ses_configuration_set)
 
     def tracking_url(self, action: Action, profile: dict[str, Any], url: str | None) -> str:
+        campaign, variant = broadcast_of(action)
         token = TrackingToken(
             email_id=action.id,
             customer=action.customer_id,
             customer_kind=customer_kind(action, profile),  # type: ignore[arg-type]
             rule_id=action.rule_id,
+            campaign_id=campaign,
+            variant=variant,
             url=url,
         )
         return tracking_url(self.tracking, sign(token, self.secret), click=url is not None)
@@ -240,4 +255,7 @@ class EmailExecutor:
     def completed(action: Action, spec: dict[str, Any], base: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         properties = {"email_id": action.id, "rule_id": action.rule_id, "template": spec.get("template"),
                       "subject": action.subject}  # fmt: skip
+        campaign, variant = broadcast_of(action)
+        if campaign:
+            properties |= {"campaign_id": campaign, "variant": variant}
         return CatalogEvent.EMAIL_SENT, properties
