@@ -53,7 +53,7 @@ SENT_BY_US = frozenset({
 """What we (the interaction service, the email channel, the shop's back office) report about a
 customer: not something the customer did."""
 CALL_TYPES = ("page", "screen", "identify", "group", "alias")
-MACHINE_OPENS_ARE_ACTIVITY = True
+MACHINE_OPENS_ARE_ACTIVITY = False
 """Whether a machine open (a mail client's privacy prefetch) is the customer's activity, as
 lifecycle and retention read it today; this oracle's reading of "not the messages we sent them"
 says no (see test_a_machine_open_is_not_activity)."""

@@ -6,9 +6,7 @@ and amounts to 1e-9), and a drill-down of each report lists the oracle's custome
 A test marked ``xfail(strict=True)`` with a reason starting "DEFINITION:" is one where the
 report's SQL disagrees with its own DEFINITION: it is written as the definition reads and
 passes (failing as XPASS) once the report is mended. The small examples at the end are the
-disagreements found so far, each in a few events: those mended since are plain tests, the open
-ones strict xfails (a machine open counted as activity: when it is mended, set
-``reports_shop.MACHINE_OPENS_ARE_ACTIVITY`` to False; a redelivered event counted twice by trends).
+disagreements found so far, each in a few events; all are mended, and each is now a plain test.
 """
 
 from __future__ import annotations
@@ -531,7 +529,6 @@ async def test_a_redelivered_order_counts_once_in_revenue(examples) -> None:
     assert (report.summary["orders"], report.summary["revenue"]) == (1, 30.0)
 
 
-@pytest.mark.xfail(strict=True, reason=REDELIVERY)
 async def test_a_redelivered_order_counts_once_in_trends(examples) -> None:
     report = await _example(examples, "trends", "2025-06-03", "2025-06-03")
     assert report.rows[0]["g0"] == 1  # the report: 2
@@ -544,7 +541,6 @@ MACHINE_OPEN = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=MACHINE_OPEN)
 async def test_a_machine_open_is_not_activity(examples) -> None:
     lifecycle = await _example(examples, "lifecycle", "2025-07-14", "2025-07-20")
     retention = await _example(examples, "retention", "2025-07-07", "2025-07-13", periods=1)

@@ -118,7 +118,7 @@ WHERE type = 'track' AND event IN ('Order Completed', 'Order Refunded', 'Email S
 -- of day numbers, and its first activity: retention and lifecycle read one row per customer instead of every event.
 -- Active means the customer did something: what the interaction service, the email channel
 -- and the shop's stock system report about us (sends, deliveries, bounces, cases, points,
--- stock) is not the customer's activity.
+-- stock) is not the customer's activity, nor is a machine open (a mail client's prefetch).
 CREATE TABLE IF NOT EXISTS {database}.customer_activity
 (
     customer_id String,
@@ -140,6 +140,7 @@ FROM {database}.events
 WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
     'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
     'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
+  AND NOT (type = 'track' AND event = 'Email Opened' AND JSONExtractBool(properties, 'machine_open'))
 GROUP BY customer_id;
 
 -- The events stored before this migration.
@@ -151,6 +152,7 @@ FROM {database}.events
 WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
     'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
     'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
+  AND NOT (type = 'track' AND event = 'Email Opened' AND JSONExtractBool(properties, 'machine_open'))
 GROUP BY customer_id;
 
 -- Each email message once, with what happened to it (each state a flag that, once set, stays):

@@ -423,6 +423,7 @@ FROM ecrm.events_local
 WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
     'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
     'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
+  AND NOT (type = 'track' AND event = 'Email Opened' AND JSONExtractBool(properties, 'machine_open'))
 GROUP BY customer_id;
 
 INSERT INTO ecrm.customer_activity
@@ -433,6 +434,7 @@ FROM ecrm.events
 WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
     'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
     'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
+  AND NOT (type = 'track' AND event = 'Email Opened' AND JSONExtractBool(properties, 'machine_open'))
 GROUP BY customer_id;
 
 CREATE TABLE IF NOT EXISTS ecrm.email_messages_local ON CLUSTER ecrm_cluster (

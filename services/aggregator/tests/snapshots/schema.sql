@@ -124,7 +124,7 @@ AS SELECT
     groupBitmapState(toUInt16(toStartOfMonth(timestamp))) AS months,
     min(timestamp) AS first_at
 FROM ecrm.events
-WHERE NOT ((type = 'track') AND (event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated', 'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated', 'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued')))
+WHERE (NOT ((type = 'track') AND (event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated', 'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated', 'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued')))) AND (NOT ((type = 'track') AND (event = 'Email Opened') AND JSONExtractBool(properties, 'machine_open')))
 GROUP BY customer_id
 
 CREATE VIEW ecrm.customer_events

@@ -85,19 +85,20 @@ def _source(p: Params) -> str:
         value = ("if(JSONType(e.properties, {key:String}) = 'String', JSONExtractString(e.properties, {key:String}), "
                  "JSONExtractRaw(e.properties, {key:String}))")  # fmt: skip
     rows = f"""
-        SELECT e.timestamp AS timestamp, {CUSTOMER} AS customer, {value} AS value
+        SELECT e.timestamp AS timestamp, e.message_id AS message_id, {CUSTOMER} AS customer, {value} AS value
         FROM {{db}}.events AS e LEFT ANY JOIN {LINKS} AS l ON e.customer_id = l.anonymous_id
         WHERE {_event_condition()} AND {IN_RANGE}"""
     if p.breakdown == "trait":
         rows = f"""
-        SELECT r.timestamp AS timestamp, r.customer AS customer, t.value AS value
+        SELECT r.timestamp AS timestamp, r.message_id AS message_id, r.customer AS customer, t.value AS value
         FROM ({rows}) AS r LEFT ANY JOIN (
             SELECT customer_id, if(JSONType(traits, {{key:String}}) = 'String', JSONExtractString(traits, {{key:String}}),
                                    JSONExtractRaw(traits, {{key:String}})) AS value
             FROM {{db}}.customer_profiles) AS t ON t.customer_id = r.customer"""
     elif p.breakdown == "segment":
         rows = f"""
-        SELECT r.timestamp AS timestamp, r.customer AS customer, if(s.segment_id = '', '{NO_SEGMENT}', s.segment_id) AS value
+        SELECT r.timestamp AS timestamp, r.message_id AS message_id, r.customer AS customer,
+               if(s.segment_id = '', '{NO_SEGMENT}', s.segment_id) AS value
         FROM ({rows}) AS r LEFT JOIN (SELECT customer_id, segment_id FROM {{db}}.segment_members) AS s
             ON s.customer_id = r.customer"""
     return f"SELECT * FROM ({rows}) WHERE {in_segment()}"
@@ -108,7 +109,8 @@ def _parameters(p: Params) -> dict[str, Any]:
 
 
 def queries(p: Params) -> dict[str, Query]:
-    measure = "count()" if p.measure == "events" else "uniqExact(customer)"
+    # an event redelivered in another insert block is stored twice until the parts merge
+    measure = "uniqExact(message_id)" if p.measure == "events" else "uniqExact(customer)"
     source = _source(p)
     if p.breakdown == "none":
         sql = f"""
@@ -179,6 +181,6 @@ def drill(p: Params, cell: str) -> Query:
         value_condition = f"WHERE {group} = {{value:String}}"
         parameters["value"] = value
     sql = f"""
-    SELECT customer AS customer_id, count() AS events FROM ({_source(p)}) {value_condition}
+    SELECT customer AS customer_id, uniqExact(message_id) AS events FROM ({_source(p)}) {value_condition}
     GROUP BY customer ORDER BY events DESC, customer LIMIT {DRILL_LIMIT}"""
     return Query(sql, parameters)
