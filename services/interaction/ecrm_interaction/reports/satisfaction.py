@@ -35,7 +35,8 @@ DEFINITION = (
     "promoters answered 9 or 10, passives 7 or 8, detractors 0 to 6. NPS is the percentage of "
     "promoters minus the percentage of detractors (-100 to 100). Its margin of error is the 95 % "
     "interval's half-width, 1.96 × 100 × √((p + d − (p − d)²) / n) for shares p and d of n "
-    "answers. With a survey and question chosen, the answers to it are counted by value."
+    "answers. With a survey chosen, only that survey's NPS answers count; with a question of it "
+    "too, that question's answers are counted by value (text as written, numbers as numbers)."
 )
 GROUPS = ("promoters", "passives", "detractors")
 NPS, ANSWER = "NPS Answered", "Survey Answered"
