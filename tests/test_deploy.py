@@ -106,6 +106,7 @@ def test_every_setting_a_service_reads_is_in_env_example() -> None:
         "ECRM_VERSION",
         "AGGREGATOR_REPLICAS",
         "POSTGRES_PASSWORD",
+        "CLICKHOUSE_READER_PASSWORD",
         "GRAFANA_ADMIN_PASSWORD",
         "INTERACTION_RULES_PATH",
         "LOADGEN_RATE",

@@ -2,8 +2,9 @@
 
 The Kubernetes base needs, inside its own directory (kustomize loads nothing from outside):
 the registry's topics as Strimzi ``KafkaTopic`` resources, the ClickHouse cluster DDL the
-migrations give, the compose alerts as a ``PrometheusRule``, the Grafana dashboard and the
-example rules. A test fails when one of them is stale.
+migrations give, the compose alerts as a ``PrometheusRule``, the Grafana dashboards (pipeline
+and business), the read-only ClickHouse user's ``users.d`` file and the example rules. A test
+fails when one of them is stale.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def artifacts() -> dict[Path, str]:
         GENERATED / "prometheus-rule.yaml": HEADER.format(source="deploy/compose/prometheus/alerts.yml")
         + yaml.safe_dump(rule, sort_keys=False),
         GENERATED / "ecrm-pipeline.json": (COMPOSE / "grafana" / "dashboards" / "ecrm-pipeline.json").read_text(),
+        GENERATED / "ecrm-business.json": (COMPOSE / "grafana" / "dashboards" / "ecrm-business.json").read_text(),
+        GENERATED / "clickhouse-reader.xml": (COMPOSE / "clickhouse" / "users.d" / "ecrm-reader.xml").read_text(),
         GENERATED / "rules.yaml": (ROOT / "services" / "interaction" / "examples" / "rules.yaml").read_text(),
     }
 

@@ -294,3 +294,194 @@ GLOBAL LEFT ANY JOIN
 
 CREATE OR REPLACE VIEW ecrm.customer_profiles ON CLUSTER ecrm_cluster AS
 SELECT * FROM ecrm.profiles FINAL WHERE merged_into = '';
+
+CREATE TABLE IF NOT EXISTS ecrm.business_events_local ON CLUSTER ecrm_cluster (
+    event LowCardinality(String),
+    timestamp DateTime64(3, 'UTC'),
+    customer_id String,
+    message_id String,
+    amount Float64,
+    currency LowCardinality(String),
+    order_id String,
+    email_id String,
+    rule_id String,
+    campaign_id String,
+    variant LowCardinality(String),
+    template LowCardinality(String),
+    link_url String,
+    bounce_type LowCardinality(String),
+    machine_open UInt8,
+    score Int16,
+    survey_id String,
+    question_id String,
+    answer String,
+    case_id String,
+    priority LowCardinality(String),
+    status LowCardinality(String),
+    tier LowCardinality(String),
+    kind LowCardinality(String),
+    reason String,
+    utm_source LowCardinality(String),
+    utm_medium LowCardinality(String),
+    utm_campaign String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ecrm/business_events_local', '{replica}')
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (event, timestamp, customer_id, message_id)
+SETTINGS replicated_deduplication_window = 1000, enable_block_number_column = 1,
+         enable_block_offset_column = 1;
+
+CREATE TABLE IF NOT EXISTS ecrm.business_events ON CLUSTER ecrm_cluster AS ecrm.business_events_local ENGINE = Distributed(ecrm_cluster, ecrm, business_events_local, cityHash64(customer_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS ecrm.business_events_from_events_local ON CLUSTER ecrm_cluster TO ecrm.business_events_local AS
+SELECT event, timestamp, customer_id, message_id,
+       multiIf(event = 'Order Completed' AND JSONHas(properties, 'revenue'), JSONExtractFloat(properties, 'revenue'),
+               event IN ('Order Completed', 'Order Refunded'), JSONExtractFloat(properties, 'total'),
+               event = 'Loyalty Points Awarded', toFloat64(JSONExtractInt(properties, 'points')),
+               0) AS amount,
+       JSONExtractString(properties, 'currency') AS currency,
+       JSONExtractString(properties, 'order_id') AS order_id,
+       JSONExtractString(properties, 'email_id') AS email_id,
+       JSONExtractString(properties, 'rule_id') AS rule_id,
+       JSONExtractString(properties, 'campaign_id') AS campaign_id,
+       JSONExtractString(properties, 'variant') AS variant,
+       JSONExtractString(properties, 'template') AS template,
+       JSONExtractString(properties, 'link_url') AS link_url,
+       JSONExtractString(properties, 'bounce_type') AS bounce_type,
+       JSONExtractBool(properties, 'machine_open') AS machine_open,
+       if(JSONHas(properties, 'score'), toInt16(JSONExtractInt(properties, 'score')), -1) AS score,
+       JSONExtractString(properties, 'survey_id') AS survey_id,
+       JSONExtractString(properties, 'question_id') AS question_id,
+       if(event = 'Survey Answered', JSONExtractRaw(properties, 'answer'), '') AS answer,
+       JSONExtractString(properties, 'case_id') AS case_id,
+       JSONExtractString(properties, 'priority') AS priority,
+       JSONExtractString(properties, 'status') AS status,
+       JSONExtractString(properties, 'tier') AS tier,
+       JSONExtractString(properties, 'kind') AS kind,
+       JSONExtractString(properties, 'reason') AS reason,
+       JSONExtractString(context, 'campaign', 'source') AS utm_source,
+       JSONExtractString(context, 'campaign', 'medium') AS utm_medium,
+       JSONExtractString(context, 'campaign', 'name') AS utm_campaign
+FROM ecrm.events_local
+WHERE type = 'track' AND event IN ('Order Completed', 'Order Refunded', 'Email Sent', 'Email Delivered',
+    'Email Opened', 'Email Link Clicked', 'Email Bounced', 'Email Marked as Spam', 'Unsubscribed',
+    'Survey Answered', 'NPS Answered', 'Case Opened', 'Case Escalated', 'Case Updated', 'Case Resolved',
+    'Loyalty Points Awarded', 'Reward Issued', 'Message Suppressed', 'Message Failed');
+
+INSERT INTO ecrm.business_events
+SELECT event, timestamp, customer_id, message_id,
+       multiIf(event = 'Order Completed' AND JSONHas(properties, 'revenue'), JSONExtractFloat(properties, 'revenue'),
+               event IN ('Order Completed', 'Order Refunded'), JSONExtractFloat(properties, 'total'),
+               event = 'Loyalty Points Awarded', toFloat64(JSONExtractInt(properties, 'points')),
+               0) AS amount,
+       JSONExtractString(properties, 'currency') AS currency,
+       JSONExtractString(properties, 'order_id') AS order_id,
+       JSONExtractString(properties, 'email_id') AS email_id,
+       JSONExtractString(properties, 'rule_id') AS rule_id,
+       JSONExtractString(properties, 'campaign_id') AS campaign_id,
+       JSONExtractString(properties, 'variant') AS variant,
+       JSONExtractString(properties, 'template') AS template,
+       JSONExtractString(properties, 'link_url') AS link_url,
+       JSONExtractString(properties, 'bounce_type') AS bounce_type,
+       JSONExtractBool(properties, 'machine_open') AS machine_open,
+       if(JSONHas(properties, 'score'), toInt16(JSONExtractInt(properties, 'score')), -1) AS score,
+       JSONExtractString(properties, 'survey_id') AS survey_id,
+       JSONExtractString(properties, 'question_id') AS question_id,
+       if(event = 'Survey Answered', JSONExtractRaw(properties, 'answer'), '') AS answer,
+       JSONExtractString(properties, 'case_id') AS case_id,
+       JSONExtractString(properties, 'priority') AS priority,
+       JSONExtractString(properties, 'status') AS status,
+       JSONExtractString(properties, 'tier') AS tier,
+       JSONExtractString(properties, 'kind') AS kind,
+       JSONExtractString(properties, 'reason') AS reason,
+       JSONExtractString(context, 'campaign', 'source') AS utm_source,
+       JSONExtractString(context, 'campaign', 'medium') AS utm_medium,
+       JSONExtractString(context, 'campaign', 'name') AS utm_campaign
+FROM ecrm.events
+WHERE type = 'track' AND event IN ('Order Completed', 'Order Refunded', 'Email Sent', 'Email Delivered',
+    'Email Opened', 'Email Link Clicked', 'Email Bounced', 'Email Marked as Spam', 'Unsubscribed',
+    'Survey Answered', 'NPS Answered', 'Case Opened', 'Case Escalated', 'Case Updated', 'Case Resolved',
+    'Loyalty Points Awarded', 'Reward Issued', 'Message Suppressed', 'Message Failed');
+
+CREATE TABLE IF NOT EXISTS ecrm.customer_activity_local ON CLUSTER ecrm_cluster (
+    customer_id String,
+    days AggregateFunction(groupBitmap, UInt16),
+    weeks AggregateFunction(groupBitmap, UInt16),
+    months AggregateFunction(groupBitmap, UInt16),
+    first_at SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/ecrm/customer_activity_local', '{replica}')
+ORDER BY customer_id
+SETTINGS replicated_deduplication_window = 1000, enable_block_number_column = 1,
+         enable_block_offset_column = 1;
+
+CREATE TABLE IF NOT EXISTS ecrm.customer_activity ON CLUSTER ecrm_cluster AS ecrm.customer_activity_local ENGINE = Distributed(ecrm_cluster, ecrm, customer_activity_local, cityHash64(customer_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS ecrm.customer_activity_from_events_local ON CLUSTER ecrm_cluster TO ecrm.customer_activity_local AS
+SELECT customer_id, groupBitmapState(toUInt16(toDate(timestamp))) AS days,
+       groupBitmapState(toUInt16(toMonday(timestamp))) AS weeks,
+       groupBitmapState(toUInt16(toStartOfMonth(timestamp))) AS months, min(timestamp) AS first_at
+FROM ecrm.events_local
+WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
+    'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
+    'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
+  AND NOT (type = 'track' AND event = 'Email Opened' AND JSONExtractBool(properties, 'machine_open'))
+GROUP BY customer_id;
+
+INSERT INTO ecrm.customer_activity
+SELECT customer_id, groupBitmapState(toUInt16(toDate(timestamp))) AS days,
+       groupBitmapState(toUInt16(toMonday(timestamp))) AS weeks,
+       groupBitmapState(toUInt16(toStartOfMonth(timestamp))) AS months, min(timestamp) AS first_at
+FROM ecrm.events
+WHERE NOT (type = 'track' AND event IN ('Email Sent', 'Email Delivered', 'Email Bounced', 'Inventory Updated',
+    'Message Suppressed', 'Message Deferred', 'Message Failed', 'Action Completed', 'Case Opened', 'Case Escalated',
+    'Case Updated', 'Case Resolved', 'Loyalty Points Awarded', 'Reward Issued'))
+  AND NOT (type = 'track' AND event = 'Email Opened' AND JSONExtractBool(properties, 'machine_open'))
+GROUP BY customer_id;
+
+CREATE TABLE IF NOT EXISTS ecrm.email_messages_local ON CLUSTER ecrm_cluster (
+    email_id String,
+    customer_id SimpleAggregateFunction(any, String),
+    rule_id SimpleAggregateFunction(max, String),
+    campaign_id SimpleAggregateFunction(max, String),
+    variant SimpleAggregateFunction(max, String),
+    first_at SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    delivered SimpleAggregateFunction(max, UInt8),
+    opened_any SimpleAggregateFunction(max, UInt8),
+    human_open SimpleAggregateFunction(max, UInt8),
+    clicked SimpleAggregateFunction(max, UInt8),
+    hard SimpleAggregateFunction(max, UInt8),
+    soft SimpleAggregateFunction(max, UInt8),
+    unsubscribed SimpleAggregateFunction(max, UInt8),
+    complained SimpleAggregateFunction(max, UInt8)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/ecrm/email_messages_local', '{replica}')
+ORDER BY email_id
+SETTINGS replicated_deduplication_window = 1000, enable_block_number_column = 1,
+         enable_block_offset_column = 1;
+
+CREATE TABLE IF NOT EXISTS ecrm.email_messages ON CLUSTER ecrm_cluster AS ecrm.email_messages_local ENGINE = Distributed(ecrm_cluster, ecrm, email_messages_local, cityHash64(customer_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS ecrm.email_messages_from_business_events_local ON CLUSTER ecrm_cluster TO ecrm.email_messages_local AS
+SELECT email_id, any(customer_id) AS customer_id, max(rule_id) AS rule_id, max(campaign_id) AS campaign_id,
+       max(variant) AS variant, min(timestamp) AS first_at, max(event = 'Email Delivered') AS delivered,
+       max(event = 'Email Opened') AS opened_any, max(event = 'Email Opened' AND NOT machine_open) AS human_open,
+       max(event = 'Email Link Clicked') AS clicked, max(event = 'Email Bounced' AND bounce_type = 'hard') AS hard,
+       max(event = 'Email Bounced' AND bounce_type != 'hard') AS soft, max(event = 'Unsubscribed') AS unsubscribed,
+       max(event = 'Email Marked as Spam') AS complained
+FROM ecrm.business_events_local
+WHERE event IN ('Email Sent', 'Email Delivered', 'Email Opened', 'Email Link Clicked', 'Email Bounced',
+    'Email Marked as Spam', 'Unsubscribed') AND email_id != ''
+GROUP BY email_id;
+
+INSERT INTO ecrm.email_messages
+SELECT email_id, any(customer_id) AS customer_id, max(rule_id) AS rule_id, max(campaign_id) AS campaign_id,
+       max(variant) AS variant, min(timestamp) AS first_at, max(event = 'Email Delivered') AS delivered,
+       max(event = 'Email Opened') AS opened_any, max(event = 'Email Opened' AND NOT machine_open) AS human_open,
+       max(event = 'Email Link Clicked') AS clicked, max(event = 'Email Bounced' AND bounce_type = 'hard') AS hard,
+       max(event = 'Email Bounced' AND bounce_type != 'hard') AS soft, max(event = 'Unsubscribed') AS unsubscribed,
+       max(event = 'Email Marked as Spam') AS complained
+FROM ecrm.business_events
+WHERE event IN ('Email Sent', 'Email Delivered', 'Email Opened', 'Email Link Clicked', 'Email Bounced',
+    'Email Marked as Spam', 'Unsubscribed') AND email_id != ''
+GROUP BY email_id;
