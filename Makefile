@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure bench-console bench-reports clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc reports-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure bench-console bench-reports clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -22,6 +22,7 @@ help:
 	@echo "make lint        ruff and mypy"
 	@echo "make jsonschema  regenerate schemas/jsonschema from the models"
 	@echo "make catalog-doc regenerate docs/catalog.md (events, survey fields, provider events, computed traits)"
+	@echo "make reports-doc regenerate the report definitions in docs/reports.md (from the reports' code)"
 	@echo "make manifests   regenerate deploy/k8s/base/generated from the registry, migrations and alerts"
 	@echo "make bench       every stage against its ceiling, one report with plots (BENCH_ARGS=--full: the long run)"
 	@echo "make bench-collector  the collector's benchmark (BENCH_ARGS=--quick for a short run)"
@@ -116,6 +117,10 @@ jsonschema: install
 # The user-facing catalog, generated from the registry and the code that owns each part.
 catalog-doc: install
 	$(UV) run --frozen python -m ecrm_embedded.catalog_doc
+
+# The report definitions in docs/reports.md (between its markers), generated from the reports.
+reports-doc: install
+	$(UV) run --frozen python -m ecrm_embedded.reports_doc
 
 clean:
 	rm -rf .ecrm .pytest_cache .mypy_cache .ruff_cache
