@@ -52,6 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import report
+from bench.collector_bench import git_state
 from bench.console_bench import CACHE
 from bench.console_seed import DB, FULL, QUICK, Size, prepared
 from bench.open_loop import percentile
@@ -673,7 +674,8 @@ def run(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--report") from None
     result |= {"benchmark": "reports", "command": "python -m bench.reports_bench " + " ".join(sys.argv[1:]),
-               "started_at": started.isoformat(timespec="seconds"), "cpus": os.cpu_count()}  # fmt: skip
+               "started_at": started.isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+               "git": git_state()}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     stem = f"reports-{started.strftime('%Y%m%dT%H%M%SZ')}"
     (out / f"{stem}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
