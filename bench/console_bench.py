@@ -71,6 +71,7 @@ PARAMETERS: dict[str, str] = {
     "reward_id": "reward_id",
     "tier": "tier",
     "version": "template_version",
+    "name": "report_name",
 }
 """A console path parameter → the seeded id it is filled with (:attr:`Seeded.ids`). A parameter
 named otherwise is filled from the API's list of that resource (``{broadcast_id}`` → the first
@@ -82,8 +83,8 @@ measured and reported, not held to the ceiling."""
 
 DOWNLOAD_REQUESTS = 5
 
-ALWAYS = {"template_version": "1"}
-"""Ids every store has, seeded or not (a template's first version)."""
+ALWAYS = {"template_version": "1", "report_name": "revenue"}
+"""Ids every store has, seeded or not (a template's first version, a report)."""
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "/console/customers": ("", "q={email_of_customer}", "q=Customer", "segment={segment_id}", "stage=active",
@@ -91,6 +92,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "/console/customers/{customer_id}": ("", "@typical_customer_id"),
     "/console/segments/{segment_id}/members": ("", "page=50"),
     "/console/data/audit": ("", "entity=case"),
+    "/console/reports/{name}/customers": ("cell=all",),
 }  # fmt: skip
 """Pages measured more than once: each query string (``{id}`` filled as in :data:`PARAMETERS`),
 ``@name`` for the page with its customer parameter set to that seeded id instead. A variant of a
@@ -300,6 +302,17 @@ def draft_broadcast(client: httpx.Client, ids: dict[str, str]) -> dict[str, Any]
             "save_ms": round(took_ms, 1)}  # fmt: skip
 
 
+def saved_reports(client: httpx.Client) -> dict[str, Any]:
+    """A marketer's saved report (revenue by segment, the last 30 days) on a dashboard, for the
+    saved-report and dashboard pages to open."""
+    saved = client.post("/v1/saved-reports", json={"name": "Bench revenue", "report": "revenue", "days": 30,
+                                                   "params": {"by": "channel"}})  # fmt: skip
+    saved.raise_for_status()
+    board = client.post("/v1/dashboards", json={"name": "Bench dashboard", "reports": [saved.json()["id"]]})
+    board.raise_for_status()
+    return {"saved_report_id": saved.json()["id"], "dashboard_id": board.json()["id"]}
+
+
 def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: int = 3, cache: Path = CACHE,
           say: Callable[[str], None] = lambda text: console.print(f"  {text}"),
           api: bool = False) -> dict[str, Any]:  # fmt: skip
@@ -314,6 +327,7 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
         try:
             client = signed_in(server.url)
             broadcast = draft_broadcast(client, seeded.ids)
+            saved_reports(client)
             ids = ALWAYS | seeded.ids | {"email_of_customer": f"{seeded.ids['customer_id']}@example.com"}
             found, unfilled = targets(pages, ids, lookup_from_api(client))
             measured = []

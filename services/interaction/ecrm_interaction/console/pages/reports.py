@@ -19,14 +19,14 @@ PAGES = {
     ("GET", "/console/reports/{name}"): "viewer",
     ("GET", "/console/reports/{name}/customers"): "viewer",
     ("POST", "/console/reports/{name}/save"): "marketer",
-    ("GET", "/console/saved-reports/{report_id}"): "viewer",
-    ("POST", "/console/saved-reports/{report_id}/delete"): "marketer",
-    ("POST", "/console/saved-reports/{report_id}/subscribe"): "marketer",
+    ("GET", "/console/saved-reports/{saved_report_id}"): "viewer",
+    ("POST", "/console/saved-reports/{saved_report_id}/delete"): "marketer",
+    ("POST", "/console/saved-reports/{saved_report_id}/subscribe"): "marketer",
 }
 ACTIONS = {
     ("POST", "/console/reports/{name}/save"): ("POST", "/v1/saved-reports"),
-    ("POST", "/console/saved-reports/{report_id}/delete"): ("DELETE", "/v1/saved-reports/{report_id}"),
-    ("POST", "/console/saved-reports/{report_id}/subscribe"): ("POST", "/v1/report-subscriptions"),
+    ("POST", "/console/saved-reports/{saved_report_id}/delete"): ("DELETE", "/v1/saved-reports/{report_id}"),
+    ("POST", "/console/saved-reports/{saved_report_id}/subscribe"): ("POST", "/v1/report-subscriptions"),
 }
 SHOWN_CUSTOMERS = 200
 """Customers a drill-down page lists (the CSV has them all)."""
@@ -132,16 +132,16 @@ def router() -> APIRouter:
         }
         return await show(request, staff, name, params, save_errors=errors, status=422)
 
-    @routes.get("/console/saved-reports/{report_id}")
-    async def saved_report(report_id: str, request: Request, staff: StaffDep) -> Response:
-        answer = await staff.api.get(f"/v1/saved-reports/{report_id}")
+    @routes.get("/console/saved-reports/{saved_report_id}")
+    async def saved_report(saved_report_id: str, request: Request, staff: StaffDep) -> Response:
+        answer = await staff.api.get(f"/v1/saved-reports/{saved_report_id}")
         if not answer.ok:
             missing = {"heading": "Saved report", "message": "There is no such saved report."}
             return render(request, "error.html", missing, staff=staff, status=answer.status)
         saved = answer.body
         result, subscribed = await asyncio.gather(
-            staff.api.get(f"/v1/saved-reports/{report_id}/result"),
-            staff.api.get("/v1/report-subscriptions", target="report", target_id=report_id),
+            staff.api.get(f"/v1/saved-reports/{saved_report_id}/result"),
+            staff.api.get("/v1/report-subscriptions", target="report", target_id=saved_report_id),
         )  # fmt: skip
         given = {
             **{k: str(v) for k, v in saved["params"].items()},
@@ -150,21 +150,23 @@ def router() -> APIRouter:
         return await show(request, staff, saved["report"], given, saved=saved,
                           subscriptions=subscribed.body if subscribed.ok else [])  # fmt: skip
 
-    @routes.post("/console/saved-reports/{report_id}/delete")
-    async def delete_saved(report_id: str, request: Request, staff: StaffDep) -> Response:
+    @routes.post("/console/saved-reports/{saved_report_id}/delete")
+    async def delete_saved(saved_report_id: str, request: Request, staff: StaffDep) -> Response:
         _fields, api = await staff.posted(request)
-        answer = await api.call("DELETE", f"/v1/saved-reports/{report_id}")
+        answer = await api.call("DELETE", f"/v1/saved-reports/{saved_report_id}")
         if answer.ok:
             return RedirectResponse("/console/reports?done=deleted", status_code=303)
         refusal = {"heading": "Could not delete the saved report", "message": answer.message}
         return render(request, "error.html", refusal, staff=staff, status=answer.status)
 
-    @routes.post("/console/saved-reports/{report_id}/subscribe")
-    async def subscribe_saved(report_id: str, request: Request, staff: StaffDep) -> Response:
+    @routes.post("/console/saved-reports/{saved_report_id}/subscribe")
+    async def subscribe_saved(saved_report_id: str, request: Request, staff: StaffDep) -> Response:
         fields, api = await staff.posted(request)
-        answer = await api.call("POST", "/v1/report-subscriptions", json=subscription_body(fields, "report", report_id))
+        answer = await api.call(
+            "POST", "/v1/report-subscriptions", json=subscription_body(fields, "report", saved_report_id)
+        )
         if answer.ok:
-            return RedirectResponse(f"/console/saved-reports/{report_id}", status_code=303)
+            return RedirectResponse(f"/console/saved-reports/{saved_report_id}", status_code=303)
         message = "; ".join(f"{k}: {v}" for k, v in answer.field_errors().items()) or answer.message
         return render(request, "error.html", {"heading": "Could not subscribe", "message": message}, staff=staff,
                       status=answer.status)  # fmt: skip
