@@ -447,3 +447,9 @@ FROM ecrm.business_events
 WHERE event IN ('Email Sent', 'Email Delivered', 'Email Opened', 'Email Link Clicked', 'Email Bounced',
     'Email Marked as Spam', 'Unsubscribed') AND email_id != ''
 GROUP BY email_id;
+
+ALTER TABLE ecrm.events
+    ADD COLUMN IF NOT EXISTS utm_campaign LowCardinality(String) MATERIALIZED JSONExtractString(context, 'campaign', 'name');
+
+ALTER TABLE ecrm.events
+    MATERIALIZE COLUMN utm_campaign;

@@ -300,7 +300,8 @@ CREATE TABLE ecrm.events
     `source_offset` UInt64,
     `inserted_at` DateTime64(3, 'UTC') DEFAULT now64(3),
     `name` String DEFAULT '',
-    `category` LowCardinality(String) DEFAULT ''
+    `category` LowCardinality(String) DEFAULT '',
+    `utm_campaign` LowCardinality(String) MATERIALIZED JSONExtractString(context, 'campaign', 'name')
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)

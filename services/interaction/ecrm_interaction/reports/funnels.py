@@ -74,7 +74,7 @@ def _per_customer(p: Params) -> str:
     n = len(p.steps)
     window = p.window_days * 86_400_000
     collect = ", ".join(f"groupArrayIf(ms, {_matches(i)}) AS a{i}" for i in range(n))
-    campaign = ("argMinIf(JSONExtractString(e.context, 'campaign', 'name'), ms, "
+    campaign = ("argMinIf(e.utm_campaign, ms, "
                 f"{_matches(0)} AND ms >= toUnixTimestamp64Milli({{start:DateTime64(3, 'UTC')}}))")  # fmt: skip
     reached = [
         "arrayMin(arrayFilter(x -> x >= toUnixTimestamp64Milli({start:DateTime64(3, 'UTC')}) "
@@ -90,7 +90,7 @@ def _per_customer(p: Params) -> str:
     SELECT customer, campaign, {", ".join(reached)}
     FROM (
         SELECT {CUSTOMER} AS customer, {collect}, {campaign if p.breakdown == "campaign" else "''"} AS campaign
-        FROM (SELECT *, toUnixTimestamp64Milli(timestamp) AS ms FROM {{db}}.events) AS e
+        FROM (SELECT *, utm_campaign, toUnixTimestamp64Milli(timestamp) AS ms FROM {{db}}.events) AS e
         LEFT ANY JOIN {LINKS} AS l ON e.customer_id = l.anonymous_id
         WHERE ({steps}) AND e.timestamp >= {{start:DateTime64(3, 'UTC')}}
           AND e.timestamp < {{end:DateTime64(3, 'UTC')}} + toIntervalDay({p.window_days})

@@ -83,12 +83,11 @@ def _grouped(p: Params) -> str:
 def queries(p: Params) -> dict[str, Query]:
     parameters = p.bounds()
     grouped = _grouped(p)
-    totals = f"""
-    SELECT grp, sum(amount) AS revenue, count() AS orders, uniqExact(customer) AS customers FROM ({grouped})
-    GROUP BY grp ORDER BY revenue DESC, grp"""
-    series = f"""
-    SELECT {BUCKET[p.interval]}(timestamp) AS period, grp, sum(amount) AS revenue FROM ({grouped})
-    GROUP BY period, grp"""
+    # each group's totals and its revenue per period, in one scan (``whole`` marks the totals)
+    groups = f"""
+    SELECT {BUCKET[p.interval]}(timestamp) AS period, grp, sum(amount) AS revenue, count() AS orders,
+           uniqExact(customer) AS customers, grouping(period) AS whole
+    FROM ({grouped}) GROUP BY GROUPING SETS ((period, grp), (grp)) ORDER BY whole DESC, revenue DESC, grp"""
     overall = f"""
     SELECT sum(amount) AS revenue, count() AS orders, uniqExact(customer) AS customers,
            (SELECT sum(amount) FROM ({_orders(REFUND)}) WHERE {in_segment()}) AS refunded,
@@ -99,8 +98,7 @@ def queries(p: Params) -> dict[str, Query]:
                 GROUP BY customer HAVING n >= 2)
             WHERE customer IN (SELECT customer FROM ({_orders()}) WHERE {in_segment()})) AS repeat_customers
     FROM ({_orders()}) WHERE {in_segment()}"""
-    return {"totals": Query(totals, parameters), "series": Query(series, parameters),
-            "overall": Query(overall, parameters)}  # fmt: skip
+    return {"groups": Query(groups, parameters), "overall": Query(overall, parameters)}
 
 
 def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
@@ -113,7 +111,7 @@ def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
     }  # fmt: skip
     labels = [period_label(s, p.interval) for s in periods(p.since, p.until, p.interval)]
     rows: list[dict[str, Any]] = []
-    for r in results["totals"]:
+    for r in (r for r in results["groups"] if r["whole"]):
         group_revenue, group_orders = float(r["revenue"]), int(r["orders"])
         rows.append({
             "group": r["grp"] or "all", "revenue": round(group_revenue, 2), "orders": group_orders,
@@ -122,7 +120,7 @@ def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
         })  # fmt: skip
     shown = [r["group"] for r in rows[: p.groups]]
     per_period: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for r in results["series"]:
+    for r in (r for r in results["groups"] if not r["whole"]):
         name = r["grp"] or "all"
         per_period[name if name in shown else OTHER][period_label(r["period"], p.interval)] += float(r["revenue"])
     names = shown + ([OTHER] if OTHER in per_period else [])
