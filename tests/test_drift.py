@@ -72,3 +72,27 @@ def test_every_clickhouse_table_that_names_a_customer_is_erased() -> None:
     assert "events" in naming and "profiles" in naming, "the snapshot was parsed"
     erased = {table: set(columns) for table, columns in CLICKHOUSE_IDENTITY_COLUMNS.items()}
     assert naming == erased
+
+
+def test_the_rfm_report_names_its_cells_as_the_aggregator_names_its_segments() -> None:
+    from ecrm_aggregator.computed_traits import RFM_SEGMENTS
+    from ecrm_interaction.reports.rfm import CELLS
+
+    assert CELLS == RFM_SEGMENTS, "reports/rfm.py CELLS must be the aggregator's RFM_SEGMENTS grid: copy it again"
+
+
+def test_every_backfill_of_a_materialized_view_selects_what_the_view_does() -> None:
+    """A view of a migration fills its table from now on and the migration's INSERT … SELECT
+    with the rows already stored: the two SELECTs must be one, or old rows differ from new."""
+    from ecrm_aggregator.migrate import load_migrations
+
+    for migration in load_migrations():
+        statements = migration.statements("db")
+        views = {m[1]: s[m.end() :].strip() for s in statements
+                 if (m := re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS db\.\w+ TO (db\.\w+) AS", s))}  # fmt: skip
+        for statement in statements:
+            if match := re.match(r"INSERT INTO (db\.\w+)\s+", statement):
+                assert match[1] in views, f"{migration.name}: {match[1]} is backfilled but no view fills it"
+                assert statement[match.end() :].strip() == views[match[1]], (
+                    f"{migration.name}: the backfill of {match[1]} selects other rows than its view"
+                )
