@@ -22,6 +22,7 @@ from ecrm_interaction.reports.base import (
     in_segment,
     ratio,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "campaigns"
 TITLE = "Campaigns and rules"
@@ -36,10 +37,19 @@ DEFINITION = (
     "message; each order counts for one message: the one clicked last before it (last touch) or "
     "first within the window (first touch), and its revenue is attributed to that message."
 )
-EMAIL_EVENTS = (  # the events email_messages (migration 0010) is made of
-    "Email Sent", "Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced",
-                "Email Marked as Spam", "Unsubscribed")  # fmt: skip
-ORDER, CLICK = "Order Completed", "Email Link Clicked"
+EMAIL_EVENTS = tuple(
+    e.value
+    for e in (  # the events email_messages (migration 0010) is made of
+        CatalogEvent.EMAIL_SENT,
+        CatalogEvent.EMAIL_DELIVERED,
+        CatalogEvent.EMAIL_OPENED,
+        CatalogEvent.EMAIL_LINK_CLICKED,
+        CatalogEvent.EMAIL_BOUNCED,
+        CatalogEvent.EMAIL_MARKED_AS_SPAM,
+        CatalogEvent.UNSUBSCRIBED,
+    )
+)
+ORDER, CLICK = CatalogEvent.ORDER_COMPLETED.value, CatalogEvent.EMAIL_LINK_CLICKED.value
 UNTAGGED = "(untagged)"
 STATES = ("sent", "delivered", "opened", "clicked", "bounced_hard", "bounced_soft", "unsubscribed", "complained",
           "machine_opened")  # fmt: skip

@@ -22,6 +22,7 @@ from ecrm_interaction.reports.base import (
     in_segment,
     ratio,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "funnels"
 TITLE = "Funnels"
@@ -40,7 +41,13 @@ TYPES = ("page", "screen", "identify")
 
 
 class Params(Filters):
-    steps: list[str] = Field(default=["Product Viewed", "Product Added", "Order Completed"])
+    steps: list[str] = Field(
+        default=[
+            CatalogEvent.PRODUCT_VIEWED.value,
+            CatalogEvent.PRODUCT_ADDED.value,
+            CatalogEvent.ORDER_COMPLETED.value,
+        ]
+    )
     """The events in order (2 to 6; ``page``/``screen``/``identify`` name those calls). In a query
     string: ``steps=Product Viewed,Product Added,Order Completed``."""
     window_days: int = Field(default=7, ge=1, le=90)

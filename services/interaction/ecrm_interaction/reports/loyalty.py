@@ -25,6 +25,7 @@ from ecrm_interaction.reports.base import (
     period_label,
     periods,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "loyalty"
 TITLE = "Loyalty"
@@ -34,7 +35,7 @@ DEFINITION = (
     "at a period's end are the customers whose latest ledger entry by then put them in that tier. "
     "Rewards: those issued in the period, by kind."
 )
-POINTS, REWARD = "Loyalty Points Awarded", "Reward Issued"
+POINTS, REWARD = CatalogEvent.LOYALTY_POINTS_AWARDED.value, CatalogEvent.REWARD_ISSUED.value
 
 
 class Params(Filters):

@@ -28,6 +28,7 @@ from ecrm_interaction.reports.base import (
     periods,
     ratio,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "retention"
 TITLE = "Retention"
@@ -41,7 +42,7 @@ DEFINITION = (
     "revenue up to and including that period divided by the cohort's size (its lifetime value "
     "so far). Periods are calendar weeks (from Monday) or months, UTC."
 )
-ORDER = "Order Completed"
+ORDER = CatalogEvent.ORDER_COMPLETED.value
 
 
 class Params(Filters):
@@ -64,8 +65,18 @@ class Params(Filters):
 
 
 BITMAP = {Interval.WEEK: "weeks", Interval.MONTH: "months"}
-BUSINESS_EVENTS = ("Order Completed", "Order Refunded", "Email Opened", "Email Link Clicked", "Unsubscribed",
-                   "Survey Answered", "NPS Answered")  # fmt: skip
+BUSINESS_EVENTS = tuple(
+    e.value
+    for e in (
+        CatalogEvent.ORDER_COMPLETED,
+        CatalogEvent.ORDER_REFUNDED,
+        CatalogEvent.EMAIL_OPENED,
+        CatalogEvent.EMAIL_LINK_CLICKED,
+        CatalogEvent.UNSUBSCRIBED,
+        CatalogEvent.SURVEY_ANSWERED,
+        CatalogEvent.NPS_ANSWERED,
+    )
+)
 """Return events read from ``business_events`` (the rest from ``events``)."""
 
 

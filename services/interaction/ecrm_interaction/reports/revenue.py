@@ -26,6 +26,7 @@ from ecrm_interaction.reports.base import (
     periods,
     ratio,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "revenue"
 TITLE = "Revenue"
@@ -39,7 +40,7 @@ DEFINITION = (
     "none count as '(no segment)'. By channel: the order's utm_medium (else utm_source), "
     "'(direct)' without one; by campaign: its utm_campaign, '(none)' without one."
 )
-ORDER, REFUND = "Order Completed", "Order Refunded"
+ORDER, REFUND = CatalogEvent.ORDER_COMPLETED.value, CatalogEvent.ORDER_REFUNDED.value
 NO_SEGMENT, DIRECT, NO_CAMPAIGN, OTHER = "(no segment)", "(direct)", "(none)", "other"
 SHOWN = 8
 """Groups with their own line in the chart (the rest add up in 'other')."""

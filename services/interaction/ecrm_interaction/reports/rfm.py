@@ -23,6 +23,7 @@ from ecrm_interaction.reports.base import (
     in_segment,
     ratio,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "rfm"
 TITLE = "RFM"
@@ -54,7 +55,7 @@ CELLS: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = (
 """The aggregator's R × FM segment grid (``ecrm_aggregator.computed_traits.RFM_SEGMENTS``; a
 drift test keeps them equal)."""
 NO_ORDERS = "no_orders_yet"
-ORDER = "Order Completed"
+ORDER = CatalogEvent.ORDER_COMPLETED.value
 
 
 def cell_name(recency: int, frequency: int) -> str:

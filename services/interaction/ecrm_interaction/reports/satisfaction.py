@@ -27,6 +27,7 @@ from ecrm_interaction.reports.base import (
     period_label,
     periods,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "satisfaction"
 TITLE = "Satisfaction"
@@ -39,7 +40,7 @@ DEFINITION = (
     "too, that question's answers are counted by value (text as written, numbers as numbers)."
 )
 GROUPS = ("promoters", "passives", "detractors")
-NPS, ANSWER = "NPS Answered", "Survey Answered"
+NPS, ANSWER = CatalogEvent.NPS_ANSWERED.value, CatalogEvent.SURVEY_ANSWERED.value
 
 
 class Params(Filters):

@@ -23,6 +23,7 @@ from ecrm_interaction.reports.base import (
     periods,
     ratio,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "service"
 TITLE = "Service"
@@ -33,7 +34,11 @@ DEFINITION = (
     "breaches: cases that passed their SLA unresolved (escalated). The chart counts the cases "
     "opened and those resolved in each period, whenever they were opened."
 )
-OPENED, RESOLVED, ESCALATED = "Case Opened", "Case Resolved", "Case Escalated"
+OPENED, RESOLVED, ESCALATED = (
+    CatalogEvent.CASE_OPENED.value,
+    CatalogEvent.CASE_RESOLVED.value,
+    CatalogEvent.CASE_ESCALATED.value,
+)
 BY_HAND = "(by hand)"
 
 

@@ -29,6 +29,7 @@ from ecrm_interaction.reports.base import (
     period_label,
     periods,
 )
+from ecrm_schemas.catalog import CatalogEvent
 
 NAME = "trends"
 TITLE = "Trends"
@@ -47,7 +48,7 @@ TYPES = ("page", "screen", "identify", "group", "alias")
 
 
 class Params(Filters):
-    event: str = Field(default="Order Completed", min_length=1, max_length=200)
+    event: str = Field(default=CatalogEvent.ORDER_COMPLETED.value, min_length=1, max_length=200)
     """A track event's name, or ``page``, ``screen``, ``identify``."""
     measure: Literal["events", "customers"] = "events"
     interval: Interval = Interval.DAY
