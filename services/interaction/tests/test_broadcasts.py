@@ -289,7 +289,10 @@ async def test_ab_variants_and_holdout_with_the_winner_and_its_uncertainty(tmp_p
     expected_held = len(held & ordering)
     assert results["holdout"]["members"] == len(held) and results["holdout"]["converted"] == expected_held
     assert a["converted"] + b["converted"] == len(sent_to & ordering)
-    assert results["holdout"]["significant"] is False, ("the same order rate with and without the mail", results["holdout"])
+    assert results["holdout"]["significant"] is False, (
+        "the same order rate with and without the mail",
+        results["holdout"],
+    )
 
 
 async def test_the_policy_is_applied_again_as_each_message_goes(world, http) -> None:
