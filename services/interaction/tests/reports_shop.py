@@ -717,6 +717,7 @@ def retention(shop: Shop, since: date = SINCE, until: date = UNTIL, segment: str
             running += sum(amount for c in members for p, amount in revenue[c] if p == period)
             row[f"ltv{n}"] = _share(running, size)
         row["revenue"] = round(running, 2)
+        row["ltv"] = _share(running, size)
         rows.append(row)
     return {"rows": rows, "customers": who}
 

@@ -22,7 +22,9 @@ from ecrm_interaction.reports.base import (
     Query,
     Report,
     Series,
+    as_datetime,
     in_segment,
+    next_period,
     parse_period,
     period_label,
     periods,
@@ -38,7 +40,8 @@ DEFINITION = (
     "of their first order with cohorts by first purchase; the cohorts shown are those whose week "
     "or month starts in the date range. A customer is retained in period N when they were active "
     "(or did the return event chosen) in the Nth week or month after their cohort's, whatever "
-    "they did in between; period 0 is the cohort itself, all its customers. Revenue per customer is the cohort's order "
+    "they did in between; period 0 is the cohort itself, all its customers; a period that has not "
+    "begun yet is left empty. Revenue per customer is the cohort's order "
     "revenue up to and including that period divided by the cohort's size (its lifetime value "
     "so far). Periods are calendar weeks (from Monday) or months, UTC."
 )
@@ -150,7 +153,8 @@ def queries(p: Params) -> dict[str, Query]:
         WHERE e.event = '{ORDER}' AND e.timestamp >= {{first:DateTime64(3, 'UTC')}}) AS o ON o.customer = c.customer
     WHERE n BETWEEN 0 AND {{shown:UInt16}}
     GROUP BY cohort, n"""
-    sizes = f"SELECT cohort, count() AS customers FROM ({_cohorts(p)}) GROUP BY cohort"
+    # with the server's day: the periods that have not begun by then are unknown, not 0 %
+    sizes = f"SELECT cohort, count() AS customers, today() AS today FROM ({_cohorts(p)}) GROUP BY cohort"
     parameters = _parameters(p)
     return {"retained": Query(retained, parameters), "sizes": Query(sizes, parameters),
             "revenue": Query(revenue, parameters)}  # fmt: skip
@@ -164,6 +168,7 @@ def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
     revenue: dict[str, dict[int, float]] = defaultdict(dict)
     for r in results["revenue"]:
         revenue[period_label(r["cohort"], p.interval)][int(r["n"])] = float(r["revenue"])
+    today = as_datetime(results["sizes"][0]["today"]) if results["sizes"] else None
     rows = []
     for start in [s for s in periods(p.since, p.until, p.interval) if s.date() >= p.since]:
         label = period_label(start, p.interval)
@@ -171,18 +176,22 @@ def shape(p: Params, results: dict[str, list[dict[str, Any]]]) -> Report:
         row: dict[str, Any] = {"cohort": label, "customers": size, "cell": f"{label}/0", "cells": {}}
         running = revenue[label].get(0, 0.0)
         row["ltv0"] = ratio(running, size)
+        later = start
         for n in range(1, p.periods + 1):
-            row[f"p{n}"] = ratio(retained[label].get(n, 0), size)
+            later = next_period(later, p.interval)
+            begun = today is None or later <= today
+            row[f"p{n}"] = ratio(retained[label].get(n, 0), size) if begun else None
             row["cells"][f"p{n}"] = f"{label}/{n}"
             running += revenue[label].get(n, 0.0)
-            row[f"ltv{n}"] = ratio(running, size)
+            row[f"ltv{n}"] = ratio(running, size) if begun else None
         row["revenue"] = round(running, 2)
+        row["ltv"] = ratio(running, size)  # so far: to the last period begun
         rows.append(row)
     word = "Week" if p.interval is Interval.WEEK else "Month"
     columns = [Column(key="cohort", label="Cohort", kind="period"), Column(key="customers", label="Customers")]
     columns += [Column(key=f"p{n}", label=f"{word} {n}", kind="rate") for n in range(1, p.periods + 1)]
     columns += [Column(key="revenue", label="Revenue so far", kind="money"),
-                Column(key=f"ltv{p.periods}", label="Revenue per customer", kind="money")]  # fmt: skip
+                Column(key="ltv", label="Revenue per customer so far", kind="money")]  # fmt: skip
     line = p.line or p.periods
     chart = Chart(
         kind="line", x=[r["cohort"] for r in rows], y="rate",
