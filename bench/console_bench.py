@@ -72,6 +72,7 @@ PARAMETERS: dict[str, str] = {
     "tier": "tier",
     "version": "template_version",
     "name": "report_name",
+    "position": "panel_position",
 }
 """A console path parameter → the seeded id it is filled with (:attr:`Seeded.ids`). A parameter
 named otherwise is filled from the API's list of that resource (``{broadcast_id}`` → the first
@@ -83,8 +84,8 @@ measured and reported, not held to the ceiling."""
 
 DOWNLOAD_REQUESTS = 5
 
-ALWAYS = {"template_version": "1", "report_name": "revenue"}
-"""Ids every store has, seeded or not (a template's first version, a report)."""
+ALWAYS = {"template_version": "1", "report_name": "revenue", "panel_position": "0"}
+"""Ids every store has, seeded or not (a template's first version, a report, a dashboard's first panel)."""
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "/console/customers": ("", "q={email_of_customer}", "q=Customer", "segment={segment_id}", "stage=active",

@@ -3,7 +3,6 @@ the form that makes one, and who receives it by email (subscribe, send now, stop
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,6 +19,7 @@ PAGES = {
     ("GET", f"{BASE}/new"): "marketer",
     ("POST", f"{BASE}/new"): "marketer",
     ("GET", ONE): "viewer",
+    ("GET", f"{ONE}/panels/{{position}}"): "viewer",
     ("POST", f"{ONE}/delete"): "marketer",
     ("POST", f"{ONE}/subscribe"): "marketer",
     ("POST", f"{SUBSCRIPTION}/send"): "marketer",
@@ -73,21 +73,32 @@ def router() -> APIRouter:
             return render(request, "error.html", {"heading": "Dashboard", "message": "There is no such dashboard."},
                           staff=staff, status=answer.status)  # fmt: skip
         board = answer.body
-        results = await asyncio.gather(
-            *(staff.api.get(f"/v1/saved-reports/{r['id']}/result") for r in board["reports"])
-        )
         subscribed = await staff.api.get("/v1/report-subscriptions", target="dashboard", target_id=dashboard_id)
-        panels = []
-        for i, (saved, result) in enumerate(zip(board["reports"], results, strict=True)):
-            report = result.body if result.ok else None
-            shown = dict(report, rows=report["rows"][:ROWS_SHOWN]) if report else None
-            more = len(report["rows"]) - ROWS_SHOWN if report else 0
-            panels.append({"saved": saved, "report": report, "id": f"chart-{i}", "more": more,
-                           "rows": table(shown, saved["report"], {}) if shown else [],
-                           "error": None if result.ok else result.message})  # fmt: skip
+        panels = [{"saved": saved, "position": i} for i, saved in enumerate(board["reports"])]
         context = {"board": board, "panels": panels, "subscriptions": subscribed.body if subscribed.ok else [],
                    "notice": request.query_params.get("done", "")}  # fmt: skip
         return render(request, "dashboards/show.html", context, staff=staff)
+
+    @routes.get(f"{ONE}/panels/{{position}}")
+    async def panel(dashboard_id: str, position: int, request: Request, staff: StaffDep) -> Response:
+        """One saved report of the dashboard, computed now: the page asks for each (htmx, once
+        loaded), so it answers at once however many reports it shows."""
+        answer = await staff.api.get(f"/v1/dashboards/{dashboard_id}")
+        reports = answer.body["reports"] if answer.ok else []
+        if not 0 <= position < len(reports):
+            return render(request, "error.html", {"heading": "Dashboard", "message": "There is no such panel."},
+                          staff=staff, status=404)  # fmt: skip
+        saved = reports[position]
+        result = await staff.api.get(f"/v1/saved-reports/{saved['id']}/result")
+        report = result.body if result.ok else None
+        shown = dict(report, rows=report["rows"][:ROWS_SHOWN]) if report else None
+        context = {"saved": saved, "report": report, "id": f"chart-{position}",
+                   "more": len(report["rows"]) - ROWS_SHOWN if report else 0,
+                   "rows": table(shown, saved["report"], {}) if shown else [],
+                   "error": None if result.ok else result.message}  # fmt: skip
+        return render(
+            request, "dashboards/panel.html", context, staff=staff, status=200 if result.ok else result.status
+        )
 
     @routes.post(f"{ONE}/delete")
     async def delete(dashboard_id: str, request: Request, staff: StaffDep) -> Response:
