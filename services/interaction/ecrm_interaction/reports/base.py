@@ -210,11 +210,3 @@ def as_datetime(value: Any) -> datetime:
 
 def ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
-
-
-def cells(text: str, names: tuple[str, ...]) -> dict[str, str]:
-    """A drill-down cell ``a/b/c`` as its named parts."""
-    parts = text.split("/")
-    if len(parts) != len(names) or not all(parts):
-        raise DrillError(f"a cell of this report is {'/'.join(names)}, not {text!r}")
-    return dict(zip(names, parts, strict=True))
