@@ -63,6 +63,11 @@ class CatalogEvent(StrEnum):
     CASE_RESOLVED = "Case Resolved"
     LOYALTY_POINTS_AWARDED = "Loyalty Points Awarded"
     REWARD_ISSUED = "Reward Issued"
+    CONVERSATION_STARTED = "Conversation Started"
+    QUESTION_ANSWERED = "Question Answered"
+    QUESTION_UNANSWERED = "Question Unanswered"
+    CONVERSATION_HANDED_OFF = "Conversation Handed Off"
+    CONVERSATION_RATED = "Conversation Rated"
 
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
@@ -270,6 +275,46 @@ class RewardIssued(_Properties):
     rule_id: str | None = None
 
 
+# --- the customer assistant (the website's chat; the interaction service reports each step) --
+
+
+class _ConversationStep(_Properties):
+    conversation_id: str = Field(min_length=1)
+    language: str = Field(min_length=2, max_length=10)
+
+
+class ConversationStarted(_ConversationStep):
+    identified: bool = Field(description="The shop's back end vouched for the visitor (an identity token).")
+    page: str | None = Field(default=None, max_length=2000, description="The path of the page it started on.")
+
+
+class QuestionAnswered(_ConversationStep):
+    """The assistant answered: from an article (``article_id``) or from the customer's data (``intent``)."""
+
+    article_id: str | None = None
+    intent: Literal["order_status", "refund_status", "loyalty_balance", "unsubscribe"] | None = None
+    confidence: float = Field(ge=-1, le=1, description="The match's cosine similarity (lexical: its share of the best).")
+
+
+class QuestionUnanswered(_ConversationStep):
+    """The assistant was not sure enough (or the data needed an identified visitor) and offered a person."""
+
+    confidence: float = Field(ge=-1, le=1)
+    closest_article_id: str | None = None
+    reason: Literal["not_sure", "not_identified", "no_data"] = "not_sure"
+
+
+class ConversationHandedOff(_ConversationStep):
+    case_id: str = Field(min_length=1)
+    reason: Literal["requested", "unanswered"]
+    during_hours: bool = Field(description="People were at work: outside hours the visitor was told when they are back.")
+
+
+class ConversationRated(_ConversationStep):
+    rating: int = Field(ge=1, le=5)
+    handled_by: Literal["assistant", "person"]
+
+
 class DomainEvent(BaseModel):
     """One catalogued track event: its name, source and properties model."""
 
@@ -442,6 +487,41 @@ CATALOG: dict[str, DomainEvent] = dict(
             Source.INTERACTION,
             RewardIssued,
             "A loyalty reward was issued.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.CONVERSATION_STARTED,
+            Source.INTERACTION,
+            ConversationStarted,
+            "A visitor started a conversation with the website's assistant.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.QUESTION_ANSWERED,
+            Source.INTERACTION,
+            QuestionAnswered,
+            "The assistant answered a question with an article or from the customer's data.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.QUESTION_UNANSWERED,
+            Source.INTERACTION,
+            QuestionUnanswered,
+            "The assistant was not sure of an answer and offered a person.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.CONVERSATION_HANDED_OFF,
+            Source.INTERACTION,
+            ConversationHandedOff,
+            "A conversation was handed to people as a case.",
+            server_only=True,
+        ),
+        _entry(
+            CatalogEvent.CONVERSATION_RATED,
+            Source.INTERACTION,
+            ConversationRated,
+            "The visitor rated a conversation (1 to 5).",
             server_only=True,
         ),
     ]

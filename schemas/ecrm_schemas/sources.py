@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -125,3 +126,42 @@ def editing(path: Path) -> Iterator[SourceRegistry]:
         registry = SourceRegistry.load(path)
         yield registry
         registry.save(path)
+
+
+class SourceDirectory:
+    """What write keys are authenticated against (the collector's events, the chat widget): the
+    registry file, re-read when it changes (so ``sources add``/``revoke`` apply without a
+    restart), plus server keys from the environment."""
+
+    def __init__(self, path: Path | None, env_keys: frozenset[str], check_every_s: float = 1.0) -> None:
+        self.path, self.env_keys, self.check_every_s = path, env_keys, check_every_s
+        self._stamp: float | None = None
+        self._next_check = 0.0
+        self._registry = self._load()
+
+    def _load(self) -> SourceRegistry:
+        registry = SourceRegistry.load(self.path)
+        for index, key in enumerate(sorted(self.env_keys)):
+            registry.add_known_key(f"env-{index}", "server", key)
+        self._stamp = self.path.stat().st_mtime if self.path and self.path.exists() else None
+        return registry
+
+    def _fresh(self) -> SourceRegistry:
+        now = time.monotonic()
+        if self.path is not None and now >= self._next_check:
+            self._next_check = now + self.check_every_s
+            stamp = self.path.stat().st_mtime if self.path.exists() else None
+            if stamp != self._stamp:
+                self._registry = self._load()
+        return self._registry
+
+    def find(self, presented_key: str) -> Source | None:
+        return self._fresh().find(presented_key)
+
+    def named(self, name: str) -> Source | None:
+        """The source of that name in force; None when there is none (or it was revoked)."""
+        try:
+            source = self._fresh().by_name(name)
+        except SourceError:
+            return None
+        return None if source.revoked else source

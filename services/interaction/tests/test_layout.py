@@ -1,15 +1,18 @@
 """The interaction service's rooms, and which may use which.
 
     console/ ◀─▶ api/ ─┬─▶ consumer/ ─┬─▶ storage/ ─▶ engine/
-                        ├─▶ delivery/ ─┤                 ▲
-                        ├─▶ privacy/ ──┘                 │
+                        ├─▶ delivery/ ─┤       │         ▲
+                        ├─▶ privacy/ ──┘       ▼         │
+                        ├─▶ assistant/ ◀── storage/      │
                         └─▶ reports/ ◀── delivery/ ──────┘
 
 ``engine/`` is the pure rule engine: it imports no other room and no I/O library, so every
 decision it makes can be tested with data alone. ``storage/`` holds one repository module per
 aggregate and knows nothing of who calls it. ``consumer/`` (the Kafka shell and the intake),
 ``delivery/`` (carrying actions out) and ``privacy/`` sit on storage and engine and not on one
-another. ``reports/`` holds the reports: pure steps from filters to SQL and from rows to a report, and
+another. ``assistant/`` holds the website assistant's pure steps (matching a question to the articles,
+the answer from the customer's data, business hours); like ``engine/`` it does no I/O, and storage
+keeps its articles. ``reports/`` holds the reports: pure steps from filters to SQL and from rows to a report, and
 the email of a report subscription; ``api/`` and ``delivery/`` run them.
 ``api/`` and ``__main__`` wire everything. ``console/`` (the staff console's pages) is
 a shell over the API: it reads and changes only through API calls, so it imports only ``api/``
@@ -25,15 +28,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ecrm_interaction"
-ROOMS = ("engine", "storage", "consumer", "delivery", "privacy", "reports", "api", "console")
+ROOMS = ("engine", "assistant", "storage", "consumer", "delivery", "privacy", "reports", "api", "console")
 MAY_USE: dict[str, set[str]] = {
     "engine": set(),
-    "storage": {"engine"},
+    "assistant": {"engine"},
+    "storage": {"engine", "assistant"},
     "consumer": {"engine", "storage"},
     "delivery": {"engine", "storage", "reports"},
     "privacy": {"engine", "storage"},
     "reports": {"engine"},
-    "api": {"engine", "storage", "consumer", "delivery", "privacy", "reports", "console"},
+    "api": {"engine", "assistant", "storage", "consumer", "delivery", "privacy", "reports", "console"},
     "console": {"api"},
 }
 CROSSINGS = {
@@ -102,10 +106,11 @@ def test_a_room_uses_only_the_rooms_below_it(room: str) -> None:
     assert not wrong, f"{room}/ may use only {sorted(MAY_USE[room]) or 'itself'}: {wrong}"
 
 
-def test_the_engine_does_no_io() -> None:
+@pytest.mark.parametrize("room", ["engine", "assistant"])
+def test_the_pure_rooms_do_no_io(room: str) -> None:
     wrong = []
-    for path in sorted((PACKAGE / "engine").rglob("*.py")):
+    for path in sorted((PACKAGE / room).rglob("*.py")):
         for line, module in _imports(path):
             if module.split(".")[0] in IO_LIBRARIES or module in {"ecrm_interaction.settings"}:
                 wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports {module}")
-    assert not wrong, f"engine/ is pure (data in, data out); move the I/O into a shell: {wrong}"
+    assert not wrong, f"{room}/ is pure (data in, data out); move the I/O into a shell: {wrong}"

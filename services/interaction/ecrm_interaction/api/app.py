@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ecrm_interaction.api import errors
 from ecrm_interaction.api.routes import (
@@ -22,11 +24,14 @@ from ecrm_interaction.api.routes import (
     broadcasts,
     cases,
     catalog,
+    chat,
     consent,
+    conversations,
     customers,
     dead_letters,
     decisions,
     figures,
+    knowledge_base,
     loyalty,
     operations,
     pipeline,
@@ -45,6 +50,7 @@ from ecrm_interaction.api.routes import (
 from ecrm_interaction.api.routes import (
     privacy as privacy_requests,
 )
+from ecrm_interaction.api.services.assistant import Assistant
 from ecrm_interaction.api.services.customers import RecentEvents, Recommender
 from ecrm_interaction.api.services.warehouse import Warehouse
 from ecrm_interaction.api.sessions import SessionSigner
@@ -73,6 +79,7 @@ def create_app(
     ``segment_definitions``: the definitions topic as followed (default: only this app's writes).
     ``warehouse``: ClickHouse for the routes that read profiles, events and figures (503 without)."""
     definitions = segment_definitions if segment_definitions is not None else SegmentDefinitions()
+    assistant = Assistant(settings, warehouse)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +87,9 @@ def create_app(
         if worker is not None and dispatcher is not None:
             worker.on_planned = dispatcher.wake  # what is planned goes out without waiting for a tick
         tasks = [asyncio.create_task(w.run(stopping)) for w in (worker, dispatcher) if w is not None]
+        warming = asyncio.create_task(asyncio.to_thread(assistant.prepare, store))
         yield
+        await warming
         stopping.set()
         for task in tasks:
             await task
@@ -89,7 +98,11 @@ def create_app(
     app.state.settings, app.state.store = settings, store
     app.state.session_signer = SessionSigner(settings)
     app.state.warehouse = warehouse
+    app.state.assistant = assistant
     errors.install(app)
+    # The chat widget runs on the shop's pages: its routes answer cross-origin requests (the
+    # write key's allowed origins are then checked per request); nothing else of the API does.
+    app.add_middleware(ChatCORS)
     app.include_router(rules.router())
     app.include_router(templates.router())
     app.include_router(loyalty.router())
@@ -115,5 +128,29 @@ def create_app(
     app.include_router(saved_reports.router(dispatcher))
 
     app.include_router(broadcasts.router(definitions))
+    app.include_router(chat.router(assistant, settings))
+    app.include_router(knowledge_base.router(assistant))
+    app.include_router(conversations.router(assistant))
     console.install(app)
     return app
+
+
+class ChatCORS:
+    """CORS for ``/v1/chat*`` only (Starlette's middleware, any origin, no credentials)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Conversation-Token"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/chat"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -88,6 +88,11 @@ def _case_event(session: Session, name: str, case: dict[str, Any], suffix: str, 
     outbox.add_event(session, name, case["customer_id"], f"{OWN_EVENTS}case-{suffix}", properties, at)
 
 
+def by_dedup_key(session: Session, dedup_key: str) -> str | None:
+    """The id of the case opened once for ``dedup_key``, if any."""
+    return session.scalar(select(Case.id).where(Case.dedup_key == dedup_key))
+
+
 def case(session: Session, case_id: str) -> tuple[Case, list[CaseNote]] | None:
     """The case and its notes, oldest first."""
     row = session.get(Case, case_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -481,4 +481,78 @@ class ReportSubscription(Base):
     last_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+# --- issue 20, the customer assistant -------------------------------------------------------
+
+
+class KnowledgeArticle(Base):
+    """One translation of a knowledge-base article (:mod:`ecrm_interaction.assistant.knowledge`)."""
+
+    __tablename__ = "knowledge_articles"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    language: Mapped[str] = mapped_column(String(2), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    questions: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list: what customers ask that this article answers."""
+    tags: Mapped[str] = mapped_column(Text, default="[]")
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Conversation(Base):
+    """A visitor's chat with the assistant, and with people once handed off.
+
+    ``status``: ``assistant`` (the bot answers), ``waiting`` (handed off, no person has replied
+    yet), ``person`` (an agent replied: the bot is silent), ``closed``. The visitor holds a
+    random token (its SHA-256 here) that every widget call presents: the conversation id alone
+    reads nothing.
+    """
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_started", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(100))
+    customer_id: Mapped[str] = mapped_column(String(256), index=True)
+    """The verified user id, else the visitor's anonymous id."""
+    identified: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str] = mapped_column(String(10))
+    page: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    status: Mapped[str] = mapped_column(String(10), default="assistant")
+    case_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    handed_off_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    contact_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    questions: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ConversationMessage(Base):
+    """One message of a conversation; ``id`` grows, so the widget polls for ``id > last seen``."""
+
+    __tablename__ = "conversation_messages"
+    __table_args__ = (Index("ix_conversation_messages_unanswered", "author", "answered", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    author: Mapped[str] = mapped_column(String(10))
+    """``visitor``, ``assistant`` or ``agent``."""
+    kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """Of the assistant's: ``greeting``, ``article``, ``data``, ``not_sure``, ``need_identity``,
+    ``handed_off``, ``notice``."""
+    language: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    article_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    intent: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    answered: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    """Of a visitor's question: whether the assistant answered it."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

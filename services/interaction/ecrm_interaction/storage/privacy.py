@@ -22,6 +22,8 @@ from ecrm_interaction.storage.models import (
     Case,
     CaseNote,
     Consent,
+    Conversation,
+    ConversationMessage,
     Customer,
     CustomerSegment,
     LoyaltyBalance,
@@ -32,9 +34,9 @@ from ecrm_interaction.storage.models import (
 )
 
 CUSTOMER_TABLES = (Customer, CustomerSegment, Consent, Action, SkippedDecision, LoyaltyEntry, LoyaltyBalance, Reward,
-                   Case, OutboxEvent, BroadcastRecipient)  # fmt: skip
-"""Every table with a ``customer_id`` (a test checks no model is missing); case notes and audit
-entries about a customer are found through these."""
+                   Case, OutboxEvent, BroadcastRecipient, Conversation)  # fmt: skip
+"""Every table with a ``customer_id`` (a test checks no model is missing); case notes, chat
+messages and audit entries about a customer are found through these."""
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -64,6 +66,9 @@ def customer_records(session: Session, identities: Sequence[str]) -> dict[str, l
     case_ids = [c["id"] for c in found[Case.__tablename__]]
     notes = session.scalars(select(CaseNote).where(CaseNote.case_id.in_(case_ids)))
     found[CaseNote.__tablename__] = [_row_dict(n) for n in notes]
+    conversation_ids = [c["id"] for c in found[Conversation.__tablename__]]
+    messages = session.scalars(select(ConversationMessage).where(ConversationMessage.conversation_id.in_(conversation_ids)))
+    found[ConversationMessage.__tablename__] = [_row_dict(m) for m in messages]
     found[AuditEntry.__tablename__] = [_row_dict(a) for a in session.scalars(_audit_about(ids, case_ids))]
     return found
 
@@ -78,6 +83,10 @@ def erase_customer(
     case_ids = list(session.scalars(select(Case.id).where(Case.customer_id.in_(ids))))
     audit_ids = list(session.scalars(_audit_about(ids, case_ids).with_only_columns(AuditEntry.id)))
     deleted[CaseNote.__tablename__] = _deleted(session.execute(delete(CaseNote).where(CaseNote.case_id.in_(case_ids))))
+    conversation_ids = select(Conversation.id).where(Conversation.customer_id.in_(ids)).scalar_subquery()
+    deleted[ConversationMessage.__tablename__] = _deleted(
+        session.execute(delete(ConversationMessage).where(ConversationMessage.conversation_id.in_(conversation_ids)))
+    )
     for model in CUSTOMER_TABLES:
         deleted[model.__tablename__] = _deleted(session.execute(delete(model).where(model.customer_id.in_(ids))))
     deleted[AuditEntry.__tablename__] = _deleted(

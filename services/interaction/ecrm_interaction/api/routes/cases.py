@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ecrm_interaction.api.deps import Agent, SessionDep, SettingsDep, Viewer
 from ecrm_interaction.api.views import CaseView
-from ecrm_interaction.storage import audit, cases
+from ecrm_interaction.storage import audit, cases, conversations
 from ecrm_interaction.storage.cases import UNSET, CaseChange, CaseOpening
 
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -113,6 +113,8 @@ def router() -> APIRouter:
         ``Case Resolved`` when it is resolved; a change that changes nothing reports nothing)."""
         if cases.update_case(session, case_id, update.change(), who.name, datetime.now(UTC)) is None:
             raise HTTPException(404, "case_not_found")
+        if update.status == "resolved":
+            conversations.close_for_case(session, case_id)
         return found(session, case_id)
 
     @routes.post("/v1/cases/{case_id}/notes", status_code=201)
