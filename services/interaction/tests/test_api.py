@@ -267,6 +267,20 @@ ROLE_OF = {
     ("GET", "/v1/report-subscriptions"): "viewer", ("POST", "/v1/report-subscriptions"): "marketer",
     ("DELETE", "/v1/report-subscriptions/{subscription_id}"): "marketer",
     ("POST", "/v1/report-subscriptions/{subscription_id}/send"): "marketer",
+    # --- issue 20, the assistant: the widget's routes check the write key or the conversation's token ---
+    ("GET", "/v1/chat.js"): "public", ("POST", "/v1/chat/conversations"): "public",
+    ("GET", "/v1/chat/conversations/{conversation_id}"): "public",
+    ("POST", "/v1/chat/conversations/{conversation_id}/messages"): "public",
+    ("POST", "/v1/chat/conversations/{conversation_id}/handoff"): "public",
+    ("POST", "/v1/chat/conversations/{conversation_id}/contact"): "public",
+    ("POST", "/v1/chat/conversations/{conversation_id}/rating"): "public",
+    ("GET", "/v1/knowledge-base/articles"): "viewer", ("GET", "/v1/knowledge-base/articles/{article_id}"): "viewer",
+    ("PUT", "/v1/knowledge-base/articles/{article_id}"): "marketer",
+    ("DELETE", "/v1/knowledge-base/articles/{article_id}"): "marketer",
+    ("POST", "/v1/knowledge-base/import"): "marketer", ("POST", "/v1/knowledge-base/try"): "viewer",
+    ("GET", "/v1/conversations"): "viewer", ("GET", "/v1/conversations/{conversation_id}"): "viewer",
+    ("POST", "/v1/conversations/{conversation_id}/replies"): "agent",
+    ("GET", "/v1/assistant/figures"): "viewer", ("GET", "/v1/assistant/unanswered"): "viewer",
     ("GET", "/u/{token}"): "public", ("POST", "/u/{token}"): "public",
     ("GET", "/livez"): "public", ("GET", "/readyz"): "public", ("GET", "/metrics"): "public",
 }  # fmt: skip
@@ -326,7 +340,8 @@ async def test_every_route_refuses_who_may_not_use_it(http, store_and_settings) 
             continue
         url = path.format(rule_id="r", template_id="t", segment_id="s", customer_id="u1", channel="email",
                           case_id="c", name="admin-token", email="a@b.c", broadcast_id="b", report_id="sr",
-                              dashboard_id="d", subscription_id="s")  # fmt: skip
+                              dashboard_id="d", subscription_id="s", article_id="a",
+                          conversation_id="c")  # fmt: skip
         for headers in ({}, {"Authorization": "Bearer ecrm_dev_write_key"}, {"Authorization": "Basic dGVzdDo="}):
             answer = await http.request(method, url, headers=headers, json={})
             assert answer.status_code == 401, (method, path, headers)

@@ -20,6 +20,7 @@ from ecrm_interaction.privacy.subjects import (
 )
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import cases as case_store
+from ecrm_interaction.storage import conversations
 from ecrm_interaction.storage import customers as customer_store
 from ecrm_interaction.storage import loyalty, models
 from ecrm_interaction.storage.actions import Skip, insert_actions, new_action, record_skips
@@ -94,6 +95,9 @@ def _fill(store: Store, customer: str) -> str:
         session.flush()
         session.add(models.BroadcastRecipient(broadcast_id=f"b-{customer}", customer_id=customer, position=0,
                                               variant="holdout"))  # fmt: skip
+        chat = conversations.start(session, conversations.Opening(f"token-{customer}", "website", customer, True, "en",
+                                                                  "/"), "Hi!", NOW)  # fmt: skip
+        conversations.add_message(session, chat, "visitor", f"where is my order, {customer}?", NOW)
     assert case_id is not None
     store.write(case_store.add_note, case_id, "agent", f"{customer} called", NOW)
     store.write(audit_log.record, "ada", "consent", "customer", customer, {"channel": "email"})
@@ -110,7 +114,8 @@ def test_erasing_removes_every_row_about_the_customer_and_nothing_else(store) ->
         "broadcast_recipients": 1,  # where a broadcast placed them (issue 18)
         "cases": 1, "case_notes": 1, "audit_log": 2,  # the consent change and the case note
         "skipped_decisions": 1,
-        "event_outbox": 2,  # Case Opened, Loyalty Points Awarded
+        "event_outbox": 3,  # Case Opened, Loyalty Points Awarded, Conversation Started
+        "conversations": 1, "conversation_messages": 2,  # the website chat (issue 20): greeting, question
     }  # fmt: skip
     assert found["case_notes"][0]["case_id"] == case_id
     assert "frank" not in str(found)

@@ -128,7 +128,7 @@ def create_app(
     app.include_router(saved_reports.router(dispatcher))
 
     app.include_router(broadcasts.router(definitions))
-    app.include_router(chat.router(assistant, settings))
+    app.include_router(chat.router(assistant))
     app.include_router(knowledge_base.router(assistant))
     app.include_router(conversations.router(assistant))
     console.install(app)

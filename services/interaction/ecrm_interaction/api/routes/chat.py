@@ -15,6 +15,7 @@ import hashlib
 import math
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ecrm_interaction.api.deps import SessionDep, SettingsDep
 from ecrm_interaction.api.services.assistant import Assistant
+from ecrm_interaction.assistant.hours import BusinessHours
 from ecrm_interaction.assistant.identity import verified
 from ecrm_interaction.assistant.language import page_language
 from ecrm_interaction.assistant.phrases import say, when_back
@@ -141,18 +143,34 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def router(assistant: Assistant, settings: InteractionSettings) -> APIRouter:
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """What the chat routes check with: the write keys, the rate limits, the business hours."""
+
+    sources: SourceDirectory
+    per_conversation: Limiter
+    per_source: Limiter
+    starts: Limiter
+    hours: BusinessHours
+
+    @classmethod
+    def of(cls, settings: InteractionSettings) -> "_Gate":
+        rate = settings.interaction_chat_messages_per_minute
+        return cls(SourceDirectory(settings.collector_sources_file, frozenset()), Limiter(rate, burst=5),
+                   Limiter(rate * 10, burst=50), Limiter(20, burst=10), settings.support_hours())  # fmt: skip
+
+
+def router(assistant: Assistant) -> APIRouter:
     routes = APIRouter(tags=["chat"])
-    sources = SourceDirectory(settings.collector_sources_file, frozenset())
-    per_conversation = Limiter(settings.interaction_chat_messages_per_minute, burst=5)
-    per_source = Limiter(settings.interaction_chat_messages_per_minute * 10, burst=50)
-    starts = Limiter(20, burst=10)
-    hours = settings.support_hours()
+
+    @cache
+    def gate() -> _Gate:
+        return _Gate.of(assistant.settings)
 
     def source_of(request: Request, key: str | None) -> Source:
         if not key:
             raise _refused(401, "unauthorized", "writeKey", "missing", "send the browser source's write key")
-        source = sources.find(key)
+        source = gate().sources.find(key)
         if source is None:
             raise _refused(401, "unauthorized", "writeKey", "unknown_key", "unknown or revoked write key")
         _check_origin(request, source)
@@ -171,7 +189,7 @@ def router(assistant: Assistant, settings: InteractionSettings) -> APIRouter:
         found = conversations.get(session, conversation_id, token)
         if found is None:
             raise _refused(404, "not_found", "conversation_id", "unknown", "no conversation with this id and token")
-        source = sources.named(found.source)
+        source = gate().sources.named(found.source)
         if source is None:
             raise _refused(401, "unauthorized", "writeKey", "unknown_key", "the website's write key was revoked")
         _check_origin(request, source)
@@ -181,6 +199,7 @@ def router(assistant: Assistant, settings: InteractionSettings) -> APIRouter:
 
     def view(session: SessionDep, conversation: Conversation, after: int = 0) -> dict[str, Any]:
         now = datetime.now(UTC)
+        hours = gate().hours
         is_open = hours.open_at(now)
         shown = [_message(assistant, m, conversation) for m in conversations.messages(session, conversation.id, after)]
         return {"conversation_id": conversation.id, "status": conversation.status, "identified": conversation.identified,
@@ -201,7 +220,7 @@ def router(assistant: Assistant, settings: InteractionSettings) -> APIRouter:
         """Start a conversation. ``user_id`` counts only with its ``user_token`` (the shop's
         identity token); else the visitor is their ``anonymous_id`` (ecrm.js's, if on the page)."""
         source = source_of(request, _bearer(request) or start.writeKey)
-        starts.admit(f"{source.name}:{request.client.host if request.client else '-'}", "conversations started")
+        gate().starts.admit(f"{source.name}:{request.client.host if request.client else '-'}", "conversations started")
         secret = settings.interaction_assistant_identity_secret
         identified = verified(secret.get_secret_value() if secret else None, start.user_id, start.user_token)
         if start.user_id and start.user_token and not identified:
@@ -228,8 +247,8 @@ def router(assistant: Assistant, settings: InteractionSettings) -> APIRouter:
         offered) comes back with the question; once handed off, only the question is recorded."""
         if conversation.status == "closed":
             raise _refused(409, "conversation_closed", "conversation_id", "closed", "this conversation is closed; start a new one")
-        per_conversation.admit(conversation.id, "messages in this conversation")
-        per_source.admit(conversation.source, "messages from this website")
+        gate().per_conversation.admit(conversation.id, "messages in this conversation")
+        gate().per_source.admit(conversation.source, "messages from this website")
         now = datetime.now(UTC)
         answered = assistant.answer(session, conversation, message.text, now)
         if answered.reply is not None and answered.reply.kind == "person":
@@ -239,6 +258,7 @@ def router(assistant: Assistant, settings: InteractionSettings) -> APIRouter:
     def _hand_off(session: SessionDep, conversation: Conversation, reason: str, speaking: str, now: datetime) -> None:
         first = next((m.text for m in conversations.messages(session, conversation.id) if m.author == "visitor"), None)
         subject = f"Website chat: {first}" if first else "Website chat"
+        settings, hours = assistant.settings, gate().hours
         during = hours.open_at(now)
         hand = HandOff(subject[:300], settings.interaction_handoff_priority, settings.interaction_handoff_sla_hours,
                        reason, during)  # fmt: skip
