@@ -277,7 +277,7 @@ ROLE_OF = {
     ("GET", "/v1/knowledge-base/articles"): "viewer", ("GET", "/v1/knowledge-base/articles/{article_id}"): "viewer",
     ("PUT", "/v1/knowledge-base/articles/{article_id}"): "marketer",
     ("DELETE", "/v1/knowledge-base/articles/{article_id}"): "marketer",
-    ("POST", "/v1/knowledge-base/import"): "marketer", ("POST", "/v1/knowledge-base/try"): "viewer",
+    ("POST", "/v1/knowledge-base/import"): "marketer", ("GET", "/v1/knowledge-base/try"): "viewer",
     ("GET", "/v1/conversations"): "viewer", ("GET", "/v1/conversations/{conversation_id}"): "viewer",
     ("POST", "/v1/conversations/{conversation_id}/replies"): "agent",
     ("GET", "/v1/assistant/figures"): "viewer", ("GET", "/v1/assistant/unanswered"): "viewer",

@@ -35,6 +35,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("/console/templates", "Templates", "viewer"),
     ("/console/broadcasts", "Broadcasts", "viewer"),
     ("/console/cases", "Cases", "viewer"),
+    ("/console/assistant", "Assistant", "viewer"),
     ("/console/loyalty", "Loyalty", "viewer"),
     ("/console/reports", "Reports", "viewer"),
     ("/console/data", "Data", "viewer"),

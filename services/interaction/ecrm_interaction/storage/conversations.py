@@ -172,6 +172,7 @@ class ConversationFilter:
     status: str | None = None
     since: datetime | None = None
     customer_id: str | None = None
+    case_id: str | None = None
     limit: int = 100
     offset: int = 0
 
@@ -185,6 +186,8 @@ def listed(session: Session, wanted: ConversationFilter) -> list[Conversation]:
         query = query.where(Conversation.started_at >= wanted.since)
     if wanted.customer_id:
         query = query.where(Conversation.customer_id == wanted.customer_id)
+    if wanted.case_id:
+        query = query.where(Conversation.case_id == wanted.case_id)
     query = query.order_by(Conversation.last_message_at.desc(), Conversation.id).offset(wanted.offset)
     return list(session.scalars(query.limit(wanted.limit)))
 

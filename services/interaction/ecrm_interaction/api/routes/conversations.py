@@ -83,13 +83,15 @@ def router(assistant: Assistant) -> APIRouter:
         session: SessionDep,
         status: Status | None = None,
         customer_id: str | None = None,
+        case_id: str | None = None,
         days: Annotated[int, Query(ge=1, le=366)] = 30,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[ConversationView]:
-        """Conversations started in the last ``days``, the latest message first."""
-        since = datetime.now(UTC) - timedelta(days=days)
-        wanted = ConversationFilter(status, since, customer_id, limit, offset)
+        """Conversations started in the last ``days``, the latest message first (``case_id``: the
+        one handed off as that case, whenever it started)."""
+        since = None if case_id else datetime.now(UTC) - timedelta(days=days)
+        wanted = ConversationFilter(status, since, customer_id, case_id, limit, offset)
         return [ConversationView.of(c) for c in conversations.listed(session, wanted)]
 
     @routes.get("/v1/conversations/{conversation_id}")

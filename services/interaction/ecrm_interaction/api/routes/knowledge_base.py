@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from ecrm_interaction.api.deps import Marketer, SessionDep, Viewer
 from ecrm_interaction.api.errors import invalid
@@ -22,11 +22,6 @@ from ecrm_interaction.storage import knowledge_base
 class ArticleView(ArticleIn):
     updated_by: str
     updated_at: datetime
-
-
-class TryIn(BaseModel):
-    text: str = Field(min_length=1, max_length=1000)
-    language: str | None = Field(default=None, max_length=35)
 
 
 def _view(stored: knowledge_base.StoredArticle) -> ArticleView:
@@ -79,13 +74,18 @@ def router(assistant: Assistant) -> APIRouter:
             raise invalid(exc) from exc
         return knowledge_base.import_articles(session, parsed, who.name, datetime.now(UTC))
 
-    @routes.post("/v1/knowledge-base/try")
-    def try_question(question: TryIn, _who: Viewer, session: SessionDep) -> dict[str, Any]:
-        """What the assistant would answer: its best matches, their confidence, and whether the
-        best clears the threshold (nothing is recorded)."""
-        spoken = language.detect(question.text, language.page_language(question.language), assistant.languages,
+    @routes.get("/v1/knowledge-base/try")
+    def try_question(
+        _who: Viewer,
+        session: SessionDep,
+        text: Annotated[str, Query(min_length=1, max_length=1000)],
+        page_language: Annotated[str | None, Query(max_length=35)] = None,
+    ) -> dict[str, Any]:
+        """What the assistant would answer ``text``: its best matches, their confidence, and
+        whether the best clears the threshold (nothing is recorded)."""
+        spoken = language.detect(text, language.page_language(page_language), assistant.languages,
                                  assistant.default_language)  # fmt: skip
-        matches = assistant.match(session, question.text)
+        matches = assistant.match(session, text)
         best = matches[0] if matches and matches[0].confidence >= assistant.threshold else None
         return {
             "language": spoken,

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ecrm_interaction.console.access import Staff, StaffDep
 from ecrm_interaction.console.api import Answer, ConsoleApi
+from ecrm_interaction.console.pages.assistant import conversation_context
 from ecrm_interaction.console.rendering import render
 
 PAGES = {
@@ -147,7 +148,10 @@ def router() -> APIRouter:
             return render(request, "error.html", {"heading": "Case not found", "message": message},
                           staff=staff, status=found.status)  # fmt: skip
         case = found.body
+        chats = await staff.api.get("/v1/conversations", case_id=case_id, limit=1)
+        chat = await conversation_context(staff, chats.body[0]["id"]) if chats.ok and chats.body else None
         context = {
+            "chat": chat,
             "case": dict(case, overdue=_overdue(case, datetime.now(UTC))),
             "customer": await _context(staff.api, case["customer_id"], case_id),
             "escalation_email": (summary.body or {}).get("escalation_email") if summary.ok else None,
