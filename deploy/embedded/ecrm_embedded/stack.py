@@ -27,9 +27,15 @@ from ecrm_embedded.broker import TansuBroker
 from ecrm_embedded.net import wait_http_ok
 from ecrm_embedded.processes import terminate
 from ecrm_schemas.kafka_admin import ensure_topics
+from ecrm_schemas.sources import editing
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE_RULES = REPO_ROOT / "services" / "interaction" / "examples" / "rules.yaml"
+EXAMPLE_KNOWLEDGE = REPO_ROOT / "services" / "interaction" / "examples" / "knowledge_base.yaml"
+DEV_WEBSITE_KEY = "wkb_dev_website_key"
+"""The development stack's browser source (``website``, any origin): the chat widget's and ecrm.js's key."""
+DEV_IDENTITY_SECRET = "ecrm_dev_identity_secret"
+"""The development stack's secret of the chat widget's identity tokens."""
 DEV_COLLECTOR_ADMIN_TOKEN = "ecrm_dev_collector_admin_token"
 """The collector admin routes' token in the development stack (the interaction API replays dead letters with it)."""
 
@@ -49,6 +55,7 @@ class StackSettings(BaseSettings):
     collector_write_keys: str = "ecrm_dev_write_key"
     interaction_api_token: str = "ecrm_dev_api_token"
     interaction_rules_file: Path = EXAMPLE_RULES
+    interaction_assistant_knowledge_file: Path = EXAMPLE_KNOWLEDGE
     database_url: str = ""
     """The interaction service's database; empty: SQLite in the data directory."""
     startup_timeout_s: float = Field(default=180, gt=0)
@@ -104,6 +111,8 @@ class Stack:
             "INTERACTION_PORT": str(s.interaction_port),
             "INTERACTION_API_TOKEN": s.interaction_api_token,
             "INTERACTION_RULES_FILE": str(s.interaction_rules_file),
+            "INTERACTION_ASSISTANT_KNOWLEDGE_FILE": str(s.interaction_assistant_knowledge_file),
+            "INTERACTION_ASSISTANT_IDENTITY_SECRET": DEV_IDENTITY_SECRET,
             "INTERACTION_PUBLIC_URL": f"http://127.0.0.1:{s.interaction_port}",
             "INTERACTION_TRACKING_URL": f"http://127.0.0.1:{s.collector_port}",
             "INTERACTION_QUIET_HOURS": "off",
@@ -129,6 +138,7 @@ class Stack:
         self._wait(f"http://127.0.0.1:{s.clickhouse_port}/ping", timeout)
 
         env = self.service_env()
+        self._ensure_website_source()
         self._spawn("aggregator", [py, "-m", "ecrm_aggregator", "serve"], env, restartable=True)
         self._spawn("interaction", [py, "-m", "ecrm_interaction", "serve"], env, restartable=True)
         self._spawn("collector", [py, "-m", "ecrm_collector", "serve"], env, restartable=True)
@@ -138,6 +148,13 @@ class Stack:
         self.console_password = self._ensure_dev_login(env)
 
     DEV_LOGIN: ClassVar[str] = "admin@ecrm.localhost"
+
+    def _ensure_website_source(self) -> None:
+        """The browser source ``website`` (any origin) with the development key, for the chat
+        widget and ecrm.js on a page of one's own: a development stack only."""
+        with editing(self.data_dir / "sources.json") as registry:
+            if registry.find(DEV_WEBSITE_KEY) is None:
+                registry.add_known_key("website", "browser", DEV_WEBSITE_KEY)
 
     def _ensure_dev_login(self, env: dict[str, str]) -> str:
         """The development console login (an admin), made with the CLI an operator uses for the
@@ -217,7 +234,9 @@ eCRM is running (development stack, data in {d})
   Aggregator metrics       http://127.0.0.1:{s.aggregator_metrics_port}/metrics
   Logs                     {d / "logs"}
 
-Development write key: {key}
+Development write key: {key}      (browser source "website": {DEV_WEBSITE_KEY})
+Website assistant demo:  http://127.0.0.1:{s.interaction_port}/chat-demo?key={DEV_WEBSITE_KEY}
+                         signed in as ada: add &user=ada (the page computes her identity token)
 
 Try it:
   curl -u {key}: http://127.0.0.1:{s.collector_port}/v1/identify \\

@@ -268,7 +268,7 @@ ROLE_OF = {
     ("DELETE", "/v1/report-subscriptions/{subscription_id}"): "marketer",
     ("POST", "/v1/report-subscriptions/{subscription_id}/send"): "marketer",
     # --- issue 20, the assistant: the widget's routes check the write key or the conversation's token ---
-    ("GET", "/v1/chat.js"): "public", ("POST", "/v1/chat/conversations"): "public",
+    ("GET", "/v1/chat.js"): "public", ("GET", "/chat-demo"): "public", ("POST", "/v1/chat/conversations"): "public",
     ("GET", "/v1/chat/conversations/{conversation_id}"): "public",
     ("POST", "/v1/chat/conversations/{conversation_id}/messages"): "public",
     ("POST", "/v1/chat/conversations/{conversation_id}/handoff"): "public",

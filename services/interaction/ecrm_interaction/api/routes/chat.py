@@ -12,6 +12,7 @@ reads another customer's orders. Messages are plain text (the widget never rende
 # No ``from __future__ import annotations``: the conversation dependency is built in
 # ``router()``, and FastAPI reads a handler's annotations where they are written.
 import hashlib
+import html
 import math
 import re
 import secrets
@@ -23,13 +24,13 @@ from typing import Annotated, Any, Literal
 
 import token_bucket
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from ecrm_interaction.api.deps import SessionDep, SettingsDep
 from ecrm_interaction.api.services.assistant import Assistant
 from ecrm_interaction.assistant.hours import BusinessHours
-from ecrm_interaction.assistant.identity import verified
+from ecrm_interaction.assistant.identity import identity_token, verified
 from ecrm_interaction.assistant.language import page_language
 from ecrm_interaction.assistant.phrases import say, when_back
 from ecrm_interaction.settings import InteractionSettings
@@ -41,6 +42,16 @@ from ecrm_schemas.sources import Source, SourceDirectory
 SCRIPT_MEDIA_TYPE = "application/javascript; charset=utf-8"
 MAX_TEXT = 1000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+DEMO_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>The shop (assistant demo)</title>
+<script src="{tracker}/v1/ecrm.js" data-write-key="{key}" async></script>
+<script src="/v1/chat.js" data-write-key="{key}"{identity} async></script></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>The shop</h1><p>A demonstration page of the development stack, browsing as {who}. The chat is at the bottom right:
+ask about returns, delivery or sizes, or (signed in) where your order is.</p>
+<p>Change the language with <code>&lt;html lang&gt;</code>: the widget follows the page.</p></body></html>"""
 
 
 @cache
@@ -214,6 +225,22 @@ def router(assistant: Assistant) -> APIRouter:
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=SCRIPT_MEDIA_TYPE, headers=headers)
+
+    @routes.get("/chat-demo", response_class=HTMLResponse)
+    def demo(key: str = "", user: str = "") -> HTMLResponse:
+        """A demonstration shop page with the widget (``ECRM_ENV=development`` only: with
+        ``user`` it computes that user's identity token, which only a shop's back end may do)."""
+        settings = assistant.settings
+        if settings.is_production or settings.ecrm_env != "development":
+            raise HTTPException(404, "not_found")
+        secret = settings.interaction_assistant_identity_secret
+        identity = ""
+        if user and secret is not None:
+            token = identity_token(secret.get_secret_value(), user)
+            identity = f' data-user-id="{html.escape(user)}" data-user-token="{token}"'
+        page = DEMO_PAGE.format(key=html.escape(key), identity=identity, tracker=html.escape(settings.interaction_tracking_url),
+                                who=html.escape(user) or "an anonymous visitor")  # fmt: skip
+        return HTMLResponse(page)
 
     @routes.post("/v1/chat/conversations", status_code=201)
     def start(start: StartIn, request: Request, session: SessionDep, settings: SettingsDep) -> StartedOut:
