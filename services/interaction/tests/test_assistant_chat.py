@@ -250,3 +250,52 @@ async def test_a_rule_on_a_hand_off_routes_the_chats_case_instead_of_opening_ano
     await setup.tick(setup.noon + timedelta(seconds=1))
     [case] = setup.store.read(case_store.cases)
     assert (case.id, case.priority, case.assignee) == (case_id, "urgent", "lena@shop.example")
+
+
+EVENT_COLUMNS = ["message_id", "customer_id", "user_id", "anonymous_id", "type", "event", "timestamp", "sent_at",
+                 "received_at", "properties", "traits", "context", "source_partition", "source_offset"]  # fmt: skip
+
+
+@pytest.mark.clickhouse
+async def test_an_identified_visitor_reads_their_own_orders_from_clickhouse_and_nobody_elses(tmp_path, clickhouse_server) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from ecrm_aggregator.migrate import migrate as migrate_clickhouse
+    from ecrm_interaction.api.services.warehouse import Warehouse
+
+    database = f"chat_{uuid.uuid4().hex[:8]}"
+    client = clickhouse_server.client(tz_mode="aware")
+    migrate_clickhouse(client, database)
+    day = datetime(2026, 11, 28, 10, tzinfo=UTC)
+
+    def event(customer: str, name: str, offset: int, **properties: object) -> list[object]:
+        at = day + timedelta(hours=offset)
+        return [str(uuid.uuid4()), customer, customer, "", "track", name, at, None, at, orjson.dumps(properties).decode(),
+                "{}", "{}", 0, offset]  # fmt: skip
+
+    client.insert(f"{database}.events", [
+        event("ada", "Order Completed", 0, order_id="A-10442", total=89.9, currency="EUR"),
+        event("ada", "Shipment Updated", 5, order_id="A-10442", status="in_transit", carrier="DHL", tracking_id="JD014"),
+        event("bob", "Order Completed", 1, order_id="B-20001", total=15, currency="EUR"),
+        event("bob", "Shipment Updated", 6, order_id="B-20001", status="delivered"),
+    ], column_names=EVENT_COLUMNS)  # fmt: skip
+    with editing(tmp_path / "sources.json") as registry:
+        _, key = registry.add("website", "browser", ("*",))
+    settings = InteractionSettings(database_url=f"sqlite:///{tmp_path}/i.db", interaction_api_token="t0ken",
+                                   collector_sources_file=tmp_path / "sources.json",
+                                   interaction_assistant_identity_secret="s3cret", interaction_support_hours="always")  # fmt: skip
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    warehouse = Warehouse(clickhouse_server.service_client(), database)
+    app = create_app(settings, Store(engine), worker=None, warehouse=warehouse)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://interaction") as http:
+        chat = Chat(http, key)
+        await chat.start(user_id="ada", user_token=identity_token("s3cret", "ada"))
+        mine = (await chat.ask("Where is my order?")).json()["messages"][-1]["text"]
+        assert "A-10442" in mine and "is on its way" in mine and "JD014" in mine
+        theirs = (await chat.ask("where is order 20001?")).json()["messages"][-1]["text"]
+        assert "can't find order 20001" in theirs and "delivered" not in theirs
+        bob_as_ada = Chat(http, key)  # ada's token names ada only: claiming bob with it is refused
+        refused = await bob_as_ada.start(user_id="bob", user_token=identity_token("s3cret", "ada"))
+        assert refused.status_code == 403
