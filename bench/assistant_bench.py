@@ -85,7 +85,9 @@ def load_questions(path: Path = EVAL) -> list[dict[str, Any]]:
 def leaks(questions: list[dict[str, Any]], articles: list[Article]) -> list[str]:
     """Held-out questions that are also a knowledge-base or intent phrasing (they would not be held out)."""
     taught = {" ".join(q.lower().split()) for a in articles for q in (a.title, *a.questions)}
-    taught |= {" ".join(p.lower().split()) for by_lang in intent_phrasings().values() for ps in by_lang.values() for p in ps}
+    taught |= {
+        " ".join(p.lower().split()) for by_lang in intent_phrasings().values() for ps in by_lang.values() for p in ps
+    }
     return [q["text"] for q in questions if " ".join(q["text"].lower().split()) in taught]
 
 
@@ -100,8 +102,11 @@ def expected(question: dict[str, Any]) -> tuple[str, str] | None:
 def evaluate(index: KnowledgeIndex, questions: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
     """Each question matched once; accuracy per language at ``threshold`` and over the sweep."""
     matched: list[tuple[dict[str, Any], list[Match]]] = [(q, index.match(q["text"])) for q in questions]
-    return {"at_threshold": score(matched, threshold), "sweep": {str(t): score(matched, t) for t in SWEEP},
-            "misses": misses(matched, threshold)}  # fmt: skip
+    return {
+        "at_threshold": score(matched, threshold),
+        "sweep": {str(t): score(matched, t) for t in SWEEP},
+        "misses": misses(matched, threshold),
+    }
 
 
 def score(matched: list[tuple[dict[str, Any], list[Match]]], threshold: float) -> dict[str, Any]:
@@ -127,7 +132,9 @@ def score(matched: list[tuple[dict[str, Any], list[Match]]], threshold: float) -
     for group, row in per.items():
         n = row["questions"]
         result[group] = {k: v for k, v in row.items()} | {
-            f"{k}_rate": round(row[k] / n, 4) for k in ("top1", "answered_right", "answered_wrong", "refused") if k in row
+            f"{k}_rate": round(row[k] / n, 4)
+            for k in ("top1", "answered_right", "answered_wrong", "refused")
+            if k in row
         }
     return result
 
@@ -139,8 +146,15 @@ def misses(matched: list[tuple[dict[str, Any], list[Match]]], threshold: float) 
         chosen = best_match(matches, threshold)
         got = (chosen.kind, chosen.key) if chosen else None
         if got != want:
-            found.append({"text": question["text"], "language": question["language"], "expected": want,
-                          "answered": got, "best": [(m.key, m.confidence) for m in matches[:2]]})  # fmt: skip
+            found.append(
+                {
+                    "text": question["text"],
+                    "language": question["language"],
+                    "expected": want,
+                    "answered": got,
+                    "best": [(m.key, m.confidence) for m in matches[:2]],
+                }
+            )
     return found
 
 
@@ -152,8 +166,9 @@ def language_accuracy(questions: list[dict[str, Any]]) -> dict[str, float]:
     return {lang: round(sum(h) / len(h), 4) for lang, h in sorted(hits.items())}
 
 
-def matcher_stage(name: str, articles: list[Article], questions: list[dict[str, Any]], say: Callable[[str], None]
-                  ) -> dict[str, Any]:  # fmt: skip
+def matcher_stage(
+    name: str, articles: list[Article], questions: list[dict[str, Any]], say: Callable[[str], None]
+) -> dict[str, Any]:
     before = rss_mb()
     started = time.perf_counter()
     embedder = load_embedder(name)
@@ -177,18 +192,29 @@ def matcher_stage(name: str, articles: list[Article], questions: list[dict[str, 
         index.match(q["text"])
         match_ms.append((time.perf_counter() - t) * 1000)
     say(f"{name}: index of {index.size} passages built in {built_s:.1f} s")
-    return {"matcher": name, "available": True, "threshold": threshold, "passages": index.size,
-            "build_s": round(built_s, 2), "rss_mb": {"before": round(before, 1), "model_loaded": round(loaded, 1),
-                                                      "index_built": round(after, 1)},
-            "embed_ms": summary(embed_ms), "match_ms": summary(match_ms), **result}  # fmt: skip
+    return {
+        "matcher": name,
+        "available": True,
+        "threshold": threshold,
+        "passages": index.size,
+        "build_s": round(built_s, 2),
+        "rss_mb": {"before": round(before, 1), "model_loaded": round(loaded, 1), "index_built": round(after, 1)},
+        "embed_ms": summary(embed_ms),
+        "match_ms": summary(match_ms),
+        **result,
+    }
 
 
 def summary(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
     ordered = sorted(values)
-    return {"p50": round(percentile(ordered, 50), 2), "p99": round(percentile(ordered, 99), 2),
-            "max": round(ordered[-1], 2), "count": len(values)}  # fmt: skip
+    return {
+        "p50": round(percentile(ordered, 50), 2),
+        "p99": round(percentile(ordered, 99), 2),
+        "max": round(ordered[-1], 2),
+        "count": len(values),
+    }
 
 
 async def api_latency(questions: list[dict[str, Any]], rounds: int, say: Callable[[str], None]) -> dict[str, Any]:
@@ -201,26 +227,36 @@ async def api_latency(questions: list[dict[str, Any]], rounds: int, say: Callabl
     with tempfile.TemporaryDirectory() as tmp:
         with editing(Path(tmp) / "sources.json") as registry:
             _, key = registry.add("bench", "browser", ("*",))
-        settings = InteractionSettings(database_url=f"sqlite:///{tmp}/i.db", interaction_api_token="bench",
-                                       collector_sources_file=Path(tmp) / "sources.json",
-                                       interaction_support_hours="always",
-                                       interaction_chat_messages_per_minute=1_000_000)  # fmt: skip
+        settings = InteractionSettings(
+            database_url=f"sqlite:///{tmp}/i.db",
+            interaction_api_token="bench",
+            collector_sources_file=Path(tmp) / "sources.json",
+            interaction_support_hours="always",
+            interaction_chat_messages_per_minute=1_000_000,
+        )
         engine = make_engine(settings.database_url)
         migrate(engine)
         app = create_app(settings, Store(engine), worker=None)
         timings: list[float] = []
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
-            imported = await client.post("/v1/knowledge-base/import", content=KNOWLEDGE.read_text(),
-                                         headers={"Authorization": "Bearer bench", "Content-Type": "application/yaml"})  # fmt: skip
+            imported = await client.post(
+                "/v1/knowledge-base/import",
+                content=KNOWLEDGE.read_text(),
+                headers={"Authorization": "Bearer bench", "Content-Type": "application/yaml"},
+            )
             imported.raise_for_status()
             for round_ in range(rounds + 1):
                 for q in questions:
-                    started = (await client.post("/v1/chat/conversations", json={"writeKey": key,
-                                                                                 "language": q["language"]})).json()  # fmt: skip
+                    started = (
+                        await client.post("/v1/chat/conversations", json={"writeKey": key, "language": q["language"]})
+                    ).json()
                     headers = {"X-Conversation-Token": started["token"]}
                     t = time.perf_counter()
-                    answer = await client.post(f"/v1/chat/conversations/{started['conversation_id']}/messages",
-                                               json={"text": q["text"]}, headers=headers)  # fmt: skip
+                    answer = await client.post(
+                        f"/v1/chat/conversations/{started['conversation_id']}/messages",
+                        json={"text": q["text"]},
+                        headers=headers,
+                    )
                     elapsed = (time.perf_counter() - t) * 1000
                     answer.raise_for_status()
                     if round_:  # the first round warms the index and the caches
@@ -236,12 +272,21 @@ def run_all(rounds: int, say: Callable[[str], None]) -> dict[str, Any]:
     leaked = leaks(questions, articles)
     counts: dict[str, int] = defaultdict(int)
     for q in questions:
-        counts["off_topic" if q.get("off_topic") else f"{q['language']}:{'intent' if 'intent' in q else 'article'}"] += 1
+        counts[
+            "off_topic" if q.get("off_topic") else f"{q['language']}:{'intent' if 'intent' in q else 'article'}"
+        ] += 1
     matchers = [matcher_stage(name, articles, questions, say) for name in ("e5", "lexical")]
     latency = asyncio.run(api_latency(questions, rounds, say))
-    result = {"questions": len(questions), "counts": dict(sorted(counts.items())), "leaked": leaked,
-              "articles": len({a.id for a in articles}), "translations": len(articles),
-              "matchers": matchers, "api": latency, "language_detection": language_accuracy(questions)}  # fmt: skip
+    result = {
+        "questions": len(questions),
+        "counts": dict(sorted(counts.items())),
+        "leaked": leaked,
+        "articles": len({a.id for a in articles}),
+        "translations": len(articles),
+        "matchers": matchers,
+        "api": latency,
+        "language_detection": language_accuracy(questions),
+    }
     result["goals"] = goals(result)
     result["passed"] = all(g["met"] for g in result["goals"]) and not leaked
     return result
@@ -252,44 +297,76 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     if e5 is not None:
         at = e5["at_threshold"]
-        found.append({"goal": "top-1, English ≥ 0.85", "value": at["en"]["top1_rate"], "met": at["en"]["top1_rate"] >= GOALS["top1_en"]})
+        found.append(
+            {
+                "goal": "top-1, English ≥ 0.85",
+                "value": at["en"]["top1_rate"],
+                "met": at["en"]["top1_rate"] >= GOALS["top1_en"],
+            }
+        )
         for lang in LANGUAGES[1:]:
             if lang in at:
-                found.append({"goal": f"top-1, {lang} ≥ 0.70", "value": at[lang]["top1_rate"],
-                              "met": at[lang]["top1_rate"] >= GOALS["top1_other"]})  # fmt: skip
+                found.append(
+                    {
+                        "goal": f"top-1, {lang} ≥ 0.70",
+                        "value": at[lang]["top1_rate"],
+                        "met": at[lang]["top1_rate"] >= GOALS["top1_other"],
+                    }
+                )
         refused = at["off_topic"]["refused_rate"]
-        found.append({"goal": "off-topic refused ≥ 0.90", "value": refused, "met": refused >= GOALS["off_topic_refused"]})
+        found.append(
+            {"goal": "off-topic refused ≥ 0.90", "value": refused, "met": refused >= GOALS["off_topic_refused"]}
+        )
     p99 = (result["api"]["answer_ms"] or {}).get("p99")
     found.append({"goal": "answer p99 < 150 ms", "value": p99, "met": p99 is not None and p99 < GOALS["p99_ms"]})
     return found
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = [f"# Assistant benchmark ({result['started_at']})", "",
-             f"`{result['command']}` on {result['cpus']} cores, git {result['git']}.", "",
-             f"{result['questions']} held-out questions ({', '.join(f'{k} {v}' for k, v in result['counts'].items())}) "
-             f"over {result['articles']} articles in {result['translations']} translations.", "",
-             "| goal | measured | met |", "|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# Assistant benchmark ({result['started_at']})",
+        "",
+        f"`{result['command']}` on {result['cpus']} cores, git {result['git']}.",
+        "",
+        f"{result['questions']} held-out questions ({', '.join(f'{k} {v}' for k, v in result['counts'].items())}) "
+        f"over {result['articles']} articles in {result['translations']} translations.",
+        "",
+        "| goal | measured | met |",
+        "|---|---|---|",
+    ]
     lines += [f"| {g['goal']} | {g['value']} | {'yes' if g['met'] else '**no**'} |" for g in result["goals"]]
     for m in result["matchers"]:
         if not m["available"]:
             lines += ["", f"## {m['matcher']}: not installed here"]
             continue
-        lines += ["", f"## {m['matcher']} (threshold {m['threshold']}, {m['passages']} passages, built in {m['build_s']} s)",
-                  "", f"RSS {m['rss_mb']['before']} MB → model {m['rss_mb']['model_loaded']} MB → index {m['rss_mb']['index_built']} MB; "
-                  f"embed one question p50 {(m['embed_ms'] or {}).get('p50')} ms; match p50 {m['match_ms']['p50']} ms, p99 {m['match_ms']['p99']} ms.",
-                  "", "| group | questions | top-1 | answered right | answered wrong | refused |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"## {m['matcher']} (threshold {m['threshold']}, {m['passages']} passages, built in {m['build_s']} s)",
+            "",
+            f"RSS {m['rss_mb']['before']} MB → model {m['rss_mb']['model_loaded']} MB → index "
+            f"{m['rss_mb']['index_built']} MB; embed one question p50 {(m['embed_ms'] or {}).get('p50')} ms; "
+            f"match p50 {m['match_ms']['p50']} ms, p99 {m['match_ms']['p99']} ms.",
+            "",
+            "| group | questions | top-1 | answered right | answered wrong | refused |",
+            "|---|---|---|---|---|---|",
+        ]
         for group, row in sorted(m["at_threshold"].items()):
-            lines.append(f"| {group} | {row['questions']} | {row.get('top1_rate', '')} | {row.get('answered_right_rate', '')} | "
-                         f"{row.get('answered_wrong_rate', '')} | {row.get('refused_rate', '')} |")  # fmt: skip
+            lines.append(
+                f"| {group} | {row['questions']} | {row.get('top1_rate', '')} | {row.get('answered_right_rate', '')} | "
+                f"{row.get('answered_wrong_rate', '')} | {row.get('refused_rate', '')} |"
+            )
         lines += ["", "Sweep (answered right in en / de / es / fr, off-topic refused):", ""]
         for t, s in m["sweep"].items():
             cells = " / ".join(str(s.get(lang, {}).get("answered_right_rate", "–")) for lang in LANGUAGES)
             lines.append(f"- {t}: {cells}; off-topic refused {s.get('off_topic', {}).get('refused_rate', '–')}")
     api = result["api"]["answer_ms"] or {}
-    lines += ["", f"## Answer latency through the chat API: p50 {api.get('p50')} ms, p99 {api.get('p99')} ms, "
-              f"max {api.get('max')} ms ({api.get('count')} questions)", "",
-              f"Answer language detected from the question with the page in English: {result['language_detection']}"]  # fmt: skip
+    lines += [
+        "",
+        f"## Answer latency through the chat API: p50 {api.get('p50')} ms, p99 {api.get('p99')} ms, "
+        f"max {api.get('max')} ms ({api.get('count')} questions)",
+        "",
+        f"Answer language detected from the question with the page in English: {result['language_detection']}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -306,8 +383,13 @@ def run(
     """Measure accuracy, latency and memory; exit 1 when a goal is missed."""
     started = datetime.now(UTC)
     result = stage(rounds)
-    result |= {"benchmark": "assistant", "command": "python -m bench.assistant_bench " + " ".join(sys.argv[1:]),
-               "started_at": started.isoformat(timespec="seconds"), "cpus": os.cpu_count(), "git": git_state()}  # fmt: skip
+    result |= {
+        "benchmark": "assistant",
+        "command": "python -m bench.assistant_bench " + " ".join(sys.argv[1:]),
+        "started_at": started.isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "git": git_state(),
+    }
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"assistant-{started.strftime('%Y%m%dT%H%M%SZ')}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))

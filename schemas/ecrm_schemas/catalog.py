@@ -293,7 +293,9 @@ class QuestionAnswered(_ConversationStep):
 
     article_id: str | None = None
     intent: Literal["order_status", "refund_status", "loyalty_balance", "unsubscribe"] | None = None
-    confidence: float = Field(ge=-1, le=1, description="The match's cosine similarity (lexical: its share of the best).")
+    confidence: float = Field(
+        ge=-1, le=1, description="The match's cosine similarity (lexical: its share of the best)."
+    )
 
 
 class QuestionUnanswered(_ConversationStep):
@@ -307,7 +309,9 @@ class QuestionUnanswered(_ConversationStep):
 class ConversationHandedOff(_ConversationStep):
     case_id: str = Field(min_length=1)
     reason: Literal["requested", "unanswered"]
-    during_hours: bool = Field(description="People were at work: outside hours the visitor was told when they are back.")
+    during_hours: bool = Field(
+        description="People were at work: outside hours the visitor was told when they are back."
+    )
 
 
 class ConversationRated(_ConversationStep):

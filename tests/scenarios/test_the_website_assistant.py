@@ -33,9 +33,11 @@ ADA_ORDER, BOB_ORDER = f"7{RUN[:4].encode().hex()[:6]}1", f"8{RUN[:4].encode().h
 
 def shop_page(interaction: str, user: str | None = None, token: str | None = None, lang: str = "en") -> bytes:
     identity = f' data-user-id="{user}" data-user-token="{token}"' if user else ""
-    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>The shop</title>'
-            f'<script src="{interaction}/v1/chat.js" data-write-key="{DEV_WEBSITE_KEY}"{identity} async></script>'
-            "</head><body><h1>Boots and shirts</h1></body></html>").encode()  # fmt: skip
+    return (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>The shop</title>'
+        f'<script src="{interaction}/v1/chat.js" data-write-key="{DEV_WEBSITE_KEY}"{identity} async></script>'
+        "</head><body><h1>Boots and shirts</h1></body></html>"
+    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +84,17 @@ def ask(dialog: Any, question: str) -> None:
     dialog.get_by_role("button", name="Send").click()
 
 
-def test_visitors_get_articles_their_own_orders_and_a_person(shop: Shop, api: InteractionApi, data_team: DataTeam,
-                                                              chromium: Any, website: str, staff: Any) -> None:  # fmt: skip
+def test_visitors_get_articles_their_own_orders_and_a_person(
+    shop: Shop, api: InteractionApi, data_team: DataTeam, chromium: Any, website: str, staff: Any
+) -> None:
     backend = AnalyticsPython(shop)
     backend.identify(ADA, {"email": f"{ADA}@example.com", "firstName": "Ada"})
     backend.track(ADA, "Order Completed", {"order_id": ADA_ORDER, "total": 129.0, "currency": "EUR"})
-    backend.track(ADA, "Shipment Updated", {"order_id": ADA_ORDER, "status": "in_transit", "carrier": "DHL",
-                                            "tracking_id": f"JD{RUN}"})  # fmt: skip
+    backend.track(
+        ADA,
+        "Shipment Updated",
+        {"order_id": ADA_ORDER, "status": "in_transit", "carrier": "DHL", "tracking_id": f"JD{RUN}"},
+    )
     backend.track(BOB, "Order Completed", {"order_id": BOB_ORDER, "total": 15.0, "currency": "EUR"})
     assert backend.flush().status_code == 200
 
@@ -102,9 +108,12 @@ def test_visitors_get_articles_their_own_orders_and_a_person(shop: Shop, api: In
     expect(dialog.locator(".msg.assistant").last).to_contain_text("sign in")
 
     # Ada, signed in: her own shipment, from the events in ClickHouse.
-    shipped = eventually(lambda: data_team.rows(
-        f"SELECT count() AS n FROM ecrm.events WHERE customer_id = '{ADA}' AND event = 'Shipment Updated'")[0]["n"],
-        timeout_s=60)  # fmt: skip
+    shipped = eventually(
+        lambda: data_team.rows(
+            f"SELECT count() AS n FROM ecrm.events WHERE customer_id = '{ADA}' AND event = 'Shipment Updated'"
+        )[0]["n"],
+        timeout_s=60,
+    )
     assert shipped, "Ada's shipment reached ClickHouse"
     ada_context, ada_dialog, ada_problems = visitor(chromium, website + "/account/ada")
     ask(ada_dialog, "Hi, where is my parcel right now?")
@@ -119,15 +128,22 @@ def test_visitors_get_articles_their_own_orders_and_a_person(shop: Shop, api: In
     reply = bob_dialog.locator(".msg.assistant").last
     expect(reply).to_contain_text(f"can't find order {ADA_ORDER}")
     expect(reply).not_to_contain_text("on its way")
-    forged = httpx.post(f"{shop.interaction}/v1/chat/conversations", headers={"Origin": website},
-                        json={"writeKey": DEV_WEBSITE_KEY, "user_id": ADA, "user_token": identity_token("guess", ADA)})  # fmt: skip
+    forged = httpx.post(
+        f"{shop.interaction}/v1/chat/conversations",
+        headers={"Origin": website},
+        json={"writeKey": DEV_WEBSITE_KEY, "user_id": ADA, "user_token": identity_token("guess", ADA)},
+    )
     assert forged.status_code == 403 and forged.json()["error"]["errors"][0]["field"] == "user_token"
 
     # The anonymous visitor asks for a person: a case with the transcript; an agent answers.
     dialog.get_by_role("button", name="Talk to a person").click()
     expect(dialog.locator(".notice")).to_contain_text("A person will answer you here.")
-    case = eventually(lambda: next((c for c in api.get("/v1/cases", limit=50).json()
-                                    if c["subject"].startswith("Website chat: My new boots")), None))  # fmt: skip
+    case = eventually(
+        lambda: next(
+            (c for c in api.get("/v1/cases", limit=50).json() if c["subject"].startswith("Website chat: My new boots")),
+            None,
+        )
+    )
     assert case, "the hand-off opened a case"
     agent = staff("agent")
     page = agent.page
@@ -136,7 +152,8 @@ def test_visitors_get_articles_their_own_orders_and_a_person(shop: Shop, api: In
     expect(chat).to_contain_text("My new boots don't fit")
     expect(chat).to_contain_text("waiting for a person")
     chat.get_by_label("Reply (shown in the visitor's chat; the assistant then stays silent)").fill(
-        "Hello, this is Lena: I've sent you a return label by email.")
+        "Hello, this is Lena: I've sent you a return label by email."
+    )
     chat.get_by_role("button", name="Send the reply").click()
     expect(page.locator("#chat")).to_contain_text("a person answers")
     expect(dialog.locator(".msg.agent")).to_contain_text("I've sent you a return label", timeout=15_000)

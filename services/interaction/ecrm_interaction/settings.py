@@ -115,7 +115,8 @@ class InteractionSettings(ServiceSettings, KafkaSettings, TrackingSettings):
     """The secret of the identity tokens the shop's back end gives the widget (HMAC-SHA256 of the
     user id); None: nobody is identified, so nobody may ask about their orders."""
     interaction_assistant_knowledge_file: Path | None = None
-    """A knowledge-base YAML imported at start-up when the knowledge base is empty (``make run``: the example shop's)."""
+    """A knowledge-base YAML imported at start-up when the knowledge base is empty (``make run``:
+    the example shop's)."""
     interaction_support_hours: str = "mon-fri 09:00-18:00"
     """When people answer chats handed off (``always``, or like ``mon-fri 09:00-18:00, sat 10:00-14:00``)."""
     interaction_support_timezone: str = "UTC"

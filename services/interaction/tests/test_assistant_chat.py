@@ -47,8 +47,9 @@ class Chat:
         self.id = self.token = ""
 
     async def start(self, origin: str = SHOP, **body: object) -> httpx.Response:
-        answer = await self.client.post("/v1/chat/conversations", json={"writeKey": self.key, **body},
-                                        headers={"Origin": origin})  # fmt: skip
+        answer = await self.client.post(
+            "/v1/chat/conversations", json={"writeKey": self.key, **body}, headers={"Origin": origin}
+        )
         if answer.status_code == 201:
             self.id, self.token = answer.json()["conversation_id"], answer.json()["token"]
         return answer
@@ -57,14 +58,17 @@ class Chat:
         return {"Origin": SHOP, "X-Conversation-Token": self.token}
 
     async def ask(self, text: str) -> httpx.Response:
-        return await self.client.post(f"/v1/chat/conversations/{self.id}/messages", json={"text": text},
-                                      headers=self.headers())  # fmt: skip
+        return await self.client.post(
+            f"/v1/chat/conversations/{self.id}/messages", json={"text": text}, headers=self.headers()
+        )
 
     async def post(self, what: str, body: object = None) -> httpx.Response:
         return await self.client.post(f"/v1/chat/conversations/{self.id}/{what}", json=body, headers=self.headers())
 
     async def read(self, after: int = 0) -> httpx.Response:
-        return await self.client.get(f"/v1/chat/conversations/{self.id}", params={"after": after}, headers=self.headers())
+        return await self.client.get(
+            f"/v1/chat/conversations/{self.id}", params={"after": after}, headers=self.headers()
+        )
 
 
 @pytest.fixture
@@ -72,17 +76,22 @@ async def shop(tmp_path: Path):
     with editing(tmp_path / "sources.json") as registry:
         _, key = registry.add("website", "browser", (SHOP,))
     settings = InteractionSettings(
-        database_url=f"sqlite:///{tmp_path}/i.db", interaction_api_token="t0ken",
-        collector_sources_file=tmp_path / "sources.json", interaction_assistant_identity_secret="s3cret",
-        interaction_support_hours="always", interaction_chat_messages_per_minute=60,
-    )  # fmt: skip
+        database_url=f"sqlite:///{tmp_path}/i.db",
+        interaction_api_token="t0ken",
+        collector_sources_file=tmp_path / "sources.json",
+        interaction_assistant_identity_secret="s3cret",
+        interaction_support_hours="always",
+        interaction_chat_messages_per_minute=60,
+    )
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, store, worker=None)),
-                                 base_url="http://interaction") as client:  # fmt: skip
-        imported = await client.post("/v1/knowledge-base/import", content=KNOWLEDGE,
-                                     headers={**ADMIN, "Content-Type": "application/yaml"})  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings, store, worker=None)), base_url="http://interaction"
+    ) as client:
+        imported = await client.post(
+            "/v1/knowledge-base/import", content=KNOWLEDGE, headers={**ADMIN, "Content-Type": "application/yaml"}
+        )
         assert imported.json() == {"created": 2, "updated": 0}
         yield client, key, store
 
@@ -119,8 +128,9 @@ async def test_a_visitor_gets_the_article_a_person_takes_over_and_the_assistant_
     assert quiet["messages"][-1]["author"] == "visitor"  # no answer from the assistant any more
     listed = (await client.get("/v1/conversations", params={"case_id": case.id}, headers=ADMIN)).json()
     assert [c["id"] for c in listed] == [chat.id]
-    sent = await client.post(f"/v1/conversations/{chat.id}/replies", json={"text": "Hallo, hier ist Lena."},
-                             headers=ADMIN)  # fmt: skip
+    sent = await client.post(
+        f"/v1/conversations/{chat.id}/replies", json={"text": "Hallo, hier ist Lena."}, headers=ADMIN
+    )
     assert sent.status_code == 201
     polled = (await chat.read(after=quiet["messages"][-1]["id"])).json()
     assert polled["status"] == "person" and [m["text"] for m in polled["messages"]] == ["Hallo, hier ist Lena."]
@@ -136,12 +146,21 @@ async def test_a_visitor_gets_the_article_a_person_takes_over_and_the_assistant_
         if name in CATALOG:
             CATALOG[name].properties.model_validate(properties)  # every step is a valid catalog event
     assert names.count(CatalogEvent.QUESTION_ANSWERED) == 1 and names.count(CatalogEvent.QUESTION_UNANSWERED) == 1
-    assert {CatalogEvent.CONVERSATION_STARTED, CatalogEvent.CONVERSATION_HANDED_OFF, CatalogEvent.CONVERSATION_RATED,
-            CatalogEvent.CASE_OPENED} <= set(names)  # fmt: skip
+    assert {
+        CatalogEvent.CONVERSATION_STARTED,
+        CatalogEvent.CONVERSATION_HANDED_OFF,
+        CatalogEvent.CONVERSATION_RATED,
+        CatalogEvent.CASE_OPENED,
+    } <= set(names)
     handed_off = next(p for n, p in _events(store) if n == CatalogEvent.CONVERSATION_HANDED_OFF)
     assert handed_off["reason"] == "unanswered" and handed_off["case_id"] == case.id
     figures = (await client.get("/v1/assistant/figures", headers=ADMIN)).json()
-    assert (figures["questions"], figures["answered"], figures["handed_off"], figures["average_rating"]) == (2, 1, 1, 5.0)  # the question after the hand-off went to people
+    assert (figures["questions"], figures["answered"], figures["handed_off"], figures["average_rating"]) == (
+        2,
+        1,
+        1,
+        5.0,
+    )  # the question after the hand-off went to people
     unanswered = (await client.get("/v1/assistant/unanswered", headers=ADMIN)).json()
     assert [g["example"] for g in unanswered] == ["What is the capital of Peru?"]
 
@@ -175,16 +194,23 @@ async def test_a_conversation_is_read_only_with_its_token_and_from_its_sites_ori
     await chat.start()
     other = Chat(client, key)
     await other.start()
-    stolen = await client.get(f"/v1/chat/conversations/{chat.id}", headers={"Origin": SHOP, "X-Conversation-Token": other.token})
+    stolen = await client.get(
+        f"/v1/chat/conversations/{chat.id}", headers={"Origin": SHOP, "X-Conversation-Token": other.token}
+    )
     assert stolen.status_code == 404
     assert (await client.get(f"/v1/chat/conversations/{chat.id}", headers={"Origin": SHOP})).status_code == 401
     elsewhere = await Chat(client, key).start(origin="https://evil.example")
     assert elsewhere.status_code == 403 and elsewhere.json()["error"]["code"] == "origin_not_allowed"
     unknown = await Chat(client, "wkb_nope").start()
     assert unknown.status_code == 401 and unknown.json()["error"]["errors"][0]["rule"] == "unknown_key"
-    preflight = await client.options("/v1/chat/conversations", headers={
-        "Origin": SHOP, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type,x-conversation-token"})  # fmt: skip
+    preflight = await client.options(
+        "/v1/chat/conversations",
+        headers={
+            "Origin": SHOP,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-conversation-token",
+        },
+    )
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "*"
     api = await client.options("/v1/cases", headers={"Origin": SHOP, "Access-Control-Request-Method": "GET"})
     assert "access-control-allow-origin" not in api.headers  # only the chat is cross-origin
@@ -201,8 +227,11 @@ async def test_bad_input_gets_a_clear_refusal_and_floods_a_rate_limit(shop) -> N
     script = "<script>alert(1)</script><img src=x onerror=alert(2)>"
     kept = (await chat.ask(script)).json()["messages"]
     assert kept[-2]["text"] == script  # stored and returned as text: the widget never renders HTML
-    bad_json = await client.post(f"/v1/chat/conversations/{chat.id}/messages", content=b"{nope",
-                                 headers={**chat.headers(), "Content-Type": "application/json"})  # fmt: skip
+    bad_json = await client.post(
+        f"/v1/chat/conversations/{chat.id}/messages",
+        content=b"{nope",
+        headers={**chat.headers(), "Content-Type": "application/json"},
+    )
     assert bad_json.status_code == 422
     statuses = [(await chat.ask(f"question {i}")).status_code for i in range(12)]
     assert 429 in statuses and set(statuses) <= {200, 429}
@@ -213,14 +242,18 @@ async def test_bad_input_gets_a_clear_refusal_and_floods_a_rate_limit(shop) -> N
 async def test_outside_business_hours_the_visitor_hears_when_people_are_back_and_leaves_an_address(tmp_path) -> None:
     with editing(tmp_path / "sources.json") as registry:
         _, key = registry.add("website", "browser", ("*",))
-    settings = InteractionSettings(database_url=f"sqlite:///{tmp_path}/i.db", interaction_api_token="t0ken",
-                                   collector_sources_file=tmp_path / "sources.json",
-                                   interaction_support_hours="mon 00:00-00:01")  # fmt: skip
+    settings = InteractionSettings(
+        database_url=f"sqlite:///{tmp_path}/i.db",
+        interaction_api_token="t0ken",
+        collector_sources_file=tmp_path / "sources.json",
+        interaction_support_hours="mon 00:00-00:01",
+    )
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, store, worker=None)),
-                                 base_url="http://interaction") as client:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings, store, worker=None)), base_url="http://interaction"
+    ) as client:
         chat = Chat(client, key)
         started = (await chat.start()).json()
         assert started["support_open"] is False and started["support_back_at"].startswith("20")
@@ -241,23 +274,54 @@ async def test_a_rule_on_a_hand_off_routes_the_chats_case_instead_of_opening_ano
         chat = conversations.start(session, opening, "Hi", setup.noon)
         hand = conversations.HandOff("Website chat: help", "normal", 8, "requested", True)
         case_id = conversations.hand_off(session, chat, hand, setup.noon)
-    vip = rule(id="vip-chat", trigger={"kind": "event", "event": "Conversation Handed Off"},
-               actions=[{"kind": "case", "subject": "VIP chat", "priority": "urgent", "assignee": "lena@shop.example"}])  # fmt: skip
+    vip = rule(
+        id="vip-chat",
+        trigger={"kind": "event", "event": "Conversation Handed Off"},
+        actions=[{"kind": "case", "subject": "VIP chat", "priority": "urgent", "assignee": "lena@shop.example"}],
+    )
     setup.rules(vip)
-    setup.take(change(trigger("track", "Conversation Handed Off", message_id="h1", conversation_id=chat.id,
-                              case_id=case_id, reason="requested", during_hours=True, language="en")))  # fmt: skip
+    setup.take(
+        change(
+            trigger(
+                "track",
+                "Conversation Handed Off",
+                message_id="h1",
+                conversation_id=chat.id,
+                case_id=case_id,
+                reason="requested",
+                during_hours=True,
+                language="en",
+            )
+        )
+    )
     await setup.tick()
     await setup.tick(setup.noon + timedelta(seconds=1))
     [case] = setup.store.read(case_store.cases)
     assert (case.id, case.priority, case.assignee) == (case_id, "urgent", "lena@shop.example")
 
 
-EVENT_COLUMNS = ["message_id", "customer_id", "user_id", "anonymous_id", "type", "event", "timestamp", "sent_at",
-                 "received_at", "properties", "traits", "context", "source_partition", "source_offset"]  # fmt: skip
+EVENT_COLUMNS = [
+    "message_id",
+    "customer_id",
+    "user_id",
+    "anonymous_id",
+    "type",
+    "event",
+    "timestamp",
+    "sent_at",
+    "received_at",
+    "properties",
+    "traits",
+    "context",
+    "source_partition",
+    "source_offset",
+]
 
 
 @pytest.mark.clickhouse
-async def test_an_identified_visitor_reads_their_own_orders_from_clickhouse_and_nobody_elses(tmp_path, clickhouse_server) -> None:
+async def test_an_identified_visitor_reads_their_own_orders_from_clickhouse_and_nobody_elses(
+    tmp_path, clickhouse_server
+) -> None:
     import uuid
     from datetime import UTC, datetime
 
@@ -271,20 +335,50 @@ async def test_an_identified_visitor_reads_their_own_orders_from_clickhouse_and_
 
     def event(customer: str, name: str, offset: int, **properties: object) -> list[object]:
         at = day + timedelta(hours=offset)
-        return [str(uuid.uuid4()), customer, customer, "", "track", name, at, None, at, orjson.dumps(properties).decode(),
-                "{}", "{}", 0, offset]  # fmt: skip
+        return [
+            str(uuid.uuid4()),
+            customer,
+            customer,
+            "",
+            "track",
+            name,
+            at,
+            None,
+            at,
+            orjson.dumps(properties).decode(),
+            "{}",
+            "{}",
+            0,
+            offset,
+        ]
 
-    client.insert(f"{database}.events", [
-        event("ada", "Order Completed", 0, order_id="A-10442", total=89.9, currency="EUR"),
-        event("ada", "Shipment Updated", 5, order_id="A-10442", status="in_transit", carrier="DHL", tracking_id="JD014"),
-        event("bob", "Order Completed", 1, order_id="B-20001", total=15, currency="EUR"),
-        event("bob", "Shipment Updated", 6, order_id="B-20001", status="delivered"),
-    ], column_names=EVENT_COLUMNS)  # fmt: skip
+    client.insert(
+        f"{database}.events",
+        [
+            event("ada", "Order Completed", 0, order_id="A-10442", total=89.9, currency="EUR"),
+            event(
+                "ada",
+                "Shipment Updated",
+                5,
+                order_id="A-10442",
+                status="in_transit",
+                carrier="DHL",
+                tracking_id="JD014",
+            ),
+            event("bob", "Order Completed", 1, order_id="B-20001", total=15, currency="EUR"),
+            event("bob", "Shipment Updated", 6, order_id="B-20001", status="delivered"),
+        ],
+        column_names=EVENT_COLUMNS,
+    )
     with editing(tmp_path / "sources.json") as registry:
         _, key = registry.add("website", "browser", ("*",))
-    settings = InteractionSettings(database_url=f"sqlite:///{tmp_path}/i.db", interaction_api_token="t0ken",
-                                   collector_sources_file=tmp_path / "sources.json",
-                                   interaction_assistant_identity_secret="s3cret", interaction_support_hours="always")  # fmt: skip
+    settings = InteractionSettings(
+        database_url=f"sqlite:///{tmp_path}/i.db",
+        interaction_api_token="t0ken",
+        collector_sources_file=tmp_path / "sources.json",
+        interaction_assistant_identity_secret="s3cret",
+        interaction_support_hours="always",
+    )
     engine = make_engine(settings.database_url)
     migrate(engine)
     warehouse = Warehouse(clickhouse_server.service_client(), database)

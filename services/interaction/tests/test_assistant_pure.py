@@ -19,16 +19,33 @@ from ecrm_interaction.assistant.matching import KnowledgeIndex, Match
 from ecrm_schemas.catalog import CATALOG, CatalogEvent
 
 ARTICLES = [
-    Article("returns-policy", "en", "How do I return an item?", "Return any item within 30 days with the free label.",
-            ("Can I send something back?", "How do returns work?")),
-    Article("returns-policy", "de", "Wie schicke ich einen Artikel zurück?", "Innerhalb von 30 Tagen kostenlos.",
-            ("Kann ich etwas zurückschicken?",)),
-    Article("delivery-times", "en", "How long does delivery take?", "Orders arrive in 2 to 4 working days.",
-            ("How long is shipping?", "How fast do you ship?")),
+    Article(
+        "returns-policy",
+        "en",
+        "How do I return an item?",
+        "Return any item within 30 days with the free label.",
+        ("Can I send something back?", "How do returns work?"),
+    ),
+    Article(
+        "returns-policy",
+        "de",
+        "Wie schicke ich einen Artikel zurück?",
+        "Innerhalb von 30 Tagen kostenlos.",
+        ("Kann ich etwas zurückschicken?",),
+    ),
+    Article(
+        "delivery-times",
+        "en",
+        "How long does delivery take?",
+        "Orders arrive in 2 to 4 working days.",
+        ("How long is shipping?", "How fast do you ship?"),
+    ),
     Article("gift-cards", "en", "Gift cards", "Gift card GC2024 codes never expire.", ("Do gift cards expire?",)),
-]  # fmt: skip
-INTENTS = {"order_status": {"en": ["Where is my order?", "Has my parcel shipped?"]},
-           "talk_to_person": {"en": ["I want to talk to a human"]}}  # fmt: skip
+]
+INTENTS = {
+    "order_status": {"en": ["Where is my order?", "Has my parcel shipped?"]},
+    "talk_to_person": {"en": ["I want to talk to a human"]},
+}
 MONDAY_NOON = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
@@ -55,11 +72,31 @@ def test_the_identity_token_vouches_for_one_user_id_only() -> None:
 
 
 ORDERS = [
-    OrderFacts("10442", datetime(2026, 11, 28, tzinfo=UTC), 89.9, "EUR", "in_transit", datetime(2026, 11, 29, tzinfo=UTC),
-               "DHL", "JD0001", None, None),
-    OrderFacts("10301", datetime(2026, 10, 2, tzinfo=UTC), 40.0, "EUR", "delivered", datetime(2026, 10, 5, tzinfo=UTC),
-               None, None, 40.0, datetime(2026, 10, 20, tzinfo=UTC)),
-]  # fmt: skip
+    OrderFacts(
+        "10442",
+        datetime(2026, 11, 28, tzinfo=UTC),
+        89.9,
+        "EUR",
+        "in_transit",
+        datetime(2026, 11, 29, tzinfo=UTC),
+        "DHL",
+        "JD0001",
+        None,
+        None,
+    ),
+    OrderFacts(
+        "10301",
+        datetime(2026, 10, 2, tzinfo=UTC),
+        40.0,
+        "EUR",
+        "delivered",
+        datetime(2026, 10, 5, tzinfo=UTC),
+        None,
+        None,
+        40.0,
+        datetime(2026, 10, 20, tzinfo=UTC),
+    ),
+]
 ASKED = Match("intent", "order_status", 0.93, "en")
 
 
@@ -96,15 +133,47 @@ def test_own_data_needs_an_identified_visitor_but_unsubscribing_is_explained_to_
 def test_orders_are_folded_from_their_events_latest_update_winning() -> None:
     at = [datetime(2026, 11, d, tzinfo=UTC) for d in (1, 2, 3, 4)]
     rows = [
-        {"event": CatalogEvent.SHIPMENT_UPDATED, "timestamp": at[2], "order_id": "A", "amount": 0, "currency": "",
-         "status": "delivered", "carrier": "UPS", "tracking_id": "1Z"},
-        {"event": CatalogEvent.ORDER_COMPLETED, "timestamp": at[0], "order_id": "A", "amount": 20, "currency": "EUR",
-         "status": "", "carrier": "", "tracking_id": ""},
-        {"event": CatalogEvent.SHIPMENT_UPDATED, "timestamp": at[1], "order_id": "A", "amount": 0, "currency": "",
-         "status": "shipped", "carrier": "UPS", "tracking_id": "1Z"},
-        {"event": CatalogEvent.ORDER_REFUNDED, "timestamp": at[3], "order_id": "B", "amount": 5, "currency": "EUR",
-         "status": "", "carrier": "", "tracking_id": ""},
-    ]  # fmt: skip
+        {
+            "event": CatalogEvent.SHIPMENT_UPDATED,
+            "timestamp": at[2],
+            "order_id": "A",
+            "amount": 0,
+            "currency": "",
+            "status": "delivered",
+            "carrier": "UPS",
+            "tracking_id": "1Z",
+        },
+        {
+            "event": CatalogEvent.ORDER_COMPLETED,
+            "timestamp": at[0],
+            "order_id": "A",
+            "amount": 20,
+            "currency": "EUR",
+            "status": "",
+            "carrier": "",
+            "tracking_id": "",
+        },
+        {
+            "event": CatalogEvent.SHIPMENT_UPDATED,
+            "timestamp": at[1],
+            "order_id": "A",
+            "amount": 0,
+            "currency": "",
+            "status": "shipped",
+            "carrier": "UPS",
+            "tracking_id": "1Z",
+        },
+        {
+            "event": CatalogEvent.ORDER_REFUNDED,
+            "timestamp": at[3],
+            "order_id": "B",
+            "amount": 5,
+            "currency": "EUR",
+            "status": "",
+            "carrier": "",
+            "tracking_id": "",
+        },
+    ]
     (order,) = answers.fold_orders(rows)  # B's refund without its order is nobody's
     assert (order.order_id, order.shipment_status, order.carrier, order.total) == ("A", "delivered", "UPS", 20.0)
 
@@ -157,13 +226,17 @@ def test_language_follows_the_page_unless_the_question_is_clearly_another() -> N
 
 def test_unanswered_questions_group_by_similarity() -> None:
     groups = group_questions(["Do you sell laptops?", "do you  sell laptops?", "Is there a shop in Rome?"], None)
-    assert [(g.example, len(g.questions)) for g in groups] == [("Do you sell laptops?", 2), ("Is there a shop in Rome?", 1)]
+    assert [(g.example, len(g.questions)) for g in groups] == [
+        ("Do you sell laptops?", 2),
+        ("Is there a shop in Rome?", 1),
+    ]
 
 
 def test_a_knowledge_file_is_validated_naming_the_field() -> None:
     good = parse_knowledge("articles: [{id: a-1, translations: {en: {title: T, body: B}}}]")
     assert good[0].translations["en"].questions == []
     with pytest.raises(ValueError, match="used twice"):
-        parse_knowledge("articles: [{id: a, translations: {en: {title: T, body: B}}}, {id: a, translations: {en: {title: T, body: B}}}]")
+        twice = "{id: a, translations: {en: {title: T, body: B}}}"
+        parse_knowledge(f"articles: [{twice}, {twice}]")
     with pytest.raises(ValueError, match="translations"):
         parse_knowledge("articles: [{id: a, translations: {english: {title: T, body: B}}}]")

@@ -20,9 +20,8 @@ from ecrm_interaction.privacy.subjects import (
 )
 from ecrm_interaction.storage import audit as audit_log
 from ecrm_interaction.storage import cases as case_store
-from ecrm_interaction.storage import conversations
+from ecrm_interaction.storage import conversations, loyalty, models
 from ecrm_interaction.storage import customers as customer_store
-from ecrm_interaction.storage import loyalty, models
 from ecrm_interaction.storage.actions import Skip, insert_actions, new_action, record_skips
 from ecrm_interaction.storage.cases import CaseOpening
 from ecrm_interaction.storage.customers import CustomerRow, SegmentRow, write_profiles, write_segments

@@ -72,11 +72,17 @@ class Reply:
         conversation are the shell's to add)."""
         if self.answered:
             article_id = self.article.id if self.article is not None else None
-            return CatalogEvent.QUESTION_ANSWERED, {"article_id": article_id, "intent": self.intent,
-                                                    "confidence": self.confidence}  # fmt: skip
+            return CatalogEvent.QUESTION_ANSWERED, {
+                "article_id": article_id,
+                "intent": self.intent,
+                "confidence": self.confidence,
+            }
         reason = "not_identified" if self.kind == "need_identity" else "not_sure"
-        return CatalogEvent.QUESTION_UNANSWERED, {"confidence": self.confidence,
-                                                  "closest_article_id": self.closest_article_id, "reason": reason}  # fmt: skip
+        return CatalogEvent.QUESTION_UNANSWERED, {
+            "confidence": self.confidence,
+            "closest_article_id": self.closest_article_id,
+            "reason": reason,
+        }
 
 
 def best_match(matches: Sequence[Match], threshold: float) -> Match | None:
@@ -94,8 +100,13 @@ def article_reply(article: Article, match: Match, language: str) -> Reply:
 
 def not_sure(matches: Sequence[Match], language: str) -> Reply:
     confidence = matches[0].confidence if matches else 0.0
-    return Reply("not_sure", say(language, "not_sure"), confidence, closest_article_id=closest_article(matches),
-                 offer_person=True)  # fmt: skip
+    return Reply(
+        "not_sure",
+        say(language, "not_sure"),
+        confidence,
+        closest_article_id=closest_article(matches),
+        offer_person=True,
+    )
 
 
 def data_reply(intent: str, match: Match, question: str, data: CustomerData | None, language: str) -> Reply:
@@ -119,7 +130,9 @@ def data_reply(intent: str, match: Match, question: str, data: CustomerData | No
 def _loyalty(data: CustomerData, language: str) -> str:
     text = say(language, "loyalty", points=data.points or 0, tier=data.tier or "-")
     if data.next_tier:
-        text += " " + say(language, "loyalty_next", missing=data.next_tier["points_missing"], next=data.next_tier["tier"])
+        text += " " + say(
+            language, "loyalty_next", missing=data.next_tier["points_missing"], next=data.next_tier["tier"]
+        )
     return text
 
 
@@ -138,14 +151,25 @@ def _order_answer(intent: str, question: str, orders: Sequence[OrderFacts], lang
         order = orders[0]
     if intent == "refund_status":
         if order.refunded is not None and order.refunded_at is not None:
-            return say(language, "refund_done", order=order.order_id, amount=(order.refunded, order.currency),
-                       date=order.refunded_at), True  # fmt: skip
+            return say(
+                language,
+                "refund_done",
+                order=order.order_id,
+                amount=(order.refunded, order.currency),
+                date=order.refunded_at,
+            ), True
         return say(language, "refund_none", order=order.order_id), True
     status = say(language, f"status_{order.shipment_status or 'placed'}")
     if order.shipment_at is not None:
         status += " " + say(language, "status_since", date=order.shipment_at)
-    text = say(language, "order", order=order.order_id, date=order.placed_at, total=(order.total, order.currency),
-               status=status)  # fmt: skip
+    text = say(
+        language,
+        "order",
+        order=order.order_id,
+        date=order.placed_at,
+        total=(order.total, order.currency),
+        status=status,
+    )
     if order.tracking_id:
         text += " " + say(language, "order_tracking", carrier=order.carrier or "", tracking=order.tracking_id).strip()
     if not named and len(orders) > 1:
@@ -166,8 +190,15 @@ def fold_orders(rows: Iterable[Mapping[str, Any]]) -> list[OrderFacts]:
     later: list[Mapping[str, Any]] = []
     for row in sorted(rows, key=lambda r: r["timestamp"]):
         if row["event"] == CatalogEvent.ORDER_COMPLETED:
-            placed.setdefault(row["order_id"], {"order_id": row["order_id"], "placed_at": row["timestamp"],
-                                                "total": float(row["amount"] or 0), "currency": row["currency"] or "EUR"})  # fmt: skip
+            placed.setdefault(
+                row["order_id"],
+                {
+                    "order_id": row["order_id"],
+                    "placed_at": row["timestamp"],
+                    "total": float(row["amount"] or 0),
+                    "currency": row["currency"] or "EUR",
+                },
+            )
         else:
             later.append(row)
     for row in later:
@@ -175,8 +206,12 @@ def fold_orders(rows: Iterable[Mapping[str, Any]]) -> list[OrderFacts]:
         if order is None:
             continue
         if row["event"] == CatalogEvent.SHIPMENT_UPDATED:
-            order.update(shipment_status=row["status"] or None, shipment_at=row["timestamp"],
-                         carrier=row.get("carrier") or None, tracking_id=row.get("tracking_id") or None)  # fmt: skip
+            order.update(
+                shipment_status=row["status"] or None,
+                shipment_at=row["timestamp"],
+                carrier=row.get("carrier") or None,
+                tracking_id=row.get("tracking_id") or None,
+            )
         elif row["event"] == CatalogEvent.ORDER_REFUNDED:
             order.update(refunded=float(row["amount"] or 0), refunded_at=row["timestamp"])
     return sorted((OrderFacts(**o) for o in placed.values()), key=lambda o: o.placed_at, reverse=True)

@@ -27,8 +27,10 @@ class BusinessHours:
         if self.always:
             return True
         local = now.astimezone(self.zone)
-        return any(day == local.weekday() and start <= local.time() and (end is None or local.time() < end)
-                   for day, start, end in self.opening)  # fmt: skip
+        return any(
+            day == local.weekday() and start <= local.time() and (end is None or local.time() < end)
+            for day, start, end in self.opening
+        )
 
     def next_opening(self, now: datetime) -> datetime | None:
         """When people are next at work (``now`` if they are; None: never)."""

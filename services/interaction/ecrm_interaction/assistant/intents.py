@@ -28,8 +28,10 @@ def intent_phrasings() -> dict[str, dict[str, list[str]]]:
     unknown = set(loaded) ^ set(INTENTS)
     if unknown:
         raise RuntimeError(f"intents.yaml and INTENTS disagree: {sorted(unknown)}")
-    return {name: {lang: [str(p) for p in phrasings] for lang, phrasings in by_lang.items()}
-            for name, by_lang in loaded.items()}  # fmt: skip
+    return {
+        name: {lang: [str(p) for p in phrasings] for lang, phrasings in by_lang.items()}
+        for name, by_lang in loaded.items()
+    }
 
 
 def order_numbers(text: str) -> list[str]:

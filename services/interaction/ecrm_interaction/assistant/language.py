@@ -17,8 +17,11 @@ SURE = 0.9
 
 @lru_cache(maxsize=8)
 def _detector(languages: tuple[str, ...]) -> LanguageDetector | None:
-    known = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in languages
-             if hasattr(IsoCode639_1, code.upper())]  # fmt: skip
+    known = [
+        Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
+        for code in languages
+        if hasattr(IsoCode639_1, code.upper())
+    ]
     if len(known) < 2:
         return None
     return LanguageDetectorBuilder.from_languages(*known).with_low_accuracy_mode().build()
@@ -27,7 +30,7 @@ def _detector(languages: tuple[str, ...]) -> LanguageDetector | None:
 def detect(text: str, page_language: str | None, languages: Sequence[str], default: str) -> str:
     """The language to answer ``text`` in, one of ``languages``: the detected one when the
     detector is sure, else the page's (when the shop writes in it), else ``default``."""
-    fallback = page_language if page_language in languages else default
+    fallback = page_language if page_language is not None and page_language in languages else default
     detector = _detector(tuple(sorted(languages)))
     if detector is None or len(text.strip()) < 8:
         return fallback

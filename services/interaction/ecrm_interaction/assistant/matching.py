@@ -154,10 +154,15 @@ def _tokens(texts: Sequence[str]) -> list[list[str]]:
     return [re.findall(_WORD, text.lower()) for text in texts]
 
 
-def _embed_all(embedder: Embedder, texts: list[tuple[bool, str]], cached: dict[tuple[bool, str], np.ndarray]) -> Vectors:
+def _embed_all(
+    embedder: Embedder, texts: list[tuple[bool, str]], cached: dict[tuple[bool, str], np.ndarray]
+) -> Vectors:
     missing_queries = sorted({text for is_query, text in texts if is_query and (True, text) not in cached})
     missing_passages = sorted({text for is_query, text in texts if not is_query and (False, text) not in cached})
-    for is_query, batch, embed in ((True, missing_queries, embedder.queries), (False, missing_passages, embedder.passages)):
+    for is_query, batch, embed in (
+        (True, missing_queries, embedder.queries),
+        (False, missing_passages, embedder.passages),
+    ):
         for start in range(0, len(batch), 64):
             chunk = batch[start : start + 64]
             for text, vector in zip(chunk, embed(chunk), strict=True):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,11 +27,13 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _event(session: Session, conversation: Conversation, name: str, suffix: str, properties: dict[str, Any],
-           at: datetime) -> None:  # fmt: skip
+def _event(
+    session: Session, conversation: Conversation, name: str, suffix: str, properties: dict[str, Any], at: datetime
+) -> None:
     properties = {"conversation_id": conversation.id, "language": conversation.language, **properties}
-    outbox.add_event(session, name, conversation.customer_id, f"{OWN_EVENTS}chat-{conversation.id}-{suffix}",
-                     properties, at)  # fmt: skip
+    outbox.add_event(
+        session, name, conversation.customer_id, f"{OWN_EVENTS}chat-{conversation.id}-{suffix}", properties, at
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +49,30 @@ class Opening:
 def start(session: Session, opening: Opening, greeting: str, now: datetime) -> Conversation:
     """Open a conversation with the assistant's greeting as its first message."""
     conversation = Conversation(
-        id=str(uuid.uuid4()), token_hash=token_hash(opening.token), source=opening.source,
-        customer_id=opening.customer_id, identified=opening.identified, language=opening.language,
-        page=opening.page, status="assistant", questions=0, answered=0, started_at=now, last_message_at=now,
-    )  # fmt: skip
+        id=str(uuid.uuid4()),
+        token_hash=token_hash(opening.token),
+        source=opening.source,
+        customer_id=opening.customer_id,
+        identified=opening.identified,
+        language=opening.language,
+        page=opening.page,
+        status="assistant",
+        questions=0,
+        answered=0,
+        started_at=now,
+        last_message_at=now,
+    )
     session.add(conversation)
     session.flush()
     add_message(session, conversation, "assistant", greeting, now, kind="greeting", language=opening.language)
-    _event(session, conversation, CatalogEvent.CONVERSATION_STARTED, "started",
-           {"identified": opening.identified, "page": opening.page}, now)  # fmt: skip
+    _event(
+        session,
+        conversation,
+        CatalogEvent.CONVERSATION_STARTED,
+        "started",
+        {"identified": opening.identified, "page": opening.page},
+        now,
+    )
     return conversation
 
 
@@ -72,8 +88,9 @@ def of_case(session: Session, case_id: str) -> Conversation | None:
     return session.scalars(select(Conversation).where(Conversation.case_id == case_id)).first()
 
 
-def add_message(session: Session, conversation: Conversation, author: str, text: str, now: datetime,
-                **fields: Any) -> ConversationMessage:  # fmt: skip
+def add_message(
+    session: Session, conversation: Conversation, author: str, text: str, now: datetime, **fields: Any
+) -> ConversationMessage:
     message = ConversationMessage(conversation_id=conversation.id, author=author, text=text, created_at=now, **fields)
     session.add(message)
     conversation.last_message_at = now
@@ -81,8 +98,15 @@ def add_message(session: Session, conversation: Conversation, author: str, text:
     return message
 
 
-def record_question(session: Session, conversation: Conversation, question: ConversationMessage, answered: bool,
-                    kind: str, event: tuple[str, dict[str, Any]], now: datetime) -> None:  # fmt: skip
+def record_question(
+    session: Session,
+    conversation: Conversation,
+    question: ConversationMessage,
+    answered: bool,
+    kind: str,
+    event: tuple[str, dict[str, Any]],
+    now: datetime,
+) -> None:
     """Mark the visitor's question (un)answered, count it, and report it (``kind``: the kind of
     the reply, so a question not answered for want of an article is told from one that needed
     an identified visitor)."""
@@ -121,22 +145,33 @@ def hand_off(session: Session, conversation: Conversation, hand: HandOff, now: d
     if conversation.case_id is not None:
         return conversation.case_id
     opening = CaseOpening(
-        customer_id=conversation.customer_id, subject=hand.subject[:300], priority=hand.priority,
-        sla=timedelta(hours=hand.sla_hours), dedup_key=f"conversation:{conversation.id}",
+        customer_id=conversation.customer_id,
+        subject=hand.subject[:300],
+        priority=hand.priority,
+        sla=timedelta(hours=hand.sla_hours),
+        dedup_key=f"conversation:{conversation.id}",
         note=("transcript (website chat)", transcript(session, conversation)),
-    )  # fmt: skip
+    )
     case_id = cases.open_case(session, opening, now)
     if case_id is None:  # opened by a concurrent request
         existing = cases.by_dedup_key(session, f"conversation:{conversation.id}")
         assert existing is not None
         case_id = existing
     conversation.case_id, conversation.status, conversation.handed_off_at = case_id, "waiting", now
-    _event(session, conversation, CatalogEvent.CONVERSATION_HANDED_OFF, "handed-off",
-           {"case_id": case_id, "reason": hand.reason, "during_hours": hand.during_hours}, now)  # fmt: skip
+    _event(
+        session,
+        conversation,
+        CatalogEvent.CONVERSATION_HANDED_OFF,
+        "handed-off",
+        {"case_id": case_id, "reason": hand.reason, "during_hours": hand.during_hours},
+        now,
+    )
     return case_id
 
 
-def agent_reply(session: Session, conversation: Conversation, agent: str, text: str, now: datetime) -> ConversationMessage:
+def agent_reply(
+    session: Session, conversation: Conversation, agent: str, text: str, now: datetime
+) -> ConversationMessage:
     """An agent's answer: shown in the widget; from now on the assistant is silent."""
     message = add_message(session, conversation, "agent", text, now, agent=agent)
     if conversation.status in ("assistant", "waiting"):
@@ -162,8 +197,14 @@ def rate(session: Session, conversation: Conversation, rating: int, now: datetim
         return False
     conversation.rating = rating
     handled_by = "person" if conversation.status in ("person", "closed") and conversation.case_id else "assistant"
-    _event(session, conversation, CatalogEvent.CONVERSATION_RATED, "rated",
-           {"rating": rating, "handled_by": handled_by}, now)  # fmt: skip
+    _event(
+        session,
+        conversation,
+        CatalogEvent.CONVERSATION_RATED,
+        "rated",
+        {"rating": rating, "handled_by": handled_by},
+        now,
+    )
     return True
 
 
@@ -233,4 +274,3 @@ def unanswered_questions(session: Session, since: datetime, limit: int = 2000) -
         ConversationMessage.created_at >= since,
     )
     return list(session.scalars(query.order_by(ConversationMessage.created_at.desc()).limit(limit)))
-

@@ -36,8 +36,10 @@ def _grouped(rows: Sequence[KnowledgeArticle]) -> list[StoredArticle]:
         by_id.setdefault(row.id, []).append(row)
     stored = []
     for article_id, translations in by_id.items():
-        translated = {t.language: Translation(title=t.title, body=t.body, questions=orjson.loads(t.questions))
-                      for t in translations}  # fmt: skip
+        translated = {
+            t.language: Translation(title=t.title, body=t.body, questions=orjson.loads(t.questions))
+            for t in translations
+        }
         latest = max(translations, key=lambda t: t.updated_at)
         article = ArticleIn(id=article_id, tags=orjson.loads(translations[0].tags), translations=translated)
         stored.append(StoredArticle(article, latest.updated_by, latest.updated_at))
@@ -56,8 +58,12 @@ def article(session: Session, article_id: str) -> StoredArticle | None:
 
 def translations(session: Session) -> list[Article]:
     """Every translation, as the matcher indexes them."""
-    return [Article(row.id, row.language, row.title, row.body, tuple(orjson.loads(row.questions)),
-                    tuple(orjson.loads(row.tags))) for row in _rows(session)]  # fmt: skip
+    return [
+        Article(
+            row.id, row.language, row.title, row.body, tuple(orjson.loads(row.questions)), tuple(orjson.loads(row.tags))
+        )
+        for row in _rows(session)
+    ]
 
 
 def version(session: Session) -> tuple[int, datetime | None]:
@@ -68,15 +74,30 @@ def version(session: Session) -> tuple[int, datetime | None]:
 
 def save_article(session: Session, new: ArticleIn, actor: str, now: datetime) -> bool:
     """Create or replace an article with all its translations; whether it is new."""
-    existed = session.execute(delete(KnowledgeArticle).where(KnowledgeArticle.id == new.id)).rowcount
+    existed = session.execute(delete(KnowledgeArticle).where(KnowledgeArticle.id == new.id)).rowcount  # type: ignore[attr-defined]
     tags = orjson.dumps(new.tags).decode()
     for language, translation in new.translations.items():
-        session.add(KnowledgeArticle(id=new.id, language=language, title=translation.title, body=translation.body,
-                                     questions=orjson.dumps(translation.questions).decode(), tags=tags,
-                                     updated_by=actor, updated_at=now))  # fmt: skip
+        session.add(
+            KnowledgeArticle(
+                id=new.id,
+                language=language,
+                title=translation.title,
+                body=translation.body,
+                questions=orjson.dumps(translation.questions).decode(),
+                tags=tags,
+                updated_by=actor,
+                updated_at=now,
+            )
+        )
     session.flush()
-    audit.record(session, actor, "update" if existed else "create", "knowledge_article", new.id,
-                 {"languages": sorted(new.translations)})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "update" if existed else "create",
+        "knowledge_article",
+        new.id,
+        {"languages": sorted(new.translations)},
+    )
     return not existed
 
 
@@ -87,7 +108,7 @@ def import_articles(session: Session, articles_in: Sequence[ArticleIn], actor: s
 
 
 def delete_article(session: Session, article_id: str, actor: str) -> bool:
-    gone = session.execute(delete(KnowledgeArticle).where(KnowledgeArticle.id == article_id)).rowcount
+    gone = session.execute(delete(KnowledgeArticle).where(KnowledgeArticle.id == article_id)).rowcount  # type: ignore[attr-defined]
     if gone:
         audit.record(session, actor, "delete", "knowledge_article", article_id, {})
     return bool(gone)

@@ -67,7 +67,9 @@ def customer_records(session: Session, identities: Sequence[str]) -> dict[str, l
     notes = session.scalars(select(CaseNote).where(CaseNote.case_id.in_(case_ids)))
     found[CaseNote.__tablename__] = [_row_dict(n) for n in notes]
     conversation_ids = [c["id"] for c in found[Conversation.__tablename__]]
-    messages = session.scalars(select(ConversationMessage).where(ConversationMessage.conversation_id.in_(conversation_ids)))
+    messages = session.scalars(
+        select(ConversationMessage).where(ConversationMessage.conversation_id.in_(conversation_ids))
+    )
     found[ConversationMessage.__tablename__] = [_row_dict(m) for m in messages]
     found[AuditEntry.__tablename__] = [_row_dict(a) for a in session.scalars(_audit_about(ids, case_ids))]
     return found

@@ -60,8 +60,9 @@ def widget_script() -> tuple[bytes, str]:
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def _refused(status: int, code: str, field: str, rule: str, message: str, headers: dict[str, str] | None = None
-             ) -> HTTPException:  # fmt: skip
+def _refused(
+    status: int, code: str, field: str, rule: str, message: str, headers: dict[str, str] | None = None
+) -> HTTPException:
     detail = {"code": code, "message": message, "errors": [{"field": field, "rule": rule, "message": message}]}
     return HTTPException(status, detail, headers=headers)
 
@@ -78,12 +79,18 @@ class Limiter:
         if self._limiter.consume(key.encode()):
             return
         wait = max(1, math.ceil((1.0 - self._storage.get_token_count(key.encode())) / self.per_second))
-        raise _refused(429, "rate_limited", "$", "rate_limit", f"too many {what}; try again in {wait} s",
-                       {"Retry-After": str(wait)})  # fmt: skip
+        raise _refused(
+            429,
+            "rate_limited",
+            "$",
+            "rate_limit",
+            f"too many {what}; try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
 
 
 class StartIn(BaseModel):
-    writeKey: str | None = Field(default=None, max_length=200)  # noqa: N815 (analytics.js's name)
+    writeKey: str | None = Field(default=None, max_length=200)
     anonymous_id: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
     user_id: str | None = Field(default=None, max_length=256)
     user_token: str | None = Field(default=None, max_length=128, description="The shop's identity token for user_id.")
@@ -167,8 +174,13 @@ class _Gate:
     @classmethod
     def of(cls, settings: InteractionSettings) -> "_Gate":
         rate = settings.interaction_chat_messages_per_minute
-        return cls(SourceDirectory(settings.collector_sources_file, frozenset()), Limiter(rate, burst=5),
-                   Limiter(rate * 10, burst=50), Limiter(20, burst=10), settings.support_hours())  # fmt: skip
+        return cls(
+            SourceDirectory(settings.collector_sources_file, frozenset()),
+            Limiter(rate, burst=5),
+            Limiter(rate * 10, burst=50),
+            Limiter(20, burst=10),
+            settings.support_hours(),
+        )
 
 
 def router(assistant: Assistant) -> APIRouter:
@@ -190,11 +202,20 @@ def router(assistant: Assistant) -> APIRouter:
     def _check_origin(request: Request, source: Source) -> None:
         origin = request.headers.get("origin")
         if not source.allows_origin(origin):
-            raise _refused(403, "origin_not_allowed", "Origin", "allowed_origins",
-                           f"this source does not accept chats from the origin {origin}")  # fmt: skip
+            raise _refused(
+                403,
+                "origin_not_allowed",
+                "Origin",
+                "allowed_origins",
+                f"this source does not accept chats from the origin {origin}",
+            )
 
-    def conversation_of(request: Request, session: SessionDep, conversation_id: str,
-                        token: Annotated[str | None, Header(alias="X-Conversation-Token")] = None) -> Conversation:  # fmt: skip
+    def conversation_of(
+        request: Request,
+        session: SessionDep,
+        conversation_id: str,
+        token: Annotated[str | None, Header(alias="X-Conversation-Token")] = None,
+    ) -> Conversation:
         if not token:
             raise _refused(401, "unauthorized", "X-Conversation-Token", "missing", "send the conversation's token")
         found = conversations.get(session, conversation_id, token)
@@ -213,9 +234,16 @@ def router(assistant: Assistant) -> APIRouter:
         hours = gate().hours
         is_open = hours.open_at(now)
         shown = [_message(assistant, m, conversation) for m in conversations.messages(session, conversation.id, after)]
-        return {"conversation_id": conversation.id, "status": conversation.status, "identified": conversation.identified,
-                "language": conversation.language, "rating": conversation.rating, "support_open": is_open,
-                "support_back_at": None if is_open else hours.next_opening(now), "messages": shown}  # fmt: skip
+        return {
+            "conversation_id": conversation.id,
+            "status": conversation.status,
+            "identified": conversation.identified,
+            "language": conversation.language,
+            "rating": conversation.rating,
+            "support_open": is_open,
+            "support_back_at": None if is_open else hours.next_opening(now),
+            "messages": shown,
+        }
 
     @routes.get("/v1/chat.js", response_class=Response, responses={200: {"content": {SCRIPT_MEDIA_TYPE: {}}}})
     async def script(request: Request) -> Response:
@@ -238,8 +266,12 @@ def router(assistant: Assistant) -> APIRouter:
         if user and secret is not None:
             token = identity_token(secret.get_secret_value(), user)
             identity = f' data-user-id="{html.escape(user)}" data-user-token="{token}"'
-        page = DEMO_PAGE.format(key=html.escape(key), identity=identity, tracker=html.escape(settings.interaction_tracking_url),
-                                who=html.escape(user) or "an anonymous visitor")  # fmt: skip
+        page = DEMO_PAGE.format(
+            key=html.escape(key),
+            identity=identity,
+            tracker=html.escape(settings.interaction_tracking_url),
+            who=html.escape(user) or "an anonymous visitor",
+        )
         return HTMLResponse(page)
 
     @routes.post("/v1/chat/conversations", status_code=201)
@@ -251,9 +283,12 @@ def router(assistant: Assistant) -> APIRouter:
         secret = settings.interaction_assistant_identity_secret
         identified = verified(secret.get_secret_value() if secret else None, start.user_id, start.user_token)
         if start.user_id and start.user_token and not identified:
-            raise _refused(403, "identity_not_verified", "user_token", "hmac",
-                           "the identity token does not match this user id")  # fmt: skip
-        customer_id = start.user_id if identified and start.user_id else (start.anonymous_id or f"chat-{secrets.token_hex(8)}")
+            raise _refused(
+                403, "identity_not_verified", "user_token", "hmac", "the identity token does not match this user id"
+            )
+        customer_id = (
+            start.user_id if identified and start.user_id else (start.anonymous_id or f"chat-{secrets.token_hex(8)}")
+        )
         spoken = page_language(start.language)
         chosen = spoken if spoken in assistant.languages else assistant.default_language
         token = secrets.token_urlsafe(24)
@@ -273,7 +308,9 @@ def router(assistant: Assistant) -> APIRouter:
         """Ask: the answer (an article, the customer's own data, or "not sure" with a person
         offered) comes back with the question; once handed off, only the question is recorded."""
         if conversation.status == "closed":
-            raise _refused(409, "conversation_closed", "conversation_id", "closed", "this conversation is closed; start a new one")
+            raise _refused(
+                409, "conversation_closed", "conversation_id", "closed", "this conversation is closed; start a new one"
+            )
         gate().per_conversation.admit(conversation.id, "messages in this conversation")
         gate().per_source.admit(conversation.source, "messages from this website")
         now = datetime.now(UTC)
@@ -287,11 +324,16 @@ def router(assistant: Assistant) -> APIRouter:
         subject = f"Website chat: {first}" if first else "Website chat"
         settings, hours = assistant.settings, gate().hours
         during = hours.open_at(now)
-        hand = HandOff(subject[:300], settings.interaction_handoff_priority, settings.interaction_handoff_sla_hours,
-                       reason, during)  # fmt: skip
+        hand = HandOff(
+            subject[:300], settings.interaction_handoff_priority, settings.interaction_handoff_sla_hours, reason, during
+        )
         conversations.hand_off(session, conversation, hand, now)
         back = hours.next_opening(now)
-        text = say(speaking, "handed_off") if during or back is None else say(speaking, "handed_off_closed", back=when_back(back, speaking))
+        text = (
+            say(speaking, "handed_off")
+            if during or back is None
+            else say(speaking, "handed_off_closed", back=when_back(back, speaking))
+        )
         conversations.add_message(session, conversation, "assistant", text, now, kind="handed_off", language=speaking)
 
     @routes.post("/v1/chat/conversations/{conversation_id}/handoff")
@@ -311,8 +353,14 @@ def router(assistant: Assistant) -> APIRouter:
         """Leave an email address (outside business hours) for people to answer at."""
         now = datetime.now(UTC)
         conversations.leave_contact(session, conversation, str(contact.email), now)
-        conversations.add_message(session, conversation, "assistant", say(conversation.language, "contact_saved",
-                                  email=contact.email), now, kind="notice")  # fmt: skip
+        conversations.add_message(
+            session,
+            conversation,
+            "assistant",
+            say(conversation.language, "contact_saved", email=contact.email),
+            now,
+            kind="notice",
+        )
         return ConversationOut(**view(session, conversation, after))
 
     @routes.post("/v1/chat/conversations/{conversation_id}/rating")
@@ -320,8 +368,9 @@ def router(assistant: Assistant) -> APIRouter:
         """Rate the conversation, 1 to 5, once (reported as ``Conversation Rated``)."""
         now = datetime.now(UTC)
         if conversations.rate(session, conversation, rating.rating, now):
-            conversations.add_message(session, conversation, "assistant", say(conversation.language, "rated"), now,
-                                      kind="notice")  # fmt: skip
+            conversations.add_message(
+                session, conversation, "assistant", say(conversation.language, "rated"), now, kind="notice"
+            )
         return ConversationOut(**view(session, conversation, after))
 
     return routes
@@ -331,6 +380,14 @@ def _message(assistant: Assistant, message: ConversationMessage, conversation: C
     shown_in = message.language or conversation.language
     article = assistant.article(message.article_id, shown_in) if message.article_id else None
     offer = message.kind == "not_sure" and conversation.status == "assistant"
-    return {"id": message.id, "author": message.author, "text": message.text, "agent": message.agent,
-            "article": ArticleOut(id=article.id, language=article.language, title=article.title, body=article.body) if article else None,
-            "offer_person": offer, "created_at": message.created_at}  # fmt: skip
+    return {
+        "id": message.id,
+        "author": message.author,
+        "text": message.text,
+        "agent": message.agent,
+        "article": ArticleOut(id=article.id, language=article.language, title=article.title, body=article.body)
+        if article
+        else None,
+        "offer_person": offer,
+        "created_at": message.created_at,
+    }

@@ -39,8 +39,18 @@ class StaffMessage(BaseModel):
 
     @classmethod
     def of(cls, m: ConversationMessage) -> StaffMessage:
-        return cls(id=m.id, author=m.author, kind=m.kind, text=m.text, agent=m.agent, article_id=m.article_id,
-                   intent=m.intent, confidence=m.confidence, answered=m.answered, created_at=m.created_at)  # fmt: skip
+        return cls(
+            id=m.id,
+            author=m.author,
+            kind=m.kind,
+            text=m.text,
+            agent=m.agent,
+            article_id=m.article_id,
+            intent=m.intent,
+            confidence=m.confidence,
+            answered=m.answered,
+            created_at=m.created_at,
+        )
 
 
 class ConversationView(BaseModel):
@@ -61,11 +71,22 @@ class ConversationView(BaseModel):
 
     @classmethod
     def of(cls, c: Conversation, messages: list[ConversationMessage] | None = None) -> ConversationView:
-        return cls(id=c.id, customer_id=c.customer_id, identified=c.identified, language=c.language, page=c.page,
-                   status=c.status, case_id=c.case_id, contact_email=c.contact_email, rating=c.rating,
-                   questions=c.questions, answered=c.answered, started_at=c.started_at,
-                   last_message_at=c.last_message_at,
-                   messages=[StaffMessage.of(m) for m in messages] if messages is not None else None)  # fmt: skip
+        return cls(
+            id=c.id,
+            customer_id=c.customer_id,
+            identified=c.identified,
+            language=c.language,
+            page=c.page,
+            status=c.status,
+            case_id=c.case_id,
+            contact_email=c.contact_email,
+            rating=c.rating,
+            questions=c.questions,
+            answered=c.answered,
+            started_at=c.started_at,
+            last_message_at=c.last_message_at,
+            messages=[StaffMessage.of(m) for m in messages] if messages is not None else None,
+        )
 
 
 def router(assistant: Assistant) -> APIRouter:
@@ -124,7 +145,9 @@ def router(assistant: Assistant) -> APIRouter:
         rows = conversations.unanswered_questions(session, datetime.now(UTC) - timedelta(days=days), limit=1000)
         texts = [r.text for r in rows]
         vectors = assistant.question_vectors(session, texts)
-        return [{"example": g.example, "count": len(g.questions), "questions": list(g.questions[:20])}
-                for g in group_questions(texts, vectors)[:limit]]  # fmt: skip
+        return [
+            {"example": g.example, "count": len(g.questions), "questions": list(g.questions[:20])}
+            for g in group_questions(texts, vectors)[:limit]
+        ]
 
     return routes

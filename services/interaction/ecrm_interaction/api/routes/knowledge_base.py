@@ -46,9 +46,16 @@ def router(assistant: Assistant) -> APIRouter:
     def save_article(article_id: str, article: ArticleIn, who: Marketer, session: SessionDep) -> ArticleView:
         """Create or replace an article with all its translations (a language left out is removed)."""
         if article.id != article_id:
-            raise HTTPException(422, {"code": "invalid_request", "message": "the body's id is not the path's",
-                                      "errors": [{"field": "id", "rule": "matches_path",
-                                                  "message": f"the body's id must be {article_id!r}"}]})  # fmt: skip
+            raise HTTPException(
+                422,
+                {
+                    "code": "invalid_request",
+                    "message": "the body's id is not the path's",
+                    "errors": [
+                        {"field": "id", "rule": "matches_path", "message": f"the body's id must be {article_id!r}"}
+                    ],
+                },
+            )
         knowledge_base.save_article(session, article, who.name, datetime.now(UTC))
         saved = knowledge_base.article(session, article_id)
         assert saved is not None
@@ -83,15 +90,17 @@ def router(assistant: Assistant) -> APIRouter:
     ) -> dict[str, Any]:
         """What the assistant would answer ``text``: its best matches, their confidence, and
         whether the best clears the threshold (nothing is recorded)."""
-        spoken = language.detect(text, language.page_language(page_language), assistant.languages,
-                                 assistant.default_language)  # fmt: skip
+        spoken = language.detect(
+            text, language.page_language(page_language), assistant.languages, assistant.default_language
+        )
         matches = assistant.match(session, text)
         best = matches[0] if matches and matches[0].confidence >= assistant.threshold else None
         return {
             "language": spoken,
             "answer": {"kind": best.kind, "key": best.key} if best else None,
-            "matches": [{"kind": m.kind, "key": m.key, "confidence": m.confidence, "language": m.language}
-                        for m in matches],  # fmt: skip
+            "matches": [
+                {"kind": m.kind, "key": m.key, "confidence": m.confidence, "language": m.language} for m in matches
+            ],
             **assistant.describe(),
         }
 

@@ -38,8 +38,11 @@ THRESHOLDS = {"e5": 0.86, "lexical": 0.55}
 chosen on the knowledge base's own example questions and a development list of off-topic
 questions, never on the benchmark's held-out set (bench/README.md has the sweep)."""
 
-_ORDER_EVENTS = (CatalogEvent.ORDER_COMPLETED.value, CatalogEvent.SHIPMENT_UPDATED.value,
-                 CatalogEvent.ORDER_REFUNDED.value)  # fmt: skip
+_ORDER_EVENTS = (
+    CatalogEvent.ORDER_COMPLETED.value,
+    CatalogEvent.SHIPMENT_UPDATED.value,
+    CatalogEvent.ORDER_REFUNDED.value,
+)
 _ORDERS_SQL = """
 SELECT event, timestamp, JSONExtractString(properties, 'order_id') AS order_id,
        JSONExtractFloat(properties, 'total') AS amount, JSONExtractString(properties, 'currency') AS currency,
@@ -100,8 +103,9 @@ class Assistant:
         try:
             with store.sessions.begin() as session:
                 if path is not None and knowledge_base.version(session)[0] == 0:
-                    imported = knowledge_base.import_articles(session, parse_knowledge(path.read_text()),
-                                                              "knowledge-file", datetime.now(UTC))  # fmt: skip
+                    imported = knowledge_base.import_articles(
+                        session, parse_knowledge(path.read_text()), "knowledge-file", datetime.now(UTC)
+                    )
                     log.info("imported the knowledge base %s: %s", path, imported)
             with store.sessions() as session:
                 self.index(session)
@@ -148,12 +152,28 @@ class Assistant:
         article_id = reply.article.id if reply.article else None
         if reply.kind == "person":  # the route hands off and says so
             return Answered(question, reply, None, speaking)
-        message = conversations.add_message(session, conversation, "assistant", reply.text, now, kind=reply.kind,
-                                            language=speaking, article_id=article_id, intent=reply.intent,
-                                            confidence=reply.confidence)  # fmt: skip
+        message = conversations.add_message(
+            session,
+            conversation,
+            "assistant",
+            reply.text,
+            now,
+            kind=reply.kind,
+            language=speaking,
+            article_id=article_id,
+            intent=reply.intent,
+            confidence=reply.confidence,
+        )
         name, properties = reply.event()
-        conversations.record_question(session, conversation, question, reply.answered, reply.kind,
-                                      (name, {**properties, "language": speaking}), now)  # fmt: skip
+        conversations.record_question(
+            session,
+            conversation,
+            question,
+            reply.answered,
+            reply.kind,
+            (name, {**properties, "language": speaking}),
+            now,
+        )
         return Answered(question, reply, message, speaking)
 
     def reply(self, session: Session, conversation: Conversation, text: str, speaking: str) -> Reply:
@@ -177,12 +197,16 @@ class Assistant:
         program = rules.loyalty_program(session)
         points = loyalty.balance(session, user_id)
         upcoming = next_tier(points, program)
-        token = sign_unsubscribe(UnsubscribeToken(customer_id=user_id), self.settings.tracking_secret.get_secret_value())
+        token = sign_unsubscribe(
+            UnsubscribeToken(customer_id=user_id), self.settings.tracking_secret.get_secret_value()
+        )
         return CustomerData(
-            orders=orders, points=points, tier=tier_of(points, program),
+            orders=orders,
+            points=points,
+            tier=tier_of(points, program),
             next_tier={"tier": upcoming["tier"], "points_missing": upcoming["points_needed"]} if upcoming else None,
             unsubscribe_url=f"{self.settings.interaction_public_url.rstrip('/')}/u/{token}",
-        )  # fmt: skip
+        )
 
     def question_vectors(self, session: Session, questions: list[str]) -> np.ndarray | None:
         """Vectors of visitors' questions (cached like the articles'); None without the model."""
@@ -197,5 +221,10 @@ class Assistant:
         return np.stack([self._vectors[(True, q)] for q in questions]) if questions else None
 
     def describe(self) -> dict[str, Any]:
-        return {"matcher": self.matcher, "threshold": self.threshold, "languages": list(self.languages),
-                "indexed": self._index.size if self._index else 0, "built_in_s": self.built_in_s}  # fmt: skip
+        return {
+            "matcher": self.matcher,
+            "threshold": self.threshold,
+            "languages": list(self.languages),
+            "indexed": self._index.size if self._index else 0,
+            "built_in_s": self.built_in_s,
+        }

@@ -28,11 +28,13 @@ PAGES = {
 }
 ACTIONS = {
     ("POST", "/console/assistant/conversations/{conversation_id}/replies"): (
-        "POST", "/v1/conversations/{conversation_id}/replies"),
+        "POST",
+        "/v1/conversations/{conversation_id}/replies",
+    ),
     ("POST", "/console/assistant/articles/{article_id}"): ("PUT", "/v1/knowledge-base/articles/{article_id}"),
     ("POST", "/console/assistant/articles/{article_id}/delete"): ("DELETE", "/v1/knowledge-base/articles/{article_id}"),
     ("POST", "/console/assistant/import"): ("POST", "/v1/knowledge-base/import"),
-}  # fmt: skip
+}
 STATUSES = ("", "assistant", "waiting", "person", "closed")
 EDITED_LANGUAGES = 6
 """Translation rows the article form offers (the shop's languages first, then empty ones)."""
@@ -63,9 +65,15 @@ def _article_form(article: dict[str, Any] | None, languages: list[str]) -> dict[
     translations = (article or {}).get("translations", {})
     codes = list(translations) + [code for code in languages if code not in translations]
     codes += [""] * max(0, EDITED_LANGUAGES - len(codes))
-    rows = [{"language": code, "title": translations.get(code, {}).get("title", ""),
-             "body": translations.get(code, {}).get("body", ""),
-             "questions": "\n".join(translations.get(code, {}).get("questions", []))} for code in codes[:max(EDITED_LANGUAGES, len(codes))]]  # fmt: skip
+    rows = [
+        {
+            "language": code,
+            "title": translations.get(code, {}).get("title", ""),
+            "body": translations.get(code, {}).get("body", ""),
+            "questions": "\n".join(translations.get(code, {}).get("questions", [])),
+        }
+        for code in codes[: max(EDITED_LANGUAGES, len(codes))]
+    ]
     return {"id": (article or {}).get("id", ""), "tags": ", ".join((article or {}).get("tags", [])), "rows": rows}
 
 
@@ -77,8 +85,11 @@ def _posted_article(fields: dict[str, str], article_id: str) -> tuple[dict[str, 
         row = {key: fields.get(f"{key}_{index}", "").strip() for key in ("language", "title", "body", "questions")}
         rows.append(row)
         if row["language"] or row["title"] or row["body"]:
-            translations[row["language"]] = {"title": row["title"], "body": row["body"],
-                                             "questions": _lines(row["questions"])}  # fmt: skip
+            translations[row["language"]] = {
+                "title": row["title"],
+                "body": row["body"],
+                "questions": _lines(row["questions"]),
+            }
     tags = [t.strip() for t in fields.get("tags", "").split(",") if t.strip()]
     typed = {"id": article_id, "tags": fields.get("tags", ""), "rows": rows}
     return {"id": article_id, "tags": tags, "translations": translations}, typed
@@ -113,13 +124,23 @@ def router() -> APIRouter:
         }
         return render(request, "assistant/overview.html", context, staff=staff)
 
-    async def conversation_page(request: Request, staff: Staff, conversation_id: str, errors: dict[str, str],
-                                typed: str = "", status: int = 200) -> Response:  # fmt: skip
+    async def conversation_page(
+        request: Request, staff: Staff, conversation_id: str, errors: dict[str, str], typed: str = "", status: int = 200
+    ) -> Response:
         context = await conversation_context(staff, conversation_id)
         if context is None:
-            return render(request, "error.html", {"heading": "Conversation not found",
-                                                  "message": "No conversation has this id."}, staff=staff, status=404)  # fmt: skip
-        context |= {"errors": errors, "typed": typed, "reply_action": f"/console/assistant/conversations/{conversation_id}/replies"}
+            return render(
+                request,
+                "error.html",
+                {"heading": "Conversation not found", "message": "No conversation has this id."},
+                staff=staff,
+                status=404,
+            )
+        context |= {
+            "errors": errors,
+            "typed": typed,
+            "reply_action": f"/console/assistant/conversations/{conversation_id}/replies",
+        }
         return render(request, "assistant/conversation.html", context, staff=staff, status=status)
 
     @routes.get("/console/assistant/conversations/{conversation_id}")
@@ -133,21 +154,30 @@ def router() -> APIRouter:
         answer = await api.call("POST", f"/v1/conversations/{conversation_id}/replies", json={"text": text})
         back = fields.get("back", "")
         if answer.ok:
-            target = back if back.startswith("/console/cases/") else f"/console/assistant/conversations/{conversation_id}"
+            target = (
+                back if back.startswith("/console/cases/") else f"/console/assistant/conversations/{conversation_id}"
+            )
             return RedirectResponse(f"{target}#chat", status_code=303)
         return await conversation_page(request, staff, conversation_id, _errors(answer), text, answer.status)
 
     @routes.get("/console/assistant/articles")
     async def articles(request: Request, staff: StaffDep, notice: str = "") -> Response:
-        listed, figures = await asyncio.gather(staff.api.get("/v1/knowledge-base/articles"),
-                                               staff.api.get("/v1/assistant/figures", days=30))  # fmt: skip
+        listed, figures = await asyncio.gather(
+            staff.api.get("/v1/knowledge-base/articles"), staff.api.get("/v1/assistant/figures", days=30)
+        )
         languages = (figures.body or {}).get("assistant", {}).get("languages", []) if figures.ok else []
-        context = {"articles": listed.body if listed.ok else [], "languages": languages, "notice": notice,
-                   "errors": {}, "typed": ""}  # fmt: skip
+        context = {
+            "articles": listed.body if listed.ok else [],
+            "languages": languages,
+            "notice": notice,
+            "errors": {},
+            "typed": "",
+        }
         return render(request, "assistant/articles.html", context, staff=staff)
 
-    async def article_page(request: Request, staff: Staff, form: dict[str, Any], new: bool, errors: dict[str, str],
-                           status: int = 200) -> Response:  # fmt: skip
+    async def article_page(
+        request: Request, staff: Staff, form: dict[str, Any], new: bool, errors: dict[str, str], status: int = 200
+    ) -> Response:
         context = {"form": form, "new": new, "errors": errors}
         return render(request, "assistant/article.html", context, staff=staff, status=status)
 
@@ -163,8 +193,13 @@ def router() -> APIRouter:
     async def show_article(request: Request, staff: StaffDep, article_id: str) -> Response:
         found = await staff.api.get(f"/v1/knowledge-base/articles/{article_id}")
         if not found.ok:
-            return render(request, "error.html", {"heading": "Article not found", "message": "No article has this id."},
-                          staff=staff, status=found.status)  # fmt: skip
+            return render(
+                request,
+                "error.html",
+                {"heading": "Article not found", "message": "No article has this id."},
+                staff=staff,
+                status=found.status,
+            )
         return await article_page(request, staff, _article_form(found.body, await languages_of(staff)), False, {})
 
     @routes.post("/console/assistant/articles/{article_id}")
@@ -195,13 +230,20 @@ def router() -> APIRouter:
         if upload is not None and hasattr(upload, "read"):
             text = (await upload.read()).decode("utf-8", errors="replace") or text
         _fields, api = await staff.posted(request)
-        answer = await api.call("POST", "/v1/knowledge-base/import", content=text.encode(), content_type="application/yaml")
+        answer = await api.call(
+            "POST", "/v1/knowledge-base/import", content=text.encode(), content_type="application/yaml"
+        )
         if answer.ok:
             notice = f"imported-{answer.body['created']}-{answer.body['updated']}"
             return RedirectResponse(f"/console/assistant/articles?notice={notice}", status_code=303)
         listed = await staff.api.get("/v1/knowledge-base/articles")
-        context = {"articles": listed.body if listed.ok else [], "languages": [], "notice": "",
-                   "errors": _errors(answer), "typed": text}  # fmt: skip
+        context = {
+            "articles": listed.body if listed.ok else [],
+            "languages": [],
+            "notice": "",
+            "errors": _errors(answer),
+            "typed": text,
+        }
         return render(request, "assistant/articles.html", context, staff=staff, status=answer.status)
 
     return routes
