@@ -12,7 +12,7 @@ endif
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc reports-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure bench-console bench-reports clean
+.PHONY: help bootstrap install browser wrk deploy-tools manifests catalog-doc reports-doc run test test-reliability test-unit lint format jsonschema bench bench-collector bench-aggregator bench-interaction bench-erasure bench-console bench-reports bench-assistant clean
 
 help:
 	@echo "make run         start the whole pipeline on the embedded default (Ctrl-C stops it)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench-aggregator the aggregator against a raw consume→insert loop (BENCH_ARGS=\"--events N\")"
 	@echo "make bench-interaction the interaction consumer against a consume→bulk-upsert loop (BENCH_ARGS=\"--changes N\")"
 	@echo "make bench-console   every console page < 300 ms p95 with 100k customers, 10M events (BENCH_ARGS=--quick: 10k, 1M)"
+	@echo "make bench-assistant the website assistant: top-1 per language, off-topic refusal, answer p99, model memory"
 	@echo "make bench-reports   every report < 1 s p95 with 100k customers, 10M events, beside a bare scan (BENCH_ARGS=--quick: 10k, 1M)"
 
 bootstrap:
@@ -110,6 +111,10 @@ bench-console: install
 # Every report against 1 s p95 beside a bare ClickHouse scan of its columns, on the console bench's seeded store; exit 1 when one misses.
 bench-reports: install
 	$(UV) run --frozen python -m bench.reports_bench run $(BENCH_ARGS)
+
+# The website assistant: accuracy per language on the held-out questions, off-topic refusal, answer latency, memory.
+bench-assistant: install
+	$(UV) run --frozen python -m bench.assistant_bench run $(BENCH_ARGS)
 
 jsonschema: install
 	$(UV) run --frozen python -m ecrm_schemas jsonschema

@@ -182,6 +182,8 @@ def aims(report: dict[str, Any]) -> list[Aim]:
         found.append(console_aim(console))
     if reports := report.get("reports"):
         found.append(reports_aim(reports))
+    if assistant := report.get("assistant"):
+        found += [Aim(f"assistant, {g['goal']}", g["value"], "", g["met"]) for g in assistant["goals"]]
     for ratio in ratios(report):
         if ratio.aim is not None:
             found.append(Aim(ratio.name, ratio.value, f"≥ {ratio.aim}", ratio.met, "×"))
@@ -393,6 +395,17 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
                      f"{_met(goal.met)} |")  # fmt: skip
     lines += _collector_section(report) + _aggregator_section(report) + _pipeline_section(report)
     lines += _memory_section(report) + console_section(report.get("console")) + reports_section(report.get("reports"))
+    if report.get("assistant"):
+        from bench.assistant_bench import markdown as assistant_markdown
+
+        section = {
+            "started_at": report.get("started_at", ""),
+            "command": "bench.suite (assistant stage)",
+            "cpus": report.get("cpus") or os.cpu_count(),
+            "git": report.get("git", ""),
+            **report["assistant"],
+        }
+        lines += ["", *assistant_markdown(section).replace("# Assistant benchmark", "## Assistant", 1).splitlines()]
     if report.get("findings"):
         lines += ["", "## Findings", ""] + [f"- {f}" for f in report["findings"]]
     if plots:

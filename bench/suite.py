@@ -22,7 +22,10 @@ Stages, in order (each starts its own fresh broker, ClickHouse and services):
    million with ``--full``, the goal's size), kept between runs (:mod:`bench.console_bench`);
 7. **reports**: every report of ``ecrm_interaction.reports.REPORTS`` with its representative
    filters, p50/p95/max against the 1 s p95 goal, each beside a bare ClickHouse scan of the
-   columns it reads, on the console's seeded store (:mod:`bench.reports_bench`).
+   columns it reads, on the console's seeded store (:mod:`bench.reports_bench`);
+8. **assistant**: the website assistant's accuracy on the held-out questions per language and
+   matcher, off-topic refusal, answer latency through the chat API beside the model's own
+   embedding time, and the model's memory (:mod:`bench.assistant_bench`).
 
 Writes ``bench/results/suite-<UTC time>.json``, ``.md`` and PNG plots, and prints the summary.
 
@@ -55,6 +58,7 @@ from rich.table import Table
 
 from bench import (
     aggregator_bench,
+    assistant_bench,
     ceilings,
     collector_bench,
     console_bench,
@@ -142,6 +146,8 @@ class Run:
         if "console" in p.stages:
             units += 1
         if "reports" in p.stages:
+            units += 1
+        if "assistant" in p.stages:
             units += 1
         return units + (1 if p.soak_seconds else 0)
 
@@ -325,6 +331,15 @@ class Run:
         verdict = "passed" if result["passed"] else "FAILED"
         self.done(f"reports: {len(result['measured'])} cases, slowest p95 {slowest}, {verdict}")
 
+    # --- the website assistant ----------------------------------------------------------
+
+    def assistant(self) -> None:
+        self.say("assistant: held-out questions, both matchers, the chat API")
+        result = assistant_bench.stage(rounds=2, say=self.say)
+        self.result["assistant"] = result
+        verdict = "passed" if result["passed"] else "FAILED"
+        self.done(f"assistant: {result['questions']} questions, {verdict}")
+
     def soak(self, pipeline: Pipeline, index: int) -> None:
         p = self.plan
         step = Step(p.soak_rate, p.soak_seconds, 10.0)
@@ -420,7 +435,7 @@ def summary_table(result: dict[str, Any]) -> Table:
     return table
 
 
-STAGES = ("collector", "aggregator", "interaction", "pipeline", "console", "reports")
+STAGES = ("collector", "aggregator", "interaction", "pipeline", "console", "reports", "assistant")
 
 
 @app.command()
@@ -496,6 +511,8 @@ def run(
             current.console()
         if "reports" in plan.stages:
             current.reports()
+        if "assistant" in plan.stages:
+            current.assistant()
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["ratios"] = report.as_dicts(report.ratios(result))
     result["aims"] = report.as_dicts(report.aims(result))
