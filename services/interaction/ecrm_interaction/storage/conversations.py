@@ -126,7 +126,11 @@ def messages(session: Session, conversation_id: str, after: int = 0, limit: int 
 
 def transcript(session: Session, conversation: Conversation) -> str:
     """The conversation as plain text, for the first note of its case."""
-    lines = [f"[{m.created_at:%H:%M}] {m.agent or m.author}: {m.text}" for m in messages(session, conversation.id)]
+    lines = [
+        f"[{m.created_at:%H:%M}] {m.agent or m.author}: {m.text}"
+        + (f" (article {m.article_id})" if m.article_id else "")
+        for m in messages(session, conversation.id)
+    ]
     return "\n".join(lines)[-10_000:]
 
 

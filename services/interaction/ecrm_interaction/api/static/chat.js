@@ -32,22 +32,22 @@
   const TEXT = {
     en: { open: "Chat with us", close: "Close chat", title: "Help", automated: "Automated assistant: answers come from our help articles.",
           placeholder: "Type your question", send: "Send", person: "Talk to a person", waiting: "A person will answer you here.",
-          emailLabel: "Your email address", emailSend: "Send", rate: "How helpful was this conversation?", star: "{n} of 5",
+          emailLabel: "Your email address", emailSend: "Leave my address", rate: "How helpful was this conversation?", star: "{n} of 5",
           slow: "You're sending messages quickly: please wait a moment.", failed: "The message could not be sent. Please try again.",
           agent: "Team", you: "You", newChat: "New conversation" },
     de: { open: "Mit uns chatten", close: "Chat schließen", title: "Hilfe", automated: "Automatischer Assistent: Antworten stammen aus unseren Hilfeartikeln.",
           placeholder: "Ihre Frage", send: "Senden", person: "Mit einem Menschen sprechen", waiting: "Ein Mensch antwortet Ihnen hier.",
-          emailLabel: "Ihre E-Mail-Adresse", emailSend: "Senden", rate: "Wie hilfreich war dieses Gespräch?", star: "{n} von 5",
+          emailLabel: "Ihre E-Mail-Adresse", emailSend: "Adresse hinterlassen", rate: "Wie hilfreich war dieses Gespräch?", star: "{n} von 5",
           slow: "Sie senden sehr schnell: Bitte warten Sie einen Moment.", failed: "Die Nachricht konnte nicht gesendet werden. Bitte erneut versuchen.",
           agent: "Team", you: "Sie", newChat: "Neues Gespräch" },
     es: { open: "Chatea con nosotros", close: "Cerrar chat", title: "Ayuda", automated: "Asistente automático: las respuestas salen de nuestros artículos de ayuda.",
           placeholder: "Escribe tu pregunta", send: "Enviar", person: "Hablar con una persona", waiting: "Una persona te responderá aquí.",
-          emailLabel: "Tu correo electrónico", emailSend: "Enviar", rate: "¿Te ha ayudado esta conversación?", star: "{n} de 5",
+          emailLabel: "Tu correo electrónico", emailSend: "Dejar mi correo", rate: "¿Te ha ayudado esta conversación?", star: "{n} de 5",
           slow: "Estás enviando mensajes muy rápido: espera un momento.", failed: "No se pudo enviar el mensaje. Inténtalo de nuevo.",
           agent: "Equipo", you: "Tú", newChat: "Nueva conversación" },
     fr: { open: "Discuter avec nous", close: "Fermer le chat", title: "Aide", automated: "Assistant automatique : les réponses viennent de nos articles d'aide.",
           placeholder: "Votre question", send: "Envoyer", person: "Parler à une personne", waiting: "Une personne vous répondra ici.",
-          emailLabel: "Votre adresse e-mail", emailSend: "Envoyer", rate: "Cette conversation vous a-t-elle aidé ?", star: "{n} sur 5",
+          emailLabel: "Votre adresse e-mail", emailSend: "Laisser mon adresse", rate: "Cette conversation vous a-t-elle aidé ?", star: "{n} sur 5",
           slow: "Vous envoyez des messages très vite : patientez un instant.", failed: "Le message n'a pas pu être envoyé. Réessayez.",
           agent: "Équipe", you: "Vous", newChat: "Nouvelle conversation" },
   };
@@ -79,6 +79,7 @@
   const shadow = root.attachShadow({ mode: "open" });
   shadow.innerHTML = `<style>
     :host { all: initial; }
+    [hidden] { display: none !important; }
     * { box-sizing: border-box; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
     .launcher { position: fixed; right: 20px; bottom: 20px; z-index: 2147483000; border: 0; border-radius: 28px;
       padding: 14px 20px; background: #1f4fd1; color: #fff; font-size: 15px; cursor: pointer; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
@@ -98,6 +99,7 @@
     .msg.assistant { align-self: flex-start; background: #fff; border: 1px solid #dde1e7; }
     .msg.agent { align-self: flex-start; background: #e8f5e9; border: 1px solid #b5dcb8; }
     .who { display: block; font-size: 11px; color: #555; margin-bottom: 2px; }
+    .msg.visitor .who { color: #dfe6ff; }
     .article { margin-top: 6px; padding: 8px; border-left: 3px solid #1f4fd1; background: #f3f6ff; }
     .article strong { display: block; margin-bottom: 4px; }
     .actions { display: flex; flex-wrap: wrap; gap: 6px; padding: 0 12px 8px; background: #f6f7f9; }

@@ -36,8 +36,8 @@ ACTIONS = {
     ("POST", "/console/assistant/import"): ("POST", "/v1/knowledge-base/import"),
 }
 STATUSES = ("", "assistant", "waiting", "person", "closed")
-EDITED_LANGUAGES = 6
-"""Translation rows the article form offers (the shop's languages first, then empty ones)."""
+EXTRA_LANGUAGES = 1
+"""Empty translation rows the article form offers beyond the shop's languages."""
 
 
 def _lines(text: str) -> list[str]:
@@ -61,10 +61,12 @@ async def conversation_context(staff: Staff, conversation_id: str) -> dict[str, 
 
 
 def _article_form(article: dict[str, Any] | None, languages: list[str]) -> dict[str, Any]:
-    """The form's values: id, tags, and one row per language (those written, then the shop's)."""
+    """The form's values: id, tags, and one row per language: those written (the shop's first),
+    then the shop's other languages, then an empty one."""
     translations = (article or {}).get("translations", {})
-    codes = list(translations) + [code for code in languages if code not in translations]
-    codes += [""] * max(0, EDITED_LANGUAGES - len(codes))
+    codes = [code for code in languages if code in translations]
+    codes += sorted(code for code in translations if code not in codes)
+    codes += [code for code in languages if code not in codes] + [""] * EXTRA_LANGUAGES
     rows = [
         {
             "language": code,
@@ -72,7 +74,7 @@ def _article_form(article: dict[str, Any] | None, languages: list[str]) -> dict[
             "body": translations.get(code, {}).get("body", ""),
             "questions": "\n".join(translations.get(code, {}).get("questions", [])),
         }
-        for code in codes[: max(EDITED_LANGUAGES, len(codes))]
+        for code in codes
     ]
     return {"id": (article or {}).get("id", ""), "tags": ", ".join((article or {}).get("tags", [])), "rows": rows}
 
@@ -81,10 +83,10 @@ def _posted_article(fields: dict[str, str], article_id: str) -> tuple[dict[str, 
     """(the API body, the form as typed) of a posted article form."""
     rows = []
     translations: dict[str, Any] = {}
-    for index in range(int(fields.get("rows", EDITED_LANGUAGES))):
+    for index in range(min(int(fields.get("rows", "0") or 0), 50)):
         row = {key: fields.get(f"{key}_{index}", "").strip() for key in ("language", "title", "body", "questions")}
         rows.append(row)
-        if row["language"] or row["title"] or row["body"]:
+        if row["title"] or row["body"] or row["questions"]:  # a language code alone is an empty row
             translations[row["language"]] = {
                 "title": row["title"],
                 "body": row["body"],
