@@ -50,6 +50,7 @@ from bench.console_seed import ADMIN_EMAIL, ADMIN_PASSWORD, DB, FULL, QUICK, Siz
 from bench.open_loop import percentile
 from ecrm_aggregator.migrate import migrate as migrate_clickhouse
 from ecrm_embedded.net import free_port, wait_http_ok
+from ecrm_schemas.sources import editing
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = Path(__file__).resolve().parents[1] / ".ecrm" / "bench-console"
@@ -73,6 +74,7 @@ PARAMETERS: dict[str, str] = {
     "version": "template_version",
     "name": "report_name",
     "position": "panel_position",
+    "article_id": "article_id",
 }
 """A console path parameter → the seeded id it is filled with (:attr:`Seeded.ids`). A parameter
 named otherwise is filled from the API's list of that resource (``{broadcast_id}`` → the first
@@ -84,8 +86,13 @@ measured and reported, not held to the ceiling."""
 
 DOWNLOAD_REQUESTS = 5
 
-ALWAYS = {"template_version": "1", "report_name": "revenue", "panel_position": "0"}
-"""Ids every store has, seeded or not (a template's first version, a report, a dashboard's first panel)."""
+ALWAYS = {"template_version": "1", "report_name": "revenue", "panel_position": "0", "article_id": "returns-policy"}
+"""Ids every store has, seeded or not (a template's first version, a report, a dashboard's first
+panel, an article of the example knowledge base the served app imports)."""
+CHAT_KEY = "wkb_bench_console_website"
+EXAMPLE_KNOWLEDGE = (
+    Path(__file__).resolve().parent.parent / "services" / "interaction" / "examples" / "knowledge_base.yaml"
+)
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "/console/customers": ("", "q={email_of_customer}", "q=Customer", "segment={segment_id}", "stage=active",
@@ -215,8 +222,15 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "bench.console_bench", "serve", database_url, clickhouse_url, str(self.port)]
+        # The website assistant's pages: the example knowledge base, and a browser source to chat with.
+        sources = log.parent / "bench-sources.json"
+        with editing(sources) as registry:
+            if registry.find(CHAT_KEY) is None:
+                registry.add_known_key("bench-website", "browser", CHAT_KEY)
+        env = {**os.environ, "INTERACTION_ASSISTANT_KNOWLEDGE_FILE": str(EXAMPLE_KNOWLEDGE),
+               "COLLECTOR_SOURCES_FILE": str(sources)}  # fmt: skip
         with open(log, "ab") as out:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         wait_http_ok(f"{self.url}/livez", timeout_s=120)
 
     def stop(self) -> None:
@@ -303,6 +317,17 @@ def draft_broadcast(client: httpx.Client, ids: dict[str, str]) -> dict[str, Any]
             "save_ms": round(took_ms, 1)}  # fmt: skip
 
 
+def conversation(client: httpx.Client) -> None:
+    """A visitor's chat (a question answered, one not, a hand-off), for the conversation pages."""
+    started = client.post("/v1/chat/conversations", json={"writeKey": CHAT_KEY, "language": "en"})
+    started.raise_for_status()
+    path = f"/v1/chat/conversations/{started.json()['conversation_id']}"
+    headers = {"X-Conversation-Token": started.json()["token"]}
+    for question in ("How do I return an item?", "Do you sell garden furniture?"):
+        client.post(f"{path}/messages", json={"text": question}, headers=headers).raise_for_status()
+    client.post(f"{path}/handoff", headers=headers).raise_for_status()
+
+
 def saved_reports(client: httpx.Client) -> dict[str, Any]:
     """A marketer's saved report (revenue by segment, the last 30 days) on a dashboard, for the
     saved-report and dashboard pages to open."""
@@ -329,6 +354,7 @@ def stage(size: Size, database: str = "postgres", requests: int = 30, warmup: in
             client = signed_in(server.url)
             broadcast = draft_broadcast(client, seeded.ids)
             saved_reports(client)
+            conversation(client)
             ids = ALWAYS | seeded.ids | {"email_of_customer": f"{seeded.ids['customer_id']}@example.com"}
             found, unfilled = targets(pages, ids, lookup_from_api(client))
             measured = []
