@@ -1,5 +1,5 @@
 """The website assistant against its goals, on the example shop's knowledge base and a held-out
-set of questions the project ships (``bench/assistant_eval.yaml``: paraphrases in English,
+set of questions the project ships (``bench/assistant_heldout.yaml``: paraphrases in English,
 German, Spanish and French, the own-data questions, and off-topic ones).
 
 ``make bench-assistant`` (also a stage of ``make bench``):
@@ -56,7 +56,7 @@ from ecrm_interaction.assistant.matching import KnowledgeIndex, Match
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-EVAL = HERE / "assistant_eval.yaml"
+EVAL = HERE / "assistant_heldout.yaml"
 DEV = HERE / "assistant_dev.yaml"
 KNOWLEDGE = HERE.parent / "services" / "interaction" / "examples" / "knowledge_base.yaml"
 LANGUAGES = ("en", "de", "es", "fr")
