@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from ecrm_interaction.assistant.intents import NEEDS_IDENTITY, order_numbers
+from ecrm_interaction.assistant.intents import NEEDS_IDENTITY, OUT_OF_SCOPE, order_numbers
 from ecrm_interaction.assistant.knowledge import Article
 from ecrm_interaction.assistant.matching import Match
 from ecrm_interaction.assistant.phrases import say
@@ -86,11 +86,14 @@ class Reply:
 
 
 def best_match(matches: Sequence[Match], threshold: float) -> Match | None:
-    """The match to answer with, or None when the best is below ``threshold``."""
-    return matches[0] if matches and matches[0].confidence >= threshold else None
+    """The match to answer with, or None when the best is below ``threshold`` or out of scope."""
+    if not matches or matches[0].confidence < threshold:
+        return None
+    return None if matches[0].kind == "intent" and matches[0].key == OUT_OF_SCOPE else matches[0]
 
 
 def closest_article(matches: Sequence[Match]) -> str | None:
+    """The best article among the matches (what an unanswered question came closest to)."""
     return next((m.key for m in matches if m.kind == "article"), None)
 
 

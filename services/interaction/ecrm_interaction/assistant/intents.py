@@ -1,6 +1,8 @@
 """The questions answered from the customer's own data rather than from articles: where is my
 order, has my refund gone through, what are my points and tier, how do I unsubscribe; and the
-request for a person (``talk_to_person``), which hands the conversation off. Their
+request for a person (``talk_to_person``), which hands the conversation off; and
+``out_of_scope``, questions that are not the shop's business (weather, recipes, other products):
+one closest to these is not answered, however close it also comes to an article. Their
 example phrasings, per language, are ``intents.yaml`` beside this module; the matcher indexes
 them with the articles."""
 
@@ -13,10 +15,11 @@ from typing import Literal, get_args
 
 import yaml
 
-Intent = Literal["order_status", "refund_status", "loyalty_balance", "unsubscribe", "talk_to_person"]
+Intent = Literal["order_status", "refund_status", "loyalty_balance", "unsubscribe", "talk_to_person", "out_of_scope"]
 INTENTS: tuple[str, ...] = get_args(Intent)
 NEEDS_IDENTITY: frozenset[str] = frozenset({"order_status", "refund_status", "loyalty_balance"})
 """Answered only to a visitor the shop's back end vouched for (unsubscribing is offered to anyone)."""
+OUT_OF_SCOPE = "out_of_scope"
 ORDER_NUMBER = re.compile(r"(?<![\w-])#?([A-Za-z]{0,4}-?\d{3,})(?![\w-])")
 """An order number as customers write it: ``10442``, ``#10442``, ``ORD-10442``."""
 

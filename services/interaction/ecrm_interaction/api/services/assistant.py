@@ -33,7 +33,7 @@ from ecrm_schemas.catalog import CatalogEvent
 
 log = logging.getLogger(__name__)
 
-THRESHOLDS = {"e5": 0.86, "lexical": 0.55}
+THRESHOLDS = {"e5": 0.87, "lexical": 0.5}
 """The default confidence threshold per matcher (``INTERACTION_ASSISTANT_THRESHOLD`` overrides):
 chosen on the knowledge base's own example questions and a development list of off-topic
 questions, never on the benchmark's held-out set (bench/README.md has the sweep)."""
