@@ -117,7 +117,7 @@ def create_app(
     app.include_router(tokens.router())
     app.include_router(audit.router())
     app.include_router(unsubscribe.router(dispatcher))
-    app.include_router(operations.router(worker))
+    app.include_router(operations.router(worker, assistant))
     app.include_router(sessions.router())
     app.include_router(users.router())
     app.include_router(sources.router())

@@ -11,8 +11,9 @@ from functools import lru_cache
 
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
-SURE = 0.9
-"""How confident the detector must be to answer in another language than the page's."""
+SURE = 0.99
+"""How confident the detector must be to answer in another language than the page's (its
+low-accuracy mode gives "What is the status of order" 0.92 German)."""
 
 
 @lru_cache(maxsize=8)
@@ -27,10 +28,16 @@ def _detector(languages: tuple[str, ...]) -> LanguageDetector | None:
     return LanguageDetectorBuilder.from_languages(*known).with_low_accuracy_mode().build()
 
 
-def detect(text: str, page_language: str | None, languages: Sequence[str], default: str) -> str:
+def detect(
+    text: str, page_language: str | None, languages: Sequence[str], default: str, matched: str | None = None
+) -> str:
     """The language to answer ``text`` in, one of ``languages``: the detected one when the
-    detector is sure, else the page's (when the shop writes in it), else ``default``."""
+    detector is sure; else ``matched``, the language of the passage the question matched
+    confidently (the knowledge base's questions are written in each language); else the
+    page's (when the shop writes in it); else ``default``."""
     fallback = page_language if page_language is not None and page_language in languages else default
+    if matched is not None and matched in languages:
+        fallback = matched
     detector = _detector(tuple(sorted(languages)))
     if detector is None or len(text.strip()) < 8:
         return fallback

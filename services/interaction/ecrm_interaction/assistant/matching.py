@@ -29,6 +29,7 @@ Kind = Literal["article", "intent"]
 CODE_TOKEN = re.compile(r"\b(?=[A-Za-z0-9_-]*[A-Za-z])(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9][A-Za-z0-9_-]{3,}\b")
 """A token with letters and digits (a SKU, a gift-card or discount code), at least 4 long."""
 _WORD = r"(?u)\b\w\w+\b"
+LONG_NUMBER = re.compile(r"#?\b[A-Za-z]{0,4}-?\d{4,}\b")
 LEXICAL_SCALE = 6.0
 """The BM25 score at which a lexical match is 63 % confident (1 − 1/e)."""
 
@@ -142,7 +143,8 @@ class KnowledgeIndex:
 
     def _scores(self, question: str) -> np.ndarray:
         if self._embedder is not None and self._vectors is not None:
-            query = self._embedder.queries([question])[0]
+            # A long number (an order's) means nothing to the model and pulls the match away.
+            query = self._embedder.queries([LONG_NUMBER.sub(" ", question)])[0]
             return self._vectors @ query
         assert self._lexical is not None
         tokens = _tokens([question])[0]

@@ -295,7 +295,6 @@ def router(assistant: Assistant) -> APIRouter:
         page = start.page.split("?")[0][:2000] if start.page else None
         opening = Opening(token, source.name, customer_id, identified, chosen, page)
         conversation = conversations.start(session, opening, say(chosen, "greeting"), datetime.now(UTC))
-        assistant.index(session)  # the first question does not wait for the index
         return StartedOut(token=token, **view(session, conversation))
 
     @routes.get("/v1/chat/conversations/{conversation_id}")

@@ -83,6 +83,8 @@ class Assistant:
         self._version: tuple[int, datetime | None] | None = None
         self._articles: dict[str, list[Article]] = {}
         self.built_in_s: float | None = None
+        self.prepared = False
+        """Set once :meth:`prepare` ran (``/readyz`` waits for it)."""
 
     @property
     def matcher(self) -> str:
@@ -111,6 +113,8 @@ class Assistant:
                 self.index(session)
         except Exception:
             log.exception("could not prepare the assistant's knowledge base; it is built at the first question")
+        finally:
+            self.prepared = True
 
     def index(self, session: Session) -> KnowledgeIndex:
         """The index of the articles as they are now (rebuilt, once, when they changed)."""
@@ -145,10 +149,14 @@ class Assistant:
     def answer(self, session: Session, conversation: Conversation, text: str, now: datetime) -> Answered:
         """Record the visitor's question and, while the assistant has the conversation, its reply."""
         question = conversations.add_message(session, conversation, "visitor", text, now)
-        speaking = language.detect(text, conversation.language, self.languages, self.default_language)
         if conversation.status != "assistant":
+            speaking = language.detect(text, conversation.language, self.languages, self.default_language)
             return Answered(question, None, None, speaking)
-        reply = self.reply(session, conversation, text, speaking)
+        matches = self.match(session, text)
+        best = answers.best_match(matches, self.threshold)
+        speaking = language.detect(text, conversation.language, self.languages, self.default_language,
+                                   matched=best.language if best is not None else None)  # fmt: skip
+        reply = self.reply(session, conversation, text, speaking, matches)
         article_id = reply.article.id if reply.article else None
         if reply.kind == "person":  # the route hands off and says so
             return Answered(question, reply, None, speaking)
@@ -176,8 +184,8 @@ class Assistant:
         )
         return Answered(question, reply, message, speaking)
 
-    def reply(self, session: Session, conversation: Conversation, text: str, speaking: str) -> Reply:
-        matches = self.match(session, text)
+    def reply(self, session: Session, conversation: Conversation, text: str, speaking: str,
+              matches: list[Match]) -> Reply:  # fmt: skip
         best = answers.best_match(matches, self.threshold)
         if best is None:
             return answers.not_sure(matches, speaking)
