@@ -1,5 +1,5 @@
 """The website assistant against its goals, on the example shop's knowledge base and a held-out
-set of questions the project ships (``bench/assistant_heldout.yaml``: paraphrases in English,
+set of questions the project ships (``bench/assistant_heldout*.yaml``: paraphrases in English,
 German, Spanish and French, the own-data questions, and off-topic ones).
 
 ``make bench-assistant`` (also a stage of ``make bench``):
@@ -56,7 +56,8 @@ from ecrm_interaction.assistant.matching import KnowledgeIndex, Match
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-EVAL = HERE / "assistant_heldout.yaml"
+EVAL_FILES = "assistant_heldout*.yaml"
+"""The held-out sets (each written apart from the knowledge base; all of them are asked)."""
 DEV = HERE / "assistant_dev.yaml"
 KNOWLEDGE = HERE.parent / "services" / "interaction" / "examples" / "knowledge_base.yaml"
 LANGUAGES = ("en", "de", "es", "fr")
@@ -74,8 +75,10 @@ def load_articles(path: Path = KNOWLEDGE) -> list[Article]:
     return [t for article in parse_knowledge(path.read_text()) for t in translations_of(article)]
 
 
-def load_questions(path: Path = EVAL) -> list[dict[str, Any]]:
-    questions = yaml.safe_load(path.read_text())["questions"]
+def load_questions(directory: Path = HERE) -> list[dict[str, Any]]:
+    questions = [
+        q for path in sorted(directory.glob(EVAL_FILES)) for q in yaml.safe_load(path.read_text())["questions"]
+    ]
     for q in questions:
         if sum(k in q for k in ("article", "intent", "off_topic")) != 1:
             raise ValueError(f"a question names one of article, intent or off_topic: {q}")

@@ -178,7 +178,7 @@ class _Gate:
             SourceDirectory(settings.collector_sources_file, frozenset()),
             Limiter(rate, burst=5),
             Limiter(rate * 10, burst=50),
-            Limiter(20, burst=10),
+            Limiter(rate * 2, burst=10),  # conversations started, per website and address
             settings.support_hours(),
         )
 
