@@ -71,24 +71,27 @@ class Chat:
         )
 
 
-@pytest.fixture
-async def shop(tmp_path: Path):
+def website(tmp_path: Path, origins: tuple[str, ...] = (SHOP,), warehouse: object = None, **settings: object
+            ) -> tuple[httpx.AsyncClient, str, Store]:  # fmt: skip
+    """The app with a browser source (its key returned) and the widget's settings, as a client."""
     with editing(tmp_path / "sources.json") as registry:
-        _, key = registry.add("website", "browser", (SHOP,))
-    settings = InteractionSettings(
-        database_url=f"sqlite:///{tmp_path}/i.db",
-        interaction_api_token="t0ken",
-        collector_sources_file=tmp_path / "sources.json",
-        interaction_assistant_identity_secret="s3cret",
-        interaction_support_hours="always",
-        interaction_chat_messages_per_minute=60,
-    )
-    engine = make_engine(settings.database_url)
+        _, key = registry.add("website", "browser", origins)
+    configured = InteractionSettings(
+        **{"database_url": f"sqlite:///{tmp_path}/i.db", "interaction_api_token": "t0ken",
+           "collector_sources_file": tmp_path / "sources.json", "interaction_assistant_identity_secret": "s3cret",
+           "interaction_support_hours": "always", **settings}  # type: ignore[arg-type]
+    )  # fmt: skip
+    engine = make_engine(configured.database_url)
     migrate(engine)
     store = Store(engine)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(settings, store, worker=None)), base_url="http://interaction"
-    ) as client:
+    app = create_app(configured, store, worker=None, warehouse=warehouse)  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://interaction"), key, store
+
+
+@pytest.fixture
+async def shop(tmp_path: Path):
+    client, key, store = website(tmp_path, interaction_chat_messages_per_minute=60)
+    async with client:
         imported = await client.post(
             "/v1/knowledge-base/import", content=KNOWLEDGE, headers={**ADMIN, "Content-Type": "application/yaml"}
         )
@@ -240,20 +243,8 @@ async def test_bad_input_gets_a_clear_refusal_and_floods_a_rate_limit(shop) -> N
 
 
 async def test_outside_business_hours_the_visitor_hears_when_people_are_back_and_leaves_an_address(tmp_path) -> None:
-    with editing(tmp_path / "sources.json") as registry:
-        _, key = registry.add("website", "browser", ("*",))
-    settings = InteractionSettings(
-        database_url=f"sqlite:///{tmp_path}/i.db",
-        interaction_api_token="t0ken",
-        collector_sources_file=tmp_path / "sources.json",
-        interaction_support_hours="mon 00:00-00:01",
-    )
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    store = Store(engine)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(settings, store, worker=None)), base_url="http://interaction"
-    ) as client:
+    client, key, store = website(tmp_path, ("*",), interaction_support_hours="mon 00:00-00:01")
+    async with client:
         chat = Chat(client, key)
         started = (await chat.start()).json()
         assert started["support_open"] is False and started["support_back_at"].startswith("20")
@@ -370,20 +361,8 @@ async def test_an_identified_visitor_reads_their_own_orders_from_clickhouse_and_
         ],
         column_names=EVENT_COLUMNS,
     )
-    with editing(tmp_path / "sources.json") as registry:
-        _, key = registry.add("website", "browser", ("*",))
-    settings = InteractionSettings(
-        database_url=f"sqlite:///{tmp_path}/i.db",
-        interaction_api_token="t0ken",
-        collector_sources_file=tmp_path / "sources.json",
-        interaction_assistant_identity_secret="s3cret",
-        interaction_support_hours="always",
-    )
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    warehouse = Warehouse(clickhouse_server.service_client(), database)
-    app = create_app(settings, Store(engine), worker=None, warehouse=warehouse)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://interaction") as http:
+    http, key, _ = website(tmp_path, ("*",), Warehouse(clickhouse_server.service_client(), database))
+    async with http:
         chat = Chat(http, key)
         await chat.start(user_id="ada", user_token=identity_token("s3cret", "ada"))
         mine = (await chat.ask("Where is my order?")).json()["messages"][-1]["text"]
