@@ -5,6 +5,7 @@ visitor while the assistant stays silent, a rating, and each step's catalog even
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -191,7 +192,7 @@ async def test_only_the_shops_identity_token_identifies_a_visitor(shop) -> None:
     assert "sign in" in asked["text"]
 
 
-async def test_a_conversation_is_read_only_with_its_token_and_from_its_sites_origins(shop) -> None:
+async def test_a_conversation_is_read_only_with_its_token_and_from_its_sites_origins(shop, tmp_path) -> None:
     client, key, _ = shop
     chat = Chat(client, key)
     await chat.start()
@@ -204,6 +205,11 @@ async def test_a_conversation_is_read_only_with_its_token_and_from_its_sites_ori
     assert (await client.get(f"/v1/chat/conversations/{chat.id}", headers={"Origin": SHOP})).status_code == 401
     elsewhere = await Chat(client, key).start(origin="https://evil.example")
     assert elsewhere.status_code == 403 and elsewhere.json()["error"]["code"] == "origin_not_allowed"
+    with editing(tmp_path / "sources.json") as registry:
+        _, server_key = registry.add("backend", "server")
+    await asyncio.sleep(1.1)  # the registry file is re-read within a second of a change
+    server = await Chat(client, server_key).start()
+    assert server.status_code == 403 and server.json()["error"]["code"] == "browser_key_required"
     unknown = await Chat(client, "wkb_nope").start()
     assert unknown.status_code == 401 and unknown.json()["error"]["errors"][0]["rule"] == "unknown_key"
     preflight = await client.options(

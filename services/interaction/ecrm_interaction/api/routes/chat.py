@@ -196,6 +196,9 @@ def router(assistant: Assistant) -> APIRouter:
         source = gate().sources.find(key)
         if source is None:
             raise _refused(401, "unauthorized", "writeKey", "unknown_key", "unknown or revoked write key")
+        if source.kind != "browser":  # a server key is a secret: it has no place in a page
+            raise _refused(403, "browser_key_required", "writeKey", "browser_source",
+                           "the chat takes a browser source's key (wkb_…), never a server key")  # fmt: skip
         _check_origin(request, source)
         return source
 
