@@ -8,7 +8,8 @@ similarity with any of these, in any language (the model is multilingual).
 Lexical matching stays for what embeddings blur: a code-like token (``SKU-4411``,
 ``GC2024``) that one article alone contains wins that article outright. Without the model
 (:func:`ecrm_interaction.assistant.embeddings.load_embedder` gave None), BM25 ranks alone and
-its score is mapped to a confidence by :func:`lexical_confidence`.
+its score is mapped to a confidence by :func:`lexical_confidence`. An article's score is the mean
+of its best two passages (:data:`AGREEING`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ CODE_TOKEN = re.compile(r"\b(?=[A-Za-z0-9_-]*[A-Za-z])(?=[A-Za-z0-9_-]*\d)[A-Za-
 """A token with letters and digits (a SKU, a gift-card or discount code), at least 4 long."""
 _WORD = r"(?u)\b\w\w+\b"
 LONG_NUMBER = re.compile(r"#?\b[A-Za-z]{0,4}-?\d{4,}\b")
+AGREEING = 2
+"""An article's (or intent's) score is the mean of its best this many passages: one passage
+close by chance counts less than two that agree (on the knowledge base's own questions, each
+matched without itself, top-1 went from 0.74 with the best passage alone to 0.79)."""
 LEXICAL_SCALE = 6.0
 """The BM25 score at which a lexical match is 63 % confident (1 − 1/e)."""
 
@@ -66,6 +71,7 @@ class KnowledgeIndex:
     def __init__(
         self,
         entries: list[_Entry],
+        texts: list[str],
         vectors: Vectors | None,
         lexical: bm25s.BM25 | None,
         codes: dict[str, set[str]],
@@ -74,6 +80,7 @@ class KnowledgeIndex:
         self._entries, self._vectors, self._lexical = entries, vectors, lexical
         self._codes, self._embedder = codes, embedder
         self._keys = sorted({(e.kind, e.key) for e in entries})
+        self._texts = texts
 
     @property
     def semantic(self) -> bool:
@@ -120,18 +127,23 @@ class KnowledgeIndex:
         if lexical_texts:
             lexical = bm25s.BM25()
             lexical.index(_tokens(lexical_texts), show_progress=False)
-        return cls(entries, vectors, lexical, codes, embedder)
+        return cls(entries, [text for _, text in texts], vectors, lexical, codes, embedder)
 
-    def match(self, question: str, limit: int = 3) -> list[Match]:
-        """The best ``limit`` articles and intents for ``question``, the most confident first."""
+    def match(self, question: str, limit: int = 3, excluded: str | None = None) -> list[Match]:
+        """The best ``limit`` articles and intents for ``question``, the most confident first;
+        ``excluded``: a passage's text left out (to match a knowledge-base question without itself)."""
         if not self._entries or not question.strip():
             return []
         scores = self._scores(question)
-        best: dict[tuple[Kind, str], tuple[float, str]] = {}
+        if excluded is not None:  # calibration: a question is not matched against itself
+            scores = np.where(np.array(self._texts) == excluded, -1.0, scores)
+        found: dict[tuple[Kind, str], list[tuple[float, str]]] = {}
         for entry, score in zip(self._entries, scores, strict=True):
-            key = (entry.kind, entry.key)
-            if key not in best or score > best[key][0]:
-                best[key] = (float(score), entry.language)
+            found.setdefault((entry.kind, entry.key), []).append((float(score), entry.language))
+        best: dict[tuple[Kind, str], tuple[float, str]] = {}
+        for key, passages in found.items():
+            top = sorted(passages, reverse=True)[:AGREEING]
+            best[key] = (sum(score for score, _ in top) / len(top), top[0][1])
         for token in code_tokens(question):
             owners = self._codes.get(token, set())
             if len(owners) == 1:
