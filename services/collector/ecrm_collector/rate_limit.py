@@ -1,27 +1,14 @@
-"""Requests per source, limited by a token bucket (the ``token-bucket`` library).
+"""Requests per source: a token bucket per source's key hash (:mod:`ecrm_schemas.rate_limit`).
 
-Each source's bucket holds up to ``burst`` tokens and refills at ``per_second``; a request
-takes one token. An empty bucket means 429 with ``Retry-After`` (whole seconds until the
-next token). Buckets are per collector process: with N replicas a source may reach N times
+A request takes one token; an empty bucket means 429 with ``Retry-After`` (whole seconds until
+the next token). Buckets are per collector process: with N replicas a source may reach N times
 the rate, which the operator sizes for (see the README).
 """
 
 from __future__ import annotations
 
-import math
-
-import token_bucket
+from ecrm_schemas.rate_limit import TokenBuckets
 
 
-class SourceRateLimiter:
-    def __init__(self, per_second: float, burst: int) -> None:
-        self.per_second = per_second
-        self._storage = token_bucket.MemoryStorage()
-        self._limiter = token_bucket.Limiter(per_second, burst, self._storage)
-
-    def admit(self, key: str) -> int | None:
-        """Take a token for ``key``: ``None`` if admitted, else the seconds to wait before retrying."""
-        if self._limiter.consume(key):
-            return None
-        missing = 1.0 - self._storage.get_token_count(key)
-        return max(1, math.ceil(missing / self.per_second))
+class SourceRateLimiter(TokenBuckets):
+    """``admit(key_hash)``: None, or the seconds a source waits before its next request."""

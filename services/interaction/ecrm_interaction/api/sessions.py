@@ -9,16 +9,15 @@ field; a cross-site page can send the cookie but cannot read the token.
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import token_bucket
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage.tokens import ROLES
+from ecrm_schemas.rate_limit import TokenBuckets
 
 __all__ = ["CSRF_FIELD", "CSRF_HEADER", "ROLES", "SAFE_METHODS", "SESSION_COOKIE", "ConsoleSession", "SessionSigner"]
 
@@ -63,18 +62,12 @@ class SessionSigner:
 
 
 class SignInThrottle:
-    """Sign-in attempts per email address, limited by a token bucket (``token-bucket``): a burst
-    of ``burst`` attempts, then one per ``every_s`` (guessing passwords gets slow). Per process."""
+    """Sign-in attempts per email address, limited by a token bucket: a burst of ``burst``
+    attempts, then one per ``every_s`` (guessing passwords gets slow). Per process."""
 
     def __init__(self, burst: int = 10, every_s: float = 30.0) -> None:
-        self._per_second = 1.0 / every_s
-        self._storage = token_bucket.MemoryStorage()
-        self._limiter = token_bucket.Limiter(self._per_second, burst, self._storage)
+        self._buckets = TokenBuckets(1.0 / every_s, burst)
 
     def admit(self, email: str) -> int | None:
         """Take an attempt for ``email``: None if admitted, else the seconds to wait."""
-        key = email.strip().lower()
-        if self._limiter.consume(key):
-            return None
-        missing = 1.0 - self._storage.get_token_count(key)
-        return max(1, math.ceil(missing / self._per_second))
+        return self._buckets.admit(email.strip().lower())

@@ -52,9 +52,6 @@ class E5Embedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
-MATCHERS = ("e5", "lexical")
-
-
 def load_embedder(matcher: str) -> Embedder | None:
     """The embedder for ``matcher`` (``e5`` or ``lexical``); None when lexical, or when the model
     cannot load here (no wheel for this platform): the caller then matches lexically."""

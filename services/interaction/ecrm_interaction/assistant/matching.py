@@ -79,7 +79,6 @@ class KnowledgeIndex:
     ) -> None:
         self._entries, self._vectors, self._lexical = entries, vectors, lexical
         self._codes, self._embedder = codes, embedder
-        self._keys = sorted({(e.kind, e.key) for e in entries})
         self._texts = texts
 
     @property

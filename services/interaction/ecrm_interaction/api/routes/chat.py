@@ -13,7 +13,6 @@ reads another customer's orders. Messages are plain text (the widget never rende
 # ``router()``, and FastAPI reads a handler's annotations where they are written.
 import hashlib
 import html
-import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
-import token_bucket
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, field_validator
@@ -37,6 +35,7 @@ from ecrm_interaction.settings import InteractionSettings
 from ecrm_interaction.storage import conversations
 from ecrm_interaction.storage.conversations import HandOff, Opening
 from ecrm_interaction.storage.models import Conversation, ConversationMessage
+from ecrm_schemas.rate_limit import TokenBuckets
 from ecrm_schemas.sources import Source, SourceDirectory
 
 SCRIPT_MEDIA_TYPE = "application/javascript; charset=utf-8"
@@ -68,25 +67,16 @@ def _refused(
 
 
 class Limiter:
-    """Token buckets (the ``token-bucket`` library), per key, in this process."""
+    """A rate limit of the chat (:class:`ecrm_schemas.rate_limit.TokenBuckets`) that refuses with 429."""
 
     def __init__(self, per_minute: float, burst: int) -> None:
-        self.per_second = per_minute / 60
-        self._storage = token_bucket.MemoryStorage()
-        self._limiter = token_bucket.Limiter(self.per_second, burst, self._storage)
+        self._buckets = TokenBuckets(per_minute / 60, burst)
 
     def admit(self, key: str, what: str) -> None:
-        if self._limiter.consume(key.encode()):
-            return
-        wait = max(1, math.ceil((1.0 - self._storage.get_token_count(key.encode())) / self.per_second))
-        raise _refused(
-            429,
-            "rate_limited",
-            "$",
-            "rate_limit",
-            f"too many {what}; try again in {wait} s",
-            {"Retry-After": str(wait)},
-        )
+        wait = self._buckets.admit(key)
+        if wait is not None:
+            raise _refused(429, "rate_limited", "$", "rate_limit", f"too many {what}; try again in {wait} s",
+                           {"Retry-After": str(wait)})  # fmt: skip
 
 
 class StartIn(BaseModel):
@@ -136,7 +126,6 @@ class MessageOut(BaseModel):
     agent: str | None = None
     article: ArticleOut | None = None
     offer_person: bool = False
-    links: list[str] = Field(default_factory=list)
     created_at: datetime
 
 
