@@ -53,7 +53,7 @@ def serve() -> None:
         log.warning("suppression_list_not_read_yet")
     writer = BatchWriter(
         store, kafka_producer(settings), settings.aggregator_max_invalid_ratio, segments,
-        settings.aggregator_traits_refresh_s, suppressions,
+        settings.aggregator_traits_refresh_s, suppressions, settings.aggregator_profile_cache_size,
     )  # fmt: skip
     if settings.aggregator_engine == "faust":
         app = build_app(settings, writer)

@@ -31,7 +31,9 @@ from ecrm_aggregator.pipeline import (
     review_traits,
     to_look_up,
 )
+from ecrm_aggregator.profile_cache import ProfileCache
 from ecrm_aggregator.profile_folding import customer_id_of
+from ecrm_aggregator.profile_state import ProfileState
 from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_changes
 from ecrm_schemas.backfill import is_backfill
 from ecrm_schemas.dead_letter import DeadLetter
@@ -60,8 +62,10 @@ class BatchWriter:
         segments: SegmentRegistry | None = None,
         traits_refresh_s: float = 3600.0,
         suppressions: SuppressionList | None = None,
+        profile_cache_size: int = 100_000,
     ) -> None:
         self.store, self.producer, self.max_invalid_ratio = store, producer, max_invalid_ratio
+        self.profiles = ProfileCache(profile_cache_size)
         self.suppressions = suppressions
         self.segments = segments or SegmentRegistry()
         self.traits_refresh_s = traits_refresh_s
@@ -77,6 +81,8 @@ class BatchWriter:
         with self._lock:
             for partition in partitions:
                 self._next_offsets.pop(partition, None)
+            # A batch of theirs may come again: start from what ClickHouse holds.
+            self.profiles.clear()
 
     def stop(self) -> None:
         """Give up retrying: the batch in progress fails (and is not acked) so the worker can stop."""
@@ -111,7 +117,7 @@ class BatchWriter:
         ids = plan.ids_to_look_up()
         links = self._retry(self.store.load_links, ids)
         linked = {link.anonymous_id for link in links.values()} | {link.user_id for link in links.values()}
-        current = self._retry(self.store.load_profiles, sorted(set(ids) | linked))
+        current = self._retry(self.current_profiles, sorted(set(ids) | linked))
         known_users = plan.known_users | {c for c, p in current.items() if p.user_id == c}
         identity = decide(plan.link_requests, links, known_users, now)
 
@@ -134,16 +140,15 @@ class BatchWriter:
 
         by_customer = group_by_customer(fresh.to_fold, identity)
         merged = merges_to_apply(list(by_customer), identity, current)
-        histories = {
-            customer: self._retry(self.store.load_history, [customer, *anonymous])
-            for customer, anonymous in merged.items()
-        }
+        groups = {customer: [customer, *anonymous] for customer, anonymous in merged.items()}
+        histories = self._retry(self.store.load_histories, groups) if groups else {}
         result = fold_batch(by_customer, current, now, histories, merged)
         result.forwards = [
             (identity.resolve(customer_id_of(p)), identity.home_partition(customer_id_of(p), p.partition), p)
             for p in fresh.forward
         ]
         self._retry(self.store.insert_profiles, result.profile_rows, dedup_token=plan.dedup_token, table="profiles")
+        self.profiles.put(result.profiles)
 
         definitions = self.segments.current()
         if definitions and by_customer:
@@ -166,6 +171,18 @@ class BatchWriter:
                 self._next_offsets.pop(partition, None)
         return result
 
+    def current_profiles(self, customer_ids: list[str]) -> dict[str, ProfileState]:
+        """The latest profile of each of ``customer_ids`` that has one: from the cache where
+        its version is the stored one, the rest read from ClickHouse (and cached)."""
+        usable, to_read = self.profiles.split(self.store.profile_versions(customer_ids), customer_ids)
+        metrics.PROFILE_CACHE.labels("hit").inc(len(usable))
+        metrics.PROFILE_CACHE.labels("miss").inc(len(to_read))
+        if to_read:
+            read = self.store.load_profiles(to_read)
+            self.profiles.put(read.values())
+            usable |= read
+        return usable
+
     def tick(self, partitions: list[int], now: datetime | None = None) -> None:
         """The timer: refresh stale computed traits, then re-evaluate every segment, for the
         customers of ``partitions`` (the worker's own, so two workers never do the same)."""
@@ -182,6 +199,7 @@ class BatchWriter:
                 result = review_traits(stale, now)
                 token = f"review-{now.isoformat()}-{reviewed}"
                 self._retry(self.store.insert_profiles, result.profile_rows, dedup_token=token, table="profiles")
+                self.profiles.put(result.profiles)
                 self._retry(self._produce, [], result)
                 reviewed += len(stale)
             metrics.TRAITS_REVIEWED.inc(reviewed)

@@ -6,7 +6,7 @@ as an aware datetime.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,12 +108,24 @@ class ClickHouseStore:
 
     def load_history(self, keys: Sequence[str]) -> list[PositionedEvent]:
         """Every stored event sent with one of ``keys``, oldest first."""
+        return self.load_histories({"": keys})[""]
+
+    def load_histories(self, groups: Mapping[str, Sequence[str]]) -> dict[str, list[PositionedEvent]]:
+        """For each group, every stored event sent with one of its keys, oldest first: one
+        query for all of a batch's merges (a key belongs to one group)."""
+        group_of = {key: group for group, keys in groups.items() for key in keys}
+        histories: dict[str, list[PositionedEvent]] = {group: [] for group in groups}
+        if not group_of:
+            return histories
         result = self.client.query(
             f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self.database}.events FINAL "
             "WHERE customer_id IN {keys:Array(String)} ORDER BY timestamp, source_partition, source_offset",
-            parameters={"keys": list(keys)},
+            parameters={"keys": sorted(group_of)},
         )
-        return [positioned_from_row(row) for row in result.result_rows]
+        key_column = EVENT_COLUMNS.index("customer_id")
+        for row in result.result_rows:
+            histories[group_of[row[key_column]]].append(positioned_from_row(row))
+        return histories
 
     def segment_members(self, query: SegmentQuery, now: datetime) -> dict[str, set[str]]:
         """Run a membership query: customer → the segments they satisfy at ``now``."""
@@ -160,6 +172,18 @@ class ClickHouseStore:
             parameters={"parts": list(partitions), "before": before, "limit": limit},
         )
         return [profile_from_row(row) for row in result.result_rows]
+
+    def profile_versions(self, customer_ids: Sequence[str]) -> dict[str, int]:
+        """The current version of each of ``customer_ids`` that has a profile (two narrow
+        columns, no ``FINAL``: what :class:`~ecrm_aggregator.profile_cache.ProfileCache` checks)."""
+        if not customer_ids:
+            return {}
+        result = self.client.query(
+            f"SELECT customer_id, max(version) FROM {self.database}.profiles "
+            "WHERE customer_id IN {ids:Array(String)} GROUP BY customer_id",
+            parameters={"ids": list(customer_ids)},
+        )
+        return dict(result.result_rows)
 
     def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, ProfileState]:
         """The latest profile of each customer that has one."""

@@ -47,3 +47,8 @@ TRAITS_REVIEWED = Counter(
 CONSUMER_LAG = Gauge(
     "ecrm_aggregator_consumer_lag", "Events not yet processed, per partition of the events topic.", ["partition"]
 )
+PROFILE_CACHE = Counter(
+    "ecrm_aggregator_profile_cache_total",
+    "Profiles a batch needed: taken from the worker's cache (hit, version checked) or read from ClickHouse (miss).",
+    ["result"],
+)

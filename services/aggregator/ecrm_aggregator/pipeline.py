@@ -97,11 +97,16 @@ class NewEvents:
 
 @dataclass(slots=True)
 class FoldResult:
-    profile_rows: list[list[Any]] = field(default_factory=list)
+    profiles: list[ProfileState] = field(default_factory=list)
+    """The new versions to write."""
     changes: list[Change] = field(default_factory=list)
     membership: MembershipUpdate = field(default_factory=MembershipUpdate)
     forwards: list[tuple[str, int, PositionedEvent]] = field(default_factory=list)
     """(user id, partition, event) to produce on the stitched topic."""
+
+    @property
+    def profile_rows(self) -> list[list[Any]]:
+        return [profile_row(profile) for profile in self.profiles]
 
 
 def offset_spans(records: list[SourceRecord]) -> dict[int, tuple[int, int]]:
@@ -296,12 +301,12 @@ def fold_batch(
             result.changes.append(_change(customer_id, before, [], events, now))
             continue
         assert folded is not None
-        result.profile_rows.append(profile_row(folded.profile))
+        result.profiles.append(folded.profile)
         result.changes.append(_change(customer_id, folded.profile, folded.changed, folded.folded, now, before))
         for anonymous_id in merged.get(customer_id, []):
             result_of_merge = mark_merged(current.get(anonymous_id), customer_id)
             if result_of_merge is not None:
-                result.profile_rows.append(profile_row(result_of_merge))
+                result.profiles.append(result_of_merge)
                 previous = current.get(anonymous_id)
                 result.changes.append(_change(anonymous_id, result_of_merge, ["merged_into"], events, now, previous))
     return result
@@ -315,7 +320,7 @@ def review_traits(profiles: list[ProfileState], now: datetime) -> FoldResult:
     for profile in profiles:
         reviewed = profile.copy()
         reviewed.computed, reviewed.version = compute(profile, now), profile.version + 1
-        result.profile_rows.append(profile_row(reviewed))
+        result.profiles.append(reviewed)
         changed = changed_traits(profile.computed, reviewed.computed)
         if changed:
             result.changes.append(_change(profile.customer_id, reviewed, changed, [], now, profile))

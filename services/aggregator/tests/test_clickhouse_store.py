@@ -62,3 +62,25 @@ def test_events_and_profiles_round_trip_exactly_once(client, clickhouse_database
         "WHERE event = 'Order Completed' ORDER BY timestamp LIMIT 1"
     ).result_rows
     assert row == [("o1",)]
+
+
+def test_the_profile_cache_sees_an_erasure_and_a_histories_query_splits_by_group(client, clickhouse_database) -> None:
+    """The worker keeps the profiles it wrote; a profile deleted since (an erasure) is not folded on from."""
+    migrate(client, clickhouse_database)
+    store = ClickHouseStore(client, clickhouse_database)
+    writer = BatchWriter(store, None, 0.5)
+    writer.store_batch(plan_batch(_history()))
+    writer.store_batch(plan_batch([record(event("page", customer="u2", ts="2026-11-21T10:00:00Z"), 8)]))
+    assert writer.current_profiles(["u1", "u2"])["u1"].event_count == 8
+    assert len(writer.profiles) == 2
+
+    for table in ("events", "profiles"):
+        client.command(f"DELETE FROM {clickhouse_database}.{table} WHERE customer_id = 'u1'")
+    assert set(writer.current_profiles(["u1", "u2"])) == {"u2"}
+    assert len(writer.profiles) == 1  # the erased copy is gone from memory too
+    writer.store_batch(plan_batch([record(event("page", ts="2026-11-22T10:00:00Z"), 9)]))
+    assert store.load_profiles(["u1"])["u1"].event_count == 1  # a new profile, not the erased one
+
+    histories = store.load_histories({"u1": ["u1"], "u2": ["u2", "a9"], "none": ["nobody"]})
+    assert {group: len(events) for group, events in histories.items()} == {"u1": 1, "u2": 1, "none": 0}
+    assert histories["u2"][0].event.userId == "u2"

@@ -92,6 +92,10 @@ def test_unmerge_previews_then_recomputes_both_profiles_and_sticks(store) -> Non
 
     writer.store_batch(plan_batch([record(event("identify", customer="u1", anonymousId="a1", messageId="again"), 2)]))
     assert store.load_profiles(["a1"])["a1"].merged_into is None  # the same user does not take it back
+    # The writer folds on from the CLI's profile, not from the copy it kept of its own last write.
+    writer.store_batch(plan_batch([_order(3, 10, ts="2026-11-22T12:00:00Z")]))
+    user = store.load_profiles(["u1"])["u1"]
+    assert (user.page_views, user.orders, user.event_count) == (0, 2, 4)
     with pytest.raises(UnmergeRefused):
         plan_unmerge(store, "a1", actor="ops", reason="twice")
 
