@@ -13,6 +13,7 @@ and a cProfile listing by own time, written to ``bench/results/aggregator-profil
 from __future__ import annotations
 
 import cProfile
+import gc
 import io
 import pstats
 import tempfile
@@ -29,6 +30,7 @@ import typer
 from bench import collector_bench
 from bench.aggregator_bench import DATABASE, infrastructure
 from bench.workload import Workload
+from ecrm_aggregator import batch_writer
 from ecrm_aggregator.batch_writer import BatchWriter
 from ecrm_aggregator.clickhouse_store import ClickHouseStore
 from ecrm_aggregator.decode import SourceRecord
@@ -38,6 +40,9 @@ from ecrm_schemas.kafka_producer import ReliableProducer
 from ecrm_schemas.topics import EVENTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PURE_STEPS = ("plan_batch", "decide", "to_look_up", "new_events", "group_by_customer", "merges_to_apply",
+              "fold_batch", "membership_changes", "review_traits")  # fmt: skip
+"""The pure steps :mod:`ecrm_aggregator.batch_writer` calls, timed where it looks them up."""
 
 
 def source_records(events: int, customers: int, seed: int = 7) -> list[SourceRecord]:
@@ -79,6 +84,7 @@ def main(
     rounds: Annotated[int, typer.Option(help="Times the workload is sent (later rounds find profiles).")] = 1,
     batch_size: Annotated[int, typer.Option(help="Records per batch (0: the aggregator's setting).")] = 0,
     top: Annotated[int, typer.Option(help="Lines of the cProfile listing.")] = 40,
+    plain: Annotated[bool, typer.Option(help="Without cProfile: true seconds per stage, no listing.")] = False,
 ) -> None:
     size = batch_size or AggregatorSettings().aggregator_batch_size
     base = source_records(events, customers)
@@ -93,18 +99,25 @@ def main(
         store = ClickHouseStore(clickhouse.service_client(), DATABASE)
         producer = ReliableProducer({"bootstrap.servers": broker.bootstrap})
         timed = Timed()
-        for name in ("load_links", "load_profiles", "stored_positions", "insert_events", "insert_identity",
+        for name in ("load_links", "profile_versions", "load_profiles", "load_histories", "stored_positions",
+                     "insert_events", "insert_identity",
                      "insert_profiles", "load_history", "segment_members", "stored_membership",
                      "insert_membership"):  # fmt: skip
             timed.wrap(store, name)
         writer = BatchWriter(store, producer, max_invalid_ratio=0.5)
         timed.wrap(writer, "_produce", "produce (encode + acks)")
+        for step in PURE_STEPS:
+            timed.wrap(batch_writer, step, f"pure: {step}")
         profiler = cProfile.Profile()
         started = time.perf_counter()
-        profiler.enable()
+        if not plain:
+            profiler.enable()
+        gc.disable()  # as the consumer runtime runs a batch: collected between batches only
         for batch in batches:
             writer.process(batch)
+            gc.collect(1)
         profiler.disable()
+        gc.enable()
         elapsed = time.perf_counter() - started
     total = sum(len(b) for b in batches)
     io_seconds = sum(timed.seconds.values())
@@ -112,7 +125,8 @@ def main(
         f"# Aggregator profile ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"{total:,} records in {len(batches)} batches of up to {size:,}, {customers:,} customers, {rounds} round(s): "
-        f"{elapsed:.2f} s, **{total / elapsed:,.0f} events/s** (under cProfile, which slows Python down).",
+        f"{elapsed:.2f} s, **{total / elapsed:,.0f} events/s**"
+        + ("." if plain else " (under cProfile, which slows Python down)."),
         "",
         "| stage | seconds | calls | µs per event |",
         "|---|---:|---:|---:|",
@@ -120,12 +134,11 @@ def main(
     for name, seconds in sorted(timed.seconds.items(), key=lambda kv: -kv[1]):
         lines.append(f"| {name} | {seconds:.2f} | {timed.calls[name]} | {seconds / total * 1e6:.1f} |")
     rest = elapsed - io_seconds
-    lines += [f"| everything else (decode, identity, fold, rows, segments) | {rest:.2f} | | {rest / total * 1e6:.1f} |",
-              "", "```"]  # fmt: skip
-    listing = io.StringIO()
-    pstats.Stats(profiler, stream=listing).sort_stats("tottime").print_stats(top)
-    lines += [line for line in listing.getvalue().splitlines() if line.strip()][-top - 2 :]
-    lines.append("```")
+    lines.append(f"| everything else (rows, metrics, the writer's own code) | {rest:.2f} | | {rest / total * 1e6:.1f} |")
+    if not plain:
+        listing = io.StringIO()
+        pstats.Stats(profiler, stream=listing).sort_stats("tottime").print_stats(top)
+        lines += ["", "```", *[line for line in listing.getvalue().splitlines() if line.strip()][-top - 2 :], "```"]
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"aggregator-profile-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.md"
     out.write_text("\n".join(lines) + "\n")
