@@ -134,7 +134,8 @@ def main(
     for name, seconds in sorted(timed.seconds.items(), key=lambda kv: -kv[1]):
         lines.append(f"| {name} | {seconds:.2f} | {timed.calls[name]} | {seconds / total * 1e6:.1f} |")
     rest = elapsed - io_seconds
-    lines.append(f"| everything else (rows, metrics, the writer's own code) | {rest:.2f} | | {rest / total * 1e6:.1f} |")
+    rest_label = "everything else (rows, metrics, the writer's own code)"
+    lines.append(f"| {rest_label} | {rest:.2f} | | {rest / total * 1e6:.1f} |")
     if not plain:
         listing = io.StringIO()
         pstats.Stats(profiler, stream=listing).sort_stats("tottime").print_stats(top)

@@ -183,7 +183,7 @@ class ClickHouseStore:
             "WHERE customer_id IN {ids:Array(String)} GROUP BY customer_id",
             parameters={"ids": list(customer_ids)},
         )
-        return dict(result.result_rows)
+        return {customer_id: version for customer_id, version in result.result_rows}
 
     def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, ProfileState]:
         """The latest profile of each customer that has one."""

@@ -31,7 +31,9 @@ class ProfileCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def split(self, stored_versions: Mapping[str, int], wanted: Iterable[str]) -> tuple[dict[str, ProfileState], list[str]]:
+    def split(
+        self, stored_versions: Mapping[str, int], wanted: Iterable[str]
+    ) -> tuple[dict[str, ProfileState], list[str]]:
         """(profiles usable as they are, ids to read from ClickHouse) for ``wanted``.
 
         ``stored_versions``: each wanted customer's version in ClickHouse; a customer missing

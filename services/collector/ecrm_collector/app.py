@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ecrm_collector import metrics
 from ecrm_collector.gateway import ApiError, Gateway
 from ecrm_collector.openapi import with_request_schemas
+from ecrm_collector.plain_routes import PlainRoutes
 from ecrm_collector.producer import AsyncProducer
 from ecrm_collector.routes import admin, email, imports, operations, segment, surveys, tracker
 from ecrm_collector.settings import CollectorSettings
@@ -75,6 +76,8 @@ def create_app(
         "field in the JSON body (as analytics.js does).",
     )
     gateway = Gateway.build(settings, producer, suppressions.suppressions if suppressions else None)
+    ingest = segment.router(gateway)
+    app.add_middleware(PlainRoutes, routers=[ingest])  # the innermost: see plain_routes
     # Preflights carry no write key, so they are answered for any origin; the real request
     # is then checked against its source's allowed origins.
     app.add_middleware(
@@ -108,7 +111,7 @@ def create_app(
         return ApiError(400, "invalid_request", "the request is invalid", errors).response()
 
     app.add_middleware(CountRequests)
-    app.include_router(segment.router(gateway))
+    app.include_router(ingest)
     app.include_router(imports.router(gateway))
     app.include_router(surveys.router(gateway))
     app.include_router(email.router(gateway))
@@ -130,6 +133,8 @@ class CountRequests:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._counters: dict[tuple[str, int], Any] = {}
+        """(route, status) → its child of the counter: ``labels()`` costs more than the increment."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,8 +151,11 @@ class CountRequests:
         try:
             await self.app(scope, receive, send_counted)
         finally:
-            route = scope.get("route")
-            metrics.REQUESTS.labels(getattr(route, "path", "unmatched"), str(status)).inc()
+            key = (getattr(scope.get("route"), "path", "unmatched"), status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = metrics.REQUESTS.labels(key[0], str(status))
+            counter.inc()
 
 
 __all__ = ["ApiError", "create_app"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from ecrm_collector.gateway import ApiError, Gateway, error_responses
 from ecrm_collector.openapi import event_body_name, json_body
+from ecrm_collector.plain_routes import plain
 from ecrm_schemas.events import EVENT_TYPES
 from ecrm_schemas.validation import FieldError
 
@@ -53,6 +54,7 @@ def router(gateway: Gateway) -> APIRouter:
     limits = gateway.settings
 
     def single_route(event_type: str) -> Any:
+        @plain
         async def ingest_one(request: Request) -> Response:
             source, raw, size = await gateway.authenticated_json(request, limits.collector_max_event_bytes)
             plan = gateway.plan([raw], source, event_type=event_type, request_bytes=size)
@@ -83,6 +85,7 @@ def router(gateway: Gateway) -> APIRouter:
         )
         routes.add_api_route(f"/v1/{event_type[0]}", handler, methods=["POST"], include_in_schema=False)
 
+    @plain
     async def ingest_batch(request: Request) -> Response:
         """Accept many events at once. Valid events are stored; invalid ones are listed by index
         and go to the dead-letter topic with their reason. The batch's `context`, `integrations`
