@@ -6,7 +6,7 @@ Stages, in order (each starts its own fresh broker, ClickHouse and services):
    FastAPI handler (batches and single events), the collector's batch and single-event
    routes (:mod:`bench.collector_bench`); the collector's validation alone, in-process;
 2. **aggregator**: a bare consume loop, a bare ClickHouse insert loop, the plain
-   consume → batch → insert loop, the aggregator (one process; two with ``--full``) and its
+   consume → batch → insert loop, the aggregator (one and two processes) and its
    faust-streaming engine, all on the records the collector produced for the workload
    (:mod:`bench.aggregator_bench`, :mod:`bench.ceilings`);
 3. **interaction**: the interaction service's consumer (one and two processes on PostgreSQL,
@@ -115,7 +115,7 @@ class Plan:
             customers=customers, zipf_s=0.8, seed=seed, repeat=repeat or (3 if full else 1),
             collector_seconds=10 if full else 5, collector_warmup=2 if full else 1,
             aggregator_events=200_000 if full else 50_000,
-            aggregator_runs=("raw", "kafka-1", "kafka-2", "faust-1") if full else ("raw", "kafka-1", "faust-1"),
+            aggregator_runs=("raw", "kafka-1", "kafka-2", "faust-1"),
             interaction_changes=60_000 if full else 20_000,
             steps=steps, soak_seconds=soak if soak is not None else (900.0 if full else 0.0), soak_rate=soak_rate,
             profile_seconds=10.0, stages=stages, database=database, console_size=FULL if full else QUICK,

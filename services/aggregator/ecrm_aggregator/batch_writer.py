@@ -35,6 +35,7 @@ from ecrm_aggregator.profile_cache import ProfileCache
 from ecrm_aggregator.profile_folding import customer_id_of
 from ecrm_aggregator.profile_state import ProfileState
 from ecrm_aggregator.segmentation import SegmentRegistry, Trigger, membership_changes
+from ecrm_aggregator.settings import AggregatorSettings
 from ecrm_schemas.backfill import is_backfill
 from ecrm_schemas.dead_letter import DeadLetter
 from ecrm_schemas.events import encode_event
@@ -45,6 +46,7 @@ from ecrm_schemas.topics import EVENTS, EVENTS_STITCHED, PROFILE_CHANGES, SEGMEN
 
 log = structlog.get_logger()
 T = TypeVar("T")
+PROFILE_CACHE_SIZE: int = AggregatorSettings.model_fields["aggregator_profile_cache_size"].default
 
 
 class TooManyInvalid(RuntimeError):
@@ -62,7 +64,7 @@ class BatchWriter:
         segments: SegmentRegistry | None = None,
         traits_refresh_s: float = 3600.0,
         suppressions: SuppressionList | None = None,
-        profile_cache_size: int = 100_000,
+        profile_cache_size: int = PROFILE_CACHE_SIZE,
     ) -> None:
         self.store, self.producer, self.max_invalid_ratio = store, producer, max_invalid_ratio
         self.profiles = ProfileCache(profile_cache_size)

@@ -29,7 +29,7 @@ class AggregatorSettings(ServiceSettings, KafkaSettings):
     aggregator_batch_size: int = Field(default=20_000, gt=0)
     aggregator_batch_wait_s: float = Field(default=0.5, gt=0)
     """A batch is written when it is full or when this much time has passed since its first event."""
-    aggregator_profile_cache_size: int = Field(default=50_000, ge=0)
+    aggregator_profile_cache_size: int = Field(default=20_000, ge=0)
     """How many profiles a worker keeps in memory between batches (the least recently used
     go first; each is checked against its stored version before use; 0 turns it off)."""
     aggregator_timer_interval_s: float = Field(default=60.0, gt=0)
