@@ -2,14 +2,17 @@
 
 ``produce_all`` returns a future that resolves when the broker has acknowledged every
 record (acks=all) or fails with the delivery error. A background thread serves librdkafka's
-delivery callbacks.
+delivery callbacks; the requests a ``poll()`` settled are handed to the event loop in one
+wake-up (one broker answer acknowledges many requests' records at once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +42,8 @@ class AsyncProducer:
             "error_cb": self._on_error,
         }
         self._fatal = threading.Event()
+        self._settled: deque[_Settled] = deque()
+        """Requests the delivery callbacks settled, not yet handed to their event loop."""
         self._producer = Producer(self._config)
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery", daemon=True)
@@ -58,6 +63,17 @@ class AsyncProducer:
     def _poll_forever(self) -> None:
         while not self._stopping.is_set():
             self._producer.poll(0.1)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Wake each event loop once for the requests settled since the last call."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
+        while self._settled:
+            settled = self._settled.popleft()
+            by_loop.setdefault(settled[0], []).append(settled)
+        for loop, batch in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(_settle_all, batch)
 
     def produce_all(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> asyncio.Future[None]:
         """Queue ``(topic, key, value)`` records; the future resolves once the broker acknowledged
@@ -71,7 +87,7 @@ class AsyncProducer:
         if not records:
             future.set_result(None)
             return future
-        acknowledgment = _Acknowledgment(loop, future, len(records), self._fatal)
+        acknowledgment = _Acknowledgment(loop, future, len(records), self._fatal, self._settled)
         self._rebuild_if_fatal()
         produce = self._producer.produce
         try:
@@ -98,18 +114,28 @@ class AsyncProducer:
         """Stop the delivery thread, flush what is in flight; returns records left undelivered."""
         self._stopping.set()
         self._poller.join(timeout=2)
-        return self._producer.flush(timeout_s)  # serves the remaining delivery callbacks here
+        left = self._producer.flush(timeout_s)  # serves the remaining delivery callbacks here
+        self._hand_over()
+        return left
+
+
+_Settled = tuple[asyncio.AbstractEventLoop, asyncio.Future[None], "DeliveryFailed | None"]
 
 
 class _Acknowledgment:
     """The delivery callback of one request's records (called on the delivery thread, one at a time)."""
 
-    __slots__ = ("fatal", "future", "loop", "pending", "settled")
+    __slots__ = ("fatal", "future", "loop", "pending", "settled", "sink")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], pending: int, fatal: threading.Event
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[None],
+        pending: int,
+        fatal: threading.Event,
+        sink: deque[_Settled],
     ) -> None:
-        self.loop, self.future, self.pending, self.fatal = loop, future, pending, fatal
+        self.loop, self.future, self.pending, self.fatal, self.sink = loop, future, pending, fatal, sink
         self.settled = False
 
     def __call__(self, err: KafkaError | None, _msg: Message) -> None:
@@ -119,18 +145,19 @@ class _Acknowledgment:
             return
         if err is not None:
             self.settled = True
-            self.loop.call_soon_threadsafe(_settle, self.future, DeliveryFailed(err.str()))
+            self.sink.append((self.loop, self.future, DeliveryFailed(err.str())))
             return
         self.pending -= 1
         if self.pending == 0:
             self.settled = True
-            self.loop.call_soon_threadsafe(_settle, self.future, None)
+            self.sink.append((self.loop, self.future, None))
 
 
-def _settle(future: asyncio.Future[None], error: DeliveryFailed | None) -> None:
-    if future.done():
-        return  # the request gave up (timeout) and cancelled it
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _settle_all(batch: list[_Settled]) -> None:
+    for _loop, future, error in batch:
+        if future.done():
+            continue  # the request gave up (timeout) and cancelled it
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
