@@ -53,9 +53,12 @@ def api_app(tmp_path_factory, kafka_broker, clickhouse_server):
     privacy = PrivacyRequests(client, database, store, producer, SuppressionList(), settle_s=0.0)
     dispatcher = Dispatcher(settings_, store, producer)  # its producer publishes segment definitions
     shop = Recommendations(client, database)
-    yield create_app(settings_, store, worker=None, dispatcher=dispatcher, recommender=shop.for_customer,
+    app = create_app(settings_, store, worker=None, dispatcher=dispatcher, recommender=shop.for_customer,
                      recent_events=shop.recent_events, privacy=privacy,
                      warehouse=Warehouse(clickhouse_server.service_client(), database))  # fmt: skip
+    # Built before fuzzing, as a deployment waits for /readyz: until then it answers 503 by design.
+    app.state.assistant.prepare(store)
+    yield app
     engine.dispose()
 
 
