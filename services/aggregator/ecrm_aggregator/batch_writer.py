@@ -176,6 +176,8 @@ class BatchWriter:
     def current_profiles(self, customer_ids: list[str]) -> dict[str, ProfileState]:
         """The latest profile of each of ``customer_ids`` that has one: from the cache where
         its version is the stored one, the rest read from ClickHouse (and cached)."""
+        if not self.profiles.capacity:  # no cache: nothing to check the versions against
+            return self.store.load_profiles(customer_ids)
         usable, to_read = self.profiles.split(self.store.profile_versions(customer_ids), customer_ids)
         metrics.PROFILE_CACHE.labels("hit").inc(len(usable))
         metrics.PROFILE_CACHE.labels("miss").inc(len(to_read))
