@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 from scenarios.users import AnalyticsJs, AnalyticsPython, DataTeam, Shop, eventually
 
@@ -22,6 +23,13 @@ def _counts(data_team: DataTeam, customer_id: str) -> tuple[int, int] | None:
     return None if profile is None else (profile["page_views"], profile["orders"])
 
 
+def _quiet(data_team: DataTeam, customer_id: str, seconds: float = 3.0) -> bool:
+    """Whether the customer's profile stayed the same for ``seconds``."""
+    before = data_team.profile(customer_id)
+    time.sleep(seconds)
+    return data_team.profile(customer_id) == before
+
+
 def test_an_order_after_an_unmerge_is_counted_on_the_recomputed_profile(stack, shop: Shop, data_team) -> None:
     browser = AnalyticsJs(shop)
     for n in range(3):
@@ -31,6 +39,9 @@ def test_an_order_after_an_unmerge_is_counted_on_the_recomputed_profile(stack, s
     back_end.track(USER, "Order Completed", {"order_id": "una-1", "total": 40, "currency": "EUR"})
     assert back_end.flush().status_code == 200
     assert eventually(lambda: _counts(data_team, USER) == (3, 1), timeout_s=60), _counts(data_team, USER)
+    # The operator unmerges once the order's follow-ups (loyalty points) are folded: the CLI does not
+    # coordinate with a batch in flight, whose profile written after the CLI's would win (a known gap).
+    assert eventually(lambda: _quiet(data_team, USER), timeout_s=60)
 
     unmerged = subprocess.run(
         ["ecrm", "identity", "unmerge", browser.anonymous_id, "--reason", "shared computer", "--apply"],
